@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export DAGSTER_HOME := $(CURDIR)/data/dagster_home
+
+.PHONY: setup demo test lint dev bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/segments demo
+
+lint: setup
+	$(BIN)/ruff check pipelines tests bench
+
+test: lint
+	$(BIN)/pytest -n 2 --dist loadfile
+
+dev: setup
+	@mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m pipelines.definitions
+
+bench: setup
+	$(BIN)/python bench/run.py --size $(or $(SIZE),1M)
+
+clean:
+	rm -rf data/work data/published data/lake data/archive data/rejected data/warehouse.duckdb

@@ -1,0 +1,47 @@
+"""The run clock: parsing and formatting `as_of` values.
+
+Every relative window is computed from a run's `as_of`; this module is the
+only place that reads the wall clock (`utc_now`), and only callers that start
+a run (CLI, schedules, sensor) use it to pick a default `as_of`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from .errors import UserError
+
+
+def utc_now() -> datetime:
+    """Now, as a naive UTC datetime truncated to the second."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def to_naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def parse_as_of(text: str | datetime | date | None, *, what: str = "--as-of") -> datetime | None:
+    """Parse an ISO 8601 timestamp or date; offsets convert to UTC, naive means UTC."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, datetime):
+        return to_naive_utc(text)
+    if isinstance(text, date):
+        return datetime(text.year, text.month, text.day)
+    raw = text.strip()
+    candidate = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
+    try:
+        parsed = datetime.fromisoformat(candidate)
+    except ValueError:
+        raise UserError(
+            f"{what}: cannot read '{raw}' as a timestamp; use ISO 8601 like 2026-11-27T02:00:00Z or 2026-11-27"
+        ) from None
+    return to_naive_utc(parsed)
+
+
+def format_ts(value: datetime) -> str:
+    """ISO 8601 with a Z, the way timestamps appear in messages and manifests."""
+    return to_naive_utc(value).isoformat(timespec="seconds") + "Z"

@@ -1,0 +1,175 @@
+"""The asset graph: landing files -> lake -> membership -> history -> recipients -> warehouse.
+
+All segments are ONE asset (`segment_membership`), not one asset per
+segment: a team with hundreds of segments would otherwise get hundreds of
+nodes in the UI, and the engine evaluates them in one pass anyway. Per-segment
+sizes and changes appear as a markdown table in the asset's metadata.
+
+Each asset is a thin wrapper over a step in `pipelines.refresh`; steps pass
+data through the run's workspace, and only `analyst_warehouse` publishes.
+"""
+
+
+from datetime import timedelta
+
+import dagster as dg
+import pyarrow.compute as pc
+
+from .. import refresh
+from ..clock import utc_now
+from ..errors import UserError
+from .resources import SegmentsResource
+
+
+class RefreshConfig(dg.Config):
+    """Run parameters. Schedules set `as_of` to their tick; the CLI to `--as-of` or now."""
+
+    as_of: str | None = None
+    force: bool = False
+    full: bool = False
+    engine: str | None = None
+
+
+landing_files = dg.AssetSpec(
+    "landing_files",
+    group_name="landing",
+    description="Subscriber snapshots and event exports dropped into DATA/landing/ (watched by a sensor).",
+    kinds={"csv", "json", "parquet"},
+)
+
+
+def _fail(error: UserError) -> dg.Failure:
+    # A one-line description, no stack trace: the CLI prints it as-is.
+    return dg.Failure(description=str(error), allow_retries=False)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("lake_subscribers", deps=[landing_files], group_name="lake", kinds={"parquet"},
+                     description="Typed subscriber snapshots; bad rows quarantined."),
+        dg.AssetSpec("lake_events", deps=[landing_files], group_name="lake", kinds={"parquet"},
+                     description="De-duplicated event exports."),
+    ],
+    name="ingest",
+)
+def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: SegmentsResource):
+    """Ingest new landing files and choose this run's snapshot (the hold rule applies here)."""
+    started = utc_now()
+    params = refresh.parse_params(
+        context.run_id, config.as_of, started,
+        engine=config.engine or segments.engine, force=config.force, full=config.full,
+    )
+    try:
+        ctx = refresh.step_prepare(segments.paths(), params)
+    except UserError as error:
+        raise _fail(error) from None
+    for warning in ctx.warnings:
+        context.log.warning(warning)
+    yield dg.MaterializeResult(
+        asset_key="lake_subscribers",
+        metadata={
+            "snapshot": ctx.snapshot_name,
+            "dagster/row_count": ctx.snapshot_rows,
+            "as_of": ctx.params.as_of.isoformat(),
+            "files_ingested": len(ctx.ingested),
+            "quarantined_rows": ctx.quarantined_rows,
+        },
+    )
+    yield dg.MaterializeResult(asset_key="lake_events", metadata={"files_ingested": len(ctx.ingested)})
+
+
+@dg.asset(deps=["lake_subscribers", "lake_events"], group_name="segments", kinds={"duckdb", "polars"})
+def segment_membership(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
+    """Every segment evaluated on the run's snapshot and as_of, in one pass per dependency wave."""
+    try:
+        ctx, counts = refresh.step_evaluate(segments.paths(), context.run_id)
+    except UserError as error:
+        raise _fail(error) from None
+    if ctx.unchanged:
+        return dg.MaterializeResult(metadata={"unchanged_since_run": ctx.unchanged_run_id})
+    table = "| segment | members |\n|---|---:|\n" + "\n".join(f"| {k} | {v:,} |" for k, v in sorted(counts.items()))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": sum(counts.values()),
+            "segments": dg.MetadataValue.md(table),
+            "engine": ctx.params.engine,
+            "as_of": ctx.params.as_of.isoformat(),
+        }
+    )
+
+
+@dg.asset(deps=[segment_membership], group_name="segments")
+def segment_history(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
+    """Stays (valid_from/valid_to), entered/exited changes and sizes for this run."""
+    try:
+        ctx, history = refresh.step_history(segments.paths(), context.run_id)
+    except UserError as error:
+        raise _fail(error) from None
+    if history is None:
+        return dg.MaterializeResult(metadata={"unchanged_since_run": ctx.unchanged_run_id})
+    sizes = history.sizes
+    rows = [
+        f"| {s} | {m:,} | +{e:,} | -{x:,} |"
+        for s, m, e, x in zip(
+            sizes.column("segment").to_pylist(), sizes.column("members").to_pylist(),
+            sizes.column("entered").to_pylist(), sizes.column("exited").to_pylist(), strict=True,
+        )
+    ]
+    table = "| segment | members | entered | exited |\n|---|---:|---:|---:|\n" + "\n".join(rows)
+    return dg.MaterializeResult(
+        metadata={
+            "changes": dg.MetadataValue.md(table),
+            "dagster/row_count": history.changes.num_rows,
+        }
+    )
+
+
+@dg.asset(deps=[segment_membership], group_name="publish")
+def audience_recipients(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
+    """Recipients per audience: any include, minus any exclude, minus every non-active subscriber."""
+    try:
+        ctx, recipients = refresh.step_recipients(segments.paths(), context.run_id)
+    except UserError as error:
+        raise _fail(error) from None
+    if recipients is None:
+        return dg.MaterializeResult(metadata={"unchanged_since_run": ctx.unchanged_run_id})
+    counts = recipients.group_by("audience").aggregate([("subscriber_id", "count")])
+    table = "| audience | recipients |\n|---|---:|\n" + "\n".join(
+        f"| {a} | {n:,} |"
+        for a, n in sorted(zip(counts.column("audience").to_pylist(),
+                               counts.column("subscriber_id_count").to_pylist(), strict=True))
+    )
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": recipients.num_rows, "audiences": dg.MetadataValue.md(table)}
+    )
+
+
+@dg.asset(
+    deps=[segment_history, audience_recipients],
+    group_name="publish",
+    kinds={"duckdb"},
+    pool="warehouse_publish",
+    # Freshness of the published tables: warn after 2 hours without a
+    # publish (hourly runs), fail after 26 (the nightly run was missed).
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)),
+)
+def analyst_warehouse(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
+    """Atomically publishes the new version: warehouse.duckdb and the audience files."""
+    paths = segments.paths()
+    try:
+        ctx, result = refresh.step_publish(paths, context.run_id, keep_versions=segments.keep_versions)
+    except UserError as error:
+        raise _fail(error) from None
+    metadata = {
+        "warehouse": dg.MetadataValue.path(str(paths.warehouse)),
+        "run_id": context.run_id,
+        "as_of": ctx.params.as_of.isoformat(),
+    }
+    if result is None:
+        metadata["unchanged_since_run"] = ctx.unchanged_run_id
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def count_nonunique(table, columns: list[str]) -> int:
+    grouped = table.group_by(columns).aggregate([([], "count_all")])
+    return int(pc.sum(pc.greater(grouped.column("count_all"), 1)).as_py() or 0)

@@ -1,0 +1,76 @@
+"""Asset checks. The blocking ones stop a bad state from being published."""
+
+
+import dagster as dg
+import duckdb
+
+from .. import refresh
+from .assets import audience_recipients, count_nonunique, segment_membership
+from .resources import SegmentsResource
+
+
+def _workspace(context, segments: SegmentsResource) -> tuple[refresh.RunContext, refresh.RunWorkspace]:
+    ws = refresh.RunWorkspace(segments.paths(), context.run_id)
+    return ws.load_context(), ws
+
+
+@dg.asset_check(asset="lake_subscribers", description="Share of quarantined rows in this run's new files.")
+def quarantine_rate(context: dg.AssetCheckExecutionContext, segments: SegmentsResource) -> dg.AssetCheckResult:
+    ctx, _ = _workspace(context, segments)
+    loaded = ctx.snapshot_rows + ctx.quarantined_rows
+    rate = ctx.quarantined_rows / loaded if loaded else 0.0
+    return dg.AssetCheckResult(
+        passed=rate <= segments.max_quarantine_rate,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantined_rows": ctx.quarantined_rows, "rate": rate, "threshold": segments.max_quarantine_rate},
+    )
+
+
+@dg.asset_check(asset=segment_membership, blocking=True,
+                description="Each (segment, subscriber_id) pair appears once.")
+def unique_members(context: dg.AssetCheckExecutionContext, segments: SegmentsResource) -> dg.AssetCheckResult:
+    ctx, ws = _workspace(context, segments)
+    if ctx.unchanged:
+        return dg.AssetCheckResult(passed=True, metadata={"unchanged": True})
+    duplicates = count_nonunique(ws.load_table("membership"), ["segment", "subscriber_id"])
+    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_pairs": duplicates})
+
+
+@dg.asset_check(asset=segment_membership, blocking=True,
+                description="No segment lost more than the configured share of its members since the last publish.")
+def no_sudden_shrink(context: dg.AssetCheckExecutionContext, segments: SegmentsResource) -> dg.AssetCheckResult:
+    ctx, ws = _workspace(context, segments)
+    severity = dg.AssetCheckSeverity.ERROR if segments.block_on_shrink else dg.AssetCheckSeverity.WARN
+    paths = segments.paths()
+    if ctx.unchanged or not paths.warehouse.exists():
+        return dg.AssetCheckResult(passed=True, severity=severity)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        before = dict(con.execute("SELECT segment, members FROM segments").fetchall())
+    now = refresh.segment_counts(ws.load_table("membership"))
+    shrunk = {
+        key: (old, now.get(key, 0))
+        for key, old in before.items()
+        if old > 0 and key in now and now[key] < old * (1 - segments.max_segment_shrink)
+    }
+    listing = ", ".join(f"{k}: {a:,} -> {b:,}" for k, (a, b) in sorted(shrunk.items()))
+    return dg.AssetCheckResult(
+        passed=not shrunk,
+        severity=severity,
+        description=f"segments that shrank: {listing}" if shrunk else None,
+        metadata={"shrunk_segments": len(shrunk), "threshold": segments.max_segment_shrink},
+    )
+
+
+@dg.asset_check(asset=audience_recipients, blocking=True,
+                description="No unsubscribed, bounced or complained subscriber is a recipient.")
+def suppression(context: dg.AssetCheckExecutionContext, segments: SegmentsResource) -> dg.AssetCheckResult:
+    from ..publish.audiences import suppression_violations
+
+    ctx, ws = _workspace(context, segments)
+    if ctx.unchanged:
+        return dg.AssetCheckResult(passed=True, metadata={"unchanged": True})
+    violations = suppression_violations(ws.load_table("recipients"), ws.load_table("subscribers"))
+    return dg.AssetCheckResult(passed=violations == 0, metadata={"suppressed_recipients": violations})
+
+
+ALL_CHECKS = [quarantine_rate, unique_members, no_sudden_shrink, suppression]

@@ -1,0 +1,320 @@
+"""One refresh run, as a sequence of library steps.
+
+The Dagster assets in `pipelines/defs/` are thin wrappers over these steps;
+`run_steps` chains them without Dagster for the benchmark. Steps hand data to
+each other through a run workspace (`DATA/work/<run_id>/`), so each step is
+a separate, restartable unit in Dagster and nothing is published until the
+last step swaps the new version in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .clock import format_ts, parse_as_of
+from .errors import UserError
+from .segments.model import Project
+from .settings import Paths
+
+# A snapshot that loses more than this share of the previous one is held back.
+HOLD_DROP_SHARE = 0.5
+
+
+@dataclass
+class RunParams:
+    run_id: str
+    as_of: datetime
+    started_at: datetime
+    engine: str = "duckdb"
+    force: bool = False
+    full: bool = False
+
+
+@dataclass
+class RunContext:
+    """What the first step decided, read by every later step of the same run."""
+
+    params: RunParams
+    snapshot_file: str = ""
+    snapshot_name: str = ""
+    snapshot_at: str = ""
+    snapshot_rows: int = 0
+    fingerprint: str = ""
+    parent_version: str | None = None
+    unchanged_run_id: str | None = None  # set when the same inputs were already published
+    ingested: list[str] = field(default_factory=list)
+    quarantined_rows: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def unchanged(self) -> bool:
+        return self.unchanged_run_id is not None
+
+
+class RunWorkspace:
+    """Scratch space of one run: `DATA/work/<run_id>/`. Removed after publishing."""
+
+    def __init__(self, paths: Paths, run_id: str):
+        self.dir = Path(paths.data) / "work" / run_id
+
+    def save_table(self, name: str, table: pa.Table) -> Path:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        target = self.dir / f"{name}.parquet"
+        pq.write_table(table, target, compression="zstd")
+        return target
+
+    def load_table(self, name: str) -> pa.Table:
+        target = self.dir / f"{name}.parquet"
+        if not target.exists():
+            raise UserError(
+                f"run workspace {self.dir} has no '{name}': materialize the whole refresh job, not one asset"
+            )
+        return pq.read_table(target)
+
+    def save_context(self, ctx: RunContext) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        payload = asdict(ctx)
+        payload["params"]["as_of"] = ctx.params.as_of.isoformat()
+        payload["params"]["started_at"] = ctx.params.started_at.isoformat()
+        (self.dir / "context.json").write_text(json.dumps(payload, indent=2))
+
+    def load_context(self) -> RunContext:
+        target = self.dir / "context.json"
+        if not target.exists():
+            raise UserError(f"run workspace {self.dir} is missing: materialize the whole refresh job")
+        payload = json.loads(target.read_text())
+        params = payload.pop("params")
+        params["as_of"] = datetime.fromisoformat(params["as_of"])
+        params["started_at"] = datetime.fromisoformat(params["started_at"])
+        return RunContext(params=RunParams(**params), **payload)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def load_valid_project(paths: Paths) -> Project:
+    """The definitions, or a UserError when any file has a problem (nothing runs on a broken set)."""
+    from .segments.loader import load_project
+
+    project, problems = load_project(paths.defs)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more; run `segments validate`)" if len(problems) > 1 else ""
+        raise UserError(f"{first}{more}")
+    return project
+
+
+def _definitions_fingerprint(project: Project) -> str:
+    parts = [f"s:{k}:{s.definition_sha256()}" for k, s in sorted(project.segments.items())]
+    parts += [f"a:{k}:{a.definition_sha256()}" for k, a in sorted(project.audiences.items())]
+    parts.append(f"fields:{sorted(project.catalog.subscriber.items())}:{sorted(project.catalog.event.items())}")
+    return "\n".join(parts)
+
+
+def _events_fingerprint(paths: Paths) -> str:
+    # Event parts are named after their source file's content hash, so the
+    # sorted list of part names identifies the event set.
+    root = Path(paths.lake) / "events"
+    return "\n".join(sorted(p.name for p in root.rglob("*.parquet"))) if root.exists() else ""
+
+
+def prepare_run(paths: Paths, params: RunParams) -> RunContext:
+    """Ingest new landing files, pick the snapshot, apply the hold rule.
+
+    Raises UserError (and publishes nothing) when definitions are invalid, a
+    landing file was rejected in this run, no snapshot exists at or before
+    `as_of`, or the snapshot is held back.
+    """
+    from .lake.ingest import ingest_landing
+    from .lake.snapshots import snapshot_at_or_before
+    from .publish.state import current_state
+
+    project = load_valid_project(paths)
+    report = ingest_landing(paths, project.catalog)
+    if report.rejected:
+        first = report.rejected[0]
+        more = f" (and {len(report.rejected) - 1} more)" if len(report.rejected) > 1 else ""
+        raise UserError(
+            f"rejected landing file {first.file}: {first.reason}{more}; it was kept in {paths.rejected} "
+            "and nothing was published"
+        )
+    snapshot = snapshot_at_or_before(paths, params.as_of)
+    if snapshot is None:
+        raise UserError(
+            f"no subscriber snapshot at or before as_of {format_ts(params.as_of)} in {paths.landing_subscribers}"
+        )
+    previous = current_state(paths)
+    if previous is not None and params.as_of < previous.as_of:
+        raise UserError(
+            f"as_of {format_ts(params.as_of)} is before the last published run ({format_ts(previous.as_of)}, "
+            f"run {previous.run_id}); history only moves forward"
+        )
+    if (
+        previous is not None
+        and not params.force
+        and previous.snapshot_rows > 0
+        and snapshot.rows < previous.snapshot_rows * (1 - HOLD_DROP_SHARE)
+        and snapshot.source != previous.snapshot
+    ):
+        drop = 1 - snapshot.rows / previous.snapshot_rows
+        raise UserError(
+            f"snapshot {snapshot.source} has {snapshot.rows:,} subscribers, {drop:.0%} fewer than the published "
+            f"{previous.snapshot} ({previous.snapshot_rows:,}); held back — check the export, or publish it "
+            "anyway with `segments run --force`"
+        )
+    fingerprint = hashlib.sha256(
+        "\n".join([snapshot.sha256, _events_fingerprint(paths), _definitions_fingerprint(project)]).encode()
+    ).hexdigest()
+    ctx = RunContext(
+        params=params,
+        snapshot_file=str(snapshot.file),
+        snapshot_name=snapshot.source,
+        snapshot_at=snapshot.snapshot_at.isoformat(),
+        snapshot_rows=snapshot.rows,
+        fingerprint=fingerprint,
+        parent_version=previous.version if previous else None,
+        ingested=list(report.ingested),
+        quarantined_rows=report.quarantined_rows,
+        warnings=list(report.warnings),
+    )
+    if previous is not None and previous.as_of == params.as_of and previous.fingerprint == fingerprint:
+        ctx.unchanged_run_id = previous.run_id
+    return ctx
+
+
+def parse_params(run_id: str, as_of: str | datetime | None, started_at: datetime, **options) -> RunParams:
+    resolved = parse_as_of(as_of) if as_of is not None else None
+    return RunParams(run_id=run_id, as_of=resolved or started_at, started_at=started_at, **options)
+
+
+def evaluate_run(paths: Paths, ctx: RunContext) -> tuple[pa.Table, pa.Table, dict[str, str]]:
+    """Evaluate every segment on the run's snapshot: (subscribers, membership, compiled SQL)."""
+    from .engine import compiled_sql_by_segment, evaluate
+    from .lake.snapshots import read_events, snapshot_at_or_before
+
+    project = load_valid_project(paths)
+    snapshot = snapshot_at_or_before(paths, ctx.params.as_of)
+    if snapshot is None or str(snapshot.file) != ctx.snapshot_file:
+        raise UserError("the lake changed during the run; start the run again")
+    from .lake.snapshots import read_snapshot
+
+    subscribers = read_snapshot(snapshot, project.catalog)
+    events = read_events(paths, project.catalog, ctx.params.as_of)
+    membership = evaluate(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine)
+    return subscribers, membership, compiled_sql_by_segment(project, ctx.params.as_of)
+
+
+def segment_counts(membership: pa.Table) -> dict[str, int]:
+    grouped = membership.group_by("segment").aggregate([("subscriber_id", "count")])
+    return dict(zip(grouped.column("segment").to_pylist(), grouped.column("subscriber_id_count").to_pylist(),
+                    strict=True))
+
+
+def remove_stale_workspaces(paths: Paths, keep: str) -> None:
+    root = Path(paths.data) / "work"
+    if root.exists():
+        for child in root.iterdir():
+            if child.name != keep:
+                shutil.rmtree(child, ignore_errors=True)
+
+
+# --- Steps over the run workspace: each reads what the previous one saved. ---
+
+def step_prepare(paths: Paths, params: RunParams) -> RunContext:
+    remove_stale_workspaces(paths, keep=params.run_id)
+    ctx = prepare_run(paths, params)
+    RunWorkspace(paths, params.run_id).save_context(ctx)
+    return ctx
+
+
+def step_evaluate(paths: Paths, run_id: str) -> tuple[RunContext, dict[str, int]]:
+    ws = RunWorkspace(paths, run_id)
+    ctx = ws.load_context()
+    if ctx.unchanged:
+        return ctx, {}
+    subscribers, membership, compiled = evaluate_run(paths, ctx)
+    ws.save_table("subscribers", subscribers)
+    ws.save_table("membership", membership)
+    (ws.dir / "compiled_sql.json").write_text(json.dumps(compiled, indent=1))
+    return ctx, segment_counts(membership)
+
+
+def step_history(paths: Paths, run_id: str):
+    """Stays, changes and sizes against the published state this run started from."""
+    from .publish.history import compute_history
+    from .publish.state import current_state
+
+    ws = RunWorkspace(paths, run_id)
+    ctx = ws.load_context()
+    if ctx.unchanged:
+        return ctx, None
+    previous = current_state(paths)
+    if (previous.version if previous else None) != ctx.parent_version:
+        raise UserError("another run published while this one was running; start this run again")
+    history = compute_history(previous, ws.load_table("membership"), run_id, ctx.params.as_of)
+    ws.save_table("history", history.history)
+    ws.save_table("changes", history.changes)
+    ws.save_table("sizes", history.sizes)
+    return ctx, history
+
+
+def step_recipients(paths: Paths, run_id: str) -> tuple[RunContext, pa.Table | None]:
+    from .publish.audiences import compute_recipients
+
+    ws = RunWorkspace(paths, run_id)
+    ctx = ws.load_context()
+    if ctx.unchanged:
+        return ctx, None
+    project = load_valid_project(paths)
+    recipients = compute_recipients(project, ws.load_table("membership"), ws.load_table("subscribers"), run_id)
+    ws.save_table("recipients", recipients)
+    return ctx, recipients
+
+
+def step_publish(paths: Paths, run_id: str, keep_versions: int = 5):
+    """Stage the new version and swap it in atomically.
+
+    The workspace stays until the next run starts, because asset checks of this
+    run may still read it."""
+    from .lake.snapshots import quarantine_table
+    from .publish.history import HistoryResult
+    from .publish.state import current_state, writer_lock
+    from .publish.warehouse import publish_version, stage_version
+
+    ws = RunWorkspace(paths, run_id)
+    ctx = ws.load_context()
+    if ctx.unchanged:
+        return ctx, None
+    project = load_valid_project(paths)
+    with writer_lock(paths):
+        previous = current_state(paths)
+        if (previous.version if previous else None) != ctx.parent_version:
+            raise UserError("another run published while this one was running; start this run again")
+        staged = stage_version(
+            paths,
+            project=project,
+            run_id=run_id,
+            as_of=ctx.params.as_of,
+            started_at=ctx.params.started_at,
+            snapshot_name=ctx.snapshot_name,
+            snapshot_rows=ctx.snapshot_rows,
+            fingerprint=ctx.fingerprint,
+            subscribers=ws.load_table("subscribers"),
+            membership=ws.load_table("membership"),
+            history=HistoryResult(
+                history=ws.load_table("history"), changes=ws.load_table("changes"), sizes=ws.load_table("sizes")
+            ),
+            recipients=ws.load_table("recipients"),
+            compiled_sql=json.loads((ws.dir / "compiled_sql.json").read_text()),
+            quarantine=quarantine_table(paths),
+        )
+        result = publish_version(paths, staged, keep_versions=keep_versions)
+    return ctx, result

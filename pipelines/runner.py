@@ -1,0 +1,127 @@
+"""Run the Dagster refresh job in-process, the way `segments run` and `segments demo` do.
+
+The job runs against the Dagster instance in DAGSTER_HOME (default
+DATA/dagster_home, set up from the repo's dagster.yaml), so runs started from
+the command line appear in the Dagster UI's run history.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import UserError
+from .settings import Paths
+
+REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    as_of: str
+    unchanged: bool
+    status: str
+
+
+def dagster_instance(paths: Paths):
+    import dagster as dg
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        home = str(Path(paths.data).resolve() / "dagster_home")
+        os.environ["DAGSTER_HOME"] = home
+    Path(home).mkdir(parents=True, exist_ok=True)
+    config = Path(home) / "dagster.yaml"
+    if not config.exists() and REPO_DAGSTER_YAML.exists():
+        shutil.copyfile(REPO_DAGSTER_YAML, config)
+    return dg.DagsterInstance.get()
+
+
+def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = False, force: bool = False,
+                    engine: str = "duckdb", console: Console | None = None, instance=None) -> RunSummary:
+    """Execute the `refresh` job in-process; a failed step becomes one UserError line."""
+    from .clock import format_ts, parse_as_of, utc_now
+    from .definitions import defs
+    from .defs.resources import SegmentsResource
+    from .refresh import RunWorkspace
+
+    resolved = parse_as_of(as_of) or utc_now()  # one clock for the whole run
+    Path(paths.data).mkdir(parents=True, exist_ok=True)
+    job = defs.resolve_job_def("refresh")
+    run_config = {
+        "ops": {"ingest": {"config": {"as_of": format_ts(resolved), "full": full, "force": force,
+                                      "engine": engine}}},
+        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+    }
+    resource = SegmentsResource(defs_dir=str(paths.defs), data_dir=str(paths.data), engine=engine)
+    instance = instance or dagster_instance(paths)
+    status = console.status("running the refresh job…") if console else None
+    if status:
+        status.start()
+    try:
+        result = job.execute_in_process(run_config=run_config, instance=instance,
+                                        resources={"segments": resource}, raise_on_error=False)
+    finally:
+        if status:
+            status.stop()
+    if not result.success:
+        raise UserError(_failure_message(result))
+    ctx = RunWorkspace(paths, result.run_id).load_context()
+    return RunSummary(run_id=result.run_id, as_of=format_ts(ctx.params.as_of), unchanged=ctx.unchanged,
+                      status="unchanged" if ctx.unchanged else "published")
+
+
+def _failure_message(result) -> str:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.step_failure_data.error
+            user = getattr(event.step_failure_data, "user_failure_data", None)
+            if user is not None and user.description:
+                return user.description
+            if error is not None:
+                # Failure(description=...) carries the one-line message first.
+                return error.message.strip().splitlines()[0].removeprefix("dagster._core.definitions.events.Failure: ")
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data.asset_check_evaluation
+            if not data.passed and data.severity.value == "ERROR":
+                return f"blocking check '{data.check_name}' failed on {data.asset_key.to_user_string()}; nothing was published"
+    return "the refresh run failed; see the Dagster UI (make dev) for details"
+
+
+def print_run_summary(paths: Paths, summary: RunSummary, console: Console) -> None:
+    import duckdb
+
+    if summary.unchanged:
+        console.print(f"[bold]Nothing changed[/]: the same inputs were already published for as_of {summary.as_of}.")
+    else:
+        console.print(f"[bold green]Published[/] run {summary.run_id} (as_of {summary.as_of}) to {paths.warehouse}")
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        sizes = con.execute(
+            """SELECT s.segment, s.name, s.members, z.entered, z.exited
+               FROM segments s LEFT JOIN segment_sizes z
+                 ON z.segment = s.segment AND z.run_id = (SELECT run_id FROM runs WHERE status = 'success'
+                                                          ORDER BY as_of DESC, finished_at DESC LIMIT 1)
+               ORDER BY s.segment"""
+        ).fetchall()
+        audiences = con.execute(
+            "SELECT audience, count(*) FROM recipients GROUP BY audience ORDER BY audience"
+        ).fetchall()
+    table = Table(title="Segments")
+    for column, justify in (("segment", "left"), ("name", "left"), ("members", "right"), ("entered", "right"),
+                            ("exited", "right")):
+        table.add_column(column, justify=justify)
+    for key, name, members, entered, exited in sizes:
+        table.add_row(key, name, f"{members:,}", f"+{entered or 0:,}", f"-{exited or 0:,}")
+    console.print(table)
+    table = Table(title="Audiences (recipients after suppression)")
+    table.add_column("audience")
+    table.add_column("recipients", justify="right")
+    for key, count in audiences:
+        table.add_row(key, f"{count:,}")
+    console.print(table)

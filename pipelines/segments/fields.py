@@ -1,0 +1,114 @@
+"""The field catalog: standard subscriber and event fields plus the custom ones
+declared in `segment_defs/_fields.yaml`, with the operators each type allows.
+
+Everything downstream (loader, validator, compilers, ingest) reads types from
+here, so a column is never typed by guessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pyarrow as pa
+
+FieldType = Literal["string", "integer", "number", "boolean", "date", "timestamp", "list"]
+FIELD_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean", "date", "timestamp", "list")
+
+STANDARD_SUBSCRIBER_FIELDS: dict[str, str] = {
+    "subscriber_id": "string",
+    "email": "string",
+    "status": "string",
+    "first_name": "string",
+    "last_name": "string",
+    "signup_form": "string",
+    "city": "string",
+    "state": "string",
+    "country": "string",
+    "postal_code": "string",
+    "age": "integer",
+    "created_at": "timestamp",
+    "tags": "list",
+}
+REQUIRED_SUBSCRIBER_FIELDS = ("subscriber_id", "email", "status")
+
+STANDARD_EVENT_FIELDS: dict[str, str] = {
+    "event_id": "string",
+    "subscriber_id": "string",
+    "event": "string",
+    "product": "string",
+    "campaign": "string",
+    "amount": "number",
+    "occurred_at": "timestamp",
+}
+REQUIRED_EVENT_FIELDS = ("event_id", "subscriber_id", "event", "occurred_at")
+
+STATUSES = ("active", "unsubscribed", "bounced", "complained")
+
+# Operators allowed per field type (segment-language.md, "Field filters").
+OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "string": ("is", "is_not", "in", "not_in", "contains", "not_contains", "starts_with", "ends_with",
+               "is_set", "is_not_set"),
+    "integer": ("is", "is_not", "in", "not_in", "gt", "gte", "lt", "lte", "between", "is_set", "is_not_set"),
+    "number": ("is", "is_not", "in", "not_in", "gt", "gte", "lt", "lte", "between", "is_set", "is_not_set"),
+    "boolean": ("is", "is_not", "is_set", "is_not_set"),
+    "date": ("before", "after", "on", "between", "in_last_days", "not_in_last_days", "is_set", "is_not_set"),
+    "timestamp": ("before", "after", "on", "between", "in_last_days", "not_in_last_days", "is_set",
+                  "is_not_set"),
+    "list": ("has_any", "has_all", "has_none", "is_set", "is_not_set"),
+}
+ALL_FIELD_OPERATORS: tuple[str, ...] = tuple(dict.fromkeys(op for ops in OPERATORS_BY_TYPE.values() for op in ops))
+
+# Each negative operator is the exact complement of its positive partner (spec rule 3).
+NEGATION_OF: dict[str, str] = {
+    "is_not": "is",
+    "not_in": "in",
+    "not_contains": "contains",
+    "has_none": "has_any",
+    "is_not_set": "is_set",
+    "not_in_last_days": "in_last_days",
+}
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    # Timestamps are stored as naive microsecond values that mean UTC.
+    "timestamp": pa.timestamp("us"),
+    "list": pa.list_(pa.string()),
+}
+
+
+def arrow_type(field_type: str) -> pa.DataType:
+    return ARROW_TYPES[field_type]
+
+
+@dataclass(frozen=True)
+class FieldCatalog:
+    """Standard fields plus declared custom fields, by table."""
+
+    subscriber: dict[str, str] = field(default_factory=lambda: dict(STANDARD_SUBSCRIBER_FIELDS))
+    event: dict[str, str] = field(default_factory=lambda: dict(STANDARD_EVENT_FIELDS))
+
+    @classmethod
+    def with_custom(cls, subscriber_fields: dict[str, str], event_fields: dict[str, str]) -> FieldCatalog:
+        return cls(
+            subscriber={**STANDARD_SUBSCRIBER_FIELDS, **subscriber_fields},
+            event={**STANDARD_EVENT_FIELDS, **event_fields},
+        )
+
+    def subscriber_schema(self) -> pa.Schema:
+        return pa.schema([(name, arrow_type(t)) for name, t in self.subscriber.items()])
+
+    def event_schema(self) -> pa.Schema:
+        return pa.schema([(name, arrow_type(t)) for name, t in self.event.items()])
+
+    @property
+    def custom_subscriber_fields(self) -> dict[str, str]:
+        return {k: v for k, v in self.subscriber.items() if k not in STANDARD_SUBSCRIBER_FIELDS}
+
+    @property
+    def custom_event_fields(self) -> dict[str, str]:
+        return {k: v for k, v in self.event.items() if k not in STANDARD_EVENT_FIELDS}

@@ -1,0 +1,74 @@
+"""Paths and environment: the only module that reads `os.environ`.
+
+Two roots (data-contract.md): definitions (`--defs`, env `SEGMENTS_DEFS`,
+default `./segment_defs`) and data (`--data`, env `SEGMENTS_DATA`, default
+`./data`). Everything the pipeline reads and writes lives below the data root.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    defs: Path
+    data: Path
+
+    # Inputs
+    @property
+    def landing(self) -> Path:
+        return self.data / "landing"
+
+    @property
+    def landing_subscribers(self) -> Path:
+        return self.landing / "subscribers"
+
+    @property
+    def landing_events(self) -> Path:
+        return self.landing / "events"
+
+    # The typed Parquet lake, the ingest ledger, quarantine and rejected files
+    @property
+    def lake(self) -> Path:
+        return self.data / "lake"
+
+    @property
+    def archive(self) -> Path:
+        return self.data / "archive"
+
+    @property
+    def rejected(self) -> Path:
+        return self.data / "rejected"
+
+    # Published state
+    @property
+    def published(self) -> Path:
+        return self.data / "published"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.data / "warehouse.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data / "dagster_home"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.data / ".run.lock"
+
+
+def resolve_paths(defs: str | os.PathLike | None = None, data: str | os.PathLike | None = None) -> Paths:
+    """Explicit arguments win over the environment, which wins over the defaults."""
+    defs_dir = Path(defs or os.environ.get("SEGMENTS_DEFS") or "segment_defs")
+    data_dir = Path(data or os.environ.get("SEGMENTS_DATA") or "data")
+    # Kept as the user gave them, so messages show familiar paths; callers that
+    # need absolute paths (warehouse views) resolve them.
+    return Paths(defs=defs_dir, data=data_dir)
+
+
+def env_flag(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)

@@ -1,0 +1,115 @@
+"""The Dagster side: what loads, what depends on what, and the landing sensor."""
+
+import json
+import os
+import time
+
+import dagster as dg
+import pytest
+
+from pipelines.defs.automation import landing_sensor
+from pipelines.definitions import defs
+
+
+def test_definitions_load_with_expected_graph():
+    repo = defs.get_repository_def()
+    graph = {
+        key.to_user_string(): sorted(dep.to_user_string() for dep in deps)
+        for key, deps in repo.asset_graph.asset_dep_graph["upstream"].items()
+    }
+    assert graph == {
+        "landing_files": [],
+        "lake_subscribers": ["landing_files"],
+        "lake_events": ["landing_files"],
+        "segment_membership": ["lake_events", "lake_subscribers"],
+        "segment_history": ["segment_membership"],
+        "audience_recipients": ["segment_membership"],
+        "analyst_warehouse": ["audience_recipients", "segment_history"],
+    }
+
+
+def test_checks_schedules_and_sensor_are_defined():
+    repo = defs.get_repository_def()
+    checks = sorted(
+        f"{key.asset_key.to_user_string()}:{key.name}" for key in repo.asset_graph.asset_check_keys
+    )
+    assert checks == [
+        "audience_recipients:suppression",
+        "lake_subscribers:quarantine_rate",
+        "segment_membership:no_sudden_shrink",
+        "segment_membership:unique_members",
+    ]
+    blocking = {
+        spec.key.name for a in repo.asset_graph.assets_defs for spec in a.check_specs if spec.blocking
+    }
+    assert {"suppression", "unique_members", "no_sudden_shrink"} <= blocking
+    schedules = {s.name: s.cron_schedule for s in repo.schedule_defs}
+    assert schedules == {"nightly_full_refresh": "0 2 * * *", "hourly_refresh": "0 0,1,3-23 * * *"}
+    assert [s.name for s in repo.sensor_defs] == ["landing_sensor"]
+    assert repo.get_job("refresh") is not None
+
+
+def test_schedules_pass_their_tick_as_as_of():
+    context = dg.build_schedule_context(scheduled_execution_time=__import__("datetime").datetime(2026, 11, 27, 2))
+    request = defs.get_schedule_def("nightly_full_refresh")(context)
+    config = request.run_config["ops"]["ingest"]["config"]
+    assert config == {"as_of": "2026-11-27T02:00:00Z", "full": True}
+
+
+def _sensor_tick(cursor):
+    context = dg.build_sensor_context(cursor=cursor)
+    result = landing_sensor(context)
+    return result, context.cursor
+
+
+def test_landing_sensor_one_run_per_new_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGMENTS_DATA", str(tmp_path))
+    landing = tmp_path / "landing" / "subscribers"
+    landing.mkdir(parents=True)
+
+    result, cursor = _sensor_tick(None)
+    assert isinstance(result, dg.SkipReason)
+
+    (landing / "subscribers_20261127T020000Z.csv").write_text("subscriber_id,email,status\n1,a@x.io,active\n")
+    result, cursor = _sensor_tick(cursor)
+    assert isinstance(result, dg.RunRequest)
+    assert result.run_key.startswith("landing-")
+    assert result.run_config["ops"]["ingest"]["config"]["as_of"].endswith("Z")
+
+    # The same file again: no run.
+    result, cursor_after = _sensor_tick(cursor)
+    assert isinstance(result, dg.SkipReason)
+    assert json.loads(cursor_after) == json.loads(cursor)
+
+    # A second new file: exactly one more run, with a different key.
+    (tmp_path / "landing" / "events").mkdir()
+    (tmp_path / "landing" / "events" / "events_20261127T030000Z.csv").write_text("event_id\n")
+    second, _ = _sensor_tick(cursor)
+    assert isinstance(second, dg.RunRequest)
+    assert second.run_key != result.run_key if isinstance(result, dg.RunRequest) else True
+
+
+def test_landing_sensor_sees_a_rewritten_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGMENTS_DATA", str(tmp_path))
+    landing = tmp_path / "landing" / "subscribers"
+    landing.mkdir(parents=True)
+    target = landing / "subscribers_20261127T020000Z.csv"
+    target.write_text("subscriber_id,email,status\n")
+    first, cursor = _sensor_tick(None)
+    assert isinstance(first, dg.RunRequest)
+    time.sleep(0.01)
+    target.write_text("subscriber_id,email,status\n2,b@x.io,active\n")
+    os.utime(target, ns=(time.time_ns(), time.time_ns()))
+    again, _ = _sensor_tick(cursor)
+    assert isinstance(again, dg.RunRequest)
+    assert again.run_key != first.run_key
+
+
+@pytest.mark.parametrize("name", ["refresh"])
+def test_job_selects_lake_to_warehouse(name):
+    job = defs.resolve_job_def(name)
+    keys = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
+    assert keys == [
+        "analyst_warehouse", "audience_recipients", "lake_events", "lake_subscribers",
+        "segment_history", "segment_membership",
+    ]
