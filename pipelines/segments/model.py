@@ -37,6 +37,17 @@ class _Node(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
     pos: Pos | None = Field(default=None, exclude=True, repr=False)
 
+    # Two nodes are equal when they mean the same thing, wherever they stand in
+    # which file: equality and hashing ignore positions (excluded from dumps).
+    def _identity(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str)
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self._identity() == other._identity()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._identity()))
+
 
 class FieldFilter(_Node):
     kind: Literal["field"] = "field"

@@ -1,0 +1,185 @@
+"""Definition files -> `Project` + every problem, in one pass.
+
+Discovery (segment-language.md, "Files"): every `*.yaml` below the definitions
+folder at any depth. Files under `audiences/` (directly below the root, any
+depth under it) are audiences; files whose name starts with `_` are
+configuration (only the root `_fields.yaml` means something, other `_` files are
+ignored, which is a handy way to park a draft); every other file is a segment
+keyed by its stem. Hidden files and folders (starting with `.`) are skipped.
+
+The returned Project holds only runnable definitions: a segment or audience
+with any problem, or that depends on one, is left out. Callers decide whether
+problems stop them (`segments validate` and runs do).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ruamel.yaml.nodes import Node
+
+from ..errors import UserError
+from .definition_rules import DeclaredFields, SegmentReader, read_audience, read_fields_file
+from .fields import FieldCatalog
+from .graph import find_cycles
+from .model import Audience, Project, Segment
+from .problems import Problem, ProblemLog
+from .project_rules import check_cycles, check_keys, runnable_audiences, runnable_segments
+from .yaml_tree import parse_yaml, read_text
+
+FIELDS_FILE = "_fields.yaml"
+AUDIENCES_DIR = "audiences"
+
+
+@dataclass
+class DefinitionFile:
+    relative: Path
+    path: str  # as shown in problems: str(Path(defs_dir) / relative)
+    kind: str  # "segment" | "audience" | "fields" | "ignored"
+    log: ProblemLog = field(init=False)
+    parsed: bool = False
+    root: Node | None = None
+
+    def __post_init__(self) -> None:
+        self.log = ProblemLog(self.path)
+
+    @property
+    def key(self) -> str:
+        return self.relative.name.removesuffix(".yaml")
+
+    def parse(self, file_on_disk: Path) -> None:
+        text = read_text(file_on_disk, self.log)
+        if text is not None:
+            self.parsed, self.root = parse_yaml(text, self.log)
+
+
+def discover(defs_dir: str | os.PathLike) -> list[DefinitionFile]:
+    """Every definition file below defs_dir, sorted by relative path, classified."""
+    root = Path(defs_dir)
+    if not root.exists():
+        raise UserError(f"definitions folder not found: {root} (set --defs or SEGMENTS_DEFS)")
+    if not root.is_dir():
+        raise UserError(f"definitions path is not a folder: {root}")
+    found: list[DefinitionFile] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if not name.endswith(".yaml") or name.startswith("."):
+                continue
+            relative = (Path(folder) / name).relative_to(root)
+            found.append(DefinitionFile(relative, str(root / relative), _kind_of(relative)))
+    return sorted(found, key=lambda f: f.relative.parts)
+
+
+def _kind_of(relative: Path) -> str:
+    if relative.name.startswith("_"):
+        return "fields" if relative == Path(FIELDS_FILE) else "ignored"
+    if len(relative.parts) > 1 and relative.parts[0] == AUDIENCES_DIR:
+        return "audience"
+    return "segment"
+
+
+def load_project(defs_dir: str | os.PathLike) -> tuple[Project, list[Problem]]:
+    """All definitions of a folder: the runnable Project and every problem (sorted)."""
+    root = Path(defs_dir)
+    files = [f for f in discover(root) if f.kind != "ignored"]
+    for f in files:
+        f.parse(root / f.relative)
+
+    declared = DeclaredFields()
+    for f in files:
+        if f.kind == "fields" and f.parsed:
+            declared = read_fields_file(f.log, f.root)
+
+    problems: list[Problem] = []
+    segment_files = [f for f in files if f.kind == "segment"]
+    owners, key_problems = check_keys(((f.key, f.path) for f in segment_files), "segment")
+    problems += key_problems
+
+    segments: dict[str, Segment] = {}
+    references: dict[str, list] = {}
+    for f in segment_files:
+        if not f.parsed:
+            continue
+        read = SegmentReader(f.log, declared, known_segments=owners).read(f.key, f.root)
+        if owners.get(f.key) == f.path:
+            references[f.key] = read.references
+            if read.segment is not None:
+                segments[f.key] = read.segment
+    on_cycle, cycle_problems = check_cycles(references, owners)
+    problems += cycle_problems
+    segments = runnable_segments({k: s for k, s in segments.items() if k not in on_cycle})
+
+    audience_files = [f for f in files if f.kind == "audience"]
+    audience_owners, key_problems = check_keys(((f.key, f.path) for f in audience_files), "audience")
+    problems += key_problems
+    audiences: dict[str, Audience] = {}
+    for f in audience_files:
+        if not f.parsed:
+            continue
+        audience = read_audience(f.log, f.key, f.root, declared, known_segments=owners)
+        if audience is not None and audience_owners.get(f.key) == f.path:
+            audiences[f.key] = audience
+
+    for f in files:
+        problems += f.log.problems
+    project = Project(catalog=declared.catalog, segments=segments,
+                      audiences=runnable_audiences(audiences, segments))
+    return project, sorted(problems)
+
+
+def load_fields(defs_dir: str | os.PathLike) -> tuple[FieldCatalog, list[Problem]]:
+    """Only the field catalog (standard + `_fields.yaml`), e.g. for ingest."""
+    path = Path(defs_dir) / FIELDS_FILE
+    if not Path(defs_dir).is_dir():
+        raise UserError(f"definitions folder not found: {defs_dir} (set --defs or SEGMENTS_DEFS)")
+    if not path.is_file():
+        return FieldCatalog(), []
+    f = DefinitionFile(Path(FIELDS_FILE), str(path), "fields")
+    f.parse(path)
+    declared = read_fields_file(f.log, f.root) if f.parsed else DeclaredFields()
+    return declared.catalog, sorted(f.log.problems)
+
+
+def load_segment_file(path: str | os.PathLike, catalog: FieldCatalog,
+                      known_segments: Collection[str] | Mapping[str, Segment]) -> tuple[Segment | None, list[Problem]]:
+    """One segment file anywhere on disk (e.g. `segments preview FILE`), keyed by its stem.
+
+    `known_segments` are the keys it may reference. Pass the project's
+    `segments` mapping (key -> Segment) to also catch cycles through them; a file
+    that references its own key is always a cycle.
+    """
+    file_path = Path(path)
+    if not file_path.is_file():
+        raise UserError(f"segment file not found: {file_path}")
+    f = DefinitionFile(Path(file_path.name), str(file_path), "segment")
+    f.parse(file_path)
+    key = file_path.stem
+    owners, problems = check_keys([(key, f.path)], "segment")
+    if not f.parsed:
+        return None, sorted(problems + f.log.problems)
+    known = {*known_segments, key}  # a reference to itself is reported as a cycle, not as unknown
+    read = SegmentReader(f.log, DeclaredFields(catalog), known_segments=known).read(key, f.root)
+    graph: dict[str, list[str]] = {}
+    if isinstance(known_segments, Mapping):
+        graph = {other: segment.references() for other, segment in known_segments.items()
+                 if other != key and isinstance(segment, Segment)}
+    graph[key] = [ref for ref, _ in read.references]
+    problems += f.log.problems
+    on_cycle = False
+    for cycle in find_cycles(graph):
+        if key in cycle:
+            # Rotate to start here: the problem belongs to this file, at the filter leading on.
+            loop = cycle[:-1]
+            start = loop.index(key)
+            path_keys = [*loop[start:], *loop[:start], key]
+            node = next(n for ref, n in read.references if ref == path_keys[1])
+            cycle_log = ProblemLog(f.path)
+            cycle_log.node(node, f"reference cycle: {' -> '.join(path_keys)}")
+            problems += cycle_log.problems
+            on_cycle = True
+    segment = read.segment if key in owners and not on_cycle else None
+    return segment, sorted(problems)

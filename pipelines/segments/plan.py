@@ -1,0 +1,131 @@
+"""Planning shared by both compilers and every engine.
+
+A run evaluates all segments together. The plan says what must be computed
+once for all of them:
+
+- the distinct event aggregates (one count per `EventFilter.aggregate_key()`,
+  however many filters use it), so events are scanned once;
+- the dependency waves (segments that reference others are evaluated after
+  them and read their membership);
+- the one clock: `as_of` as a naive UTC timestamp, and window bounds derived
+  from it.
+
+No SQL or Polars here: the compilers turn the plan into their own expressions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from ..errors import UserError
+from .graph import dependency_waves, find_cycles
+from .model import EventFilter, Project, Segment
+
+# Names the engines give to computed columns. A ':' cannot occur in a field name
+# or a segment key, so these never collide with subscriber columns.
+EVENT_COUNT_PREFIX = "event_count:"
+SEGMENT_PREFIX = "segment:"
+
+_EARLIEST = datetime(1, 1, 1)
+
+
+def event_count_column(aggregate_key: str) -> str:
+    return EVENT_COUNT_PREFIX + aggregate_key
+
+
+def segment_column(segment_key: str) -> str:
+    return SEGMENT_PREFIX + segment_key
+
+
+def naive_utc(as_of: datetime | date) -> datetime:
+    """`as_of` as a naive datetime meaning UTC (the project-wide convention).
+
+    An aware datetime is converted to UTC; a bare date means its midnight UTC.
+    """
+    if not isinstance(as_of, datetime):
+        if isinstance(as_of, date):
+            return datetime.combine(as_of, time())
+        raise TypeError(f"as_of must be a datetime, got {type(as_of).__name__}")
+    if as_of.tzinfo is not None:
+        return as_of.astimezone(UTC).replace(tzinfo=None)
+    return as_of
+
+
+def window_start(as_of: datetime, days: int) -> datetime:
+    """`as_of - days` (exact 24-hour days: UTC has no DST).
+
+    Clamped to 0001-01-01 for windows reaching before the calendar starts: no
+    stored value can be earlier, so the result is the same as an unbounded window.
+    """
+    try:
+        return as_of - timedelta(days=days)
+    except OverflowError:
+        return _EARLIEST
+
+
+def segment_references(project: Project) -> dict[str, list[str]]:
+    return {key: seg.references() for key, seg in project.segments.items()}
+
+
+def evaluation_waves(project: Project) -> list[list[str]]:
+    """Segment keys in dependency waves (each sorted). Raises UserError on an
+    unknown reference or a cycle; the validator reports these first, so this is
+    a guard for models built by hand."""
+    refs = segment_references(project)
+    for key, targets in refs.items():
+        for target in targets:
+            if target not in refs:
+                raise UserError(f"segment '{key}' references unknown segment '{target}'")
+    cycles = find_cycles(refs)
+    if cycles:
+        raise UserError("segment reference cycle: " + " -> ".join(cycles[0]))
+    return dependency_waves(refs)
+
+
+def distinct_event_aggregates(segments: Iterable[Segment]) -> dict[str, EventFilter]:
+    """aggregate_key -> the first filter using it, in order of first use.
+
+    Filters differing only in `op`/`count` share one count column.
+    """
+    out: dict[str, EventFilter] = {}
+    for seg in segments:
+        for f in seg.event_filters():
+            out.setdefault(f.aggregate_key(), f)
+    return out
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """Everything an engine needs besides the predicates themselves."""
+
+    as_of: datetime
+    waves: list[list[str]]
+    aggregates: dict[str, EventFilter]
+    subscriber_fields: list[str]  # subscriber columns any predicate reads, subscriber_id first
+    event_fields: list[str]  # event columns the aggregates read
+
+    @property
+    def event_names(self) -> list[str]:
+        """Distinct event names any aggregate counts (lets engines prune the scan)."""
+        return sorted({f.event for f in self.aggregates.values()})
+
+    @property
+    def segment_keys(self) -> list[str]:
+        return [key for wave in self.waves for key in wave]
+
+
+def build_plan(project: Project, as_of: datetime) -> EvaluationPlan:
+    waves = evaluation_waves(project)
+    ordered = [project.segments[key] for wave in waves for key in wave]
+    aggregates = distinct_event_aggregates(ordered)
+    subscriber_fields = ["subscriber_id", *(f.field for seg in ordered for f in seg.field_filters())]
+    event_fields = ["subscriber_id", "event", "occurred_at", *(w.field for f in aggregates.values() for w in f.where)]
+    return EvaluationPlan(
+        as_of=naive_utc(as_of),
+        waves=waves,
+        aggregates=aggregates,
+        subscriber_fields=list(dict.fromkeys(subscriber_fields)),
+        event_fields=list(dict.fromkeys(event_fields)),
+    )

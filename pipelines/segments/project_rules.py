@@ -1,0 +1,76 @@
+"""Rules across files: keys, duplicates, reference cycles, and what stays runnable.
+
+These run after every file was read on its own, so all problems still come
+out of one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from ruamel.yaml.nodes import Node
+
+from .definition_rules import KEY_PATTERN
+from .graph import find_cycles
+from .model import Audience, Segment
+from .problems import Problem, ProblemLog
+
+
+def check_keys(files: Iterable[tuple[str, str]], kind: str) -> tuple[dict[str, str], list[Problem]]:
+    """(key, path) pairs in discovery order -> the path that owns each valid key.
+
+    A key comes from the file name, so its problem is reported at 1:1. When two
+    files share a key the first in discovery order (sorted relative path) keeps
+    it and every later one is reported, naming the first.
+    """
+    owners: dict[str, str] = {}
+    problems: list[Problem] = []
+    for key, path in files:
+        if not KEY_PATTERN.match(key):
+            problems.append(Problem(path, 1, 1, f"invalid {kind} key '{key}' (from the file name): use lowercase "
+                                                f"letters, digits and _, starting with a letter, at most 63 "
+                                                f"characters"))
+        elif key in owners:
+            problems.append(Problem(path, 1, 1, f"duplicate {kind} key '{key}': already defined in {owners[key]}"))
+        else:
+            owners[key] = path
+    return owners, problems
+
+
+def check_cycles(references: Mapping[str, Sequence[tuple[str, Node]]],
+                 paths: Mapping[str, str]) -> tuple[set[str], list[Problem]]:
+    """Reference cycles, each reported once as `a -> b -> a` on the filter in
+    segment `a` (the cycle's smallest key) that points at `b`. Returns the keys on
+    any cycle and the problems."""
+    graph = {key: [ref for ref, _ in refs] for key, refs in references.items()}
+    on_cycle: set[str] = set()
+    problems: list[Problem] = []
+    for cycle in find_cycles(graph):
+        on_cycle.update(cycle)
+        first, second = cycle[0], cycle[1]
+        node = next(n for ref, n in references[first] if ref == second)
+        log = ProblemLog(paths[first])
+        log.node(node, f"reference cycle: {' -> '.join(cycle)}")
+        problems.extend(log.problems)
+    return on_cycle, problems
+
+
+def runnable_segments(segments: Mapping[str, Segment]) -> dict[str, Segment]:
+    """Drop, transitively, segments that reference a segment that is not runnable
+    (invalid, on a cycle, or missing). No extra problem is reported: the cause is
+    already reported in its own file, and one cause should read as one line."""
+    kept = dict(segments)
+    changed = True
+    while changed:
+        changed = False
+        for key, segment in list(kept.items()):
+            if any(ref not in kept for ref in segment.references()):
+                del kept[key]
+                changed = True
+    return dict(sorted(kept.items()))
+
+
+def runnable_audiences(audiences: Mapping[str, Audience], segments: Mapping[str, Segment]) -> dict[str, Audience]:
+    """Audiences whose include/exclude segments are all runnable (others dropped, as above)."""
+    return {key: audience for key, audience in sorted(audiences.items())
+            if all(ref in segments for ref in (*audience.include, *audience.exclude))}

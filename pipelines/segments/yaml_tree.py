@@ -1,0 +1,205 @@
+"""YAML text -> ruamel node tree, with a position on every node.
+
+We read the *composed* node graph (`YAML.compose`) rather than constructed
+Python objects because it gives, for every scalar, its start mark, the exact
+source text and the tag YAML resolved. That lets the rules point at the
+offending node, report duplicate keys as problems instead of exceptions, and
+keep a plain `02134` as the text the user wrote when the slot is a string.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
+
+from .problems import ProblemLog
+
+STR = "tag:yaml.org,2002:str"
+INT = "tag:yaml.org,2002:int"
+FLOAT = "tag:yaml.org,2002:float"
+BOOL = "tag:yaml.org,2002:bool"
+NULL = "tag:yaml.org,2002:null"
+TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_SCALAR_TAGS = {STR, INT, FLOAT, BOOL, NULL, TIMESTAMP}
+
+
+class Unreadable(ValueError):
+    """A scalar YAML typed one way whose text cannot be read that way (e.g. 2024-02-30)."""
+
+
+def read_text(path: Path, log: ProblemLog) -> str | None:
+    """The file's text (UTF-8, a BOM is allowed), or None after reporting why not."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        log.at(1, 1, f"cannot read file: {exc.strerror or exc}")
+        return None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        log.at(line, col, "file is not valid UTF-8 text")
+        return None
+
+
+def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Node | None]:
+    """(parsed, root node). An empty document parses to None; syntax errors are
+    reported at the parser's mark and give (False, None)."""
+    try:
+        return True, YAML(typ="rt").compose(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        if exc.problem and "another document" in exc.problem:
+            message = "a definition file holds one YAML document; remove the second '---' document"
+        else:
+            detail = exc.problem or exc.context or "syntax error"
+            if exc.problem and exc.context:
+                detail = f"{exc.problem} ({exc.context})"
+            message = f"invalid YAML: {' '.join(detail.split())}"
+        if mark is None:
+            log.at(1, 1, message)
+        else:
+            log.at(mark.line + 1, mark.column + 1, message)
+    except ReaderError as exc:
+        before = text[: exc.position]
+        line = before.count("\n") + 1
+        col = exc.position - (before.rfind("\n") + 1) + 1
+        char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+        log.at(line, col, f"invalid YAML: character U+{char:04X} is not allowed")
+    except RecursionError:
+        log.at(1, 1, "invalid YAML: nesting is too deep")
+    except Exception as exc:  # the parser's last word must still be one line, not a traceback
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        log.at(1, 1, f"invalid YAML: {first}")
+    return False, None
+
+
+# -- node kinds ---------------------------------------------------------------
+
+
+def is_map(node: object) -> bool:
+    return isinstance(node, MappingNode)
+
+
+def is_seq(node: object) -> bool:
+    return isinstance(node, SequenceNode)
+
+
+def is_scalar(node: object) -> bool:
+    return isinstance(node, ScalarNode)
+
+
+def is_null(node: object) -> bool:
+    return node is None or (isinstance(node, ScalarNode) and node.tag == NULL)
+
+
+def describe(node: object) -> str:
+    """A short phrase for messages: what the user actually wrote."""
+    if node is None or is_null(node):
+        return "an empty value"
+    if is_map(node):
+        return "a mapping"
+    if is_seq(node):
+        return "an empty list" if not node.value else "a list"
+    assert isinstance(node, ScalarNode)
+    kind = {STR: "the text", INT: "the number", FLOAT: "the number", BOOL: "the boolean",
+            TIMESTAMP: "the date"}.get(node.tag, f"a {node.tag} value")
+    text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+    return f"{kind} {text!r}" if node.tag == STR else f"{kind} {text}"
+
+
+def scalar_value(node: ScalarNode) -> object:
+    """The Python value of a scalar by its resolved tag. Raises Unreadable."""
+    tag, text = node.tag, node.value
+    if tag == STR:
+        return text
+    if tag == NULL:
+        return None
+    if tag == BOOL:
+        return text.lower() in ("true", "yes", "on", "y")  # YAML 1.1 spellings only under %YAML 1.1
+    if tag == INT:
+        return _read_int(text)
+    if tag == FLOAT:
+        return _read_float(text)
+    if tag == TIMESTAMP:
+        try:
+            return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError:
+            raise Unreadable(f"'{text}' is not a real date") from None
+    raise Unreadable(f"unsupported YAML tag '{tag}'")
+
+
+def _read_int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    try:
+        return int(text.replace("_", ""), 10)  # 02134: decimal, as YAML 1.2 reads it
+    except ValueError:
+        raise Unreadable(f"cannot read '{text}' as a number") from None
+
+
+def _read_float(text: str) -> float:
+    lowered = text.lower().replace("_", "")
+    specials = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
+    if lowered in specials:
+        return specials[lowered]
+    try:
+        return float(lowered)
+    except ValueError:
+        raise Unreadable(f"cannot read '{text}' as a number") from None
+
+
+def text_of(node: object) -> str | None:
+    """The text of a scalar for a string slot, or None if it is not text.
+
+    Plain scalars that YAML would type as numbers, booleans or dates keep their
+    exact source text (`postal_code is 02134` means "02134", not 2134): the slot's
+    declared type decides, as at ingest, and nothing the user typed is lost.
+    """
+    if isinstance(node, ScalarNode) and node.tag in _SCALAR_TAGS and node.tag != NULL:
+        return node.value
+    return None
+
+
+# -- mappings -------------------------------------------------------------------
+
+
+Entries = dict[str, tuple[Node, Node]]
+
+
+def entries(node: MappingNode, log: ProblemLog) -> Entries:
+    """key text -> (key node, value node); reports non-text and duplicate keys."""
+    out: Entries = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, ScalarNode) or is_null(key_node):
+            log.node(key_node, f"a key must be plain text, not {describe(key_node)}")
+            continue
+        key = key_node.value
+        if key in out:
+            first = out[key][0].start_mark.line + 1
+            log.node(key_node, f"duplicate key '{key}' (first given on line {first})")
+            continue
+        out[key] = (key_node, value_node)
+    return out
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """" — did you mean 'x'?" or "" (an em dash, as the spec's examples)."""
+    match = closest(word, choices)
+    return f" — did you mean '{match}'?" if match else ""
