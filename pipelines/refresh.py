@@ -259,7 +259,9 @@ def step_history(paths: Paths, run_id: str):
     previous = current_state(paths)
     if (previous.version if previous else None) != ctx.parent_version:
         raise UserError("another run published while this one was running; start this run again")
-    history = compute_history(previous, ws.load_table("membership"), run_id, ctx.params.as_of)
+    project = load_valid_project(paths)
+    history = compute_history(previous, ws.load_table("membership"), run_id, ctx.params.as_of,
+                              segments=project.segments)
     ws.save_table("history", history.history)
     ws.save_table("changes", history.changes)
     ws.save_table("sizes", history.sizes)

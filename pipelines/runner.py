@@ -78,19 +78,21 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
 
 
 def _failure_message(result) -> str:
+    """The first failed blocking check, else the first failed step, as one line."""
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed and evaluation.severity.value == "ERROR":
+                return (f"blocking check '{evaluation.check_name}' failed on "
+                        f"{evaluation.asset_key.to_user_string()}; nothing was published")
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
-            error = event.step_failure_data.error
-            user = getattr(event.step_failure_data, "user_failure_data", None)
-            if user is not None and user.description:
-                return user.description
-            if error is not None:
-                # Failure(description=...) carries the one-line message first.
-                return error.message.strip().splitlines()[0].removeprefix("dagster._core.definitions.events.Failure: ")
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            data = event.event_specific_data.asset_check_evaluation
-            if not data.passed and data.severity.value == "ERROR":
-                return f"blocking check '{data.check_name}' failed on {data.asset_key.to_user_string()}; nothing was published"
+            data = event.step_failure_data
+            if data.user_failure_data is not None and data.user_failure_data.description:
+                return data.user_failure_data.description
+            if data.error is not None:
+                cause = data.error.cause or data.error
+                return f"step {event.step_key} failed: {cause.message.strip().splitlines()[0]}"
     return "the refresh run failed; see the Dagster UI (make dev) for details"
 
 

@@ -7,8 +7,8 @@ import time
 import dagster as dg
 import pytest
 
-from pipelines.defs.automation import landing_sensor
 from pipelines.definitions import defs
+from pipelines.defs.automation import landing_sensor
 
 
 def test_definitions_load_with_expected_graph():
@@ -113,3 +113,18 @@ def test_job_selects_lake_to_warehouse(name):
         "analyst_warehouse", "audience_recipients", "lake_events", "lake_subscribers",
         "segment_history", "segment_membership",
     ]
+
+
+def test_dagster_cli_validates_definitions(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    dagster = Path(sys.executable).parent / "dagster"
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    (tmp_path / "dagster.yaml").write_text((repo / "dagster.yaml").read_text())
+    result = subprocess.run([str(dagster), "definitions", "validate"], cwd=repo, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Validation successful" in result.stderr + result.stdout

@@ -56,7 +56,7 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
     """Ingest new landing files and choose this run's snapshot (the hold rule applies here)."""
     started = utc_now()
     params = refresh.parse_params(
-        context.run_id, config.as_of, started,
+        context.run.run_id, config.as_of, started,
         engine=config.engine or segments.engine, force=config.force, full=config.full,
     )
     try:
@@ -82,7 +82,7 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
 def segment_membership(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
     """Every segment evaluated on the run's snapshot and as_of, in one pass per dependency wave."""
     try:
-        ctx, counts = refresh.step_evaluate(segments.paths(), context.run_id)
+        ctx, counts = refresh.step_evaluate(segments.paths(), context.run.run_id)
     except UserError as error:
         raise _fail(error) from None
     if ctx.unchanged:
@@ -102,12 +102,12 @@ def segment_membership(context: dg.AssetExecutionContext, segments: SegmentsReso
 def segment_history(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
     """Stays (valid_from/valid_to), entered/exited changes and sizes for this run."""
     try:
-        ctx, history = refresh.step_history(segments.paths(), context.run_id)
+        ctx, history = refresh.step_history(segments.paths(), context.run.run_id)
     except UserError as error:
         raise _fail(error) from None
     if history is None:
         return dg.MaterializeResult(metadata={"unchanged_since_run": ctx.unchanged_run_id})
-    sizes = history.sizes
+    sizes = history.run_sizes(context.run.run_id)
     rows = [
         f"| {s} | {m:,} | +{e:,} | -{x:,} |"
         for s, m, e, x in zip(
@@ -128,7 +128,7 @@ def segment_history(context: dg.AssetExecutionContext, segments: SegmentsResourc
 def audience_recipients(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
     """Recipients per audience: any include, minus any exclude, minus every non-active subscriber."""
     try:
-        ctx, recipients = refresh.step_recipients(segments.paths(), context.run_id)
+        ctx, recipients = refresh.step_recipients(segments.paths(), context.run.run_id)
     except UserError as error:
         raise _fail(error) from None
     if recipients is None:
@@ -157,12 +157,12 @@ def analyst_warehouse(context: dg.AssetExecutionContext, segments: SegmentsResou
     """Atomically publishes the new version: warehouse.duckdb and the audience files."""
     paths = segments.paths()
     try:
-        ctx, result = refresh.step_publish(paths, context.run_id, keep_versions=segments.keep_versions)
+        ctx, result = refresh.step_publish(paths, context.run.run_id, keep_versions=segments.keep_versions)
     except UserError as error:
         raise _fail(error) from None
     metadata = {
         "warehouse": dg.MetadataValue.path(str(paths.warehouse)),
-        "run_id": context.run_id,
+        "run_id": context.run.run_id,
         "as_of": ctx.params.as_of.isoformat(),
     }
     if result is None:

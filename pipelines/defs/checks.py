@@ -2,15 +2,15 @@
 
 
 import dagster as dg
-import duckdb
 
 from .. import refresh
+from ..publish.catalog import open_warehouse
 from .assets import audience_recipients, count_nonunique, segment_membership
 from .resources import SegmentsResource
 
 
 def _workspace(context, segments: SegmentsResource) -> tuple[refresh.RunContext, refresh.RunWorkspace]:
-    ws = refresh.RunWorkspace(segments.paths(), context.run_id)
+    ws = refresh.RunWorkspace(segments.paths(), context.run.run_id)
     return ws.load_context(), ws
 
 
@@ -44,7 +44,7 @@ def no_sudden_shrink(context: dg.AssetCheckExecutionContext, segments: SegmentsR
     paths = segments.paths()
     if ctx.unchanged or not paths.warehouse.exists():
         return dg.AssetCheckResult(passed=True, severity=severity)
-    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+    with open_warehouse(paths) as con:
         before = dict(con.execute("SELECT segment, members FROM segments").fetchall())
     now = refresh.segment_counts(ws.load_table("membership"))
     shrunk = {

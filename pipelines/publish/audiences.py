@@ -1,0 +1,164 @@
+"""Audiences: who a campaign may send to.
+
+Recipients of an audience = members of ANY include segment, minus members of
+ANY exclude segment, minus every subscriber whose status is not 'active'.
+The last rule has no switch. A subscriber that is missing from the snapshot,
+or appears in it more than once with any non-active row, is not active.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from ..segments.fields import arrow_type
+from ..segments.model import Project
+from . import schemas
+from .scratch import scratch_connection
+
+# The one definition of "may receive email", shared by the recipient query and
+# the suppression check so the two can never disagree.
+ACTIVE_SQL = "coalesce(lower(trim(status)), '') = 'active'"
+
+# Columns every recipient row has; an audience's `fields` come between
+# `email` and `run_id`.
+FIXED_COLUMNS = ("audience", "subscriber_id", "email", "run_id")
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def audience_field_columns(project: Project) -> list[str]:
+    """The union of all audiences' `fields`, in order of first appearance
+    (audiences by key), without the columns every recipient row has anyway."""
+    columns: list[str] = []
+    for key in sorted(project.audiences):
+        for name in project.audiences[key].fields:
+            if name in ("subscriber_id", "email") or name in columns:
+                continue
+            if name in FIXED_COLUMNS:
+                raise ValueError(f"audience {key}: field '{name}' clashes with the recipients column of that name")
+            columns.append(name)
+    return columns
+
+
+def recipients_schema(project: Project, subscribers_schema: pa.Schema | None = None) -> pa.Schema:
+    """audience, subscriber_id, email, <every audience field>, run_id.
+
+    A field's type is the snapshot column's type when present, else the
+    catalog's (declared fields are typed, never guessed).
+    """
+    def type_of(name: str) -> pa.DataType:
+        if subscribers_schema is not None and name in subscribers_schema.names:
+            return subscribers_schema.field(name).type
+        if name in project.catalog.subscriber:
+            return arrow_type(project.catalog.subscriber[name])
+        raise ValueError(f"audience field '{name}' is not a subscriber field")
+
+    fields = [("audience", pa.string()), ("subscriber_id", pa.string()), ("email", pa.string())]
+    fields += [(name, type_of(name)) for name in audience_field_columns(project)]
+    fields.append(("run_id", pa.string()))
+    return pa.schema(fields)
+
+
+def compute_recipients(project: Project, membership: pa.Table, subscribers: pa.Table, run_id: str) -> pa.Table:
+    """Current recipients of every audience, sorted by audience then subscriber_id.
+
+    A field column holds NULL on the rows of audiences that did not ask for it,
+    so one wide table serves all audiences without leaking columns into an
+    audience's own export (see `audience_files`).
+    """
+    schema = recipients_schema(project, subscribers.schema)
+    field_columns = schema.names[3:-1]
+    rules = [
+        (key, segment, role)
+        for key, audience in sorted(project.audiences.items())
+        for role, keys in (("include", audience.include), ("exclude", audience.exclude))
+        for segment in keys
+    ]
+    if not rules:
+        return schema.empty_table()
+    rule_table = pa.table({
+        "audience": pa.array([r[0] for r in rules], pa.string()),
+        "segment": pa.array([r[1] for r in rules], pa.string()),
+        "role": pa.array([r[2] for r in rules], pa.string()),
+    })
+
+    def field_expr(name: str) -> str:
+        asking = [key for key, a in sorted(project.audiences.items()) if name in a.fields]
+        value = f"s.{_quote(name)}" if name in subscribers.column_names else "NULL"
+        return f"CASE WHEN p.audience IN ({', '.join(map(_literal, asking))}) THEN {value} END AS {_quote(name)}"
+
+    select_fields = "".join(f", {field_expr(name)}" for name in field_columns)
+    query = f"""
+        WITH included AS (
+            SELECT DISTINCT r.audience, m.subscriber_id
+            FROM rules r JOIN membership m ON m.segment = r.segment WHERE r.role = 'include'
+        ),
+        excluded AS (
+            SELECT DISTINCT r.audience, m.subscriber_id
+            FROM rules r JOIN membership m ON m.segment = r.segment WHERE r.role = 'exclude'
+        ),
+        picked AS (SELECT * FROM included EXCEPT SELECT * FROM excluded),
+        -- Every snapshot row of a subscriber must be active (duplicates are
+        -- resolved at ingest; this is the belt to that brace).
+        active AS (
+            SELECT subscriber_id FROM subscribers GROUP BY subscriber_id HAVING bool_and({ACTIVE_SQL})
+        ),
+        one_row AS (
+            SELECT * FROM subscribers
+            WHERE subscriber_id IN (SELECT subscriber_id FROM picked)
+            QUALIFY row_number() OVER (PARTITION BY subscriber_id) = 1
+        )
+        SELECT p.audience, p.subscriber_id, s.email{select_fields}, $run_id AS run_id
+        FROM picked p
+        JOIN active a ON a.subscriber_id = p.subscriber_id
+        JOIN one_row s ON s.subscriber_id = p.subscriber_id
+        ORDER BY p.audience, p.subscriber_id
+    """
+    con = scratch_connection()
+    try:
+        con.register("rules", rule_table)
+        con.register("membership", schemas.conform(membership, schemas.MEMBERSHIP, what="membership"))
+        con.register("subscribers", subscribers)
+        result = con.sql(query, params={"run_id": run_id}).to_arrow_table()
+    finally:
+        con.close()
+    return result.cast(schema)
+
+
+def suppression_violations(recipients: pa.Table, subscribers: pa.Table) -> int:
+    """Recipient rows whose subscriber is not active in `subscribers` (or not in it at all)."""
+    con = scratch_connection()
+    try:
+        con.register("recipients", recipients.select(["subscriber_id"]))
+        con.register("subscribers", subscribers.select(["subscriber_id", "status"]))
+        return int(con.sql(f"""
+            WITH active AS (
+                SELECT subscriber_id FROM subscribers GROUP BY subscriber_id HAVING bool_and({ACTIVE_SQL})
+            )
+            SELECT count(*) FROM recipients r
+            WHERE NOT EXISTS (SELECT 1 FROM active a WHERE a.subscriber_id = r.subscriber_id)
+        """).fetchall()[0][0])
+    finally:
+        con.close()
+
+
+def audiences_table(project: Project, recipients: pa.Table) -> pa.Table:
+    """One row per current audience, with its definition and recipient count."""
+    grouped = recipients.group_by("audience").aggregate([([], "count_all")])
+    counts = dict(zip(grouped.column("audience").to_pylist(), grouped.column("count_all").to_pylist(), strict=True))
+    rows = sorted(project.audiences.items())
+    return pa.table({
+        "audience": [k for k, _ in rows],
+        "name": [a.name for _, a in rows],
+        "include": [list(a.include) for _, a in rows],
+        "exclude": [list(a.exclude) for _, a in rows],
+        "fields": [list(a.fields) for _, a in rows],
+        "definition_sha256": [a.definition_sha256() for _, a in rows],
+        "recipients": [counts.get(k, 0) for k, _ in rows],
+    }, schema=schemas.AUDIENCES)

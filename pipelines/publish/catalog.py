@@ -1,0 +1,131 @@
+"""The analyst catalog: a small DuckDB file of views over one version's Parquet files.
+
+The catalog holds no data, only view definitions (from `sql/views/`, with
+the version directory's ABSOLUTE path filled in: DuckDB resolves relative
+paths against the reader's working directory, not the catalog's), the
+`segment_members_at` table macro and the one-row `published_state` table. It
+is built beside `warehouse.duckdb` and renamed onto it, so the writer never
+opens the analysts' file for writing: a reader holding it open keeps its
+inode (the previous state) and the next open sees the new one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ..settings import Paths
+from .fsutil import fsync_file, remove_path, replace_durably
+from .state import STATE_TABLE, PublishedState, open_catalog_read_only
+
+# sql/ lives at the repository root, beside the package.
+SQL_VIEWS_DIR = Path(__file__).resolve().parents[2] / "sql" / "views"
+
+# Relations backed by one Parquet file each, named after the relation.
+PARQUET_RELATIONS = (
+    "subscribers",
+    "segments",
+    "segment_membership",
+    "segment_membership_history",
+    "membership_changes",
+    "segment_sizes",
+    "runs",
+    "recipients",
+    "audiences",
+    "quarantine",
+)
+# Built on the relations above, in this order.
+DERIVED_OBJECTS = ("segment_overlap", "utc_timestamp", "segment_members_at")
+CATALOG_OBJECTS = PARQUET_RELATIONS + DERIVED_OBJECTS
+
+VERSION_DIR_PLACEHOLDER = "{{version_dir}}"
+TEMP_CATALOG_PREFIX = ".warehouse.duckdb."
+
+
+def view_sql(name: str, version_dir: Path) -> str:
+    """The DDL of one catalog object, pointed at `version_dir`."""
+    text = (SQL_VIEWS_DIR / f"{name}.sql").read_text(encoding="utf-8")
+    literal_safe = str(version_dir.absolute()).replace("'", "''")
+    return text.replace(VERSION_DIR_PLACEHOLDER, literal_safe)
+
+
+def build_catalog(target: Path, state: PublishedState) -> None:
+    """Write a complete catalog for `state` into `target` (a new file)."""
+    remove_path(target)
+    remove_path(target.with_name(target.name + ".wal"))
+    con = duckdb.connect(str(target))
+    try:
+        for name in CATALOG_OBJECTS:
+            con.execute(view_sql(name, state.version_dir))
+        record = state.to_record()
+        con.register("state_row", pa.Table.from_pylist([record]))
+        con.execute(f"""
+            CREATE TABLE {STATE_TABLE} AS
+            SELECT version, version_dir, run_id, CAST(as_of AS TIMESTAMP) AS as_of, snapshot,
+                   CAST(snapshot_rows AS BIGINT) AS snapshot_rows, fingerprint,
+                   CAST(base_version AS VARCHAR) AS base_version,
+                   CAST(replaces_run_id AS VARCHAR) AS replaces_run_id,
+                   CAST(format_version AS INTEGER) AS format_version
+            FROM state_row
+        """)
+        con.unregister("state_row")
+        # Touch every relation before anyone else can: a view that does not
+        # bind (a missing file, a wrong column) fails the publish here. Counts
+        # come from Parquet metadata; the overlap join is only bound, not run.
+        for name in PARQUET_RELATIONS:
+            con.sql(f"SELECT count(*) FROM {name}").fetchall()
+        con.sql("SELECT * FROM segment_overlap LIMIT 0").fetchall()
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    fsync_file(target)
+
+
+def temp_catalog_path(paths: Paths, version: str) -> Path:
+    return Path(paths.data) / f"{TEMP_CATALOG_PREFIX}{version}.tmp"
+
+
+def swap_in_catalog(paths: Paths, built: Path) -> None:
+    """Atomically make `built` the analysts' warehouse.duckdb."""
+    warehouse = Path(paths.warehouse)
+    # Readers open read-only and write no WAL; a WAL left by someone who opened
+    # the old catalog read-write must not be replayed onto the new one.
+    remove_path(warehouse.with_name(warehouse.name + ".wal"))
+    replace_durably(built, warehouse)
+
+
+def remove_temp_catalogs(paths: Paths) -> list[str]:
+    """Catalogs (and their WAL files) left behind by a run that crashed before the swap."""
+    root = Path(paths.data)
+    if not root.exists():
+        return []
+    removed = []
+    for child in root.iterdir():
+        if child.name.startswith(TEMP_CATALOG_PREFIX):
+            remove_path(child)
+            removed.append(child.name)
+    return removed
+
+
+def open_warehouse(paths: Paths) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the current published state (for CLI queries and checks).
+
+    Safe in long-running processes: unlike `duckdb.connect(path, read_only=True)`
+    it never hands back a cached database of a catalog that has been replaced.
+    """
+    return open_catalog_read_only(Path(paths.warehouse))
+
+
+__all__ = [
+    "CATALOG_OBJECTS",
+    "PARQUET_RELATIONS",
+    "SQL_VIEWS_DIR",
+    "build_catalog",
+    "open_warehouse",
+    "remove_temp_catalogs",
+    "swap_in_catalog",
+    "temp_catalog_path",
+    "view_sql",
+]

@@ -1,0 +1,86 @@
+"""Durable file operations and named failpoints for crash tests.
+
+A rename is only as durable as the directory entry that records it, so every
+atomic replace here fsyncs the file first and its directory after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..settings import env_flag
+
+# Failpoints: with SEGMENTS_PUBLISH_PAUSE_AT=<name> a process that reaches the
+# failpoint <name> writes `<name>.reached` into SEGMENTS_PUBLISH_PAUSE_DIR and
+# sleeps, so a crash test can SIGKILL it at exactly that step. Unset (always, in
+# production) a failpoint costs one dictionary lookup.
+PAUSE_AT_ENV = "SEGMENTS_PUBLISH_PAUSE_AT"
+PAUSE_DIR_ENV = "SEGMENTS_PUBLISH_PAUSE_DIR"
+
+
+def failpoint(name: str) -> None:
+    if env_flag(PAUSE_AT_ENV) != name:
+        return
+    marker_dir = Path(env_flag(PAUSE_DIR_ENV) or ".")
+    marker_dir.mkdir(parents=True, exist_ok=True)
+    (marker_dir / f"{name.replace(':', '_')}.reached").write_text(str(os.getpid()))
+    time.sleep(3600)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_durably(source: Path, target: Path) -> None:
+    """Atomically move a fully written file (or directory) onto `target`."""
+    if source.is_file():
+        fsync_file(source)
+    os.replace(source, target)
+    fsync_dir(target.parent)
+
+
+def write_bytes_atomically(target: Path, data: bytes) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    replace_durably(tmp, target)
+
+
+def write_parquet(table: pa.Table, target: Path) -> None:
+    """Write and fsync one Parquet file (zstd: small files, fast to read)."""
+    pq.write_table(table, target, compression="zstd")
+    fsync_file(target)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file or a directory tree; a path already gone is fine."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

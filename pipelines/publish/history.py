@@ -1,0 +1,197 @@
+"""Membership history: stays, changes and sizes, extended by one run.
+
+A *stay* is one uninterrupted membership of a subscriber in a segment:
+`valid_from` is the `as_of` of the run that first saw it, `valid_to` the
+`as_of` of the first run that no longer did (NULL while it lasts). So a
+subscriber was a member at `ts` when `valid_from <= ts < valid_to`.
+
+Rules:
+- the first run opens a stay for everyone present (they all "enter" then);
+- leaving closes the open stay, coming back opens a new one;
+- a segment that is no longer defined has all its open stays closed at the
+  first run without it (its members "exit"), and that run still gets one
+  `segment_sizes` row for it (members 0), so sizes and changes add up;
+- runs move forward: `as_of` must be later than the published run's, except
+  that the same `as_of` *replaces* the published run: its history is rebuilt
+  on the version the replaced run built on, so no row of the replaced run
+  survives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..clock import format_ts, to_naive_utc
+from ..errors import UserError
+from . import schemas
+from .scratch import scratch_connection
+from .state import PublishedState, read_state_file
+from .versions import relation_path
+
+
+@dataclass
+class HistoryResult:
+    """The full history relations after one run (not just the run's delta)."""
+
+    history: pa.Table  # schemas.HISTORY, every stay ever
+    changes: pa.Table  # schemas.CHANGES, every change of every run
+    sizes: pa.Table  # schemas.SIZES, one row per segment per run
+    run_id: str | None = None
+    as_of: datetime | None = None
+    # The version these tables extend, and the run they replace (same as_of).
+    # Unknown (None) when the result was rebuilt from saved tables.
+    base_version: str | None = None
+    replaces_run_id: str | None = None
+
+    def run_sizes(self, run_id: str | None = None) -> pa.Table:
+        """One run's rows of `sizes` (this result's run by default)."""
+        run_id = run_id or self.run_id
+        if run_id is None:
+            raise ValueError("run_id unknown: pass it")
+        return self.sizes.filter(pc.equal(self.sizes.column("run_id"), run_id))
+
+
+def history_base(previous: PublishedState | None, as_of: datetime) -> tuple[PublishedState | None, str | None]:
+    """The state a run at `as_of` builds on, and the run it replaces (if any).
+
+    `previous` is the currently published state.
+    """
+    if previous is None:
+        return None, None
+    if as_of > previous.as_of:
+        return previous, None
+    if as_of == previous.as_of:
+        base_dir = previous.version_dir.parent / previous.base_version if previous.base_version else None
+        return (read_state_file(base_dir) if base_dir else None), previous.run_id
+    raise UserError(
+        f"as_of {format_ts(as_of)} is before the last published run {previous.run_id} "
+        f"(as_of {format_ts(previous.as_of)}); history only moves forward — run with a later as_of"
+    )
+
+
+def _read(version_dir: Path | None, relation: str, schema: pa.Schema) -> pa.Table:
+    if version_dir is None:
+        return schema.empty_table()
+    return schemas.conform(pq.read_table(relation_path(version_dir, relation)), schema, what=relation)
+
+
+def normalized_membership(membership: pa.Table) -> pa.Table:
+    """(segment, subscriber_id) pairs, distinct, sorted, without NULLs."""
+    table = schemas.conform(membership, schemas.MEMBERSHIP, what="membership")
+    con = scratch_connection()
+    try:
+        con.register("m", table)
+        nulls = con.sql("SELECT count(*) FROM m WHERE segment IS NULL OR subscriber_id IS NULL").fetchall()[0][0]
+        if nulls:
+            raise ValueError(f"membership has {nulls} row(s) with a NULL segment or subscriber_id")
+        result = con.sql("SELECT DISTINCT segment, subscriber_id FROM m ORDER BY segment, subscriber_id")
+        return result.to_arrow_table().cast(schemas.MEMBERSHIP)
+    finally:
+        con.close()
+
+
+def compute_history(
+    previous: PublishedState | None,
+    membership: pa.Table,
+    run_id: str,
+    as_of: datetime,
+    *,
+    segments: Iterable[str] | None = None,
+) -> HistoryResult:
+    """Extend the published history with this run's membership.
+
+    `previous` is the currently published state (None before the first run).
+    `segments` are the keys of the currently defined segments; without it, the
+    segments present in `membership` are taken as current, which only differs
+    for a defined segment with no members (it then gets no `segment_sizes` row).
+    """
+    as_of = to_naive_utc(as_of)
+    base, replaces_run_id = history_base(previous, as_of)
+    membership = normalized_membership(membership)
+    present = set(membership.column("segment").to_pylist())
+    current = set(segments) if segments is not None else set(present)
+    unknown = sorted(present - current)
+    if unknown:
+        raise ValueError(f"membership has segment(s) that are not defined: {', '.join(unknown)}")
+
+    base_dir = base.version_dir if base else None
+    prev_history = _read(base_dir, "segment_membership_history", schemas.HISTORY)
+    prev_changes = _read(base_dir, "membership_changes", schemas.CHANGES)
+    prev_sizes = _read(base_dir, "segment_sizes", schemas.SIZES)
+    prev_segments = _read(base_dir, "segments", schemas.SEGMENTS).select(["segment"])
+
+    con = scratch_connection()
+    try:
+        con.register("membership", membership)
+        con.register("prev_history", prev_history)
+        con.register("prev_changes", prev_changes)
+        con.register("prev_sizes", prev_sizes)
+        con.register("prev_segments", prev_segments)
+        con.register("current_segments", pa.table({"segment": pa.array(sorted(current), pa.string())}))
+        params = {"run_id": run_id, "as_of": as_of}
+        # Set differences against the open stays: who entered and who left.
+        con.execute("""
+            CREATE TEMP TABLE open_stays AS
+                SELECT segment, subscriber_id FROM prev_history WHERE valid_to IS NULL;
+            CREATE TEMP TABLE entered AS
+                SELECT segment, subscriber_id FROM membership EXCEPT SELECT segment, subscriber_id FROM open_stays;
+            CREATE TEMP TABLE exited AS
+                SELECT segment, subscriber_id FROM open_stays EXCEPT SELECT segment, subscriber_id FROM membership;
+        """)
+        history = con.sql("""
+            SELECT h.segment, h.subscriber_id, h.valid_from,
+                   CASE WHEN x.segment IS NULL THEN h.valid_to ELSE $as_of END AS valid_to,
+                   h.entered_run_id,
+                   CASE WHEN x.segment IS NULL THEN h.exited_run_id ELSE $run_id END AS exited_run_id
+            FROM prev_history h
+            LEFT JOIN exited x
+              ON h.valid_to IS NULL AND x.segment = h.segment AND x.subscriber_id = h.subscriber_id
+            UNION ALL
+            SELECT segment, subscriber_id, $as_of, NULL, $run_id, NULL FROM entered
+            ORDER BY segment, subscriber_id, valid_from
+        """, params=params).to_arrow_table()
+        changes = con.sql("""
+            SELECT run_id, as_of, segment, subscriber_id, change FROM prev_changes
+            UNION ALL SELECT $run_id, $as_of, segment, subscriber_id, 'entered' FROM entered
+            UNION ALL SELECT $run_id, $as_of, segment, subscriber_id, 'exited' FROM exited
+            ORDER BY as_of, segment, subscriber_id, change
+        """, params=params).to_arrow_table()
+        # One row per current segment, plus one for each segment that stopped
+        # existing in this run (closing its stays), so sizes add up with changes.
+        sizes = con.sql("""
+            WITH run_segments AS (
+                SELECT segment FROM current_segments
+                UNION SELECT segment FROM prev_segments
+                UNION SELECT segment FROM exited
+            ),
+            members AS (SELECT segment, count(*) AS n FROM membership GROUP BY segment),
+            ins AS (SELECT segment, count(*) AS n FROM entered GROUP BY segment),
+            outs AS (SELECT segment, count(*) AS n FROM exited GROUP BY segment)
+            SELECT run_id, as_of, segment, members, entered, exited FROM prev_sizes
+            UNION ALL
+            SELECT $run_id, $as_of, s.segment,
+                   coalesce(m.n, 0), coalesce(i.n, 0), coalesce(o.n, 0)
+            FROM run_segments s
+            LEFT JOIN members m USING (segment)
+            LEFT JOIN ins i USING (segment)
+            LEFT JOIN outs o USING (segment)
+            ORDER BY as_of, segment
+        """, params=params).to_arrow_table()
+    finally:
+        con.close()
+    return HistoryResult(
+        history=history.cast(schemas.HISTORY),
+        changes=changes.cast(schemas.CHANGES),
+        sizes=sizes.cast(schemas.SIZES),
+        run_id=run_id,
+        as_of=as_of,
+        base_version=base.version if base else None,
+        replaces_run_id=replaces_run_id,
+    )

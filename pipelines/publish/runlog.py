@@ -1,0 +1,139 @@
+"""The run log: `DATA/published/runs.jsonl`, one JSON record per line, append-only.
+
+Published runs are recorded by `publish_version`; failed or held runs by the
+orchestrator through `record_failed_run`. The `runs` relation of each new
+version merges the log with the previous version's `runs`, so a failed run
+shows up in the warehouse after the next publish (the published state itself
+never changes outside a publish).
+
+Appends are single `write` calls on an O_APPEND descriptor, so concurrent
+recorders never interleave within a line, and a record can be added without
+the writer lock (a run that fails may not hold it). A torn last line (crash
+mid-write) is skipped when reading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..clock import to_naive_utc
+from ..settings import Paths
+from . import schemas
+
+PUBLISHED = "success"
+REPLACED = "replaced"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    as_of: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    status: str
+    snapshot: str | None = None
+    snapshot_rows: int | None = None
+    message: str | None = None
+    fingerprint: str | None = None
+    version: str | None = None
+
+    def to_json(self) -> str:
+        record = asdict(self)
+        for key in ("as_of", "started_at", "finished_at"):
+            if record[key] is not None:
+                record[key] = record[key].isoformat()
+        return json.dumps(record, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, record: dict) -> RunRecord:
+        values = {k: record.get(k) for k in cls.__dataclass_fields__}
+        for key in ("as_of", "started_at", "finished_at"):
+            if isinstance(values[key], str):
+                values[key] = to_naive_utc(datetime.fromisoformat(values[key]))
+        return cls(**values)
+
+    def replaced_by(self, run_id: str) -> RunRecord:
+        return replace(self, status=REPLACED, message=f"replaced by run {run_id} (same as_of, different inputs)")
+
+
+def run_log_path(paths: Paths) -> Path:
+    return Path(paths.published) / "runs.jsonl"
+
+
+def append_run_record(paths: Paths, record: RunRecord) -> None:
+    target = run_log_path(paths)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (record.to_json() + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def record_failed_run(
+    paths: Paths,
+    run_id: str,
+    as_of: datetime | None,
+    started_at: datetime | None,
+    status: str = "failed",
+    message: str = "",
+    *,
+    snapshot: str | None = None,
+) -> RunRecord:
+    """Record a run that did not publish (status e.g. 'failed', 'held', 'canceled').
+
+    It appears in the `runs` relation after the next publish. `finished_at` is
+    the wall clock now (bookkeeping only).
+    """
+    if status in (PUBLISHED, REPLACED):
+        raise ValueError(f"status '{status}' is reserved for runs recorded by the publish itself")
+    record = RunRecord(
+        run_id=run_id,
+        as_of=to_naive_utc(as_of) if as_of else None,
+        started_at=to_naive_utc(started_at) if started_at else None,
+        finished_at=datetime.now(UTC).replace(tzinfo=None),
+        status=status,
+        snapshot=snapshot,
+        message=message or None,
+    )
+    append_run_record(paths, record)
+    return record
+
+
+def read_run_log(paths: Paths) -> list[RunRecord]:
+    target = run_log_path(paths)
+    if not target.exists():
+        return []
+    records = []
+    for line in target.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            records.append(RunRecord.from_dict(json.loads(line)))
+        except (ValueError, TypeError, KeyError):
+            continue  # a torn line from a crash mid-append
+    return records
+
+
+def records_from_table(table: pa.Table) -> list[RunRecord]:
+    return [RunRecord.from_dict(row) for row in schemas.conform(table, schemas.RUNS, what="runs").to_pylist()]
+
+
+def merge_runs(log: list[RunRecord], published: list[RunRecord], updates: list[RunRecord]) -> pa.Table:
+    """The `runs` relation: log records, overridden by the previous version's
+    rows (authoritative for published runs), overridden by this publish's own
+    records; ordered by start time."""
+    merged: dict[str, RunRecord] = {}
+    for record in [*log, *published, *updates]:
+        merged[record.run_id] = record
+
+    def order(record: RunRecord) -> tuple:
+        return (record.started_at or record.as_of or datetime.min, record.run_id)
+
+    rows = [asdict(r) for r in sorted(merged.values(), key=order)]
+    return pa.Table.from_pylist(rows, schema=schemas.RUNS) if rows else schemas.RUNS.empty_table()

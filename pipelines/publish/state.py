@@ -1,0 +1,173 @@
+"""The pointer to the published version: what readers see and runs build on.
+
+The catalog `DATA/warehouse.duckdb` holds a one-row table `published_state`;
+each version directory holds the same record as `state.json`, so the version
+a replacement run builds on can be read without a catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from ..errors import UserError
+from ..settings import Paths
+from .lock import writer_lock
+from .scratch import scratch_connection
+from .versions import versions_root
+
+STATE_FILE = "state.json"
+STATE_TABLE = "published_state"
+FORMAT_VERSION = 1
+
+__all__ = [
+    "STATE_FILE",
+    "STATE_TABLE",
+    "PublishedState",
+    "current_state",
+    "read_state_file",
+    "read_version_state",
+    "writer_lock",
+]
+
+
+@dataclass(frozen=True)
+class PublishedState:
+    version: str
+    version_dir: Path
+    run_id: str
+    as_of: datetime
+    snapshot_rows: int
+    snapshot: str
+    fingerprint: str
+    # The version whose history this one extends (None for the first run). A
+    # run with the same as_of but different inputs replaces this version and
+    # builds on `base_version` instead.
+    base_version: str | None = None
+    replaces_run_id: str | None = None
+
+    def to_record(self) -> dict:
+        record = asdict(self)
+        record["version_dir"] = str(self.version_dir)
+        record["as_of"] = self.as_of.isoformat()
+        record["format_version"] = FORMAT_VERSION
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict, versions_dir: Path) -> PublishedState:
+        as_of = record["as_of"]
+        return cls(
+            version=record["version"],
+            # Resolved from the versions folder, not the stored path, so a moved
+            # data folder still finds its versions.
+            version_dir=(versions_dir / record["version"]).absolute(),
+            run_id=record["run_id"],
+            as_of=datetime.fromisoformat(as_of) if isinstance(as_of, str) else as_of,
+            snapshot_rows=int(record["snapshot_rows"]),
+            snapshot=record["snapshot"],
+            fingerprint=record["fingerprint"],
+            base_version=record.get("base_version"),
+            replaces_run_id=record.get("replaces_run_id"),
+        )
+
+
+def write_state_file(directory: Path, state: PublishedState) -> None:
+    (directory / STATE_FILE).write_text(json.dumps(state.to_record(), indent=2) + "\n")
+
+
+def read_state_file(version_dir: Path) -> PublishedState:
+    """The state record of one (complete) version directory."""
+    target = version_dir / STATE_FILE
+    try:
+        record = json.loads(target.read_text())
+    except FileNotFoundError:
+        raise UserError(
+            f"published version {version_dir.name} is missing ({version_dir}); it may have been deleted by hand"
+        ) from None
+    return PublishedState.from_record(record, version_dir.parent)
+
+
+def read_version_state(paths: Paths, version: str) -> PublishedState:
+    return read_state_file(versions_root(paths) / version)
+
+
+def _sql_string(path: Path) -> str:
+    return str(path.absolute()).replace("'", "''")
+
+
+def open_catalog_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the catalog file as it is *now*.
+
+    `duckdb.connect(path)` returns the cached database of an earlier connection
+    to the same path that is still open in this process, i.e. possibly the
+    catalog that was replaced since. Attaching into a fresh in-memory database
+    always opens the current file.
+    """
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{_sql_string(warehouse)}' AS warehouse (READ_ONLY)")
+        con.execute("USE warehouse")
+    except duckdb.Error:
+        con.close()
+        raise
+    return con
+
+
+# Catalog files are replaced, never modified, so (inode, times, size) identifies
+# one catalog: reading its state again is needless work within a run.
+_state_cache: dict[Path, tuple[tuple[int, ...], PublishedState]] = {}
+
+
+def current_state(paths: Paths) -> PublishedState | None:
+    """The published state, or None before the first publish."""
+    warehouse = Path(paths.warehouse).absolute()
+    try:
+        stat = warehouse.stat()
+    except FileNotFoundError:
+        return None
+    identity = (stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
+    cached = _state_cache.get(warehouse)
+    if cached and cached[0] == identity and cached[1].version_dir.is_dir():
+        return cached[1]
+    state = _read_catalog_state(paths, warehouse)
+    _state_cache[warehouse] = (identity, state)
+    return state
+
+
+def _read_catalog_state(paths: Paths, warehouse: Path) -> PublishedState:
+    # Attached under a unique name into the shared scratch database (cheaper
+    # than a new database), and detached again at once.
+    alias = f"catalog_{secrets.token_hex(6)}"
+    con = scratch_connection()
+    try:
+        try:
+            con.execute(f"ATTACH '{_sql_string(warehouse)}' AS {alias} (READ_ONLY)")
+        except duckdb.Error as error:
+            raise UserError(f"cannot open {warehouse}: {error}") from None
+        try:
+            cursor = con.execute(f"SELECT * FROM {alias}.main.{STATE_TABLE}")
+            columns = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        except duckdb.CatalogException:
+            raise UserError(
+                f"{warehouse} was not published by this pipeline (no {STATE_TABLE} table); "
+                "move it away to start over"
+            ) from None
+        finally:
+            con.execute(f"DETACH {alias}")
+    finally:
+        con.close()
+    if len(rows) != 1:
+        raise UserError(f"{warehouse}: {STATE_TABLE} must have one row, found {len(rows)}")
+    state = PublishedState.from_record(dict(zip(columns, rows[0], strict=True)), versions_root(paths))
+    if not state.version_dir.is_dir():
+        raise UserError(
+            f"{warehouse} points at version {state.version}, but {state.version_dir} is missing; "
+            "restore it, or move the warehouse away to start history over"
+        )
+    return state

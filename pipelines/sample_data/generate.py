@@ -1,0 +1,396 @@
+"""Deterministic, vectorized sample subscribers and events.
+
+Rows are made in fixed-size blocks, each drawing from its own generator seeded
+with (seed, stream, block number). So the data depends only on
+(n, as_of, seed), never on how a caller chunks its writes: the streaming
+writers in `landing.py` and the in-memory `generate_*` functions give the same
+rows, and memory stays bounded by one block however large n is.
+
+All times are whole UTC seconds relative to `as_of`; nothing reads the clock.
+Tables use the project's canonical Arrow types (`fields.ARROW_TYPES`):
+naive microsecond timestamps meaning UTC, tags as `list<string>` (never null,
+possibly empty), postal codes as strings.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.sample_data import vocab
+from pipelines.sample_data.strings import numbered
+from pipelines.segments.fields import ARROW_TYPES, STANDARD_SUBSCRIBER_FIELDS
+
+_T = TypeVar("_T")
+_U = TypeVar("_U")
+
+# Rows per block. Changing it changes the data for a given seed (tests shrink it
+# to exercise multi-block output on small n). Small blocks are faster than big
+# ones: their arrays stay in cache and freed memory is reused, not faulted in again.
+BLOCK_ROWS = 1 << 16
+# Worker threads making blocks; results never depend on it.
+THREADS = min(4, os.cpu_count() or 1)
+
+DAY = 86_400
+_US_PER_S = 1_000_000
+_SUBSCRIBER_STREAM, _EVENT_STREAM = 0, 1
+
+# The custom fields declared by the example `segment_defs/_fields.yaml`.
+CUSTOM_SUBSCRIBER_FIELDS = {"loyalty_points": "integer", "vip": "boolean", "birthday": "date"}
+CUSTOM_EVENT_FIELDS = {"coupon": "string"}
+
+SUBSCRIBER_SCHEMA = pa.schema(
+    [(name, ARROW_TYPES[t]) for name, t in {**STANDARD_SUBSCRIBER_FIELDS, **CUSTOM_SUBSCRIBER_FIELDS}.items()]
+)
+# Required columns first, as the contract lists them.
+EVENT_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("subscriber_id", pa.string()),
+        ("event", pa.string()),
+        ("occurred_at", ARROW_TYPES["timestamp"]),
+        ("amount", pa.float64()),
+        ("product", pa.string()),
+        ("campaign", pa.string()),
+        ("coupon", pa.string()),
+    ]
+)
+
+_EVENT_BODY_SCHEMA = pa.schema(list(EVENT_SCHEMA)[1:])
+
+# Share of rows with a missing value, per column.
+_MISSING = {"first_name": 0.02, "last_name": 0.03, "location": 0.04, "signup_form": 0.02, "age": 0.07,
+            "vip": 0.15, "loyalty_points": 0.10, "birthday": 0.20}
+_RECENT_SIGNUPS = 0.03  # extra share created in the last 30 days, on top of the long tail
+_NY_MEETUP_SHARE = 0.12  # New York subscribers who signed up at the meetup
+_TAG_VARIANT_SHARE = 0.06  # tags written in another casing ("Webinar-Attendee")
+_LATE_EVENTS = 0.003  # events dated after as_of: must be ignored downstream
+_EVENT_WINDOW = 365 * DAY
+
+
+def _probabilities(weights) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64)
+    return w / w.sum()
+
+
+def _strings(values) -> pa.Array:
+    return pa.array(list(values), pa.string())
+
+
+# Lookup tables: the generator draws integer indices, then `take`s strings.
+_STATUS = _strings(s for s, _ in vocab.STATUS_WEIGHTS)
+_STATUS_P = _probabilities([w for _, w in vocab.STATUS_WEIGHTS])
+_FIRST = _strings(vocab.FIRST_NAMES)
+_LAST = _strings(vocab.LAST_NAMES)
+# Every "first.last" local-part prefix, indexed by first * len(LAST_NAMES) + last.
+_NAME_SLUGS = _strings(
+    f"{first}.{last}"
+    for first in [vocab.email_slug(name) for name in vocab.FIRST_NAMES]
+    for last in [vocab.email_slug(name) for name in vocab.LAST_NAMES]
+)
+# Zipf-like: the first names of each list are the most common.
+_FIRST_P = _probabilities(1.0 / (np.arange(len(vocab.FIRST_NAMES)) + 8.0))
+_LAST_P = _probabilities(1.0 / (np.arange(len(vocab.LAST_NAMES)) + 8.0))
+_AT_DOMAIN = _strings(f"@{d}" for d, _ in vocab.EMAIL_DOMAINS)
+_DOMAIN_P = _probabilities([w for _, w in vocab.EMAIL_DOMAINS])
+_CITY = _strings(c[0] for c in vocab.CITIES)
+_STATE = _strings(c[1] for c in vocab.CITIES)
+_CITY_ZIP0 = np.array([c[2] for c in vocab.CITIES], dtype=np.int64)
+_CITY_ZIPS = np.array([c[3] for c in vocab.CITIES], dtype=np.int64)
+_CITY_P = _probabilities([c[4] for c in vocab.CITIES])
+_CITY_IN_NY = np.array([c[1] == "NY" for c in vocab.CITIES])
+_COUNTRY = _strings(["US"])
+_FORM = _strings(f for f, _ in vocab.SIGNUP_FORMS)
+_FORM_P = _probabilities([w for _, w in vocab.SIGNUP_FORMS])
+_FORM_INDEX = {f: i for i, (f, _) in enumerate(vocab.SIGNUP_FORMS)}
+_TAG_INDEX = {t: i for i, (t, _, _) in enumerate(vocab.TAGS)}
+_TAG_P = np.array([p for _, _, p in vocab.TAGS])
+# Canonical spelling at 2*i, the other casing at 2*i + 1.
+_TAG_STRINGS = _strings(s for canonical, variant, _ in vocab.TAGS for s in (canonical, variant))
+
+_EVENT = _strings(e for e, _ in vocab.EVENT_TYPES)
+_EVENT_P = _probabilities([w for _, w in vocab.EVENT_TYPES])
+_EVENT_INDEX = {e: i for i, (e, _) in enumerate(vocab.EVENT_TYPES)}
+_PRODUCT = _strings(p for p, _, _ in vocab.PRODUCTS)
+_PRODUCT_P = _probabilities([w for _, w, _ in vocab.PRODUCTS])
+_PRODUCT_PRICE = np.array([price for _, _, price in vocab.PRODUCTS])
+_CAMPAIGN_KINDS = [k for k, _ in vocab.CAMPAIGN_KINDS] + ["webinar"]
+_CAMPAIGN_P = _probabilities([w for _, w in vocab.CAMPAIGN_KINDS])
+_COUPON = _strings(c for c, _ in vocab.COUPONS)
+_COUPON_P = _probabilities([w for _, w in vocab.COUPONS])
+
+
+def as_of_seconds(as_of: datetime) -> int:
+    """`as_of` as whole UTC epoch seconds; a naive datetime means UTC."""
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    return math.floor(as_of.timestamp())
+
+
+def _timestamps(seconds: np.ndarray) -> pa.Array:
+    return pa.array(seconds.astype(np.int64) * _US_PER_S, pa.timestamp("us"))
+
+
+def _take(values: pa.Array, index: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+    """values[index], null where `missing` is true."""
+    return values.take(pa.array(index, pa.int64(), mask=missing))
+
+
+def _subscriber_block(start: int, stop: int, *, now: int, seed: int, block: int) -> pa.Table:
+    """Subscribers number start+1 .. stop; every draw has a fixed size, so the
+    block is a pure function of its arguments."""
+    rng = np.random.default_rng([seed, _SUBSCRIBER_STREAM, block])
+    k = stop - start
+
+    def missing(column: str) -> np.ndarray:
+        return rng.random(k) < _MISSING[column]
+
+    numbers = np.arange(start + 1, stop + 1, dtype=np.int64)
+    status = rng.choice(len(_STATUS), k, p=_STATUS_P)
+    first = rng.choice(len(_FIRST), k, p=_FIRST_P)
+    last = rng.choice(len(_LAST), k, p=_LAST_P)
+    domain = rng.choice(len(_AT_DOMAIN), k, p=_DOMAIN_P)
+    # The number keeps addresses unique: maria.garcia1234@example.com
+    email = pc.binary_join_element_wise(
+        _NAME_SLUGS.take(first * len(_LAST) + last), pc.cast(pa.array(numbers), pa.string()),
+        _AT_DOMAIN.take(domain), "",
+    )
+
+    city = rng.choice(len(_CITY), k, p=_CITY_P)
+    no_location = missing("location")
+    postal = _CITY_ZIP0[city] + rng.integers(0, _CITY_ZIPS[city])
+    postal_code = pc.utf8_lpad(pa.array(postal, mask=no_location).cast(pa.string()), width=5, padding="0")
+    in_ny = _CITY_IN_NY[city] & ~no_location
+
+    # Signups over ~3 years, a little denser towards as_of, plus a batch of fresh ones.
+    days_ago = 1095.0 * rng.random(k) ** 1.1
+    days_ago = np.where(rng.random(k) < _RECENT_SIGNUPS, 30.0 * rng.random(k), days_ago)
+    created = now - (days_ago * DAY).astype(np.int64)
+
+    form = rng.choice(len(_FORM), k, p=_FORM_P)
+    form = np.where(in_ny & (rng.random(k) < _NY_MEETUP_SHARE), _FORM_INDEX["NYC meetup form"], form)
+    no_form = missing("signup_form")
+
+    age = np.clip(np.rint(rng.normal(41.0, 14.0, k)), 18, 80).astype(np.int64)
+    no_age = missing("age")
+    vip = rng.random(k) < 0.06
+    no_vip = missing("vip")
+    points = np.rint(rng.exponential(350.0, k)).astype(np.int64) + np.where(vip, 2000, 0)
+    # Birthdays agree with age (whole years before as_of, give or take the day).
+    today = now // DAY
+    birthday = today - (age * 365.25).astype(np.int64) - rng.integers(0, 365, k)
+    no_birthday = no_age | missing("birthday")
+
+    tags = _tags(rng, k, form=np.where(no_form, -1, form), days_ago=days_ago, vip=vip & ~no_vip, status=status)
+
+    return pa.Table.from_arrays(
+        [
+            numbered("sub_", start + 1, k, 7),
+            email,
+            _STATUS.take(status),
+            _take(_FIRST, first, missing("first_name")),
+            _take(_LAST, last, missing("last_name")),
+            _take(_FORM, form, no_form),
+            _take(_CITY, city, no_location),
+            _take(_STATE, city, no_location),
+            _take(_COUNTRY, np.zeros(k, np.int64), no_location),
+            postal_code,
+            pa.array(age, pa.int64(), mask=no_age),
+            _timestamps(created),
+            tags,
+            pa.array(points, pa.int64(), mask=missing("loyalty_points")),
+            pa.array(vip, pa.bool_(), mask=no_vip),
+            pa.array(birthday.astype(np.int32), pa.date32(), mask=no_birthday),
+        ],
+        schema=SUBSCRIBER_SCHEMA,
+    )
+
+
+def _tags(rng: np.random.Generator, k: int, *, form: np.ndarray, days_ago: np.ndarray, vip: np.ndarray,
+          status: np.ndarray) -> pa.Array:
+    """Independent draws per (subscriber, tag), with probabilities that follow
+    the subscriber: webinar sign-ups attended webinars, fresh sign-ups are new
+    customers, VIPs carry the tag, lapsed subscribers look at risk."""
+    webinar_form = form == _FORM_INDEX["Webinar registration"]
+    special = {
+        "webinar-attendee": np.where(webinar_form, 0.75, _TAG_P[_TAG_INDEX["webinar-attendee"]]),
+        "webinar-2026": np.where(webinar_form, 0.45, _TAG_P[_TAG_INDEX["webinar-2026"]]),
+        "new-customer": np.select([days_ago < 30, days_ago < 90], [0.5, 0.2], _TAG_P[_TAG_INDEX["new-customer"]]),
+        "vip": np.where(vip, 0.7, _TAG_P[_TAG_INDEX["vip"]]),
+        "churn-risk": np.where(status != 0, 0.3, _TAG_P[_TAG_INDEX["churn-risk"]]),
+    }
+    draws = rng.random((k, len(_TAG_P)), dtype=np.float32)
+    has = draws < _TAG_P
+    for tag, p in special.items():
+        has[:, _TAG_INDEX[tag]] = draws[:, _TAG_INDEX[tag]] < p
+    rows, cols = np.nonzero(has)  # row-major: each subscriber's tags stay together, in vocabulary order
+    variant = rng.random(cols.size, dtype=np.float32) < _TAG_VARIANT_SHARE
+    values = _TAG_STRINGS.take(cols * 2 + variant)
+    offsets = np.zeros(k + 1, dtype=np.int32)
+    np.cumsum(has.sum(axis=1), out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _time_order(offsets: np.ndarray) -> np.ndarray:
+    """Stable argsort of non-negative offsets below 2**32, as two 16-bit radix
+    passes: numpy sorts 16-bit keys in linear time, int64 keys ~10x slower."""
+    low = np.argsort((offsets & 0xFFFF).astype(np.uint16), kind="stable")
+    high = np.argsort((offsets[low] >> 16).astype(np.uint16), kind="stable")
+    return low[high]
+
+
+def _event_block(subs: pa.Table, *, now: int, seed: int, block: int, per_subscriber: float) -> pa.Table:
+    """Events of the subscribers in `subs`, without `event_id` (see `_with_event_ids`)."""
+    rng = np.random.default_rng([seed, _EVENT_STREAM, block])
+    k = subs.num_rows
+    created = pc.cast(subs["created_at"], pa.int64()).fill_null(0).to_numpy() // _US_PER_S
+    checkout = pc.equal(subs["signup_form"], "Checkout").fill_null(False).to_numpy(zero_copy_only=False)
+
+    # Nobody acts before signing up; the export covers the last year.
+    window_start = np.clip(created, now - _EVENT_WINDOW, now)
+    span = now - window_start
+    # A Checkout signup is a purchase: one event at signup time.
+    signup_buy = checkout & (created >= now - _EVENT_WINDOW) & (created <= now)
+    buyers = np.flatnonzero(signup_buy)
+
+    # Skewed activity: most subscribers do little, a few do a lot. The rate is
+    # trimmed so the total averages `per_subscriber` including signup purchases.
+    rate = max(per_subscriber - buyers.size / max(k, 1), 0.0)
+    counts = rng.poisson(rate * rng.gamma(0.6, 1 / 0.6, k))
+    owner = np.repeat(np.arange(k), counts)
+    m = owner.size
+    kind = rng.choice(len(_EVENT), m, p=_EVENT_P)
+    at = window_start[owner] + (rng.random(m) * span[owner]).astype(np.int64)
+    # Real exports carry a few future-dated events (clock skew, scheduled sends).
+    at = np.where(rng.random(m) < _LATE_EVENTS, now + rng.integers(60, 3 * DAY, m), at)
+
+    purchase = _EVENT_INDEX["purchase"]
+    owner = np.concatenate([owner, buyers])
+    kind = np.concatenate([kind, np.full(buyers.size, purchase)])
+    at = np.concatenate([at, np.minimum(created[buyers] + rng.integers(30, 900, buyers.size), now)])
+    first_buy = np.concatenate([np.zeros(m, bool), np.ones(buyers.size, bool)])
+    # A block's events are in time order (ties keep generation order); the file is
+    # ordered block by block, like an export concatenated from several shards.
+    order = _time_order(at - (now - _EVENT_WINDOW))
+    owner, kind, at, first_buy = owner[order], kind[order], at[order], first_buy[order]
+    n = owner.size
+
+    is_purchase = kind == purchase
+    is_email = (kind == _EVENT_INDEX["email_open"]) | (kind == _EVENT_INDEX["email_click"])
+    is_webinar = kind == _EVENT_INDEX["webinar_registered"]
+    product = rng.choice(len(_PRODUCT), n, p=_PRODUCT_P)
+    with_product = is_purchase | ((kind == _EVENT_INDEX["page_view"]) & (rng.random(n) < 0.6))
+    amount = np.round(_PRODUCT_PRICE[product] * rng.lognormal(0.0, 0.45, n), 2)
+
+    # Campaigns are named by kind and month: "newsletter-2026-03".
+    month = at.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
+    lo, hi = (int(month.min()), int(month.max())) if n else (0, 0)
+    months = np.datetime_as_string(np.arange(lo, hi + 1).astype("datetime64[M]"), unit="M")
+    campaign_kind = np.where(is_webinar, len(_CAMPAIGN_KINDS) - 1, rng.choice(len(_CAMPAIGN_P), n, p=_CAMPAIGN_P))
+    names = _strings(f"{kind_}-{m_}" for kind_ in _CAMPAIGN_KINDS for m_ in months)
+    with_campaign = is_email | is_webinar | (is_purchase & (rng.random(n) < 0.15))
+    campaign = _take(names, campaign_kind * len(months) + (month - lo), ~with_campaign)
+
+    coupon = np.where(first_buy & (rng.random(n) < 0.4), 0, rng.choice(len(_COUPON), n, p=_COUPON_P))
+    with_coupon = is_purchase & ((first_buy & (coupon == 0)) | (rng.random(n) < 0.25))
+
+    return pa.Table.from_arrays(
+        [
+            subs["subscriber_id"].take(pa.array(owner, pa.int64())),
+            _EVENT.take(kind),
+            _timestamps(at),
+            pa.array(amount, pa.float64(), mask=~is_purchase),
+            _take(_PRODUCT, product, ~with_product),
+            campaign,
+            _take(_COUPON, coupon, ~with_coupon),
+        ],
+        schema=_EVENT_BODY_SCHEMA,
+    )
+
+
+def _ordered_map(fn: Callable[[_T], _U], items: Iterable[_T]) -> Iterator[_U]:
+    """`map(fn, items)` on a thread pool (numpy and Arrow release the GIL), results
+    in input order, with a few items in flight so memory stays bounded."""
+    if THREADS <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(THREADS) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * THREADS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _with_event_ids(events: pa.Table, first_number: int) -> pa.Table:
+    """Ids follow the export order across blocks, so they are added once blocks are back in order."""
+    return events.add_column(0, EVENT_SCHEMA.field("event_id"), numbered("evt_", first_number, events.num_rows, 10))
+
+
+def iter_blocks(n: int, *, as_of: datetime, seed: int = 7, per_subscriber: float = 2.0,
+                render: Callable[[pa.Table], pa.Table] | None = None) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """(subscribers, events) one block at a time: the streaming form of
+    `generate_subscribers` + `generate_events`, same rows, bounded memory.
+
+    `render`, if given, is applied to both tables on the worker threads (the
+    writers use it to format text columns in parallel); it must keep columns
+    other than the event id where they are.
+    """
+    now = as_of_seconds(as_of)
+
+    def make(block_start: tuple[int, int]) -> tuple[pa.Table, pa.Table]:
+        block, start = block_start
+        subs = _subscriber_block(start, min(start + BLOCK_ROWS, n), now=now, seed=seed, block=block)
+        events = _event_block(subs, now=now, seed=seed, block=block, per_subscriber=per_subscriber)
+        return (render(subs), render(events)) if render else (subs, events)
+
+    next_event = 1
+    for subs, events in _ordered_map(make, enumerate(range(0, n, BLOCK_ROWS))):
+        yield subs, _with_event_ids(events, next_event)
+        next_event += events.num_rows
+
+
+def generate_subscribers(n: int, *, as_of: datetime, seed: int = 7) -> pa.Table:
+    """n subscribers `sub_0000001`.. as of `as_of`; deterministic for (n, as_of, seed)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    now = as_of_seconds(as_of)
+
+    def make(block_start: tuple[int, int]) -> pa.Table:
+        block, start = block_start
+        return _subscriber_block(start, min(start + BLOCK_ROWS, n), now=now, seed=seed, block=block)
+
+    blocks = list(_ordered_map(make, enumerate(range(0, n, BLOCK_ROWS))))
+    return pa.concat_tables(blocks) if blocks else SUBSCRIBER_SCHEMA.empty_table()
+
+
+def generate_events(subscribers: pa.Table, *, as_of: datetime, seed: int = 7, per_subscriber: float = 2.0
+                    ) -> pa.Table:
+    """About `per_subscriber` events per subscriber over the year before `as_of`
+    (a few after it), with unique `event_id`s `evt_0000000001`..
+
+    Uses `subscriber_id`, `created_at` and `signup_form` of `subscribers`.
+    """
+    now = as_of_seconds(as_of)
+
+    def make(block_start: tuple[int, int]) -> pa.Table:
+        block, start = block_start
+        return _event_block(subscribers.slice(start, BLOCK_ROWS), now=now, seed=seed, block=block,
+                            per_subscriber=per_subscriber)
+
+    parts, next_event = [], 1
+    for events in _ordered_map(make, enumerate(range(0, subscribers.num_rows, BLOCK_ROWS))):
+        parts.append(_with_event_ids(events, next_event))
+        next_event += events.num_rows
+    return pa.concat_tables(parts) if parts else EVENT_SCHEMA.empty_table()

@@ -1,0 +1,143 @@
+"""Write sample data as landing files in the contract's format.
+
+`DATA/landing/subscribers/subscribers_<YYYYMMDDTHHMMSSZ>.<ext>` (one full
+snapshot) and `DATA/landing/events/events_<...>.<ext>` (one export), the
+stamp being `as_of`. Text formats carry timestamps as ISO 8601 with `Z`,
+dates as `YYYY-MM-DD`, booleans as `true`/`false`; CSV joins tags with `|`
+and leaves missing values (and empty tag lists) as empty cells.
+
+Files are streamed block by block (bounded memory at any size), written under
+a temporary name outside the landing folders and renamed into place, so an
+ingest never sees half a file. The same arguments give the same bytes, and an
+existing identical file is left as it is, so re-writing is a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import filecmp
+import functools
+import gzip
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from pipelines.sample_data.generate import EVENT_SCHEMA, SUBSCRIBER_SCHEMA, as_of_seconds, iter_blocks
+from pipelines.sample_data.strings import iso_utc
+from pipelines.settings import Paths
+
+FORMATS = ("csv", "csv.gz", "jsonl", "parquet")
+TAG_SEPARATOR = "|"
+# Parquet dictionary-encodes only columns with few distinct values: trying it on
+# ids and timestamps costs a third of the write time for nothing.
+_DICTIONARY_COLUMNS = frozenset({
+    "status", "first_name", "last_name", "signup_form", "city", "state", "country", "postal_code", "age",
+    "tags", "vip", "event", "product", "campaign", "coupon",
+})
+# RFC 4180: header row, comma, "..." with doubled quotes (pyarrow quotes every string value).
+_CSV_OPTIONS = pa_csv.WriteOptions(include_header=True, quoting_style="needed")
+
+
+def snapshot_stamp(as_of: datetime) -> str:
+    """`as_of` (whole seconds, UTC) as it appears in landing file names."""
+    return datetime.fromtimestamp(as_of_seconds(as_of), UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def landing_file_paths(paths: Paths, *, as_of: datetime, fmt: str = "csv") -> tuple[Path, Path]:
+    """(subscriber snapshot, events export) that `write_landing` writes."""
+    _check_format(fmt)
+    stamp = snapshot_stamp(as_of)
+    return (paths.landing_subscribers / f"subscribers_{stamp}.{fmt}",
+            paths.landing_events / f"events_{stamp}.{fmt}")
+
+
+def write_landing(paths: Paths, *, as_of: datetime, n_subscribers: int = 10_000, seed: int = 7,
+                  fmt: str = "csv", per_subscriber: float = 2.0) -> list[Path]:
+    """Write one subscriber snapshot and one events export; returns their paths.
+
+    Streams in blocks, so any size (100M subscribers) fits in memory.
+    """
+    if n_subscribers < 0:
+        raise ValueError(f"n_subscribers must be >= 0, got {n_subscribers}")
+    subscribers_path, events_path = landing_file_paths(paths, as_of=as_of, fmt=fmt)
+    render = None if fmt == "parquet" else functools.partial(render_for, fmt=fmt)
+    with (_landing_writer(subscribers_path, SUBSCRIBER_SCHEMA, fmt) as write_subscribers,
+          _landing_writer(events_path, EVENT_SCHEMA, fmt) as write_events):
+        for subscribers, events in iter_blocks(n_subscribers, as_of=as_of, seed=seed,
+                                               per_subscriber=per_subscriber, render=render):
+            write_subscribers(subscribers)
+            write_events(events)
+    return [subscribers_path, events_path]
+
+
+def render_for(table: pa.Table, fmt: str) -> pa.Table:
+    """The columns as the file format carries them: Parquet keeps the Arrow types;
+    text formats get ISO 8601 `...Z` timestamps; CSV also gets `|`-joined tags."""
+    if fmt == "parquet":
+        return table
+    columns = []
+    for column, field in zip(table.columns, table.schema, strict=True):
+        if pa.types.is_timestamp(field.type):
+            column = _iso_timestamps(column)
+        elif pa.types.is_list(field.type) and fmt != "jsonl":
+            joined = pc.binary_join(column, TAG_SEPARATOR)
+            # An empty list is an empty cell (missing == empty list), not `""`.
+            column = pc.if_else(pc.equal(pc.list_value_length(column), 0), None, joined)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _iso_timestamps(column: pa.ChunkedArray) -> pa.Array:
+    """`YYYY-MM-DDTHH:MM:SSZ` (whole seconds), null stays null."""
+    column = column.combine_chunks()
+    seconds = pc.cast(pc.cast(column, pa.timestamp("s"), safe=False), pa.int64()).fill_null(0)
+    text = iso_utc(seconds.to_numpy())
+    return pc.if_else(column.is_valid(), text, None) if column.null_count else text
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+@contextlib.contextmanager
+def _landing_writer(path: Path, schema: pa.Schema, fmt: str) -> Iterator:
+    """Yield `write(table)` taking tables already `render_for`-ed; on success the
+    file appears at `path` in one rename."""
+    _check_format(fmt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Beside the landing folder, not in it: ingest must never pick up a partial file.
+    partial = path.parent.parent / f".{path.name}.partial"
+    text_schema = render_for(schema.empty_table(), fmt).schema
+    try:
+        if fmt == "parquet":
+            dictionary = [name for name in schema.names if name in _DICTIONARY_COLUMNS]
+            with pq.ParquetWriter(partial, schema, compression="zstd", use_dictionary=dictionary) as writer:
+                yield writer.write_table
+        elif fmt == "jsonl":
+            import polars as pl  # only this format needs it; keeps the import light
+
+            with open(partial, "wb") as sink:
+                yield lambda table: pl.from_arrow(table).write_ndjson(sink)
+        elif fmt == "csv.gz":
+            # Python's gzip: level 6 is ~3x faster than Arrow's level 9; mtime=0 and no
+            # file name in the header keep the bytes reproducible.
+            with open(partial, "wb") as raw, gzip.GzipFile(filename="", mode="wb", compresslevel=6,
+                                                            fileobj=raw, mtime=0) as sink, \
+                    pa_csv.CSVWriter(sink, text_schema, write_options=_CSV_OPTIONS) as writer:
+                yield writer.write_table
+        else:
+            with pa.OSFile(str(partial), "wb") as sink, \
+                    pa_csv.CSVWriter(sink, text_schema, write_options=_CSV_OPTIONS) as writer:
+                yield writer.write_table
+        # An identical file stays untouched (same mtime too): re-running the demo changes nothing.
+        if not (path.is_file() and filecmp.cmp(partial, path, shallow=False)):
+            os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,85 @@
+"""Property: however statuses flip between runs, no non-active subscriber is ever a recipient."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipelines.publish import compute_recipients, suppression_violations
+from pipelines.segments.fields import STATUSES
+
+try:  # tests/ on sys.path (no tests/__init__.py)
+    from test_publish_support import (
+        make_paths,
+        make_project,
+        membership_table,
+        publish,
+        query,
+        subscribers_table,
+    )
+except ModuleNotFoundError:  # tests/ is a package
+    from tests.test_publish_support import (
+        make_paths,
+        make_project,
+        membership_table,
+        publish,
+        query,
+        subscribers_table,
+    )
+
+IDS = [f"p{i}" for i in range(12)]
+SEGMENT_KEYS = ["s1", "s2", "s3"]
+
+statuses_st = st.fixed_dictionaries({i: st.sampled_from(STATUSES) for i in IDS})
+members_st = st.fixed_dictionaries({k: st.lists(st.sampled_from(IDS), unique=True) for k in SEGMENT_KEYS})
+audience_st = st.fixed_dictionaries({
+    "include": st.lists(st.sampled_from(SEGMENT_KEYS), min_size=1, max_size=3, unique=True).map(tuple),
+    "exclude": st.lists(st.sampled_from(SEGMENT_KEYS), max_size=2, unique=True).map(tuple),
+})
+runs_st = st.lists(st.tuples(members_st, statuses_st), min_size=1, max_size=4)
+
+
+def expected_recipients(audience: dict, members: dict, statuses: dict) -> set[str]:
+    included = {i for k in audience["include"] for i in members[k]}
+    excluded = {i for k in audience["exclude"] for i in members[k]}
+    return {i for i in included - excluded if statuses[i] == "active"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(audiences=st.dictionaries(st.sampled_from(["a1", "a2", "a3"]), audience_st, min_size=1), runs=runs_st)
+def test_recipients_are_exactly_the_active_picked_members(audiences, runs):
+    project = make_project(SEGMENT_KEYS, audiences)
+    for members, statuses in runs:
+        subscribers = subscribers_table(statuses)
+        recipients = compute_recipients(project, membership_table(members), subscribers, "r")
+        assert suppression_violations(recipients, subscribers) == 0
+        for key, audience in audiences.items():
+            got = {r["subscriber_id"] for r in recipients.to_pylist() if r["audience"] == key}
+            assert got == expected_recipients(audience, members, statuses)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(audience=audience_st, runs=st.lists(st.tuples(members_st, statuses_st), min_size=2, max_size=3))
+def test_published_recipients_and_audience_files_never_hold_non_active(audience, runs):
+    project = make_project(SEGMENT_KEYS, {"campaign": {**audience, "fields": ("first_name",)}})
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = make_paths(Path(tmp))
+        for n, (members, statuses) in enumerate(runs):
+            publish(paths, project, datetime(2026, 5, 1) + timedelta(days=n), members, statuses)
+            bad = query(paths, """SELECT count(*) FROM recipients r LEFT JOIN subscribers s USING (subscriber_id)
+                                  WHERE s.status IS DISTINCT FROM 'active'""")
+            assert bad == [(0,)]
+            exported = pq.read_table(paths.data / "audiences" / "campaign" / "recipients.parquet")
+            assert set(exported.column("subscriber_id").to_pylist()) == expected_recipients(
+                audience, members, statuses)
+
+
+def test_suppression_violations_counts_unknown_and_inactive():
+    subscribers = subscribers_table({"a": "active", "b": "bounced"})
+    recipients = membership_table({"x": ["a", "b", "ghost"]}).rename_columns(["audience", "subscriber_id"])
+    assert suppression_violations(recipients, subscribers) == 2
