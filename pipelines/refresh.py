@@ -120,10 +120,10 @@ def _definitions_fingerprint(project: Project) -> str:
 
 
 def _events_fingerprint(paths: Paths) -> str:
-    # Event parts are named after their source file's content hash, so the
-    # sorted list of part names identifies the event set.
-    root = Path(paths.lake) / "events"
-    return "\n".join(sorted(p.name for p in root.rglob("*.parquet"))) if root.exists() else ""
+    """The ingested event files, by content hash, as the ledger lists them."""
+    from .lake.ledger import INGESTED, Ledger
+
+    return "\n".join(sorted(e.sha256 for e in Ledger(paths).entries("events", INGESTED)))
 
 
 def prepare_run(paths: Paths, params: RunParams) -> RunContext:

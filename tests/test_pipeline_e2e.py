@@ -7,13 +7,12 @@ as_of 2026-11-27T06:00Z (see the comments).
 import dagster as dg
 import duckdb
 import pytest
+from conftest import AS_OF
 
 from pipelines.definitions import defs
 from pipelines.defs.resources import SegmentsResource
 from pipelines.errors import UserError
 from pipelines.runner import execute_refresh
-
-from conftest import AS_OF
 
 EXPECTED = {
     # state is NY, case-insensitive (s2 has "ny")

@@ -1,0 +1,253 @@
+"""Ingest every new landing file into the typed Parquet lake.
+
+For each landing file, subscribers first, then events, each in the order of
+the time in their names (then by name):
+
+1. archive it (copy + sha256); landing files are never modified or deleted;
+2. skip it if the ledger knows this content (under any name) — or, for a
+   rejection that depended on the name, this content under this name;
+3. reject it whole when its name has no valid time, it is empty, it cannot be
+   read, or it is a snapshot whose time another ingested snapshot already has
+   (the first one, by time then name, is kept: two different snapshots of the
+   same instant are ambiguous, and choosing silently would hide that);
+4. otherwise stream it through the reader and the row rules, quarantine the
+   bad rows, settle duplicates, write the lake file and then the ledger entry.
+
+A rejected file is copied to `DATA/rejected/...` with a `.reason.txt` next to
+it, recorded in the ledger and reported once; nothing of it enters the lake.
+
+Ingest must not run twice at the same time on one data folder (the run
+lock of the refresh job guarantees that); it is safe to kill at any moment.
+
+To retry a rejected file after fixing the cause outside the file (say, the
+field catalog), delete its entry in `DATA/lake/_ledger/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..segments.fields import FieldCatalog
+from ..settings import Paths
+from .columns import KINDS, TableSpec
+from .landing import LandingIndex, archive_landing_file, list_landing
+from .layout import (
+    copy_atomic,
+    part_path,
+    quarantine_path,
+    rejected_path,
+    remove_quietly,
+    remove_stale_temporaries,
+    scratch_dir,
+    write_text_atomic,
+)
+from .ledger import INGESTED, REJECTED, Ledger, LedgerEntry
+from .naming import BadLandingName, LandingName, parse_landing_name
+from .normalize import QUARANTINE_SCHEMA, normalize_batch, shown
+from .parts import Staging, Superseded, duckdb_connection, write_events, write_quarantine, write_snapshot
+from .problems import FileRejected, RecordTooLarge
+from .readers import CSV_BLOCK_SIZES, open_reader
+
+
+@dataclass
+class Rejection:
+    file: str  # landing file name
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: rejected: {self.reason}"
+
+
+@dataclass
+class IngestReport:
+    ingested: list[str] = field(default_factory=list)  # landing file names newly ingested
+    skipped: list[str] = field(default_factory=list)  # already in the ledger (same content)
+    rejected: list[Rejection] = field(default_factory=list)  # newly rejected in this call
+    quarantined_rows: int = 0  # newly quarantined in this call
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Loaded:
+    rows: int
+    quarantined: int
+    ignored: int
+    part: Path
+    quarantine: Path | None
+    extras: list[str]
+
+
+def ingest_landing(paths: Paths, catalog: FieldCatalog) -> IngestReport:
+    """Ingest all new landing files; safe to call again at any time (idempotent)."""
+    run = _IngestRun(paths, catalog)
+    try:
+        for kind in KINDS:
+            spec = TableSpec.for_kind(kind, catalog)
+            for path, name in _in_order(list_landing(paths, kind)):
+                run.one_file(spec, path, name)
+    finally:
+        run.close()
+    return run.report
+
+
+def _in_order(files: list[Path]) -> list[tuple[Path, LandingName | BadLandingName]]:
+    """Files by the time in their names, then by name; badly named ones last."""
+    parsed: list[tuple[Path, LandingName | BadLandingName]] = []
+    for path in files:
+        try:
+            parsed.append((path, parse_landing_name(path.name)))
+        except BadLandingName as exc:
+            parsed.append((path, exc))
+    return sorted(parsed, key=lambda item: (isinstance(item[1], BadLandingName),
+                                            getattr(item[1], "at", datetime.min), item[0].name))
+
+
+class _IngestRun:
+    def __init__(self, paths: Paths, catalog: FieldCatalog) -> None:
+        self.paths = paths
+        self.catalog = catalog
+        self.report = IngestReport()
+        self.ledger = Ledger(paths)
+        self.index = LandingIndex(paths)
+        self.scratch = scratch_dir(paths)
+        remove_quietly(self.scratch)  # left over by a crashed run; only ever ours
+        for folder in (paths.lake, paths.archive, paths.rejected):
+            remove_stale_temporaries(folder)
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = duckdb_connection(self.scratch)
+        return self._con
+
+    def close(self) -> None:
+        self.index.save()
+        if self._con is not None:
+            self._con.close()
+        remove_quietly(self.scratch)
+
+    # ------------------------------------------------------------ one file
+
+    def one_file(self, spec: TableSpec, path: Path, name: LandingName | BadLandingName) -> None:
+        sha256, archived = archive_landing_file(self.paths, spec.kind, path, self.index)
+        if self.ledger.find(sha256, path.name) is not None:
+            self.report.skipped.append(path.name)
+            return
+        if isinstance(name, BadLandingName):
+            self._reject(spec.kind, path.name, sha256, archived, None, str(name), name_bound=True)
+            return
+        if spec.kind == "subscribers":
+            clash = next((e for e in self.ledger.entries("subscribers", INGESTED) if e.file_time == name.at), None)
+            if clash is not None:
+                self._reject(spec.kind, path.name, sha256, archived, name.at,
+                             f"another snapshot with the same time ({name.stamp}) was already ingested from "
+                             f"'{clash.file}'; snapshot times must be unique", name_bound=True)
+                return
+        try:
+            if archived.stat().st_size == 0:
+                raise FileRejected("the file is empty")
+            loaded = self._load(spec, archived, name, sha256)
+        except FileRejected as exc:
+            self._reject(spec.kind, path.name, sha256, archived, name.at, exc.reason, name_bound=False)
+            return
+        self.ledger.record(LedgerEntry(
+            sha256=sha256, kind=spec.kind, file=path.name, status=INGESTED, recorded_at=_now(),
+            file_time=name.at, rows=loaded.rows, quarantined=loaded.quarantined, ignored=loaded.ignored,
+            part=loaded.part.relative_to(self.paths.lake).as_posix(),
+            quarantine=loaded.quarantine.relative_to(self.paths.lake).as_posix() if loaded.quarantine else None,
+        ))
+        self.report.ingested.append(path.name)
+        self.report.quarantined_rows += loaded.quarantined
+        self._warn(spec, path.name, loaded)
+
+    def _load(self, spec: TableSpec, archived: Path, name: LandingName, sha256: str) -> _Loaded:
+        staging_dir = self.scratch / sha256
+        for block_size in CSV_BLOCK_SIZES:
+            remove_quietly(staging_dir)
+            staging = Staging(staging_dir)
+            reader = open_reader(archived, name.fmt, spec, block_size)
+            try:
+                for batch in reader.batches():
+                    staging.add(normalize_batch(batch, spec))
+                reader.finish()
+            except RecordTooLarge:
+                continue
+            except pa.ArrowException as exc:
+                # Data Arrow cannot read or convert is bad input, not a crash: keep the
+                # file aside with Arrow's own words rather than stop the whole run.
+                first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise FileRejected(f"the file cannot be read ({first_line})") from None
+            finally:
+                staging.close()
+            break
+
+        part = part_path(self.paths, spec.kind, name.at, sha256)
+        ignored = 0
+        if spec.kind == "subscribers":
+            rows, superseded = write_snapshot(self.con, staging, spec, part)
+            if superseded.row_numbers.size:
+                staging.add_quarantine(self._superseded_rows(spec, archived, name, block_size, superseded))
+                staging.close()
+        else:
+            earlier = [self.ledger.lake_file(e.part) for e in self.ledger.entries("events", INGESTED)
+                       if e.part and self.ledger.lake_file(e.part) != part]
+            rows = write_events(self.con, staging, spec, part, earlier)
+            ignored = staging.good_rows - rows
+        quarantine = quarantine_path(self.paths, spec.kind, name.at, sha256)
+        quarantined = write_quarantine(self.con, staging, name.name, quarantine)
+        remove_quietly(staging_dir)
+        return _Loaded(rows, quarantined, ignored, part, quarantine if quarantined else None, staging.extras)
+
+    def _superseded_rows(self, spec: TableSpec, archived: Path, name: LandingName, block_size: int,
+                         superseded: Superseded) -> pa.Table:
+        """Quarantine rows for snapshot duplicates; a second pass over the file fetches their raw text."""
+        raw: dict[int, str] = {}
+        for batch in open_reader(archived, name.fmt, spec, block_size).batches():
+            positions = np.flatnonzero(np.isin(batch.row_numbers, superseded.row_numbers))
+            if positions.size:
+                raw.update(zip(batch.row_numbers[positions].tolist(), batch.raw(positions), strict=True))
+        reasons = [
+            f"duplicate {spec.key} {shown(key)}: row {winner} has the same {spec.key} and, being the last, wins"
+            for key, winner in zip(superseded.keys, superseded.winners, strict=True)
+        ]
+        numbers = superseded.row_numbers.tolist()
+        return pa.table({"row_number": numbers, "reason": reasons, "raw": [raw.get(n) for n in numbers]},
+                        schema=QUARANTINE_SCHEMA)
+
+    def _reject(self, kind: str, file: str, sha256: str, archived: Path, file_time: datetime | None,
+                reason: str, *, name_bound: bool) -> None:
+        kept = rejected_path(self.paths, kind, sha256, file)
+        if not kept.is_file():
+            copy_atomic(archived, kept)
+        write_text_atomic(kept.with_name(f"{file}.reason.txt"), reason + "\n")
+        self.ledger.record(LedgerEntry(
+            sha256=sha256, kind=kind, file=file, status=REJECTED, recorded_at=_now(), file_time=file_time,
+            reason=reason, name_bound=name_bound,
+        ))
+        self.report.rejected.append(Rejection(file, reason))
+
+    def _warn(self, spec: TableSpec, file: str, loaded: _Loaded) -> None:
+        warnings = self.report.warnings
+        for extra in loaded.extras:
+            warnings.append(f"{file}: undeclared column '{extra}' kept as text "
+                            f"(declare it in _fields.yaml to give it a type)")
+        if loaded.quarantine is not None:
+            first = next(pq.ParquetFile(loaded.quarantine).iter_batches(batch_size=1)).to_pylist()[0]
+            warnings.append(f"{file}: {loaded.quarantined} row(s) quarantined "
+                            f"(first: row {first['row_number']}: {first['reason']})")
+        if loaded.ignored:
+            warnings.append(f"{file}: {loaded.ignored} event(s) ignored: their event_id was already seen")
+        if spec.kind == "subscribers" and loaded.rows == 0:
+            warnings.append(f"{file}: the snapshot has no subscribers")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

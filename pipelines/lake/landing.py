@@ -1,0 +1,98 @@
+"""Landing folders: list their files and archive each one before anything else.
+
+Landing files are only ever read. Each is copied to the archive while its
+sha256 is computed from the very bytes copied; everything downstream reads
+the archived copy, so a landing file that changes mid-run cannot produce a
+lake file that disagrees with its recorded hash.
+
+Hidden files (names starting with "." — editors' and uploaders' temporary
+files) are ignored; every other regular file in `landing/subscribers/` and
+`landing/events/` is a landing file (sub-folders are not scanned).
+
+Hashing a large file on every run is wasted work, so a small index remembers
+(size, mtime) -> sha256 per landing path; a file whose size or mtime changed
+is hashed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from ..settings import Paths
+from .layout import archive_path, publish_file, remove_quietly, temp_sibling, write_text_atomic
+
+_CHUNK = 1 << 20
+
+
+def landing_dir(paths: Paths, kind: str) -> Path:
+    return paths.landing_subscribers if kind == "subscribers" else paths.landing_events
+
+
+def list_landing(paths: Paths, kind: str) -> list[Path]:
+    folder = landing_dir(paths, kind)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+class LandingIndex:
+    def __init__(self, paths: Paths) -> None:
+        self.file = paths.lake / "_landing_index.json"
+        self._data: dict[str, dict] = {}
+        self._dirty = False
+        if self.file.is_file():
+            try:
+                self._data = json.loads(self.file.read_text(encoding="utf-8"))
+            except ValueError:
+                self._data = {}  # only a cache: rebuilding it costs a re-hash, nothing else
+
+    @staticmethod
+    def _key(kind: str, path: Path) -> str:
+        return f"{kind}/{path.name}"
+
+    def known_sha256(self, kind: str, path: Path) -> str | None:
+        entry = self._data.get(self._key(kind, path))
+        stat = path.stat()
+        if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
+            return entry.get("sha256")
+        return None
+
+    def remember(self, kind: str, path: Path, sha256: str, size: int, mtime_ns: int) -> None:
+        self._data[self._key(kind, path)] = {"size": size, "mtime_ns": mtime_ns, "sha256": sha256}
+        self._dirty = True
+
+    def save(self) -> None:
+        if self._dirty:
+            write_text_atomic(self.file, json.dumps(self._data, indent=1, sort_keys=True))
+            self._dirty = False
+
+
+def archive_landing_file(paths: Paths, kind: str, path: Path, index: LandingIndex) -> tuple[str, Path]:
+    """Copy a landing file into the archive (once per content and name); return (sha256, archived copy)."""
+    known = index.known_sha256(kind, path)
+    if known is not None:
+        target = archive_path(paths, kind, known, path.name)
+        if target.is_file():
+            return known, target
+    stat = path.stat()
+    temp = temp_sibling(paths.archive / kind / path.name)
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as source, open(temp, "wb") as copy:
+            while chunk := source.read(_CHUNK):
+                digest.update(chunk)
+                copy.write(chunk)
+        sha256 = digest.hexdigest()
+        target = archive_path(paths, kind, sha256, path.name)
+        if target.is_file():
+            remove_quietly(temp)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            publish_file(temp, target)
+    except BaseException:
+        remove_quietly(temp)
+        raise
+    index.remember(kind, path, sha256, stat.st_size, stat.st_mtime_ns)
+    return sha256, target

@@ -1,0 +1,110 @@
+"""Where things live below the data root, and atomic file writes.
+
+```
+DATA/archive/<kind>/<sha256[:16]>/<landing name>      every landing file, copied before anything else
+DATA/rejected/<kind>/<sha256[:16]>/<landing name>     rejected files, next to <landing name>.reason.txt
+DATA/lake/subscribers/snapshot_date=YYYY-MM-DD/subscribers_<time>_<sha256[:16]>.parquet
+DATA/lake/events/export_date=YYYY-MM-DD/events_<time>_<sha256[:16]>.parquet
+DATA/lake/quarantine/<kind>_<time>_<sha256[:16]>.parquet
+DATA/lake/_ledger/<sha256>.json                       one entry per landing content (see ledger.py)
+DATA/lake/_tmp/                                       scratch space of a running ingest
+```
+
+Output names derive from the source's content hash, so re-running after a
+crash rewrites the same file instead of adding a second copy. Every file is
+written to a temporary name in its final folder and moved into place with
+`os.replace`, so a reader never sees half a file; and readers only look at
+files the ledger lists, so a file written just before a crash is invisible
+until the ledger records it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+from ..settings import Paths
+
+
+def short(sha256: str) -> str:
+    return sha256[:16]
+
+
+def archive_path(paths: Paths, kind: str, sha256: str, name: str) -> Path:
+    return paths.archive / kind / short(sha256) / name
+
+
+def rejected_path(paths: Paths, kind: str, sha256: str, name: str) -> Path:
+    return paths.rejected / kind / short(sha256) / name
+
+
+def part_path(paths: Paths, kind: str, at: datetime, sha256: str) -> Path:
+    stamp = at.strftime("%Y%m%dT%H%M%SZ")
+    partition = "snapshot_date" if kind == "subscribers" else "export_date"
+    return paths.lake / kind / f"{partition}={at:%Y-%m-%d}" / f"{kind}_{stamp}_{short(sha256)}.parquet"
+
+
+def quarantine_path(paths: Paths, kind: str, at: datetime, sha256: str) -> Path:
+    return paths.lake / "quarantine" / f"{kind}_{at:%Y%m%dT%H%M%SZ}_{short(sha256)}.parquet"
+
+
+def ledger_dir(paths: Paths) -> Path:
+    return paths.lake / "_ledger"
+
+
+def scratch_dir(paths: Paths) -> Path:
+    return paths.lake / "_tmp"
+
+
+def temp_sibling(target: Path) -> Path:
+    """A temporary name in the target's folder (same file system, so os.replace is atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def publish_file(temp: Path, target: Path) -> None:
+    """Durably move a finished temporary file into place."""
+    fsync_file(temp)
+    os.replace(temp, target)
+    with contextlib.suppress(OSError):  # directory fsync is not supported everywhere
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    temp = temp_sibling(target)
+    temp.write_text(text, encoding="utf-8")
+    publish_file(temp, target)
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    temp = temp_sibling(target)
+    shutil.copyfile(source, temp)
+    publish_file(temp, target)
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files (see temp_sibling) that a killed run left behind."""
+    if folder.is_dir():
+        for temp in folder.rglob(".*.tmp"):
+            remove_quietly(temp)
+
+
+def remove_quietly(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

@@ -1,0 +1,98 @@
+"""The ingest ledger: what happened to each landing file content, keyed by sha256.
+
+One small JSON file per entry in `lake/_ledger/`, written atomically after
+the lake files it points to, so an entry is the commit point of an ingest:
+a crash before it leaves no visible trace and the file is simply processed
+again; a crash after it changes nothing.
+
+Most outcomes depend only on the content (`<sha256>.json`): the same bytes
+under another name are a no-op. Outcomes that depend on the name as well (a
+name without a valid time; a snapshot time already taken) are keyed by
+content *and* name (`<sha256>.<name hash>.json`), so re-delivering the same
+bytes under a corrected name is ingested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from ..errors import UserError
+from ..settings import Paths
+from .layout import ledger_dir, write_text_atomic
+
+INGESTED = "ingested"
+REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    sha256: str
+    kind: str  # "subscribers" | "events"
+    file: str  # landing file name
+    status: str  # INGESTED | REJECTED
+    recorded_at: datetime
+    file_time: datetime | None = None  # the time in the file name
+    rows: int = 0  # rows written to the lake
+    quarantined: int = 0
+    ignored: int = 0  # events dropped as already seen
+    part: str | None = None  # lake file, relative to the lake folder
+    quarantine: str | None = None  # quarantine file, relative to the lake folder
+    reason: str | None = None  # why the file was rejected
+    name_bound: bool = False  # the outcome depends on the file name too
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        for key in ("recorded_at", "file_time"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> LedgerEntry:
+        data = json.loads(text)
+        for key in ("recorded_at", "file_time"):
+            data[key] = datetime.fromisoformat(data[key]) if data.get(key) else None
+        return cls(**data)
+
+
+def _entry_name(sha256: str, name: str | None) -> str:
+    if name is None:
+        return f"{sha256}.json"
+    return f"{sha256}.{hashlib.sha256(name.encode()).hexdigest()[:16]}.json"
+
+
+class Ledger:
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self.folder = ledger_dir(paths)
+        self._entries: dict[str, LedgerEntry] = {}
+        if self.folder.is_dir():
+            for path in sorted(self.folder.glob("*.json")):
+                try:
+                    self._entries[path.name] = LedgerEntry.from_json(path.read_text(encoding="utf-8"))
+                except (ValueError, TypeError, KeyError) as exc:
+                    raise UserError(f"{path}: unreadable ingest ledger entry ({exc})") from None
+
+    def find(self, sha256: str, name: str) -> LedgerEntry | None:
+        return self._entries.get(_entry_name(sha256, None)) or self._entries.get(_entry_name(sha256, name))
+
+    def record(self, entry: LedgerEntry) -> LedgerEntry:
+        key = _entry_name(entry.sha256, entry.file if entry.name_bound else None)
+        write_text_atomic(self.folder / key, entry.to_json())
+        self._entries[key] = entry
+        return entry
+
+    def entries(self, kind: str | None = None, status: str | None = None) -> list[LedgerEntry]:
+        """In the order they were recorded."""
+        chosen = [
+            e for e in self._entries.values()
+            if (kind is None or e.kind == kind) and (status is None or e.status == status)
+        ]
+        return sorted(chosen, key=lambda e: (e.recorded_at, e.file))
+
+    def lake_file(self, relative: str) -> Path:
+        return self.paths.lake / Path(relative)
+

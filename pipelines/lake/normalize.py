@@ -1,0 +1,172 @@
+"""Type a batch by the catalog and apply the row rules; bad rows go to quarantine.
+
+A row is quarantined when a required value is missing, a value does not
+parse as its field's type, `status` is not one of the four statuses, `email`
+is not an address, or a cell is implausibly large (over MAX_CELL_CHARS, to
+protect the warehouse and the email tools downstream). Its reason lists every
+problem of the row, one clause per column, joined by "; ".
+
+Decisions where the contract is silent:
+- `status` is stored lower-cased; `email` is stored as given (trimmed), not
+  lower-cased, since the local part of an address may be case-sensitive.
+- An email is valid when it has one `@`, no spaces, a dot in the domain and
+  at most 254 characters (a deliberately loose check: it catches garbage, not
+  deliverability).
+- A list with no items is stored as missing (NULL), like an empty cell.
+- Event names are trimmed but keep their case (they match exactly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..segments.fields import STATUSES, arrow_type
+from .columns import ROW_COLUMN, TableSpec
+from .readers import SourceBatch
+from .textparse import TEXT_PARSERS, TYPE_WORDS, as_string_array, clean_list, clean_text
+
+MAX_CELL_CHARS = 65_536
+MAX_EMAIL_CHARS = 254
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+QUARANTINE_SCHEMA = pa.schema([("row_number", pa.int64()), ("reason", pa.string()), ("raw", pa.string())])
+
+
+@dataclass
+class Normalized:
+    good: pa.Table  # catalog columns typed, then extra columns as text, then ROW_COLUMN
+    quarantine: pa.Table  # QUARANTINE_SCHEMA
+    extras: list[str]
+
+
+# (column, mask of rows with the problem, message for a row position)
+Check = tuple[str, np.ndarray, Callable[[int], str]]
+
+
+def shown(value: object, limit: int = 60) -> str:
+    text = str(value)
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _mask(arr: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _size_check(name: str, source: pa.Array, checks: list[Check]) -> None:
+    if not (pa.types.is_string(source.type) or pa.types.is_large_string(source.type)):
+        return
+    lengths = pc.utf8_length(source)
+    too_long = _mask(pc.greater(lengths, MAX_CELL_CHARS))
+    if too_long.any():
+        checks.append((name, too_long, lambda i: f"column '{name}' holds {lengths[i].as_py():,} characters "
+                                                 f"(more than the {MAX_CELL_CHARS:,} allowed)"))
+
+
+def _typed(name: str, field_type: str, source: pa.Array, checks: list[Check]) -> pa.Array:
+    target = arrow_type(field_type)
+    if pa.types.is_null(source.type):
+        return pa.nulls(len(source), target)
+    if pa.types.is_string(source.type) or pa.types.is_large_string(source.type):
+        text = clean_text(source)
+        if field_type == "string":
+            return text
+        parsed = TEXT_PARSERS[field_type](text)
+        if parsed.bad.any() and field_type in TYPE_WORDS:
+            checks.append((name, parsed.bad,
+                           lambda i: f"column '{name}': {shown(text[i].as_py())} is not {TYPE_WORDS[field_type]}"))
+        return parsed.values
+    if field_type == "list":
+        return clean_list(source)
+    return source.cast(target)  # Parquet: the reader already checked that the type fits
+
+
+def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:
+    n = batch.num_rows
+    checks: list[Check] = []
+    out: dict[str, pa.Array] = {}
+    for name, field_type in spec.fields.items():
+        source = batch.columns.get(name)
+        if source is None:
+            out[name] = pa.nulls(n, arrow_type(field_type))
+            continue
+        _size_check(name, source, checks)
+        out[name] = _typed(name, field_type, source, checks)
+    extras = [name for name in batch.columns if name not in spec.fields]
+    for name in extras:
+        _size_check(name, batch.columns[name], checks)
+        out[name] = clean_text(batch.columns[name])
+
+    for name in spec.required:
+        missing = out[name].is_null().to_numpy(zero_copy_only=False)
+        if missing.any():
+            checks.append((name, missing, lambda i, name=name: f"column '{name}' is required but missing"))
+    if spec.kind == "subscribers":
+        _status_rule(out, checks)
+        _email_rule(out, checks)
+
+    bad = np.zeros(n, dtype=bool)
+    for _, mask, _ in checks:
+        bad |= mask
+    if batch.problems:
+        bad[list(batch.problems)] = True
+    positions = np.flatnonzero(bad)
+    order = {name: i for i, name in enumerate([*spec.fields, *extras])}
+    reasons = [_reason(int(i), batch.problems.get(int(i), {}), checks, order) for i in positions]
+
+    good = pa.table({**out, ROW_COLUMN: pa.array(batch.row_numbers, pa.int64())})
+    if positions.size:
+        good = good.filter(pa.array(~bad))
+    quarantine = pa.table(
+        {
+            "row_number": pa.array(batch.row_numbers[positions], pa.int64()),
+            "reason": pa.array(reasons, pa.string()),
+            "raw": pa.array(batch.raw(positions) if positions.size else [], pa.string()),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+    if batch.broken:
+        broken = pa.table(
+            {
+                "row_number": [b.row_number for b in batch.broken],
+                "reason": [b.reason for b in batch.broken],
+                "raw": [b.raw for b in batch.broken],
+            },
+            schema=QUARANTINE_SCHEMA,
+        )
+        quarantine = pa.concat_tables([quarantine, broken])
+    return Normalized(good=good, quarantine=quarantine, extras=extras)
+
+
+def _reason(position: int, given: dict[str, str], checks: list[Check], order: dict[str, int]) -> str:
+    """One clause per column (its first problem), columns in table order."""
+    by_column = dict(given)
+    for name, mask, message in checks:
+        if mask[position] and name not in by_column:
+            by_column[name] = message(position)
+    ranked = sorted(by_column.items(), key=lambda item: order.get(item[0], -1))
+    return "; ".join(message for _, message in ranked)
+
+
+def _status_rule(out: dict[str, pa.Array], checks: list[Check]) -> None:
+    given = out["status"]
+    lower = pc.utf8_lower(as_string_array(given))
+    unknown = _mask(pc.and_(pc.is_valid(lower), pc.invert(pc.is_in(lower, pa.array(STATUSES)))))
+    if unknown.any():
+        allowed = ", ".join(STATUSES)
+        checks.append(("status", unknown,
+                       lambda i: f"column 'status': {shown(given[i].as_py())} is not one of {allowed}"))
+    out["status"] = lower
+
+
+def _email_rule(out: dict[str, pa.Array], checks: list[Check]) -> None:
+    email = out["email"]
+    valid = pc.and_(pc.match_substring_regex(email, _EMAIL), pc.less_equal(pc.utf8_length(email), MAX_EMAIL_CHARS))
+    invalid = _mask(pc.and_(pc.is_valid(email), pc.invert(valid)))
+    if invalid.any():
+        checks.append(("email", invalid,
+                       lambda i: f"column 'email': {shown(email[i].as_py())} is not a valid email address"))

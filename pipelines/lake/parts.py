@@ -1,0 +1,196 @@
+"""Stage normalized batches on disk, then settle duplicates and write the lake file with DuckDB.
+
+Staging keeps memory bounded: each batch is appended to temporary Parquet
+files as soon as it is typed. Duplicates need the whole file (the last row of
+a subscriber wins), so they are settled afterwards by DuckDB, which spills to
+disk under its memory limit instead of holding a 10M-row snapshot in RAM.
+
+Lake files are zstd Parquet with row groups of ROW_GROUP_ROWS rows: large
+enough for fast scans (DuckDB and Polars read row groups in parallel and skip
+them by min/max), small enough to bound the writer's memory. Row order in a
+snapshot file carries no meaning; event rows are sorted by `occurred_at`, so
+an `occurred_at <= as_of` filter skips whole row groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..segments.fields import arrow_type
+from .columns import ROW_COLUMN, TableSpec
+from .layout import publish_file, remove_quietly, temp_sibling
+from .normalize import QUARANTINE_SCHEMA, Normalized
+
+ROW_GROUP_ROWS = 512 * 1024
+DUCKDB_MEMORY_LIMIT = "1GB"
+QUARANTINE_FILE_SCHEMA = pa.schema([("file", pa.string()), *QUARANTINE_SCHEMA])
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _file_list(files: list[Path]) -> str:
+    return "[" + ", ".join(literal(str(f)) for f in files) + "]"
+
+
+def duckdb_connection(scratch: Path) -> duckdb.DuckDBPyConnection:
+    (scratch / "duckdb").mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": str(scratch / "duckdb")})
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+@dataclass
+class Staging:
+    """Normalized batches of one landing file, spilled to temporary Parquet files."""
+
+    folder: Path
+    good_files: list[Path] = field(default_factory=list)
+    quarantine_files: list[Path] = field(default_factory=list)
+    good_rows: int = 0
+    quarantined_rows: int = 0
+    extras: list[str] = field(default_factory=list)
+    _good: pq.ParquetWriter | None = None
+    _good_schema: pa.Schema | None = None
+    _quarantine: pq.ParquetWriter | None = None
+
+    def add(self, batch: Normalized) -> None:
+        for name in batch.extras:
+            if name not in self.extras:
+                self.extras.append(name)
+        if batch.good.num_rows:
+            # JSONL chunks may differ in their extra columns: a new schema starts a new file.
+            if self._good is None or self._good_schema != batch.good.schema:
+                self._good = self._roll(self._good, self.good_files, "good", batch.good.schema)
+                self._good_schema = batch.good.schema
+            self._good.write_table(batch.good)
+            self.good_rows += batch.good.num_rows
+        if batch.quarantine.num_rows:
+            if self._quarantine is None:
+                self._quarantine = self._roll(None, self.quarantine_files, "quarantine", QUARANTINE_SCHEMA)
+            self._quarantine.write_table(batch.quarantine)
+            self.quarantined_rows += batch.quarantine.num_rows
+
+    def add_quarantine(self, table: pa.Table) -> None:
+        """Rows found bad after staging (superseded duplicates)."""
+        if table.num_rows:
+            if self._quarantine is None:
+                self._quarantine = self._roll(None, self.quarantine_files, "quarantine", QUARANTINE_SCHEMA)
+            self._quarantine.write_table(table)
+            self.quarantined_rows += table.num_rows
+
+    def _roll(self, current: pq.ParquetWriter | None, files: list[Path], stem: str,
+              schema: pa.Schema) -> pq.ParquetWriter:
+        if current is not None:
+            current.close()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{stem}-{len(files):05d}.parquet"
+        files.append(path)
+        return pq.ParquetWriter(path, schema, compression="lz4")
+
+    def close(self) -> None:
+        for writer in (self._good, self._quarantine):
+            if writer is not None:
+                writer.close()
+        self._good = self._quarantine = None
+
+
+def _empty_table(spec: TableSpec, extras: list[str]) -> pa.Table:
+    schema = pa.schema([*((name, arrow_type(t)) for name, t in spec.fields.items()),
+                        *((name, pa.string()) for name in extras)])
+    return schema.empty_table()
+
+
+def _copy_to(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> int:
+    """Write a query's rows to `target` atomically; return the row count."""
+    temp = temp_sibling(target)
+    try:
+        con.execute(f"COPY ({query}) TO {literal(str(temp))} "
+                    f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+        rows = pq.ParquetFile(temp).metadata.num_rows
+        publish_file(temp, target)
+    except BaseException:
+        remove_quietly(temp)
+        raise
+    return rows
+
+
+def _write_empty(table: pa.Table, target: Path) -> int:
+    temp = temp_sibling(target)
+    pq.write_table(table, temp, compression="zstd")
+    publish_file(temp, target)
+    return 0
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """Snapshot rows replaced by a later row with the same subscriber_id."""
+
+    row_numbers: np.ndarray
+    keys: list[str]
+    winners: list[int]
+
+
+def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec,
+                   target: Path) -> tuple[int, Superseded]:
+    """Write the snapshot (last row per subscriber_id wins); return rows written and the losers."""
+    if not staging.good_files:
+        return _write_empty(_empty_table(spec, staging.extras), target), Superseded(np.zeros(0, np.int64), [], [])
+    row, key = ident(ROW_COLUMN), ident(spec.key)
+    staged = f"read_parquet({_file_list(staging.good_files)}, union_by_name = true)"
+    # Finding the keys that repeat is one cheap aggregate; the window only runs over their rows.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE superseded AS
+        WITH repeated AS (SELECT {key} AS key FROM {staged} GROUP BY ALL HAVING count(*) > 1),
+        candidates AS (SELECT {row} AS row_number, {key} AS key FROM {staged} WHERE {key} IN (SELECT key FROM repeated))
+        SELECT row_number, key, winner FROM (
+            SELECT row_number, key, max(row_number) OVER (PARTITION BY key) AS winner FROM candidates
+        ) WHERE row_number < winner""")
+    losers = con.sql("SELECT row_number, key, winner FROM superseded ORDER BY row_number").to_arrow_table()
+    # Rows keep the source order as DuckDB preserves insertion order; an ORDER BY would
+    # cost a full sort for nothing the readers rely on.
+    anti_join = f"ANTI JOIN superseded d ON s.{row} = d.row_number" if losers.num_rows else ""
+    rows = _copy_to(con, f"SELECT s.* EXCLUDE ({row}) FROM {staged} s {anti_join}", target)
+    con.execute("DROP TABLE superseded")
+    return rows, Superseded(
+        losers.column("row_number").to_numpy(zero_copy_only=False).astype(np.int64),
+        losers.column("key").to_pylist(),
+        losers.column("winner").to_pylist(),
+    )
+
+
+def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec, target: Path,
+                 earlier_parts: list[Path]) -> int:
+    """Write the events whose event_id is new (first row per event_id in the file wins)."""
+    if not staging.good_files:
+        return _write_empty(_empty_table(spec, staging.extras), target)
+    row, key = ident(ROW_COLUMN), ident(spec.key)
+    staged = f"read_parquet({_file_list(staging.good_files)}, union_by_name = true)"
+    seen = ""
+    if earlier_parts:
+        seen = (f"ANTI JOIN (SELECT DISTINCT {key} AS seen_id FROM read_parquet({_file_list(earlier_parts)}, "
+                f"union_by_name = true)) p ON s.{key} = p.seen_id")
+    return _copy_to(con, f"""
+        SELECT s.* EXCLUDE ({row}) FROM {staged} s {seen}
+        QUALIFY row_number() OVER (PARTITION BY s.{key} ORDER BY s.{row}) = 1
+        ORDER BY s.{ident('occurred_at')}, s.{row}""", target)
+
+
+def write_quarantine(con: duckdb.DuckDBPyConnection, staging: Staging, file_name: str, target: Path) -> int:
+    if not staging.quarantine_files:
+        return 0
+    return _copy_to(con, f"""
+        SELECT {literal(file_name)} AS file, row_number, reason, raw
+        FROM read_parquet({_file_list(staging.quarantine_files)})
+        ORDER BY row_number""", target)

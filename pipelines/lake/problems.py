@@ -1,0 +1,15 @@
+"""Why a landing file cannot be ingested at all (it is then rejected whole)."""
+
+from __future__ import annotations
+
+
+class FileRejected(Exception):
+    """The file cannot be read at all; `reason` is one sentence for people."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RecordTooLarge(Exception):
+    """A CSV record does not fit the reader's block; the caller retries with a bigger block."""

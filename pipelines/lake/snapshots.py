@@ -1,0 +1,113 @@
+"""Read the lake back: snapshots, events, quarantine and rejections.
+
+Only files recorded in the ledger are read, so a file written by an ingest
+that crashed before committing is never seen. Tables come back typed by the
+*current* catalog: catalog columns first, in catalog order (a field missing
+from a file is a typed NULL column), then undeclared columns as text. A
+column declared after it was ingested is converted from its stored text by
+the ingest rules (a value that does not convert becomes NULL).
+
+`as_of` values may be naive (meaning UTC) or time-zone aware (converted to UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import UserError
+from ..segments.fields import FieldCatalog, arrow_type
+from ..settings import Paths
+from .ingest import Rejection
+from .ledger import INGESTED, REJECTED, Ledger
+from .parts import QUARANTINE_FILE_SCHEMA
+from .textparse import coerce_leniently
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    snapshot_at: datetime  # the time in the landing file name (naive UTC)
+    file: Path  # the lake Parquet file
+    source: str  # landing file name
+    rows: int
+    sha256: str  # of the landing file content
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def list_snapshots(paths: Paths) -> list[SnapshotInfo]:
+    """Every ingested snapshot, oldest first."""
+    ledger = Ledger(paths)
+    infos = [
+        SnapshotInfo(snapshot_at=e.file_time, file=ledger.lake_file(e.part), source=e.file, rows=e.rows,
+                     sha256=e.sha256)
+        for e in ledger.entries("subscribers", INGESTED)
+        if e.part and e.file_time
+    ]
+    return sorted(infos, key=lambda info: (info.snapshot_at, info.source))
+
+
+def snapshot_at_or_before(paths: Paths, as_of: datetime) -> SnapshotInfo | None:
+    """The latest snapshot whose time is <= as_of, or None."""
+    limit = _utc(as_of)
+    chosen = [info for info in list_snapshots(paths) if info.snapshot_at <= limit]
+    return chosen[-1] if chosen else None
+
+
+def _read(file: Path, filters: list | None = None) -> pa.Table:
+    if not file.is_file():
+        raise UserError(f"{file}: lake file listed in the ingest ledger is missing")
+    # partitioning=None: the snapshot_date=... folder is layout, not a column.
+    return pq.read_table(file, filters=filters, partitioning=None)
+
+
+def _conform(table: pa.Table, fields: dict[str, str]) -> pa.Table:
+    names, arrays = [], []
+    for name, field_type in fields.items():
+        names.append(name)
+        if name in table.column_names:
+            arrays.append(coerce_leniently(table.column(name), field_type))
+        else:
+            arrays.append(pa.nulls(table.num_rows, arrow_type(field_type)))
+    for name in table.column_names:
+        if name not in fields:
+            names.append(name)
+            arrays.append(coerce_leniently(table.column(name), "string"))
+    schema = pa.schema([pa.field(name, array.type) for name, array in zip(names, arrays, strict=True)])
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def read_snapshot(info: SnapshotInfo, catalog: FieldCatalog) -> pa.Table:
+    return _conform(_read(info.file), catalog.subscriber)
+
+
+def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = None) -> pa.Table:
+    """All ingested events (each event_id once), those with occurred_at <= as_of if given."""
+    ledger = Ledger(paths)
+    filters = [("occurred_at", "<=", _utc(as_of))] if as_of is not None else None
+    tables = [_conform(_read(ledger.lake_file(e.part), filters), catalog.event)
+              for e in ledger.entries("events", INGESTED) if e.part]
+    if not tables:
+        return catalog.event_schema().empty_table()
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def quarantine_table(paths: Paths) -> pa.Table:
+    """Every quarantined row so far: file, row_number, reason, raw (in ingest order, then row number)."""
+    ledger = Ledger(paths)
+    tables = [_read(ledger.lake_file(e.quarantine)).cast(QUARANTINE_FILE_SCHEMA)
+              for e in ledger.entries(status=INGESTED) if e.quarantine]
+    if not tables:
+        return QUARANTINE_FILE_SCHEMA.empty_table()
+    return pa.concat_tables(tables)
+
+
+def rejected_files(paths: Paths) -> list[Rejection]:
+    """Every file rejected so far, in the order they were rejected."""
+    return [Rejection(e.file, e.reason or "") for e in Ledger(paths).entries(status=REJECTED)]
