@@ -1,7 +1,14 @@
 """The `segments` command line. Each command is a few lines over the library.
 
-Bad input is one line on stderr and exit 1; usage errors exit 2 (typer);
-set SEGMENTS_DEBUG=1 to see a traceback for unexpected errors.
+Bad input is one line on stderr and exit 1 (an invalid definition: one
+`PATH:LINE:COLUMN: message` line per problem, like `segments validate`);
+usage errors are one line too, with exit 2. Set SEGMENTS_DEBUG=1 to see a
+traceback for unexpected errors.
+
+The logic lives in `pipelines/commands/` (show, preview, explain, diff, new,
+delete), `pipelines/warehouse_query.py` (query, list), `pipelines/runner.py`
+(run) and `pipelines/demo.py` (demo); `pipelines/cli_render.py` lays out the
+results.
 """
 
 from __future__ import annotations
@@ -10,23 +17,55 @@ import functools
 import os
 import sys
 import warnings
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from typer.core import TyperGroup
+
+try:  # typer 0.2x vendors its own click
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - typer on top of click
+    from click.exceptions import NoArgsIsHelpError, UsageError
 
 from .errors import UserError
 from .settings import Paths, resolve_paths
 
+
+class SegmentsGroup(TyperGroup):
+    """Prints usage errors as one line (`error: ...`, exit 2) instead of a box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except UsageError as error:
+            where = f"`{error.ctx.command_path} --help`" if error.ctx is not None else "`segments --help`"
+            print(f"error: {error.format_message()} (see {where})", file=sys.stderr)
+            sys.exit(error.exit_code)
+        except typer.TyperException as error:
+            print(f"error: {error.format_message()}", file=sys.stderr)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            print("error: aborted", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
     name="segments",
-    help="Dynamic email-marketing segments as a batch pipeline: validate, compile, run, query.",
+    cls=SegmentsGroup,
+    help="Dynamic email-marketing segments as a batch pipeline: validate, preview, run, query.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
 DefsOption = Annotated[
@@ -35,6 +74,37 @@ DefsOption = Annotated[
 DataOption = Annotated[
     str | None, typer.Option("--data", help="Data folder (env SEGMENTS_DATA, default ./data).")
 ]
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Clock for relative windows, ISO 8601 UTC (default: the last published run's "
+                                 "as_of, else now)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+class Dialect(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+class RunEngine(StrEnum):
+    duckdb = "duckdb"
+    polars = "polars"
+    spark = "spark"
+
+
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    polars = "polars"
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+EngineOption = Annotated[Engine, typer.Option("--engine", help="Evaluation engine.")]
 
 
 def command(fn):
@@ -42,14 +112,21 @@ def command(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from .commands.common import DefinitionProblems
+
         warnings.filterwarnings("ignore")
         try:
             return fn(*args, **kwargs)
+        except DefinitionProblems as error:
+            # Like `segments validate`: one PATH:LINE:COLUMN line per problem.
+            for problem in error.problems or [str(error)]:
+                print(problem, file=sys.stderr)
+            raise typer.Exit(1) from None
         except UserError as error:
             err.print(f"error: {error}", markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
+            raise  # BrokenPipeError: `segments query ... | head`, handled quietly by typer
         except Exception as error:  # a bug, not bad input: still one line unless debugging
             if os.environ.get("SEGMENTS_DEBUG"):
                 raise
@@ -60,8 +137,49 @@ def command(fn):
     return wrapper
 
 
+# --defs/--data given before the command (`segments --data D list`) apply when
+# the command's own options are not given; reset by every invocation.
+_group_roots: dict[str, str | None] = {"defs": None, "data": None}
+
+
+@app.callback()
+def _group(defs: DefsOption = None, data: DataOption = None) -> None:
+    """Dynamic email-marketing segments as a batch pipeline: validate, preview, run, query.
+
+    Every command takes --defs and --data (env SEGMENTS_DEFS / SEGMENTS_DATA).
+    """
+    _group_roots.update(defs=defs, data=data)
+
+
 def _paths(defs: str | None, data: str | None) -> Paths:
-    return resolve_paths(defs, data)
+    return resolve_paths(defs or _group_roots["defs"], data or _group_roots["data"])
+
+
+# --------------------------------------------------------------------------- running
+
+
+@app.command()
+@command
+def run(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="The run's clock (ISO 8601, UTC; default now).")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Recompute everything, not only what changed.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Publish a snapshot held back by the drop rule.")] = False,
+    engine: Annotated[RunEngine, typer.Option("--engine", help="Evaluation engine.")] = RunEngine.duckdb,
+    defs: DefsOption = None,
+    data: DataOption = None,
+) -> None:
+    """Ingest new landing files, evaluate all segments, record history, publish.
+
+    Runs the same Dagster job the schedules launch, so the run shows up in the
+    Dagster UI.
+
+    Example: segments run --as-of 2026-11-27T02:00:00Z
+    """
+    from .runner import execute_refresh, print_run_summary
+
+    paths = _paths(defs, data)
+    summary = execute_refresh(paths, as_of=as_of, full=full, force=force, engine=engine.value, console=out)
+    print_run_summary(paths, summary, out)
 
 
 @app.command()
@@ -83,72 +201,232 @@ def validate(defs: DefsOption = None, data: DataOption = None) -> None:
     out.print(f"ok: {len(project.segments)} segments, {len(project.audiences)} audiences in {paths.defs}")
 
 
+# --------------------------------------------------------------------------- looking at segments
+
+
+@app.command(name="list")
+@command
+def list_segments(as_json: JsonOption = False, defs: DefsOption = None, data: DataOption = None) -> None:
+    """Segments with their current size and change since the previous run.
+
+    Also lists defined segments not run yet, and marks definitions edited or
+    deleted since the last run.
+
+    Example: segments list --json
+    """
+    from .cli_render import print_json, render_list
+    from .warehouse_query import segment_listing
+
+    rows = segment_listing(_paths(defs, data))
+    if as_json:
+        print_json(rows)
+    else:
+        render_list(rows, out)
+
+
+@app.command()
+@command
+def show(
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Segment key (its file name without .yaml).")],
+    runs: Annotated[int, typer.Option("--runs", min=1, help="How many recent runs the size history covers.")] = 20,
+    as_json: JsonOption = False,
+    defs: DefsOption = None,
+    data: DataOption = None,
+) -> None:
+    """A segment's definition, compiled SQL, current members and size over the last runs.
+
+    Example: segments show subscribers_in_new_york
+    """
+    from .cli_render import print_json, render_show
+    from .commands.show import show as show_segment
+
+    result = show_segment(_paths(defs, data), key, runs=runs)
+    if as_json:
+        print_json(result)
+    else:
+        render_show(result, out)
+
+
 @app.command()
 @command
 def compile(  # noqa: A001 - the command is called compile
-    key: Annotated[str, typer.Argument(help="Segment key (its file name without .yaml).")],
-    dialect: Annotated[str, typer.Option("--dialect", help="duckdb or spark")] = "duckdb",
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Segment key (its file name without .yaml).")],
+    dialect: Annotated[Dialect, typer.Option("--dialect", help="SQL dialect.")] = Dialect.duckdb,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Timestamp for relative windows (default now, UTC).")] = None,
     defs: DefsOption = None,
     data: DataOption = None,
 ) -> None:
     """Print the SQL query a segment compiles to.
 
+    The query reads the relations `subscribers`, `events` and (for segment
+    filters) `segment_membership`, and returns the members' subscriber_id.
+
     Example: segments compile subscribers_in_new_york --dialect spark
     """
     from .clock import parse_as_of, utc_now
+    from .commands.common import unknown_segment_message
     from .refresh import load_valid_project
     from .segments.to_sql import compile_segment
 
-    if dialect not in ("duckdb", "spark"):
-        err.print(f"error: unknown dialect '{dialect}' (use duckdb or spark)", markup=False)
-        raise typer.Exit(2)
+    clock = parse_as_of(as_of) or utc_now()
     project = load_valid_project(_paths(defs, data))
     if key not in project.segments:
-        raise UserError(_unknown_segment(key, project.segments))
-    print(compile_segment(project, key, parse_as_of(as_of) or utc_now(), dialect=dialect))
-
-
-def _unknown_segment(key: str, known) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, list(known), n=1)
-    hint = f" — did you mean '{close[0]}'?" if close else ""
-    return f"unknown segment '{key}'{hint}"
+        raise UserError(unknown_segment_message(key, project.segments))
+    print(compile_segment(project, key, clock, dialect=dialect.value))
 
 
 @app.command()
 @command
-def run(
-    as_of: Annotated[str | None, typer.Option("--as-of", help="The run's clock (ISO 8601, UTC; default now).")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Recompute everything, not only what changed.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Publish a snapshot held back by the drop rule.")] = False,
-    engine: Annotated[str, typer.Option("--engine", help="duckdb | polars | spark")] = "duckdb",
+def preview(
+    target: Annotated[str, typer.Argument(metavar="FILE|KEY",
+                                          help="A segment YAML file anywhere (a draft), or a saved segment's key.")],
+    as_of: AsOfOption = None,
+    sample: Annotated[int, typer.Option("--sample", min=0, help="How many members to show.")] = 10,
+    engine: EngineOption = Engine.duckdb,
+    as_json: JsonOption = False,
     defs: DefsOption = None,
     data: DataOption = None,
 ) -> None:
-    """Ingest new landing files, evaluate all segments, record history, publish.
+    """Size, a sample and overlaps of a definition not yet saved; writes nothing.
 
-    Runs the same Dagster job the schedules launch, so the run shows up in the
-    Dagster UI.
+    Evaluates the definition (and the segments it references, resolved in the
+    definitions folder) on the latest lake snapshot at or before --as-of.
 
-    Example: segments run --as-of 2026-11-27T02:00:00Z
+    Example: segments preview ~/drafts/vip_new_york.yaml
     """
-    from .runner import execute_refresh, print_run_summary
+    from .cli_render import print_json, render_preview
+    from .commands.preview import preview as preview_definition
 
-    if engine not in ("duckdb", "polars", "spark"):
-        err.print(f"error: unknown engine '{engine}' (use duckdb, polars or spark)", markup=False)
-        raise typer.Exit(2)
-    paths = _paths(defs, data)
-    summary = execute_refresh(paths, as_of=as_of, full=full, force=force, engine=engine, console=out)
-    print_run_summary(paths, summary, out)
+    result = preview_definition(_paths(defs, data), target, as_of=as_of, engine=engine.value, sample_size=sample)
+    if as_json:
+        print_json(result)
+    else:
+        render_preview(result, out)
+
+
+@app.command()
+@command
+def explain(
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Segment key.")],
+    subscriber_id: Annotated[str, typer.Argument(metavar="SUBSCRIBER_ID", help="The subscriber's subscriber_id.")],
+    as_of: AsOfOption = None,
+    engine: EngineOption = Engine.duckdb,
+    as_json: JsonOption = False,
+    defs: DefsOption = None,
+    data: DataOption = None,
+) -> None:
+    """Why a subscriber is or is not a member: every group and filter, with their values.
+
+    Example: segments explain new_customers s1
+    """
+    from .cli_render import print_json, render_explain
+    from .commands.explain import explain as explain_member
+
+    result = explain_member(_paths(defs, data), key, subscriber_id, as_of=as_of, engine=engine.value)
+    if as_json:
+        print_json(result)
+    else:
+        render_explain(result, out)
+
+
+@app.command()
+@command
+def diff(
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Segment key.")],
+    sample: Annotated[int, typer.Option("--sample", min=0, help="How many entering/leaving members to show.")] = 10,
+    engine: EngineOption = Engine.duckdb,
+    as_json: JsonOption = False,
+    defs: DefsOption = None,
+    data: DataOption = None,
+) -> None:
+    """Who would enter and leave if the edited definition replaced the published one.
+
+    Evaluates the working-tree definition on the last published run's inputs
+    and shows how each audience's recipient count would change. Writes nothing.
+
+    Example: segments diff active_users
+    """
+    from .cli_render import print_json, render_diff
+    from .commands.diff import diff as diff_segment
+
+    result = diff_segment(_paths(defs, data), key, engine=engine.value, sample_size=sample)
+    if as_json:
+        print_json(result)
+    else:
+        render_diff(result, out)
+
+
+# --------------------------------------------------------------------------- editing definitions
+
+
+def _interactive() -> bool:
+    """Prompt only a person at a terminal; scripts and pipes are never asked."""
+    return sys.stdin.isatty()
+
+
+@app.command()
+@command
+def new(
+    key: Annotated[str, typer.Argument(metavar="KEY", help="The new segment's key (file name without .yaml).")],
+    name: Annotated[str | None, typer.Option("--name", help="Display name (default: from the key).")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="Optional description.")] = None,
+    defs: DefsOption = None,
+    data: DataOption = None,
+) -> None:
+    """Write a commented, valid starter definition DEFS/KEY.yaml.
+
+    Example: segments new vip_new_york --name "VIPs in New York"
+    """
+    from .commands.authoring import new_segment
+
+    path = new_segment(_paths(defs, data), key, name=name, description=description)
+    out.print(f"created {path}", markup=False)
+    out.print(f"edit it, then: segments preview {key}   (and segments diff {key} before the next run)",
+              markup=False)
+
+
+@app.command()
+@command
+def delete(
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Segment key.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    defs: DefsOption = None,
+    data: DataOption = None,
+) -> None:
+    """Delete a segment's definition file; refused while others reference it.
+
+    Its membership history stays queryable in segment_membership_history. Asks
+    for confirmation on a terminal unless --yes is given.
+
+    Example: segments delete old_promo --yes
+    """
+    from .commands.authoring import delete_segment, plan_delete
+
+    plan = plan_delete(_paths(defs, data), key)
+    if not yes and _interactive():
+        size = f" ({plan.members:,} current members)" if plan.members is not None else ""
+        if not typer.confirm(f"Delete segment '{key}'{size}, file {plan.path}?", default=False):
+            err.print("nothing deleted", markup=False)
+            raise typer.Exit(1)
+    delete_segment(plan)
+    out.print(f"deleted {plan.path}", markup=False)
+    history = (f"segments query \"SELECT * FROM segment_membership_history WHERE segment = '{key}'\"")
+    if plan.members is not None:
+        out.print(f"Its membership history stays queryable: {history}. The next `segments run` closes its "
+                  f"{plan.members:,} open membership(s).", markup=False)
+    else:
+        out.print(f"It was not in the last published run; any earlier history stays queryable: {history}.",
+                  markup=False)
+
+
+# --------------------------------------------------------------------------- the warehouse
 
 
 @app.command()
 @command
 def query(
-    sql: Annotated[str, typer.Argument(help="A read-only SQL statement.")],
-    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    sql: Annotated[str, typer.Argument(metavar="SQL", help="A read-only SQL statement.")],
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
     defs: DefsOption = None,
     data: DataOption = None,
 ) -> None:
@@ -158,40 +436,8 @@ def query(
     """
     from .warehouse_query import print_result, run_query
 
-    if fmt not in ("table", "csv", "json"):
-        err.print(f"error: unknown format '{fmt}' (use table, csv or json)", markup=False)
-        raise typer.Exit(2)
     columns, rows = run_query(_paths(defs, data), sql)
-    print_result(columns, rows, fmt, out)
-
-
-@app.command(name="list")
-@command
-def list_segments(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    defs: DefsOption = None,
-    data: DataOption = None,
-) -> None:
-    """Segments with their current size and change since the previous run.
-
-    Example: segments list
-    """
-    import json
-
-    from .warehouse_query import segment_listing
-
-    rows = segment_listing(_paths(defs, data))
-    if as_json:
-        print(json.dumps(rows, indent=2, default=str))
-        return
-    table = Table(title="Segments")
-    for column in ("segment", "name", "members", "change", "last run"):
-        table.add_column(column, justify="right" if column in ("members", "change") else "left")
-    for row in rows:
-        change = row["change"]
-        table.add_row(row["segment"], row["name"], f"{row['members']:,}",
-                      "" if change is None else f"{change:+,}", str(row["last_run_as_of"] or ""))
-    out.print(table)
+    print_result(columns, rows, fmt.value, out)
 
 
 @app.command()

@@ -144,7 +144,8 @@ def prepare_run(paths: Paths, params: RunParams) -> RunContext:
         more = f" (and {len(report.rejected) - 1} more)" if len(report.rejected) > 1 else ""
         raise UserError(
             f"rejected landing file {first.file}: {first.reason}{more}; it was kept in {paths.rejected} "
-            "and nothing was published"
+            "and nothing was published",
+            run_status="rejected",
         )
     snapshot = snapshot_at_or_before(paths, params.as_of)
     if snapshot is None:
@@ -168,7 +169,8 @@ def prepare_run(paths: Paths, params: RunParams) -> RunContext:
         raise UserError(
             f"snapshot {snapshot.source} has {snapshot.rows:,} subscribers, {drop:.0%} fewer than the published "
             f"{previous.snapshot} ({previous.snapshot_rows:,}); held back — check the export, or publish it "
-            "anyway with `segments run --force`"
+            "anyway with `segments run --force`",
+            run_status="held",
         )
     fingerprint = hashlib.sha256(
         "\n".join([snapshot.sha256, _events_fingerprint(paths), _definitions_fingerprint(project)]).encode()
@@ -188,6 +190,14 @@ def prepare_run(paths: Paths, params: RunParams) -> RunContext:
     if previous is not None and previous.as_of == params.as_of and previous.fingerprint == fingerprint:
         ctx.unchanged_run_id = previous.run_id
     return ctx
+
+
+def record_failure(paths: Paths, params: RunParams, error: UserError) -> None:
+    """Note a run that stopped before publishing; it shows in `runs` after the next publish."""
+    from .publish.runlog import record_failed_run
+
+    record_failed_run(paths, params.run_id, params.as_of, params.started_at, status=error.run_status,
+                      message=str(error))
 
 
 def parse_params(run_id: str, as_of: str | datetime | None, started_at: datetime, **options) -> RunParams:

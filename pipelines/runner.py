@@ -49,7 +49,7 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     from .clock import format_ts, parse_as_of, utc_now
     from .definitions import defs
     from .defs.resources import SegmentsResource
-    from .refresh import RunWorkspace
+    from .refresh import RunWorkspace, record_failure
 
     resolved = parse_as_of(as_of) or utc_now()  # one clock for the whole run
     Path(paths.data).mkdir(parents=True, exist_ok=True)
@@ -71,7 +71,11 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
         if status:
             status.stop()
     if not result.success:
-        raise UserError(_failure_message(result))
+        error = UserError(_failure_message(result))
+        workspace = RunWorkspace(paths, result.run_id)
+        if (workspace.dir / "context.json").exists():  # failed after the first step: note it in `runs`
+            record_failure(paths, workspace.load_context().params, error)
+        raise error
     ctx = RunWorkspace(paths, result.run_id).load_context()
     return RunSummary(run_id=result.run_id, as_of=format_ts(ctx.params.as_of), unchanged=ctx.unchanged,
                       status="unchanged" if ctx.unchanged else "published")
@@ -115,9 +119,10 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console) -> No
             "SELECT audience, count(*) FROM recipients GROUP BY audience ORDER BY audience"
         ).fetchall()
     table = Table(title="Segments")
-    for column, justify in (("segment", "left"), ("name", "left"), ("members", "right"), ("entered", "right"),
-                            ("exited", "right")):
-        table.add_column(column, justify=justify)
+    table.add_column("segment", no_wrap=True)
+    table.add_column("name", overflow="ellipsis", no_wrap=True, max_width=32)
+    for column in ("members", "entered", "exited"):
+        table.add_column(column, justify="right", no_wrap=True)
     for key, name, members, entered, exited in sizes:
         table.add_row(key, name, f"{members:,}", f"+{entered or 0:,}", f"-{exited or 0:,}")
     console.print(table)

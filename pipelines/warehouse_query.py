@@ -6,42 +6,74 @@ import csv
 import json
 import sys
 from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
 
 import duckdb
-import sqlglot
 from rich.console import Console
 from rich.table import Table
-from sqlglot import exp
 
 from .errors import UserError
 from .settings import Paths
 
-# Statements that only read. Anything else is refused before it reaches DuckDB.
-_READ_ONLY = (exp.Query, exp.Describe, exp.Show, exp.Pragma)
+# Statement types (DuckDB's own parser) that only read. EXPLAIN is allowed only
+# over one of these (EXPLAIN ANALYZE executes its statement).
+_READ_ONLY_TYPES = {"SELECT", "PRAGMA"}
+_ALLOWED = "SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, PRAGMA or EXPLAIN"
 
 
 @contextmanager
 def open_warehouse(paths: Paths):
-    if not paths.warehouse.exists():
+    """A read-only connection to the published warehouse as it is now.
+
+    The catalog is attached read-only into a fresh in-memory database, so a
+    replaced catalog is never served from DuckDB's per-process cache.
+    """
+    from .publish.state import open_catalog_read_only
+
+    if not Path(paths.warehouse).exists():
         raise UserError(f"no warehouse at {paths.warehouse}: run `segments run` (or `make demo`) first")
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        con = open_catalog_read_only(Path(paths.warehouse))
+    except duckdb.Error as error:
+        raise UserError(f"cannot open {paths.warehouse}: {str(error).splitlines()[0]}") from None
     try:
         yield con
     finally:
         con.close()
 
 
-def check_read_only(sql: str) -> None:
+def _statement_types(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
     try:
-        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
-    except sqlglot.errors.ParseError as error:
-        raise UserError(f"query: cannot parse the SQL: {str(error).splitlines()[0]}") from None
-    if not statements:
-        raise UserError("query: no SQL statement given")
-    for statement in statements:
-        if not isinstance(statement, _READ_ONLY):
-            kind = statement.key.upper()
-            raise UserError(f"query: {kind} statements are refused; the warehouse is read-only (use SELECT)")
+        statements = con.extract_statements(sql)
+    except duckdb.Error as error:
+        raise UserError(f"query: {str(error).splitlines()[0]}") from None
+    return [(str(s.type).rsplit(".", 1)[-1], s.query) for s in statements]
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse anything but reading statements, named by DuckDB's own parser."""
+    con = duckdb.connect()
+    try:
+        statements = _statement_types(con, sql)
+        if not statements:
+            raise UserError("query: no SQL statement given")
+        for kind, text in statements:
+            if kind == "EXPLAIN":
+                inner = text.strip().split(None, 1)[1] if len(text.split()) > 1 else ""
+                if inner.upper().startswith("ANALYZE"):
+                    inner = inner[len("ANALYZE"):]
+                inner_types = _statement_types(con, inner) if inner.strip() else []
+                if inner_types and all(k in _READ_ONLY_TYPES for k, _ in inner_types):
+                    continue
+                kind = inner_types[0][0] if inner_types else kind
+            if kind not in _READ_ONLY_TYPES:
+                raise UserError(
+                    f"query: {kind} statements are refused: the warehouse is read-only; use {_ALLOWED}"
+                )
+    finally:
+        con.close()
 
 
 def run_query(paths: Paths, sql: str) -> tuple[list[str], list[tuple]]:
@@ -57,39 +89,112 @@ def run_query(paths: Paths, sql: str) -> tuple[list[str], list[tuple]]:
         return columns, cursor.fetchall()
 
 
+def _text(value) -> str:
+    """A value as one CSV/table cell: lists joined with '|' (as in landing files)."""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return "|".join(_text(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+def _json_value(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
 def print_result(columns: list[str], rows: list[tuple], fmt: str, console: Console) -> None:
     if fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerows([_text(v) for v in row] for row in rows)
     elif fmt == "json":
-        print(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2, default=str,
+        print(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2, default=_json_value,
                          ensure_ascii=False))
     else:
         table = Table()
         for column in columns:
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*("NULL" if v is None else str(v) for v in row))
+            table.add_row(*("NULL" if v is None else _text(v) for v in row))
         console.print(table)
         console.print(f"{len(rows):,} row(s)")
 
 
 def segment_listing(paths: Paths) -> list[dict]:
-    """Current segments with members, change in the last run, and that run's as_of."""
+    """Every published segment plus every defined one: current members, change
+    since the previous run, the last run, and how the definition file relates
+    to what was published (`definition`: unchanged | edited | not run yet |
+    deleted | has problems)."""
     with open_warehouse(paths) as con:
+        run_id, as_of = con.execute("SELECT run_id, as_of FROM published_state").fetchall()[0]
+        finished = con.execute("SELECT max(finished_at) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
+        previous_run = con.execute(
+            "SELECT run_id FROM segment_sizes WHERE as_of < ? ORDER BY as_of DESC, run_id DESC LIMIT 1", [as_of]
+        ).fetchall()
+        previous_run_id = previous_run[0][0] if previous_run else None
         rows = con.execute(
             """
-            WITH last_run AS (
-                SELECT run_id, as_of FROM segment_sizes ORDER BY as_of DESC LIMIT 1
-            )
-            SELECT s.segment, s.name, s.members,
-                   z.entered - z.exited AS change, lr.as_of AS last_run_as_of
+            SELECT s.segment, s.name, s.members, s.entered, s.exited, s.definition_sha256,
+                   p.members AS previous_members
             FROM segments s
-            CROSS JOIN last_run lr
-            LEFT JOIN segment_sizes z ON z.segment = s.segment AND z.run_id = lr.run_id
+            LEFT JOIN segment_sizes p ON p.segment = s.segment AND p.run_id = $previous
             ORDER BY s.segment
-            """
+            """,
+            {"previous": previous_run_id},
         ).fetchall()
-    keys = ("segment", "name", "members", "change", "last_run_as_of")
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+    listing = []
+    for segment, name, members, entered, exited, sha, previous in rows:
+        listing.append({
+            "segment": segment, "name": name, "members": members,
+            # None when the segment is new in the last run (or that run is the first)
+            "change": None if previous is None else members - previous,
+            "previous_members": previous, "entered": entered, "exited": exited,
+            "last_run_id": run_id, "last_run_as_of": as_of, "last_run_finished_at": finished,
+            "previous_run_id": previous_run_id, "definition": "unchanged", "_sha": sha,
+        })
+    _add_definitions(paths, listing)
+    for row in listing:
+        row.pop("_sha", None)
+    return listing
+
+
+def _add_definitions(paths: Paths, listing: list[dict]) -> None:
+    """Compare with the definitions folder, when there is one."""
+    from .commands.common import segment_files
+    from .segments.loader import load_project
+
+    try:
+        project, _ = load_project(paths.defs)
+        files = segment_files(paths.defs)
+    except UserError:
+        for row in listing:
+            row["definition"] = None  # no definitions folder to compare with
+        return
+    published = {row["segment"]: row for row in listing}
+    for row in listing:
+        key = row["segment"]
+        if key not in files:
+            row["definition"] = "deleted"
+        elif key not in project.segments:
+            row["definition"] = "has problems"
+        elif project.segments[key].definition_sha256() != row["_sha"]:
+            row["definition"] = "edited"
+    for key in sorted(set(files) - set(published)):
+        segment = project.segments.get(key)
+        listing.append({
+            "segment": key, "name": segment.name if segment else None, "members": None, "change": None,
+            "previous_members": None, "entered": None, "exited": None, "last_run_id": None,
+            "last_run_as_of": None, "last_run_finished_at": None, "previous_run_id": None,
+            "definition": "not run yet" if segment else "has problems",
+        })
+    listing.sort(key=lambda row: row["segment"])

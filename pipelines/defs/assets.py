@@ -62,6 +62,7 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
     try:
         ctx = refresh.step_prepare(segments.paths(), params)
     except UserError as error:
+        refresh.record_failure(segments.paths(), params, error)
         raise _fail(error) from None
     for warning in ctx.warnings:
         context.log.warning(warning)

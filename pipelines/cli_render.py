@@ -1,0 +1,245 @@
+"""Rich (and JSON) output of the `segments` commands. No logic beyond layout."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date, datetime
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .clock import format_ts
+
+SPARK_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[int]) -> str:
+    """One bar per value, scaled between the smallest and the largest."""
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        return (SPARK_BARS[0] if hi == 0 else SPARK_BARS[3]) * len(values)
+    return "".join(SPARK_BARS[round((v - lo) / (hi - lo) * (len(SPARK_BARS) - 1))] for v in values)
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        return format_ts(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def print_json(data) -> None:
+    if dataclasses.is_dataclass(data):
+        data = dataclasses.asdict(data)
+    print(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False))
+
+
+def _ts(value) -> str:
+    return format_ts(value) if isinstance(value, datetime) else ("" if value is None else str(value))
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def _signed(value: int | None) -> str:
+    return "" if value is None else f"{value:+,}"
+
+
+def _cell(value) -> str:
+    from .commands.common import display_value
+
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else display_value(value)
+
+
+def _notes(console: Console, notes: list[str]) -> None:
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _text_block(console: Console, title: str, text: str, lexer: str) -> None:
+    console.rule(f"[bold]{escape(title)}", align="left")
+    if console.is_terminal:
+        from rich.syntax import Syntax
+
+        console.print(Syntax(text.rstrip("\n"), lexer, background_color="default", word_wrap=True))
+    else:  # plain text, exactly as written, for pipes and files
+        console.print(text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- list
+
+
+def render_list(rows: list[dict], console: Console) -> None:
+    table = Table(title="Segments")
+    for column, justify in (("segment", "left"), ("name", "left"), ("members", "right"), ("change", "right"),
+                            ("last run (as_of)", "left"), ("definition", "left")):
+        table.add_column(column, justify=justify, overflow="fold")
+    for row in rows:
+        if row["members"] is None:
+            change = ""
+        elif row["change"] is None:
+            change = "new" if row.get("previous_run_id") else ""
+        else:
+            change = _signed(row["change"])
+        definition = row.get("definition") or ""
+        if definition == "unchanged":
+            definition = ""
+        table.add_row(row["segment"], row["name"] or "", "" if row["members"] is None else f"{row['members']:,}",
+                      change, _ts(row["last_run_as_of"]), definition)
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- show
+
+
+def render_show(result, console: Console) -> None:
+    title = f"[bold]{escape(result.segment)}[/]"
+    if result.name:
+        title += f" — {escape(result.name)}"
+    console.print(title)
+    if result.description:
+        console.print(escape(result.description))
+    if result.path:
+        console.print(f"file: {escape(result.path)}")
+    if result.members is not None:
+        console.print(f"members now: [bold]{result.members:,}[/] (run {escape(str(result.run_id))}, "
+                      f"as_of {_ts(result.run_as_of)})")
+    else:
+        console.print("members now: not published yet")
+    if result.sizes:
+        values = [p.members for p in result.sizes]
+        console.print(
+            f"size over the last {len(values)} run(s): {sparkline(values)}  "
+            f"{values[0]:,} → {values[-1]:,} (min {min(values):,}, max {max(values):,}; "
+            f"{_ts(result.sizes[0].as_of)} … {_ts(result.sizes[-1].as_of)})"
+        )
+    if result.depends_on:
+        console.print(f"reads: {escape(', '.join(result.depends_on))}")
+    if result.used_by:
+        console.print(f"used by: {escape(', '.join(result.used_by))}")
+    _notes(console, result.notes)
+    if result.definition is not None:
+        _text_block(console, f"Definition ({result.path})", result.definition, "yaml")
+    for problem in result.problems:
+        console.print(f"[red]{escape(problem)}[/]")
+    if result.sql:
+        _text_block(console, f"Compiled SQL (duckdb, as_of {_ts(result.sql_as_of)})", result.sql, "sql")
+
+
+# --------------------------------------------------------------------------- preview
+
+
+def render_preview(result, console: Console) -> None:
+    what = "saved segment" if result.saved else "draft"
+    console.print(f"[bold]Preview[/] of {what} [bold]{escape(result.segment)}[/] — {escape(result.name)} "
+                  f"({escape(result.source)})")
+    console.print(f"as_of {_ts(result.as_of)} · snapshot {escape(result.snapshot)} · engine {result.engine}")
+    line = (f"members: [bold]{result.members:,}[/] of {result.subscribers:,} subscribers "
+            f"({_pct(result.share) or 'n/a'})")
+    if result.published_members is not None:
+        line += f" · published now: {result.published_members:,}"
+    console.print(line)
+    if result.sample:
+        table = Table(title=f"Sample of members ({len(result.sample)} of {result.members:,})")
+        for column in result.sample_columns:
+            table.add_column(column, overflow="fold")
+        for row in result.sample:
+            table.add_row(*(escape(_cell(row.get(c))) for c in result.sample_columns))
+        console.print(table)
+    if result.overlaps:
+        table = Table(title=f"Overlap with the largest published segments (run {result.overlap_run_id})")
+        for column, justify in (("segment", "left"), ("members", "right"), ("shared", "right"),
+                                ("% of preview", "right"), ("% of segment", "right")):
+            table.add_column(column, justify=justify, overflow="fold")
+        for o in result.overlaps:
+            table.add_row(o.segment, f"{o.members:,}", f"{o.shared:,}", _pct(o.share_of_preview),
+                          _pct(o.share_of_segment))
+        console.print(table)
+    _notes(console, result.notes)
+
+
+# --------------------------------------------------------------------------- explain
+
+_MATCH = {"all": "all of these must hold", "any": "at least one must hold", "none": "none may hold"}
+
+
+def _mark(held: bool) -> str:
+    return "[green]✓ holds[/]" if held else "[red]✗ fails[/]"
+
+
+def render_explain(result, console: Console) -> None:
+    console.print(f"[bold]Why subscriber {escape(result.subscriber_id)}[/] is "
+                  f"{'' if result.member else 'not '}in [bold]{escape(result.segment)}[/] — {escape(result.name)}")
+    console.print(f"as_of {_ts(result.as_of)} · snapshot {escape(result.snapshot)} · status "
+                  f"{escape(str(result.status))}")
+    for group in result.groups:
+        table = Table(title=f"Group {group.number} ({_MATCH[group.match]}): "
+                            f"{'holds' if group.held else 'does not hold'}", title_justify="left")
+        table.add_column("filter", overflow="fold")
+        table.add_column("this subscriber", overflow="fold")
+        table.add_column("result")
+        for f in group.filters:
+            table.add_row(escape(f.text), escape(f.value), _mark(f.held))
+        console.print(table)
+    combine = "all groups must hold" if result.match == "all" else "at least one group must hold"
+    verdict = "[bold green]IS a member[/]" if result.member else "[bold red]is NOT a member[/]"
+    console.print(f"Segment ({combine}): {escape(result.subscriber_id)} {verdict}")
+    if result.published_member is not None:
+        console.print(f"last published run {escape(str(result.published_run_id))}: "
+                      f"{'member' if result.published_member else 'not a member'}")
+    _notes(console, result.notes)
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def _sample_table(title: str, rows: list[dict]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("subscriber_id", overflow="fold")
+    table.add_column("email", overflow="fold")
+    for row in rows:
+        table.add_row(escape(str(row["subscriber_id"])), escape(str(row["email"] or "")))
+    return table
+
+
+def render_diff(result, console: Console) -> None:
+    c = result.change
+    console.print(f"[bold]{escape(result.segment)}[/]: the working-tree definition against published run "
+                  f"{escape(result.run_id)} (as_of {_ts(result.as_of)}, snapshot {escape(result.snapshot)})")
+    status = {"changed": "edited since that run", "unchanged": "definition unchanged since that run",
+              "new": "new: not in that run", "deleted": "deleted: no definition file"}[result.status]
+    console.print(f"definition: {status}")
+    console.print(f"members: {c.before:,} → [bold]{c.after:,}[/] "
+                  f"([green]+{c.entered:,} would enter[/], [red]-{c.exited:,} would leave[/])")
+    if result.entered_sample:
+        console.print(_sample_table(f"Would enter (sample of {len(result.entered_sample)} of {c.entered:,})",
+                                    result.entered_sample))
+    if result.exited_sample:
+        console.print(_sample_table(f"Would leave (sample of {len(result.exited_sample)} of {c.exited:,})",
+                                    result.exited_sample))
+    if result.dependants:
+        table = Table(title="Segments that read it (evaluated again)", title_justify="left")
+        for column, justify in (("segment", "left"), ("members", "right"), ("would be", "right"),
+                                ("enter", "right"), ("leave", "right")):
+            table.add_column(column, justify=justify)
+        for d in result.dependants:
+            table.add_row(d.segment, f"{d.before:,}", f"{d.after:,}", f"+{d.entered:,}", f"-{d.exited:,}")
+        console.print(table)
+    if result.audiences:
+        table = Table(title="Audiences (recipients after suppression)", title_justify="left")
+        for column, justify in (("audience", "left"), ("recipients", "right"), ("would be", "right"),
+                                ("change", "right"), ("added", "right"), ("removed", "right")):
+            table.add_column(column, justify=justify)
+        for a in result.audiences:
+            table.add_row(a.audience, f"{a.before:,}", f"{a.after:,}", _signed(a.change), f"+{a.added:,}",
+                          f"-{a.removed:,}")
+        console.print(table)
+    else:
+        console.print("audiences: none reads this segment or the segments that read it")
+    _notes(console, result.notes)

@@ -1,0 +1,277 @@
+"""Shared steps of the inspecting commands: definitions, clock, snapshot, evaluation.
+
+Nothing here writes: the lake is read through the ingest ledger, the
+published state through a read-only attach of the warehouse catalog, and
+segments are evaluated in memory with the real engine (`pipelines.engine`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..clock import format_ts, parse_as_of, utc_now
+from ..errors import UserError
+from ..segments.model import EventFilter, Project, Segment
+from ..segments.problems import Problem
+from ..settings import Paths
+
+
+class DefinitionProblems(UserError):
+    """A definition the command needs has problems; the CLI prints each one as
+    `PATH:LINE:COLUMN: message` (like `segments validate`) and exits 1."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        first = str(self.problems[0]) if self.problems else "invalid definition"
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        super().__init__(first + more)
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(known), n=1)
+    return f" — did you mean '{close[0]}'?" if close else ""
+
+
+def unknown_segment_message(key: str, known: Iterable[str]) -> str:
+    return f"unknown segment '{key}'{did_you_mean(key, known)}"
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+def segment_files(defs: Path | str) -> dict[str, Path]:
+    """key -> file of every segment file below the definitions folder (the first
+    file owns a key that is defined twice, as in the loader). Keys are not
+    validated here: a broken file still has a key to point at."""
+    from ..segments.loader import discover
+
+    files: dict[str, Path] = {}
+    for f in discover(defs):
+        if f.kind == "segment":
+            files.setdefault(f.key, Path(f.path))
+    return files
+
+
+def audience_files(defs: Path | str) -> dict[str, Path]:
+    from ..segments.loader import discover
+
+    files: dict[str, Path] = {}
+    for f in discover(defs):
+        if f.kind == "audience":
+            files.setdefault(f.key, Path(f.path))
+    return files
+
+
+@dataclass
+class Definitions:
+    project: Project
+    problems: list[Problem]
+    files: dict[str, Path]  # segment key -> file
+
+    def problems_of(self, path: Path | str) -> list[Problem]:
+        return [p for p in self.problems if Path(p.path) == Path(path)]
+
+
+def load_definitions(paths: Paths) -> Definitions:
+    from ..segments.loader import load_project
+
+    project, problems = load_project(paths.defs)
+    return Definitions(project, problems, segment_files(paths.defs))
+
+
+def require_segment(defs: Definitions, key: str, *, published: Iterable[str] = ()) -> Segment:
+    """The runnable segment `key`, or why not: its file's problems (or, when it
+    only depends on a broken segment, every problem), or an unknown-key line."""
+    if key in defs.project.segments:
+        return defs.project.segments[key]
+    if key in defs.files:
+        raise DefinitionProblems(defs.problems_of(defs.files[key]) or defs.problems)
+    raise UserError(unknown_segment_message(key, {*defs.files, *published}))
+
+
+def closure(segments: Mapping[str, Segment], keys: Iterable[str]) -> dict[str, Segment]:
+    """The segments `keys` plus every segment they read, transitively."""
+    out: dict[str, Segment] = {}
+    todo = list(keys)
+    while todo:
+        key = todo.pop()
+        if key in out or key not in segments:
+            continue
+        out[key] = segments[key]
+        todo.extend(segments[key].references())
+    return out
+
+
+def dependants(segments: Mapping[str, Segment], key: str) -> list[str]:
+    """Segments that read `key`, directly or through others (sorted)."""
+    found: set[str] = set()
+    frontier = {key}
+    while frontier:
+        frontier = {k for k, s in segments.items() if k not in found and set(s.references()) & frontier}
+        found |= frontier
+    found.discard(key)
+    return sorted(found)
+
+
+# --------------------------------------------------------------------------- clock and inputs
+
+
+def published_state(paths: Paths):
+    from ..publish.state import current_state
+
+    return current_state(paths)
+
+
+def resolve_as_of(paths: Paths, text: str | None) -> tuple[datetime, object | None]:
+    """(as_of, published state): `--as-of` if given, else the last published
+    run's as_of, else now (UTC)."""
+    state = published_state(paths)
+    as_of = parse_as_of(text)
+    if as_of is None:
+        as_of = state.as_of if state is not None else utc_now()
+    return as_of, state
+
+
+@dataclass
+class Inputs:
+    as_of: datetime
+    snapshot: str  # landing file name of the snapshot
+    snapshot_at: datetime
+    subscribers: pa.Table
+    events: pa.Table
+
+
+def load_inputs(paths: Paths, project: Project, as_of: datetime, *, snapshot_source: str | None = None,
+                subscriber_id: str | None = None) -> Inputs:
+    """The lake snapshot at or before `as_of` (or the one named `snapshot_source`)
+    and the events up to `as_of`, optionally only those of one subscriber."""
+    from ..lake.snapshots import list_snapshots, read_events, read_snapshot, snapshot_at_or_before
+
+    info = None
+    if snapshot_source is not None:
+        info = next((s for s in reversed(list_snapshots(paths)) if s.source == snapshot_source), None)
+    if info is None:
+        info = snapshot_at_or_before(paths, as_of)
+    if info is None:
+        raise UserError(
+            f"no subscriber snapshot at or before {format_ts(as_of)} in the lake ({paths.lake}): "
+            "run `segments run` first (it ingests the landing files)"
+        )
+    subscribers = read_snapshot(info, project.catalog)
+    events = read_events(paths, project.catalog, as_of)
+    if subscriber_id is not None:
+        subscribers = subscribers.filter(pc.equal(subscribers.column("subscriber_id"), subscriber_id))
+        events = events.filter(pc.equal(events.column("subscriber_id"), subscriber_id))
+    return Inputs(as_of, info.source, info.snapshot_at, subscribers, events)
+
+
+def evaluate_segments(project: Project, segments: Mapping[str, Segment], inputs: Inputs,
+                      engine: str = "duckdb") -> pa.Table:
+    """Membership (segment, subscriber_id) of `segments` (which must include
+    everything they reference), evaluated by the real engine."""
+    from ..engine import evaluate
+
+    subset = Project(catalog=project.catalog, segments=dict(segments), audiences={})
+    return evaluate(subset, inputs.subscribers, inputs.events, inputs.as_of, engine=engine)
+
+
+def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Table,
+                 as_of: datetime) -> dict[str, dict[str, int]]:
+    """aggregate_key -> {subscriber_id: number of matching events}, counted with
+    the compiler's own event condition (the one the engines use)."""
+    from ..segments.to_sql import event_counts_cte
+
+    aggregates: dict[str, EventFilter] = {}  # filters sharing an aggregate share one count
+    for f in filters:
+        aggregates.setdefault(f.aggregate_key(), f)
+    if not aggregates:
+        return {}
+    names = {key: f"n_{i}" for i, key in enumerate(aggregates)}
+    sql = event_counts_cte(aggregates, project.catalog, as_of, lambda key: names[key]).sql(dialect="duckdb")
+    con = duckdb.connect()
+    try:
+        con.register("events", events)
+        rows = con.execute(sql).fetchall()
+    finally:
+        con.close()
+    out: dict[str, dict[str, int]] = {key: {} for key in aggregates}
+    for row in rows:
+        for i, key in enumerate(aggregates):
+            out[key][row[0]] = int(row[i + 1])
+    return out
+
+
+# --------------------------------------------------------------------------- published state
+
+
+@contextmanager
+def published_connection(paths: Paths, *, required: bool = False):
+    """A read-only connection to the published warehouse, or None when there is none."""
+    from ..publish.state import open_catalog_read_only
+
+    if not Path(paths.warehouse).exists():
+        if required:
+            raise UserError(f"no warehouse at {paths.warehouse}: run `segments run` first")
+        yield None
+        return
+    try:
+        con = open_catalog_read_only(Path(paths.warehouse))
+    except duckdb.Error as error:
+        raise UserError(f"cannot open {paths.warehouse}: {str(error).splitlines()[0]}") from None
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def published_segments(con) -> dict[str, dict]:
+    """segment -> {name, members, definition_sha256} of the published state ({} without one)."""
+    if con is None:
+        return {}
+    rows = con.execute("SELECT segment, name, members, definition_sha256 FROM segments").fetchall()
+    return {r[0]: {"name": r[1], "members": r[2], "definition_sha256": r[3]} for r in rows}
+
+
+def display_value(value) -> str:
+    """A subscriber value as people read it: missing values are explicit."""
+    if value is None:
+        return "(missing)"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]" if value else "[] (empty)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return format_ts(value)
+    return str(value)
+
+
+__all__ = [
+    "DefinitionProblems",
+    "Definitions",
+    "Inputs",
+    "audience_files",
+    "closure",
+    "dependants",
+    "did_you_mean",
+    "display_value",
+    "evaluate_segments",
+    "event_counts",
+    "load_definitions",
+    "load_inputs",
+    "published_connection",
+    "published_segments",
+    "published_state",
+    "require_segment",
+    "resolve_as_of",
+    "segment_files",
+    "unknown_segment_message",
+]

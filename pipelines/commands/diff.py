@@ -1,0 +1,231 @@
+"""`segments diff KEY`: the edited definition against the last published membership.
+
+The edited (working-tree) definition is evaluated with the real engine on
+exactly the inputs of the last published run (its snapshot, its events, its
+as_of), so the only difference is the definition. Segments that read KEY
+(directly or not) are evaluated again too, since their membership follows.
+
+Audiences are recomputed with the *published* audience definitions (from the
+warehouse's `audiences` table) over the published membership in which KEY
+and its dependants are replaced by the new results, with the same recipient
+rules a run uses (`pipelines.publish.audiences.compute_recipients`): the
+recipient changes shown are the effect of this definition alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import UserError
+from ..segments.model import Audience, Project
+from ..settings import Paths
+from .common import (
+    DefinitionProblems,
+    closure,
+    dependants,
+    evaluate_segments,
+    load_definitions,
+    load_inputs,
+    published_connection,
+    published_segments,
+    published_state,
+    unknown_segment_message,
+)
+
+DEFAULT_SAMPLE = 10
+
+
+@dataclass
+class SegmentChange:
+    segment: str
+    before: int  # published members (0 when new)
+    after: int  # members with the edited definition
+    entered: int
+    exited: int
+
+
+@dataclass
+class AudienceChange:
+    audience: str
+    name: str
+    before: int  # published recipients
+    after: int  # recipients with the edited definition
+    added: int  # recipients who would be added
+    removed: int  # recipients who would be removed
+    change: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.change = self.after - self.before
+
+
+@dataclass
+class Diff:
+    segment: str
+    status: str  # changed | unchanged | new | deleted
+    run_id: str  # the published run compared against
+    as_of: datetime
+    snapshot: str
+    change: SegmentChange
+    entered_sample: list[dict]
+    exited_sample: list[dict]
+    dependants: list[SegmentChange]
+    audiences: list[AudienceChange]
+    notes: list[str] = field(default_factory=list)
+
+
+def diff(paths: Paths, key: str, *, engine: str = "duckdb", sample_size: int = DEFAULT_SAMPLE) -> Diff:
+    state = published_state(paths)
+    if state is None:
+        raise UserError(f"no published run to compare with (no warehouse at {paths.warehouse}): "
+                        "run `segments run` first")
+    defs = load_definitions(paths)
+    project = defs.project
+    with published_connection(paths, required=True) as con:
+        published = published_segments(con)
+        if key in project.segments:
+            segment = project.segments[key]
+            if key not in published:
+                status = "new"
+            elif published[key]["definition_sha256"] == segment.definition_sha256():
+                status = "unchanged"
+            else:
+                status = "changed"
+        elif key in defs.files:
+            raise DefinitionProblems(defs.problems_of(defs.files[key]) or defs.problems)
+        elif key in published:
+            status = "deleted"
+        else:
+            raise UserError(unknown_segment_message(key, {*defs.files, *published}))
+
+        inputs = load_inputs(paths, project, state.as_of, snapshot_source=state.snapshot)
+        affected = [key] if status == "deleted" else [key, *dependants(project.segments, key)]
+        live = [k for k in affected if k in project.segments]
+        after = evaluate_segments(project, closure(project.segments, live), inputs, engine=engine)
+        after = after.filter(pc.is_in(after.column("segment"), value_set=pa.array(affected, pa.string())))
+
+        con.register("diff_after", after)
+        con.register("diff_subscribers", inputs.subscribers.select(["subscriber_id", "email"]))
+        con.register("diff_affected", pa.table({"segment": pa.array(affected, pa.string())}))
+        try:
+            changes = _segment_changes(con, affected)
+            entered_sample = _sample(con, key, "entered", sample_size)
+            exited_sample = _sample(con, key, "exited", sample_size)
+            audiences = _audience_changes(con, project, after, affected, inputs.subscribers)
+        finally:
+            for name in ("diff_after", "diff_subscribers", "diff_affected"):
+                con.unregister(name)
+
+    result = Diff(
+        segment=key, status=status, run_id=state.run_id, as_of=state.as_of, snapshot=inputs.snapshot,
+        change=changes[key], entered_sample=entered_sample, exited_sample=exited_sample,
+        dependants=[changes[k] for k in affected[1:]], audiences=audiences,
+    )
+    if inputs.snapshot != state.snapshot:
+        result.notes.append(f"the published snapshot {state.snapshot} is no longer in the lake; "
+                            f"compared on {inputs.snapshot}")
+    edited_refs = [k for k in closure(project.segments, live) if k not in affected and k in published
+                   and published[k]["definition_sha256"] != project.segments[k].definition_sha256()]
+    if edited_refs:
+        result.notes.append(
+            "also edited since the last run, and read by the compared segments: " + ", ".join(sorted(edited_refs))
+        )
+    other_problems = [p for p in defs.problems if p.path != str(defs.files.get(key, ""))]
+    if other_problems:
+        result.notes.append(f"{len(other_problems)} problem(s) in other definitions (see `segments validate`); "
+                            "a run refuses to start until they are fixed")
+    if status == "deleted":
+        result.notes.append(f"'{key}' has no definition file any more: the next run closes its memberships "
+                            "(its history stays in segment_membership_history)")
+    return result
+
+
+def _segment_changes(con, affected: list[str]) -> dict[str, SegmentChange]:
+    rows = con.execute(
+        """
+        WITH before AS (
+            SELECT segment, subscriber_id FROM segment_membership
+            WHERE segment IN (SELECT segment FROM diff_affected)
+        )
+        SELECT a.segment,
+               (SELECT count(*) FROM before b WHERE b.segment = a.segment),
+               (SELECT count(*) FROM diff_after n WHERE n.segment = a.segment),
+               (SELECT count(*) FROM (SELECT subscriber_id FROM diff_after n WHERE n.segment = a.segment
+                                      EXCEPT SELECT subscriber_id FROM before b WHERE b.segment = a.segment)),
+               (SELECT count(*) FROM (SELECT subscriber_id FROM before b WHERE b.segment = a.segment
+                                      EXCEPT SELECT subscriber_id FROM diff_after n WHERE n.segment = a.segment))
+        FROM diff_affected a
+        """
+    ).fetchall()
+    return {r[0]: SegmentChange(r[0], r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def _sample(con, key: str, which: str, size: int) -> list[dict]:
+    if size <= 0:
+        return []
+    new, old = ("diff_after", "segment_membership") if which == "entered" else ("segment_membership", "diff_after")
+    cursor = con.execute(
+        f"""
+        WITH ids AS (
+            SELECT subscriber_id FROM {new} WHERE segment = $key
+            EXCEPT SELECT subscriber_id FROM {old} WHERE segment = $key
+        )
+        SELECT i.subscriber_id, s.email FROM ids i LEFT JOIN diff_subscribers s USING (subscriber_id)
+        ORDER BY md5(i.subscriber_id), i.subscriber_id LIMIT {int(size)}
+        """,
+        {"key": key},
+    )
+    return [{"subscriber_id": sid, "email": email} for sid, email in cursor.fetchall()]
+
+
+def _published_audiences(con) -> dict[str, Audience]:
+    rows = con.execute("SELECT audience, name, include, exclude FROM audiences ORDER BY audience").fetchall()
+    return {a: Audience(key=a, name=name or a, include=tuple(inc or ()), exclude=tuple(exc or ()))
+            for a, name, inc, exc in rows}
+
+
+def _audience_changes(con, project: Project, after: pa.Table, affected: list[str],
+                      subscribers: pa.Table) -> list[AudienceChange]:
+    from ..publish.audiences import compute_recipients
+
+    touched = {k: a for k, a in _published_audiences(con).items() if set(a.include + a.exclude) & set(affected)}
+    if not touched:
+        return []
+    read = sorted({s for a in touched.values() for s in a.include + a.exclude})
+    kept = [s for s in read if s not in affected]
+    before_membership = con.execute(
+        "SELECT segment, subscriber_id FROM segment_membership WHERE list_contains($keep, segment)",
+        {"keep": kept},
+    ).to_arrow_table()
+    membership = pa.concat_tables([
+        before_membership.cast(after.schema),
+        after.filter(pc.is_in(after.column("segment"), value_set=pa.array(read, pa.string()))),
+    ])
+    recipients = compute_recipients(
+        Project(catalog=project.catalog, segments={}, audiences=touched), membership, subscribers, run_id="diff"
+    )
+    con.register("diff_recipients", recipients.select(["audience", "subscriber_id"]))
+    try:
+        rows = con.execute(
+            """
+            WITH touched AS (SELECT unnest($keys) AS audience),
+            old AS (SELECT audience, subscriber_id FROM recipients WHERE audience IN (SELECT audience FROM touched)),
+            new AS (SELECT audience, subscriber_id FROM diff_recipients)
+            SELECT t.audience,
+                   (SELECT count(*) FROM old o WHERE o.audience = t.audience),
+                   (SELECT count(*) FROM new n WHERE n.audience = t.audience),
+                   (SELECT count(*) FROM (SELECT subscriber_id FROM new n WHERE n.audience = t.audience
+                                          EXCEPT SELECT subscriber_id FROM old o WHERE o.audience = t.audience)),
+                   (SELECT count(*) FROM (SELECT subscriber_id FROM old o WHERE o.audience = t.audience
+                                          EXCEPT SELECT subscriber_id FROM new n WHERE n.audience = t.audience))
+            FROM touched t ORDER BY t.audience
+            """,
+            {"keys": sorted(touched)},
+        ).fetchall()
+    finally:
+        con.unregister("diff_recipients")
+    return [AudienceChange(a, touched[a].name, before, after, added, removed)
+            for a, before, after, added, removed in rows]
