@@ -17,11 +17,13 @@ Rendering to text (`compile_segment`) is the last step, per dialect.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 
 from ..errors import UserError
 from .dialects import get_dialect
@@ -44,6 +46,26 @@ _DATE = exp.DataType.build("DATE")
 # Naive timestamps meaning UTC: DuckDB TIMESTAMP, Spark TIMESTAMP_NTZ.
 _TIMESTAMP = exp.DataType.build("TIMESTAMPNTZ")
 _DOUBLE = exp.DataType.build("DOUBLE")
+
+
+# --------------------------------------------------------------------------- identifiers
+
+_PLAIN_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Words either dialect treats as keywords: a field named `order` or `select` must be
+# quoted (sqlglot's Spark generator would leave `subscribers.select` bare).
+_KEYWORDS = frozenset(
+    word
+    for name in ("duckdb", "spark")
+    for word in Dialect.get_or_raise(name).tokenizer_class.KEYWORDS
+    if _PLAIN_IDENTIFIER.match(word)
+)
+
+
+def field_column(name: str, table: str | None = None) -> exp.Column:
+    """A column of the field catalog, quoted when it is not a plain identifier or is
+    a keyword in any dialect we render to."""
+    quoted = not _PLAIN_IDENTIFIER.match(name) or name.upper() in _KEYWORDS
+    return exp.column(exp.to_identifier(name, quoted=quoted), table=table)
 
 
 # --------------------------------------------------------------------------- literals
@@ -252,7 +274,7 @@ def count_predicate(n: exp.Expression, count: EventCount) -> exp.Expression:
 
 
 def event_condition(
-    f: EventFilter, catalog: FieldCatalog, as_of: datetime, column: ColumnResolver = exp.column
+    f: EventFilter, catalog: FieldCatalog, as_of: datetime, column: ColumnResolver = field_column
 ) -> exp.Expression:
     """Which event rows a filter counts: its name (exact), not after `as_of`, in the
     window, and every `where` filter (same operator semantics, over event fields)."""
@@ -291,7 +313,7 @@ def filter_predicate(
     as_of: datetime,
     event_count: EventCountResolver,
     member_of: MemberResolver,
-    column: ColumnResolver = exp.column,
+    column: ColumnResolver = field_column,
 ) -> exp.Expression:
     if isinstance(f, FieldFilter):
         return field_predicate(f, _field_type(catalog.subscriber, f.field, "subscriber"), column(f.field), as_of)
@@ -320,7 +342,7 @@ def group_predicate(
     as_of: datetime,
     event_count: EventCountResolver,
     member_of: MemberResolver,
-    column: ColumnResolver = exp.column,
+    column: ColumnResolver = field_column,
 ) -> exp.Expression:
     return combine(
         group.match, [filter_predicate(f, catalog, as_of, event_count, member_of, column) for f in group.filters]
@@ -333,7 +355,7 @@ def segment_predicate(
     as_of: datetime,
     event_count: EventCountResolver,
     member_of: MemberResolver,
-    column: ColumnResolver = exp.column,
+    column: ColumnResolver = field_column,
 ) -> exp.Expression:
     """The segment's membership condition for one subscriber row.
 
@@ -360,7 +382,7 @@ def event_counts_cte(
     distinct aggregate. The WHERE prunes rows no aggregate can count."""
 
     def event_column(name: str) -> exp.Expression:
-        return exp.column(name, table=EVENTS)
+        return field_column(name, table=EVENTS)
 
     counts = [
         exp.alias_(
@@ -404,7 +426,7 @@ def segment_query(project: Project, key: str, as_of: datetime) -> exp.Select:
     aggregates = distinct_event_aggregates([segment])
 
     def subscriber_column(name: str) -> exp.Expression:
-        return exp.column(name, table=SUBSCRIBERS)
+        return field_column(name, table=SUBSCRIBERS)
 
     def event_count(f: EventFilter) -> exp.Expression:
         n = exp.column(standalone_count_column(f.aggregate_key()), table=EVENT_COUNTS)
