@@ -296,7 +296,7 @@ def step_publish(paths: Paths, run_id: str, keep_versions: int = 5):
 
     The workspace stays until the next run starts, because asset checks of this
     run may still read it."""
-    from .lake.snapshots import quarantine_table
+    from .lake.snapshots import event_part_files, quarantine_table
     from .publish.history import HistoryResult
     from .publish.state import current_state, writer_lock
     from .publish.warehouse import publish_version, stage_version
@@ -327,6 +327,7 @@ def step_publish(paths: Paths, run_id: str, keep_versions: int = 5):
             recipients=ws.load_table("recipients"),
             compiled_sql=json.loads((ws.dir / "compiled_sql.json").read_text()),
             quarantine=quarantine_table(paths),
+            event_files=event_part_files(paths),
         )
         result = publish_version(paths, staged, keep_versions=keep_versions)
     return ctx, result

@@ -58,6 +58,14 @@ def test_refresh_job_publishes_real_membership(project_paths):
         latest = instance.get_latest_materialization_event(dg.AssetKey("analyst_warehouse"))
         assert latest is not None and latest.run_id == summary.run_id
 
+        # Each segment's published SQL runs inside the warehouse (it reads the
+        # `events` view) and returns exactly the published members.
+        with duckdb.connect(str(project_paths.warehouse), read_only=True) as con:
+            for key, sql in con.execute("SELECT segment, sql FROM segments").fetchall():
+                members = {row[0] for row in con.execute(sql).fetchall()}
+                assert members == EXPECTED[key], key
+            assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 6
+
         # Same as_of, same inputs: nothing changes.
         again = execute_refresh(project_paths, as_of=AS_OF, instance=instance)
         assert again.status == "unchanged"

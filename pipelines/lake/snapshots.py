@@ -87,6 +87,12 @@ def read_snapshot(info: SnapshotInfo, catalog: FieldCatalog) -> pa.Table:
     return _conform(_read(info.file), catalog.subscriber)
 
 
+def event_part_files(paths: Paths) -> list[Path]:
+    """The lake's event files (immutable, named by source hash), as the ledger lists them."""
+    ledger = Ledger(paths)
+    return [ledger.lake_file(e.part) for e in ledger.entries("events", INGESTED) if e.part]
+
+
 def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = None) -> pa.Table:
     """All ingested events (each event_id once), those with occurred_at <= as_of if given."""
     ledger = Ledger(paths)

@@ -11,11 +11,16 @@ inode (the previous state) and the next open sees the new one.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlglot import exp
 
+from ..segments.model import Project
 from ..settings import Paths
 from .fsutil import fsync_file, remove_path, replace_durably
 from .state import STATE_TABLE, PublishedState, open_catalog_read_only
@@ -41,6 +46,8 @@ DERIVED_OBJECTS = ("segment_overlap", "utc_timestamp", "segment_members_at")
 CATALOG_OBJECTS = PARQUET_RELATIONS + DERIVED_OBJECTS
 
 VERSION_DIR_PLACEHOLDER = "{{version_dir}}"
+EVENT_FILES = "event_files.json"
+EMPTY_EVENTS = "events_empty.parquet"
 TEMP_CATALOG_PREFIX = ".warehouse.duckdb."
 
 
@@ -51,6 +58,33 @@ def view_sql(name: str, version_dir: Path) -> str:
     return text.replace(VERSION_DIR_PLACEHOLDER, literal_safe)
 
 
+def write_event_file_list(version_dir: Path, project: Project, event_files: Sequence[Path]) -> None:
+    """Record which lake event files this version's `events` view reads.
+
+    With no events yet, an empty file with the declared event columns stands
+    in, so compiled segment SQL (which reads `events`) still binds.
+    """
+    files = [str(Path(f).absolute()) for f in event_files]
+    if not files:
+        pq.write_table(project.catalog.event_schema().empty_table(), version_dir / EMPTY_EVENTS)
+    (version_dir / EVENT_FILES).write_text(json.dumps(files, indent=1), encoding="utf-8")
+
+
+def events_view_sql(version_dir: Path) -> str | None:
+    listing = version_dir / EVENT_FILES
+    if not listing.is_file():  # versions published before events were exposed
+        return None
+    # The staging folder is renamed into place, so the stand-in is found
+    # relative to the final version folder.
+    files = json.loads(listing.read_text(encoding="utf-8")) or [str((version_dir / EMPTY_EVENTS).absolute())]
+    file_list = exp.Array(expressions=[exp.Literal.string(f) for f in files])
+    query = (
+        exp.select("*")
+        .from_(exp.func("read_parquet", file_list, exp.EQ(this=exp.var("union_by_name"), expression=exp.true())))
+    )
+    return f"CREATE VIEW events AS {query.sql(dialect='duckdb')}"
+
+
 def build_catalog(target: Path, state: PublishedState) -> None:
     """Write a complete catalog for `state` into `target` (a new file)."""
     remove_path(target)
@@ -59,6 +93,9 @@ def build_catalog(target: Path, state: PublishedState) -> None:
     try:
         for name in CATALOG_OBJECTS:
             con.execute(view_sql(name, state.version_dir))
+        events_sql = events_view_sql(state.version_dir)
+        if events_sql:
+            con.execute(events_sql)
         record = state.to_record()
         con.register("state_row", pa.Table.from_pylist([record]))
         con.execute(f"""

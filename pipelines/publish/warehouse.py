@@ -21,6 +21,7 @@ Re-runs (decided by `plan_publish` from `as_of` and the inputs' fingerprint):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,13 @@ from ..settings import Paths
 from . import schemas
 from .audience_files import sync_audience_files
 from .audiences import audiences_table, compute_recipients, suppression_violations
-from .catalog import build_catalog, remove_temp_catalogs, swap_in_catalog, temp_catalog_path
+from .catalog import (
+    build_catalog,
+    remove_temp_catalogs,
+    swap_in_catalog,
+    temp_catalog_path,
+    write_event_file_list,
+)
 from .fsutil import failpoint, fsync_dir, remove_path, write_parquet
 from .history import HistoryResult, compute_history, history_base, normalized_membership
 from .lock import writer_lock
@@ -190,8 +197,14 @@ def stage_version(
     recipients: pa.Table,
     compiled_sql: dict[str, str],
     quarantine: pa.Table | None,
+    event_files: Sequence[Path] = (),
 ) -> StagedVersion:
-    """Write the new version directory; nothing is visible to readers yet."""
+    """Write the new version directory; nothing is visible to readers yet.
+
+    `event_files` are the lake's (immutable) event Parquet files the run saw;
+    the version lists them so the `events` view never picks up a file that a
+    later run ingests.
+    """
     as_of = to_naive_utc(as_of)
     with writer_lock(paths, run_id=run_id):
         plan = plan_publish(paths, as_of, fingerprint)
@@ -258,6 +271,7 @@ def stage_version(
                 write_parquet(table, relation_path(staging, relation))
                 if index == 2:
                     failpoint("stage:files")
+            write_event_file_list(staging, project, event_files)
             write_state_file(staging, state)
             finish_staging(staging, final)
         except BaseException:
