@@ -60,7 +60,7 @@ class RunContext:
 
 
 class RunWorkspace:
-    """Scratch space of one run: `DATA/work/<run_id>/`. Removed after publishing."""
+    """Scratch space of one run: `DATA/work/<run_id>/`. Removed when the next run starts."""
 
     def __init__(self, paths: Paths, run_id: str):
         self.dir = Path(paths.data) / "work" / run_id

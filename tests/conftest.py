@@ -10,7 +10,8 @@ import pytest
 from pipelines.settings import Paths
 
 REPO = Path(__file__).resolve().parent.parent
-SPEC_EXAMPLES = REPO.parent / "shared" / "spec" / "examples" / "segment_defs"
+# A copy of ../shared/spec/examples/segment_defs, so tests run wherever the repo is cloned.
+SPEC_EXAMPLES = REPO / "tests" / "fixtures" / "spec_examples" / "segment_defs"
 
 SUBSCRIBERS_CSV = """subscriber_id,email,status,first_name,city,state,signup_form,created_at,tags,age,loyalty_points,vip,birthday
 s1,ann@example.com,active,Ann,New York,NY,Checkout,2026-11-20T10:00:00Z,webinar-attendee|VIP,34,120,true,1990-05-01

@@ -233,7 +233,7 @@ def test_loader_models_of_the_spec_examples_compile_to_the_golden_text():
     """Cross-check with the YAML loader (written separately): the spec example files
     compile exactly like the models built by hand above."""
     loader = pytest.importorskip("pipelines.segments.loader")
-    examples = Path(__file__).resolve().parents[2] / "shared" / "spec" / "examples" / "segment_defs"
+    examples = Path(__file__).resolve().parent / "fixtures" / "spec_examples" / "segment_defs"
     if not examples.is_dir():
         pytest.skip("spec examples not available")
     project, problems = loader.load_project(examples)

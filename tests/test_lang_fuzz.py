@@ -23,7 +23,7 @@ from ruamel.yaml import YAML
 from pipelines.segments import FieldCatalog, Problem, load_project, load_segment_file
 from pipelines.segments.fields import ALL_FIELD_OPERATORS, STANDARD_EVENT_FIELDS, STANDARD_SUBSCRIBER_FIELDS
 
-EXAMPLES = Path("/work/shared/spec/examples/segment_defs")
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "spec_examples" / "segment_defs"
 OK_SEGMENT = "name: Fine\ngroups:\n  - filters:\n      - {field: state, op: is, value: NY}\n"
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

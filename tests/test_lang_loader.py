@@ -22,7 +22,7 @@ from pipelines.segments import (
     load_segment_file,
 )
 
-EXAMPLES = Path("/work/shared/spec/examples/segment_defs")
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "spec_examples" / "segment_defs"
 OK_SEGMENT = "name: Fine\ngroups:\n  - filters:\n      - {field: state, op: is, value: NY}\n"
 
 
