@@ -118,13 +118,18 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console) -> No
         audiences = con.execute(
             "SELECT audience, count(*) FROM recipients GROUP BY audience ORDER BY audience"
         ).fetchall()
+    rows = [(key, name, f"{members:,}", f"+{entered or 0:,}", f"-{exited or 0:,}")
+            for key, name, members, entered, exited in sizes]
     table = Table(title="Segments")
-    table.add_column("segment", no_wrap=True)
-    table.add_column("name", overflow="ellipsis", no_wrap=True, max_width=32)
-    for column in ("members", "entered", "exited"):
-        table.add_column(column, justify="right", no_wrap=True)
-    for key, name, members, entered, exited in sizes:
-        table.add_row(key, name, f"{members:,}", f"+{entered or 0:,}", f"-{exited or 0:,}")
+    # Keys and numbers are never cut; only the display name gives way on a narrow terminal.
+    for index, header in enumerate(("segment", "name", "members", "entered", "exited")):
+        width = max([len(header)] + [len(row[index]) for row in rows])
+        if header == "name":
+            table.add_column(header, overflow="ellipsis", no_wrap=True)
+        else:
+            table.add_column(header, no_wrap=True, min_width=width, justify="left" if index == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     table = Table(title="Audiences (recipients after suppression)")
     table.add_column("audience")
