@@ -17,6 +17,11 @@ class Paths:
     defs: Path
     data: Path
 
+    def __post_init__(self) -> None:
+        # Accept plain strings too; every property below joins paths.
+        object.__setattr__(self, "defs", Path(self.defs))
+        object.__setattr__(self, "data", Path(self.data))
+
     # Inputs
     @property
     def landing(self) -> Path:
