@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -79,6 +80,56 @@ class RunWorkspace:
             )
         return pq.read_table(target)
 
+    @property
+    def flags_file(self) -> Path:
+        from .publish.history_files import FLAGS_FILE
+
+        return self.dir / FLAGS_FILE
+
+    def save_flags(self, flags: pa.Table) -> Path:
+        """The run's membership flags (engine/flags.py), as Arrow IPC: bitmaps stay bitmaps."""
+        from .publish.history_files import write_flags
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_flags(flags, self.flags_file)
+        return self.flags_file
+
+    def load_flags(self) -> pa.Table:
+        from .publish.history_files import read_flags
+
+        flags = read_flags(self.dir) if self.flags_file.is_file() else None
+        if flags is None:
+            raise UserError(
+                f"run workspace {self.dir} has no membership flags: materialize the whole refresh job, not one asset"
+            )
+        return flags
+
+    def save_history(self, delta) -> None:
+        """The HistoryDelta of the history step (its files are already in the workspace)."""
+        self.save_table("history_sizes", delta.sizes)
+        record = {
+            "run_id": delta.run_id, "as_of": delta.as_of.isoformat(), "base_version": delta.base_version,
+            "replaces_run_id": delta.replaces_run_id, "open_stays": str(delta.open_stays),
+            "deltas": {kind: str(path) for kind, path in delta.deltas.items()},
+            "members": delta.members, "entered": delta.entered, "exited": delta.exited,
+        }
+        (self.dir / "history.json").write_text(json.dumps(record, indent=1))
+
+    def load_history(self):
+        from .publish.flag_history import HistoryDelta
+
+        target = self.dir / "history.json"
+        if not target.exists():
+            raise UserError(f"run workspace {self.dir} has no history: materialize the whole refresh job")
+        record = json.loads(target.read_text())
+        return HistoryDelta(
+            run_id=record["run_id"], as_of=datetime.fromisoformat(record["as_of"]),
+            base_version=record["base_version"], replaces_run_id=record["replaces_run_id"],
+            open_stays=Path(record["open_stays"]), deltas={k: Path(v) for k, v in record["deltas"].items()},
+            sizes=self.load_table("history_sizes"), members=record["members"], entered=record["entered"],
+            exited=record["exited"],
+        )
+
     def save_context(self, ctx: RunContext) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         payload = asdict(ctx)
@@ -100,15 +151,37 @@ class RunWorkspace:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# The steps of a run each need the definitions; in one process they are read once
+# (and again whenever a file changes: the key is every file's size and mtime).
+_projects: dict[str, tuple[tuple, Project]] = {}
+
+
+def _defs_signature(root: Path) -> tuple:
+    entries = []
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            if name.endswith(".yaml"):
+                stat = os.stat(os.path.join(folder, name))
+                entries.append((os.path.join(folder, name), stat.st_mtime_ns, stat.st_size))
+    return tuple(sorted(entries))
+
+
 def load_valid_project(paths: Paths) -> Project:
     """The definitions, or a UserError when any file has a problem (nothing runs on a broken set)."""
     from .segments.loader import load_project
 
+    root = Path(paths.defs)
+    signature = _defs_signature(root) if root.is_dir() else None
+    cached = _projects.get(str(root.absolute()))
+    if signature is not None and cached is not None and cached[0] == signature:
+        return cached[1]
     project, problems = load_project(paths.defs)
     if problems:
         first = problems[0]
         more = f" (and {len(problems) - 1} more; run `segments validate`)" if len(problems) > 1 else ""
         raise UserError(f"{first}{more}")
+    if signature is not None:
+        _projects[str(root.absolute())] = (signature, project)
     return project
 
 
@@ -205,18 +278,44 @@ def parse_params(run_id: str, as_of: str | datetime | None, started_at: datetime
     return RunParams(run_id=run_id, as_of=resolved or started_at, started_at=started_at, **options)
 
 
-def evaluate_run(paths: Paths, ctx: RunContext) -> tuple[pa.Table, pa.Table, dict[str, str]]:
-    """Evaluate every segment on the run's snapshot: (subscribers, membership, compiled SQL)."""
-    from .engine import compiled_sql_by_segment, evaluate
-    from .lake.snapshots import read_events, snapshot_at_or_before
+def _run_snapshot(paths: Paths, ctx: RunContext):
+    from .lake.snapshots import snapshot_at_or_before
 
-    project = load_valid_project(paths)
     snapshot = snapshot_at_or_before(paths, ctx.params.as_of)
     if snapshot is None or str(snapshot.file) != ctx.snapshot_file:
         raise UserError("the lake changed during the run; start the run again")
+    return snapshot
+
+
+def run_subscribers(paths: Paths, ctx: RunContext, project: Project, columns: list[str] | None = None) -> pa.Table:
+    """The run's snapshot (only `columns` if given), typed by the catalog, in subscriber_id order."""
+    from .engine.flags import sort_by_id
     from .lake.snapshots import read_snapshot
 
-    subscribers = read_snapshot(snapshot, project.catalog)
+    table = read_snapshot(_run_snapshot(paths, ctx), project.catalog, columns)
+    return sort_by_id(table) if "subscriber_id" in table.column_names else table
+
+
+def evaluate_run_flags(paths: Paths, ctx: RunContext, project: Project | None = None) -> pa.Table:
+    """Membership flags of every segment on the run's snapshot (engine/flags.py)."""
+    from .engine import evaluate_flags
+    from .lake.snapshots import read_events
+    from .segments.plan import build_plan
+
+    project = project or load_valid_project(paths)
+    plan = build_plan(project, ctx.params.as_of)
+    subscribers = run_subscribers(paths, ctx, project, plan.subscriber_fields)
+    events = read_events(paths, project.catalog, ctx.params.as_of, plan.event_fields)
+    return evaluate_flags(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine)
+
+
+def evaluate_run(paths: Paths, ctx: RunContext) -> tuple[pa.Table, pa.Table, dict[str, str]]:
+    """Evaluate every segment on the run's snapshot: (subscribers, membership, compiled SQL)."""
+    from .engine import compiled_sql_by_segment, evaluate
+    from .lake.snapshots import read_events
+
+    project = load_valid_project(paths)
+    subscribers = run_subscribers(paths, ctx, project)
     events = read_events(paths, project.catalog, ctx.params.as_of)
     membership = evaluate(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine)
     return subscribers, membership, compiled_sql_by_segment(project, ctx.params.as_of)
@@ -246,20 +345,26 @@ def step_prepare(paths: Paths, params: RunParams) -> RunContext:
 
 
 def step_evaluate(paths: Paths, run_id: str) -> tuple[RunContext, dict[str, int]]:
+    """Membership flags of every segment, saved in the workspace; segment -> members."""
+    from .engine import compiled_sql_by_segment
+    from .engine.flags import member_counts
+
     ws = RunWorkspace(paths, run_id)
     ctx = ws.load_context()
     if ctx.unchanged:
         return ctx, {}
-    subscribers, membership, compiled = evaluate_run(paths, ctx)
-    ws.save_table("subscribers", subscribers)
-    ws.save_table("membership", membership)
-    (ws.dir / "compiled_sql.json").write_text(json.dumps(compiled, indent=1))
-    return ctx, segment_counts(membership)
+    project = load_valid_project(paths)
+    flags = evaluate_run_flags(paths, ctx, project)
+    ws.save_flags(flags)
+    (ws.dir / "compiled_sql.json").write_text(json.dumps(compiled_sql_by_segment(project, ctx.params.as_of),
+                                                          indent=1))
+    return ctx, member_counts(flags)
 
 
 def step_history(paths: Paths, run_id: str):
-    """Stays, changes and sizes against the published state this run started from."""
-    from .publish.history import compute_history
+    """Stays, changes and sizes against the published state this run started from
+    (publish/flag_history.py: the run's flags against the published ones)."""
+    from .publish.flag_history import extend_history
     from .publish.state import current_state
 
     ws = RunWorkspace(paths, run_id)
@@ -270,23 +375,28 @@ def step_history(paths: Paths, run_id: str):
     if (previous.version if previous else None) != ctx.parent_version:
         raise UserError("another run published while this one was running; start this run again")
     project = load_valid_project(paths)
-    history = compute_history(previous, ws.load_table("membership"), run_id, ctx.params.as_of,
-                              segments=project.segments)
-    ws.save_table("history", history.history)
-    ws.save_table("changes", history.changes)
-    ws.save_table("sizes", history.sizes)
-    return ctx, history
+    delta = extend_history(previous, ws.load_flags(), run_id, ctx.params.as_of, segments=project.segments,
+                           out_dir=ws.dir / "history")
+    ws.save_history(delta)
+    return ctx, delta
+
+
+def _recipient_columns(project: Project) -> list[str]:
+    from .publish.audiences import audience_field_columns
+
+    return ["subscriber_id", "status", "email", *audience_field_columns(project)]
 
 
 def step_recipients(paths: Paths, run_id: str) -> tuple[RunContext, pa.Table | None]:
-    from .publish.audiences import compute_recipients
+    from .publish import audiences
 
     ws = RunWorkspace(paths, run_id)
     ctx = ws.load_context()
     if ctx.unchanged:
         return ctx, None
     project = load_valid_project(paths)
-    recipients = compute_recipients(project, ws.load_table("membership"), ws.load_table("subscribers"), run_id)
+    subscribers = run_subscribers(paths, ctx, project, _recipient_columns(project))
+    recipients = audiences.compute_recipients(project, ws.load_flags(), subscribers, run_id)
     ws.save_table("recipients", recipients)
     return ctx, recipients
 
@@ -297,15 +407,18 @@ def step_publish(paths: Paths, run_id: str, keep_versions: int = 5):
     The workspace stays until the next run starts, because asset checks of this
     run may still read it."""
     from .lake.snapshots import event_part_files, quarantine_table
-    from .publish.history import HistoryResult
     from .publish.state import current_state, writer_lock
-    from .publish.warehouse import publish_version, stage_version
+    from .publish.warehouse import lake_file_is_publishable, publish_version, stage_version
 
     ws = RunWorkspace(paths, run_id)
     ctx = ws.load_context()
     if ctx.unchanged:
         return ctx, None
     project = load_valid_project(paths)
+    # The lake's snapshot file is published as it is when it already has the
+    # published columns; then only the columns the suppression check reads are loaded.
+    linkable = lake_file_is_publishable(project, Path(ctx.snapshot_file))
+    subscribers = run_subscribers(paths, ctx, project, ["subscriber_id", "status"] if linkable else None)
     with writer_lock(paths):
         previous = current_state(paths)
         if (previous.version if previous else None) != ctx.parent_version:
@@ -319,15 +432,15 @@ def step_publish(paths: Paths, run_id: str, keep_versions: int = 5):
             snapshot_name=ctx.snapshot_name,
             snapshot_rows=ctx.snapshot_rows,
             fingerprint=ctx.fingerprint,
-            subscribers=ws.load_table("subscribers"),
-            membership=ws.load_table("membership"),
-            history=HistoryResult(
-                history=ws.load_table("history"), changes=ws.load_table("changes"), sizes=ws.load_table("sizes")
-            ),
+            subscribers=subscribers,
+            membership=None,
+            history=ws.load_history(),
             recipients=ws.load_table("recipients"),
             compiled_sql=json.loads((ws.dir / "compiled_sql.json").read_text()),
             quarantine=quarantine_table(paths),
             event_files=event_part_files(paths),
+            flags_file=ws.flags_file,
+            subscribers_file=Path(ctx.snapshot_file) if linkable else None,
         )
         result = publish_version(paths, staged, keep_versions=keep_versions)
     return ctx, result

@@ -79,7 +79,7 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
     yield dg.MaterializeResult(asset_key="lake_events", metadata={"files_ingested": len(ctx.ingested)})
 
 
-@dg.asset(deps=["lake_subscribers", "lake_events"], group_name="segments", kinds={"duckdb", "polars"})
+@dg.asset(deps=["lake_subscribers", "lake_events"], group_name="segments", kinds={"duckdb", "polars", "spark"})
 def segment_membership(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
     """Every segment evaluated on the run's snapshot and as_of, in one pass per dependency wave."""
     try:
@@ -120,7 +120,7 @@ def segment_history(context: dg.AssetExecutionContext, segments: SegmentsResourc
     return dg.MaterializeResult(
         metadata={
             "changes": dg.MetadataValue.md(table),
-            "dagster/row_count": history.changes.num_rows,
+            "dagster/row_count": history.entered + history.exited,  # this run's changes
         }
     )
 

@@ -29,10 +29,15 @@ def quarantine_rate(context: dg.AssetCheckExecutionContext, segments: SegmentsRe
 @dg.asset_check(asset=segment_membership, blocking=True,
                 description="Each (segment, subscriber_id) pair appears once.")
 def unique_members(context: dg.AssetCheckExecutionContext, segments: SegmentsResource) -> dg.AssetCheckResult:
+    from ..engine.flags import flags_to_membership, is_sorted_unique
+
     ctx, ws = _workspace(context, segments)
     if ctx.unchanged:
         return dg.AssetCheckResult(passed=True, metadata={"unchanged": True})
-    duplicates = count_nonunique(ws.load_table("membership"), ["segment", "subscriber_id"])
+    flags = ws.load_flags()
+    # Flags hold one row per subscriber: pairs can only repeat if subscriber ids do.
+    duplicates = 0 if is_sorted_unique(flags.column("subscriber_id")) else count_nonunique(
+        flags_to_membership(flags), ["segment", "subscriber_id"])
     return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_pairs": duplicates})
 
 
@@ -46,7 +51,9 @@ def no_sudden_shrink(context: dg.AssetCheckExecutionContext, segments: SegmentsR
         return dg.AssetCheckResult(passed=True, severity=severity)
     with open_warehouse(paths) as con:
         before = dict(con.execute("SELECT segment, members FROM segments").fetchall())
-    now = refresh.segment_counts(ws.load_table("membership"))
+    from ..engine.flags import member_counts
+
+    now = member_counts(ws.load_flags())
     shrunk = {
         key: (old, now.get(key, 0))
         for key, old in before.items()
@@ -69,7 +76,9 @@ def suppression(context: dg.AssetCheckExecutionContext, segments: SegmentsResour
     ctx, ws = _workspace(context, segments)
     if ctx.unchanged:
         return dg.AssetCheckResult(passed=True, metadata={"unchanged": True})
-    violations = suppression_violations(ws.load_table("recipients"), ws.load_table("subscribers"))
+    project = refresh.load_valid_project(segments.paths())
+    subscribers = refresh.run_subscribers(segments.paths(), ctx, project, ["subscriber_id", "status"])
+    violations = suppression_violations(ws.load_table("recipients"), subscribers)
     return dg.AssetCheckResult(passed=violations == 0, metadata={"suppressed_recipients": violations})
 
 

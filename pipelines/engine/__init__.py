@@ -18,8 +18,20 @@ from ..segments.to_sql import compile_segment
 from .tables import MEMBERSHIP_SCHEMA
 
 ENGINES = ("duckdb", "polars")
+# Engines behind an optional extra (`pip install "segment-pipeline[spark]"`): accepted by
+# `evaluate`, but not in ENGINES, which the always-installed test matrix iterates over.
+OPTIONAL_ENGINES = ("spark",)
+ALL_ENGINES = (*ENGINES, *OPTIONAL_ENGINES)
 
-__all__ = ["ENGINES", "MEMBERSHIP_SCHEMA", "compiled_sql_by_segment", "evaluate"]
+__all__ = [
+    "ALL_ENGINES",
+    "ENGINES",
+    "MEMBERSHIP_SCHEMA",
+    "OPTIONAL_ENGINES",
+    "compiled_sql_by_segment",
+    "evaluate",
+    "evaluate_flags",
+]
 
 
 def evaluate(
@@ -40,7 +52,35 @@ def evaluate(
         from .polars_engine import evaluate_polars
 
         return evaluate_polars(project, subscribers, events, naive_utc(as_of))
-    raise UserError(f"unknown engine '{engine}' (choose one of: {', '.join(ENGINES)})")
+    if engine == "spark":
+        from .spark_engine import evaluate_spark  # imports pyspark only when it runs
+
+        return evaluate_spark(project, subscribers, events, naive_utc(as_of))
+    raise UserError(f"unknown engine '{engine}' (choose one of: {', '.join(ALL_ENGINES)})")
+
+
+def evaluate_flags(
+    project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime, engine: str = "duckdb"
+) -> pa.Table:
+    """Membership as flags (engine/flags.py): `subscriber_id` sorted, then one
+    boolean `segment:KEY` column per segment in key order. What a run keeps and
+    publishes; `evaluate` is its long shape."""
+    if engine == "duckdb":
+        from .duckdb_engine import evaluate_flags_duckdb
+
+        return evaluate_flags_duckdb(project, subscribers, events, naive_utc(as_of))
+    if engine == "polars":
+        from .polars_engine import evaluate_flags_polars
+
+        return evaluate_flags_polars(project, subscribers, events, naive_utc(as_of))
+    if engine in ALL_ENGINES:  # engines without a flags path: their long shape, folded
+        from ..publish.flag_history import membership_to_flags
+        from .flags import sort_by_id
+
+        membership = evaluate(project, subscribers, events, as_of, engine=engine)
+        ids = sort_by_id(subscribers.select(["subscriber_id"])).column("subscriber_id")
+        return membership_to_flags(membership, ids, keys=project.segments)
+    raise UserError(f"unknown engine '{engine}' (choose one of: {', '.join(ALL_ENGINES)})")
 
 
 def compiled_sql_by_segment(project: Project, as_of: datetime) -> dict[str, str]:

@@ -6,23 +6,34 @@
 3. One `with_columns` per dependency wave adds a boolean column per segment
    (`"segment:KEY"`); later waves read earlier columns.
 4. Unpivot to (segment, subscriber_id), sorted.
+
+That is `evaluate_polars_plain`, kept to measure against. The run uses
+`evaluate_flags_polars`, which has Polars evaluate only the leaves of the
+definitions, each distinct one once, and combines them as bitmaps
+(`combine.py`), like the DuckDB engine: string and tag filters per distinct
+value (`encoded.py`), the other field filters in one `select`, and event
+aggregates as one group-by over the events joined to the subscribers' rows.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from ..segments.fields import REQUIRED_EVENT_FIELDS
-from ..segments.model import EventFilter, Project
+from ..segments.model import EventFilter, FieldFilter, Project
 from ..segments.plan import build_plan, event_count_column, segment_column
-from ..segments.to_polars import event_condition, segment_predicate
+from ..segments.to_polars import event_condition, field_predicate, segment_predicate
+from .combine import combine_segments
+from .encoded import Precomputed, ValueEvaluator, precompute
+from .flags import flags_to_membership, sort_by_id
 from .tables import conform, empty_membership, membership_table
 
 
-def evaluate_polars(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime) -> pa.Table:
+def evaluate_polars_plain(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime) -> pa.Table:
     plan = build_plan(project, as_of)
     if not plan.segment_keys:
         return empty_membership()
@@ -76,3 +87,96 @@ def evaluate_polars(project: Project, subscribers: pa.Table, events: pa.Table, a
     )
     result = members.sort(["segment", "subscriber_id"]).collect()
     return membership_table(result.to_arrow())
+
+
+def evaluate_polars(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime) -> pa.Table:
+    """Membership (segment, subscriber_id), sorted: the long shape of `evaluate_flags_polars`."""
+    return flags_to_membership(evaluate_flags_polars(project, subscribers, events, as_of))
+
+
+# --------------------------------------------------------------------------- the run's path: flags
+
+_ROW = "row_number"
+
+
+def _value_evaluator(as_of: datetime) -> ValueEvaluator:
+    def run(name: str, field_type: str, filters: list[FieldFilter], values: pa.Table) -> list[np.ndarray]:
+        frame = pl.from_arrow(values)
+        result = frame.select(
+            field_predicate(f, field_type, pl.col(name), as_of).alias(f"p{i}") for i, f in enumerate(filters)
+        )
+        return [result.get_column(f"p{i}").fill_null(False).to_numpy() for i in range(len(filters))]
+
+    return run
+
+
+def _event_counts(project: Project, plan, subscribers: pa.Table, events: pa.Table, start: int) -> dict:
+    catalog = project.catalog
+    events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event")
+    where = [w for f in plan.aggregates.values() for w in f.where]
+    pre = precompute(events, catalog.event, where, _value_evaluator(plan.as_of), start=start)
+
+    def resolve(f: FieldFilter) -> pl.Expr | None:
+        name = pre.name_of(f)
+        return pl.col(name) if name else None
+
+    n = subscribers.num_rows
+    rows = pl.from_arrow(pa.table({"subscriber_id": subscribers.column("subscriber_id"),
+                                   _ROW: pa.array(np.arange(n, dtype=np.int64))})).lazy()
+    keys = list(plan.aggregates)
+    counts = (
+        pl.from_arrow(pre.append_to(events))
+        .lazy()
+        .filter(
+            (pl.col("occurred_at") <= pl.lit(plan.as_of, dtype=pl.Datetime("us")))
+            & pl.col("event").is_in(plan.event_names)
+        )
+        .join(rows, on="subscriber_id", how="inner")
+        .group_by(_ROW)
+        .agg(
+            event_condition(f, catalog, plan.as_of, precomputed=resolve).sum().cast(pl.Int64).alias(f"n{i}")
+            for i, f in enumerate(plan.aggregates.values())
+        )
+        .collect()
+    )
+    at = counts.get_column(_ROW).to_numpy()
+    out = {}
+    for i, key in enumerate(keys):
+        column = np.zeros(n, dtype=np.int64)
+        column[at] = counts.get_column(f"n{i}").to_numpy()
+        out[key] = column
+    return out
+
+
+def evaluate_flags_polars(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime,
+                          *, encode: bool = True) -> pa.Table:
+    """Flags (subscriber_id sorted, one `segment:KEY` column per segment in key order)."""
+    plan = build_plan(project, as_of)
+    catalog = project.catalog
+    subscribers = sort_by_id(conform(subscribers, catalog.subscriber_schema(), plan.subscriber_fields,
+                                     ["subscriber_id"], "subscriber"))
+    if not plan.segment_keys:
+        return subscribers.select(["subscriber_id"])
+    n = subscribers.num_rows
+    filters = list(dict.fromkeys(f for key in plan.segment_keys for f in project.segments[key].field_filters()))
+    pre = precompute(subscribers, catalog.subscriber, filters, _value_evaluator(plan.as_of)) if encode \
+        else Precomputed()
+    rest = [f for f in filters if pre.name_of(f) is None]
+    leaves: dict[FieldFilter, pa.Array] = {}
+    if rest:
+        frame = pl.from_arrow(subscribers).select(
+            field_predicate(f, catalog.subscriber[f.field], pl.col(f.field), plan.as_of).alias(f"p{i}")
+            for i, f in enumerate(rest)
+        )
+        for i, f in enumerate(rest):
+            leaves[f] = frame.get_column(f"p{i}").to_arrow()
+    counts = _event_counts(project, plan, subscribers, events, len(pre.columns)) if plan.aggregates else {}
+
+    def field_result(f: FieldFilter) -> pa.Array:
+        name = pre.name_of(f)
+        return pre.columns[name] if name else leaves[f]
+
+    results = combine_segments(project, plan, n, field_result, counts)
+    keys = sorted(plan.segment_keys)
+    return pa.Table.from_arrays([subscribers.column("subscriber_id"), *(results[k] for k in keys)],
+                                names=["subscriber_id", *(segment_column(k) for k in keys)])

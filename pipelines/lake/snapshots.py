@@ -60,19 +60,37 @@ def snapshot_at_or_before(paths: Paths, as_of: datetime) -> SnapshotInfo | None:
     return chosen[-1] if chosen else None
 
 
-def _read(file: Path, filters: list | None = None) -> pa.Table:
+def _read(file: Path, filters: list | None = None, columns: list[str] | None = None,
+          dictionaries: list[str] | None = None) -> pa.Table:
     if not file.is_file():
         raise UserError(f"{file}: lake file listed in the ingest ledger is missing")
+    if columns is not None or dictionaries:  # only those the file has; _conform adds the missing ones as NULL
+        schema = pq.read_schema(file)
+        if columns is not None:
+            columns = [c for c in columns if c in schema.names]
+        if dictionaries:  # string columns, read as Arrow dictionaries (no per-row strings)
+            dictionaries = [c for c in dictionaries if c in schema.names and pa.types.is_string(schema.field(c).type)
+                            and (columns is None or c in columns)]
     # partitioning=None: the snapshot_date=... folder is layout, not a column.
-    return pq.read_table(file, filters=filters, partitioning=None)
+    return pq.read_table(file, filters=filters, partitioning=None, columns=columns,
+                         read_dictionary=dictionaries or None)
 
 
-def _conform(table: pa.Table, fields: dict[str, str]) -> pa.Table:
+def _conform(table: pa.Table, fields: dict[str, str], only: list[str] | None = None) -> pa.Table:
+    if only is not None:  # just these columns, in this order (an undeclared one as text)
+        fields = {name: fields.get(name, "string") for name in only}
     names, arrays = [], []
     for name, field_type in fields.items():
         names.append(name)
         if name in table.column_names:
-            arrays.append(coerce_leniently(table.column(name), field_type))
+            column = table.column(name)
+            target = arrow_type(field_type)
+            if column.type == target and str(column.type) == str(target):
+                arrays.append(column)  # already typed: no copy (coerce_leniently combines chunks)
+            elif pa.types.is_dictionary(column.type) and column.type.value_type == target:
+                arrays.append(column)  # asked for as a dictionary (read_snapshot `dictionaries`)
+            else:
+                arrays.append(coerce_leniently(column, field_type))
         else:
             arrays.append(pa.nulls(table.num_rows, arrow_type(field_type)))
     for name in table.column_names:
@@ -83,8 +101,16 @@ def _conform(table: pa.Table, fields: dict[str, str]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def read_snapshot(info: SnapshotInfo, catalog: FieldCatalog) -> pa.Table:
-    return _conform(_read(info.file), catalog.subscriber)
+def read_snapshot(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str] | None = None,
+                  dictionaries: list[str] | None = None) -> pa.Table:
+    """The snapshot typed by `catalog`; only `columns` (in that order) when given.
+
+    String columns named in `dictionaries` come back dictionary-encoded (as the
+    lake stores low-cardinality columns): much faster to read, and the engines
+    evaluate filters once per distinct value anyway.
+    """
+    only = list(dict.fromkeys(columns)) if columns is not None else None
+    return _conform(_read(info.file, columns=only, dictionaries=dictionaries), catalog.subscriber, only)
 
 
 def event_part_files(paths: Paths) -> list[Path]:
@@ -93,13 +119,18 @@ def event_part_files(paths: Paths) -> list[Path]:
     return [ledger.lake_file(e.part) for e in ledger.entries("events", INGESTED) if e.part]
 
 
-def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = None) -> pa.Table:
-    """All ingested events (each event_id once), those with occurred_at <= as_of if given."""
+def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = None,
+                columns: list[str] | None = None, dictionaries: list[str] | None = None) -> pa.Table:
+    """All ingested events (each event_id once), those with occurred_at <= as_of if given;
+    only `columns` (in that order) when given; `dictionaries` as for `read_snapshot`."""
     ledger = Ledger(paths)
     filters = [("occurred_at", "<=", _utc(as_of))] if as_of is not None else None
-    tables = [_conform(_read(ledger.lake_file(e.part), filters), catalog.event)
+    only = list(dict.fromkeys(columns)) if columns is not None else None
+    tables = [_conform(_read(ledger.lake_file(e.part), filters, only, dictionaries), catalog.event, only)
               for e in ledger.entries("events", INGESTED) if e.part]
     if not tables:
+        if only is not None:
+            return pa.schema([pa.field(n, arrow_type(catalog.event.get(n, "string"))) for n in only]).empty_table()
         return catalog.event_schema().empty_table()
     return pa.concat_tables(tables, promote_options="permissive")
 

@@ -8,7 +8,9 @@ or appears in it more than once with any non-active row, is not active.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..segments.fields import arrow_type
 from ..segments.model import Project
@@ -68,10 +70,21 @@ def recipients_schema(project: Project, subscribers_schema: pa.Schema | None = N
 def compute_recipients(project: Project, membership: pa.Table, subscribers: pa.Table, run_id: str) -> pa.Table:
     """Current recipients of every audience, sorted by audience then subscriber_id.
 
+    `membership` is either the long shape (segment, subscriber_id) or membership
+    flags (engine/flags.py: subscriber_id plus a `segment:KEY` column per
+    segment), for which see `recipients_from_flags`.
+
     A field column holds NULL on the rows of audiences that did not ask for it,
     so one wide table serves all audiences without leaking columns into an
     audience's own export (see `audience_files`).
     """
+    if "segment" not in membership.column_names:
+        return recipients_from_flags(project, membership, subscribers, run_id)
+    return _recipients_from_membership(project, membership, subscribers, run_id)
+
+
+def _recipients_from_membership(project: Project, membership: pa.Table, subscribers: pa.Table,
+                                run_id: str) -> pa.Table:
     schema = recipients_schema(project, subscribers.schema)
     field_columns = schema.names[3:-1]
     rules = [
@@ -162,3 +175,63 @@ def audiences_table(project: Project, recipients: pa.Table) -> pa.Table:
         "definition_sha256": [a.definition_sha256() for _, a in rows],
         "recipients": [counts.get(k, 0) for k, _ in rows],
     }, schema=schemas.AUDIENCES)
+
+
+def active_mask(status: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Per row, whether `ACTIVE_SQL` holds: evaluated by DuckDB once per distinct status."""
+    array = status.combine_chunks() if isinstance(status, pa.ChunkedArray) else status
+    encoded = pc.dictionary_encode(array.cast(pa.string()))
+    values = pa.concat_arrays([encoded.dictionary, pa.nulls(1, pa.string())])
+    con = scratch_connection()
+    try:
+        con.register("statuses", pa.table({"status": values, "i": pa.array(np.arange(len(values)))}))
+        lut = con.sql(f"SELECT {ACTIVE_SQL} AS active FROM statuses ORDER BY i").to_arrow_table()
+    finally:
+        con.close()
+    codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()
+    return pc.fill_null(lut.column("active"), False).to_numpy()[codes]
+
+
+def recipients_from_flags(project: Project, flags: pa.Table, subscribers: pa.Table, run_id: str) -> pa.Table:
+    """`compute_recipients` on membership flags: per audience, a bitmap of
+    (any include) AND NOT (any exclude) AND active.
+
+    `subscribers` holds subscriber_id, status, email and the audience fields,
+    one row per subscriber, in the flags' row order (both sorted by id).
+    Falls back to the long-shape query when ids repeat (ingest keeps one row
+    per subscriber, so only hand-made inputs do that).
+    """
+    from ..engine.flags import ID, flags_to_membership, is_sorted_unique, repeated
+    from ..segments.plan import segment_column
+
+    ids = flags.column(ID)
+    if not is_sorted_unique(ids) or not subscribers.column(ID).equals(ids):
+        return _recipients_from_membership(project, flags_to_membership(flags), subscribers, run_id)
+    schema = recipients_schema(project, subscribers.schema)
+    field_columns = schema.names[3:-1]
+    active = active_mask(subscribers.column("status"))
+    n = flags.num_rows
+
+    def member(key: str) -> np.ndarray:
+        name = segment_column(key)
+        return flags.column(name).to_numpy() if name in flags.column_names else np.zeros(n, dtype=bool)
+
+    parts = []
+    for key, audience in sorted(project.audiences.items()):
+        picked = np.zeros(n, dtype=bool)
+        for segment in audience.include:
+            picked |= member(segment)
+        for segment in audience.exclude:
+            picked &= ~member(segment)
+        rows = pa.array(np.flatnonzero(picked & active))
+        columns = {
+            "audience": repeated(key, len(rows)),
+            "subscriber_id": ids.take(rows),
+            "email": subscribers.column("email").take(rows),
+        }
+        for name in field_columns:
+            wanted = name in audience.fields and name in subscribers.column_names
+            columns[name] = subscribers.column(name).take(rows) if wanted else pa.nulls(len(rows), schema.field(name).type)
+        columns["run_id"] = repeated(run_id, len(rows))
+        parts.append(pa.table(columns).cast(schema))
+    return pa.concat_tables(parts) if parts else schema.empty_table()

@@ -23,6 +23,7 @@ from sqlglot import exp
 from ..segments.model import Project
 from ..settings import Paths
 from .fsutil import fsync_file, remove_path, replace_durably
+from .history_files import history_view_sql
 from .state import STATE_TABLE, PublishedState, open_catalog_read_only
 
 # sql/ lives at the repository root, beside the package.
@@ -41,6 +42,7 @@ PARQUET_RELATIONS = (
     "audiences",
     "quarantine",
 )
+HISTORY_RELATIONS = ("segment_membership_history", "membership_changes", "segment_sizes")
 # Built on the relations above, in this order.
 DERIVED_OBJECTS = ("segment_overlap", "utc_timestamp", "segment_members_at")
 CATALOG_OBJECTS = PARQUET_RELATIONS + DERIVED_OBJECTS
@@ -92,7 +94,9 @@ def build_catalog(target: Path, state: PublishedState) -> None:
     con = duckdb.connect(str(target))
     try:
         for name in CATALOG_OBJECTS:
-            con.execute(view_sql(name, state.version_dir))
+            # History relations of a version stored as append-only files (history_files.py).
+            generated = history_view_sql(name, state.version_dir) if name in HISTORY_RELATIONS else None
+            con.execute(generated or view_sql(name, state.version_dir))
         events_sql = events_view_sql(state.version_dir)
         if events_sql:
             con.execute(events_sql)

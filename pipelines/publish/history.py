@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from ..clock import format_ts, to_naive_utc
 from ..errors import UserError
 from . import schemas
+from .history_files import read_relation
 from .scratch import scratch_connection
 from .state import PublishedState, read_state_file
 from .versions import relation_path
@@ -122,9 +123,9 @@ def compute_history(
         raise ValueError(f"membership has segment(s) that are not defined: {', '.join(unknown)}")
 
     base_dir = base.version_dir if base else None
-    prev_history = _read(base_dir, "segment_membership_history", schemas.HISTORY)
-    prev_changes = _read(base_dir, "membership_changes", schemas.CHANGES)
-    prev_sizes = _read(base_dir, "segment_sizes", schemas.SIZES)
+    prev_history = read_relation(base_dir, "segment_membership_history")
+    prev_changes = read_relation(base_dir, "membership_changes")
+    prev_sizes = read_relation(base_dir, "segment_sizes")
     prev_segments = _read(base_dir, "segments", schemas.SEGMENTS).select(["segment"])
 
     con = scratch_connection()

@@ -45,10 +45,22 @@ from .catalog import (
     temp_catalog_path,
     write_event_file_list,
 )
+from .flag_history import HistoryDelta, membership_to_flags
 from .fsutil import failpoint, fsync_dir, remove_path, write_parquet
 from .history import HistoryResult, compute_history, history_base, normalized_membership
+from .history_files import (
+    FLAGS_FILE,
+    OPEN_STAYS,
+    OPEN_STAYS_DICTIONARY,
+    extend_manifest,
+    link_or_copy,
+    relation_rows,
+    write_flags,
+    write_table,
+)
 from .lock import writer_lock
 from .runlog import PUBLISHED, RunRecord, append_run_record, merge_runs, read_run_log, records_from_table
+from .scratch import scratch_connection
 from .state import PublishedState, current_state, write_state_file
 from .versions import finish_staging, new_staging_dir, next_seq, prune_versions, relation_path, version_name
 
@@ -130,12 +142,21 @@ def _check_extends(history: HistoryResult, base: PublishedState | None, run_id: 
         values = table.column(column)
         earlier = pc.sum(pc.less(values, moment)).as_py() or 0
         later = pc.sum(pc.greater(values, moment)).as_py() or 0
-        expected = pq.read_metadata(relation_path(base.version_dir, relation)).num_rows if base else 0
+        expected = relation_rows(base.version_dir, relation) if base else 0
         if earlier != expected or later:
             raise UserError(
                 f"history does not extend the published version {base_version or '(none)'} at as_of "
                 f"{format_ts(as_of)} ({relation}); start the run again"
             )
+
+
+def _check_delta(history: HistoryDelta, base: PublishedState | None, run_id: str, as_of: datetime) -> None:
+    base_version = base.version if base else None
+    if history.run_id != run_id or history.as_of != as_of or history.base_version != base_version:
+        raise UserError(
+            f"history was computed for run {history.run_id} on version {history.base_version}, but run {run_id} "
+            f"builds on {base_version or 'nothing'}; start the run again"
+        )
 
 
 def _subscribers_table(project: Project, subscribers: pa.Table) -> pa.Table:
@@ -156,12 +177,8 @@ def _subscribers_table(project: Project, subscribers: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
-def _segments_table(project: Project, membership: pa.Table, run_sizes: pa.Table,
+def _segments_table(project: Project, counts_by: dict[str, int], run_sizes: pa.Table,
                     compiled_sql: dict[str, str]) -> pa.Table:
-    counts_by = {}
-    grouped = membership.group_by("segment").aggregate([([], "count_all")])
-    for key, n in zip(grouped.column("segment").to_pylist(), grouped.column("count_all").to_pylist(), strict=True):
-        counts_by[key] = n
     moves = {row["segment"]: row for row in run_sizes.to_pylist()}
     rows = sorted(project.segments.items())
     return pa.table({
@@ -175,6 +192,50 @@ def _segments_table(project: Project, membership: pa.Table, run_sizes: pa.Table,
         "depends_on": [s.references() for _, s in rows],
         "sql": [compiled_sql.get(k) for k, _ in rows],
     }, schema=schemas.SEGMENTS)
+
+
+def _membership_counts(membership: pa.Table) -> dict[str, int]:
+    grouped = membership.group_by("segment").aggregate([([], "count_all")])
+    return dict(zip(grouped.column("segment").to_pylist(), grouped.column("count_all").to_pylist(), strict=True))
+
+
+def _open_stays_from_tables(membership: pa.Table, history: HistoryResult) -> pa.Table:
+    """segment_membership.parquet (with each stay's valid_from) from full history tables."""
+    con = scratch_connection()
+    try:
+        con.register("membership", membership)
+        con.register("history", history.history.select(["segment", "subscriber_id", "valid_from", "valid_to",
+                                                          "entered_run_id"]))
+        stays = con.sql("""
+            SELECT m.segment, m.subscriber_id, h.valid_from, h.entered_run_id
+            FROM membership m
+            LEFT JOIN history h
+              ON h.valid_to IS NULL AND h.segment = m.segment AND h.subscriber_id = m.subscriber_id
+            ORDER BY m.segment, m.subscriber_id
+        """).to_arrow_table()
+    finally:
+        con.close()
+    missing = stays.column("valid_from").null_count
+    if missing:
+        raise UserError(f"history has no open stay for {missing} current member(s); start the run again")
+    return schemas.conform(stays, OPEN_STAYS, what="segment_membership")
+
+
+def lake_file_is_publishable(project: Project, subscribers_file: Path | None) -> bool:
+    """Whether the lake snapshot file already is the published `subscribers` relation."""
+    if subscribers_file is None or not Path(subscribers_file).is_file():
+        return False
+    stored = pq.read_schema(subscribers_file).remove_metadata()
+    expected = project.catalog.subscriber_schema()
+
+    def same(a: pa.DataType, b: pa.DataType) -> bool:  # a list's item name does not matter to readers
+        if pa.types.is_list(a) and pa.types.is_list(b):
+            return a.value_type == b.value_type
+        return a == b
+
+    return stored.names[:len(expected)] == expected.names and all(
+        same(stored.field(f.name).type, f.type) for f in expected) and all(
+        pa.types.is_string(stored.field(name).type) for name in stored.names[len(expected):])
 
 
 def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
@@ -192,14 +253,25 @@ def stage_version(
     snapshot_rows: int,
     fingerprint: str,
     subscribers: pa.Table,
-    membership: pa.Table,
-    history: HistoryResult,
+    membership: pa.Table | None,
+    history: HistoryResult | HistoryDelta,
     recipients: pa.Table,
     compiled_sql: dict[str, str],
     quarantine: pa.Table | None,
     event_files: Sequence[Path] = (),
+    flags_file: Path | None = None,
+    subscribers_file: Path | None = None,
 ) -> StagedVersion:
     """Write the new version directory; nothing is visible to readers yet.
+
+    Two forms of input give the same version:
+    - tables: `membership` (long shape) and `history` a `HistoryResult` with
+      the full history tables (what `publish_run` and the tests pass);
+    - the run's files: `flags_file` (membership flags) and `history` a
+      `HistoryDelta` (pipelines/publish/flag_history.py), whose files are linked
+      in, not rewritten; `membership` is None. `subscribers_file`, the lake's
+      snapshot, is linked as the `subscribers` relation when it already has the
+      published columns (else `subscribers` is written).
 
     `event_files` are the lake's (immutable) event Parquet files the run saw;
     the version lists them so the `events` view never picks up a file that a
@@ -216,11 +288,23 @@ def stage_version(
                 run_record=RunRecord(run_id=current.run_id, as_of=current.as_of, started_at=None,
                                      finished_at=None, status=PUBLISHED),
             )
-        membership = normalized_membership(membership)
-        unknown = set(membership.column("segment").to_pylist()) - set(project.segments)
+        from_files = isinstance(history, HistoryDelta)
+        if from_files:
+            if flags_file is None:
+                raise ValueError("stage_version with a HistoryDelta needs the run's flags_file")
+            sizes = history.run_sizes(run_id)
+            counts = dict(zip(sizes.column("segment").to_pylist(), sizes.column("members").to_pylist(),
+                              strict=True))
+            unknown = {k for k, n in counts.items() if n} - set(project.segments)
+            _check_delta(history, plan.base, run_id, as_of)
+        else:
+            membership = normalized_membership(membership)
+            counts = _membership_counts(membership)
+            unknown = set(counts) - set(project.segments)
         if unknown:
             raise ValueError(f"membership has segment(s) that are not defined: {', '.join(sorted(unknown))}")
-        _check_extends(history, plan.base, run_id, as_of)
+        if not from_files:
+            _check_extends(history, plan.base, run_id, as_of)
         # The suppression rule has no switch, so it is enforced here too, not
         # only by the Dagster check: nothing that breaks it gets published.
         violations = suppression_violations(recipients, subscribers)
@@ -237,7 +321,8 @@ def stage_version(
             base_version=plan.base.version if plan.base else None,
             replaces_run_id=current.run_id if plan.action == "replace" and current else None,
         )
-        run_sizes = history.sizes.filter(pc.equal(history.sizes.column("run_id"), run_id))
+        run_sizes = history.run_sizes(run_id) if from_files else \
+            history.sizes.filter(pc.equal(history.sizes.column("run_id"), run_id))
         recipients = _sorted(recipients, ["audience", "subscriber_id"])
         run_record = RunRecord(
             run_id=run_id, as_of=as_of, started_at=to_naive_utc(started_at),
@@ -254,23 +339,40 @@ def stage_version(
                                               finished_at=None, status=PUBLISHED)).replaced_by(run_id)
         runs = merge_runs(read_run_log(paths), published_runs, [r for r in (replaced, run_record) if r])
 
-        relations = {
-            "subscribers": _subscribers_table(project, subscribers),
-            "segments": _segments_table(project, membership, run_sizes, compiled_sql),
-            "segment_membership": membership,
-            "segment_membership_history": schemas.conform(history.history, schemas.HISTORY, what="history"),
-            "membership_changes": schemas.conform(history.changes, schemas.CHANGES, what="changes"),
-            "segment_sizes": schemas.conform(history.sizes, schemas.SIZES, what="sizes"),
+        relations: dict[str, pa.Table | Path] = {}
+        if from_files and lake_file_is_publishable(project, subscribers_file):
+            relations["subscribers"] = Path(subscribers_file)
+        else:
+            relations["subscribers"] = _subscribers_table(project, subscribers)
+        relations["segments"] = _segments_table(project, counts, run_sizes, compiled_sql)
+        relations["segment_membership"] = history.open_stays if from_files else \
+            _open_stays_from_tables(membership, history)
+        relations.update({
             "runs": runs,
             "recipients": recipients,
             "audiences": audiences_table(project, recipients),
             "quarantine": schemas.conform(quarantine, schemas.QUARANTINE, what="quarantine"),
-        }
+        })
         try:
             for index, (relation, table) in enumerate(relations.items()):
-                write_parquet(table, relation_path(staging, relation))
+                target = relation_path(staging, relation)
+                if isinstance(table, Path):
+                    link_or_copy(table, target)
+                elif relation == "segment_membership":
+                    write_table(table, target, OPEN_STAYS_DICTIONARY)
+                else:
+                    write_parquet(table, target)
                 if index == 2:
                     failpoint("stage:files")
+            if from_files:
+                link_or_copy(Path(flags_file), staging / FLAGS_FILE)
+                extend_manifest(plan.base.version_dir if plan.base else None, staging, dict(history.deltas),
+                                f"{seq:06d}")
+            else:
+                write_flags(membership_to_flags(membership, keys=project.segments), staging / FLAGS_FILE)
+                closed = history.history.filter(history.history.column("valid_to").is_valid())
+                extend_manifest(None, staging, {"changes": history.changes, "closed": closed,
+                                                "sizes": history.sizes}, f"{seq:06d}")
             write_event_file_list(staging, project, event_files)
             write_state_file(staging, state)
             finish_staging(staging, final)

@@ -26,6 +26,9 @@ from .plan import naive_utc, window_start
 ColumnResolver = Callable[[str], pl.Expr]
 EventCountResolver = Callable[[EventFilter], pl.Expr]
 MemberResolver = Callable[[str], pl.Expr]
+# A field filter evaluated ahead of the query (pipelines/engine/encoded.py): its
+# never-null result column, or None to build the filter here.
+PrecomputedResolver = Callable[[FieldFilter], pl.Expr | None]
 
 _TIMESTAMP = pl.Datetime("us")
 
@@ -216,7 +219,8 @@ def count_predicate(n: pl.Expr, count: EventCount) -> pl.Expr:
     return _COMPARISONS[count.op](n, count.value)
 
 
-def event_condition(f: EventFilter, catalog: FieldCatalog, as_of: datetime, column: ColumnResolver = _col) -> pl.Expr:
+def event_condition(f: EventFilter, catalog: FieldCatalog, as_of: datetime, column: ColumnResolver = _col,
+                    precomputed: PrecomputedResolver | None = None) -> pl.Expr:
     """Which event rows a filter counts (never null): exact name, not after
     `as_of`, in the window, and every `where` filter."""
     as_of = naive_utc(as_of)
@@ -224,7 +228,11 @@ def event_condition(f: EventFilter, catalog: FieldCatalog, as_of: datetime, colu
     if f.in_last_days is not None:
         conditions.append(column("occurred_at") >= _ts(window_start(as_of, f.in_last_days)))
     for w in f.where:
-        conditions.append(field_predicate(w, _field_type(catalog.event, w.field, "event"), column(w.field), as_of))
+        done = precomputed(w) if precomputed is not None else None
+        conditions.append(
+            done if done is not None
+            else field_predicate(w, _field_type(catalog.event, w.field, "event"), column(w.field), as_of)
+        )
     return all_of(conditions).fill_null(False)
 
 
@@ -250,8 +258,12 @@ def filter_predicate(
     event_count: EventCountResolver,
     member_of: MemberResolver,
     column: ColumnResolver = _col,
+    precomputed: PrecomputedResolver | None = None,
 ) -> pl.Expr:
     if isinstance(f, FieldFilter):
+        done = precomputed(f) if precomputed is not None else None
+        if done is not None:
+            return done
         return field_predicate(f, _field_type(catalog.subscriber, f.field, "subscriber"), column(f.field), as_of)
     if isinstance(f, SegmentFilter):
         member = member_of(f.segment)
@@ -279,9 +291,11 @@ def group_predicate(
     event_count: EventCountResolver,
     member_of: MemberResolver,
     column: ColumnResolver = _col,
+    precomputed: PrecomputedResolver | None = None,
 ) -> pl.Expr:
     return combine(
-        group.match, [filter_predicate(f, catalog, as_of, event_count, member_of, column) for f in group.filters]
+        group.match,
+        [filter_predicate(f, catalog, as_of, event_count, member_of, column, precomputed) for f in group.filters],
     )
 
 
@@ -292,10 +306,11 @@ def segment_predicate(
     event_count: EventCountResolver,
     member_of: MemberResolver,
     column: ColumnResolver = _col,
+    precomputed: PrecomputedResolver | None = None,
 ) -> pl.Expr:
     """The segment's membership condition (never null), given where event
     counts (never null) and other segments' membership (never null) come from."""
     return combine(
         segment.match,
-        [group_predicate(g, catalog, as_of, event_count, member_of, column) for g in segment.groups],
+        [group_predicate(g, catalog, as_of, event_count, member_of, column, precomputed) for g in segment.groups],
     )

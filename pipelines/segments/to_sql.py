@@ -34,6 +34,9 @@ from .plan import distinct_event_aggregates, naive_utc, window_start
 ColumnResolver = Callable[[str], exp.Expression]
 EventCountResolver = Callable[[EventFilter], exp.Expression]
 MemberResolver = Callable[[str], exp.Expression]
+# An engine may evaluate some field filters ahead of the query (pipelines/engine/encoded.py):
+# it returns the (two-valued) column holding a filter's result, or None to build the filter here.
+PrecomputedResolver = Callable[[FieldFilter], exp.Expression | None]
 
 # Relations a standalone segment query reads (present in the run and in the
 # published warehouse alike).
@@ -274,7 +277,11 @@ def count_predicate(n: exp.Expression, count: EventCount) -> exp.Expression:
 
 
 def event_condition(
-    f: EventFilter, catalog: FieldCatalog, as_of: datetime, column: ColumnResolver = field_column
+    f: EventFilter,
+    catalog: FieldCatalog,
+    as_of: datetime,
+    column: ColumnResolver = field_column,
+    precomputed: PrecomputedResolver | None = None,
 ) -> exp.Expression:
     """Which event rows a filter counts: its name (exact), not after `as_of`, in the
     window, and every `where` filter (same operator semantics, over event fields)."""
@@ -287,7 +294,11 @@ def event_condition(
         start = window_start(as_of, f.in_last_days)
         conditions.append(exp.GTE(this=column("occurred_at"), expression=timestamp_literal(start)))
     for w in f.where:
-        conditions.append(field_predicate(w, _field_type(catalog.event, w.field, "event"), column(w.field), as_of))
+        done = precomputed(w) if precomputed is not None else None
+        conditions.append(
+            done if done is not None
+            else field_predicate(w, _field_type(catalog.event, w.field, "event"), column(w.field), as_of)
+        )
     return all_of(conditions)
 
 
@@ -314,8 +325,12 @@ def filter_predicate(
     event_count: EventCountResolver,
     member_of: MemberResolver,
     column: ColumnResolver = field_column,
+    precomputed: PrecomputedResolver | None = None,
 ) -> exp.Expression:
     if isinstance(f, FieldFilter):
+        done = precomputed(f) if precomputed is not None else None
+        if done is not None:
+            return done
         return field_predicate(f, _field_type(catalog.subscriber, f.field, "subscriber"), column(f.field), as_of)
     if isinstance(f, SegmentFilter):
         member = member_of(f.segment)
@@ -343,9 +358,11 @@ def group_predicate(
     event_count: EventCountResolver,
     member_of: MemberResolver,
     column: ColumnResolver = field_column,
+    precomputed: PrecomputedResolver | None = None,
 ) -> exp.Expression:
     return combine(
-        group.match, [filter_predicate(f, catalog, as_of, event_count, member_of, column) for f in group.filters]
+        group.match,
+        [filter_predicate(f, catalog, as_of, event_count, member_of, column, precomputed) for f in group.filters],
     )
 
 
@@ -356,6 +373,7 @@ def segment_predicate(
     event_count: EventCountResolver,
     member_of: MemberResolver,
     column: ColumnResolver = field_column,
+    precomputed: PrecomputedResolver | None = None,
 ) -> exp.Expression:
     """The segment's membership condition for one subscriber row.
 
@@ -365,7 +383,7 @@ def segment_predicate(
     """
     return combine(
         segment.match,
-        [group_predicate(g, catalog, as_of, event_count, member_of, column) for g in segment.groups],
+        [group_predicate(g, catalog, as_of, event_count, member_of, column, precomputed) for g in segment.groups],
     )
 
 
@@ -377,6 +395,7 @@ def event_counts_cte(
     catalog: FieldCatalog,
     as_of: datetime,
     column_name: Callable[[str], str],
+    precomputed: PrecomputedResolver | None = None,
 ) -> exp.Select:
     """One scan of `events`: per subscriber, `COUNT(*) FILTER (WHERE ...)` per
     distinct aggregate. The WHERE prunes rows no aggregate can count."""
@@ -388,7 +407,7 @@ def event_counts_cte(
         exp.alias_(
             exp.Filter(
                 this=exp.Count(this=exp.Star()),
-                expression=exp.Where(this=event_condition(f, catalog, as_of, event_column)),
+                expression=exp.Where(this=event_condition(f, catalog, as_of, event_column, precomputed)),
             ),
             column_name(key),
             copy=False,
@@ -444,14 +463,15 @@ def segment_query(project: Project, key: str, as_of: datetime) -> exp.Select:
     query = exp.select(subscriber_column("subscriber_id")).from_(exp.table_(SUBSCRIBERS), copy=False)
     if aggregates:
         cte = event_counts_cte(aggregates, project.catalog, as_of, standalone_count_column)
-        query = query.with_(EVENT_COUNTS, as_=cte, copy=False).join(
-            exp.table_(EVENT_COUNTS),
+        query = query.with_(EVENT_COUNTS, as_=cte, copy=False)
+        # The Join node itself: `Select.join()` would parse a "LEFT JOIN" text to build it (~1 ms).
+        query.append("joins", exp.Join(
+            this=exp.table_(EVENT_COUNTS),
             on=exp.EQ(
                 this=exp.column("subscriber_id", table=EVENT_COUNTS), expression=subscriber_column("subscriber_id")
             ),
-            join_type="left",
-            copy=False,
-        )
+            side="LEFT",
+        ))
     return query.where(predicate, copy=False).order_by(subscriber_column("subscriber_id"), copy=False)
 
 
@@ -459,4 +479,5 @@ def compile_segment(
     project: Project, key: str, as_of: datetime, dialect: str = "duckdb", pretty: bool = True
 ) -> str:
     """The text of `segment_query` in `dialect` (`duckdb` or `spark`)."""
-    return segment_query(project, key, as_of).sql(dialect=get_dialect(dialect), pretty=pretty)
+    # The tree is built for this call only: the generator need not copy it first.
+    return segment_query(project, key, as_of).sql(dialect=get_dialect(dialect), pretty=pretty, copy=False)

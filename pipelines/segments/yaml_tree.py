@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.resolver import VersionedResolver
 
 from .problems import ProblemLog
 
@@ -29,6 +30,9 @@ BOOL = "tag:yaml.org,2002:bool"
 NULL = "tag:yaml.org,2002:null"
 TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _SCALAR_TAGS = {STR, INT, FLOAT, BOOL, NULL, TIMESTAMP}
+MAP = "tag:yaml.org,2002:map"
+SEQ = "tag:yaml.org,2002:seq"
+_RESOLVER = VersionedResolver()  # YAML 1.2, as ruamel's round-trip loader
 
 
 class Unreadable(ValueError):
@@ -51,9 +55,128 @@ def read_text(path: Path, log: ProblemLog) -> str | None:
         return None
 
 
+class _Text:
+    """Plain-string tags for the nodes built below: ruamel's `Node.tag` rebuilds a
+    string from a `Tag` object on every read, and the rules read it often."""
+
+    __slots__ = ()
+
+    @property
+    def tag(self) -> str:
+        return self.ctag
+
+
+class _Scalar(_Text, ScalarNode):
+    __slots__ = ()
+
+
+class _Sequence(_Text, SequenceNode):
+    __slots__ = ()
+
+
+class _Mapping(_Text, MappingNode):
+    __slots__ = ()
+
+
+def _node(cls: type, tag: str, value, start, end, style=None) -> Node:
+    node = cls.__new__(cls)
+    node.ctag, node.value, node.start_mark, node.end_mark = tag, value, start, end
+    node.comment = node.anchor = None
+    if cls is _Scalar:
+        node.style = style
+    else:
+        node.flow_style = style
+        if cls is _Mapping:
+            node.merge = None
+    return node
+
+
+_resolved: dict[str, str] = {}
+
+
+def _resolve_plain(value: str) -> str:
+    tag = _resolved.get(value)
+    if tag is None:
+        tag = str(_RESOLVER.resolve(ScalarNode, value, (True, False)))
+        if len(_resolved) < 65_536:
+            _resolved[value] = tag
+    return tag
+
+
+def _compose_fast(text: str) -> tuple[bool, Node | None]:
+    """The node tree `YAML(typ="rt").compose` gives, built from libyaml's parse
+    events (PyYAML's C parser: ~40x faster than ruamel's pure-Python scanner).
+
+    Only the syntax comes from libyaml (positions included: the same 0-based
+    line and column of each node's start). Tags of plain scalars are resolved by
+    ruamel's YAML 1.2 resolver, as the ruamel composer does (libyaml's own
+    resolver is YAML 1.1: `yes` would be a boolean there). Anything this does
+    not mirror exactly (a syntax error, whose message and position must be
+    ruamel's, an empty value, a `%YAML` directive, a second document, no
+    libyaml) returns
+    (False, None) and the caller composes with ruamel instead.
+    """
+    try:
+        import yaml
+        from yaml import CSafeLoader
+    except ImportError:
+        return False, None
+    events = yaml.events
+    anchors: dict[str, Node] = {}
+    stack: list[list] = []  # [node, items] of open collections
+    root: Node | None = None
+    documents = 0
+    try:
+        for event in yaml.parse(text, Loader=CSafeLoader):
+            kind = type(event)
+            if kind is events.ScalarEvent:
+                if event.value == "" and event.implicit[0]:
+                    return False, None  # an empty value: ruamel places it differently
+                if event.tag is None:
+                    tag = _resolve_plain(event.value) if event.implicit[0] else STR
+                else:
+                    tag = STR if event.tag == "!" else event.tag
+                node: Node = _node(_Scalar, tag, event.value, event.start_mark, event.end_mark, event.style)
+            elif kind is events.AliasEvent:
+                node = anchors[event.anchor]
+            elif kind is events.SequenceStartEvent or kind is events.MappingStartEvent:
+                mapping = kind is events.MappingStartEvent
+                tag = event.tag if event.tag not in (None, "!") else (MAP if mapping else SEQ)
+                node = _node(_Mapping if mapping else _Sequence, tag, [], event.start_mark, None,
+                             event.flow_style)
+                if event.anchor is not None:
+                    anchors[event.anchor] = node
+                stack.append([node, []])
+                continue
+            elif kind is events.SequenceEndEvent or kind is events.MappingEndEvent:
+                node, items = stack.pop()
+                node.end_mark = event.end_mark
+                node.value = list(zip(items[::2], items[1::2], strict=True)) if isinstance(node, MappingNode) \
+                    else items
+            elif kind is events.DocumentStartEvent:
+                documents += 1
+                if documents > 1 or event.version is not None or event.tags:
+                    return False, None
+                continue
+            else:  # stream start/end, document end
+                continue
+            if kind is events.ScalarEvent and event.anchor is not None:
+                anchors[event.anchor] = node
+            if stack:
+                stack[-1][1].append(node)
+            else:
+                root = node
+    except Exception:  # noqa: BLE001 - any doubt: let ruamel compose (and word the error)
+        return False, None
+    return True, root
+
+
 def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Node | None]:
     """(parsed, root node). An empty document parses to None; syntax errors are
     reported at the parser's mark and give (False, None)."""
+    composed, root = _compose_fast(text)
+    if composed:
+        return True, root
     try:
         return True, YAML(typ="rt").compose(text)
     except MarkedYAMLError as exc:

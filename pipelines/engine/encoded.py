@@ -1,0 +1,186 @@
+"""Field filters evaluated once per distinct value (dictionary encoding).
+
+String and list (tag) columns have few distinct values next to their rows:
+a snapshot of 10M subscribers has some dozens of cities, states and forms,
+and a tag vocabulary of a few dozen words. Lower-casing and comparing every
+row again for every filter is most of an evaluation's cost, so before the
+query runs, each such column is dictionary-encoded once and:
+
+- every string filter on it is evaluated **by the engine itself** (the same
+  compiled predicate, DuckDB SQL or a Polars expression) on the column's
+  distinct values plus one NULL, then broadcast to the rows through the
+  dictionary codes (an Arrow/numpy `take`);
+- for a list column, each tag value a filter names is matched by the engine
+  against the distinct elements (a one-element `has_any`, so case rules are
+  the engine's), every subscriber gets a bitmask of the named tags they carry
+  (one OR-reduction over their elements), and `has_any` / `has_all` /
+  `has_none` become mask tests.
+
+The results are boolean columns (never null) that the engine's predicate
+builders read instead of building the filter (`precomputed=` in
+`to_sql`/`to_polars`). Semantics stay the engine's: only the work is shared.
+A column with many distinct values (e-mail addresses) is left to the engine,
+and so are `is_set` / `is_not_set`, which cost nothing there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..segments.model import FieldFilter
+
+# (field name, field type, filters on it, one-column table of values named after
+# the field) -> one never-null boolean numpy array per filter, aligned with the values.
+ValueEvaluator = Callable[[str, str, list[FieldFilter], pa.Table], list[np.ndarray]]
+
+PRECOMPUTED_PREFIX = "filter:"
+_SKIPPED_OPS = frozenset({"is_set", "is_not_set"})
+_LIST_OPS = frozenset({"has_any", "has_all", "has_none"})
+# Dictionary-encode a column only when a sample of it repeats values this much.
+_SAMPLE_ROWS = 65_536
+_MAX_DISTINCT_SHARE = 0.25
+
+
+@dataclass
+class Precomputed:
+    """Boolean columns (aligned with a table's rows) holding field filters' results."""
+
+    columns: dict[str, pa.Array] = field(default_factory=dict)
+    by_filter: dict[FieldFilter, str] = field(default_factory=dict)
+
+    def name_of(self, f: FieldFilter) -> str | None:
+        return self.by_filter.get(f)
+
+    def append_to(self, table: pa.Table) -> pa.Table:
+        for name, column in self.columns.items():
+            table = table.append_column(name, column)
+        return table
+
+
+def _distinct_filters(filters: Iterable[FieldFilter]) -> list[FieldFilter]:
+    return list(dict.fromkeys(filters))
+
+
+def encodable(f: FieldFilter, field_type: str) -> bool:
+    if f.op in _SKIPPED_OPS:
+        return False
+    return f.op in _LIST_OPS if field_type == "list" else True
+
+
+def _plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(array.type):
+        array = array.cast(array.type.value_type)
+    return array
+
+
+def _repetitive(array: pa.Array) -> bool:
+    if len(array) <= _SAMPLE_ROWS:
+        return True  # small: encoding is cheap either way
+    sample = array.slice(0, _SAMPLE_ROWS)
+    if pa.types.is_list(sample.type):
+        sample = pc.list_flatten(sample)
+    return pc.count_distinct(sample).as_py() <= _MAX_DISTINCT_SHARE * max(len(sample), 1)
+
+
+def _codes(encoded: pa.DictionaryArray) -> np.ndarray:
+    """Dictionary indices with NULL mapped to one past the last value."""
+    indices = encoded.indices
+    if indices.null_count:
+        indices = pc.fill_null(indices, len(encoded.dictionary))
+    return indices.to_numpy(zero_copy_only=False)
+
+
+def precompute(
+    table: pa.Table,
+    field_types: dict[str, str],
+    filters: Iterable[FieldFilter],
+    evaluate_values: ValueEvaluator,
+    start: int = 0,
+) -> Precomputed:
+    """Evaluate the encodable `filters` over `table` (columns typed by `field_types`)."""
+    by_field: dict[str, list[FieldFilter]] = {}
+    for f in _distinct_filters(filters):
+        field_type = field_types.get(f.field)
+        if field_type is not None and f.field in table.column_names and encodable(f, field_type):
+            by_field.setdefault(f.field, []).append(f)
+    out = Precomputed()
+    counter = start
+    for name, field_filters in by_field.items():
+        array = _plain(table.column(name))
+        if not _repetitive(array):
+            continue
+        if field_types[name] == "list":
+            results = _list_filters(name, array, field_filters, evaluate_values)
+        else:
+            results = _scalar_filters(name, field_types[name], array, field_filters, evaluate_values)
+        for f, values in zip(field_filters, results, strict=True):
+            column = f"{PRECOMPUTED_PREFIX}{counter}"
+            counter += 1
+            out.columns[column] = pa.array(values, pa.bool_())
+            out.by_filter[f] = column
+    return out
+
+
+def _scalar_filters(name: str, field_type: str, array: pa.Array, filters: list[FieldFilter],
+                    evaluate_values: ValueEvaluator) -> list[np.ndarray]:
+    encoded = pc.dictionary_encode(array)
+    values = pa.concat_arrays([encoded.dictionary, pa.nulls(1, encoded.dictionary.type)])
+    luts = evaluate_values(name, field_type, filters, pa.table({name: values}))
+    codes = _codes(encoded)
+    return [lut[codes] for lut in luts]
+
+
+def _list_filters(name: str, array: pa.Array, filters: list[FieldFilter],
+                  evaluate_values: ValueEvaluator) -> list[np.ndarray]:
+    """Per subscriber, a bitmask of the filter values (tags) they carry."""
+    wanted = list(dict.fromkeys(v for f in filters for v in f.value))
+    elements = pc.list_flatten(array)  # null lists contribute nothing
+    encoded = pc.dictionary_encode(elements)
+    one_each = pa.ListArray.from_arrays(pa.array(np.arange(len(encoded.dictionary) + 1, dtype=np.int32)),
+                                        encoded.dictionary)
+    probes = [FieldFilter(field=name, op="has_any", value=(v,)) for v in wanted]
+    element_luts = evaluate_values(name, "list", probes, pa.table({name: one_each}))
+    codes = _codes(encoded)  # a NULL element matches nothing (the extra 0 below)
+    lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    empty = lengths == 0
+
+    masks: list[np.ndarray] = []  # one word per 64 wanted values, as narrow as they fit
+    for word in range(0, len(wanted), 64):
+        width = len(wanted[word:word + 64])
+        dtype = np.uint8 if width <= 8 else np.uint16 if width <= 16 else np.uint32 if width <= 32 else np.uint64
+        bits = np.zeros(len(encoded.dictionary) + 1, dtype=dtype)
+        for j, lut in enumerate(element_luts[word:word + 64]):
+            bits[:-1] |= lut.astype(dtype) << dtype(j)
+        per_element = np.append(bits[codes], dtype(0))  # sentinel: trailing empty rows stay in range
+        per_row = np.bitwise_or.reduceat(per_element, starts) if len(starts) else np.zeros(0, dtype)
+        per_row[empty] = 0
+        masks.append(per_row)
+
+    position = {v: i for i, v in enumerate(wanted)}
+    results = []
+    for f in filters:
+        any_hit = np.zeros(len(array), dtype=bool)
+        all_hit = np.ones(len(array), dtype=bool)
+        for word, mask in enumerate(masks):
+            chosen = [position[v] - 64 * word for v in f.value if 64 * word <= position[v] < 64 * (word + 1)]
+            if not chosen:
+                continue
+            want = mask.dtype.type(sum(1 << j for j in set(chosen)))
+            hit = mask & want
+            any_hit |= hit != 0
+            all_hit &= hit == want
+        if f.op == "has_all":
+            results.append(all_hit)
+        elif f.op == "has_any":
+            results.append(any_hit)
+        else:  # has_none: the complement of has_any (a missing list is empty)
+            results.append(~any_hit)
+    return results

@@ -1,0 +1,94 @@
+"""Membership as *flags*: one row per subscriber, one boolean column per segment.
+
+Both engines compute membership in this wide shape (one pass over the
+subscribers per dependency wave), and the run keeps it that way as long as it
+can: a segment's column is a bitmap, so comparing two runs, counting members,
+merging an incremental evaluation or picking an audience are bitmap
+operations, and only the published `segment_membership` relation is ever
+written in the long shape (segment, subscriber_id).
+
+A flags table has `subscriber_id` first, sorted (binary string order, as every
+engine sorts), then `segment:KEY` columns (never null). Membership in the long
+shape is sorted by (segment, subscriber_id) without sorting anything: segments
+come out one at a time in key order, and each one's ids in row order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..segments.plan import SEGMENT_PREFIX, segment_column
+from .tables import MEMBERSHIP_SCHEMA
+
+ID = "subscriber_id"
+SEGMENT_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+
+
+def flag_keys(flags: pa.Table) -> list[str]:
+    """Segment keys of a flags table, in column order."""
+    return [name[len(SEGMENT_PREFIX):] for name in flags.column_names if name.startswith(SEGMENT_PREFIX)]
+
+
+def is_sorted_unique(ids: pa.ChunkedArray | pa.Array) -> bool:
+    """Strictly increasing (so also free of duplicates)."""
+    array = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    if len(array) < 2:
+        return True
+    if array.null_count:
+        return False
+    return bool(pc.all(pc.greater(array.slice(1), array.slice(0, len(array) - 1))).as_py())
+
+
+def sort_by_id(table: pa.Table) -> pa.Table:
+    """`table` in subscriber_id order (a no-op when it already is)."""
+    if is_sorted_unique(table.column(ID)):
+        return table
+    return table.take(pc.sort_indices(table.column(ID)))
+
+
+def empty_flags(keys: Sequence[str]) -> pa.Table:
+    return pa.table({ID: pa.array([], pa.string()), **{segment_column(k): pa.array([], pa.bool_()) for k in keys}})
+
+
+def segment_members(flags: pa.Table, key: str) -> pa.Array:
+    """Sorted ids of one segment's members."""
+    ids = flags.column(ID)
+    return ids.filter(flags.column(segment_column(key))).combine_chunks() if flags.num_rows else pa.array(
+        [], pa.string())
+
+
+def flags_to_membership(flags: pa.Table, keys: Sequence[str] | None = None, *, dictionary: bool = False) -> pa.Table:
+    """The long shape (segment, subscriber_id), sorted, from flags sorted by id.
+
+    `dictionary=True` keeps `segment` dictionary-encoded (4 bytes a row instead
+    of a string): what the run writes to Parquet, where it is stored as a
+    dictionary anyway.
+    """
+    keys = sorted(flag_keys(flags) if keys is None else keys)
+    id_parts: list[pa.Array] = []
+    counts: list[int] = []
+    for key in keys:
+        members = segment_members(flags, key)
+        id_parts.append(members)
+        counts.append(len(members))
+    indices = np.repeat(np.arange(len(keys), dtype=np.int32), counts)
+    segment = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(keys, pa.string()))
+    ids = pa.chunked_array(id_parts, pa.string()) if id_parts else pa.chunked_array([], pa.string())
+    if dictionary:
+        return pa.table({"segment": pa.chunked_array([segment]), "subscriber_id": ids})
+    return pa.Table.from_arrays([pa.chunked_array([segment.cast(pa.string())]), ids], schema=MEMBERSHIP_SCHEMA)
+
+
+def member_counts(flags: pa.Table, keys: Sequence[str] | None = None) -> dict[str, int]:
+    keys = flag_keys(flags) if keys is None else keys
+    return {k: int(pc.sum(flags.column(segment_column(k))).as_py() or 0) for k in keys}
+
+
+def repeated(value: str, n: int) -> pa.Array:
+    """`value` n times as a string array, without a Python list of n items."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], pa.string())).cast(
+        pa.string())

@@ -1,0 +1,193 @@
+"""The Spark session the `spark` engine runs on: one per process, from configuration.
+
+Where Spark runs (first match wins):
+
+1. arguments of `get_spark_session(master=..., remote=...)` (tests, embedding code);
+2. `SEGMENTS_SPARK_REMOTE`: a Spark Connect address, `sc://host:port` (needs the
+   Connect client: `pip install "pyspark[connect]>=4,<5"`);
+3. `SEGMENTS_SPARK_MASTER`: a master URL, `spark://host:7077`, `yarn`,
+   `k8s://https://host:443` or `local[N]`;
+4. the master `spark-submit` (or a pyspark shell) launched this process with,
+   when it was launched that way (`PYSPARK_GATEWAY_PORT` is set): its own
+   `--master`/`--conf` decide;
+5. `local[*]`: Spark inside this process's machine, all cores.
+
+Always set: `spark.sql.session.timeZone=UTC` (the lake's timestamps are naive
+UTC; with a UTC session, `CAST(ts AS DATE)` is the UTC calendar date whatever
+the machine's zone) and `spark.sql.parser.escapedStringLiterals=false` (the
+rendered SQL escapes quotes in literals with a backslash). Local masters also get few shuffle partitions (the default
+200 is for clusters; segment evaluation on one machine shuffles small data),
+no console progress bar, and a driver bound to 127.0.0.1. Anything else comes
+from Spark's own configuration (`spark-defaults.conf`, `PYSPARK_SUBMIT_ARGS`,
+`spark-submit --conf`), or the `conf` argument.
+
+pyspark is an optional extra (`pip install "segment-pipeline[spark]"`): without
+it, asking for the engine is a UserError that says how to install it. Nothing
+here imports pyspark at module level.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UserError
+
+ENV_MASTER = "SEGMENTS_SPARK_MASTER"
+ENV_REMOTE = "SEGMENTS_SPARK_REMOTE"
+# Set by spark-submit / pyspark shells for the Python driver they start.
+ENV_LAUNCHED = "PYSPARK_GATEWAY_PORT"
+DEFAULT_MASTER = "local[*]"
+APP_NAME = "segment-pipeline"
+
+INSTALL_HINT = (
+    "the spark engine needs pyspark, which is not installed: "
+    "pip install 'segment-pipeline[spark]' (or: pip install 'pyspark>=4,<5')"
+)
+CONNECT_HINT = (
+    "Spark Connect (SEGMENTS_SPARK_REMOTE) needs the Connect client: pip install 'pyspark[connect]>=4,<5'"
+)
+
+# Always on, whatever the master (runtime SQL settings: also applied to a session
+# that already existed, e.g. spark-submit's).
+BASE_CONF: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    # The compiled SQL escapes quotes and backslashes in string literals with a
+    # backslash ('O\'Brien'); a cluster-wide `true` here would misread them.
+    "spark.sql.parser.escapedStringLiterals": "false",
+}
+# Defaults for local masters (a later `conf` wins).
+LOCAL_CONF: dict[str, str] = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+}
+
+_MASTER = re.compile(r"^(local(\[(\*|\d+)(,\s*\d+)?\])?|local-cluster\[.+\]|spark://.+|yarn|k8s://.+)$")
+_REMOTE = re.compile(r"^sc://.+")
+
+_session: Any = None
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """Where to run (at most one of `master`, `remote`; neither: as spark-submit
+    launched this process) and the configuration to set."""
+
+    master: str | None = DEFAULT_MASTER
+    remote: str | None = None
+    conf: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        return self.remote is None and (self.master or "").startswith("local")
+
+
+def spark_settings(master: str | None = None, remote: str | None = None, conf: Mapping[str, Any] | None = None,
+                   env: Mapping[str, str] | None = None) -> SparkSettings:
+    """Resolve arguments and environment into settings (see the module docstring)."""
+    env = os.environ if env is None else env
+    if master and remote:
+        raise UserError("give either a Spark master or a Spark Connect address, not both")
+    if not master and not remote:
+        remote = env.get(ENV_REMOTE) or None
+        master = env.get(ENV_MASTER) or None
+        if master and remote:
+            raise UserError(f"set either {ENV_MASTER} or {ENV_REMOTE}, not both")
+    if remote:
+        if not _REMOTE.match(remote):
+            raise UserError(f"Spark Connect address '{remote}' should look like sc://host:15002 ({ENV_REMOTE})")
+        merged = {**BASE_CONF}
+    elif not master and env.get(ENV_LAUNCHED):
+        merged = {**BASE_CONF}  # under spark-submit: its --master and --conf apply
+    else:
+        master = master or DEFAULT_MASTER
+        if not _MASTER.match(master):
+            raise UserError(f"Spark master '{master}' is not a master URL: use local[*], spark://host:7077, "
+                            f"yarn or k8s://https://host:port ({ENV_MASTER})")
+        merged = {**BASE_CONF, **(LOCAL_CONF if master.startswith("local") else {})}
+    merged.update({str(k): str(v) for k, v in (conf or {}).items()})
+    merged.update(BASE_CONF)  # not negotiable: see the module docstring
+    return SparkSettings(master=None if remote else master, remote=remote, conf=merged)
+
+
+def require_pyspark() -> None:
+    """Raise the install hint as a UserError when pyspark cannot be imported."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise UserError(INSTALL_HINT) from None
+
+
+def _alive(session: Any) -> bool:
+    stopped = getattr(session, "is_stopped", None)  # Spark Connect sessions
+    if isinstance(stopped, bool):
+        return not stopped
+    try:
+        return session.sparkContext._jsc is not None  # classic: None once stopped
+    except Exception:
+        return False
+
+
+def _build(settings: SparkSettings) -> Any:
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(APP_NAME)
+    if settings.remote:
+        builder = builder.remote(settings.remote)
+    elif settings.master:
+        builder = builder.master(settings.master)
+    for key, value in settings.conf.items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+        # getOrCreate may return a session someone else configured (e.g. spark-submit's);
+        # these are runtime SQL settings, so make sure of them. (For Spark Connect this
+        # is also the first call that reaches the server.)
+        for key, value in BASE_CONF.items():
+            session.conf.set(key, value)
+    except ImportError as error:  # Connect client dependencies (pandas, grpcio, ...) missing
+        raise UserError(f"{CONNECT_HINT} ({error})") from None
+    except Exception as error:
+        where = settings.remote or settings.master or "the spark-submit master"
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        hint = "" if settings.remote else " (Spark needs Java 17 or newer on PATH or in JAVA_HOME)"
+        raise UserError(f"could not start Spark on {where}: {first}{hint}") from None
+    if settings.is_local:
+        with contextlib.suppress(Exception):  # not available on every kind of session
+            session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def get_spark_session(master: str | None = None, remote: str | None = None,
+                      conf: Mapping[str, Any] | None = None) -> Any:
+    """The process's Spark session, created on first use and reused afterwards.
+
+    Arguments (or the environment) only matter for the call that creates the
+    session; later calls return it as it is. `stop_spark_session()` starts over.
+    """
+    global _session
+    with _lock:
+        if _session is not None and _alive(_session):
+            return _session
+        require_pyspark()
+        _session = _build(spark_settings(master, remote, conf))
+        return _session
+
+
+def stop_spark_session() -> None:
+    """Stop the process's session (if any); the next `get_spark_session` builds a new one."""
+    global _session
+    with _lock:
+        if _session is not None:
+            try:
+                _session.stop()
+            finally:
+                _session = None

@@ -1,0 +1,253 @@
+"""How a version stores its history: append-only files plus the open stays.
+
+Rewriting every stay and change ever recorded at every run costs time that
+grows with the age of the project (at 10M subscribers x 100 segments, the
+first run alone records ~100M entries). So a version stores:
+
+- `segment_membership.parquet`: the current members, sorted by (segment,
+  subscriber_id), with `valid_from` and `entered_run_id` of their open stay.
+  It is the `segment_membership` relation and the open half of
+  `segment_membership_history` at once;
+- `history/`: append-only Parquet files listed in `history/manifest.json`,
+  per kind: `changes` (membership_changes rows), `closed` (stays that ended:
+  segment_membership_history rows with a valid_to) and `sizes`
+  (segment_sizes rows). A run writes one file of each kind with its own rows
+  and hard-links the files of the version it builds on (they never change),
+  so its cost follows what changed, not what happened before. Every
+  `COMPACT_AFTER` runs, a kind's files are merged into one;
+- `membership_flags.arrow`: the same membership as one boolean column per
+  segment (Arrow IPC), which the next run compares its own flags with
+  (pipelines/publish/flag_history.py). Not a published relation.
+
+Versions published before this layout have one Parquet file per relation;
+every reader here handles both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from . import schemas
+from .versions import relation_path
+
+HISTORY_DIR = "history"
+MANIFEST = "manifest.json"
+FLAGS_FILE = "membership_flags.arrow"
+KINDS = ("changes", "closed", "sizes")
+COMPACT_AFTER = 32
+
+# The relation each kind of file holds rows of.
+KIND_SCHEMAS = {"changes": schemas.CHANGES, "closed": schemas.HISTORY, "sizes": schemas.SIZES}
+KIND_RELATIONS = {"changes": "membership_changes", "closed": "segment_membership_history", "sizes": "segment_sizes"}
+
+# segment_membership.parquet in this layout.
+OPEN_STAYS = pa.schema([
+    ("segment", schemas.STR),
+    ("subscriber_id", schemas.STR),
+    ("valid_from", schemas.TS),
+    ("entered_run_id", schemas.STR),
+])
+# Few distinct values: dictionary-encoded (and run-length encoded) in Parquet.
+OPEN_STAYS_DICTIONARY = ["segment", "valid_from", "entered_run_id"]
+
+
+@dataclass
+class Manifest:
+    files: dict[str, list[str]] = field(default_factory=lambda: {kind: [] for kind in KINDS})
+
+    def to_json(self) -> str:
+        return json.dumps({"format": 1, "files": self.files}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        files = json.loads(text)["files"]
+        return cls({kind: list(files.get(kind, [])) for kind in KINDS})
+
+
+def read_manifest(version_dir: Path | None) -> Manifest | None:
+    if version_dir is None:
+        return None
+    target = Path(version_dir) / HISTORY_DIR / MANIFEST
+    return Manifest.from_json(target.read_text(encoding="utf-8")) if target.is_file() else None
+
+
+def write_manifest(version_dir: Path, manifest: Manifest) -> None:
+    (Path(version_dir) / HISTORY_DIR / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link (files of a version never change), a copy where links fail."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def write_table(table: pa.Table, target: Path, dictionary: list[str] | bool = True) -> None:
+    """Parquet as readers want it: zstd, statistics, dictionaries where asked."""
+    pq.write_table(table, target, compression="zstd", use_dictionary=dictionary)
+
+
+def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    tables = [schemas.conform(t, schema, what="history") for t in tables]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def _read_kind(version_dir: Path, manifest: Manifest, kind: str) -> pa.Table:
+    root = Path(version_dir) / HISTORY_DIR
+    return _concat([pq.read_table(root / name) for name in manifest.files[kind]], KIND_SCHEMAS[kind])
+
+
+def extend_manifest(base_dir: Path | None, staging: Path, deltas: dict[str, pa.Table | Path],
+                    name: str) -> Manifest:
+    """`staging/history/`: the base version's files (linked) plus this run's
+    `deltas` (one table or written file per kind), compacted when long."""
+    root = staging / HISTORY_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    base = read_manifest(base_dir)
+    manifest = Manifest()
+    if base is None and base_dir is not None:
+        # A version in the one-file-per-relation layout: its full tables become the first files.
+        for kind in KINDS:
+            table = read_relation(base_dir, KIND_RELATIONS[kind]) if kind != "closed" else _legacy_closed(base_dir)
+            target = f"000000-base-{kind}.parquet"
+            write_table(table, root / target)
+            manifest.files[kind].append(target)
+    elif base is not None:
+        for kind in KINDS:
+            for file in base.files[kind]:
+                link_or_copy(Path(base_dir) / HISTORY_DIR / file, root / file)
+                manifest.files[kind].append(file)
+    for kind in KINDS:
+        target = f"{name}-{kind}.parquet"
+        delta = deltas[kind]
+        if isinstance(delta, Path):
+            link_or_copy(delta, root / target)
+        else:
+            write_table(schemas.conform(delta, KIND_SCHEMAS[kind], what=kind), root / target)
+        manifest.files[kind].append(target)
+        if len(manifest.files[kind]) > COMPACT_AFTER:
+            merged = _read_kind(staging, manifest, kind)
+            compacted = f"{name}-{kind}-compacted.parquet"
+            write_table(merged, root / compacted)
+            for file in manifest.files[kind]:
+                (root / file).unlink()
+            manifest.files[kind] = [compacted]
+    write_manifest(staging, manifest)
+    return manifest
+
+
+def _legacy_closed(version_dir: Path) -> pa.Table:
+    history = pq.read_table(relation_path(version_dir, "segment_membership_history"))
+    return schemas.conform(history.filter(history.column("valid_to").is_valid()), schemas.HISTORY, what="history")
+
+
+def open_stays(version_dir: Path) -> pa.Table:
+    """segment, subscriber_id, valid_from, entered_run_id of the current members."""
+    membership = pq.read_table(relation_path(version_dir, "segment_membership"))
+    if "valid_from" in membership.column_names:
+        return schemas.conform(membership, OPEN_STAYS, what="segment_membership")
+    history = pq.read_table(relation_path(version_dir, "segment_membership_history"))
+    history = history.filter(history.column("valid_to").is_null())
+    return schemas.conform(history, OPEN_STAYS, what="history").sort_by(
+        [("segment", "ascending"), ("subscriber_id", "ascending")])
+
+
+def read_relation(version_dir: Path | None, relation: str) -> pa.Table:
+    """A full history relation of a version (either layout); empty without a version."""
+    schema = {"segment_membership_history": schemas.HISTORY, "membership_changes": schemas.CHANGES,
+              "segment_sizes": schemas.SIZES}[relation]
+    if version_dir is None:
+        return schema.empty_table()
+    manifest = read_manifest(version_dir)
+    if manifest is None:
+        return schemas.conform(pq.read_table(relation_path(version_dir, relation)), schema, what=relation)
+    if relation == "membership_changes":
+        return _read_kind(version_dir, manifest, "changes")
+    if relation == "segment_sizes":
+        return _read_kind(version_dir, manifest, "sizes")
+    stays = open_stays(version_dir)
+    current = pa.table({
+        "segment": stays.column("segment"),
+        "subscriber_id": stays.column("subscriber_id"),
+        "valid_from": stays.column("valid_from"),
+        "valid_to": pa.nulls(stays.num_rows, schemas.TS),
+        "entered_run_id": stays.column("entered_run_id"),
+        "exited_run_id": pa.nulls(stays.num_rows, schemas.STR),
+    })
+    return _concat([_read_kind(version_dir, manifest, "closed"), current], schemas.HISTORY)
+
+
+def relation_rows(version_dir: Path | None, relation: str) -> int:
+    """Row count of a history relation, from Parquet metadata."""
+    if version_dir is None:
+        return 0
+    manifest = read_manifest(version_dir)
+    if manifest is None:
+        return pq.read_metadata(relation_path(version_dir, relation)).num_rows
+    kind = {"membership_changes": "changes", "segment_sizes": "sizes", "segment_membership_history": "closed"}[
+        relation]
+    rows = sum(pq.read_metadata(Path(version_dir) / HISTORY_DIR / f).num_rows for f in manifest.files[kind])
+    if relation == "segment_membership_history":
+        rows += pq.read_metadata(relation_path(version_dir, "segment_membership")).num_rows
+    return rows
+
+
+def write_flags(flags: pa.Table, target: Path) -> None:
+    feather.write_feather(flags, str(target), compression="lz4")
+
+
+def read_flags(version_dir: Path | None) -> pa.Table | None:
+    if version_dir is None:
+        return None
+    target = Path(version_dir) / FLAGS_FILE
+    return feather.read_table(str(target)) if target.is_file() else None
+
+
+# --------------------------------------------------------------------------- catalog views
+
+
+def _files_literal(version_dir: Path, names: list[str]) -> exp.Expression:
+    root = Path(version_dir).absolute() / HISTORY_DIR
+    return exp.Array(expressions=[exp.Literal.string(str(root / name)) for name in names])
+
+
+def _read_parquet(files: exp.Expression) -> exp.Expression:
+    return exp.func("read_parquet", files)
+
+
+def history_view_sql(relation: str, version_dir: Path) -> str | None:
+    """CREATE VIEW for a history relation of a version in this layout (None: the
+    version has one file per relation; the static view in sql/views applies)."""
+    manifest = read_manifest(version_dir)
+    if manifest is None:
+        return None
+    if relation == "membership_changes":
+        columns = schemas.CHANGES.names
+        query = exp.select(*columns).from_(_read_parquet(_files_literal(version_dir, manifest.files["changes"])))
+    elif relation == "segment_sizes":
+        columns = schemas.SIZES.names
+        query = exp.select(*columns).from_(_read_parquet(_files_literal(version_dir, manifest.files["sizes"])))
+    elif relation == "segment_membership_history":
+        closed = exp.select(*schemas.HISTORY.names).from_(
+            _read_parquet(_files_literal(version_dir, manifest.files["closed"])))
+        membership = exp.Literal.string(str(relation_path(Path(version_dir).absolute(), "segment_membership")))
+        current = exp.select(
+            "segment", "subscriber_id", "valid_from",
+            exp.alias_(exp.cast(exp.Null(), exp.DataType.build("TIMESTAMP")), "valid_to"),
+            "entered_run_id",
+            exp.alias_(exp.cast(exp.Null(), exp.DataType.build("VARCHAR")), "exited_run_id"),
+        ).from_(_read_parquet(membership))
+        query = exp.union(closed, current, distinct=False)
+    else:
+        raise ValueError(f"not a history relation: {relation}")
+    return f"CREATE VIEW {relation} AS {query.sql(dialect='duckdb')}"
