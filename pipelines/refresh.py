@@ -147,6 +147,10 @@ class RunWorkspace:
         params["started_at"] = datetime.fromisoformat(params["started_at"])
         return RunContext(params=RunParams(**params), **payload)
 
+    def compiled_sql(self) -> dict[str, str]:
+        target = self.dir / "compiled_sql.json"
+        return json.loads(target.read_text()) if target.exists() else {}
+
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -287,12 +291,13 @@ def _run_snapshot(paths: Paths, ctx: RunContext):
     return snapshot
 
 
-def run_subscribers(paths: Paths, ctx: RunContext, project: Project, columns: list[str] | None = None) -> pa.Table:
+def run_subscribers(paths: Paths, ctx: RunContext, project: Project, columns: list[str] | None = None,
+                    dictionaries: list[str] | None = None) -> pa.Table:
     """The run's snapshot (only `columns` if given), typed by the catalog, in subscriber_id order."""
     from .engine.flags import sort_by_id
     from .lake.snapshots import read_snapshot
 
-    table = read_snapshot(_run_snapshot(paths, ctx), project.catalog, columns)
+    table = read_snapshot(_run_snapshot(paths, ctx), project.catalog, columns, dictionaries)
     return sort_by_id(table) if "subscriber_id" in table.column_names else table
 
 
@@ -304,8 +309,10 @@ def evaluate_run_flags(paths: Paths, ctx: RunContext, project: Project | None = 
 
     project = project or load_valid_project(paths)
     plan = build_plan(project, ctx.params.as_of)
-    subscribers = run_subscribers(paths, ctx, project, plan.subscriber_fields)
-    events = read_events(paths, project.catalog, ctx.params.as_of, plan.event_fields)
+    # String columns come as dictionaries where the lake stores them so: the
+    # engines evaluate string filters once per distinct value anyway.
+    subscribers = run_subscribers(paths, ctx, project, plan.subscriber_fields, plan.subscriber_fields)
+    events = read_events(paths, project.catalog, ctx.params.as_of, plan.event_fields, plan.event_fields)
     return evaluate_flags(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine)
 
 
@@ -436,7 +443,7 @@ def step_publish(paths: Paths, run_id: str, keep_versions: int = 5):
             membership=None,
             history=ws.load_history(),
             recipients=ws.load_table("recipients"),
-            compiled_sql=json.loads((ws.dir / "compiled_sql.json").read_text()),
+            compiled_sql=ws.compiled_sql(),
             quarantine=quarantine_table(paths),
             event_files=event_part_files(paths),
             flags_file=ws.flags_file,

@@ -86,6 +86,10 @@ def test_materialize_with_polars_engine_gives_the_same_membership(project_paths)
         assert result.success
         keys = {m.asset_key.to_user_string() for m in result.asset_materializations_for_node("analyst_warehouse")}
         assert keys == {"analyst_warehouse"}
+        [membership] = result.asset_materializations_for_node("segment_membership")
+        assert membership.metadata["dagster/row_count"].value == sum(len(v) for v in EXPECTED.values())
+        assert "| new_customers | 1 |" in membership.metadata["segments"].value
+        assert "SELECT" in membership.metadata["compiled_sql"].value
         checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
         assert checks["suppression"] and checks["unique_members"]
     assert _membership(project_paths) == {k: v for k, v in EXPECTED.items() if v}

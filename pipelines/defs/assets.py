@@ -89,10 +89,15 @@ def segment_membership(context: dg.AssetExecutionContext, segments: SegmentsReso
     if ctx.unchanged:
         return dg.MaterializeResult(metadata={"unchanged_since_run": ctx.unchanged_run_id})
     table = "| segment | members |\n|---|---:|\n" + "\n".join(f"| {k} | {v:,} |" for k, v in sorted(counts.items()))
+    compiled = refresh.RunWorkspace(segments.paths(), context.run.run_id).compiled_sql()
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": sum(counts.values()),
             "segments": dg.MetadataValue.md(table),
+            # The query each segment compiles to (also in the warehouse's `segments.sql`).
+            "compiled_sql": dg.MetadataValue.md(
+                "\n\n".join(f"**{key}**\n```sql\n{sql}\n```" for key, sql in sorted(compiled.items()))
+            ),
             "engine": ctx.params.engine,
             "as_of": ctx.params.as_of.isoformat(),
         }
