@@ -292,27 +292,91 @@ def _run_snapshot(paths: Paths, ctx: RunContext):
 
 
 def run_subscribers(paths: Paths, ctx: RunContext, project: Project, columns: list[str] | None = None,
-                    dictionaries: list[str] | None = None) -> pa.Table:
-    """The run's snapshot (only `columns` if given), typed by the catalog, in subscriber_id order."""
+                    dictionaries: list[str] | None = None, ids: pa.Array | None = None) -> pa.Table:
+    """The run's snapshot (only `columns`, and the rows of `ids`, if given), typed
+    by the catalog, in subscriber_id order."""
     from .engine.flags import sort_by_id
     from .lake.snapshots import read_snapshot
 
-    table = read_snapshot(_run_snapshot(paths, ctx), project.catalog, columns, dictionaries)
+    table = read_snapshot(_run_snapshot(paths, ctx), project.catalog, columns, dictionaries, ids)
     return sort_by_id(table) if "subscriber_id" in table.column_names else table
 
 
+_IDS = ("subscriber_id", "event_id")
+
+
+def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
+    """Flags from the base version's, re-evaluating only affected subscribers
+    (engine/incremental.py); None when the run must (or had better) evaluate in full."""
+    from .engine.flags import sort_by_id
+    from .engine.incremental import RECORD_FILE, EvaluationRecord, evaluate_incremental
+    from .lake.snapshots import event_part_files, read_events
+    from .publish.history import history_base
+    from .publish.history_files import read_flags
+    from .publish.scratch import scratch_connection
+    from .publish.state import current_state
+
+    previous = current_state(paths)
+    if previous is None or ctx.params.as_of < previous.as_of:
+        return None
+    base, _ = history_base(previous, ctx.params.as_of)
+    if base is None:
+        return None
+    record = EvaluationRecord.load(base.version_dir / RECORD_FILE)
+    base_flags = read_flags(base.version_dir) if record is not None else None
+    if base_flags is None:
+        return None
+    snapshot = _run_snapshot(paths, ctx)
+    as_of = ctx.params.as_of
+
+    def subscribers(columns: list[str], ids):
+        return run_subscribers(paths, ctx, project, columns, [c for c in columns if c not in _IDS], ids=ids)
+
+    def events(columns: list[str], ids):
+        return read_events(paths, project.catalog, as_of, columns, [c for c in columns if c not in _IDS], ids=ids)
+
+    def stored_columns(file: str) -> set[str]:
+        return set(pq.read_schema(file).names)
+
+    def run_query(query) -> pa.Table:
+        con = scratch_connection()
+        try:
+            return con.sql(query.sql(dialect="duckdb")).to_arrow_table()
+        finally:
+            con.close()
+
+    current_ids = sort_by_id(subscribers(["subscriber_id"], None)).column("subscriber_id").combine_chunks()
+    return evaluate_incremental(
+        project, as_of, engine=ctx.params.engine, base_flags=base_flags, base=record,
+        snapshot_file=snapshot.file, event_files=event_part_files(paths), current_ids=current_ids,
+        read_subscribers=subscribers, read_events=events, stored_columns=stored_columns, run_query=run_query,
+    )
+
+
 def evaluate_run_flags(paths: Paths, ctx: RunContext, project: Project | None = None) -> pa.Table:
-    """Membership flags of every segment on the run's snapshot (engine/flags.py)."""
+    """Membership flags of every segment on the run's snapshot (engine/flags.py).
+
+    Unless the run is `--full`, the flags of the version it builds on are reused
+    for every subscriber whose inputs did not change (engine/incremental.py)."""
     from .engine import evaluate_flags
     from .lake.snapshots import read_events
     from .segments.plan import build_plan
 
     project = project or load_valid_project(paths)
+    if not ctx.params.full:
+        incremental = _incremental_flags(paths, ctx, project)
+        if incremental is not None:
+            flags, how = incremental
+            ctx.warnings.append(f"incremental: {how.reasons['affected']:,} subscriber(s) re-evaluated, "
+                                f"{len(how.full_segments)} segment(s) in full")
+            return flags
     plan = build_plan(project, ctx.params.as_of)
     # String columns come as dictionaries where the lake stores them so: the
     # engines evaluate string filters once per distinct value anyway.
-    subscribers = run_subscribers(paths, ctx, project, plan.subscriber_fields, plan.subscriber_fields)
-    events = read_events(paths, project.catalog, ctx.params.as_of, plan.event_fields, plan.event_fields)
+    subscribers = run_subscribers(paths, ctx, project, plan.subscriber_fields,
+                                  [c for c in plan.subscriber_fields if c not in _IDS])
+    events = read_events(paths, project.catalog, ctx.params.as_of, plan.event_fields,
+                         [c for c in plan.event_fields if c not in _IDS])
     return evaluate_flags(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine)
 
 
@@ -360,9 +424,18 @@ def step_evaluate(paths: Paths, run_id: str) -> tuple[RunContext, dict[str, int]
     ctx = ws.load_context()
     if ctx.unchanged:
         return ctx, {}
+    from .engine.incremental import RECORD_FILE, EvaluationRecord
+    from .lake.snapshots import event_part_files
+
     project = load_valid_project(paths)
+    record = EvaluationRecord.of(project, ctx.params.as_of, ctx.snapshot_file, event_part_files(paths))
+    warnings = len(ctx.warnings)
     flags = evaluate_run_flags(paths, ctx, project)
     ws.save_flags(flags)
+    ws.dir.mkdir(parents=True, exist_ok=True)
+    record.save(ws.dir / RECORD_FILE)
+    if len(ctx.warnings) > warnings:  # how the flags were made, for the run's later steps and logs
+        ws.save_context(ctx)
     (ws.dir / "compiled_sql.json").write_text(json.dumps(compiled_sql_by_segment(project, ctx.params.as_of),
                                                           indent=1))
     return ctx, member_counts(flags)
@@ -448,6 +521,26 @@ def step_publish(paths: Paths, run_id: str, keep_versions: int = 5):
             event_files=event_part_files(paths),
             flags_file=ws.flags_file,
             subscribers_file=Path(ctx.snapshot_file) if linkable else None,
+            extra_files=[ws.dir / "evaluation.json"],
         )
         result = publish_version(paths, staged, keep_versions=keep_versions)
     return ctx, result
+
+
+def run_steps(paths: Paths, params: RunParams, keep_versions: int = 5) -> tuple[RunContext, dict[str, float]]:
+    """Every step of one run in this process, without Dagster (benchmarks, tests):
+    the run's context and each step's wall time in seconds."""
+    import time
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    step_prepare(paths, params)
+    timings["prepare"] = time.perf_counter() - started
+    for name, step in (("evaluate", step_evaluate), ("history", step_history), ("recipients", step_recipients)):
+        started = time.perf_counter()
+        step(paths, params.run_id)
+        timings[name] = time.perf_counter() - started
+    started = time.perf_counter()
+    step_publish(paths, params.run_id, keep_versions=keep_versions)
+    timings["publish"] = time.perf_counter() - started
+    return RunWorkspace(paths, params.run_id).load_context(), timings

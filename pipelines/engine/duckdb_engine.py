@@ -50,10 +50,10 @@ from ..segments.to_sql import (
     timestamp_literal,
     two_valued,
 )
-from .combine import aggregate_counts, combine_segments
+from .combine import EventCounts, aggregate_counts, combine_segments
 from .encoded import Precomputed, ValueEvaluator, precompute
 from .flags import flags_to_membership, sort_by_id
-from .tables import conform, empty_membership, membership_table
+from .tables import conform, decode_dictionaries, empty_membership, membership_table
 
 FLAGS = "flags"
 BASE = "base"
@@ -248,15 +248,16 @@ def _field_leaves(con: duckdb.DuckDBPyConnection, subscribers: pa.Table, filters
 
 
 def _event_counts(con: duckdb.DuckDBPyConnection, project: Project, plan: EvaluationPlan,
-                  subscribers: pa.Table, events: pa.Table, start: int) -> dict[str, np.ndarray]:
-    """aggregate_key -> int64 count per subscriber row (0 without events).
+                  subscribers: pa.Table, events: pa.Table, start: int) -> EventCounts:
+    """Per aggregate (plan.aggregates), the event count of each subscriber row.
 
     DuckDB joins each event to its subscriber's row and says, as bits of one
     integer per 64 aggregates, which aggregates the event counts for (the
     compiled `event_condition`s); numpy adds the bits up per row.
     """
     catalog = project.catalog
-    events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event")
+    events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event",
+                     keep_dictionaries=True)
     where = [w for f in plan.aggregates.values() for w in f.where]
     pre = precompute(events, catalog.event, where, _value_evaluator(con, plan.as_of), start=start)
     n = subscribers.num_rows
@@ -300,8 +301,7 @@ def _event_counts(con: duckdb.DuckDBPyConnection, project: Project, plan: Evalua
         con.unregister(EVENTS)
     rows = result.column(_ROW).to_numpy()
     masks = [result.column(f"w{i}").to_numpy() for i in range(len(words))]
-    counts = aggregate_counts(rows, masks, len(aggregates), n)
-    return {key: count for (key, _f), count in zip(aggregates, counts, strict=True)}
+    return aggregate_counts(rows, masks, [key for key, _f in aggregates])
 
 
 def evaluate_flags_duckdb(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime,
@@ -312,9 +312,9 @@ def evaluate_flags_duckdb(project: Project, subscribers: pa.Table, events: pa.Ta
     plan = build_plan(project, as_of)
     catalog = project.catalog
     subscribers = sort_by_id(conform(subscribers, catalog.subscriber_schema(), plan.subscriber_fields,
-                                     ["subscriber_id"], "subscriber"))
+                                     ["subscriber_id"], "subscriber", keep_dictionaries=True))
     if not plan.segment_keys:
-        return subscribers.select(["subscriber_id"])
+        return decode_dictionaries(subscribers.select(["subscriber_id"]))
     n = subscribers.num_rows
     con = _database().cursor()
     try:
@@ -324,7 +324,8 @@ def evaluate_flags_duckdb(project: Project, subscribers: pa.Table, events: pa.Ta
             pre = precompute(subscribers, catalog.subscriber, filters, _value_evaluator(con, plan.as_of))
         leaves = _field_leaves(con, subscribers, [f for f in filters if pre.name_of(f) is None], catalog,
                                plan.as_of)
-        counts = _event_counts(con, project, plan, subscribers, events, len(pre.columns)) if plan.aggregates else {}
+        counts = _event_counts(con, project, plan, subscribers, events, len(pre.columns)) if plan.aggregates \
+            else EventCounts.none()
     finally:
         con.close()
 
@@ -334,5 +335,6 @@ def evaluate_flags_duckdb(project: Project, subscribers: pa.Table, events: pa.Ta
 
     results = combine_segments(project, plan, n, field_result, counts)
     keys = sorted(plan.segment_keys)
-    return pa.Table.from_arrays([subscribers.column("subscriber_id"), *(results[k] for k in keys)],
+    ids = decode_dictionaries(subscribers.select(["subscriber_id"])).column("subscriber_id")
+    return pa.Table.from_arrays([ids, *(results[k] for k in keys)],
                                 names=["subscriber_id", *(segment_column(k) for k in keys)])

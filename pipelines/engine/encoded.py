@@ -73,14 +73,16 @@ def encodable(f: FieldFilter, field_type: str) -> bool:
 
 
 def _plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_dictionary(array.type):
-        array = array.cast(array.type.value_type)
-    return array
+    """One array; a dictionary-encoded column stays encoded, with one dictionary."""
+    if isinstance(column, pa.ChunkedArray):
+        if pa.types.is_dictionary(column.type):
+            column = column.unify_dictionaries()
+        column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+    return column
 
 
 def _repetitive(array: pa.Array) -> bool:
-    if len(array) <= _SAMPLE_ROWS:
+    if pa.types.is_dictionary(array.type) or len(array) <= _SAMPLE_ROWS:
         return True  # small: encoding is cheap either way
     sample = array.slice(0, _SAMPLE_ROWS)
     if pa.types.is_list(sample.type):
@@ -129,7 +131,7 @@ def precompute(
 
 def _scalar_filters(name: str, field_type: str, array: pa.Array, filters: list[FieldFilter],
                     evaluate_values: ValueEvaluator) -> list[np.ndarray]:
-    encoded = pc.dictionary_encode(array)
+    encoded = array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)
     values = pa.concat_arrays([encoded.dictionary, pa.nulls(1, encoded.dictionary.type)])
     luts = evaluate_values(name, field_type, filters, pa.table({name: values}))
     codes = _codes(encoded)
@@ -141,7 +143,7 @@ def _list_filters(name: str, array: pa.Array, filters: list[FieldFilter],
     """Per subscriber, a bitmask of the filter values (tags) they carry."""
     wanted = list(dict.fromkeys(v for f in filters for v in f.value))
     elements = pc.list_flatten(array)  # null lists contribute nothing
-    encoded = pc.dictionary_encode(elements)
+    encoded = elements if pa.types.is_dictionary(elements.type) else pc.dictionary_encode(elements)
     one_each = pa.ListArray.from_arrays(pa.array(np.arange(len(encoded.dictionary) + 1, dtype=np.int32)),
                                         encoded.dictionary)
     probes = [FieldFilter(field=name, op="has_any", value=(v,)) for v in wanted]

@@ -92,3 +92,35 @@ def repeated(value: str, n: int) -> pa.Array:
     """`value` n times as a string array, without a Python list of n items."""
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], pa.string())).cast(
         pa.string())
+
+
+def _one_array(ids: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(ids, pa.ChunkedArray):
+        return ids.combine_chunks() if ids.num_chunks else pa.array([], ids.type)
+    return ids
+
+
+def align_ids(prev_ids: pa.ChunkedArray | pa.Array,
+              cur_ids: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """Match the rows of two id columns: (cur row of each prev row, prev row of
+    each cur row), -1 where an id is absent from the other; None when the
+    columns are equal (the common case: rows line up as they are)."""
+    prev_ids, cur_ids = _one_array(prev_ids), _one_array(cur_ids)
+    if len(prev_ids) == len(cur_ids) and prev_ids.equals(cur_ids):
+        return None
+    from .duckdb_engine import _database
+
+    con = _database().cursor()
+    try:
+        con.register("prev_ids", pa.table({"id": prev_ids, "p": pa.array(np.arange(len(prev_ids)))}))
+        con.register("cur_ids", pa.table({"id": cur_ids, "c": pa.array(np.arange(len(cur_ids)))}))
+        pairs = con.sql("SELECT p.p, c.c FROM prev_ids p JOIN cur_ids c ON p.id = c.id").to_arrow_table()
+    finally:
+        con.close()
+    p = pairs.column("p").to_numpy()
+    c = pairs.column("c").to_numpy()
+    cur_of_prev = np.full(len(prev_ids), -1, dtype=np.int64)
+    prev_of_cur = np.full(len(cur_ids), -1, dtype=np.int64)
+    cur_of_prev[p] = c
+    prev_of_cur[c] = p
+    return cur_of_prev, prev_of_cur

@@ -27,10 +27,10 @@ from ..segments.fields import REQUIRED_EVENT_FIELDS
 from ..segments.model import EventFilter, FieldFilter, Project
 from ..segments.plan import build_plan, event_count_column, segment_column
 from ..segments.to_polars import event_condition, field_predicate, segment_predicate
-from .combine import combine_segments
+from .combine import EventCounts, combine_segments
 from .encoded import Precomputed, ValueEvaluator, precompute
 from .flags import flags_to_membership, sort_by_id
-from .tables import conform, empty_membership, membership_table
+from .tables import conform, decode_dictionaries, empty_membership, membership_table
 
 
 def evaluate_polars_plain(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime) -> pa.Table:
@@ -110,11 +110,13 @@ def _value_evaluator(as_of: datetime) -> ValueEvaluator:
     return run
 
 
-def _event_counts(project: Project, plan, subscribers: pa.Table, events: pa.Table, start: int) -> dict:
+def _event_counts(project: Project, plan, subscribers: pa.Table, events: pa.Table, start: int) -> EventCounts:
     catalog = project.catalog
-    events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event")
+    events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event",
+                     keep_dictionaries=True)
     where = [w for f in plan.aggregates.values() for w in f.where]
     pre = precompute(events, catalog.event, where, _value_evaluator(plan.as_of), start=start)
+    events = decode_dictionaries(events)  # Polars would make them Categorical
 
     def resolve(f: FieldFilter) -> pl.Expr | None:
         name = pre.name_of(f)
@@ -139,13 +141,10 @@ def _event_counts(project: Project, plan, subscribers: pa.Table, events: pa.Tabl
         )
         .collect()
     )
-    at = counts.get_column(_ROW).to_numpy()
-    out = {}
-    for i, key in enumerate(keys):
-        column = np.zeros(n, dtype=np.int64)
-        column[at] = counts.get_column(f"n{i}").to_numpy()
-        out[key] = column
-    return out
+    counts = counts.sort(_ROW)
+    matrix = np.column_stack([counts.get_column(f"n{i}").to_numpy().astype(np.int32) for i in range(len(keys))]) \
+        if counts.height else np.zeros((0, len(keys)), np.int32)
+    return EventCounts(counts.get_column(_ROW).to_numpy().astype(np.int64), matrix, keys)
 
 
 def evaluate_flags_polars(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime,
@@ -154,9 +153,9 @@ def evaluate_flags_polars(project: Project, subscribers: pa.Table, events: pa.Ta
     plan = build_plan(project, as_of)
     catalog = project.catalog
     subscribers = sort_by_id(conform(subscribers, catalog.subscriber_schema(), plan.subscriber_fields,
-                                     ["subscriber_id"], "subscriber"))
+                                     ["subscriber_id"], "subscriber", keep_dictionaries=True))
     if not plan.segment_keys:
-        return subscribers.select(["subscriber_id"])
+        return decode_dictionaries(subscribers.select(["subscriber_id"]))
     n = subscribers.num_rows
     filters = list(dict.fromkeys(f for key in plan.segment_keys for f in project.segments[key].field_filters()))
     pre = precompute(subscribers, catalog.subscriber, filters, _value_evaluator(plan.as_of)) if encode \
@@ -164,13 +163,14 @@ def evaluate_flags_polars(project: Project, subscribers: pa.Table, events: pa.Ta
     rest = [f for f in filters if pre.name_of(f) is None]
     leaves: dict[FieldFilter, pa.Array] = {}
     if rest:
-        frame = pl.from_arrow(subscribers).select(
+        frame = pl.from_arrow(decode_dictionaries(subscribers.select(list(dict.fromkeys(f.field for f in rest))))).select(
             field_predicate(f, catalog.subscriber[f.field], pl.col(f.field), plan.as_of).alias(f"p{i}")
             for i, f in enumerate(rest)
         )
         for i, f in enumerate(rest):
             leaves[f] = frame.get_column(f"p{i}").to_arrow()
-    counts = _event_counts(project, plan, subscribers, events, len(pre.columns)) if plan.aggregates else {}
+    counts = _event_counts(project, plan, subscribers, events, len(pre.columns)) if plan.aggregates \
+        else EventCounts.none()
 
     def field_result(f: FieldFilter) -> pa.Array:
         name = pre.name_of(f)
@@ -178,5 +178,6 @@ def evaluate_flags_polars(project: Project, subscribers: pa.Table, events: pa.Ta
 
     results = combine_segments(project, plan, n, field_result, counts)
     keys = sorted(plan.segment_keys)
-    return pa.Table.from_arrays([subscribers.column("subscriber_id"), *(results[k] for k in keys)],
+    ids = decode_dictionaries(subscribers.select(["subscriber_id"])).column("subscriber_id")
+    return pa.Table.from_arrays([ids, *(results[k] for k in keys)],
                                 names=["subscriber_id", *(segment_column(k) for k in keys)])

@@ -68,12 +68,36 @@ def _read(file: Path, filters: list | None = None, columns: list[str] | None = N
         schema = pq.read_schema(file)
         if columns is not None:
             columns = [c for c in columns if c in schema.names]
-        if dictionaries:  # string columns, read as Arrow dictionaries (no per-row strings)
-            dictionaries = [c for c in dictionaries if c in schema.names and pa.types.is_string(schema.field(c).type)
+        if dictionaries:  # string columns stored dictionary-encoded, read as Arrow dictionaries
+            stored = _dictionary_encoded(file)
+            dictionaries = [c for c in dictionaries if c in stored and pa.types.is_string(schema.field(c).type)
                             and (columns is None or c in columns)]
     # partitioning=None: the snapshot_date=... folder is layout, not a column.
     return pq.read_table(file, filters=filters, partitioning=None, columns=columns,
                          read_dictionary=dictionaries or None)
+
+
+_DICTIONARY_PAGES = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+_LEVELS = {"RLE", "BIT_PACKED"}
+
+
+def _dictionary_encoded(file: Path) -> set[str]:
+    """Top-level columns whose every row group is dictionary-encoded (no fallback to
+    plain pages): reading them as dictionaries costs less than as strings, where
+    reading a plain column as a dictionary would hash every value."""
+    metadata = pq.ParquetFile(file).metadata
+    names = None
+    for g in range(metadata.num_row_groups):
+        group = metadata.row_group(g)
+        here = set()
+        for i in range(group.num_columns):
+            chunk = group.column(i)
+            encodings = set(chunk.encodings)
+            if "." not in chunk.path_in_schema and encodings & _DICTIONARY_PAGES and \
+                    encodings <= _DICTIONARY_PAGES | _LEVELS:
+                here.add(chunk.path_in_schema)
+        names = here if names is None else names & here
+    return names or set()
 
 
 def _conform(table: pa.Table, fields: dict[str, str], only: list[str] | None = None) -> pa.Table:
@@ -101,16 +125,24 @@ def _conform(table: pa.Table, fields: dict[str, str], only: list[str] | None = N
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def _id_filter(ids: pa.Array | None):
+    import pyarrow.compute as pc
+
+    return None if ids is None else pc.field("subscriber_id").isin(ids)
+
+
 def read_snapshot(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str] | None = None,
-                  dictionaries: list[str] | None = None) -> pa.Table:
-    """The snapshot typed by `catalog`; only `columns` (in that order) when given.
+                  dictionaries: list[str] | None = None, ids: pa.Array | None = None) -> pa.Table:
+    """The snapshot typed by `catalog`; only `columns` (in that order) when given,
+    only the rows of subscribers `ids` when given.
 
     String columns named in `dictionaries` come back dictionary-encoded (as the
     lake stores low-cardinality columns): much faster to read, and the engines
     evaluate filters once per distinct value anyway.
     """
     only = list(dict.fromkeys(columns)) if columns is not None else None
-    return _conform(_read(info.file, columns=only, dictionaries=dictionaries), catalog.subscriber, only)
+    table = _read(info.file, _id_filter(ids), columns=only, dictionaries=dictionaries)
+    return _conform(table, catalog.subscriber, only)
 
 
 def event_part_files(paths: Paths) -> list[Path]:
@@ -120,11 +152,17 @@ def event_part_files(paths: Paths) -> list[Path]:
 
 
 def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = None,
-                columns: list[str] | None = None, dictionaries: list[str] | None = None) -> pa.Table:
+                columns: list[str] | None = None, dictionaries: list[str] | None = None,
+                ids: pa.Array | None = None) -> pa.Table:
     """All ingested events (each event_id once), those with occurred_at <= as_of if given;
-    only `columns` (in that order) when given; `dictionaries` as for `read_snapshot`."""
+    only `columns` (in that order), and only events of subscribers `ids`, when given;
+    `dictionaries` as for `read_snapshot`."""
+    import pyarrow.compute as pc
+
     ledger = Ledger(paths)
-    filters = [("occurred_at", "<=", _utc(as_of))] if as_of is not None else None
+    filters = pc.field("occurred_at") <= pa.scalar(_utc(as_of), pa.timestamp("us")) if as_of is not None else None
+    if ids is not None:
+        filters = _id_filter(ids) if filters is None else filters & _id_filter(ids)
     only = list(dict.fromkeys(columns)) if columns is not None else None
     tables = [_conform(_read(ledger.lake_file(e.part), filters, only, dictionaries), catalog.event, only)
               for e in ledger.entries("events", INGESTED) if e.part]

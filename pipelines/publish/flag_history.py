@@ -32,12 +32,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..clock import to_naive_utc
-from ..engine.flags import ID, flag_keys, member_counts
+from ..engine.flags import ID, align_ids, flag_keys, member_counts
 from ..segments.plan import segment_column
 from . import schemas
 from .history import history_base
 from .history_files import OPEN_STAYS, OPEN_STAYS_DICTIONARY, open_stays, read_flags, write_table
-from .scratch import scratch_connection
 from .state import PublishedState
 from .versions import relation_path
 
@@ -84,26 +83,6 @@ def membership_to_flags(membership: pa.Table, ids: pa.Array | None = None,
         columns[segment_column(key)] = pc.is_in(ids, value_set=members.combine_chunks()) if len(members) \
             else pa.array(np.zeros(len(ids), dtype=bool))
     return pa.table(columns)
-
-
-def _alignment(prev_ids: pa.ChunkedArray, cur_ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(cur row of each prev row, prev row of each cur row), -1 where absent; None when ids are equal."""
-    if prev_ids.equals(cur_ids):
-        return None
-    con = scratch_connection()
-    try:
-        con.register("prev_ids", pa.table({"id": prev_ids, "p": pa.array(np.arange(len(prev_ids)))}))
-        con.register("cur_ids", pa.table({"id": cur_ids, "c": pa.array(np.arange(len(cur_ids)))}))
-        pairs = con.sql("SELECT p.p, c.c FROM prev_ids p JOIN cur_ids c ON p.id = c.id").to_arrow_table()
-    finally:
-        con.close()
-    p = pairs.column("p").to_numpy()
-    c = pairs.column("c").to_numpy()
-    cur_of_prev = np.full(len(prev_ids), -1, dtype=np.int64)
-    prev_of_cur = np.full(len(cur_ids), -1, dtype=np.int64)
-    cur_of_prev[p] = c
-    prev_of_cur[c] = p
-    return cur_of_prev, prev_of_cur
 
 
 def _bools(flags: pa.Table | None, key: str, n: int) -> np.ndarray:
@@ -202,7 +181,7 @@ def extend_history(
     n_cur = flags.num_rows
     prev_ids = prev_flags.column(ID) if prev_flags is not None else pa.chunked_array([], pa.string())
     n_prev = len(prev_ids)
-    aligned = _alignment(prev_ids, cur_ids) if prev_flags is not None else None
+    aligned = align_ids(prev_ids, cur_ids) if prev_flags is not None else None
     same = prev_flags is not None and aligned is None
 
     # Base open stays: valid_from (µs) and entered_run_id codes; a segment's stays

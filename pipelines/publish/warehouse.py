@@ -261,6 +261,7 @@ def stage_version(
     event_files: Sequence[Path] = (),
     flags_file: Path | None = None,
     subscribers_file: Path | None = None,
+    extra_files: Sequence[Path] = (),
 ) -> StagedVersion:
     """Write the new version directory; nothing is visible to readers yet.
 
@@ -275,7 +276,8 @@ def stage_version(
 
     `event_files` are the lake's (immutable) event Parquet files the run saw;
     the version lists them so the `events` view never picks up a file that a
-    later run ingests.
+    later run ingests. `extra_files` are copied into the version as they are
+    (the run's evaluation record, engine/incremental.py).
     """
     as_of = to_naive_utc(as_of)
     with writer_lock(paths, run_id=run_id):
@@ -373,6 +375,9 @@ def stage_version(
                 closed = history.history.filter(history.history.column("valid_to").is_valid())
                 extend_manifest(None, staging, {"changes": history.changes, "closed": closed,
                                                 "sizes": history.sizes}, f"{seq:06d}")
+            for extra in extra_files:
+                if Path(extra).is_file():
+                    link_or_copy(Path(extra), staging / Path(extra).name)
             write_event_file_list(staging, project, event_files)
             write_state_file(staging, state)
             finish_staging(staging, final)

@@ -1,0 +1,670 @@
+"""The benchmark: our refresh against naive baselines, in one run, on one machine.
+
+    python bench/run.py --size 1M            # `make bench` (SIZE=10M make bench)
+
+1. Data (cached in bench/data/<size>/, not timed): the sample data
+   (`pipelines.sample_data`) as Parquet landing files at T0 = 2026-11-01
+   00:00Z, a second snapshot at T0+3h with 1% of subscribers changed plus a
+   small events export (`sample_data.changes`), both ingested once.
+   Definitions: `bench/definitions.py` (100 segments by default).
+2. Measured, each in a child process (its peak RSS is its own `ru_maxrss`):
+   - ours: two full refreshes through the library steps of `pipelines/refresh.py`
+     (the first run at T0+1h, then the steady-state one at T0+2h, `--full`):
+     evaluate + history + recipients + publish, step by step; the Polars
+     engine's evaluation of the same run;
+   - baseline (a): one DuckDB query per segment, the project's own compiled
+     SQL (`compile_segment`), run one at a time in dependency order, each
+     inserting its members into `segment_membership` (which later segments read);
+   - baseline (b): one Polars query per segment (its own event aggregation,
+     references looked up in the members computed before);
+   - baseline (c): PostgreSQL, one query per segment (bench/postgres.py),
+     when Debian's `postgresql` package is installed (skipped otherwise);
+   - validate + compile 1,000 definitions;
+   - the hourly incremental run at T0+3h against a `--full` run of the same
+     inputs on a copy of the state (their published tables must be equal);
+   - `segments run` once, wall time (Dagster and process start included).
+   Every baseline's membership must equal ours (asserted).
+3. Writes bench/results/<size>-<date>.md (machine, versions, the table) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+try:
+    import pipelines  # noqa: F401
+except ImportError:  # a checkout that is not installed
+    sys.path.insert(0, str(ROOT))
+
+from definitions import write_definitions  # noqa: E402
+from generate import parse_size  # noqa: E402
+
+T0 = datetime(2026, 11, 1)  # the sample data's snapshot time (naive UTC)
+FIRST_RUN = T0 + timedelta(hours=1)
+FULL_RUN = T0 + timedelta(hours=2)
+CHANGED = T0 + timedelta(hours=3)  # the second snapshot and the incremental run
+SEED = 7
+DATA_VERSION = "1"  # bump when the cached data's recipe changes
+
+TARGETS = {
+    "full_1m": 1.5,
+    "full_10m": 10.0,
+    "vs_duckdb_10m": 3.0,
+    "vs_postgres_10m": 30.0,
+    "incremental_share": 0.20,
+    "validate_1000": 2.0,
+    "rss_10m_gib": 6.0,
+}
+
+
+def _label(n: int) -> str:
+    for unit, size in (("G", 1_000_000_000), ("M", 1_000_000), ("k", 1_000)):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return str(n)
+
+
+def _paths(data: Path, defs: Path):
+    from pipelines.settings import Paths
+
+    return Paths(defs=defs, data=data)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def prepare_data(n: int, root: Path, defs: Path) -> dict:
+    """Landing files and lake for n subscribers (cached); ingest time when done now."""
+    from pipelines.lake.ingest import ingest_landing
+    from pipelines.refresh import load_valid_project
+    from pipelines.sample_data import write_landing
+    from pipelines.sample_data.changes import write_changed_landing
+
+    marker = root / ".prepared"
+    recipe = json.dumps({"n": n, "seed": SEED, "t0": T0.isoformat(), "version": DATA_VERSION})
+    if marker.is_file() and marker.read_text() == recipe:
+        return {"cached": True}
+    if root.exists():
+        shutil.rmtree(root)
+    paths = _paths(root, defs)
+    started = time.perf_counter()
+    write_landing(paths, as_of=T0.replace(tzinfo=UTC), n_subscribers=n, seed=SEED, fmt="parquet")
+    write_changed_landing(paths, as_of=T0, changed_as_of=CHANGED, since=FULL_RUN, n_subscribers=n, share=0.01,
+                          seed=SEED)
+    generated = time.perf_counter() - started
+    started = time.perf_counter()
+    report = ingest_landing(paths, load_valid_project(paths).catalog)
+    if report.rejected:
+        raise SystemExit(f"ingest rejected {report.rejected}")
+    ingested = time.perf_counter() - started
+    marker.write_text(recipe)
+    return {"cached": False, "generate_s": generated, "ingest_s": ingested}
+
+
+def reset_state(data: Path) -> None:
+    """Forget every published run (the lake stays)."""
+    for name in ("published", "work", "audiences", "dagster_home"):
+        shutil.rmtree(data / name, ignore_errors=True)
+    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", ".run.lock"):
+        (data / name).unlink(missing_ok=True)
+
+
+def clone_state(source: Path, target: Path) -> None:
+    """A copy of a data folder: immutable files (lake, versions) hard-linked, the rest copied."""
+    if target.exists():
+        shutil.rmtree(target)
+
+    def copy(src: str, dst: str) -> None:
+        immutable = src.endswith((".parquet", ".arrow")) and ("/lake/" in src or "/versions/" in src)
+        if immutable:
+            os.link(src, dst)
+        else:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, copy_function=copy, ignore=shutil.ignore_patterns("work", "dagster_home"))
+
+
+# --------------------------------------------------------------------------- child tasks
+
+
+def _lake_inputs(paths, project, as_of):
+    from pipelines.lake.snapshots import read_events, read_snapshot, snapshot_at_or_before
+
+    info = snapshot_at_or_before(paths, as_of)
+    return read_snapshot(info, project.catalog), read_events(paths, project.catalog, as_of)
+
+
+def task_refresh(args) -> dict:
+    """Two full refreshes (first run, steady state) through the library steps."""
+    from pipelines.refresh import RunParams, run_steps
+
+    paths = _paths(Path(args.data), Path(args.defs))
+    out = {}
+    for name, as_of in (("first", FIRST_RUN), ("full", FULL_RUN)):
+        params = RunParams(run_id=f"bench-{name}", as_of=as_of, started_at=as_of, engine=args.engine, full=True)
+        _ctx, timings = run_steps(paths, params)
+        out[name] = timings
+    return out
+
+
+def task_evaluate(args) -> dict:
+    """The engine's evaluation of the steady-state run, alone (flags written for comparison)."""
+    from pipelines.lake.snapshots import snapshot_at_or_before
+    from pipelines.publish.history_files import write_flags
+    from pipelines.refresh import RunContext, RunParams, evaluate_run_flags, load_valid_project
+
+    paths = _paths(Path(args.data), Path(args.defs))
+    project = load_valid_project(paths)
+    info = snapshot_at_or_before(paths, FULL_RUN)
+    ctx = RunContext(params=RunParams(run_id="bench-eval", as_of=FULL_RUN, started_at=FULL_RUN, engine=args.engine,
+                                      full=True), snapshot_file=str(info.file))
+    started = time.perf_counter()
+    flags = evaluate_run_flags(paths, ctx, project)
+    seconds = time.perf_counter() - started
+    write_flags(flags, Path(args.out))
+    return {"evaluate": seconds}
+
+
+def _waves(project):
+    from pipelines.segments.plan import evaluation_waves
+
+    return [key for wave in evaluation_waves(project) for key in wave]
+
+
+def _insert_members(key: str, query) -> str:
+    """INSERT INTO segment_membership SELECT '<key>', subscriber_id FROM (<query>) AS q (as an AST)."""
+    from sqlglot import exp
+
+    select = exp.select(exp.Literal.string(key), exp.column("subscriber_id")).from_(
+        exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier("q"))))
+    return exp.insert(select, "segment_membership")
+
+
+def task_baseline_duckdb(args) -> dict:
+    """(a): the compiled per-segment SQL, one statement at a time, in DuckDB."""
+    import duckdb
+
+    from pipelines.refresh import load_valid_project
+    from pipelines.segments.to_sql import segment_query
+
+    paths = _paths(Path(args.data), Path(args.defs))
+    project = load_valid_project(paths)
+    subscribers, events = _lake_inputs(paths, project, FULL_RUN)
+    con = duckdb.connect()
+    con.register("subscribers_arrow", subscribers)
+    con.register("events_arrow", events)
+    con.execute("CREATE TABLE subscribers AS SELECT * FROM subscribers_arrow")
+    con.execute("CREATE TABLE events AS SELECT * FROM events_arrow")
+    con.unregister("subscribers_arrow")
+    con.unregister("events_arrow")
+    del subscribers, events
+    con.execute("CREATE TABLE segment_membership (segment VARCHAR, subscriber_id VARCHAR)")
+    started = time.perf_counter()
+    for key in _waves(project):
+        statement = _insert_members(key, segment_query(project, key, FULL_RUN))
+        con.execute(statement.sql(dialect="duckdb"))
+    seconds = time.perf_counter() - started
+    con.execute(f"COPY segment_membership TO '{_sql_path(args.out)}' (FORMAT parquet)")
+    return {"evaluate": seconds}
+
+
+def _sql_path(path) -> str:
+    return str(path).replace("'", "''")
+
+
+def task_baseline_polars(args) -> dict:
+    """(b): one lazy Polars query per segment, each with its own event aggregation."""
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.refresh import load_valid_project
+    from pipelines.segments.plan import distinct_event_aggregates
+    from pipelines.segments.to_polars import event_condition, segment_predicate
+
+    paths = _paths(Path(args.data), Path(args.defs))
+    project = load_valid_project(paths)
+    subscribers, events = _lake_inputs(paths, project, FULL_RUN)
+    subs = pl.from_arrow(subscribers)
+    evs = pl.from_arrow(events)
+    del subscribers, events
+    catalog = project.catalog
+    as_of = pl.lit(FULL_RUN, dtype=pl.Datetime("us"))
+    members: dict[str, pl.Series] = {}
+    started = time.perf_counter()
+    for key in _waves(project):
+        segment = project.segments[key]
+        aggregates = distinct_event_aggregates([segment])
+        frame = subs.lazy()
+        if aggregates:
+            counts = (
+                evs.lazy()
+                .filter((pl.col("occurred_at") <= as_of) & pl.col("event").is_in(sorted({f.event for f in
+                                                                                         aggregates.values()})))
+                .group_by("subscriber_id")
+                .agg(event_condition(f, catalog, FULL_RUN).sum().alias(f"n_{k}") for k, f in aggregates.items())
+            )
+            frame = frame.join(counts, on="subscriber_id", how="left").with_columns(
+                pl.col(f"n_{k}").fill_null(0) for k in aggregates)
+        predicate = segment_predicate(
+            segment, catalog, FULL_RUN,
+            lambda f: pl.col(f"n_{f.aggregate_key()}"),
+            lambda ref: pl.col("subscriber_id").is_in(members[ref].implode()),
+        )
+        members[key] = frame.filter(predicate).select("subscriber_id").collect().get_column("subscriber_id")
+    seconds = time.perf_counter() - started
+    keys = sorted(members)
+    table = pa.table({
+        "segment": pa.array([k for k in keys for _ in range(len(members[k]))], pa.string()),
+        "subscriber_id": pa.concat_arrays([members[k].to_arrow().cast(pa.string()) for k in keys])
+        if keys else pa.array([], pa.string()),
+    })
+    pq.write_table(table, args.out)
+    return {"evaluate": seconds}
+
+
+def task_postgres(args) -> dict:
+    """(c): PostgreSQL, one query per segment through psql (skipped without PostgreSQL)."""
+    import postgres
+
+    from pipelines.refresh import load_valid_project
+
+    if postgres.find_bin() is None:
+        return {"skipped": "PostgreSQL not installed (Debian package `postgresql`)"}
+    paths = _paths(Path(args.data), Path(args.defs))
+    project = load_valid_project(paths)
+    subscribers, events = _lake_inputs(paths, project, FULL_RUN)
+    with postgres.maybe_cluster() as pg:
+        started = time.perf_counter()
+        pg.load("subscribers", subscribers, project.catalog.subscriber)
+        pg.load("events", events, project.catalog.event)
+        del subscribers, events
+        pg.psql("CREATE TABLE segment_membership (segment TEXT, subscriber_id TEXT);\n"
+                "CREATE INDEX ON events (subscriber_id);\n"
+                "CREATE INDEX ON segment_membership (segment, subscriber_id);\n"
+                "ANALYZE subscribers; ANALYZE events;\n")
+        loaded = time.perf_counter() - started
+        script = ";\n".join(
+            _insert_members(key, _pg_query(project, key)).sql(dialect=postgres.PostgresBaseline(), copy=False)
+            for key in _waves(project)) + ";\n"
+        started = time.perf_counter()
+        pg.psql(script)
+        seconds = time.perf_counter() - started
+        version = pg.psql("SELECT version();", values_only=True).strip()
+        export = pg.scratch("membership.csv")
+        pg.psql(f"COPY segment_membership TO '{_sql_path(export)}' WITH (FORMAT csv);")
+        shutil.copyfile(export, args.out)
+    return {"evaluate": seconds, "load": loaded, "version": version.split(",")[0]}
+
+
+def _pg_query(project, key):
+    from pipelines.segments.to_sql import segment_query
+
+    return segment_query(project, key, FULL_RUN)
+
+
+def task_validate(args) -> dict:
+    """Validate (load every file) and compile (every segment's SQL and the run's plan) N definitions."""
+    from pipelines.engine import compiled_sql_by_segment
+    from pipelines.segments.loader import load_project
+    from pipelines.segments.plan import build_plan
+
+    started = time.perf_counter()
+    project, problems = load_project(args.defs)
+    loaded = time.perf_counter() - started
+    if problems:
+        raise SystemExit(f"{len(problems)} problem(s), first: {problems[0]}")
+    compiled = compiled_sql_by_segment(project, FULL_RUN)
+    build_plan(project, FULL_RUN)
+    total = time.perf_counter() - started
+    return {"validate": loaded, "compile": total - loaded, "total": total, "segments": len(compiled)}
+
+
+def task_incremental(args) -> dict:
+    """The run at T0+3h, incremental (default) or --full, on the state left by the full refresh."""
+    from pipelines.refresh import RunParams, run_steps
+
+    paths = _paths(Path(args.data), Path(args.defs))
+    params = RunParams(run_id="bench-hourly", as_of=CHANGED, started_at=CHANGED, engine=args.engine,
+                       full=args.full)
+    ctx, timings = run_steps(paths, params)
+    used = [w for w in ctx.warnings if w.startswith("incremental:")]
+    return {**timings, "mode": used[0] if used else "full"}
+
+
+TASKS = {
+    "refresh": task_refresh,
+    "evaluate": task_evaluate,
+    "baseline-duckdb": task_baseline_duckdb,
+    "baseline-polars": task_baseline_polars,
+    "postgres": task_postgres,
+    "validate": task_validate,
+    "incremental": task_incremental,
+}
+
+
+def child_main(args) -> None:
+    result = TASKS[args.child](args)
+    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    print("RESULT " + json.dumps(result, default=str))
+
+
+def run_child(task: str, **options) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", task]
+    for key, value in options.items():
+        if value is True:
+            command.append(f"--{key.replace('_', '-')}")
+        elif value not in (None, False):
+            command += [f"--{key.replace('_', '-')}", str(value)]
+    started = time.perf_counter()
+    process = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if process.returncode:
+        raise SystemExit(f"benchmark task {task} failed:\n{process.stdout[-3000:]}\n{process.stderr[-5000:]}")
+    line = [x for x in process.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    result = json.loads(line[len("RESULT "):])
+    result["wall_s"] = wall
+    print(f"  {task:16s} done in {wall:7.1f} s", flush=True)
+    return result
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _membership_source(path: Path) -> str:
+    p = _sql_path(path)
+    if path.suffix == ".csv":
+        return f"read_csv('{p}', header=false, columns={{'segment': 'VARCHAR', 'subscriber_id': 'VARCHAR'}})"
+    return f"read_parquet('{p}')"
+
+
+def same_membership(ours: Path, theirs: Path) -> tuple[bool, int, int]:
+    """(equal, rows of ours, rows only on one side), compared by DuckDB without loading into Python."""
+    import duckdb
+
+    con = duckdb.connect()
+    a = f"SELECT segment, subscriber_id FROM {_membership_source(ours)}"
+    b = f"SELECT segment, subscriber_id FROM {_membership_source(theirs)}"
+    rows = con.execute(f"SELECT count(*) FROM ({a})").fetchone()[0]
+    differ = con.execute(f"SELECT (SELECT count(*) FROM ({a} EXCEPT ALL {b})) + "
+                         f"(SELECT count(*) FROM ({b} EXCEPT ALL {a}))").fetchone()[0]
+    return differ == 0, rows, differ
+
+
+def same_published(a: Path, b: Path) -> list[str]:
+    """Relations whose content differs between two data folders' warehouses."""
+    import duckdb
+
+    differing = []
+    queries = {
+        "segment_membership": "SELECT segment, subscriber_id FROM segment_membership",
+        "segment_membership_history": "SELECT * FROM segment_membership_history",
+        "membership_changes": "SELECT * FROM membership_changes",
+        "segment_sizes": "SELECT * FROM segment_sizes",
+        "recipients": "SELECT * EXCLUDE (run_id) FROM recipients",
+    }
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{_sql_path(a / 'warehouse.duckdb')}' AS a (READ_ONLY)")
+    con.execute(f"ATTACH '{_sql_path(b / 'warehouse.duckdb')}' AS b (READ_ONLY)")
+    for name, query in queries.items():
+        qa = query.replace(f"FROM {name}", f"FROM a.{name}")
+        qb = query.replace(f"FROM {name}", f"FROM b.{name}")
+        n = con.execute(f"SELECT (SELECT count(*) FROM ({qa} EXCEPT ALL {qb})) + "
+                        f"(SELECT count(*) FROM ({qb} EXCEPT ALL {qa}))").fetchone()[0]
+        if n:
+            differing.append(f"{name} ({n:,} rows)")
+    return differing
+
+
+def flags_equal(a: Path, b: Path) -> bool:
+    import pyarrow.feather as feather
+
+    return feather.read_table(str(a)).equals(feather.read_table(str(b)))
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> dict:
+    info = {"cores": os.cpu_count(), "python": platform.python_version(), "os": platform.platform()}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor() or "unknown"
+    try:
+        kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                       if line.startswith("MemTotal")))
+        info["ram_gib"] = round(kib / 2**20, 1)
+    except (OSError, StopIteration):
+        info["ram_gib"] = None
+    for package in ("duckdb", "polars", "pyarrow", "sqlglot", "dagster", "numpy"):
+        try:
+            info[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            info[package] = "-"
+    info["load_before"] = os.getloadavg()
+    return info
+
+
+def _s(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.2f} s"
+
+
+def _x(a: float | None, b: float | None) -> str:
+    return "-" if not a or not b else f"{a / b:,.1f}x"
+
+
+def _gib(b: int | None) -> str:
+    return "-" if b is None else f"{b / 2**30:,.2f} GiB"
+
+
+def report(size: str, n: int, info: dict, data: dict, results: dict, checks: list[str], members: int) -> str:
+    refresh = results["refresh"]
+    first, full = refresh["first"], refresh["full"]
+    ours_full = sum(full[k] for k in ("evaluate", "history", "recipients", "publish"))
+    ours_first = sum(first[k] for k in ("evaluate", "history", "recipients", "publish"))
+    ours_eval = full["evaluate"]
+    duck = results.get("baseline-duckdb", {}).get("evaluate")
+    polars_base = results.get("baseline-polars", {}).get("evaluate")
+    pg = results.get("postgres", {})
+    pg_eval = pg.get("evaluate")
+    inc = results.get("incremental", {})
+    inc_full = results.get("incremental-full", {})
+    inc_total = sum(inc.get(k, 0) for k in ("evaluate", "history", "recipients", "publish")) if inc else None
+    inc_full_total = sum(inc_full.get(k, 0) for k in ("evaluate", "history", "recipients", "publish")) \
+        if inc_full else None
+    val = results.get("validate", {})
+    lines = [
+        f"# Benchmark: {size} subscribers x {results['definitions']} segments ({date.today().isoformat()})",
+        "",
+        f"Machine: {info['cores']} cores, {info['ram_gib']} GiB RAM, {info['cpu']}; {info['os']}.",
+        f"Versions: Python {info['python']}, DuckDB {info['duckdb']}, Polars {info['polars']}, pyarrow "
+        f"{info['pyarrow']}, sqlglot {info['sqlglot']}, Dagster {info['dagster']}, numpy {info['numpy']}"
+        + (f", {pg['version']}" if pg.get("version") else "") + ".",
+        f"Load average before / after: {info['load_before'][0]:.1f} / {os.getloadavg()[0]:.1f} "
+        "(the machine is shared: compare the ratios, measured in this one run).",
+        "",
+        f"Data: {n:,} subscribers, events as generated by `pipelines.sample_data` (2 per subscriber), "
+        f"{members:,} memberships at T0+2h; "
+        + ("cached." if data.get("cached") else
+           f"generated in {data['generate_s']:.0f} s, ingested in {data['ingest_s']:.0f} s (not timed below)."),
+        "",
+        "| workload | time | vs ours | peak RSS |",
+        "|---|---:|---:|---:|",
+        f"| **ours, full refresh** (evaluate + history + recipients + publish, steady state, `--full`) | "
+        f"{_s(ours_full)} | 1.0x | {_gib(refresh['peak_rss_bytes'])} |",
+        f"| &nbsp;&nbsp;evaluate / history / recipients / publish | {full['evaluate']:.2f} / {full['history']:.2f} / "
+        f"{full['recipients']:.2f} / {full['publish']:.2f} s | | |",
+        f"| ours, first run (everyone enters) | {_s(ours_first)} | | |",
+        f"| ours, evaluate only (DuckDB engine) | {_s(ours_eval)} | | |",
+    ]
+    if "evaluate-polars" in results:
+        p = results["evaluate-polars"]
+        lines.append(f"| ours, evaluate only (Polars engine) | {_s(p['evaluate'])} | | {_gib(p['peak_rss_bytes'])} |")
+    for name, label, value in (("baseline-duckdb", "(a) DuckDB, one compiled query per segment", duck),
+                               ("baseline-polars", "(b) Polars, one query per segment", polars_base),
+                               ("postgres", "(c) PostgreSQL, one query per segment", pg_eval)):
+        if value is not None:
+            lines.append(f"| {label} | {_s(value)} | {_x(value, ours_full)} slower than our full refresh, "
+                         f"{_x(value, ours_eval)} than our evaluate | {_gib(results[name].get('peak_rss_bytes'))} |")
+        elif name in results:
+            lines.append(f"| {label} | skipped: {results[name].get('skipped')} | | |")
+    if inc:
+        lines.append(f"| hourly incremental run, 1% changed ({inc['mode']}) | {_s(inc_total)} | "
+                     f"{inc_total / inc_full_total:.0%} of a full run of the same inputs ({_s(inc_full_total)}) | "
+                     f"{_gib(inc.get('peak_rss_bytes'))} |")
+        lines.append(f"| &nbsp;&nbsp;incremental evaluate / history / recipients / publish | {inc['evaluate']:.2f} / "
+                     f"{inc['history']:.2f} / {inc['recipients']:.2f} / {inc['publish']:.2f} s | "
+                     f"full: {inc_full['evaluate']:.2f} / {inc_full['history']:.2f} / {inc_full['recipients']:.2f} / "
+                     f"{inc_full['publish']:.2f} s | |")
+    if val:
+        lines.append(f"| validate + compile {val['segments']:,} definitions | {_s(val['total'])} "
+                     f"(validate {val['validate']:.2f}, compile {val['compile']:.2f}) | | |")
+    if "cli" in results:
+        lines.append(f"| `segments run --full` (one run, Dagster and process start included) | "
+                     f"{_s(results['cli']['wall_s'])} | | |")
+    lines += ["", "Checks: " + ("; ".join(checks) if checks else "none"), ""]
+    targets = [
+        ("full refresh 1M x 100 <= 1.5 s", n == 1_000_000, ours_full, TARGETS["full_1m"]),
+        ("full refresh 10M x 100 <= 10 s", n == 10_000_000, ours_full, TARGETS["full_10m"]),
+    ]
+    lines.append("Targets (`size` dependent; a ratio is measured in this run):")
+    lines.append("")
+    for label, applies, value, limit in targets:
+        if applies:
+            lines.append(f"- {label}: {_s(value)} -> {'met' if value <= limit else 'NOT met'}")
+    if duck:
+        lines.append(f"- full refresh >= 3x faster than (a): {_x(duck, ours_full)} -> "
+                     f"{'met' if duck / ours_full >= 3 else 'NOT met'}")
+    if pg_eval:
+        lines.append(f"- >= 30x faster than (c) PostgreSQL: {_x(pg_eval, ours_full)} (full refresh), "
+                     f"{_x(pg_eval, ours_eval)} (evaluate) -> {'met' if pg_eval / ours_full >= 30 else 'NOT met'}")
+    if inc:
+        share = inc_total / inc_full_total
+        lines.append(f"- incremental <= 20% of a full refresh: {share:.0%} -> {'met' if share <= 0.2 else 'NOT met'}")
+    if val:
+        lines.append(f"- validate + compile 1,000 definitions <= 2 s: {_s(val['total'])} -> "
+                     f"{'met' if val['total'] <= 2 else 'NOT met'}")
+    if n == 10_000_000:
+        peak = refresh["peak_rss_bytes"] / 2**30
+        lines.append(f"- peak RSS 10M x 100 <= 6 GiB: {peak:.2f} GiB -> {'met' if peak <= 6 else 'NOT met'}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=parse_size, default=parse_size("1M"))
+    parser.add_argument("--definitions", type=int, default=100)
+    parser.add_argument("--engine", default="duckdb")
+    parser.add_argument("--data-root", type=Path, default=BENCH / "data")
+    parser.add_argument("--results", type=Path, default=BENCH / "results")
+    parser.add_argument("--skip", default="", help="comma-separated: duckdb,polars,postgres,incremental,cli,validate")
+    # child-process arguments
+    parser.add_argument("--child", choices=sorted(TASKS), help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--defs", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child_main(args)
+        return 0
+
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    n, size = args.size, _label(args.size)
+    root = (args.data_root / size).absolute()
+    data = root / "data"
+    defs = write_definitions(root / f"defs-{args.definitions}", args.definitions)
+    info = machine()
+    print(f"benchmark {size} x {args.definitions} segments in {root}", flush=True)
+    prepared = prepare_data(n, data, defs)
+    print(f"  data {'cached' if prepared.get('cached') else 'generated and ingested'}", flush=True)
+    reset_state(data)
+    scratch = root / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+
+    results: dict = {"definitions": args.definitions}
+    common = {"data": data, "defs": defs, "engine": args.engine}
+    results["refresh"] = run_child("refresh", **common)
+    from pipelines.publish.state import current_state
+    from pipelines.settings import Paths
+
+    published = current_state(Paths(defs=defs, data=data))
+    ours = published.version_dir / "segment_membership.parquet"
+    ours_flags = published.version_dir / "membership_flags.arrow"
+    checks = []
+    for engine in ("polars",) if "polars" not in skip and args.engine != "polars" else ():
+        target = scratch / f"flags-{engine}.arrow"
+        results[f"evaluate-{engine}"] = run_child("evaluate", data=data, defs=defs, engine=engine, out=target)
+        if not flags_equal(ours_flags, target):
+            raise SystemExit(f"the {engine} engine's flags differ from the {args.engine} engine's")
+        checks.append(f"{engine} engine == {args.engine} engine")
+    for task, key, suffix in (("baseline-duckdb", "duckdb", ".parquet"), ("baseline-polars", "polars", ".parquet"),
+                              ("postgres", "postgres", ".csv")):
+        if key in skip:
+            continue
+        target = scratch / f"{task}{suffix}"
+        results[task] = run_child(task, data=data, defs=defs, out=target)
+        if results[task].get("skipped"):
+            print(f"  {task}: {results[task]['skipped']}", flush=True)
+            continue
+        equal, rows, differ = same_membership(ours, target)
+        if not equal:
+            raise SystemExit(f"{task}: membership differs from ours in {differ:,} rows")
+        checks.append(f"{task} membership == ours ({rows:,} rows)")
+    if "validate" not in skip:
+        defs_1000 = write_definitions(root / "defs-1000", 1000)
+        results["validate"] = run_child("validate", defs=defs_1000)
+    if "incremental" not in skip:
+        copy = root / "data-full"
+        clone_state(data, copy)
+        results["incremental"] = run_child("incremental", data=data, defs=defs, engine=args.engine)
+        results["incremental-full"] = run_child("incremental", data=copy, defs=defs, engine=args.engine, full=True)
+        differing = same_published(data, copy)
+        if differing:
+            raise SystemExit(f"incremental and full runs published different tables: {', '.join(differing)}")
+        checks.append("incremental run == full run (membership, history, changes, sizes, recipients)")
+        shutil.rmtree(copy, ignore_errors=True)
+    if "cli" not in skip:
+        started = time.perf_counter()
+        as_of = (CHANGED + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        subprocess.run([str(Path(sys.executable).parent / "segments"), "run", "--data", str(data), "--defs", str(defs),
+                        "--as-of", as_of, "--full"], check=True, capture_output=True,
+                       env={**os.environ, "DAGSTER_HOME": str(data / "dagster_home")})
+        results["cli"] = {"wall_s": time.perf_counter() - started}
+    import pyarrow.parquet as pq
+
+    members = pq.read_metadata(ours).num_rows
+    text = report(size, n, info, prepared, results, checks, members)
+    args.results.mkdir(parents=True, exist_ok=True)
+    target = args.results / f"{size}-{date.today().isoformat()}.md"
+    target.write_text(text)
+    (args.results / f"{size}-{date.today().isoformat()}.json").write_text(json.dumps(results, indent=1, default=str))
+    print()
+    print(text)
+    print(f"written to {target}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""A later snapshot of the sample data with a share of subscribers changed,
+plus a small events export: the input of an hourly incremental run.
+
+`write_changed_landing` regenerates the base snapshot block by block (same
+rows as `write_landing` for the same n, as_of and seed), changes about
+`share` of the rows (one column each takes another row's value: a move, a
+new tag list, a status, an age, ...), drops a few subscribers, adds a few new
+ones, and writes an events export of new events for about `share` of the
+subscribers, dated between `since` and the new snapshot time. Deterministic
+for its arguments; memory bounded by one block.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pipelines.sample_data.generate import (
+    BLOCK_ROWS,
+    EVENT_SCHEMA,
+    SUBSCRIBER_SCHEMA,
+    _event_block,
+    _subscriber_block,
+    as_of_seconds,
+)
+from pipelines.sample_data.landing import _landing_writer, landing_file_paths
+from pipelines.sample_data.strings import numbered
+from pipelines.settings import Paths
+
+_CHANGE_STREAM = 2
+# Columns a change may touch (ids, emails and creation times stay).
+_CHANGEABLE = ("status", "first_name", "last_name", "signup_form", "city", "state", "postal_code", "age", "tags",
+               "loyalty_points", "vip", "birthday")
+
+
+def _changed_block(block: pa.Table, rng: np.random.Generator, share: float) -> tuple[pa.Table, np.ndarray]:
+    """(block with about `share` of its rows changed in one column and ~share/10 dropped, changed rows)."""
+    k = block.num_rows
+    changed = rng.random(k) < share
+    which = rng.integers(0, len(_CHANGEABLE), k)
+    source = rng.integers(0, max(k, 1), k)
+    columns = []
+    for name in block.column_names:
+        column = block.column(name).combine_chunks()
+        if name in _CHANGEABLE:
+            rows = changed & (which == _CHANGEABLE.index(name))
+            if rows.any():
+                index = np.arange(k)
+                index[rows] = source[rows]
+                column = column.take(pa.array(index))
+        columns.append(column)
+    keep = rng.random(k) >= share / 10
+    return pa.Table.from_arrays(columns, schema=block.schema).filter(pa.array(keep)), changed[keep]
+
+
+def write_changed_landing(paths: Paths, *, as_of: datetime, changed_as_of: datetime, since: datetime,
+                          n_subscribers: int, share: float = 0.01, seed: int = 7) -> list[Path]:
+    """Landing files at `changed_as_of`: the changed snapshot and the new events."""
+    now = as_of_seconds(as_of)
+    first, last = as_of_seconds(since), as_of_seconds(changed_as_of)
+    subscribers_path, events_path = landing_file_paths(paths, as_of=changed_as_of, fmt="parquet")
+    new_subscribers = max(1, int(n_subscribers * share / 10))
+    next_event = 1
+    with (_landing_writer(subscribers_path, SUBSCRIBER_SCHEMA, "parquet") as write_subscribers,
+          _landing_writer(events_path, EVENT_SCHEMA, "parquet") as write_events):
+        blocks = list(enumerate(range(0, n_subscribers, BLOCK_ROWS)))
+        extra = (len(blocks), n_subscribers)  # the new subscribers, numbered after everyone
+        for block, start in [*blocks, extra]:
+            stop = min(start + BLOCK_ROWS, n_subscribers) if start < n_subscribers else start + new_subscribers
+            rows = _subscriber_block(start, stop, now=now, seed=seed, block=block)
+            rng = np.random.default_rng([seed, _CHANGE_STREAM, block])
+            if start < n_subscribers:
+                rows, touched = _changed_block(rows, rng, share)
+            else:
+                touched = np.ones(rows.num_rows, dtype=bool)
+            write_subscribers(rows)
+            # New events for the changed and new subscribers and about as many others.
+            active = touched | (rng.random(rows.num_rows) < share)
+            events = _event_block(rows.filter(pa.array(active)), now=now, seed=seed + 1, block=block,
+                                  per_subscriber=2.0)
+            if events.num_rows:
+                at = rng.integers(first + 1, last + 1, events.num_rows) * 1_000_000
+                events = events.set_column(events.schema.get_field_index("occurred_at"), "occurred_at",
+                                           pa.array(at, pa.timestamp("us")))
+                ids = numbered(f"evt_{last}_", next_event, events.num_rows, 10)
+                next_event += events.num_rows
+                write_events(events.add_column(0, EVENT_SCHEMA.field("event_id"), ids))
+    return [subscribers_path, events_path]
+
+
+__all__ = ["write_changed_landing"]
