@@ -354,12 +354,41 @@ TASKS = {
     "postgres": task_postgres,
     "validate": task_validate,
     "incremental": task_incremental,
+    "compare": lambda args: task_compare(args),
+    "compare-published": lambda args: task_compare_published(args),
+    "compare-flags": lambda args: task_compare_flags(args),
 }
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set: VmHWM (Linux; it starts afresh at exec, where
+    `ru_maxrss` may carry the forking parent's peak), else `ru_maxrss`."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def task_compare(args) -> dict:
+    """Whether two membership files (Parquet or CSV) hold the same pairs."""
+    equal, rows, differ = same_membership(Path(args.data), Path(args.out))
+    return {"equal": equal, "rows": rows, "differ": differ}
+
+
+def task_compare_published(args) -> dict:
+    return {"differing": same_published(Path(args.data), Path(args.out))}
+
+
+def task_compare_flags(args) -> dict:
+    return {"equal": flags_equal(Path(args.data), Path(args.out))}
 
 
 def child_main(args) -> None:
     result = TASKS[args.child](args)
-    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    result["peak_rss_bytes"] = peak_rss_bytes()
     print("RESULT " + json.dumps(result, default=str))
 
 
@@ -378,7 +407,8 @@ def run_child(task: str, **options) -> dict:
     line = [x for x in process.stdout.splitlines() if x.startswith("RESULT ")][-1]
     result = json.loads(line[len("RESULT "):])
     result["wall_s"] = wall
-    print(f"  {task:16s} done in {wall:7.1f} s", flush=True)
+    if not task.startswith("compare"):
+        print(f"  {task:16s} done in {wall:7.1f} s", flush=True)
     return result
 
 
@@ -615,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     for engine in ("polars",) if "polars" not in skip and args.engine != "polars" else ():
         target = scratch / f"flags-{engine}.arrow"
         results[f"evaluate-{engine}"] = run_child("evaluate", data=data, defs=defs, engine=engine, out=target)
-        if not flags_equal(ours_flags, target):
+        if not run_child("compare-flags", data=ours_flags, out=target)["equal"]:
             raise SystemExit(f"the {engine} engine's flags differ from the {args.engine} engine's")
         checks.append(f"{engine} engine == {args.engine} engine")
     for task, key, suffix in (("baseline-duckdb", "duckdb", ".parquet"), ("baseline-polars", "polars", ".parquet"),
@@ -627,10 +657,10 @@ def main(argv: list[str] | None = None) -> int:
         if results[task].get("skipped"):
             print(f"  {task}: {results[task]['skipped']}", flush=True)
             continue
-        equal, rows, differ = same_membership(ours, target)
-        if not equal:
-            raise SystemExit(f"{task}: membership differs from ours in {differ:,} rows")
-        checks.append(f"{task} membership == ours ({rows:,} rows)")
+        compared = run_child("compare", data=ours, out=target)
+        if not compared["equal"]:
+            raise SystemExit(f"{task}: membership differs from ours in {compared['differ']:,} rows")
+        checks.append(f"{task} membership == ours ({compared['rows']:,} rows)")
     if "validate" not in skip:
         defs_1000 = write_definitions(root / "defs-1000", 1000)
         results["validate"] = run_child("validate", defs=defs_1000)
@@ -639,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         clone_state(data, copy)
         results["incremental"] = run_child("incremental", data=data, defs=defs, engine=args.engine)
         results["incremental-full"] = run_child("incremental", data=copy, defs=defs, engine=args.engine, full=True)
-        differing = same_published(data, copy)
+        differing = run_child("compare-published", data=data, out=copy)["differing"]
         if differing:
             raise SystemExit(f"incremental and full runs published different tables: {', '.join(differing)}")
         checks.append("incremental run == full run (membership, history, changes, sizes, recipients)")

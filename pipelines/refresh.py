@@ -310,7 +310,7 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
     (engine/incremental.py); None when the run must (or had better) evaluate in full."""
     from .engine.flags import sort_by_id
     from .engine.incremental import RECORD_FILE, EvaluationRecord, evaluate_incremental
-    from .lake.snapshots import event_part_files, read_events
+    from .lake.snapshots import event_part_files, read_event_rows, read_events, read_snapshot_rows
     from .publish.history import history_base
     from .publish.history_files import read_flags
     from .publish.scratch import scratch_connection
@@ -330,10 +330,14 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
     as_of = ctx.params.as_of
 
     def subscribers(columns: list[str], ids):
-        return run_subscribers(paths, ctx, project, columns, [c for c in columns if c not in _IDS], ids=ids)
+        if ids is not None:  # the affected few: DuckDB reads just their rows
+            return sort_by_id(read_snapshot_rows(snapshot, project.catalog, columns, ids))
+        return run_subscribers(paths, ctx, project, columns, [c for c in columns if c not in _IDS])
 
     def events(columns: list[str], ids):
-        return read_events(paths, project.catalog, as_of, columns, [c for c in columns if c not in _IDS], ids=ids)
+        if ids is not None:
+            return read_event_rows(paths, project.catalog, as_of, columns, ids)
+        return read_events(paths, project.catalog, as_of, columns, [c for c in columns if c not in _IDS])
 
     def stored_columns(file: str) -> set[str]:
         return set(pq.read_schema(file).names)
@@ -350,6 +354,7 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
         project, as_of, engine=ctx.params.engine, base_flags=base_flags, base=record,
         snapshot_file=snapshot.file, event_files=event_part_files(paths), current_ids=current_ids,
         read_subscribers=subscribers, read_events=events, stored_columns=stored_columns, run_query=run_query,
+        root=Path(paths.data),
     )
 
 
@@ -428,7 +433,8 @@ def step_evaluate(paths: Paths, run_id: str) -> tuple[RunContext, dict[str, int]
     from .lake.snapshots import event_part_files
 
     project = load_valid_project(paths)
-    record = EvaluationRecord.of(project, ctx.params.as_of, ctx.snapshot_file, event_part_files(paths))
+    record = EvaluationRecord.of(project, ctx.params.as_of, ctx.snapshot_file, event_part_files(paths),
+                                 root=Path(paths.data))
     warnings = len(ctx.warnings)
     flags = evaluate_run_flags(paths, ctx, project)
     ws.save_flags(flags)
@@ -477,7 +483,10 @@ def step_recipients(paths: Paths, run_id: str) -> tuple[RunContext, pa.Table | N
     project = load_valid_project(paths)
     subscribers = run_subscribers(paths, ctx, project, _recipient_columns(project))
     recipients = audiences.compute_recipients(project, ws.load_flags(), subscribers, run_id)
-    ws.save_table("recipients", recipients)
+    # Already sorted by (audience, subscriber_id) (both ways of computing it sort), and
+    # written as published: the version links this file.
+    ws.dir.mkdir(parents=True, exist_ok=True)
+    pq.write_table(recipients, ws.dir / "recipients.parquet", compression="zstd", write_statistics=["audience"])
     return ctx, recipients
 
 
@@ -522,6 +531,7 @@ def step_publish(paths: Paths, run_id: str, keep_versions: int = 5):
             flags_file=ws.flags_file,
             subscribers_file=Path(ctx.snapshot_file) if linkable else None,
             extra_files=[ws.dir / "evaluation.json"],
+            recipients_file=ws.dir / "recipients.parquet",
         )
         result = publish_version(paths, staged, keep_versions=keep_versions)
     return ctx, result

@@ -60,19 +60,21 @@ def evaluate(
 
 
 def evaluate_flags(
-    project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime, engine: str = "duckdb"
+    project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime, engine: str = "duckdb",
+    *, encode: bool = True,
 ) -> pa.Table:
     """Membership as flags (engine/flags.py): `subscriber_id` sorted, then one
     boolean `segment:KEY` column per segment in key order. What a run keeps and
-    publishes; `evaluate` is its long shape."""
+    publishes; `evaluate` is its long shape. `encode=False` evaluates string and
+    tag filters row by row instead of per distinct value (cheaper for a few rows)."""
     if engine == "duckdb":
         from .duckdb_engine import evaluate_flags_duckdb
 
-        return evaluate_flags_duckdb(project, subscribers, events, naive_utc(as_of))
+        return evaluate_flags_duckdb(project, subscribers, events, naive_utc(as_of), encode=encode)
     if engine == "polars":
         from .polars_engine import evaluate_flags_polars
 
-        return evaluate_flags_polars(project, subscribers, events, naive_utc(as_of))
+        return evaluate_flags_polars(project, subscribers, events, naive_utc(as_of), encode=encode)
     if engine in ALL_ENGINES:  # engines without a flags path: their long shape, folded
         from ..publish.flag_history import membership_to_flags
         from .flags import sort_by_id

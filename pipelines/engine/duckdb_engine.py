@@ -248,7 +248,7 @@ def _field_leaves(con: duckdb.DuckDBPyConnection, subscribers: pa.Table, filters
 
 
 def _event_counts(con: duckdb.DuckDBPyConnection, project: Project, plan: EvaluationPlan,
-                  subscribers: pa.Table, events: pa.Table, start: int) -> EventCounts:
+                  subscribers: pa.Table, events: pa.Table, start: int, encode: bool = True) -> EventCounts:
     """Per aggregate (plan.aggregates), the event count of each subscriber row.
 
     DuckDB joins each event to its subscriber's row and says, as bits of one
@@ -259,7 +259,8 @@ def _event_counts(con: duckdb.DuckDBPyConnection, project: Project, plan: Evalua
     events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event",
                      keep_dictionaries=True)
     where = [w for f in plan.aggregates.values() for w in f.where]
-    pre = precompute(events, catalog.event, where, _value_evaluator(con, plan.as_of), start=start)
+    pre = precompute(events, catalog.event, where, _value_evaluator(con, plan.as_of), start=start) if encode \
+        else Precomputed()
     n = subscribers.num_rows
     con.register(EVENTS, pre.append_to(events))
     con.register(_ROWS, pa.table({"subscriber_id": subscribers.column("subscriber_id"),
@@ -324,8 +325,8 @@ def evaluate_flags_duckdb(project: Project, subscribers: pa.Table, events: pa.Ta
             pre = precompute(subscribers, catalog.subscriber, filters, _value_evaluator(con, plan.as_of))
         leaves = _field_leaves(con, subscribers, [f for f in filters if pre.name_of(f) is None], catalog,
                                plan.as_of)
-        counts = _event_counts(con, project, plan, subscribers, events, len(pre.columns)) if plan.aggregates \
-            else EventCounts.none()
+        counts = _event_counts(con, project, plan, subscribers, events, len(pre.columns), encode) \
+            if plan.aggregates else EventCounts.none()
     finally:
         con.close()
 

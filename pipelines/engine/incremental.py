@@ -49,6 +49,8 @@ RECORD_FILE = "evaluation.json"
 _TIMESTAMP = exp.DataType.build("TIMESTAMP")
 # Above this share of affected subscribers, a full evaluation is as cheap.
 MAX_AFFECTED_SHARE = 0.5
+# Fewer affected subscribers than this are evaluated without per-distinct-value encoding.
+ENCODE_FROM_ROWS = 50_000
 
 
 def catalog_fingerprint(project: Project) -> str:
@@ -57,9 +59,21 @@ def catalog_fingerprint(project: Project) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _relative(path: Path | str, root: Path | None) -> str:
+    """A lake file's path relative to the data folder (a moved folder still matches)."""
+    path = Path(path).absolute()
+    if root is not None:
+        try:
+            return path.relative_to(Path(root).absolute()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
 @dataclass
 class EvaluationRecord:
-    """What a set of flags was computed from."""
+    """What a set of flags was computed from. Lake paths are relative to the
+    data folder when they are inside it (`root`)."""
 
     as_of: str
     snapshot_file: str
@@ -69,14 +83,22 @@ class EvaluationRecord:
 
     @classmethod
     def of(cls, project: Project, as_of: datetime, snapshot_file: Path | str,
-           event_files: Iterable[Path | str]) -> EvaluationRecord:
+           event_files: Iterable[Path | str], root: Path | None = None) -> EvaluationRecord:
         return cls(
             as_of=naive_utc(as_of).isoformat(),
-            snapshot_file=str(Path(snapshot_file).absolute()),
-            event_files=sorted(str(Path(f).absolute()) for f in event_files),
+            snapshot_file=_relative(snapshot_file, root),
+            event_files=sorted(_relative(f, root) for f in event_files),
             definitions={key: s.definition_sha256() for key, s in sorted(project.segments.items())},
             catalog=catalog_fingerprint(project),
         )
+
+    def resolved(self, root: Path | None) -> EvaluationRecord:
+        """The same record with absolute paths."""
+        def absolute(p: str) -> str:
+            return str((Path(root) / p).absolute()) if root is not None and not Path(p).is_absolute() else p
+
+        return EvaluationRecord(self.as_of, absolute(self.snapshot_file), [absolute(f) for f in self.event_files],
+                                self.definitions, self.catalog)
 
     def save(self, target: Path) -> None:
         target.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
@@ -250,12 +272,18 @@ def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
     if (at < 0).any():
         raise ValueError("updated subscribers are missing from the snapshot")
     full_keys = set(flag_keys(full)) if full is not None else set()
+    positions = pa.array(at)
     columns = [current_ids]
     for key in keys:
         name = segment_column(key)
         if key in full_keys:
             columns.append(full.column(name))
             continue
+        if aligned is None and name in base_flags.column_names:
+            before = base_flags.column(name)
+            if before.take(positions).equals(update.column(name)):
+                columns.append(before)  # nobody's membership of this segment changed
+                continue
         if name in base_flags.column_names:
             before = base_flags.column(name).to_numpy()
             values = before.copy() if aligned is None else before[aligned[1]] & (aligned[1] >= 0)
@@ -298,13 +326,16 @@ def evaluate_incremental(
     read_events: Reader,
     stored_columns: Callable[[str], set[str]],
     run_query: Callable[[exp.Expression], pa.Table],
+    root: Path | None = None,
 ) -> tuple[pa.Table, IncrementalPlan] | None:
     """The run's flags from the base's, or None when a full evaluation is needed
     (or cheaper). `current_ids` are the snapshot's ids, sorted; the readers give
     the typed columns asked for (and the rows of the given subscribers only);
-    `run_query` runs a DuckDB query (the affected subscribers)."""
+    `run_query` runs a DuckDB query (the affected subscribers); `root` is the
+    data folder the record's relative paths are in."""
     from . import evaluate_flags
 
+    base = base.resolved(root)
     as_of = naive_utc(as_of)
     if base.catalog != catalog_fingerprint(project) or datetime.fromisoformat(base.as_of) > as_of:
         return None
@@ -316,8 +347,10 @@ def evaluate_incremental(
     if len(affected) > MAX_AFFECTED_SHARE * max(len(current_ids), 1):
         return None
     plan = build_plan(project, as_of)
+    # A few thousand rows: one query for every filter beats evaluating per distinct value.
     update = evaluate_flags(project, read_subscribers(plan.subscriber_fields, affected),
-                            read_events(plan.event_fields, affected), as_of, engine=engine)
+                            read_events(plan.event_fields, affected), as_of, engine=engine,
+                            encode=len(affected) >= ENCODE_FROM_ROWS)
     recompute = segments_to_recompute(project, base)
     full = None
     if recompute:

@@ -110,12 +110,14 @@ def _value_evaluator(as_of: datetime) -> ValueEvaluator:
     return run
 
 
-def _event_counts(project: Project, plan, subscribers: pa.Table, events: pa.Table, start: int) -> EventCounts:
+def _event_counts(project: Project, plan, subscribers: pa.Table, events: pa.Table, start: int,
+                  encode: bool = True) -> EventCounts:
     catalog = project.catalog
     events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event",
                      keep_dictionaries=True)
     where = [w for f in plan.aggregates.values() for w in f.where]
-    pre = precompute(events, catalog.event, where, _value_evaluator(plan.as_of), start=start)
+    pre = precompute(events, catalog.event, where, _value_evaluator(plan.as_of), start=start) if encode \
+        else Precomputed()
     events = decode_dictionaries(events)  # Polars would make them Categorical
 
     def resolve(f: FieldFilter) -> pl.Expr | None:
@@ -169,7 +171,7 @@ def evaluate_flags_polars(project: Project, subscribers: pa.Table, events: pa.Ta
         )
         for i, f in enumerate(rest):
             leaves[f] = frame.get_column(f"p{i}").to_arrow()
-    counts = _event_counts(project, plan, subscribers, events, len(pre.columns)) if plan.aggregates \
+    counts = _event_counts(project, plan, subscribers, events, len(pre.columns), encode) if plan.aggregates \
         else EventCounts.none()
 
     def field_result(f: FieldFilter) -> pa.Array:

@@ -262,6 +262,7 @@ def stage_version(
     flags_file: Path | None = None,
     subscribers_file: Path | None = None,
     extra_files: Sequence[Path] = (),
+    recipients_file: Path | None = None,
 ) -> StagedVersion:
     """Write the new version directory; nothing is visible to readers yet.
 
@@ -277,7 +278,8 @@ def stage_version(
     `event_files` are the lake's (immutable) event Parquet files the run saw;
     the version lists them so the `events` view never picks up a file that a
     later run ingests. `extra_files` are copied into the version as they are
-    (the run's evaluation record, engine/incremental.py).
+    (the run's evaluation record, engine/incremental.py). `recipients_file`, the
+    `recipients` table already written sorted, is linked instead of rewritten.
     """
     as_of = to_naive_utc(as_of)
     with writer_lock(paths, run_id=run_id):
@@ -351,7 +353,7 @@ def stage_version(
             _open_stays_from_tables(membership, history)
         relations.update({
             "runs": runs,
-            "recipients": recipients,
+            "recipients": Path(recipients_file) if recipients_file is not None and from_files else recipients,
             "audiences": audiences_table(project, recipients),
             "quarantine": schemas.conform(quarantine, schemas.QUARANTINE, what="quarantine"),
         })

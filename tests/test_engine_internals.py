@@ -1,0 +1,128 @@
+"""Pieces of the fast evaluation path, checked against obvious implementations:
+event counts summed from bit masks, filters evaluated per distinct value,
+and the libyaml-based composer against ruamel's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+from ruamel.yaml.nodes import MappingNode, ScalarNode
+
+from pipelines.engine import combine
+from pipelines.engine.combine import aggregate_counts
+from pipelines.segments import yaml_tree
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.integers(0, 30), max_size=300),
+    aggregates=st.integers(1, 130),
+    seed=st.integers(0, 10_000),
+    chunk=st.sampled_from([1, 2, 7, 1 << 22]),
+)
+def test_aggregate_counts_match_a_plain_count(rows, aggregates, seed, chunk):
+    rng = np.random.default_rng(seed)
+    rows = np.array(rows, dtype=np.int64)
+    bits = rng.random((len(rows), aggregates)) < 0.4
+    words = []
+    for w in range(0, aggregates, 64):
+        word = np.zeros(len(rows), dtype=np.uint64)
+        for j in range(min(64, aggregates - w)):
+            word |= bits[:, w + j].astype(np.uint64) << np.uint64(j)
+        words.append(word)
+    keys = [f"k{i}" for i in range(aggregates)]
+    original = combine._CHUNK
+    combine._CHUNK = chunk
+    try:
+        counts = aggregate_counts(rows, words, keys)
+    finally:
+        combine._CHUNK = original
+    for k, key in enumerate(keys):
+        expected = np.bincount(rows[bits[:, k]], minlength=31) if len(rows) else np.zeros(31, np.int64)
+        assert np.array_equal(counts.dense(key, 31), expected[:31])
+    for op, value in (("gte", 1), ("lt", 2), ("is", 0)):
+        holds = counts.holds(keys[0], op, value, 31)
+        dense = counts.dense(keys[0], 31)
+        expected = {"gte": dense >= value, "lt": dense < value, "is": dense == value}[op]
+        assert np.array_equal(holds, expected)
+
+
+def _shape(node):
+    if node is None:
+        return None
+    if isinstance(node, ScalarNode):
+        return ("scalar", node.tag, node.value, node.start_mark.line, node.start_mark.column)
+    if isinstance(node, MappingNode):
+        return ("map", node.tag, node.start_mark.line, node.start_mark.column,
+                [(_shape(k), _shape(v)) for k, v in node.value])
+    return ("seq", node.tag, node.start_mark.line, node.start_mark.column, [_shape(x) for x in node.value])
+
+
+YAML_TEXTS = [
+    "name: x\ngroups:\n  - filters:\n      - {field: state, op: is, value: NY}\n",
+    "a: yes\nb: 0o17\nc: 1_000\nd: !!str 12\ne: &x [1, 2]\nf: *x\ng: 'q'\nh: |\n  lit\ni: ~\nk: 2024-01-01\n",
+    "l: .inf\nm: -.5\nn: 0x1F\no: +12\np: 1e3\nq: True\nr: NO\ns: \"02134\"\nt: 02134\n",
+    "- a\n- b: c\n  d: [1, {e: f}]\n",
+    "",
+    "# a comment only\n",
+    "x: !custom tag\n",
+    "key: value  # trailing comment\nlist:\n- 1\n- two\n",
+    "? complex key\n: value\n",
+    "merge: &base {a: 1}\nother:\n  <<: *base\n  b: 2\n",
+]
+
+
+@pytest.mark.parametrize("text", YAML_TEXTS)
+def test_fast_compose_builds_ruamels_tree(text):
+    composed, fast = yaml_tree._compose_fast(text)
+    slow = YAML(typ="rt").compose(text)
+    if composed:
+        assert _shape(fast) == _shape(slow)
+
+
+@pytest.mark.parametrize("text", ["a: [1, 2\n", "a: b: c\n", "x: 1\n---\ny: 2\n", "%YAML 1.1\n---\na: yes\n",
+                                  "a:\nb: 1\n", "\tbad: tab\n"])
+def test_fast_compose_leaves_what_it_cannot_mirror_to_ruamel(text):
+    composed, root = yaml_tree._compose_fast(text)
+    assert not composed and root is None
+
+
+@given(st.recursive(
+    st.one_of(st.text(min_size=0, max_size=8), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False)),
+    lambda children: st.one_of(st.lists(children, max_size=3),
+                               st.dictionaries(st.text(min_size=1, max_size=5), children, max_size=3)),
+    max_leaves=12,
+))
+@settings(max_examples=150, deadline=None)
+def test_fast_compose_matches_ruamel_on_dumped_values(value):
+    import io
+
+    out = io.StringIO()
+    YAML(typ="rt").dump({"v": value}, out)
+    text = out.getvalue()
+    composed, fast = yaml_tree._compose_fast(text)
+    if composed:
+        assert _shape(fast) == _shape(YAML(typ="rt").compose(text))
+
+
+def test_encoded_list_filters_match_plain_evaluation():
+    from datetime import datetime
+
+    from pipelines.engine.duckdb_engine import evaluate_flags_duckdb
+    from pipelines.segments.model import FieldFilter, Group, Project, Segment
+
+    tags = [["VIP", "news"], [], None, ["vip"], ["a"] * 3 + ["News"], [None, "b"], ["b", "B"]] * 3
+    subscribers = pa.table({"subscriber_id": [f"s{i:02d}" for i in range(len(tags))],
+                            "tags": pa.array(tags, pa.list_(pa.string()))})
+    filters = [("has_any", ("vip", "b")), ("has_all", ("news", "VIP")), ("has_none", ("b",)), ("has_all", ("B",))]
+    project = Project(segments={
+        f"t{i}": Segment(key=f"t{i}", name="t", groups=(Group(filters=(FieldFilter(field="tags", op=op, value=v),)),))
+        for i, (op, v) in enumerate(filters)})
+    events = pa.table({"event_id": pa.array([], pa.string())})
+    encoded = evaluate_flags_duckdb(project, subscribers, events, datetime(2026, 1, 1), encode=True)
+    plain = evaluate_flags_duckdb(project, subscribers, events, datetime(2026, 1, 1), encode=False)
+    assert encoded.equals(plain)
