@@ -103,6 +103,9 @@ def _resolve_plain(value: str) -> str:
     return tag
 
 
+_OTHER_LINE_BREAKS = ("\x85", "\u2028", "\u2029", "\r")
+
+
 def _compose_fast(text: str) -> tuple[bool, Node | None]:
     """The node tree `YAML(typ="rt").compose` gives, built from libyaml's parse
     events (PyYAML's C parser: ~40x faster than ruamel's pure-Python scanner).
@@ -116,6 +119,10 @@ def _compose_fast(text: str) -> tuple[bool, Node | None]:
     libyaml) returns
     (False, None) and the caller composes with ruamel instead.
     """
+    # libyaml and ruamel count lines differently around YAML's other line
+    # breaks (NEL, LS, PS, a lone CR): leave such files to ruamel.
+    if any(ch in text for ch in _OTHER_LINE_BREAKS):
+        return False, None
     try:
         import yaml
         from yaml import CSafeLoader
