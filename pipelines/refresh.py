@@ -110,6 +110,7 @@ class RunWorkspace:
         record = {
             "run_id": delta.run_id, "as_of": delta.as_of.isoformat(), "base_version": delta.base_version,
             "replaces_run_id": delta.replaces_run_id, "open_stays": str(delta.open_stays),
+            "stays": str(delta.stays) if delta.stays else None,
             "deltas": {kind: str(path) for kind, path in delta.deltas.items()},
             "members": delta.members, "entered": delta.entered, "exited": delta.exited,
         }
@@ -126,7 +127,8 @@ class RunWorkspace:
             run_id=record["run_id"], as_of=datetime.fromisoformat(record["as_of"]),
             base_version=record["base_version"], replaces_run_id=record["replaces_run_id"],
             open_stays=Path(record["open_stays"]), deltas={k: Path(v) for k, v in record["deltas"].items()},
-            sizes=self.load_table("history_sizes"), members=record["members"], entered=record["entered"],
+            sizes=self.load_table("history_sizes"), stays=Path(record["stays"]) if record.get("stays") else None,
+            members=record["members"], entered=record["entered"],
             exited=record["exited"],
         )
 

@@ -100,6 +100,8 @@ def segment_membership(context: dg.AssetExecutionContext, segments: SegmentsReso
             ),
             "engine": ctx.params.engine,
             "as_of": ctx.params.as_of.isoformat(),
+            # engine/incremental.py: whether only subscribers whose inputs changed were re-evaluated
+            "evaluation": next((w for w in ctx.warnings if w.startswith("incremental:")), "full"),
         }
     )
 

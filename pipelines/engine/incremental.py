@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp
 
 from ..segments.model import Project
@@ -273,24 +274,32 @@ def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
         raise ValueError("updated subscribers are missing from the snapshot")
     full_keys = set(flag_keys(full)) if full is not None else set()
     positions = pa.array(at)
+    # Bitmap work only: the base column moved to the current rows (a `take` when
+    # subscribers came or went), then the updated rows replaced through a mask.
+    touched = np.zeros(n, dtype=bool)
+    touched[at] = True
+    mask = pa.array(touched)
+    moved = None if aligned is None else pa.array(aligned[1], mask=aligned[1] < 0)
+    base_flags = base_flags.combine_chunks()
+    update = update.combine_chunks()
     columns = [current_ids]
     for key in keys:
         name = segment_column(key)
         if key in full_keys:
             columns.append(full.column(name))
             continue
-        if aligned is None and name in base_flags.column_names:
-            before = base_flags.column(name)
-            if before.take(positions).equals(update.column(name)):
-                columns.append(before)  # nobody's membership of this segment changed
-                continue
+        new = update.column(name).chunk(0) if update.num_rows else pa.array([], pa.bool_())
         if name in base_flags.column_names:
-            before = base_flags.column(name).to_numpy()
-            values = before.copy() if aligned is None else before[aligned[1]] & (aligned[1] >= 0)
+            before = base_flags.column(name).chunk(0) if base_flags.num_rows else pa.array([], pa.bool_())
+            if moved is None:
+                if before.take(positions).equals(new):
+                    columns.append(before)  # nobody's membership of this segment changed
+                    continue
+            else:
+                before = pc.fill_null(before.take(moved), False)
         else:
-            values = np.zeros(n, dtype=bool)
-        values[at] = update.column(name).to_numpy()
-        columns.append(pa.array(values))
+            before = pa.array(np.zeros(n, dtype=bool))
+        columns.append(pc.replace_with_mask(before, mask, new) if len(new) else before)
     return pa.Table.from_arrays(columns, names=[ID, *(segment_column(k) for k in keys)])
 
 

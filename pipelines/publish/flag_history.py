@@ -21,6 +21,7 @@ small file (history_files.py appends them to the base version's files).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,8 @@ from .state import PublishedState
 from .versions import relation_path
 
 OPEN_STAYS_FILE = "segment_membership.parquet"
+# Beside it in a version: each open stay as the code of the run that opened it.
+STAYS_FILE = "membership_stays.arrow"
 # Rows buffered before a row group of segment_membership.parquet is written.
 _ROW_GROUP = 1 << 20
 
@@ -56,6 +59,7 @@ class HistoryDelta:
     open_stays: Path  # segment_membership.parquet of the new version
     deltas: dict[str, Path]  # kind -> file with this run's rows (history_files.KINDS)
     sizes: pa.Table  # this run's segment_sizes rows
+    stays: Path | None = None  # STAYS_FILE of the new version
     members: int = 0
     entered: int = 0
     exited: int = 0
@@ -97,18 +101,25 @@ def _gather(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 
 class _StaysWriter:
-    """segment_membership.parquet, one buffered batch at a time."""
+    """segment_membership.parquet (and its STAYS_FILE), one buffered batch at a time.
 
-    def __init__(self, target: Path, run_ids: pa.Array):
+    A stay's `valid_from` and `entered_run_id` are those of the run that opened
+    it, so each open stay is stored as a code into `runs` ((run_id, as_of µs))."""
+
+    def __init__(self, target: Path, stays: Path, runs: list[tuple[str, int]]):
         self.target = target
-        self.run_ids = run_ids
-        self.parts: list[tuple[str, pa.Array, np.ndarray, np.ndarray]] = []
+        self.run_ids = pa.array([r[0] for r in runs], pa.string())
+        self.run_from = np.array([r[1] for r in runs], dtype=np.int64)
+        self.parts: list[tuple[str, pa.Array, np.ndarray]] = []
         self.buffered = 0
         self.writer: pq.ParquetWriter | None = None
+        schema = pa.schema([("run", pa.int32())], metadata={b"runs": json.dumps(runs).encode()})
+        self.stays = pa.ipc.new_file(str(stays), schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+        self.stays_schema = schema
 
-    def add(self, key: str, ids: pa.Array, valid_from: np.ndarray, run_codes: np.ndarray) -> None:
-        if len(ids):
-            self.parts.append((key, ids, valid_from, run_codes))
+    def add(self, key: str, ids: pa.Array, run_codes: np.ndarray) -> None:
+        if len(ids):  # plain arrays: pa.chunked_array() of ChunkedArrays walks them value by value
+            self.parts.append((key, _one(ids), run_codes))
             self.buffered += len(ids)
         if self.buffered >= _ROW_GROUP:
             self.flush()
@@ -122,8 +133,9 @@ class _StaysWriter:
         segment = pa.DictionaryArray.from_arrays(
             pa.array(np.repeat(np.array([index[p[0]] for p in self.parts], dtype=np.int32), counts), pa.int32()),
             pa.array(keys, pa.string()))
-        valid_from = np.concatenate([p[2] for p in self.parts]) if self.parts else np.zeros(0, np.int64)
-        codes = np.concatenate([p[3] for p in self.parts]) if self.parts else np.zeros(0, np.int32)
+        codes = np.concatenate([p[2] for p in self.parts]) if self.parts else np.zeros(0, np.int32)
+        valid_from = self.run_from[codes] if len(self.run_from) else np.zeros(0, np.int64)
+        self.stays.write_batch(pa.record_batch([pa.array(codes, pa.int32())], schema=self.stays_schema))
         table = pa.table({
             "segment": segment,
             "subscriber_id": pa.chunked_array([p[1] for p in self.parts], pa.string()),
@@ -148,6 +160,7 @@ class _StaysWriter:
         self.flush()
         if self.writer is not None:
             self.writer.close()
+        self.stays.close()
 
 
 def extend_history(
@@ -179,6 +192,9 @@ def extend_history(
         defined = pq.read_table(relation_path(base_dir, "segments"), columns=["segment"])
         prev_keys = sorted(set(prev_keys) | set(defined.column("segment").to_pylist()))
 
+    flags = flags.combine_chunks()  # one chunk: bitmap filters run in one pass
+    if prev_flags is not None:
+        prev_flags = prev_flags.combine_chunks()
     cur_ids = flags.column(ID)
     n_cur = flags.num_rows
     prev_ids = prev_flags.column(ID) if prev_flags is not None else pa.chunked_array([], pa.string())
@@ -186,28 +202,53 @@ def extend_history(
     aligned = align_ids(prev_ids, cur_ids) if prev_flags is not None else None
     same = prev_flags is not None and aligned is None
 
-    # Base open stays: valid_from (µs) and entered_run_id codes; a segment's stays
-    # are one slice (the file is sorted like the flags' columns).
-    prev_from, prev_codes, run_ids = _base_stays(base_dir)
+    # Base open stays as codes into `runs` (the run that opened each); a segment's
+    # stays are one slice (the file is sorted like the flags' columns).
+    prev_codes, runs = _base_stays(base_dir)
     starts: dict[str, int] = {}
     if prev_flags is not None:
         first = 0
         for key, count in member_counts(prev_flags).items():
             starts[key] = first
             first += count
-        if first != len(prev_from):
-            raise ValueError(f"base version {base.version}: {len(prev_from):,} open stays, {first:,} members")
-    if run_id not in run_ids:
-        run_ids.append(run_id)
-    new_code = run_ids.index(run_id)
+        if first != len(prev_codes):
+            raise ValueError(f"base version {base.version}: {len(prev_codes):,} open stays, {first:,} members")
     now = _us(as_of)
+    if (run_id, now) not in runs:
+        runs.append((run_id, now))
+    new_code = runs.index((run_id, now))
+    run_ids = [r[0] for r in runs]
+    run_from = np.array([r[1] for r in runs], dtype=np.int64)
 
-    writer = _StaysWriter(out_dir / OPEN_STAYS_FILE, pa.array(run_ids, pa.string()))
+    writer = _StaysWriter(out_dir / OPEN_STAYS_FILE, out_dir / STAYS_FILE, runs)
     position = np.zeros(n_prev, dtype=np.int64)  # prev row -> index among the segment's base stays
     changes: list[pa.Table] = []
     closed: list[pa.Table] = []
     size_rows: list[tuple[str, int, int, int]] = []
     for key in sorted(set(keys) | set(prev_keys)):
+        if same and key in keys and key in prev_keys and segment_column(key) in prev_flags.column_names:
+            # The common case: the same subscribers as the base, a segment both versions have.
+            # Bitmap operations and filters only, no per-row arrays.
+            first = starts.get(key, 0)
+            record = _same_rows(key, flags.column(segment_column(key)), prev_flags.column(segment_column(key)),
+                                cur_ids, prev_codes[first:], new_code)
+            if key in current:
+                writer.add(key, record["members_ids"], record["codes"])
+            if record["entered_ids"] is not None or record["exited_ids"] is not None:
+                empty = pa.array([], pa.string())
+                entered_ids = record["entered_ids"] if record["entered_ids"] is not None else empty
+                exited_ids = record["exited_ids"] if record["exited_ids"] is not None else empty
+                changes.append(pa.table({
+                    "segment": _strings([key], np.zeros(len(entered_ids) + len(exited_ids), np.int32)),
+                    "subscriber_id": pa.chunked_array([_one(entered_ids), _one(exited_ids)], pa.string()),
+                    "change": _strings(["entered", "exited"], np.repeat(np.array([0, 1], np.int32),
+                                                                        [len(entered_ids), len(exited_ids)])),
+                }))
+                if len(exited_ids):
+                    closed.append(_closed_rows(key, exited_ids, record["exited_codes"], run_ids, run_from, now,
+                                               run_id))
+            size_rows.append((key, record["members"], record["entered"], record["exited"]))
+            continue
         now_in = _bools(flags, key, n_cur)
         before = _bools(prev_flags, key, n_prev)
         if same:
@@ -224,19 +265,17 @@ def extend_history(
         base_rows = np.flatnonzero(before)
         first = starts.get(key, 0)
         if len(base_rows):
-            if first + len(base_rows) > len(prev_from):
+            if first + len(base_rows) > len(prev_codes):
                 raise ValueError(f"base version's open stays of '{key}' do not match its flags")
             position[base_rows] = np.arange(first, first + len(base_rows))
         if key in current and key in keys:
-            valid_from = np.full(len(members_rows), now, dtype=np.int64)
             codes = np.full(len(members_rows), new_code, dtype=np.int32)
             stayed = before_in_cur[members_rows]
             if stayed.any():
                 rows_before = members_rows[stayed] if same else aligned[1][members_rows[stayed]]
-                valid_from[stayed] = prev_from[position[rows_before]]
                 codes[stayed] = prev_codes[position[rows_before]]
             writer.add(key, cur_ids.take(pa.array(members_rows)).combine_chunks() if len(members_rows)
-                       else pa.array([], pa.string()), valid_from, codes)
+                       else pa.array([], pa.string()), codes)
         entered_ids = cur_ids.take(pa.array(entered_rows)) if len(entered_rows) else pa.array([], pa.string())
         exited_ids = prev_ids.take(pa.array(exited_rows)) if len(exited_rows) else pa.array([], pa.string())
         if len(entered_rows) or len(exited_rows):
@@ -247,15 +286,8 @@ def extend_history(
                                                                     [len(entered_rows), len(exited_rows)])),
             }))
         if len(exited_rows):
-            at = position[exited_rows]
-            closed.append(pa.table({
-                "segment": _strings([key], np.zeros(len(exited_rows), np.int32)),
-                "subscriber_id": _one(exited_ids),
-                "valid_from": pa.array(prev_from[at], pa.int64()).cast(schemas.TS),
-                "valid_to": pa.array(np.full(len(exited_rows), now, dtype=np.int64), pa.int64()).cast(schemas.TS),
-                "entered_run_id": _strings(run_ids, prev_codes[at]),
-                "exited_run_id": _strings([run_id], np.zeros(len(exited_rows), np.int32)),
-            }))
+            closed.append(_closed_rows(key, exited_ids, prev_codes[position[exited_rows]], run_ids, run_from, now,
+                                       run_id))
         if key in current or key in prev_keys:
             size_rows.append((key, len(members_rows) if key in keys else 0, len(entered_rows), len(exited_rows)))
     writer.close()
@@ -286,28 +318,83 @@ def extend_history(
                                             "sizes": schemas.SIZES}[kind], what=kind), deltas[kind])
     return HistoryDelta(
         run_id=run_id, as_of=as_of, base_version=base.version if base else None, replaces_run_id=replaces_run_id,
-        open_stays=out_dir / OPEN_STAYS_FILE, deltas=deltas, sizes=sizes,
+        open_stays=out_dir / OPEN_STAYS_FILE, stays=out_dir / STAYS_FILE, deltas=deltas, sizes=sizes,
         members=sum(r[1] for r in size_rows), entered=sum(r[2] for r in size_rows),
         exited=sum(r[3] for r in size_rows),
     )
 
 
-def _base_stays(base_dir: Path | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """valid_from (µs), entered_run_id codes and the run ids they index, of every
-    open stay of the base version, in file order. Reads two columns, not the ids."""
+def _same_rows(key: str, now: pa.Array, before: pa.Array, ids: pa.Array, base_codes: np.ndarray,
+               new_code: int) -> dict:
+    """One segment's open stays and changes when rows line up (same subscribers)."""
+    members = int(pc.sum(now).as_py() or 0)
+    base_members = int(pc.sum(before).as_py() or 0)
+    entered = pc.and_not(now, before)
+    exited = pc.and_not(before, now)
+    n_entered = int(pc.sum(entered).as_py() or 0)
+    n_exited = int(pc.sum(exited).as_py() or 0)
+    base_codes = base_codes[:base_members]
+    if not n_entered and not n_exited:
+        codes = base_codes  # nobody came or went: every stay goes on as it was
+        exited_codes = None
+    else:
+        codes = np.full(members, new_code, dtype=np.int32)
+        stayed = before.filter(now).to_numpy(zero_copy_only=False)  # over the members
+        kept = now.filter(before).to_numpy(zero_copy_only=False)  # over the base members
+        codes[stayed] = base_codes[kept]
+        exited_codes = base_codes[~kept]
+    return {
+        "members": members, "entered": n_entered, "exited": n_exited, "codes": codes,
+        "members_ids": _one(ids.filter(now)) if members else pa.array([], pa.string()),
+        "entered_ids": _one(ids.filter(entered)) if n_entered else None,
+        "exited_ids": _one(ids.filter(exited)) if n_exited else None,
+        "exited_codes": exited_codes,
+    }
+
+
+def _closed_rows(key: str, ids: pa.Array, codes: np.ndarray, run_ids: list[str], run_from: np.ndarray, now: int,
+                 run_id: str) -> pa.Table:
+    """segment_membership_history rows of the stays that end in this run."""
+    n = len(ids)
+    return pa.table({
+        "segment": _strings([key], np.zeros(n, np.int32)),
+        "subscriber_id": _one(ids),
+        "valid_from": pa.array(run_from[codes], pa.int64()).cast(schemas.TS),
+        "valid_to": pa.array(np.full(n, now, dtype=np.int64), pa.int64()).cast(schemas.TS),
+        "entered_run_id": _strings(run_ids, codes),
+        "exited_run_id": _strings([run_id], np.zeros(n, np.int32)),
+    })
+
+
+def _base_stays(base_dir: Path | None) -> tuple[np.ndarray, list[tuple[str, int]]]:
+    """Every open stay of the base version, in file order, as a code into the list
+    of (run_id, valid_from µs) of the runs that opened them. Reads STAYS_FILE (a
+    column of small integers); a version without one, its segment_membership."""
     if base_dir is None:
-        return np.zeros(0, np.int64), np.zeros(0, np.int32), []
+        return np.zeros(0, np.int32), []
+    sidecar = Path(base_dir) / STAYS_FILE
+    if sidecar.is_file():
+        with pa.memory_map(str(sidecar)) as source:
+            reader = pa.ipc.open_file(source)
+            runs = [tuple(r) for r in json.loads(reader.schema.metadata[b"runs"])]
+            table = reader.read_all()
+        codes = table.column("run").to_numpy() if table.num_rows else np.zeros(0, np.int32)
+        return codes.astype(np.int32, copy=False), runs
     target = relation_path(base_dir, "segment_membership")
     if "valid_from" not in pq.read_schema(target).names:  # the one-file-per-relation layout
         stays = open_stays(base_dir)
     else:
-        stays = pq.read_table(target, columns=["valid_from", "entered_run_id"], read_dictionary=["entered_run_id"])
-    valid_from = pc.cast(stays.column("valid_from"), pa.int64()).to_numpy()
-    runs = stays.column("entered_run_id")
-    runs = runs.unify_dictionaries() if pa.types.is_dictionary(runs.type) else pc.dictionary_encode(runs)
-    runs = runs.combine_chunks() if runs.num_chunks else pa.DictionaryArray.from_arrays(
-        pa.array([], pa.int32()), pa.array([], pa.string()))
-    return valid_from, runs.indices.to_numpy().astype(np.int32), runs.dictionary.to_pylist()
+        stays = pq.read_table(target, columns=["valid_from", "entered_run_id"])
+    if not stays.num_rows:
+        return np.zeros(0, np.int32), []
+    run_column = pc.dictionary_encode(stays.column("entered_run_id").cast(pa.string())).combine_chunks()
+    names = run_column.dictionary.to_pylist()
+    pairs = np.stack([pc.cast(stays.column("valid_from"), pa.int64()).to_numpy(),
+                      run_column.indices.to_numpy().astype(np.int64)], axis=1)
+    distinct, inverse = np.unique(pairs, axis=0, return_inverse=True)  # ordered by valid_from
+    runs = [(names[int(r)], int(f)) for f, r in distinct]
+    codes = inverse.reshape(-1).astype(np.int32)
+    return codes, runs
 
 
 def _strings(values: list[str], codes: np.ndarray) -> pa.Array:

@@ -45,7 +45,7 @@ from .catalog import (
     temp_catalog_path,
     write_event_file_list,
 )
-from .flag_history import HistoryDelta, membership_to_flags
+from .flag_history import STAYS_FILE, HistoryDelta, membership_to_flags
 from .fsutil import failpoint, fsync_dir, remove_path, write_parquet
 from .history import HistoryResult, compute_history, history_base, normalized_membership
 from .history_files import (
@@ -327,7 +327,8 @@ def stage_version(
         )
         run_sizes = history.run_sizes(run_id) if from_files else \
             history.sizes.filter(pc.equal(history.sizes.column("run_id"), run_id))
-        recipients = _sorted(recipients, ["audience", "subscriber_id"])
+        if not (from_files and recipients_file is not None):  # a linked file is written sorted already
+            recipients = _sorted(recipients, ["audience", "subscriber_id"])
         run_record = RunRecord(
             run_id=run_id, as_of=as_of, started_at=to_naive_utc(started_at),
             finished_at=datetime.now(UTC).replace(tzinfo=None),  # bookkeeping: the wall clock is fine here
@@ -370,6 +371,8 @@ def stage_version(
                     failpoint("stage:files")
             if from_files:
                 link_or_copy(Path(flags_file), staging / FLAGS_FILE)
+                if history.stays is not None and Path(history.stays).is_file():
+                    link_or_copy(Path(history.stays), staging / STAYS_FILE)
                 extend_manifest(plan.base.version_dir if plan.base else None, staging, dict(history.deltas),
                                 f"{seq:06d}")
             else:
