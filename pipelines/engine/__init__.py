@@ -12,6 +12,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from ..errors import UserError
+from ..segments.gc_pause import gc_paused
 from ..segments.model import Project
 from ..segments.plan import naive_utc
 from ..segments.to_sql import compile_segment
@@ -87,4 +88,5 @@ def evaluate_flags(
 
 def compiled_sql_by_segment(project: Project, as_of: datetime) -> dict[str, str]:
     """DuckDB text of each segment's standalone query (the warehouse `segments.sql`)."""
-    return {key: compile_segment(project, key, as_of, dialect="duckdb") for key in sorted(project.segments)}
+    with gc_paused():  # see gc_pause.py
+        return {key: compile_segment(project, key, as_of, dialect="duckdb") for key in sorted(project.segments)}

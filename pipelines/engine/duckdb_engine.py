@@ -49,6 +49,7 @@ from ..segments.to_sql import (
     string_literal,
     timestamp_literal,
     two_valued,
+    with_cte,
 )
 from .combine import EventCounts, aggregate_counts, combine_segments
 from .encoded import Precomputed, ValueEvaluator, precompute
@@ -87,7 +88,7 @@ def flags_query(project: Project, plan: EvaluationPlan) -> exp.Select:
     query = exp.select(exp.column("subscriber_id"), *(exp.column(segment_column(k)) for k in plan.segment_keys))
     if plan.aggregates:
         counts_cte = event_counts_cte(plan.aggregates, catalog, plan.as_of, event_count_column)
-        query = query.with_(EVENT_COUNTS, as_=counts_cte, copy=False)
+        query = with_cte(query, EVENT_COUNTS, counts_cte)
         for key in plan.aggregates:
             count = exp.column(event_count_column(key), table=EVENT_COUNTS)
             base = base.select(
@@ -103,7 +104,7 @@ def flags_query(project: Project, plan: EvaluationPlan) -> exp.Select:
             join_type="left",
             copy=False,
         )
-    query = query.with_(BASE, as_=base, copy=False)
+    query = with_cte(query, BASE, base)
 
     def event_count(f: EventFilter) -> exp.Expression:
         return exp.column(event_count_column(f.aggregate_key()))
@@ -123,7 +124,7 @@ def flags_query(project: Project, plan: EvaluationPlan) -> exp.Select:
         ]
         name = f"wave_{index}"
         wave_select = exp.select(exp.Star(), *columns).from_(exp.table_(previous), copy=False)
-        query = query.with_(name, as_=wave_select, copy=False)
+        query = with_cte(query, name, wave_select)
         previous = name
     return query.from_(exp.table_(previous), copy=False)
 

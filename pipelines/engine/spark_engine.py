@@ -53,7 +53,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from ..errors import UserError
-from ..segments.dialects import get_dialect
+from ..segments.dialects import render
 from ..segments.fields import REQUIRED_EVENT_FIELDS
 from ..segments.model import Project
 from ..segments.plan import EvaluationPlan, build_plan, naive_utc, segment_column
@@ -142,7 +142,7 @@ class _Views:
 
 
 def _render(tree: exp.Expression) -> str:
-    return tree.sql(dialect=get_dialect("spark"))
+    return render(tree, "spark")
 
 
 def _bind(tree: exp.Expression, views: dict[str, str]) -> exp.Expression:

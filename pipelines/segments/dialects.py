@@ -18,39 +18,33 @@ even for session-local `TIMESTAMP` columns.
 from __future__ import annotations
 
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect, rename_func
-from sqlglot.dialects.spark import Spark
-from sqlglot.generators.spark import SparkGenerator
 
 from ..errors import UserError
 
 DIALECT_NAMES = ("duckdb", "spark")
 
 
-def _spark_contains_all(self: SparkGenerator, expression: exp.ArrayContainsAll) -> str:
-    # `this @> expression`: every element of `expression` is in `this`.
-    missing = exp.ArrayExcept(this=expression.expression.copy(), expression=expression.this.copy())
-    return self.sql(exp.paren(exp.EQ(this=exp.ArraySize(this=missing), expression=exp.Literal.number(0))))
+def _spark_node(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.ArrayOverlaps):
+        return exp.Anonymous(this="ARRAYS_OVERLAP", expressions=[node.this, node.expression])
+    if isinstance(node, exp.ArrayContainsAll):
+        # `this @> expression`: every element of `expression` is in `this`.
+        missing = exp.ArrayExcept(this=node.expression, expression=node.this)
+        return exp.paren(exp.EQ(this=exp.ArraySize(this=missing), expression=exp.Literal.number(0)), copy=False)
+    return node
 
 
-class SegmentSparkGenerator(SparkGenerator):
-    TRANSFORMS = {
-        **SparkGenerator.TRANSFORMS,
-        exp.ArrayOverlaps: rename_func("ARRAYS_OVERLAP"),
-        exp.ArrayContainsAll: _spark_contains_all,
-    }
+def for_spark(tree: exp.Expression, copy: bool = True) -> exp.Expression:
+    """The tree with the two list operators Spark SQL lacks rewritten (module docstring).
+    A tree rewrite rather than a generator subclass: the compiled sqlglot
+    (`sqlglot[c]`) does not allow subclassing its classes."""
+    return tree.transform(_spark_node, copy=copy)
 
 
-class SegmentSpark(Spark):
-    """Spark SQL as our compiled queries need it (see module docstring)."""
-
-    Generator = SegmentSparkGenerator
-
-
-def get_dialect(name: str) -> Dialect:
-    """The sqlglot dialect to render a segment query in (`duckdb` or `spark`)."""
-    if name == "duckdb":
-        return Dialect.get_or_raise("duckdb")
-    if name == "spark":
-        return SegmentSpark()
-    raise UserError(f"unknown SQL dialect '{name}' (choose one of: {', '.join(DIALECT_NAMES)})")
+def render(tree: exp.Expression, dialect: str, pretty: bool = False, copy: bool = True) -> str:
+    """The text of `tree` in `dialect` (`duckdb` or `spark`)."""
+    if dialect == "duckdb":
+        return tree.sql(dialect="duckdb", pretty=pretty, copy=copy)
+    if dialect == "spark":
+        return for_spark(tree, copy=copy).sql(dialect="spark", pretty=pretty, copy=False)
+    raise UserError(f"unknown SQL dialect '{dialect}' (choose one of: {', '.join(DIALECT_NAMES)})")

@@ -24,6 +24,7 @@ from ruamel.yaml.nodes import Node
 from ..errors import UserError
 from .definition_rules import DeclaredFields, SegmentReader, read_audience, read_fields_file
 from .fields import FieldCatalog
+from .gc_pause import gc_paused
 from .graph import find_cycles
 from .model import Audience, Project, Segment
 from .problems import Problem, ProblemLog
@@ -84,7 +85,11 @@ def _kind_of(relative: Path) -> str:
 
 def load_project(defs_dir: str | os.PathLike) -> tuple[Project, list[Problem]]:
     """All definitions of a folder: the runnable Project and every problem (sorted)."""
-    root = Path(defs_dir)
+    with gc_paused():
+        return _load_project(Path(defs_dir))
+
+
+def _load_project(root: Path) -> tuple[Project, list[Problem]]:
     files = [f for f in discover(root) if f.kind != "ignored"]
     for f in files:
         f.parse(root / f.relative)
