@@ -58,7 +58,7 @@ FIRST_RUN = T0 + timedelta(hours=1)
 FULL_RUN = T0 + timedelta(hours=2)
 CHANGED = T0 + timedelta(hours=3)  # the second snapshot and the incremental run
 SEED = 7
-DATA_VERSION = "1"  # bump when the cached data's recipe changes
+DATA_VERSION = "2"  # bump when the cached data's recipe changes (2: snapshots stored sorted at ingest)
 
 TARGETS = {
     "full_1m": 1.5,

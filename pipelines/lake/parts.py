@@ -158,10 +158,11 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: Table
             SELECT row_number, key, max(row_number) OVER (PARTITION BY key) AS winner FROM candidates
         ) WHERE row_number < winner""")
     losers = con.sql("SELECT row_number, key, winner FROM superseded ORDER BY row_number").to_arrow_table()
-    # Rows keep the source order as DuckDB preserves insertion order; an ORDER BY would
-    # cost a full sort for nothing the readers rely on.
+    # Stored in subscriber_id order (byte order, as Arrow compares): every run reads the
+    # snapshot in that order, so sorting once here (DuckDB spills to disk if it must)
+    # saves a sort of the whole snapshot in each run (5 s at 10M rows, measured).
     anti_join = f"ANTI JOIN superseded d ON s.{row} = d.row_number" if losers.num_rows else ""
-    rows = _copy_to(con, f"SELECT s.* EXCLUDE ({row}) FROM {staged} s {anti_join}", target)
+    rows = _copy_to(con, f"SELECT s.* EXCLUDE ({row}) FROM {staged} s {anti_join} ORDER BY s.{key}", target)
     con.execute("DROP TABLE superseded")
     return rows, Superseded(
         losers.column("row_number").to_numpy(zero_copy_only=False).astype(np.int64),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -100,6 +101,33 @@ def _gather(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return values[positions] & (positions >= 0)
 
 
+class _RowsWriter:
+    """One Parquet file of `schema`, written a row group at a time as tables arrive."""
+
+    def __init__(self, target: Path, schema: pa.Schema):
+        self.schema = schema
+        self.name = target.name
+        self.parts: list[pa.Table] = []
+        self.buffered = 0
+        self.writer = pq.ParquetWriter(target, schema, compression="zstd")
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.parts.append(schemas.conform(table, self.schema, what=self.name))
+            self.buffered += table.num_rows
+        if self.buffered >= _ROW_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.writer.write_table(pa.concat_tables(self.parts).combine_chunks())
+        self.parts, self.buffered = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
 class _StaysWriter:
     """segment_membership.parquet (and its STAYS_FILE), one buffered batch at a time.
 
@@ -113,6 +141,8 @@ class _StaysWriter:
         self.parts: list[tuple[str, pa.Array, np.ndarray]] = []
         self.buffered = 0
         self.writer: pq.ParquetWriter | None = None
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pending: Future | None = None
         schema = pa.schema([("run", pa.int32())], metadata={b"runs": json.dumps(runs).encode()})
         self.stays = pa.ipc.new_file(str(stays), schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
         self.stays_schema = schema
@@ -153,11 +183,23 @@ class _StaysWriter:
             # every subscriber_id page cost a third of the write and serve no query.
             self.writer = pq.ParquetWriter(self.target, schema, compression="zstd",
                                            use_dictionary=OPEN_STAYS_DICTIONARY, write_statistics=["segment"])
-        self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        # Encoding and compressing a row group happens on a second thread while this one
+        # builds the next (Arrow releases the GIL); one pending write bounds the memory.
+        self._wait()
+        self.pending = self.pool.submit(self.writer.write_table, table, row_group_size=max(table.num_rows, 1))
         self.parts, self.buffered = [], 0
 
+    def _wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
     def close(self) -> None:
-        self.flush()
+        try:
+            self.flush()
+            self._wait()
+        finally:
+            self.pool.shutdown()
         if self.writer is not None:
             self.writer.close()
         self.stays.close()
@@ -222,8 +264,12 @@ def extend_history(
 
     writer = _StaysWriter(out_dir / OPEN_STAYS_FILE, out_dir / STAYS_FILE, runs)
     position = np.zeros(n_prev, dtype=np.int64)  # prev row -> index among the segment's base stays
-    changes: list[pa.Table] = []
-    closed: list[pa.Table] = []
+    # Written as produced, segment by segment in key order (each segment's rows sorted
+    # by subscriber_id), so the files come out sorted without a sort of the whole:
+    # at a first run every membership is a change.
+    deltas = {kind: out_dir / f"delta_{kind}.parquet" for kind in ("changes", "closed", "sizes")}
+    changes = _RowsWriter(deltas["changes"], schemas.CHANGES)
+    closed = _RowsWriter(deltas["closed"], schemas.HISTORY)
     size_rows: list[tuple[str, int, int, int]] = []
     for key in sorted(set(keys) | set(prev_keys)):
         if same and key in keys and key in prev_keys and segment_column(key) in prev_flags.column_names:
@@ -238,15 +284,10 @@ def extend_history(
                 empty = pa.array([], pa.string())
                 entered_ids = record["entered_ids"] if record["entered_ids"] is not None else empty
                 exited_ids = record["exited_ids"] if record["exited_ids"] is not None else empty
-                changes.append(pa.table({
-                    "segment": _strings([key], np.zeros(len(entered_ids) + len(exited_ids), np.int32)),
-                    "subscriber_id": pa.chunked_array([_one(entered_ids), _one(exited_ids)], pa.string()),
-                    "change": _strings(["entered", "exited"], np.repeat(np.array([0, 1], np.int32),
-                                                                        [len(entered_ids), len(exited_ids)])),
-                }))
+                changes.add(_change_rows(key, entered_ids, exited_ids, run_id, now))
                 if len(exited_ids):
-                    closed.append(_closed_rows(key, exited_ids, record["exited_codes"], run_ids, run_from, now,
-                                               run_id))
+                    closed.add(_closed_rows(key, exited_ids, record["exited_codes"], run_ids, run_from, now,
+                                            run_id))
             size_rows.append((key, record["members"], record["entered"], record["exited"]))
             continue
         now_in = _bools(flags, key, n_cur)
@@ -279,30 +320,15 @@ def extend_history(
         entered_ids = cur_ids.take(pa.array(entered_rows)) if len(entered_rows) else pa.array([], pa.string())
         exited_ids = prev_ids.take(pa.array(exited_rows)) if len(exited_rows) else pa.array([], pa.string())
         if len(entered_rows) or len(exited_rows):
-            changes.append(pa.table({
-                "segment": _strings([key], np.zeros(len(entered_rows) + len(exited_rows), np.int32)),
-                "subscriber_id": pa.chunked_array([_one(entered_ids), _one(exited_ids)]),
-                "change": _strings(["entered", "exited"], np.repeat(np.array([0, 1], np.int32),
-                                                                    [len(entered_rows), len(exited_rows)])),
-            }))
+            changes.add(_change_rows(key, entered_ids, exited_ids, run_id, now))
         if len(exited_rows):
-            closed.append(_closed_rows(key, exited_ids, prev_codes[position[exited_rows]], run_ids, run_from, now,
-                                       run_id))
+            closed.add(_closed_rows(key, exited_ids, prev_codes[position[exited_rows]], run_ids, run_from, now,
+                                    run_id))
         if key in current or key in prev_keys:
             size_rows.append((key, len(members_rows) if key in keys else 0, len(entered_rows), len(exited_rows)))
     writer.close()
-
-    change_table = _sorted(_concat(changes, ["segment", "subscriber_id", "change"]),
-                           ["segment", "subscriber_id", "change"])
-    change_table = pa.table({
-        "run_id": _strings([run_id], np.zeros(change_table.num_rows, np.int32)),
-        "as_of": pa.array(np.full(change_table.num_rows, now, dtype=np.int64), pa.int64()).cast(schemas.TS),
-        "segment": change_table.column("segment"),
-        "subscriber_id": change_table.column("subscriber_id"),
-        "change": change_table.column("change"),
-    })
-    closed_table = _sorted(pa.concat_tables(closed) if closed else schemas.HISTORY.empty_table(),
-                           ["segment", "subscriber_id"])
+    changes.close()
+    closed.close()
     sizes = pa.table({
         "run_id": pa.array([run_id] * len(size_rows), pa.string()),
         "as_of": pa.array([as_of] * len(size_rows), schemas.TS),
@@ -311,11 +337,7 @@ def extend_history(
         "entered": pa.array([r[2] for r in size_rows], pa.int64()),
         "exited": pa.array([r[3] for r in size_rows], pa.int64()),
     }, schema=schemas.SIZES)
-    deltas = {}
-    for kind, table in (("changes", change_table), ("closed", closed_table), ("sizes", sizes)):
-        deltas[kind] = out_dir / f"delta_{kind}.parquet"
-        write_table(schemas.conform(table, {"changes": schemas.CHANGES, "closed": schemas.HISTORY,
-                                            "sizes": schemas.SIZES}[kind], what=kind), deltas[kind])
+    write_table(schemas.conform(sizes, schemas.SIZES, what="sizes"), deltas["sizes"])
     return HistoryDelta(
         run_id=run_id, as_of=as_of, base_version=base.version if base else None, replaces_run_id=replaces_run_id,
         open_stays=out_dir / OPEN_STAYS_FILE, stays=out_dir / STAYS_FILE, deltas=deltas, sizes=sizes,
@@ -350,6 +372,20 @@ def _same_rows(key: str, now: pa.Array, before: pa.Array, ids: pa.Array, base_co
         "exited_ids": _one(ids.filter(exited)) if n_exited else None,
         "exited_codes": exited_codes,
     }
+
+
+def _change_rows(key: str, entered: pa.Array, exited: pa.Array, run_id: str, now: int) -> pa.Table:
+    """membership_changes rows of one segment, sorted by subscriber_id (both id lists are)."""
+    n = len(entered) + len(exited)
+    table = pa.table({
+        "run_id": _strings([run_id], np.zeros(n, np.int32)),
+        "as_of": pa.array(np.full(n, now, dtype=np.int64), pa.int64()).cast(schemas.TS),
+        "segment": _strings([key], np.zeros(n, np.int32)),
+        "subscriber_id": pa.chunked_array([_one(entered), _one(exited)], pa.string()),
+        "change": _strings(["entered", "exited"], np.repeat(np.array([0, 1], np.int32), [len(entered), len(exited)])),
+    })
+    # Nobody both enters and leaves a segment in one run: a merge of two sorted lists.
+    return table.sort_by("subscriber_id") if len(entered) and len(exited) else table
 
 
 def _closed_rows(key: str, ids: pa.Array, codes: np.ndarray, run_ids: list[str], run_from: np.ndarray, now: int,
@@ -405,18 +441,6 @@ def _strings(values: list[str], codes: np.ndarray) -> pa.Array:
 
 def _one(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-
-
-def _concat(tables: list[pa.Table], names: list[str]) -> pa.Table:
-    if not tables:
-        return pa.table({n: pa.array([], pa.string()) for n in names})
-    return pa.concat_tables(tables)
-
-
-def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
-    if table.num_rows < 2:
-        return table
-    return table.sort_by([(k, "ascending") for k in keys])
 
 
 __all__ = ["OPEN_STAYS", "HistoryDelta", "extend_history", "membership_to_flags"]
