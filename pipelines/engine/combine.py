@@ -149,27 +149,23 @@ def aggregate_counts(rows: np.ndarray, masks: Sequence[np.ndarray], keys: Sequen
 
     `rows[i]` is the subscriber row of event i; bit `k % 64` of `masks[k // 64][i]`
     says whether event i matches aggregate k (the engine computed the bits).
-    Events are ordered by row once; then each aggregate's bit is summed per row
-    with one `reduceat`, a chunk of events at a time.
+    Counting is `bincount` over the events' compact row numbers, one aggregate
+    and one chunk of events at a time: linear, no sort of the events (a sort cost
+    three times as much at 20M events, measured).
     """
     rows = np.asarray(rows, dtype=np.int64)
     if not len(rows):
         return EventCounts.none(keys)
-    order = np.argsort(rows, kind="stable")
-    rows = rows[order]
-    firsts = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
-    unique = rows[firsts]
+    present = np.bincount(rows)  # row numbers are >= 0
+    unique = np.flatnonzero(present)
+    compact = np.cumsum(present > 0, dtype=np.int64) - 1  # row -> its index in `unique`
+    del present
     counts = np.zeros((len(unique), len(keys)), dtype=np.int32)
-    bounds = [0]  # chunks of about _CHUNK events, cut where a row starts
-    while bounds[-1] < len(rows):
-        cut = np.searchsorted(firsts, bounds[-1] + _CHUNK)
-        bounds.append(int(firsts[cut]) if cut < len(firsts) else len(rows))
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        first, last = np.searchsorted(firsts, [lo, hi])
-        starts = firsts[first:last] - lo
+    for lo in range(0, len(rows), _CHUNK):
+        at = compact[rows[lo:lo + _CHUNK]]
         for w, word in enumerate(masks):
-            packed = np.asarray(word, dtype=np.uint64)[order[lo:hi]]
+            packed = np.asarray(word[lo:lo + _CHUNK], dtype=np.uint64)
             for j in range(min(64, len(keys) - 64 * w)):
-                bit = ((packed >> np.uint64(j)) & np.uint64(1)).astype(np.int32)
-                counts[first:last, 64 * w + j] = np.add.reduceat(bit, starts)
+                hit = (packed & np.uint64(1 << j)) != 0
+                counts[:, 64 * w + j] += np.bincount(at[hit], minlength=len(unique)).astype(np.int32)
     return EventCounts(unique, counts, list(keys))
