@@ -9,9 +9,9 @@ Queries go through `psql`, so no Python driver is needed.
 
 Each segment's query is the project's own `segment_query` AST rendered with
 sqlglot's "postgres" dialect, plus the few translations Postgres needs
-(`PostgresBaseline` below): lists are lower-cased element by element with
+(`render` below): lists are lower-cased element by element with
 `ARRAY(SELECT lower(x) FROM unnest(...))`, `ends_with` becomes a `right()`
-comparison, timestamps are plain `TIMESTAMP`.
+comparison, timestamps are plain `TIMESTAMP` (`render` below).
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlglot import exp
-from sqlglot.dialects.postgres import Postgres
-from sqlglot.generators.postgres import PostgresGenerator
 
 _PG_TYPES = {
     "string": "TEXT",
@@ -45,46 +43,36 @@ _PG_TYPES = {
 }
 
 
-def _transform(self: PostgresGenerator, expression: exp.Transform) -> str:
-    # list_transform(col, x -> f(x))  ->  ARRAY(SELECT f(x) FROM unnest(col) AS x)
-    lam = expression.expression
-    var = lam.expressions[0].name
-    body = self.sql(lam.this)
-    return f"ARRAY(SELECT {body} FROM UNNEST({self.sql(expression.this)}) AS {var})"
+def _postgres_node(node: exp.Expression) -> exp.Expression:
+    """The translations Postgres needs, as a tree rewrite (the compiled sqlglot,
+    `sqlglot[c]`, does not allow subclassing its generators)."""
+    if isinstance(node, exp.Transform):
+        # list_transform(col, lambda x: f(x))  ->  ARRAY(SELECT f(x) FROM UNNEST(col) AS x)
+        lam = node.expression
+        unnest = exp.Unnest(expressions=[node.this], alias=exp.TableAlias(this=lam.expressions[0].copy()))
+        return exp.Array(expressions=[exp.select(lam.this).from_(unnest, copy=False)])
+    if isinstance(node, exp.EndsWith):
+        value = node.expression
+        right = exp.Right(this=node.this, expression=exp.Length(this=value.copy()))
+        return exp.paren(exp.EQ(this=right, expression=value), copy=False)
+    if isinstance(node, exp.StartsWith):
+        return exp.Anonymous(this="STARTS_WITH", expressions=[node.this, node.expression])
+    if isinstance(node, exp.ArraySize):
+        return exp.Anonymous(this="CARDINALITY", expressions=[node.this])
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.TIMESTAMPNTZ:
+        return exp.DataType(this=exp.DataType.Type.TIMESTAMP, nested=False)
+    return node
 
 
-def _ends_with(self: PostgresGenerator, expression: exp.EndsWith) -> str:
-    value = self.sql(expression.expression)
-    return f"(RIGHT({self.sql(expression.this)}, LENGTH({value})) = {value})"
-
-
-def _starts_with(self: PostgresGenerator, expression: exp.StartsWith) -> str:
-    return f"STARTS_WITH({self.sql(expression.this)}, {self.sql(expression.expression)})"
-
-
-def _array_size(self: PostgresGenerator, expression: exp.ArraySize) -> str:
-    return f"CARDINALITY({self.sql(expression.this)})"
-
-
-class PostgresBaselineGenerator(PostgresGenerator):
-    TRANSFORMS = {
-        **PostgresGenerator.TRANSFORMS,
-        exp.Transform: _transform,
-        exp.EndsWith: _ends_with,
-        exp.StartsWith: _starts_with,
-        exp.ArraySize: _array_size,
-    }
-    TYPE_MAPPING = {**PostgresGenerator.TYPE_MAPPING, exp.DataType.Type.TIMESTAMPNTZ: "TIMESTAMP"}
-
-
-class PostgresBaseline(Postgres):
-    Generator = PostgresBaselineGenerator
+def render(tree: exp.Expression) -> str:
+    """A tree as PostgreSQL runs it."""
+    return tree.transform(_postgres_node, copy=True).sql(dialect="postgres", copy=False)
 
 
 def segment_sql(project, key: str, as_of) -> str:
     from pipelines.segments.to_sql import segment_query
 
-    return segment_query(project, key, as_of).sql(dialect=PostgresBaseline(), copy=False)
+    return render(segment_query(project, key, as_of))
 
 
 def find_bin() -> Path | None:

@@ -299,7 +299,7 @@ def task_postgres(args) -> dict:
                 "ANALYZE subscribers; ANALYZE events;\n")
         loaded = time.perf_counter() - started
         script = ";\n".join(
-            _insert_members(key, _pg_query(project, key)).sql(dialect=postgres.PostgresBaseline(), copy=False)
+            postgres.render(_insert_members(key, _pg_query(project, key)))
             for key in _waves(project)) + ";\n"
         started = time.perf_counter()
         pg.psql(script)
@@ -515,6 +515,14 @@ def machine() -> dict:
         except importlib.metadata.PackageNotFoundError:
             info[package] = "-"
     info["load_before"] = os.getloadavg()
+    try:  # which code was measured
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        info["commit"] = commit + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        info["commit"] = "unknown"
     return info
 
 
@@ -553,6 +561,7 @@ def report(size: str, n: int, info: dict, data: dict, results: dict, checks: lis
         f"Versions: Python {info['python']}, DuckDB {info['duckdb']}, Polars {info['polars']}, pyarrow "
         f"{info['pyarrow']}, sqlglot {info['sqlglot']}, Dagster {info['dagster']}, numpy {info['numpy']}"
         + (f", {pg['version']}" if pg.get("version") else "") + ".",
+        f"Code: commit {info.get('commit', 'unknown')}.",
         f"Load average before / after: {info['load_before'][0]:.1f} / {os.getloadavg()[0]:.1f} "
         "(the machine is shared: compare the ratios, measured in this one run).",
         "",
