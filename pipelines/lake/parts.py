@@ -7,9 +7,10 @@ disk under its memory limit instead of holding a 10M-row snapshot in RAM.
 
 Lake files are zstd Parquet with row groups of ROW_GROUP_ROWS rows: large
 enough for fast scans (DuckDB and Polars read row groups in parallel and skip
-them by min/max), small enough to bound the writer's memory. Row order in a
-snapshot file carries no meaning; event rows are sorted by `occurred_at`, so
-an `occurred_at <= as_of` filter skips whole row groups.
+them by min/max), small enough to bound the writer's memory. Snapshot rows
+are sorted by `subscriber_id` (runs read them in that order, and readers skip
+row groups by id); event rows are sorted by `occurred_at`, so an
+`occurred_at <= as_of` filter skips whole row groups.
 """
 
 from __future__ import annotations
