@@ -37,6 +37,7 @@ class RunParams:
     engine: str = "duckdb"
     force: bool = False
     full: bool = False
+    range_rows: int | None = None  # subscribers evaluated at a time (default: settings.range_rows)
 
 
 @dataclass
@@ -79,6 +80,10 @@ class RunWorkspace:
                 f"run workspace {self.dir} has no '{name}': materialize the whole refresh job, not one asset"
             )
         return pq.read_table(target)
+
+    @property
+    def recipients_file(self) -> Path:
+        return self.dir / "recipients.parquet"
 
     @property
     def flags_file(self) -> Path:
@@ -366,8 +371,10 @@ def evaluate_run_flags(paths: Paths, ctx: RunContext, project: Project | None = 
     Unless the run is `--full`, the flags of the version it builds on are reused
     for every subscriber whose inputs did not change (engine/incremental.py)."""
     from .engine import evaluate_flags
-    from .lake.snapshots import read_events
+    from .engine.flags import sort_by_id
+    from .lake.snapshots import read_events, read_snapshot, snapshot_ranges
     from .segments.plan import build_plan
+    from .settings import range_rows
 
     project = project or load_valid_project(paths)
     if not ctx.params.full:
@@ -380,11 +387,26 @@ def evaluate_run_flags(paths: Paths, ctx: RunContext, project: Project | None = 
     plan = build_plan(project, ctx.params.as_of)
     # String columns come as dictionaries where the lake stores them so: the
     # engines evaluate string filters once per distinct value anyway.
-    subscribers = run_subscribers(paths, ctx, project, plan.subscriber_fields,
-                                  [c for c in plan.subscriber_fields if c not in _IDS])
-    events = read_events(paths, project.catalog, ctx.params.as_of, plan.event_fields,
-                         [c for c in plan.event_fields if c not in _IDS])
-    return evaluate_flags(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine)
+    subscriber_dicts = [c for c in plan.subscriber_fields if c not in _IDS]
+    event_dicts = [c for c in plan.event_fields if c not in _IDS]
+    snapshot = _run_snapshot(paths, ctx)
+    ranges = snapshot_ranges(snapshot, ctx.params.range_rows or range_rows())
+    if len(ranges) == 1:
+        subscribers = run_subscribers(paths, ctx, project, plan.subscriber_fields, subscriber_dicts)
+        events = read_events(paths, project.catalog, ctx.params.as_of, plan.event_fields, event_dicts)
+        return evaluate_flags(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine)
+    # A large snapshot is evaluated one id range at a time, so memory is bounded by
+    # a range, not the snapshot: every predicate reads only its own subscriber's row,
+    # events and memberships, and ranges come in id order, so the flags concatenate sorted.
+    parts = []
+    for id_range in ranges:
+        subscribers = sort_by_id(read_snapshot(snapshot, project.catalog, plan.subscriber_fields, subscriber_dicts,
+                                               id_range=id_range))
+        events = read_events(paths, project.catalog, ctx.params.as_of, plan.event_fields, event_dicts,
+                             id_range=id_range)
+        parts.append(evaluate_flags(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine))
+        del subscribers, events
+    return pa.concat_tables(parts)
 
 
 def evaluate_run(paths: Paths, ctx: RunContext) -> tuple[pa.Table, pa.Table, dict[str, str]]:
@@ -475,7 +497,9 @@ def _recipient_columns(project: Project) -> list[str]:
     return ["subscriber_id", "status", "email", *audience_field_columns(project)]
 
 
-def step_recipients(paths: Paths, run_id: str) -> tuple[RunContext, pa.Table | None]:
+def step_recipients(paths: Paths, run_id: str) -> tuple[RunContext, dict[str, int] | None]:
+    """Recipients of every audience, written to the workspace as the version will publish
+    them (sorted by audience, subscriber_id); returns recipients per audience."""
     from .publish import audiences
 
     ws = RunWorkspace(paths, run_id)
@@ -484,12 +508,10 @@ def step_recipients(paths: Paths, run_id: str) -> tuple[RunContext, pa.Table | N
         return ctx, None
     project = load_valid_project(paths)
     subscribers = run_subscribers(paths, ctx, project, _recipient_columns(project))
-    recipients = audiences.compute_recipients(project, ws.load_flags(), subscribers, run_id)
-    # Already sorted by (audience, subscriber_id) (both ways of computing it sort), and
-    # written as published: the version links this file.
     ws.dir.mkdir(parents=True, exist_ok=True)
-    pq.write_table(recipients, ws.dir / "recipients.parquet", compression="zstd", write_statistics=["audience"])
-    return ctx, recipients
+    # Written a part at a time: at 100M subscribers the table would not fit in memory.
+    counts = audiences.write_recipients(project, ws.load_flags(), subscribers, run_id, ws.recipients_file)
+    return ctx, counts
 
 
 def step_publish(paths: Paths, run_id: str, keep_versions: int = 5):
@@ -526,14 +548,14 @@ def step_publish(paths: Paths, run_id: str, keep_versions: int = 5):
             subscribers=subscribers,
             membership=None,
             history=ws.load_history(),
-            recipients=ws.load_table("recipients"),
+            recipients=None,
             compiled_sql=ws.compiled_sql(),
             quarantine=quarantine_table(paths),
             event_files=event_part_files(paths),
             flags_file=ws.flags_file,
             subscribers_file=Path(ctx.snapshot_file) if linkable else None,
             extra_files=[ws.dir / "evaluation.json"],
-            recipients_file=ws.dir / "recipients.parquet",
+            recipients_file=ws.recipients_file,
         )
         result = publish_version(paths, staged, keep_versions=keep_versions)
     return ctx, result

@@ -77,3 +77,25 @@ def resolve_paths(defs: str | os.PathLike | None = None, data: str | os.PathLike
 
 def env_flag(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
+
+
+# Subscribers evaluated at a time. A run over a larger snapshot evaluates it one id
+# range after another, so memory follows this, not the snapshot (100M subscribers
+# fit a 24 GiB machine). Measured at 10M: ranges of 4M cost no time over one range.
+DEFAULT_RANGE_ROWS = 4_000_000
+
+
+def range_rows() -> int:
+    """`SEGMENTS_RANGE_ROWS`, or the default."""
+    text = os.environ.get("SEGMENTS_RANGE_ROWS", "")
+    try:
+        value = int(text.replace("_", "")) if text.strip() else DEFAULT_RANGE_ROWS
+    except ValueError:
+        from .errors import UserError
+
+        raise UserError(f"SEGMENTS_RANGE_ROWS must be a whole number of rows, got {text!r}") from None
+    if value < 1:
+        from .errors import UserError
+
+        raise UserError(f"SEGMENTS_RANGE_ROWS must be at least 1, got {value}")
+    return value

@@ -133,3 +133,31 @@ def test_flags_path_follows_a_table_path_version(tmp_path):
     assert query(paths, "SELECT run_id, change, subscriber_id FROM membership_changes ORDER BY ALL") == [
         ("r1", "entered", "s1"), ("r1", "entered", "s2"), ("r1", "entered", "s3"),
         ("r2", "entered", "s4"), ("r2", "exited", "s1")]
+
+
+def test_a_failure_midway_closes_the_history_writers(tmp_path, monkeypatch):
+    """An error while history is written reaches the caller, and the writers' files
+    and background threads are closed (no thread is left waiting)."""
+    import threading
+
+    import pytest
+
+    from pipelines.publish import flag_history
+
+    project = make_project(["a", "b"])
+    subscribers = subscribers_table(dict.fromkeys(PEOPLE, "active"))
+    ids = sort_by_id(subscribers.select(["subscriber_id"])).column("subscriber_id")
+    flags = membership_to_flags(membership_table({"a": PEOPLE[:3], "b": PEOPLE[2:]}), ids, keys=project.segments)
+    before = set(threading.enumerate())
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(flag_history, "_change_rows", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        extend_history(None, flags, "r1", T0, segments=project.segments, out_dir=tmp_path / "history")
+    assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []
+    # The writers were closed: the open-stays file is a complete (empty) Parquet file.
+    import pyarrow.parquet as pq
+
+    assert pq.read_metadata(tmp_path / "history" / flag_history.OPEN_STAYS_FILE).num_rows >= 0

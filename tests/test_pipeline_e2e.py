@@ -103,16 +103,17 @@ def test_failing_suppression_check_blocks_publishing(project_paths, monkeypatch)
     with dg.instance_for_test() as instance:
         execute_refresh(project_paths, as_of=AS_OF, instance=instance)
         before = _membership(project_paths)
-        real = audiences.compute_recipients
+        real = audiences.recipient_parts
 
-        def leaky(project, membership, subscribers, run_id):
-            table = real(project, membership, subscribers, run_id)
+        def leaky(project, flags, subscribers, run_id):
+            parts = list(real(project, flags, subscribers, run_id))
             # Smuggle in the unsubscribed s2: the blocking check must stop the publish.
-            row = {name: [None] for name in table.column_names}
+            schema = parts[0].schema
+            row = {name: [None] for name in schema.names}
             row.update(audience=["nyc_meetup_invite"], subscriber_id=["s2"], email=["bob@example.com"], run_id=["x"])
-            return pa.concat_tables([table, pa.table(row, schema=table.schema)])
+            yield from [*parts, pa.table(row, schema=schema)]
 
-        monkeypatch.setattr(audiences, "compute_recipients", leaky)
+        monkeypatch.setattr(audiences, "recipient_parts", leaky)
         with pytest.raises(UserError, match="suppression"):
             execute_refresh(project_paths, as_of="2026-11-27T07:00:00Z", instance=instance)
     with duckdb.connect(str(project_paths.warehouse), read_only=True) as con:

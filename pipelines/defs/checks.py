@@ -78,7 +78,7 @@ def suppression(context: dg.AssetCheckExecutionContext, segments: SegmentsResour
         return dg.AssetCheckResult(passed=True, metadata={"unchanged": True})
     project = refresh.load_valid_project(segments.paths())
     subscribers = refresh.run_subscribers(segments.paths(), ctx, project, ["subscriber_id", "status"])
-    violations = suppression_violations(ws.load_table("recipients"), subscribers)
+    violations = suppression_violations(ws.recipients_file, subscribers)
     return dg.AssetCheckResult(passed=violations == 0, metadata={"suppressed_recipients": violations})
 
 

@@ -7,10 +7,10 @@ disk under its memory limit instead of holding a 10M-row snapshot in RAM.
 
 Lake files are zstd Parquet with row groups of ROW_GROUP_ROWS rows: large
 enough for fast scans (DuckDB and Polars read row groups in parallel and skip
-them by min/max), small enough to bound the writer's memory. Snapshot rows
-are sorted by `subscriber_id` (runs read them in that order, and readers skip
-row groups by id); event rows are sorted by `occurred_at`, so an
-`occurred_at <= as_of` filter skips whole row groups.
+them by min/max), small enough to bound the writer's memory. Snapshot and
+event rows are sorted by `subscriber_id`: runs read snapshots in that order,
+and a run that evaluates one range of subscribers at a time (100M rows) reads
+only the row groups of its range from both.
 """
 
 from __future__ import annotations
@@ -174,7 +174,10 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: Table
 
 def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec, target: Path,
                  earlier_parts: list[Path]) -> int:
-    """Write the events whose event_id is new (first row per event_id in the file wins)."""
+    """Write the events whose event_id is new (first row per event_id in the file wins).
+
+    Stored in subscriber_id order, like snapshots: a run that evaluates one range
+    of subscribers at a time reads only the row groups of that range."""
     if not staging.good_files:
         return _write_empty(_empty_table(spec, staging.extras), target)
     row, key = ident(ROW_COLUMN), ident(spec.key)
@@ -186,7 +189,7 @@ def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSp
     return _copy_to(con, f"""
         SELECT s.* EXCLUDE ({row}) FROM {staged} s {seen}
         QUALIFY row_number() OVER (PARTITION BY s.{key} ORDER BY s.{row}) = 1
-        ORDER BY s.{ident('occurred_at')}, s.{row}""", target)
+        ORDER BY s.{ident('subscriber_id')}, s.{ident('occurred_at')}, s.{row}""", target)
 
 
 def write_quarantine(con: duckdb.DuckDBPyConnection, staging: Staging, file_name: str, target: Path) -> int:

@@ -60,8 +60,69 @@ def snapshot_at_or_before(paths: Paths, as_of: datetime) -> SnapshotInfo | None:
     return chosen[-1] if chosen else None
 
 
+@dataclass(frozen=True)
+class IdRange:
+    """A run of a sorted snapshot's row groups, and the subscriber ids they hold:
+    `low` <= id < `high` (None: unbounded). Events are matched to it by id."""
+
+    row_groups: tuple[int, ...]
+    low: str | None
+    high: str | None
+    rows: int
+
+
+def snapshot_ranges(info: SnapshotInfo, max_rows: int) -> list[IdRange]:
+    """The snapshot cut into id ranges of about `max_rows` rows, along row groups.
+
+    Snapshots are stored sorted by subscriber_id (lake/parts.py), so a range is
+    a run of row groups; one range (the whole file) when the file is small or
+    its row groups are not in id order (a lake ingested before sorting)."""
+    metadata = pq.ParquetFile(info.file).metadata
+    whole = [IdRange(tuple(range(metadata.num_row_groups)), None, None, metadata.num_rows)]
+    if metadata.num_rows <= max_rows or metadata.num_row_groups < 2:
+        return whole
+    position = metadata.schema.to_arrow_schema().get_field_index("subscriber_id")
+    bounds = []
+    for g in range(metadata.num_row_groups):
+        stats = metadata.row_group(g).column(position).statistics
+        if stats is None or not stats.has_min_max or not getattr(stats, "is_min_value_exact", True):
+            return whole
+        bounds.append((stats.min, stats.max, metadata.row_group(g).num_rows))
+    if any(bounds[g][0] <= bounds[g - 1][1] for g in range(1, len(bounds))):
+        return whole
+    ranges, groups, rows = [], [], 0
+    for g, (_low, _high, count) in enumerate(bounds):
+        if groups and rows + count > max_rows:
+            ranges.append((groups, rows))
+            groups, rows = [], 0
+        groups.append(g)
+        rows += count
+    ranges.append((groups, rows))
+    out = []
+    for i, (groups, rows) in enumerate(ranges):
+        low = None if i == 0 else bounds[groups[0]][0]
+        high = None if i == len(ranges) - 1 else bounds[ranges[i + 1][0][0]][0]
+        out.append(IdRange(tuple(groups), low, high, rows))
+    return out
+
+
+def _range_filter(id_range: IdRange | None):
+    import pyarrow.compute as pc
+
+    if id_range is None:
+        return None
+    parts = []
+    if id_range.low is not None:
+        parts.append(pc.field("subscriber_id") >= pa.scalar(id_range.low, pa.string()))
+    if id_range.high is not None:
+        parts.append(pc.field("subscriber_id") < pa.scalar(id_range.high, pa.string()))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else parts[0] & parts[1]
+
+
 def _read(file: Path, filters: list | None = None, columns: list[str] | None = None,
-          dictionaries: list[str] | None = None) -> pa.Table:
+          dictionaries: list[str] | None = None, row_groups: tuple[int, ...] | None = None) -> pa.Table:
     if not file.is_file():
         raise UserError(f"{file}: lake file listed in the ingest ledger is missing")
     if columns is not None or dictionaries:  # only those the file has; _conform adds the missing ones as NULL
@@ -72,6 +133,9 @@ def _read(file: Path, filters: list | None = None, columns: list[str] | None = N
             stored = _dictionary_encoded(file)
             dictionaries = [c for c in dictionaries if c in stored and pa.types.is_string(schema.field(c).type)
                             and (columns is None or c in columns)]
+    if row_groups is not None:
+        return pq.ParquetFile(file, read_dictionary=dictionaries or None).read_row_groups(
+            list(row_groups), columns=columns)
     # partitioning=None: the snapshot_date=... folder is layout, not a column.
     return pq.read_table(file, filters=filters, partitioning=None, columns=columns,
                          read_dictionary=dictionaries or None)
@@ -132,16 +196,20 @@ def _id_filter(ids: pa.Array | None):
 
 
 def read_snapshot(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str] | None = None,
-                  dictionaries: list[str] | None = None, ids: pa.Array | None = None) -> pa.Table:
+                  dictionaries: list[str] | None = None, ids: pa.Array | None = None,
+                  id_range: IdRange | None = None) -> pa.Table:
     """The snapshot typed by `catalog`; only `columns` (in that order) when given,
-    only the rows of subscribers `ids` when given.
+    only the rows of subscribers `ids`, or of `id_range` (`snapshot_ranges`), when given.
 
     String columns named in `dictionaries` come back dictionary-encoded (as the
     lake stores low-cardinality columns): much faster to read, and the engines
     evaluate filters once per distinct value anyway.
     """
     only = list(dict.fromkeys(columns)) if columns is not None else None
-    table = _read(info.file, _id_filter(ids), columns=only, dictionaries=dictionaries)
+    if id_range is not None and ids is None:
+        table = _read(info.file, None, columns=only, dictionaries=dictionaries, row_groups=id_range.row_groups)
+    else:
+        table = _read(info.file, _id_filter(ids), columns=only, dictionaries=dictionaries)
     return _conform(table, catalog.subscriber, only)
 
 
@@ -153,16 +221,19 @@ def event_part_files(paths: Paths) -> list[Path]:
 
 def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = None,
                 columns: list[str] | None = None, dictionaries: list[str] | None = None,
-                ids: pa.Array | None = None) -> pa.Table:
+                ids: pa.Array | None = None, id_range: IdRange | None = None) -> pa.Table:
     """All ingested events (each event_id once), those with occurred_at <= as_of if given;
-    only `columns` (in that order), and only events of subscribers `ids`, when given;
-    `dictionaries` as for `read_snapshot`."""
+    only `columns` (in that order), and only events of subscribers `ids` (or in
+    `id_range`), when given; `dictionaries` as for `read_snapshot`. Event files are
+    stored sorted by subscriber_id, so a range reads only its row groups."""
     import pyarrow.compute as pc
 
     ledger = Ledger(paths)
     filters = pc.field("occurred_at") <= pa.scalar(_utc(as_of), pa.timestamp("us")) if as_of is not None else None
     if ids is not None:
         filters = _id_filter(ids) if filters is None else filters & _id_filter(ids)
+    elif _range_filter(id_range) is not None:
+        filters = _range_filter(id_range) if filters is None else filters & _range_filter(id_range)
     only = list(dict.fromkeys(columns)) if columns is not None else None
     tables = [_conform(_read(ledger.lake_file(e.part), filters, only, dictionaries), catalog.event, only)
               for e in ledger.entries("events", INGESTED) if e.part]

@@ -8,9 +8,12 @@ or appears in it more than once with any non-active row, is not active.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ..segments.fields import arrow_type
 from ..segments.model import Project
@@ -144,27 +147,46 @@ def _recipients_from_membership(project: Project, membership: pa.Table, subscrib
     return result.cast(schema)
 
 
-def suppression_violations(recipients: pa.Table, subscribers: pa.Table) -> int:
-    """Recipient rows whose subscriber is not active in `subscribers` (or not in it at all)."""
-    con = scratch_connection()
-    try:
-        con.register("recipients", recipients.select(["subscriber_id"]))
-        con.register("subscribers", subscribers.select(["subscriber_id", "status"]))
-        return int(con.sql(f"""
-            WITH active AS (
-                SELECT subscriber_id FROM subscribers GROUP BY subscriber_id HAVING bool_and({ACTIVE_SQL})
-            )
-            SELECT count(*) FROM recipients r
-            WHERE NOT EXISTS (SELECT 1 FROM active a WHERE a.subscriber_id = r.subscriber_id)
-        """).fetchall()[0][0])
-    finally:
-        con.close()
+def suppression_violations(recipients: pa.Table | Path, subscribers: pa.Table) -> int:
+    """Recipient rows whose subscriber is not active in `subscribers` (or not in it at all).
+
+    `recipients` is a table or a Parquet file of it (only its ids are read). A
+    subscriber with several snapshot rows is active only if every row is; the
+    check is two set lookups, so it holds at 100M rows without a join."""
+    if isinstance(recipients, Path):
+        recipients = pq.read_table(recipients, columns=["subscriber_id"])
+    ids = recipients.column("subscriber_id")
+    if not len(ids):
+        return 0
+    active = active_mask(subscribers.column("status"))
+    known = subscribers.column("subscriber_id")
+    active_ids = known.filter(pa.array(active)).combine_chunks()
+    inactive_ids = known.filter(pa.array(~active)).combine_chunks()
+    bad = pc.invert(pc.is_in(ids, value_set=active_ids))  # unknown, or no active row
+    del active_ids
+    if len(inactive_ids):  # or some row not active
+        bad = pc.or_(bad, pc.is_in(ids, value_set=inactive_ids))
+    return int(pc.sum(bad).as_py() or 0)
 
 
-def audiences_table(project: Project, recipients: pa.Table) -> pa.Table:
+def recipient_counts(recipients: pa.Table | Path) -> dict[str, int]:
+    """Recipients per audience, of a table or a Parquet file of it."""
+    if isinstance(recipients, Path):  # as a dictionary per row group: no string per row
+        recipients = pq.read_table(recipients, columns=["audience"], read_dictionary=["audience"])
+    counts: dict[str, int] = {}
+    for chunk in recipients.column("audience").chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = pc.dictionary_encode(chunk)
+        tally = np.bincount(chunk.indices.to_numpy(zero_copy_only=False), minlength=len(chunk.dictionary))
+        for name, count in zip(chunk.dictionary.to_pylist(), tally.tolist(), strict=True):
+            if count:
+                counts[name] = counts.get(name, 0) + count
+    return counts
+
+
+def audiences_table(project: Project, recipients: pa.Table | Path) -> pa.Table:
     """One row per current audience, with its definition and recipient count."""
-    grouped = recipients.group_by("audience").aggregate([([], "count_all")])
-    counts = dict(zip(grouped.column("audience").to_pylist(), grouped.column("count_all").to_pylist(), strict=True))
+    counts = recipient_counts(recipients)
     rows = sorted(project.audiences.items())
     return pa.table({
         "audience": [k for k, _ in rows],
@@ -201,12 +223,25 @@ def recipients_from_flags(project: Project, flags: pa.Table, subscribers: pa.Tab
     Falls back to the long-shape query when ids repeat (ingest keeps one row
     per subscriber, so only hand-made inputs do that).
     """
+    schema = recipients_schema(project, subscribers.schema)
+    parts = list(recipient_parts(project, flags, subscribers, run_id))
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+# Recipient rows made (and written) at a time: a 100M-subscriber audience never
+# exists in memory as a whole.
+PART_ROWS = 4_000_000
+
+
+def recipient_parts(project: Project, flags: pa.Table, subscribers: pa.Table, run_id: str):
+    """The rows of `recipients_from_flags`, in order, as tables of at most PART_ROWS rows."""
     from ..engine.flags import ID, flags_to_membership, is_sorted_unique, repeated
     from ..segments.plan import segment_column
 
     ids = flags.column(ID)
     if not is_sorted_unique(ids) or not subscribers.column(ID).equals(ids):
-        return _recipients_from_membership(project, flags_to_membership(flags), subscribers, run_id)
+        yield _recipients_from_membership(project, flags_to_membership(flags), subscribers, run_id)
+        return
     schema = recipients_schema(project, subscribers.schema)
     field_columns = schema.names[3:-1]
     active = active_mask(subscribers.column("status"))
@@ -216,22 +251,39 @@ def recipients_from_flags(project: Project, flags: pa.Table, subscribers: pa.Tab
         name = segment_column(key)
         return flags.column(name).to_numpy() if name in flags.column_names else np.zeros(n, dtype=bool)
 
-    parts = []
     for key, audience in sorted(project.audiences.items()):
         picked = np.zeros(n, dtype=bool)
         for segment in audience.include:
             picked |= member(segment)
         for segment in audience.exclude:
             picked &= ~member(segment)
-        rows = pa.array(np.flatnonzero(picked & active))
-        columns = {
-            "audience": repeated(key, len(rows)),
-            "subscriber_id": ids.take(rows),
-            "email": subscribers.column("email").take(rows),
-        }
-        for name in field_columns:
-            wanted = name in audience.fields and name in subscribers.column_names
-            columns[name] = subscribers.column(name).take(rows) if wanted else pa.nulls(len(rows), schema.field(name).type)
-        columns["run_id"] = repeated(run_id, len(rows))
-        parts.append(pa.table(columns).cast(schema))
-    return pa.concat_tables(parts) if parts else schema.empty_table()
+        selected = np.flatnonzero(picked & active)
+        del picked
+        for start in range(0, len(selected), PART_ROWS):
+            rows = pa.array(selected[start:start + PART_ROWS])
+            columns = {
+                "audience": repeated(key, len(rows)),
+                "subscriber_id": ids.take(rows),
+                "email": subscribers.column("email").take(rows),
+            }
+            for name in field_columns:
+                wanted = name in audience.fields and name in subscribers.column_names
+                columns[name] = subscribers.column(name).take(rows) if wanted else \
+                    pa.nulls(len(rows), schema.field(name).type)
+            columns["run_id"] = repeated(run_id, len(rows))
+            yield pa.table(columns).cast(schema)
+
+
+def write_recipients(project: Project, flags: pa.Table, subscribers: pa.Table, run_id: str,
+                     target: Path) -> dict[str, int]:
+    """The recipients of `compute_recipients` written to `target` (Parquet, sorted by
+    audience then subscriber_id) a part at a time; returns recipients per audience."""
+    schema = recipients_schema(project, subscribers.schema)
+    counts = {key: 0 for key in sorted(project.audiences)}
+    with pq.ParquetWriter(target, schema, compression="zstd", write_statistics=["audience"]) as writer:
+        for part in recipient_parts(project, flags, subscribers, run_id):
+            if part.num_rows:
+                writer.write_table(part)
+                for key, count in recipient_counts(part).items():
+                    counts[key] = counts.get(key, 0) + count
+    return counts

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -148,11 +149,14 @@ class _StaysWriter:
         self.stays_schema = schema
 
     def add(self, key: str, ids: pa.Array, run_codes: np.ndarray) -> None:
-        if len(ids):  # plain arrays: pa.chunked_array() of ChunkedArrays walks them value by value
-            self.parts.append((key, _one(ids), run_codes))
-            self.buffered += len(ids)
-        if self.buffered >= _ROW_GROUP:
-            self.flush()
+        ids = _one(ids)  # plain arrays: pa.chunked_array() of ChunkedArrays walks them value by value
+        # A large segment goes in row-group slices: memory stays bounded by a row group.
+        for start in range(0, len(ids), _ROW_GROUP):
+            part = ids.slice(start, _ROW_GROUP)
+            self.parts.append((key, part, run_codes[start:start + len(part)]))
+            self.buffered += len(part)
+            if self.buffered >= _ROW_GROUP:
+                self.flush()
 
     def flush(self) -> None:
         if not self.parts and self.writer is not None:
@@ -271,64 +275,65 @@ def extend_history(
     changes = _RowsWriter(deltas["changes"], schemas.CHANGES)
     closed = _RowsWriter(deltas["closed"], schemas.HISTORY)
     size_rows: list[tuple[str, int, int, int]] = []
-    for key in sorted(set(keys) | set(prev_keys)):
-        if same and key in keys and key in prev_keys and segment_column(key) in prev_flags.column_names:
-            # The common case: the same subscribers as the base, a segment both versions have.
-            # Bitmap operations and filters only, no per-row arrays.
-            first = starts.get(key, 0)
-            record = _same_rows(key, flags.column(segment_column(key)), prev_flags.column(segment_column(key)),
-                                cur_ids, prev_codes[first:], new_code)
-            if key in current:
-                writer.add(key, record["members_ids"], record["codes"])
-            if record["entered_ids"] is not None or record["exited_ids"] is not None:
-                empty = pa.array([], pa.string())
-                entered_ids = record["entered_ids"] if record["entered_ids"] is not None else empty
-                exited_ids = record["exited_ids"] if record["exited_ids"] is not None else empty
-                changes.add(_change_rows(key, entered_ids, exited_ids, run_id, now))
-                if len(exited_ids):
-                    closed.add(_closed_rows(key, exited_ids, record["exited_codes"], run_ids, run_from, now,
-                                            run_id))
-            size_rows.append((key, record["members"], record["entered"], record["exited"]))
-            continue
-        now_in = _bools(flags, key, n_cur)
-        before = _bools(prev_flags, key, n_prev)
-        if same:
-            before_in_cur, now_in_prev = before, now_in
-        elif aligned is not None:
-            cur_of_prev, prev_of_cur = aligned
-            before_in_cur, now_in_prev = _gather(before, prev_of_cur), _gather(now_in, cur_of_prev)
-        else:
-            before_in_cur, now_in_prev = np.zeros(n_cur, dtype=bool), np.zeros(n_prev, dtype=bool)
-        entered_rows = np.flatnonzero(now_in & ~before_in_cur)
-        exited_rows = np.flatnonzero(before & ~now_in_prev)
-        members_rows = np.flatnonzero(now_in)
+    with _closing_on_error(writer, changes, closed):
+        for key in sorted(set(keys) | set(prev_keys)):
+            if same and key in keys and key in prev_keys and segment_column(key) in prev_flags.column_names:
+                # The common case: the same subscribers as the base, a segment both versions have.
+                # Bitmap operations and filters only, no per-row arrays.
+                first = starts.get(key, 0)
+                record = _same_rows(key, flags.column(segment_column(key)), prev_flags.column(segment_column(key)),
+                                    cur_ids, prev_codes[first:], new_code)
+                if key in current:
+                    writer.add(key, record["members_ids"], record["codes"])
+                if record["entered_ids"] is not None or record["exited_ids"] is not None:
+                    empty = pa.array([], pa.string())
+                    entered_ids = record["entered_ids"] if record["entered_ids"] is not None else empty
+                    exited_ids = record["exited_ids"] if record["exited_ids"] is not None else empty
+                    _add_changes(changes, key, entered_ids, exited_ids, run_id, now)
+                    if len(exited_ids):
+                        _add_closed(closed, key, exited_ids, record["exited_codes"], run_ids, run_from, now,
+                                    run_id)
+                size_rows.append((key, record["members"], record["entered"], record["exited"]))
+                continue
+            now_in = _bools(flags, key, n_cur)
+            before = _bools(prev_flags, key, n_prev)
+            if same:
+                before_in_cur, now_in_prev = before, now_in
+            elif aligned is not None:
+                cur_of_prev, prev_of_cur = aligned
+                before_in_cur, now_in_prev = _gather(before, prev_of_cur), _gather(now_in, cur_of_prev)
+            else:
+                before_in_cur, now_in_prev = np.zeros(n_cur, dtype=bool), np.zeros(n_prev, dtype=bool)
+            entered_rows = np.flatnonzero(now_in & ~before_in_cur)
+            exited_rows = np.flatnonzero(before & ~now_in_prev)
+            members_rows = np.flatnonzero(now_in)
 
-        base_rows = np.flatnonzero(before)
-        first = starts.get(key, 0)
-        if len(base_rows):
-            if first + len(base_rows) > len(prev_codes):
-                raise ValueError(f"base version's open stays of '{key}' do not match its flags")
-            position[base_rows] = np.arange(first, first + len(base_rows))
-        if key in current and key in keys:
-            codes = np.full(len(members_rows), new_code, dtype=np.int32)
-            stayed = before_in_cur[members_rows]
-            if stayed.any():
-                rows_before = members_rows[stayed] if same else aligned[1][members_rows[stayed]]
-                codes[stayed] = prev_codes[position[rows_before]]
-            writer.add(key, cur_ids.take(pa.array(members_rows)).combine_chunks() if len(members_rows)
-                       else pa.array([], pa.string()), codes)
-        entered_ids = cur_ids.take(pa.array(entered_rows)) if len(entered_rows) else pa.array([], pa.string())
-        exited_ids = prev_ids.take(pa.array(exited_rows)) if len(exited_rows) else pa.array([], pa.string())
-        if len(entered_rows) or len(exited_rows):
-            changes.add(_change_rows(key, entered_ids, exited_ids, run_id, now))
-        if len(exited_rows):
-            closed.add(_closed_rows(key, exited_ids, prev_codes[position[exited_rows]], run_ids, run_from, now,
-                                    run_id))
-        if key in current or key in prev_keys:
-            size_rows.append((key, len(members_rows) if key in keys else 0, len(entered_rows), len(exited_rows)))
-    writer.close()
-    changes.close()
-    closed.close()
+            base_rows = np.flatnonzero(before)
+            first = starts.get(key, 0)
+            if len(base_rows):
+                if first + len(base_rows) > len(prev_codes):
+                    raise ValueError(f"base version's open stays of '{key}' do not match its flags")
+                position[base_rows] = np.arange(first, first + len(base_rows))
+            if key in current and key in keys:
+                codes = np.full(len(members_rows), new_code, dtype=np.int32)
+                stayed = before_in_cur[members_rows]
+                if stayed.any():
+                    rows_before = members_rows[stayed] if same else aligned[1][members_rows[stayed]]
+                    codes[stayed] = prev_codes[position[rows_before]]
+                writer.add(key, cur_ids.take(pa.array(members_rows)).combine_chunks() if len(members_rows)
+                           else pa.array([], pa.string()), codes)
+            entered_ids = cur_ids.take(pa.array(entered_rows)) if len(entered_rows) else pa.array([], pa.string())
+            exited_ids = prev_ids.take(pa.array(exited_rows)) if len(exited_rows) else pa.array([], pa.string())
+            if len(entered_rows) or len(exited_rows):
+                _add_changes(changes, key, _one(entered_ids), _one(exited_ids), run_id, now)
+            if len(exited_rows):
+                _add_closed(closed, key, _one(exited_ids), prev_codes[position[exited_rows]], run_ids, run_from,
+                            now, run_id)
+            if key in current or key in prev_keys:
+                size_rows.append((key, len(members_rows) if key in keys else 0, len(entered_rows), len(exited_rows)))
+        writer.close()
+        changes.close()
+        closed.close()
     sizes = pa.table({
         "run_id": pa.array([run_id] * len(size_rows), pa.string()),
         "as_of": pa.array([as_of] * len(size_rows), schemas.TS),
@@ -344,6 +349,19 @@ def extend_history(
         members=sum(r[1] for r in size_rows), entered=sum(r[2] for r in size_rows),
         exited=sum(r[3] for r in size_rows),
     )
+
+
+@contextmanager
+def _closing_on_error(*writers):
+    """On an error, the writers' files and threads are closed (the run's workspace
+    is discarded anyway) before the error goes on."""
+    try:
+        yield
+    except BaseException:
+        for w in writers:
+            with suppress(Exception):
+                w.close()
+        raise
 
 
 def _same_rows(key: str, now: pa.Array, before: pa.Array, ids: pa.Array, base_codes: np.ndarray,
@@ -372,6 +390,28 @@ def _same_rows(key: str, now: pa.Array, before: pa.Array, ids: pa.Array, base_co
         "exited_ids": _one(ids.filter(exited)) if n_exited else None,
         "exited_codes": exited_codes,
     }
+
+
+def _add_changes(writer: _RowsWriter, key: str, entered: pa.Array, exited: pa.Array, run_id: str,
+                 now: int) -> None:
+    """A segment's membership_changes rows, a row group at a time when only one kind
+    is present (a first run: everyone enters), so they never exist in memory as a whole."""
+    empty = pa.array([], pa.string())
+    if len(entered) and len(exited):
+        writer.add(_change_rows(key, entered, exited, run_id, now))
+        return
+    ids, entering = (entered, True) if len(entered) else (exited, False)
+    for start in range(0, len(ids), _ROW_GROUP):
+        part = ids.slice(start, _ROW_GROUP)
+        writer.add(_change_rows(key, part if entering else empty, empty if entering else part, run_id, now))
+
+
+def _add_closed(writer: _RowsWriter, key: str, ids: pa.Array, codes: np.ndarray, run_ids: list[str],
+                run_from: np.ndarray, now: int, run_id: str) -> None:
+    """A segment's closed stays, a row group at a time."""
+    for start in range(0, len(ids), _ROW_GROUP):
+        part = ids.slice(start, _ROW_GROUP)
+        writer.add(_closed_rows(key, part, codes[start:start + len(part)], run_ids, run_from, now, run_id))
 
 
 def _change_rows(key: str, entered: pa.Array, exited: pa.Array, run_id: str, now: int) -> pa.Table:

@@ -255,7 +255,7 @@ def stage_version(
     subscribers: pa.Table,
     membership: pa.Table | None,
     history: HistoryResult | HistoryDelta,
-    recipients: pa.Table,
+    recipients: pa.Table | None,
     compiled_sql: dict[str, str],
     quarantine: pa.Table | None,
     event_files: Sequence[Path] = (),
@@ -279,8 +279,11 @@ def stage_version(
     the version lists them so the `events` view never picks up a file that a
     later run ingests. `extra_files` are copied into the version as they are
     (the run's evaluation record, engine/incremental.py). `recipients_file`, the
-    `recipients` table already written sorted, is linked instead of rewritten.
+    `recipients` table already written sorted, is linked instead of rewritten
+    (then `recipients` may be None: the file is read, not loaded whole).
     """
+    if recipients is None and (recipients_file is None or not isinstance(history, HistoryDelta)):
+        raise ValueError("stage_version needs the recipients table, or the run's recipients_file with a HistoryDelta")
     as_of = to_naive_utc(as_of)
     with writer_lock(paths, run_id=run_id):
         plan = plan_publish(paths, as_of, fingerprint)
@@ -311,7 +314,8 @@ def stage_version(
             _check_extends(history, plan.base, run_id, as_of)
         # The suppression rule has no switch, so it is enforced here too, not
         # only by the Dagster check: nothing that breaks it gets published.
-        violations = suppression_violations(recipients, subscribers)
+        violations = suppression_violations(recipients if recipients is not None else Path(recipients_file),
+                                            subscribers)
         if violations:
             raise UserError(f"refusing to publish: {violations} recipient row(s) are not active subscribers")
 
@@ -355,7 +359,7 @@ def stage_version(
         relations.update({
             "runs": runs,
             "recipients": Path(recipients_file) if recipients_file is not None and from_files else recipients,
-            "audiences": audiences_table(project, recipients),
+            "audiences": audiences_table(project, recipients if recipients is not None else Path(recipients_file)),
             "quarantine": schemas.conform(quarantine, schemas.QUARANTINE, what="quarantine"),
         })
         try:
