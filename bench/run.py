@@ -24,7 +24,7 @@
      inputs on a copy of the state (their published tables must be equal);
    - `segments run` once, wall time (Dagster and process start included).
    Every baseline's membership must equal ours (asserted).
-3. Writes bench/results/<size>-<date>.md (machine, versions, the table) and prints it.
+3. Writes bench/results/<size>-<date>-<commit>.md (machine, versions, the table) and prints it.
 """
 
 from __future__ import annotations
@@ -539,6 +539,7 @@ def machine() -> dict:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
         info["commit"] = commit + (" (with uncommitted changes)" if dirty else "")
+        info["commit_short"] = commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         info["commit"] = "unknown"
     return info
@@ -779,9 +780,11 @@ def main(argv: list[str] | None = None) -> int:
     members = pq.read_metadata(ours).num_rows
     text = report(size, n, info, prepared, results, checks, members)
     args.results.mkdir(parents=True, exist_ok=True)
-    target = args.results / f"{size}-{date.today().isoformat()}.md"
+    # One report per size, day and commit: a later run of other code never overwrites it.
+    stem = "-".join(p for p in (size, date.today().isoformat(), info.get("commit_short")) if p)
+    target = args.results / f"{stem}.md"
     target.write_text(text)
-    (args.results / f"{size}-{date.today().isoformat()}.json").write_text(json.dumps(results, indent=1, default=str))
+    (args.results / f"{stem}.json").write_text(json.dumps(results, indent=1, default=str))
     print()
     print(text)
     print(f"written to {target}")

@@ -126,3 +126,23 @@ def test_encoded_list_filters_match_plain_evaluation():
     encoded = evaluate_flags_duckdb(project, subscribers, events, datetime(2026, 1, 1), encode=True)
     plain = evaluate_flags_duckdb(project, subscribers, events, datetime(2026, 1, 1), encode=False)
     assert encoded.equals(plain)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(0, 6), min_size=0, max_size=5), data=st.data())
+def test_take_rows_chunk_by_chunk_equals_take(sizes, data):
+    """`take_rows` (used where a string column passes 2 GiB) picks what `take` picks."""
+    from pipelines.engine.flags import take_rows
+
+    values = [f"v{i}" if i % 3 else None for i in range(sum(sizes))]
+    chunks, start = [], 0
+    for size in sizes:
+        chunks.append(pa.array(values[start:start + size], pa.string()))
+        start += size
+    column = pa.chunked_array(chunks, pa.string())
+    rows = np.array(sorted(data.draw(st.lists(st.integers(0, max(len(values) - 1, 0)), unique=True)
+                                     if values else st.just([]))), dtype=np.int64)
+    taken = take_rows(column, rows)
+    assert taken.to_pylist() == [values[r] for r in rows]
+    assert take_rows(column.combine_chunks() if values else pa.array([], pa.string()), rows).to_pylist() == \
+        taken.to_pylist()

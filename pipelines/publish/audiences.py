@@ -235,7 +235,7 @@ PART_ROWS = 4_000_000
 
 def recipient_parts(project: Project, flags: pa.Table, subscribers: pa.Table, run_id: str):
     """The rows of `recipients_from_flags`, in order, as tables of at most PART_ROWS rows."""
-    from ..engine.flags import ID, flags_to_membership, is_sorted_unique, repeated
+    from ..engine.flags import ID, flags_to_membership, is_sorted_unique, repeated, take_rows
     from ..segments.plan import segment_column
 
     ids = flags.column(ID)
@@ -260,15 +260,15 @@ def recipient_parts(project: Project, flags: pa.Table, subscribers: pa.Table, ru
         selected = np.flatnonzero(picked & active)
         del picked
         for start in range(0, len(selected), PART_ROWS):
-            rows = pa.array(selected[start:start + PART_ROWS])
+            rows = selected[start:start + PART_ROWS]
             columns = {
                 "audience": repeated(key, len(rows)),
-                "subscriber_id": ids.take(rows),
-                "email": subscribers.column("email").take(rows),
+                "subscriber_id": take_rows(ids, rows),
+                "email": take_rows(subscribers.column("email"), rows),
             }
             for name in field_columns:
                 wanted = name in audience.fields and name in subscribers.column_names
-                columns[name] = subscribers.column(name).take(rows) if wanted else \
+                columns[name] = take_rows(subscribers.column(name), rows) if wanted else \
                     pa.nulls(len(rows), schema.field(name).type)
             columns["run_id"] = repeated(run_id, len(rows))
             yield pa.table(columns).cast(schema)

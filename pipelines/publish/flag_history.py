@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..clock import to_naive_utc
-from ..engine.flags import ID, align_ids, flag_keys, member_counts
+from ..engine.flags import ID, align_ids, flag_keys, member_counts, take_rows
 from ..segments.plan import segment_column
 from . import schemas
 from .history import history_base
@@ -320,10 +320,10 @@ def extend_history(
                 if stayed.any():
                     rows_before = members_rows[stayed] if same else aligned[1][members_rows[stayed]]
                     codes[stayed] = prev_codes[position[rows_before]]
-                writer.add(key, cur_ids.take(pa.array(members_rows)).combine_chunks() if len(members_rows)
+                writer.add(key, take_rows(cur_ids, members_rows) if len(members_rows)
                            else pa.array([], pa.string()), codes)
-            entered_ids = cur_ids.take(pa.array(entered_rows)) if len(entered_rows) else pa.array([], pa.string())
-            exited_ids = prev_ids.take(pa.array(exited_rows)) if len(exited_rows) else pa.array([], pa.string())
+            entered_ids = take_rows(cur_ids, entered_rows) if len(entered_rows) else pa.array([], pa.string())
+            exited_ids = take_rows(prev_ids, exited_rows) if len(exited_rows) else pa.array([], pa.string())
             if len(entered_rows) or len(exited_rows):
                 _add_changes(changes, key, _one(entered_ids), _one(exited_ids), run_id, now)
             if len(exited_rows):
