@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_incremental import write_definitions
 
 from pipelines.lake import ingest_landing, list_snapshots, read_events, read_snapshot
 from pipelines.lake import parts as lake_parts
@@ -23,7 +24,6 @@ from pipelines.lake.snapshots import snapshot_ranges
 from pipelines.refresh import RunParams, load_valid_project, run_steps
 from pipelines.sample_data import write_landing
 from pipelines.settings import Paths
-from tests.test_incremental import write_definitions
 
 AS_OF = datetime(2026, 11, 1)
 
