@@ -391,22 +391,18 @@ def evaluate_run_flags(paths: Paths, ctx: RunContext, project: Project | None = 
     event_dicts = [c for c in plan.event_fields if c not in _IDS]
     snapshot = _run_snapshot(paths, ctx)
     ranges = snapshot_ranges(snapshot, ctx.params.range_rows or range_rows())
-    if len(ranges) == 1:
-        subscribers = run_subscribers(paths, ctx, project, plan.subscriber_fields, subscriber_dicts)
-        events = read_events(paths, project.catalog, ctx.params.as_of, plan.event_fields, event_dicts)
-        return evaluate_flags(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine)
     # A large snapshot is evaluated one id range at a time, so memory is bounded by
     # a range, not the snapshot: every predicate reads only its own subscriber's row,
     # events and memberships, and ranges come in id order, so the flags concatenate sorted.
     parts = []
-    for id_range in ranges:
+    for id_range in ranges if len(ranges) > 1 else [None]:
         subscribers = sort_by_id(read_snapshot(snapshot, project.catalog, plan.subscriber_fields, subscriber_dicts,
                                                id_range=id_range))
         events = read_events(paths, project.catalog, ctx.params.as_of, plan.event_fields, event_dicts,
                              id_range=id_range)
         parts.append(evaluate_flags(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine))
         del subscribers, events
-    return pa.concat_tables(parts)
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
 def evaluate_run(paths: Paths, ctx: RunContext) -> tuple[pa.Table, pa.Table, dict[str, str]]:

@@ -81,7 +81,8 @@ def env_flag(name: str, default: str = "") -> str:
 
 # Subscribers evaluated at a time. A run over a larger snapshot evaluates it one id
 # range after another, so memory follows this, not the snapshot (100M subscribers
-# fit a 24 GiB machine). Measured at 10M: ranges of 4M cost no time over one range.
+# fit a 24 GiB machine). At 1M, ranges of 300K evaluated no slower than one piece
+# (3.8 vs 4.2 s, on a busy machine); at 100M, evaluation in 4M ranges peaked near 5 GiB.
 DEFAULT_RANGE_ROWS = 4_000_000
 
 

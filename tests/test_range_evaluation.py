@@ -106,3 +106,17 @@ def test_a_run_by_ranges_publishes_what_a_run_in_one_piece_does(tmp_path, small_
     for sql in (members, "SELECT * EXCLUDE (run_id) FROM recipients ORDER BY ALL",
                 "SELECT segment, members FROM segments ORDER BY ALL"):
         assert _published(paths, sql) == _published(other, sql), sql
+
+
+def test_range_rows_setting(monkeypatch):
+    from pipelines.errors import UserError
+    from pipelines.settings import DEFAULT_RANGE_ROWS, range_rows
+
+    monkeypatch.delenv("SEGMENTS_RANGE_ROWS", raising=False)
+    assert range_rows() == DEFAULT_RANGE_ROWS
+    monkeypatch.setenv("SEGMENTS_RANGE_ROWS", "2_000_000")
+    assert range_rows() == 2_000_000
+    for bad in ("lots", "0", "-5"):
+        monkeypatch.setenv("SEGMENTS_RANGE_ROWS", bad)
+        with pytest.raises(UserError, match="SEGMENTS_RANGE_ROWS"):
+            range_rows()

@@ -230,10 +230,9 @@ def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = No
 
     ledger = Ledger(paths)
     filters = pc.field("occurred_at") <= pa.scalar(_utc(as_of), pa.timestamp("us")) if as_of is not None else None
-    if ids is not None:
-        filters = _id_filter(ids) if filters is None else filters & _id_filter(ids)
-    elif _range_filter(id_range) is not None:
-        filters = _range_filter(id_range) if filters is None else filters & _range_filter(id_range)
+    rows = _id_filter(ids) if ids is not None else _range_filter(id_range)
+    if rows is not None:
+        filters = rows if filters is None else filters & rows
     only = list(dict.fromkeys(columns)) if columns is not None else None
     tables = [_conform(_read(ledger.lake_file(e.part), filters, only, dictionaries), catalog.event, only)
               for e in ledger.entries("events", INGESTED) if e.part]

@@ -314,8 +314,8 @@ def stage_version(
             _check_extends(history, plan.base, run_id, as_of)
         # The suppression rule has no switch, so it is enforced here too, not
         # only by the Dagster check: nothing that breaks it gets published.
-        violations = suppression_violations(recipients if recipients is not None else Path(recipients_file),
-                                            subscribers)
+        recipients_source = recipients if recipients is not None else Path(recipients_file)
+        violations = suppression_violations(recipients_source, subscribers)
         if violations:
             raise UserError(f"refusing to publish: {violations} recipient row(s) are not active subscribers")
 
@@ -359,7 +359,7 @@ def stage_version(
         relations.update({
             "runs": runs,
             "recipients": Path(recipients_file) if recipients_file is not None and from_files else recipients,
-            "audiences": audiences_table(project, recipients if recipients is not None else Path(recipients_file)),
+            "audiences": audiences_table(project, recipients_source),
             "quarantine": schemas.conform(quarantine, schemas.QUARANTINE, what="quarantine"),
         })
         try:
