@@ -325,9 +325,9 @@ def extend_history(
             entered_ids = take_rows(cur_ids, entered_rows) if len(entered_rows) else pa.array([], pa.string())
             exited_ids = take_rows(prev_ids, exited_rows) if len(exited_rows) else pa.array([], pa.string())
             if len(entered_rows) or len(exited_rows):
-                _add_changes(changes, key, _one(entered_ids), _one(exited_ids), run_id, now)
+                _add_changes(changes, key, entered_ids, exited_ids, run_id, now)
             if len(exited_rows):
-                _add_closed(closed, key, _one(exited_ids), prev_codes[position[exited_rows]], run_ids, run_from,
+                _add_closed(closed, key, exited_ids, prev_codes[position[exited_rows]], run_ids, run_from,
                             now, run_id)
             if key in current or key in prev_keys:
                 size_rows.append((key, len(members_rows) if key in keys else 0, len(entered_rows), len(exited_rows)))
