@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -394,15 +395,27 @@ def evaluate_run_flags(paths: Paths, ctx: RunContext, project: Project | None = 
     # A large snapshot is evaluated one id range at a time, so memory is bounded by
     # a range, not the snapshot: every predicate reads only its own subscriber's row,
     # events and memberships, and ranges come in id order, so the flags concatenate sorted.
-    parts = []
-    for id_range in ranges if len(ranges) > 1 else [None]:
+    def read_range(id_range):
         subscribers = sort_by_id(read_snapshot(snapshot, project.catalog, plan.subscriber_fields, subscriber_dicts,
                                                id_range=id_range))
         events = read_events(paths, project.catalog, ctx.params.as_of, plan.event_fields, event_dicts,
                              id_range=id_range)
-        parts.append(evaluate_flags(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine))
-        del subscribers, events
-    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        return subscribers, events
+
+    if len(ranges) <= 1:
+        return evaluate_flags(project, *read_range(None), ctx.params.as_of, engine=ctx.params.engine)
+    # The next range is read on a second thread while this one is evaluated (Parquet
+    # decoding releases the GIL): two ranges in memory at most.
+    parts = []
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        upcoming = reader.submit(read_range, ranges[0])
+        for index in range(len(ranges)):
+            subscribers, events = upcoming.result()
+            if index + 1 < len(ranges):
+                upcoming = reader.submit(read_range, ranges[index + 1])
+            parts.append(evaluate_flags(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine))
+            del subscribers, events
+    return pa.concat_tables(parts)
 
 
 def evaluate_run(paths: Paths, ctx: RunContext) -> tuple[pa.Table, pa.Table, dict[str, str]]:

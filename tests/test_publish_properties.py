@@ -6,6 +6,7 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -83,3 +84,15 @@ def test_suppression_violations_counts_unknown_and_inactive():
     subscribers = subscribers_table({"a": "active", "b": "bounced"})
     recipients = membership_table({"x": ["a", "b", "ghost"]}).rename_columns(["audience", "subscriber_id"])
     assert suppression_violations(recipients, subscribers) == 2
+
+
+def test_suppression_violations_reads_a_file_and_treats_duplicate_rows_strictly(tmp_path):
+    # 'c' has an active and an unsubscribed row: not active. ' Active ' is active (trimmed, any case).
+    subscribers = pa.table({"subscriber_id": ["a", "b", "c", "c", "d"],
+                            "status": [" Active ", "bounced", "active", "unsubscribed", None]})
+    recipients = pa.table({"audience": ["x", "x", "x", "y", "y"], "subscriber_id": ["a", "b", "c", "a", "d"]})
+    target = tmp_path / "recipients.parquet"
+    pq.write_table(recipients, target)
+    assert suppression_violations(recipients, subscribers) == 3
+    assert suppression_violations(target, subscribers) == 3
+    assert suppression_violations(recipients.slice(0, 1), subscribers) == 0

@@ -35,7 +35,7 @@ def flag_keys(flags: pa.Table) -> list[str]:
 
 def is_sorted_unique(ids: pa.ChunkedArray | pa.Array) -> bool:
     """Strictly increasing (so also free of duplicates)."""
-    array = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    array = one_array(ids)
     if len(array) < 2:
         return True
     if array.null_count:
@@ -103,7 +103,7 @@ def take_rows(column: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> pa.Array:
     if isinstance(column, pa.Array):
         return column.take(pa.array(rows, pa.int64()))
     if column.num_chunks <= 1:
-        return _one_array(column).take(pa.array(rows, pa.int64()))
+        return one_array(column).take(pa.array(rows, pa.int64()))
     bounds = np.cumsum([0, *(len(chunk) for chunk in column.chunks)])
     cuts = np.searchsorted(rows, bounds)
     parts = [chunk.take(pa.array(rows[cuts[i]:cuts[i + 1]] - bounds[i], pa.int64()))
@@ -113,10 +113,24 @@ def take_rows(column: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> pa.Array:
     return pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
 
 
-def _one_array(ids: pa.ChunkedArray | pa.Array) -> pa.Array:
-    if isinstance(ids, pa.ChunkedArray):
-        return ids.combine_chunks() if ids.num_chunks else pa.array([], ids.type)
-    return ids
+def bools(flags: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A never-null boolean array (a membership bitmap) as numpy bools, by
+    unpacking its bits: about 15x faster than `to_numpy` (20 ms for 10M rows)."""
+    array = one_array(flags)
+    if array.null_count:
+        raise ValueError("membership flags hold nulls")
+    bits = np.unpackbits(np.frombuffer(array.buffers()[1], np.uint8), bitorder="little")
+    return bits[array.offset:array.offset + len(array)].view(bool)
+
+
+def one_array(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A plain array of the same values; no copy when there is one chunk
+    (`combine_chunks` copies even then: 2.5 s per run at 10M subscribers)."""
+    if not isinstance(values, pa.ChunkedArray):
+        return values
+    if values.num_chunks == 1:
+        return values.chunk(0)
+    return values.combine_chunks() if values.num_chunks else pa.array([], values.type)
 
 
 def align_ids(prev_ids: pa.ChunkedArray | pa.Array,
@@ -124,7 +138,7 @@ def align_ids(prev_ids: pa.ChunkedArray | pa.Array,
     """Match the rows of two id columns: (cur row of each prev row, prev row of
     each cur row), -1 where an id is absent from the other; None when the
     columns are equal (the common case: rows line up as they are)."""
-    prev_ids, cur_ids = _one_array(prev_ids), _one_array(cur_ids)
+    prev_ids, cur_ids = one_array(prev_ids), one_array(cur_ids)
     if len(prev_ids) == len(cur_ids) and prev_ids.equals(cur_ids):
         return None
     from .duckdb_engine import _database
