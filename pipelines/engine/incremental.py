@@ -38,13 +38,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlglot import exp
 
 from ..segments.model import Project
 from ..segments.plan import build_plan, naive_utc, segment_column, window_start
 from ..segments.to_sql import string_literal, timestamp_literal
-from .flags import ID, align_ids, flag_keys
+from .flags import ID, align_ids, bools, flag_keys, one_array
 
 RECORD_FILE = "evaluation.json"
 _TIMESTAMP = exp.DataType.build("TIMESTAMP")
@@ -273,33 +272,31 @@ def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
     if (at < 0).any():
         raise ValueError("updated subscribers are missing from the snapshot")
     full_keys = set(flag_keys(full)) if full is not None else set()
-    positions = pa.array(at)
-    # Bitmap work only: the base column moved to the current rows (a `take` when
-    # subscribers came or went), then the updated rows replaced through a mask.
-    touched = np.zeros(n, dtype=bool)
-    touched[at] = True
-    mask = pa.array(touched)
-    moved = None if aligned is None else pa.array(aligned[1], mask=aligned[1] < 0)
-    base_flags = base_flags.combine_chunks()
-    update = update.combine_chunks()
+    # numpy on unpacked bitmaps (engine.flags.bools): Arrow's take and filter on
+    # boolean arrays cost several times more. The base column moves to the current
+    # rows when subscribers came or went, then the updated rows are written over it.
+    if aligned is not None:
+        source, present = np.maximum(aligned[1], 0), aligned[1] >= 0
     columns = [current_ids]
     for key in keys:
         name = segment_column(key)
         if key in full_keys:
             columns.append(full.column(name))
             continue
-        new = update.column(name).chunk(0) if update.num_rows else pa.array([], pa.bool_())
-        if name in base_flags.column_names:
-            before = base_flags.column(name).chunk(0) if base_flags.num_rows else pa.array([], pa.bool_())
-            if moved is None:
-                if before.take(positions).equals(new):
-                    columns.append(before)  # nobody's membership of this segment changed
-                    continue
-            else:
-                before = pc.fill_null(before.take(moved), False)
+        new = bools(update.column(name)) if update.num_rows else np.zeros(0, dtype=bool)
+        if name not in base_flags.column_names:
+            merged = np.zeros(n, dtype=bool)
+        elif aligned is None:
+            before = base_flags.column(name)
+            base_values = bools(before)
+            if np.array_equal(base_values[at], new):
+                columns.append(one_array(before))  # nobody's membership of this segment changed
+                continue
+            merged = base_values.copy()
         else:
-            before = pa.array(np.zeros(n, dtype=bool))
-        columns.append(pc.replace_with_mask(before, mask, new) if len(new) else before)
+            merged = bools(base_flags.column(name))[source] & present
+        merged[at] = new
+        columns.append(pa.array(merged))
     return pa.Table.from_arrays(columns, names=[ID, *(segment_column(k) for k in keys)])
 
 

@@ -97,9 +97,9 @@ def _bools(flags: pa.Table | None, key: str, n: int) -> np.ndarray:
     return bools(flags.column(segment_column(key)))
 
 
-def _gather(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """values[positions], False where a position is -1."""
-    return values[positions] & (positions >= 0)
+def _gather(values: np.ndarray, positions: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """values[p], False where p is -1; `positions` is (p clipped at 0, p >= 0), made once."""
+    return values[positions[0]] & positions[1]
 
 
 class _RowsWriter:
@@ -247,6 +247,9 @@ def extend_history(
     n_prev = len(prev_ids)
     aligned = align_ids(prev_ids, cur_ids) if prev_flags is not None else None
     same = prev_flags is not None and aligned is None
+    if aligned is not None:  # row positions to move a column of one version onto the other's rows
+        gather_cur = (np.maximum(aligned[0], 0), aligned[0] >= 0)
+        gather_prev = (np.maximum(aligned[1], 0), aligned[1] >= 0)
 
     # Base open stays as codes into `runs` (the run that opened each); a segment's
     # stays are one slice (the file is sorted like the flags' columns).
@@ -300,8 +303,7 @@ def extend_history(
             if same:
                 before_in_cur, now_in_prev = before, now_in
             elif aligned is not None:
-                cur_of_prev, prev_of_cur = aligned
-                before_in_cur, now_in_prev = _gather(before, prev_of_cur), _gather(now_in, cur_of_prev)
+                before_in_cur, now_in_prev = _gather(before, gather_prev), _gather(now_in, gather_cur)
             else:
                 before_in_cur, now_in_prev = np.zeros(n_cur, dtype=bool), np.zeros(n_prev, dtype=bool)
             entered_rows = np.flatnonzero(now_in & ~before_in_cur)
@@ -320,7 +322,8 @@ def extend_history(
                 if stayed.any():
                     rows_before = members_rows[stayed] if same else aligned[1][members_rows[stayed]]
                     codes[stayed] = prev_codes[position[rows_before]]
-                writer.add(key, take_rows(cur_ids, members_rows) if len(members_rows)
+                # A filter by the bitmap copies the ids at a third of the cost of a take.
+                writer.add(key, one_array(cur_ids.filter(flags.column(segment_column(key)))) if len(members_rows)
                            else pa.array([], pa.string()), codes)
             entered_ids = take_rows(cur_ids, entered_rows) if len(entered_rows) else pa.array([], pa.string())
             exited_ids = take_rows(prev_ids, exited_rows) if len(exited_rows) else pa.array([], pa.string())
