@@ -316,7 +316,7 @@ def task_postgres(args) -> dict:
         version = pg.psql("SELECT version();", values_only=True).strip()
         export = pg.scratch("membership.csv")
         pg.psql(f"COPY segment_membership TO '{_sql_path(export)}' WITH (FORMAT csv);")
-        shutil.copyfile(export, args.out)
+        shutil.move(export, args.out)  # a rename on the same disk: no second copy of a GB-sized file
     return {"evaluate": seconds, "load": loaded, "version": version.split(",")[0]}
 
 
@@ -446,6 +446,9 @@ def run_child(task: str, fatal: bool = True, **options) -> dict:
     if process.returncode:
         if not fatal:  # a baseline that cannot finish is a result, not the end of the benchmark
             why = "killed, out of memory" if process.returncode == -9 else f"exit code {process.returncode}"
+            last = [x for x in process.stderr.strip().splitlines() if x.strip()][-1:]
+            if last:  # the error's last line, so the report says why (a full disk, say)
+                why += f": {last[0].strip()[:300]}"
             print(f"  {task:16s} failed after {wall:7.1f} s ({why})", flush=True)
             return {"skipped": f"did not finish: {why} after {wall:,.0f} s", "wall_s": wall}
         raise SystemExit(f"benchmark task {task} failed:\n{process.stdout[-3000:]}\n{process.stderr[-5000:]}")

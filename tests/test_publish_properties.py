@@ -6,12 +6,14 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.publish import compute_recipients, suppression_violations
+from pipelines.publish import audiences, compute_recipients, suppression_violations
 from pipelines.segments.fields import STATUSES
 
 try:  # tests/ on sys.path (no tests/__init__.py)
@@ -96,3 +98,14 @@ def test_suppression_violations_reads_a_file_and_treats_duplicate_rows_strictly(
     assert suppression_violations(recipients, subscribers) == 3
     assert suppression_violations(target, subscribers) == 3
     assert suppression_violations(recipients.slice(0, 1), subscribers) == 0
+
+
+def test_suppression_join_spills_instead_of_running_out_of_memory(monkeypatch):
+    # 1M long ids: the join's hash table is larger than the limit, so DuckDB must spill to disk.
+    n = 1_000_000
+    ids = pc.binary_join_element_wise("subscriber-", pc.cast(pa.array(np.arange(n) + 10**9), pa.string()),
+                                      "-with-a-long-tail", "")
+    subscribers = pa.table({"subscriber_id": ids, "status": np.where(np.arange(n) % 10 == 0, "bounced", "active")})
+    recipients = pa.table({"audience": ["a"] * (n // 2), "subscriber_id": ids.take(pa.array(np.arange(0, n, 2)))})
+    monkeypatch.setattr(audiences, "SUPPRESSION_MEMORY_LIMIT", "48MB")
+    assert suppression_violations(recipients, subscribers) == n // 10  # every tenth row is bounced, all even
