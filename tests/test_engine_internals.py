@@ -14,6 +14,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode
 
 from pipelines.engine import combine
 from pipelines.engine.combine import aggregate_counts
+from pipelines.engine.flags import bools, one_array
 from pipelines.segments import yaml_tree
 
 
@@ -146,3 +147,22 @@ def test_take_rows_chunk_by_chunk_equals_take(sizes, data):
     assert taken.to_pylist() == [values[r] for r in rows]
     assert take_rows(column.combine_chunks() if values else pa.array([], pa.string()), rows).to_pylist() == \
         taken.to_pylist()
+
+
+@pytest.mark.parametrize("flags", [
+    pa.array([], pa.bool_()),
+    pa.array([True, False, True, True, False, False, True, False, True, True]),
+    pa.array([True, False, True, True, False, False, True, False, True, True]).slice(3, 6),  # an offset
+    pa.chunked_array([pa.array([True, False, True]), pa.array([False] * 9 + [True])]),
+    pa.chunked_array([], pa.bool_()),
+])
+def test_bools_unpacks_a_bitmap_like_to_pylist(flags):
+    assert bools(flags).tolist() == flags.to_pylist()
+
+
+def test_bools_refuses_nulls_and_one_array_shares_a_single_chunk():
+    with pytest.raises(ValueError, match="nulls"):
+        bools(pa.array([True, None]))
+    column = pa.chunked_array([pa.array(["a", "b"])])
+    assert one_array(column).buffers()[2].address == column.chunk(0).buffers()[2].address
+    assert one_array(pa.chunked_array([pa.array(["a"]), pa.array(["b"])])).to_pylist() == ["a", "b"]
