@@ -43,7 +43,7 @@ from sqlglot import exp
 from ..segments.model import Project
 from ..segments.plan import build_plan, naive_utc, segment_column, window_start
 from ..segments.to_sql import string_literal, timestamp_literal
-from .flags import ID, align_ids, bools, flag_keys, one_array
+from .flags import ID, align_ids, bools, flag_keys, move_positions, moved, one_array
 
 RECORD_FILE = "evaluation.json"
 _TIMESTAMP = exp.DataType.build("TIMESTAMP")
@@ -276,7 +276,7 @@ def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
     # boolean arrays cost several times more. The base column moves to the current
     # rows when subscribers came or went, then the updated rows are written over it.
     if aligned is not None:
-        source, present = np.maximum(aligned[1], 0), aligned[1] >= 0
+        base_rows = move_positions(aligned[1])
     columns = [current_ids]
     for key in keys:
         name = segment_column(key)
@@ -294,7 +294,7 @@ def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
                 continue
             merged = base_values.copy()
         else:
-            merged = bools(base_flags.column(name))[source] & present
+            merged = moved(bools(base_flags.column(name)), base_rows)
         merged[at] = new
         columns.append(pa.array(merged))
     return pa.Table.from_arrays(columns, names=[ID, *(segment_column(k) for k in keys)])

@@ -35,7 +35,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..clock import to_naive_utc
-from ..engine.flags import ID, align_ids, bools, flag_keys, member_counts, one_array, take_rows
+from ..engine.flags import (
+    ID,
+    align_ids,
+    bools,
+    flag_keys,
+    member_counts,
+    move_positions,
+    moved,
+    one_array,
+    take_rows,
+)
 from ..segments.plan import segment_column
 from . import schemas
 from .history import history_base
@@ -95,11 +105,6 @@ def _bools(flags: pa.Table | None, key: str, n: int) -> np.ndarray:
     if flags is None or segment_column(key) not in flags.column_names:
         return np.zeros(n, dtype=bool)
     return bools(flags.column(segment_column(key)))
-
-
-def _gather(values: np.ndarray, positions: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """values[p], False where p is -1; `positions` is (p clipped at 0, p >= 0), made once."""
-    return values[positions[0]] & positions[1]
 
 
 class _RowsWriter:
@@ -248,8 +253,7 @@ def extend_history(
     aligned = align_ids(prev_ids, cur_ids) if prev_flags is not None else None
     same = prev_flags is not None and aligned is None
     if aligned is not None:  # row positions to move a column of one version onto the other's rows
-        gather_cur = (np.maximum(aligned[0], 0), aligned[0] >= 0)
-        gather_prev = (np.maximum(aligned[1], 0), aligned[1] >= 0)
+        gather_cur, gather_prev = move_positions(aligned[0]), move_positions(aligned[1])
 
     # Base open stays as codes into `runs` (the run that opened each); a segment's
     # stays are one slice (the file is sorted like the flags' columns).
@@ -303,7 +307,7 @@ def extend_history(
             if same:
                 before_in_cur, now_in_prev = before, now_in
             elif aligned is not None:
-                before_in_cur, now_in_prev = _gather(before, gather_prev), _gather(now_in, gather_cur)
+                before_in_cur, now_in_prev = moved(before, gather_prev), moved(now_in, gather_cur)
             else:
                 before_in_cur, now_in_prev = np.zeros(n_cur, dtype=bool), np.zeros(n_prev, dtype=bool)
             entered_rows = np.flatnonzero(now_in & ~before_in_cur)
@@ -484,8 +488,6 @@ def _strings(values: list[str], codes: np.ndarray) -> pa.Array:
     """values[codes] as a plain string array (built through a dictionary: no Python loop)."""
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values, pa.string())).cast(
         pa.string())
-
-
 
 
 __all__ = ["OPEN_STAYS", "HistoryDelta", "extend_history", "membership_to_flags"]
