@@ -24,11 +24,13 @@ from pipelines.segments import yaml_tree
     aggregates=st.integers(1, 130),
     seed=st.integers(0, 10_000),
     chunk=st.sampled_from([1, 2, 7, 1 << 22]),
+    max_combinations=st.sampled_from([0, 3, 4096]),  # 0: always bit by bit
+    density=st.sampled_from([0.05, 0.4]),
 )
-def test_aggregate_counts_match_a_plain_count(rows, aggregates, seed, chunk):
+def test_aggregate_counts_match_a_plain_count(rows, aggregates, seed, chunk, max_combinations, density):
     rng = np.random.default_rng(seed)
     rows = np.array(rows, dtype=np.int64)
-    bits = rng.random((len(rows), aggregates)) < 0.4
+    bits = rng.random((len(rows), aggregates)) < density
     words = []
     for w in range(0, aggregates, 64):
         word = np.zeros(len(rows), dtype=np.uint64)
@@ -36,12 +38,12 @@ def test_aggregate_counts_match_a_plain_count(rows, aggregates, seed, chunk):
             word |= bits[:, w + j].astype(np.uint64) << np.uint64(j)
         words.append(word)
     keys = [f"k{i}" for i in range(aggregates)]
-    original = combine._CHUNK
-    combine._CHUNK = chunk
+    original = combine._CHUNK, combine._MAX_COMBINATIONS
+    combine._CHUNK, combine._MAX_COMBINATIONS = chunk, max_combinations
     try:
         counts = aggregate_counts(rows, words, keys)
     finally:
-        combine._CHUNK = original
+        combine._CHUNK, combine._MAX_COMBINATIONS = original
     for k, key in enumerate(keys):
         expected = np.bincount(rows[bits[:, k]], minlength=31) if len(rows) else np.zeros(31, np.int64)
         assert np.array_equal(counts.dense(key, 31), expected[:31])

@@ -114,8 +114,8 @@ def test_range_rows_setting(monkeypatch):
 
     monkeypatch.delenv("SEGMENTS_RANGE_ROWS", raising=False)
     assert range_rows() == DEFAULT_RANGE_ROWS
-    monkeypatch.setenv("SEGMENTS_RANGE_ROWS", "2_000_000")
-    assert range_rows() == 2_000_000
+    monkeypatch.setenv("SEGMENTS_RANGE_ROWS", "3_000_000")
+    assert range_rows() == 3_000_000
     for bad in ("lots", "0", "-5"):
         monkeypatch.setenv("SEGMENTS_RANGE_ROWS", bad)
         with pytest.raises(UserError, match="SEGMENTS_RANGE_ROWS"):

