@@ -14,7 +14,8 @@ query at all: per segment, in dependency-wave order,
 Every value is a never-null Arrow boolean array (a bitmap), so each step is
 one pass over N/8 bytes: for 100 segments over 1M subscribers, tens of
 milliseconds, where evaluating the same expressions row by row in a query
-costs seconds (measured in bench/README.md).
+costs seconds (`make bench` reports our evaluation against one query per
+segment).
 """
 
 from __future__ import annotations
