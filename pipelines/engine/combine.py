@@ -178,7 +178,8 @@ def aggregate_counts(rows: np.ndarray, masks: Sequence[np.ndarray], keys: Sequen
         if grouped is None:
             _count_bit_by_bit(at, word, counts[64 * w:64 * w + width])
             continue
-        combinations, bounds, at_grouped = grouped[0], grouped[1], at[grouped[2]]
+        combinations, bounds, order = grouped
+        at_grouped = at[order]
         for j in range(width):
             parts = [at_grouped[bounds[c]:bounds[c + 1]]
                      for c, combination in enumerate(combinations) if (int(combination) >> j) & 1]
