@@ -481,10 +481,9 @@ def _comparison_connection(scratch: Path):
     """DuckDB for the checks: a memory limit and a spill folder in the bench's scratch,
     so comparing 129M-row relations neither takes the machine's memory nor leaves
     `.tmp/` in the current directory."""
-    import duckdb
+    from pipelines.publish.scratch import bounded_connection
 
-    scratch.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(config={"memory_limit": COMPARE_MEMORY_LIMIT, "temp_directory": str(scratch)})
+    return bounded_connection(COMPARE_MEMORY_LIMIT, scratch)
 
 
 def _rows_differing(con, a: str, b: str) -> int:

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..publish.scratch import bounded_connection
 from ..segments.fields import arrow_type
 from .columns import ROW_COLUMN, TableSpec
 from .layout import publish_file, remove_quietly, temp_sibling
@@ -46,8 +47,7 @@ def _file_list(files: list[Path]) -> str:
 
 
 def duckdb_connection(scratch: Path) -> duckdb.DuckDBPyConnection:
-    (scratch / "duckdb").mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": str(scratch / "duckdb")})
+    con = bounded_connection(DUCKDB_MEMORY_LIMIT, scratch / "duckdb")
     con.execute("SET enable_progress_bar = false")
     return con
 

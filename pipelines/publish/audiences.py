@@ -12,7 +12,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +21,7 @@ from sqlglot import exp
 from ..segments.fields import arrow_type
 from ..segments.model import Project
 from . import schemas
-from .scratch import scratch_connection
+from .scratch import bounded_connection, scratch_connection
 
 # The one definition of "may receive email", shared by the recipient query and
 # the suppression check so the two can never disagree.
@@ -168,7 +167,7 @@ def suppression_violations(recipients: pa.Table | Path, subscribers: pa.Table) -
     ids = subscribers.column("subscriber_id")
     states = pa.table({"subscriber_id": ids, "active": pa.array(active_mask(subscribers.column("status")))})
     with tempfile.TemporaryDirectory(prefix="segments-suppression-") as spill:
-        con = duckdb.connect(config={"memory_limit": SUPPRESSION_MEMORY_LIMIT, "temp_directory": spill})
+        con = bounded_connection(SUPPRESSION_MEMORY_LIMIT, spill)
         try:
             con.register("snapshot_states", states)
             if isinstance(recipients, Path):

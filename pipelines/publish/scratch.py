@@ -1,4 +1,6 @@
-"""Cheap DuckDB connections for in-memory work on Arrow tables.
+"""DuckDB connections for work on Arrow tables and files.
+
+`scratch_connection` is the cheap one, for small in-memory work.
 
 `duckdb.connect()` builds a new database each time (tens of milliseconds);
 `cursor()` on one process-wide in-memory database is nearly free and still
@@ -9,6 +11,7 @@ from several threads.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import duckdb
 
@@ -23,3 +26,10 @@ def scratch_connection() -> duckdb.DuckDBPyConnection:
         if _database is None:
             _database = duckdb.connect(":memory:")
         return _database.cursor()
+
+
+def bounded_connection(memory_limit: str, spill_dir: Path | str) -> duckdb.DuckDBPyConnection:
+    """A database of its own for one large job: past `memory_limit` DuckDB spills
+    to `spill_dir` (created if missing) instead of taking the machine's memory."""
+    Path(spill_dir).mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill_dir)})
