@@ -218,7 +218,7 @@ def prepare_run(paths: Paths, params: RunParams) -> RunContext:
     landing file was rejected in this run, no snapshot exists at or before
     `as_of`, or the snapshot is held back.
     """
-    from .lake.ingest import ingest_landing
+    from .lake.ingest import ensure_row_hashes, ingest_landing
     from .lake.snapshots import snapshot_at_or_before
     from .publish.state import current_state
 
@@ -237,6 +237,7 @@ def prepare_run(paths: Paths, params: RunParams) -> RunContext:
         raise UserError(
             f"no subscriber snapshot at or before as_of {format_ts(params.as_of)} in {paths.landing_subscribers}"
         )
+    ensure_row_hashes(paths, snapshot.file)
     previous = current_state(paths)
     if previous is not None and params.as_of < previous.as_of:
         raise UserError(

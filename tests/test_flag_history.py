@@ -25,7 +25,7 @@ from test_publish_support import (
 )
 
 from pipelines.engine.flags import sort_by_id
-from pipelines.publish import history_files
+from pipelines.publish import flag_history, history_files, membership_files
 from pipelines.publish.flag_history import extend_history, membership_to_flags
 from pipelines.publish.history_files import write_flags
 from pipelines.publish.state import current_state
@@ -78,10 +78,14 @@ run_strategy = st.fixed_dictionaries({
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(runs=st.lists(run_strategy, min_size=1, max_size=5))
-def test_flags_path_publishes_the_same_history(tmp_path_factory, runs):
+@given(runs=st.lists(run_strategy, min_size=1, max_size=5), row_group=st.sampled_from([1 << 20, 1, 2, 5]),
+       writers=st.sampled_from([1, 2, 3]))
+def test_flags_path_publishes_the_same_history(tmp_path_factory, monkeypatch, runs, row_group, writers):
+    """Also with tiny row groups dealt over several membership files (membership_files.py)."""
     import random
 
+    monkeypatch.setattr(flag_history, "_ROW_GROUP", row_group)
+    monkeypatch.setattr(membership_files, "writer_count", lambda: writers)
     tmp = tmp_path_factory.mktemp("history")
     tables, flags = make_paths(tmp / "tables"), make_paths(tmp / "flags")
     as_of = T0
@@ -142,7 +146,6 @@ def test_a_failure_midway_closes_the_history_writers(tmp_path, monkeypatch):
 
     import pytest
 
-    from pipelines.publish import flag_history
 
     project = make_project(["a", "b"])
     subscribers = subscribers_table(dict.fromkeys(PEOPLE, "active"))

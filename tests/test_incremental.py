@@ -26,10 +26,13 @@ from pipelines.engine import evaluate_flags
 from pipelines.engine.flags import sort_by_id
 from pipelines.engine.incremental import EvaluationRecord, evaluate_incremental
 from pipelines.engine.tables import conform
+from pipelines.lake.layout import row_hashes_path
+from pipelines.lake.parts import write_row_hashes
 from pipelines.publish.scratch import scratch_connection
 from pipelines.sample_data import generate_events, generate_subscribers
 from pipelines.segments.fields import REQUIRED_EVENT_FIELDS
 from pipelines.segments.loader import load_project
+from pipelines.segments.plan import build_plan
 
 AS_OF = datetime(2026, 11, 1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +126,14 @@ def _incremental(project, tmp: Path, *, base_flags, base_record, as_of, snapshot
     )
 
 
+def _write_row_hashes(*snapshot_files):
+    import duckdb
+
+    with duckdb.connect() as con:
+        for file in snapshot_files:
+            write_row_hashes(con, file, row_hashes_path(file))
+
+
 def _full(project, snapshot_file, event_files, as_of, engine="duckdb"):
     subscribers = pq.read_table(snapshot_file)
     events = pa.concat_tables([pq.read_table(f) for f in event_files])
@@ -141,10 +152,11 @@ def _full(project, snapshot_file, event_files, as_of, engine="duckdb"):
     hours=st.sampled_from([0, 1, 5, 24, 24 * 7, 24 * 40, 24 * 400]),
     edit=st.booleans(),
     same_snapshot=st.booleans(),
+    row_hashes=st.booleans(),
     engine=st.sampled_from(["duckdb", "polars"]),
 )
 def test_incremental_equals_full(tmp_path_factory, seed, n, change, delete, added, new_events, hours, edit,
-                                 same_snapshot, engine):
+                                 same_snapshot, row_hashes, engine):
     tmp = tmp_path_factory.mktemp("incremental")
     rng = np.random.default_rng(seed)
     project = _project(tmp, 30, 1)
@@ -167,6 +179,8 @@ def test_incremental_equals_full(tmp_path_factory, seed, n, change, delete, adde
             "new_", extra.column("subscriber_id"), ""))
         snapshot_file = tmp / "s1.parquet"
         pq.write_table(_changed_snapshot(base, rng, change, delete, extra), snapshot_file)
+    if row_hashes:  # as ingest writes them; without, snapshots are compared column by column
+        _write_row_hashes(base_file, snapshot_file)
     files = [events0]
     if new_events:
         everyone = pq.read_table(snapshot_file)
@@ -211,6 +225,54 @@ def test_nothing_changed_re_evaluates_nobody(tmp_path):
     assert again.equals(flags)
 
 
+@pytest.mark.parametrize("row_hashes", [True, False])
+def test_a_changed_row_is_found_by_its_hash_or_by_the_columns_read(tmp_path, row_hashes):
+    """With row hashes (written at ingest) any changed column marks its subscriber,
+    even one no definition reads; without, only the columns read are compared.
+    Either way the flags equal a full evaluation."""
+    project = _project(tmp_path, 30, 1)
+    base = generate_subscribers(300, as_of=AS_OF, seed=5)
+    base_file, snapshot_file = tmp_path / "s0.parquet", tmp_path / "s1.parquet"
+    pq.write_table(base, base_file)
+    unread = "country"
+    assert unread not in build_plan(project, AS_OF).subscriber_fields
+    names = base.column(unread).to_pylist()
+    names[7] = (names[7] or "") + " (renamed)"
+    pq.write_table(base.set_column(base.schema.get_field_index(unread), unread, pa.array(names)), snapshot_file)
+    if row_hashes:
+        _write_row_hashes(base_file, snapshot_file)
+    events = tmp_path / "e.parquet"
+    pq.write_table(generate_events(base, as_of=AS_OF, seed=5), events)
+    flags = _full(project, base_file, [events], AS_OF)
+    result = _incremental(project, tmp_path, base_flags=flags, base_record=EvaluationRecord.of(
+        project, AS_OF, base_file, [events]), as_of=AS_OF, snapshot_file=snapshot_file, event_files=[events])
+    assert result is not None
+    again, how = result
+    assert how.reasons["affected"] == (1 if row_hashes else 0)
+    assert again.equals(_full(project, snapshot_file, [events], AS_OF))
+
+
+def test_a_run_writes_the_row_hashes_an_older_lake_lacks(tmp_path):
+    """Snapshots ingested before row hashes existed get them when a run uses them."""
+    from pipelines.lake.snapshots import list_snapshots
+    from pipelines.refresh import RunParams, run_steps
+    from pipelines.sample_data import write_landing
+    from pipelines.settings import Paths
+
+    paths = Paths(defs=write_definitions(tmp_path / "defs", 5, 3), data=tmp_path / "data")
+    write_landing(paths, as_of=AS_OF, n_subscribers=200, fmt="parquet")
+    first = AS_OF + timedelta(hours=1)
+    run_steps(paths, RunParams(run_id="r1", as_of=first, started_at=first))
+    (snapshot,) = list_snapshots(paths)
+    hashes = row_hashes_path(snapshot.file)
+    written = pq.read_table(hashes)
+    assert written.column_names == ["subscriber_id", "row_hash"] and written.num_rows == snapshot.rows
+    hashes.unlink()  # as in a lake ingested by an older version
+    later = first + timedelta(hours=1)
+    run_steps(paths, RunParams(run_id="r2", as_of=later, started_at=later))
+    assert pq.read_table(hashes).equals(written)
+
+
 def _query(paths, sql):
     import duckdb
 
@@ -224,6 +286,7 @@ def test_incremental_run_publishes_what_a_full_run_does(tmp_path):
     another, publishes the same membership, history and recipients."""
     import shutil
 
+    from pipelines.lake.snapshots import list_snapshots
     from pipelines.refresh import RunParams, run_steps
     from pipelines.sample_data import write_landing
     from pipelines.sample_data.changes import write_changed_landing
@@ -242,6 +305,8 @@ def test_incremental_run_publishes_what_a_full_run_does(tmp_path):
     later = changed + timedelta(minutes=30)
     ctx, _ = run_steps(paths, RunParams(run_id="r2", as_of=later, started_at=later))
     assert any(w.startswith("incremental:") for w in ctx.warnings)
+    # ingest wrote each snapshot's row hashes: the run compared those, not the columns
+    assert all(row_hashes_path(s.file).is_file() for s in list_snapshots(paths))
     ctx_full, _ = run_steps(other, RunParams(run_id="r2", as_of=later, started_at=later, full=True))
     assert not any(w.startswith("incremental:") for w in ctx_full.warnings)
     for sql in (

@@ -6,9 +6,10 @@ in other segments. So, starting from the flags of the version a run builds on
 (its *base*), it is exact to evaluate every segment on the **affected**
 subscribers only and keep everyone else's base flags, where affected means:
 
-1. their row changed: a new subscriber, or any column a definition reads
-   differs from the base snapshot (values compared exactly, `IS DISTINCT FROM`,
-   not hashed);
+1. their row changed: a new subscriber, or a row whose hash (written at
+   ingest, lake/parts.py: write_row_hashes) differs from the base snapshot's.
+   Lake files without row hashes (ingested by an older version) are compared
+   exactly on the columns the definitions read (`IS DISTINCT FROM`);
 2. a relative-time field filter may have flipped: for `in_last_days N` /
    `not_in_last_days N` on field F, the value moved across a window edge,
    F in [base_as_of - N, as_of - N) or F in (base_as_of, as_of];
@@ -38,14 +39,17 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp
 
+from ..lake.layout import row_hashes_path
 from ..segments.model import Project
 from ..segments.plan import build_plan, naive_utc, segment_column, window_start
 from ..segments.to_sql import string_literal, timestamp_literal
 from .flags import ID, align_ids, bools, flag_keys, move_positions, moved, one_array
 
 RECORD_FILE = "evaluation.json"
+ROW_HASH = "row_hash"
 _TIMESTAMP = exp.DataType.build("TIMESTAMP")
 # Above this share of affected subscribers, a full evaluation is as cheap.
 MAX_AFFECTED_SHARE = 0.5
@@ -192,13 +196,21 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
         fields = [f for f in plan.subscriber_fields if f != ID]
         if any((f in now_columns) != (f in before_columns) for f in fields):
             return None
-        compared = [f for f in fields if f in now_columns]
-        differs = [exp.NullSafeNEQ(this=_col(f, "c"), expression=_col(f, "p")) for f in compared]
+        now_hashes, before_hashes = row_hashes_path(snapshot_file), row_hashes_path(base.snapshot_file)
+        if now_hashes.is_file() and before_hashes.is_file():
+            # Row hashes written at ingest: a join of two (id, hash) files. A change in a
+            # column no definition reads marks the subscriber too (more work, same result).
+            now, before = str(now_hashes), str(before_hashes)
+            differs = [exp.NEQ(this=_col(ROW_HASH, "c"), expression=_col(ROW_HASH, "p"))]
+        else:  # lake files ingested before row hashes: compare the columns read, exactly
+            now, before = snapshot_file, base.snapshot_file
+            differs = [exp.NullSafeNEQ(this=_col(f, "c"), expression=_col(f, "p"))
+                       for f in fields if f in now_columns]
         condition = exp.or_(exp.Is(this=_col(ID, "p"), expression=exp.Null()), *differs, copy=False)
         parts.append(
             exp.select(_col(ID, "c"))
-            .from_(_source([snapshot_file], "c"), copy=False)
-            .join(_source([base.snapshot_file], "p"),
+            .from_(_source([now], "c"), copy=False)
+            .join(_source([before], "p"),
                   on=exp.EQ(this=_col(ID, "c"), expression=_col(ID, "p")), join_type="left", copy=False)
             .where(condition, copy=False)
         )
@@ -258,6 +270,20 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
 # --------------------------------------------------------------------------- merging
 
 
+def _positions(ids: pa.ChunkedArray | pa.Array, current_ids: pa.Array) -> np.ndarray:
+    """The rows of `current_ids` (sorted) that hold `ids`, a sorted subset: a mask
+    over the current ids, cheaper than a join when `ids` are few."""
+    ids = one_array(ids)
+    at = np.flatnonzero(pc.is_in(current_ids, value_set=ids).to_numpy(zero_copy_only=False))
+    if len(at) == len(ids) and one_array(current_ids).take(pa.array(at)).equals(ids):
+        return at
+    rows = align_ids(ids, current_ids)  # not a sorted subset: match them one by one
+    at = np.arange(len(ids)) if rows is None else rows[0]
+    if (at < 0).any():
+        raise ValueError("updated subscribers are missing from the snapshot")
+    return at
+
+
 def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
                 full: pa.Table | None = None) -> pa.Table:
     """Flags over `current_ids` (sorted): the base's flags, with the rows of
@@ -267,10 +293,7 @@ def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
     keys = flag_keys(update)
     n = len(current_ids)
     aligned = align_ids(base_flags.column(ID), current_ids)
-    rows = align_ids(update.column(ID), current_ids)
-    at = np.arange(update.num_rows) if rows is None else rows[0]
-    if (at < 0).any():
-        raise ValueError("updated subscribers are missing from the snapshot")
+    at = _positions(update.column(ID), current_ids)
     full_keys = set(flag_keys(full)) if full is not None else set()
     # numpy on unpacked bitmaps (engine.flags.bools): Arrow's take and filter on
     # boolean arrays cost several times more. The base column moves to the current

@@ -45,13 +45,22 @@ from .layout import (
     rejected_path,
     remove_quietly,
     remove_stale_temporaries,
+    row_hashes_path,
     scratch_dir,
     write_text_atomic,
 )
 from .ledger import INGESTED, REJECTED, Ledger, LedgerEntry
 from .naming import BadLandingName, LandingName, parse_landing_name
 from .normalize import QUARANTINE_SCHEMA, normalize_batch, shown
-from .parts import Staging, Superseded, duckdb_connection, write_events, write_quarantine, write_snapshot
+from .parts import (
+    Staging,
+    Superseded,
+    duckdb_connection,
+    write_events,
+    write_quarantine,
+    write_row_hashes,
+    write_snapshot,
+)
 from .problems import FileRejected, RecordTooLarge
 from .readers import CSV_BLOCK_SIZES, open_reader
 
@@ -95,6 +104,21 @@ def ingest_landing(paths: Paths, catalog: FieldCatalog) -> IngestReport:
     finally:
         run.close()
     return run.report
+
+
+def ensure_row_hashes(paths: Paths, snapshot_file: Path) -> None:
+    """Write the row hashes of a snapshot ingested before they existed (once per
+    snapshot): the next incremental run compares against them."""
+    target = row_hashes_path(snapshot_file)
+    if target.is_file() or not Path(snapshot_file).is_file():
+        return
+    scratch = scratch_dir(paths)
+    con = duckdb_connection(scratch)
+    try:
+        write_row_hashes(con, Path(snapshot_file), target)
+    finally:
+        con.close()
+        remove_quietly(scratch)
 
 
 def _in_order(files: list[Path]) -> list[tuple[Path, LandingName | BadLandingName]]:
@@ -193,6 +217,7 @@ class _IngestRun:
         ignored = 0
         if spec.kind == "subscribers":
             rows, superseded = write_snapshot(self.con, staging, spec, part)
+            write_row_hashes(self.con, part, row_hashes_path(part))
             if superseded.row_numbers.size:
                 staging.add_quarantine(self._superseded_rows(spec, archived, name, block_size, superseded))
                 staging.close()

@@ -4,6 +4,8 @@
 DATA/archive/<kind>/<sha256[:16]>/<landing name>      every landing file, copied before anything else
 DATA/rejected/<kind>/<sha256[:16]>/<landing name>     rejected files, next to <landing name>.reason.txt
 DATA/lake/subscribers/snapshot_date=YYYY-MM-DD/subscribers_<time>_<sha256[:16]>.parquet
+DATA/lake/subscribers/snapshot_date=YYYY-MM-DD/_subscribers_<time>_<sha256[:16]>.row_hashes.parquet
+                                                      one hash per snapshot row (see row_hashes_path)
 DATA/lake/events/export_date=YYYY-MM-DD/events_<time>_<sha256[:16]>.parquet
 DATA/lake/quarantine/<kind>_<time>_<sha256[:16]>.parquet
 DATA/lake/_ledger/<sha256>.json                       one entry per landing content (see ledger.py)
@@ -46,6 +48,14 @@ def part_path(paths: Paths, kind: str, at: datetime, sha256: str) -> Path:
     stamp = at.strftime("%Y%m%dT%H%M%SZ")
     partition = "snapshot_date" if kind == "subscribers" else "export_date"
     return paths.lake / kind / f"{partition}={at:%Y-%m-%d}" / f"{kind}_{stamp}_{short(sha256)}.parquet"
+
+
+def row_hashes_path(snapshot_part: Path) -> Path:
+    """The snapshot's row hashes (subscriber_id, row_hash), next to it. The `_`
+    prefix keeps the file out of readers that load the folder as a dataset
+    (Spark, pyarrow datasets); our readers only open files the ledger lists."""
+    snapshot_part = Path(snapshot_part)
+    return snapshot_part.with_name(f"_{snapshot_part.stem}.row_hashes.parquet")
 
 
 def quarantine_path(paths: Paths, kind: str, at: datetime, sha256: str) -> Path:

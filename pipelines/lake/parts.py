@@ -172,6 +172,16 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: Table
     )
 
 
+def write_row_hashes(con: duckdb.DuckDBPyConnection, snapshot_part: Path, target: Path) -> int:
+    """One 64-bit hash of each whole snapshot row, in the snapshot's subscriber_id order.
+
+    Written once at ingest, so that an incremental run finds the rows that changed
+    since the snapshot it builds on by joining two (id, hash) files instead of
+    comparing every column of both snapshots (engine/incremental.py)."""
+    source = f"read_parquet({literal(str(snapshot_part))})"
+    return _copy_to(con, f"SELECT s.{ident('subscriber_id')}, hash(s) AS row_hash FROM {source} s", target)
+
+
 def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec, target: Path,
                  earlier_parts: list[Path]) -> int:
     """Write the events whose event_id is new (first row per event_id in the file wins).

@@ -23,7 +23,7 @@ from sqlglot import exp
 from ..segments.model import Project
 from ..settings import Paths
 from .fsutil import fsync_file, remove_path, replace_durably
-from .history_files import history_view_sql
+from .history_files import history_view_sql, membership_view_sql
 from .state import STATE_TABLE, PublishedState, open_catalog_read_only
 
 # sql/ lives at the repository root, beside the package.
@@ -95,7 +95,8 @@ def build_catalog(target: Path, state: PublishedState) -> None:
     try:
         for name in CATALOG_OBJECTS:
             # History relations of a version stored as append-only files (history_files.py).
-            generated = history_view_sql(name, state.version_dir) if name in HISTORY_RELATIONS else None
+            generated = history_view_sql(name, state.version_dir) if name in HISTORY_RELATIONS else \
+                membership_view_sql(state.version_dir) if name == "segment_membership" else None
             con.execute(generated or view_sql(name, state.version_dir))
         events_sql = events_view_sql(state.version_dir)
         if events_sql:

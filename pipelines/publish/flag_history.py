@@ -15,7 +15,7 @@ one to rows of the other. Open stays keep their `valid_from` and
 
 Outputs, in `out_dir`: `segment_membership.parquet` (every open stay, sorted:
 the relation the version publishes, written one segment at a time so memory
-stays bounded) and this run's `changes`, `closed` and `sizes` rows, each a
+stays bounded, as a few files written in parallel: membership_files.py) and this run's `changes`, `closed` and `sizes` rows, each a
 small file (history_files.py appends them to the base version's files).
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +49,7 @@ from ..segments.plan import segment_column
 from . import schemas
 from .history import history_base
 from .history_files import OPEN_STAYS, OPEN_STAYS_DICTIONARY, open_stays, read_flags, write_table
+from .membership_files import PartsWriter, read_membership
 from .state import PublishedState
 from .versions import relation_path
 
@@ -58,6 +58,13 @@ OPEN_STAYS_FILE = "segment_membership.parquet"
 STAYS_FILE = "membership_stays.arrow"
 # Rows buffered before a row group of segment_membership.parquet is written.
 _ROW_GROUP = 1 << 20
+# As written: the segment and run columns as dictionaries.
+OPEN_STAYS_FILE_SCHEMA = pa.schema([
+    ("segment", pa.dictionary(pa.int32(), pa.string())),
+    ("subscriber_id", pa.string()),
+    ("valid_from", schemas.TS),
+    ("entered_run_id", pa.dictionary(pa.int32(), pa.string())),
+])
 
 
 @dataclass
@@ -146,9 +153,7 @@ class _StaysWriter:
         self.run_from = np.array([r[1] for r in runs], dtype=np.int64)
         self.parts: list[tuple[str, pa.Array, np.ndarray]] = []
         self.buffered = 0
-        self.writer: pq.ParquetWriter | None = None
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.pending: Future | None = None
+        self.files: PartsWriter | None = None
         schema = pa.schema([("run", pa.int32())], metadata={b"runs": json.dumps(runs).encode()})
         self.stays = pa.ipc.new_file(str(stays), schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
         self.stays_schema = schema
@@ -164,7 +169,7 @@ class _StaysWriter:
                 self.flush()
 
     def flush(self) -> None:
-        if not self.parts and self.writer is not None:
+        if not self.parts and self.files is not None:
             return
         keys = sorted({p[0] for p in self.parts})
         index = {k: i for i, k in enumerate(keys)}
@@ -181,36 +186,18 @@ class _StaysWriter:
             "valid_from": pa.array(valid_from, pa.int64()).cast(schemas.TS),
             "entered_run_id": pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), self.run_ids),
         })
-        if self.writer is None:
-            schema = pa.schema([
-                ("segment", pa.dictionary(pa.int32(), pa.string())),
-                ("subscriber_id", pa.string()),
-                ("valid_from", schemas.TS),
-                ("entered_run_id", pa.dictionary(pa.int32(), pa.string())),
-            ])
+        if self.files is None:
             # Statistics on `segment` only: readers skip row groups by segment; min/max of
             # every subscriber_id page cost a third of the write and serve no query.
-            self.writer = pq.ParquetWriter(self.target, schema, compression="zstd",
-                                           use_dictionary=OPEN_STAYS_DICTIONARY, write_statistics=["segment"])
-        # Encoding and compressing a row group happens on a second thread while this one
-        # builds the next (Arrow releases the GIL); one pending write bounds the memory.
-        self._wait()
-        self.pending = self.pool.submit(self.writer.write_table, table, row_group_size=max(table.num_rows, 1))
+            self.files = PartsWriter(self.target, OPEN_STAYS_FILE_SCHEMA, compression="zstd",
+                                     use_dictionary=OPEN_STAYS_DICTIONARY, write_statistics=["segment"])
+        # Row groups are encoded on other threads while this one builds the next.
+        self.files.write(table)
         self.parts, self.buffered = [], 0
 
-    def _wait(self) -> None:
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.result()
-
     def close(self) -> None:
-        try:
-            self.flush()
-            self._wait()
-        finally:
-            self.pool.shutdown()
-        if self.writer is not None:
-            self.writer.close()
+        self.flush()
+        self.files.close()
         self.stays.close()
 
 
@@ -471,7 +458,7 @@ def _base_stays(base_dir: Path | None) -> tuple[np.ndarray, list[tuple[str, int]
     if "valid_from" not in pq.read_schema(target).names:  # the one-file-per-relation layout
         stays = open_stays(base_dir)
     else:
-        stays = pq.read_table(target, columns=["valid_from", "entered_run_id"])
+        stays = read_membership(target, columns=["valid_from", "entered_run_id"])
     if not stays.num_rows:
         return np.zeros(0, np.int32), []
     run_column = pc.dictionary_encode(stays.column("entered_run_id").cast(pa.string())).combine_chunks()

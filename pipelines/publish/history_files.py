@@ -5,7 +5,8 @@ grows with the age of the project (at 10M subscribers x 100 segments, the
 first run alone records ~100M entries). So a version stores:
 
 - `segment_membership.parquet`: the current members, sorted by (segment,
-  subscriber_id), with `valid_from` and `entered_run_id` of their open stay.
+  subscriber_id), with `valid_from` and `entered_run_id` of their open stay
+  (with its parts `segment_membership.1.parquet`..., membership_files.py).
   It is the `segment_membership` relation and the open half of
   `segment_membership_history` at once;
 - `history/`: append-only Parquet files listed in `history/manifest.json`,
@@ -37,6 +38,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from . import schemas
+from .membership_files import membership_files, membership_rows, read_membership
 from .versions import relation_path
 
 HISTORY_DIR = "history"
@@ -153,7 +155,7 @@ def _legacy_closed(version_dir: Path) -> pa.Table:
 
 def open_stays(version_dir: Path) -> pa.Table:
     """segment, subscriber_id, valid_from, entered_run_id of the current members."""
-    membership = pq.read_table(relation_path(version_dir, "segment_membership"))
+    membership = read_membership(relation_path(version_dir, "segment_membership"))
     if "valid_from" in membership.column_names:
         return schemas.conform(membership, OPEN_STAYS, what="segment_membership")
     history = pq.read_table(relation_path(version_dir, "segment_membership_history"))
@@ -198,7 +200,7 @@ def relation_rows(version_dir: Path | None, relation: str) -> int:
         relation]
     rows = sum(pq.read_metadata(Path(version_dir) / HISTORY_DIR / f).num_rows for f in manifest.files[kind])
     if relation == "segment_membership_history":
-        rows += pq.read_metadata(relation_path(version_dir, "segment_membership")).num_rows
+        rows += membership_rows(relation_path(version_dir, "segment_membership"))
     return rows
 
 
@@ -225,6 +227,20 @@ def _read_parquet(files: exp.Expression) -> exp.Expression:
     return exp.func("read_parquet", files)
 
 
+def _membership_files_literal(version_dir: Path) -> exp.Expression:
+    files = membership_files(relation_path(Path(version_dir).absolute(), "segment_membership"))
+    return exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
+
+
+def membership_view_sql(version_dir: Path) -> str | None:
+    """CREATE VIEW segment_membership over every file of the relation (None: one
+    file; the static view in sql/views applies)."""
+    if len(membership_files(relation_path(Path(version_dir), "segment_membership"))) == 1:
+        return None
+    query = exp.select("segment", "subscriber_id").from_(_read_parquet(_membership_files_literal(version_dir)))
+    return f"CREATE VIEW segment_membership AS {query.sql(dialect='duckdb')}"
+
+
 def history_view_sql(relation: str, version_dir: Path) -> str | None:
     """CREATE VIEW for a history relation of a version in this layout (None: the
     version has one file per relation; the static view in sql/views applies)."""
@@ -240,7 +256,7 @@ def history_view_sql(relation: str, version_dir: Path) -> str | None:
     elif relation == "segment_membership_history":
         closed = exp.select(*schemas.HISTORY.names).from_(
             _read_parquet(_files_literal(version_dir, manifest.files["closed"])))
-        membership = exp.Literal.string(str(relation_path(Path(version_dir).absolute(), "segment_membership")))
+        membership = _membership_files_literal(version_dir)
         current = exp.select(
             "segment", "subscriber_id", "valid_from",
             exp.alias_(exp.cast(exp.Null(), exp.DataType.build("TIMESTAMP")), "valid_to"),

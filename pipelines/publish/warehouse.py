@@ -59,6 +59,7 @@ from .history_files import (
     write_table,
 )
 from .lock import writer_lock
+from .membership_files import membership_files, part_path
 from .runlog import PUBLISHED, RunRecord, append_run_record, merge_runs, read_run_log, records_from_table
 from .scratch import scratch_connection
 from .state import PublishedState, current_state, write_state_file
@@ -365,7 +366,10 @@ def stage_version(
         try:
             for index, (relation, table) in enumerate(relations.items()):
                 target = relation_path(staging, relation)
-                if isinstance(table, Path):
+                if isinstance(table, Path) and relation == "segment_membership":
+                    for number, part in enumerate(membership_files(table)):  # the files written in parallel
+                        link_or_copy(part, part_path(target, number))
+                elif isinstance(table, Path):
                     link_or_copy(table, target)
                 elif relation == "segment_membership":
                     write_table(table, target, OPEN_STAYS_DICTIONARY)

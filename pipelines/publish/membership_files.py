@@ -1,0 +1,113 @@
+"""`segment_membership` as a few Parquet files written in parallel.
+
+The membership relation is the largest thing a run writes (129M rows at 10M
+subscribers x 100 segments), and Arrow encodes and compresses a Parquet file
+on one thread. So the run deals its row groups in turn to `writer_count()`
+files, each written on its own thread: `segment_membership.parquet` (the
+first), then `segment_membership.1.parquet`, `segment_membership.2.parquet`...
+Every file is sorted by (segment, subscriber_id) on its own; reading row group
+i of each file in turn gives back the order the rows were written in
+(`read_membership`). Analysts see one relation: the catalog's view reads them
+all (`membership_files`).
+
+Measured on 73M rows of the 10M benchmark, two files on two threads took
+2.70 s against 5.35 s for one file.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MAX_WRITERS = 4
+
+
+def writer_count() -> int:
+    """Files to write the relation as: one per core, up to MAX_WRITERS."""
+    return max(1, min(MAX_WRITERS, os.cpu_count() or 1))
+
+
+def part_path(main: Path, index: int) -> Path:
+    main = Path(main)
+    return main if index == 0 else main.with_name(f"{main.stem}.{index}{main.suffix}")
+
+
+def membership_files(main: Path) -> list[Path]:
+    """The files of the relation whose first file is `main`, in writing order."""
+    files = [Path(main)]
+    while part_path(main, len(files)).is_file():
+        files.append(part_path(main, len(files)))
+    return files
+
+
+def membership_rows(main: Path) -> int:
+    return sum(pq.read_metadata(f).num_rows for f in membership_files(main))
+
+
+def read_membership(main: Path, columns: list[str] | None = None) -> pa.Table:
+    """Every row of the relation, in the order they were written."""
+    files = [pq.ParquetFile(f) for f in membership_files(main)]
+    groups = [
+        file.read_row_group(i, columns=columns)
+        for i in range(max(f.num_row_groups for f in files))
+        for file in files
+        if i < file.num_row_groups
+    ]
+    return pa.concat_tables(groups) if groups else files[0].read(columns=columns)
+
+
+class PartsWriter:
+    """Row groups dealt in turn to `count` Parquet files (see the module's doc),
+    each file written on its own thread (Arrow releases the GIL while encoding).
+    At most one row group per file waits, which bounds memory."""
+
+    def __init__(self, main: Path, schema: pa.Schema, count: int | None = None, **options):
+        self.main = Path(main)
+        self.schema = schema
+        self.options = options
+        self.count = count or writer_count()
+        for stale in membership_files(self.main)[1:]:  # parts of an earlier attempt in the same folder
+            stale.unlink()
+        self.writers: list[pq.ParquetWriter | None] = [None] * self.count
+        self.pending: list[Future | None] = [None] * self.count
+        self.next = 0
+        self.pool = ThreadPoolExecutor(max_workers=self.count)
+
+    def write(self, table: pa.Table) -> None:
+        """`table` as one row group of the next file in turn."""
+        index, self.next = self.next, (self.next + 1) % self.count
+        self._wait(index)
+        if self.writers[index] is None:
+            self.writers[index] = pq.ParquetWriter(part_path(self.main, index), self.schema, **self.options)
+        self.pending[index] = self.pool.submit(self.writers[index].write_table, table,
+                                               row_group_size=max(table.num_rows, 1))
+
+    def _wait(self, index: int) -> None:
+        pending, self.pending[index] = self.pending[index], None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Finish every file (the first one exists even without rows). After a failed
+        write the files are closed all the same and the first error is raised."""
+        error = None
+        for index in range(self.count):
+            try:
+                self._wait(index)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, once every file is closed
+                error = error or exc
+        self.pool.shutdown()
+        if self.writers[0] is None:
+            self.writers[0] = pq.ParquetWriter(self.main, self.schema, **self.options)
+        for writer in self.writers:
+            if writer is not None:
+                writer.close()
+        if error is not None:
+            raise error
+
+
+__all__ = ["PartsWriter", "membership_files", "membership_rows", "part_path", "read_membership", "writer_count"]
