@@ -273,6 +273,38 @@ def test_a_run_writes_the_row_hashes_an_older_lake_lacks(tmp_path):
     assert pq.read_table(hashes).equals(written)
 
 
+def test_row_hashes_tell_apart_values_that_look_alike(tmp_path):
+    """Every pair of rows here differs in one way a definition can see: their hashes differ."""
+    import duckdb
+
+    rows = [
+        {"subscriber_id": "s", "tags": None, "city": "a", "state": "b", "age": 1},
+        {"subscriber_id": "s", "tags": [], "city": "a", "state": "b", "age": 1},
+        {"subscriber_id": "s", "tags": [None], "city": "a", "state": "b", "age": 1},
+        {"subscriber_id": "s", "tags": [""], "city": "a", "state": "b", "age": 1},
+        {"subscriber_id": "s", "tags": ["a", "b"], "city": "a", "state": "b", "age": 1},
+        {"subscriber_id": "s", "tags": ["b", "a"], "city": "a", "state": "b", "age": 1},
+        {"subscriber_id": "s", "tags": ["ab"], "city": "a", "state": "b", "age": 1},
+        {"subscriber_id": "s", "tags": None, "city": "b", "state": "a", "age": 1},
+        {"subscriber_id": "s", "tags": None, "city": None, "state": "a", "age": 1},
+        {"subscriber_id": "s", "tags": None, "city": "a", "state": None, "age": 1},
+        {"subscriber_id": "s", "tags": None, "city": "A", "state": "b", "age": 1},
+        {"subscriber_id": "s", "tags": None, "city": "a\"", "state": "b", "age": 1},
+        {"subscriber_id": "s", "tags": None, "city": "a", "state": "b", "age": None},
+        {"subscriber_id": "s", "tags": None, "city": "a", "state": "b", "age": 0},
+    ]
+    hashes = []
+    with duckdb.connect() as con:
+        for i, row in enumerate(rows):
+            file = tmp_path / f"s{i}.parquet"
+            pq.write_table(pa.Table.from_pylist([row], schema=pa.schema([
+                ("subscriber_id", pa.string()), ("tags", pa.list_(pa.string())), ("city", pa.string()),
+                ("state", pa.string()), ("age", pa.int64())])), file)
+            write_row_hashes(con, file, row_hashes_path(file))
+            hashes.append(pq.read_table(row_hashes_path(file)).column("row_hash")[0].as_py())
+    assert len(set(hashes)) == len(rows)
+
+
 def _query(paths, sql):
     import duckdb
 

@@ -177,9 +177,11 @@ def write_row_hashes(con: duckdb.DuckDBPyConnection, snapshot_part: Path, target
 
     Written once at ingest, so that an incremental run finds the rows that changed
     since the snapshot it builds on by joining two (id, hash) files instead of
-    comparing every column of both snapshots (engine/incremental.py)."""
+    comparing every column of both snapshots (engine/incremental.py). The hash is
+    of the row as JSON: DuckDB's hash of a row itself gives a NULL list, an empty
+    list and a list holding one NULL the same hash, and JSON tells them apart."""
     source = f"read_parquet({literal(str(snapshot_part))})"
-    return _copy_to(con, f"SELECT s.{ident('subscriber_id')}, hash(s) AS row_hash FROM {source} s", target)
+    return _copy_to(con, f"SELECT s.{ident('subscriber_id')}, hash(to_json(s)) AS row_hash FROM {source} s", target)
 
 
 def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec, target: Path,
