@@ -14,6 +14,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode
 
 from pipelines.engine import combine
 from pipelines.engine.combine import aggregate_counts
+from pipelines.engine.encoded import gather_luts
 from pipelines.engine.flags import bools, one_array
 from pipelines.segments import yaml_tree
 
@@ -168,3 +169,17 @@ def test_bools_refuses_nulls_and_one_array_shares_a_single_chunk():
     column = pa.chunked_array([pa.array(["a", "b"])])
     assert one_array(column).buffers()[2].address == column.chunk(0).buffers()[2].address
     assert one_array(pa.chunked_array([pa.array(["a"]), pa.array(["b"])])).to_pylist() == ["a", "b"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(distinct=st.integers(1, 300), rows=st.integers(0, 2000), filters=st.integers(1, 150), seed=st.integers(0, 10**6))
+def test_gathered_luts_equal_one_gather_per_lut(distinct, rows, filters, seed):
+    """Packing the per-value results of many filters as bits and gathering once
+    gives each filter's own lut[codes] (across the 64-bit word boundaries too)."""
+    rng = np.random.default_rng(seed)
+    luts = [rng.random(distinct) < rng.random() for _ in range(filters)]
+    codes = rng.integers(0, distinct, rows)
+    gathered = gather_luts(luts, codes)
+    assert len(gathered) == filters
+    for lut, result in zip(luts, gathered, strict=True):
+        assert result.dtype == bool and np.array_equal(result, lut[codes])
