@@ -209,6 +209,16 @@ def test_incremental_equals_full(tmp_path_factory, seed, n, change, delete, adde
         assert flags.column(name).equals(expected.column(name)), name
 
 
+def _rerun(project, tmp: Path, base_file: Path, snapshot_file: Path, events: Path):
+    """Full flags of `base_file` at AS_OF, then an incremental evaluation of
+    `snapshot_file` at the same AS_OF from them: (base flags, flags, plan)."""
+    flags = _full(project, base_file, [events], AS_OF)
+    result = _incremental(project, tmp, base_flags=flags, base_record=EvaluationRecord.of(
+        project, AS_OF, base_file, [events]), as_of=AS_OF, snapshot_file=snapshot_file, event_files=[events])
+    assert result is not None
+    return flags, *result
+
+
 def test_nothing_changed_re_evaluates_nobody(tmp_path):
     project = _project(tmp_path, 30, 1)
     base = generate_subscribers(300, as_of=AS_OF, seed=3)
@@ -216,11 +226,7 @@ def test_nothing_changed_re_evaluates_nobody(tmp_path):
     pq.write_table(base, snapshot)
     events = tmp_path / "e.parquet"
     pq.write_table(generate_events(base, as_of=AS_OF, seed=3), events)
-    flags = _full(project, snapshot, [events], AS_OF)
-    result = _incremental(project, tmp_path, base_flags=flags, base_record=EvaluationRecord.of(
-        project, AS_OF, snapshot, [events]), as_of=AS_OF, snapshot_file=snapshot, event_files=[events])
-    assert result is not None
-    again, how = result
+    flags, again, how = _rerun(project, tmp_path, snapshot, snapshot, events)
     assert how.reasons["affected"] == 0 and not how.full_segments
     assert again.equals(flags)
 
@@ -243,11 +249,7 @@ def test_a_changed_row_is_found_by_its_hash_or_by_the_columns_read(tmp_path, row
         _write_row_hashes(base_file, snapshot_file)
     events = tmp_path / "e.parquet"
     pq.write_table(generate_events(base, as_of=AS_OF, seed=5), events)
-    flags = _full(project, base_file, [events], AS_OF)
-    result = _incremental(project, tmp_path, base_flags=flags, base_record=EvaluationRecord.of(
-        project, AS_OF, base_file, [events]), as_of=AS_OF, snapshot_file=snapshot_file, event_files=[events])
-    assert result is not None
-    again, how = result
+    _flags, again, how = _rerun(project, tmp_path, base_file, snapshot_file, events)
     assert how.reasons["affected"] == (1 if row_hashes else 0)
     assert again.equals(_full(project, snapshot_file, [events], AS_OF))
 
