@@ -15,8 +15,9 @@ one to rows of the other. Open stays keep their `valid_from` and
 
 Outputs, in `out_dir`: `segment_membership.parquet` (every open stay, sorted:
 the relation the version publishes, written one segment at a time so memory
-stays bounded, as a few files written in parallel: membership_files.py) and this run's `changes`, `closed` and `sizes` rows, each a
-small file (history_files.py appends them to the base version's files).
+stays bounded, as a few files written in parallel: membership_files.py) and
+this run's `changes`, `closed` and `sizes` rows, each a small file
+(history_files.py appends them to the base version's files).
 """
 
 from __future__ import annotations
@@ -196,9 +197,12 @@ class _StaysWriter:
         self.parts, self.buffered = [], 0
 
     def close(self) -> None:
-        self.flush()
-        self.files.close()
-        self.stays.close()
+        try:
+            self.flush()
+        finally:  # the files and their threads are closed even when the last row group fails
+            if self.files is not None:
+                self.files.close()
+            self.stays.close()
 
 
 def extend_history(
