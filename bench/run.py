@@ -365,7 +365,7 @@ def task_floor(args) -> dict:
     import pyarrow as pa
 
     from pipelines.lake.snapshots import read_events, read_snapshot, snapshot_at_or_before
-    from pipelines.publish.history_files import OPEN_STAYS_DICTIONARY
+    from pipelines.publish.flag_history import OPEN_STAYS_WRITE_OPTIONS
     from pipelines.publish.membership_files import PartsWriter, membership_files, read_membership
     from pipelines.refresh import load_valid_project
     from pipelines.segments.plan import build_plan
@@ -383,8 +383,7 @@ def task_floor(args) -> dict:
     membership = read_membership(Path(args.out)).combine_chunks()
     target = Path(args.out).with_name("floor-membership.parquet")
     started = time.perf_counter()  # as a run writes it: row groups dealt to files written in parallel
-    writer = PartsWriter(target, membership.schema, compression="zstd", use_dictionary=OPEN_STAYS_DICTIONARY,
-                         write_statistics=["segment"])
+    writer = PartsWriter(target, membership.schema, **OPEN_STAYS_WRITE_OPTIONS)
     for group in membership.to_batches(max_chunksize=1 << 20):
         writer.write(pa.Table.from_batches([group]))
     writer.close()

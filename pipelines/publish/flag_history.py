@@ -66,6 +66,10 @@ OPEN_STAYS_FILE_SCHEMA = pa.schema([
     ("valid_from", schemas.TS),
     ("entered_run_id", pa.dictionary(pa.int32(), pa.string())),
 ])
+# Statistics on `segment` only: readers skip row groups by segment; min/max of
+# every subscriber_id page cost a third of the write and serve no query.
+OPEN_STAYS_WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": OPEN_STAYS_DICTIONARY,
+                            "write_statistics": ["segment"]}
 
 
 @dataclass
@@ -188,10 +192,7 @@ class _StaysWriter:
             "entered_run_id": pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), self.run_ids),
         })
         if self.files is None:
-            # Statistics on `segment` only: readers skip row groups by segment; min/max of
-            # every subscriber_id page cost a third of the write and serve no query.
-            self.files = PartsWriter(self.target, OPEN_STAYS_FILE_SCHEMA, compression="zstd",
-                                     use_dictionary=OPEN_STAYS_DICTIONARY, write_statistics=["segment"])
+            self.files = PartsWriter(self.target, OPEN_STAYS_FILE_SCHEMA, **OPEN_STAYS_WRITE_OPTIONS)
         # Row groups are encoded on other threads while this one builds the next.
         self.files.write(table)
         self.parts, self.buffered = [], 0
