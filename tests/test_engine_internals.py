@@ -15,7 +15,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode
 from pipelines.engine import combine
 from pipelines.engine.combine import aggregate_counts
 from pipelines.engine.encoded import gather_luts
-from pipelines.engine.flags import bools, one_array
+from pipelines.engine.flags import bitmap, bools, one_array
 from pipelines.segments import yaml_tree
 
 
@@ -161,6 +161,14 @@ def test_take_rows_chunk_by_chunk_equals_take(sizes, data):
 ])
 def test_bools_unpacks_a_bitmap_like_to_pylist(flags):
     assert bools(flags).tolist() == flags.to_pylist()
+
+
+@given(values=st.lists(st.booleans(), max_size=70))
+def test_bitmap_packs_numpy_bools_into_an_arrow_array(values):
+    packed = bitmap(np.array(values, dtype=bool))
+    assert packed.type == pa.bool_() and packed.null_count == 0
+    assert packed.to_pylist() == values
+    assert packed.equals(pa.array(values, pa.bool_()))
 
 
 def test_bools_refuses_nulls_and_one_array_shares_a_single_chunk():

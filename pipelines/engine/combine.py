@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from ..segments.model import EventFilter, FieldFilter, Filter, Project, SegmentFilter
 from ..segments.plan import EvaluationPlan
+from .flags import bitmap
 
 _COUNT_OPS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     "gt": operator.gt,
@@ -42,7 +43,7 @@ _COUNT_OPS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 
 def _all(parts: Sequence[pa.Array], n: int) -> pa.Array:
     if not parts:
-        return pa.array(np.ones(n, dtype=bool))
+        return bitmap(np.ones(n, dtype=bool))
     result = parts[0]
     for part in parts[1:]:
         result = pc.and_(result, part)
@@ -51,7 +52,7 @@ def _all(parts: Sequence[pa.Array], n: int) -> pa.Array:
 
 def _any(parts: Sequence[pa.Array], n: int) -> pa.Array:
     if not parts:
-        return pa.array(np.zeros(n, dtype=bool))
+        return bitmap(np.zeros(n, dtype=bool))
     result = parts[0]
     for part in parts[1:]:
         result = pc.or_(result, part)
@@ -119,7 +120,7 @@ def combine_segments(
     def event_result(f: EventFilter) -> pa.Array:
         key = (f.aggregate_key(), f.count.op, f.count.value)
         if key not in event_cache:
-            event_cache[key] = pa.array(event_counts.holds(f.aggregate_key(), f.count.op, f.count.value, n))
+            event_cache[key] = bitmap(event_counts.holds(f.aggregate_key(), f.count.op, f.count.value, n))
         performed = event_cache[key]
         return pc.invert(performed) if f.op == "not_performed" else performed
 

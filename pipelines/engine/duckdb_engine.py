@@ -53,7 +53,7 @@ from ..segments.to_sql import (
 )
 from .combine import EventCounts, aggregate_counts, combine_segments
 from .encoded import Precomputed, ValueEvaluator, precompute
-from .flags import flags_to_membership, sort_by_id
+from .flags import bitmap, flags_to_membership, sort_by_id
 from .tables import conform, decode_dictionaries, empty_membership, membership_table
 
 FLAGS = "flags"
@@ -244,7 +244,7 @@ def _field_leaves(con: duckdb.DuckDBPyConnection, subscribers: pa.Table, filters
     out = {}
     for i, f in enumerate(filters):
         values = result.column(f"p{i}").to_numpy() != 0
-        out[f] = pa.array(values if order is None else values[order])
+        out[f] = bitmap(values if order is None else values[order])
     return out
 
 

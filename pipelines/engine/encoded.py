@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..segments.model import FieldFilter
+from .flags import bitmap
 
 # (field name, field type, filters on it, one-column table of values named after
 # the field) -> one never-null boolean numpy array per filter, aligned with the values.
@@ -124,7 +125,7 @@ def precompute(
         for f, values in zip(field_filters, results, strict=True):
             column = f"{PRECOMPUTED_PREFIX}{counter}"
             counter += 1
-            out.columns[column] = pa.array(values, pa.bool_())
+            out.columns[column] = bitmap(values)
             out.by_filter[f] = column
     return out
 

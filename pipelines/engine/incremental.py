@@ -46,7 +46,7 @@ from ..lake.layout import row_hashes_path
 from ..segments.model import Project
 from ..segments.plan import build_plan, naive_utc, segment_column, window_start
 from ..segments.to_sql import string_literal, timestamp_literal
-from .flags import ID, align_ids, bools, flag_keys, move_positions, moved, one_array
+from .flags import ID, align_ids, bitmap, bools, flag_keys, move_positions, moved, one_array
 
 RECORD_FILE = "evaluation.json"
 ROW_HASH = "row_hash"
@@ -319,7 +319,7 @@ def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
         else:
             merged = moved(bools(base_flags.column(name)), base_rows)
         merged[at] = new
-        columns.append(pa.array(merged))
+        columns.append(bitmap(merged))
     return pa.Table.from_arrays(columns, names=[ID, *(segment_column(k) for k in keys)])
 
 

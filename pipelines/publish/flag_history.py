@@ -38,6 +38,7 @@ from ..clock import to_naive_utc
 from ..engine.flags import (
     ID,
     align_ids,
+    bitmap,
     bools,
     flag_keys,
     member_counts,
@@ -246,6 +247,7 @@ def extend_history(
     same = prev_flags is not None and aligned is None
     if aligned is not None:  # row positions to move a column of one version onto the other's rows
         gather_cur, gather_prev = move_positions(aligned[0]), move_positions(aligned[1])
+        gone = np.flatnonzero(aligned[0] < 0)  # base rows of subscribers no longer in the snapshot
 
     # Base open stays as codes into `runs` (the run that opened each); a segment's
     # stays are one slice (the file is sorted like the flags' columns).
@@ -276,12 +278,19 @@ def extend_history(
     size_rows: list[tuple[str, int, int, int]] = []
     with _closing_on_error(writer, changes, closed):
         for key in sorted(set(keys) | set(prev_keys)):
-            if same and key in keys and key in prev_keys and segment_column(key) in prev_flags.column_names:
-                # The common case: the same subscribers as the base, a segment both versions have.
-                # Bitmap operations and filters only, no per-row arrays.
+            if prev_flags is not None and key in keys and key in prev_keys \
+                    and segment_column(key) in prev_flags.column_names:
+                # The common case, a segment both versions have: bitmap operations and
+                # filters only. When subscribers came or went, the base column first
+                # moves onto the current rows, and those who left are added as exits.
                 first = starts.get(key, 0)
-                record = _same_rows(key, flags.column(segment_column(key)), prev_flags.column(segment_column(key)),
-                                    cur_ids, prev_codes[first:], new_code)
+                before, base_codes = prev_flags.column(segment_column(key)), prev_codes[first:]
+                left = None
+                if not same:
+                    before, base_codes, left = _onto_current_rows(before, base_codes, gather_prev, gone, prev_ids)
+                record = _same_rows(key, flags.column(segment_column(key)), before, cur_ids, base_codes, new_code)
+                if left is not None:
+                    _add_exits(record, *left)
                 if key in current:
                     writer.add(key, record["members_ids"], record["codes"])
                 if record["entered_ids"] is not None or record["exited_ids"] is not None:
@@ -393,6 +402,33 @@ def _same_rows(key: str, now: pa.Array, before: pa.Array, ids: pa.Array, base_co
         "exited_ids": one_array(ids.filter(exited)) if n_exited else None,
         "exited_codes": exited_codes,
     }
+
+
+def _onto_current_rows(before: pa.ChunkedArray, base_codes: np.ndarray, gather_prev: tuple[np.ndarray, np.ndarray],
+                       gone: np.ndarray, prev_ids: pa.ChunkedArray):
+    """A base flag column moved onto the current rows, the base stays' codes without
+    those of members who left the snapshot, and those members (ids, codes) or None."""
+    base_values = bools(before)
+    base_codes = base_codes[:int(np.count_nonzero(base_values))]
+    left_rows = gone[base_values[gone]]
+    left = None
+    if len(left_rows):
+        rank = np.searchsorted(np.flatnonzero(base_values), left_rows)  # among the base members
+        kept = np.ones(len(base_codes), dtype=bool)
+        kept[rank] = False
+        left = (take_rows(prev_ids, left_rows), base_codes[rank])
+        base_codes = base_codes[kept]
+    return bitmap(moved(base_values, gather_prev)), base_codes, left
+
+
+def _add_exits(record: dict, ids: pa.Array, codes: np.ndarray) -> None:
+    """Exits of members who left the snapshot, merged into `_same_rows`' record (kept sorted by id)."""
+    if record["exited_ids"] is not None:
+        ids = pa.concat_arrays([record["exited_ids"], ids])
+        codes = np.concatenate([record["exited_codes"], codes])
+        order = pc.sort_indices(ids)
+        ids, codes = ids.take(order), codes[order.to_numpy()]
+    record["exited_ids"], record["exited_codes"], record["exited"] = ids, codes, len(ids)
 
 
 def _add_changes(writer: _RowsWriter, key: str, entered: pa.Array, exited: pa.Array, run_id: str,
