@@ -32,15 +32,21 @@ def _days_before(as_of: datetime, days: int) -> datetime:
         return datetime.min
 
 
+def fold(text: str) -> str:
+    """Rule 4's lower-casing, as the project documents it (pipelines/segments/case.py):
+    'İ' is 'i', and the final sigma 'ς' is 'σ', so every engine agrees."""
+    return text.replace("İ", "i").lower().replace("ς", "σ")
+
+
 def field_holds(op: str, field_type: str, expected: Any, actual: Any, as_of: datetime) -> bool:
     """Does `field op expected` hold for a subscriber (or event) whose value is `actual`?"""
     if op in COMPLEMENTS:
         return not field_holds(COMPLEMENTS[op], field_type, expected, actual, as_of)
     if field_type == "list":
-        tags = [t.lower() for t in (actual or []) if t is not None]  # missing list = empty list
+        tags = [fold(t) for t in (actual or []) if t is not None]  # missing list = empty list
         if op == "is_set":
             return len(tags) > 0
-        wanted = [v.lower() for v in expected]
+        wanted = [fold(v) for v in expected]
         if op == "has_any":
             return any(w in tags for w in wanted)
         if op == "has_all":
@@ -51,17 +57,17 @@ def field_holds(op: str, field_type: str, expected: Any, actual: Any, as_of: dat
     if actual is None:
         return False  # rule 2: a positive operator on a missing value does not hold
     if field_type == "string":
-        value = actual.lower()
+        value = fold(actual)
         if op == "is":
-            return value == expected.lower()
+            return value == fold(expected)
         if op == "in":
-            return value in [e.lower() for e in expected]
+            return value in [fold(e) for e in expected]
         if op == "contains":
-            return expected.lower() in value
+            return fold(expected) in value
         if op == "starts_with":
-            return value.startswith(expected.lower())
+            return value.startswith(fold(expected))
         if op == "ends_with":
-            return value.endswith(expected.lower())
+            return value.endswith(fold(expected))
     if field_type in ("integer", "number"):
         if op == "is":
             return actual == expected

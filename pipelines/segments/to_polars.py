@@ -4,9 +4,9 @@ One builder per operator family and positive operator; a negative operator is
 `~` of its positive partner after `fill_null(False)` (spec rule 3), so missing
 values are in every negative operator and in no positive one.
 
-Values enter as literals only. Case-insensitive matching lower-cases both sides
-with Polars' own `str.to_lowercase` (values are lowered through a Polars Series,
-so one case mapping applies to both sides).
+Values enter as literals only. Case-insensitive matching folds both sides
+(case.py) with Polars' own functions (values go through a Polars Series, so one
+case mapping applies to both sides).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from ..errors import UserError
+from .case import AFTER_LOWER, BEFORE_LOWER
 from .fields import NEGATION_OF, FieldCatalog
 from .model import EventCount, EventFilter, FieldFilter, Filter, Group, Segment, SegmentFilter
 from .plan import naive_utc, window_start
@@ -38,7 +39,7 @@ def _col(name: str) -> pl.Expr:
 
 
 def _lowered(values: Sequence[str]) -> list[str]:
-    return pl.Series(values, dtype=pl.String).str.to_lowercase().to_list()
+    return pl.select(_lower(pl.lit(pl.Series(values, dtype=pl.String)))).to_series().to_list()
 
 
 def _lowered_one(value: str) -> pl.Expr:
@@ -46,7 +47,9 @@ def _lowered_one(value: str) -> pl.Expr:
 
 
 def _lower(c: pl.Expr) -> pl.Expr:
-    return c.str.to_lowercase()
+    """Lower-cased as every engine does it (case.py: two characters made to agree)."""
+    before = c.str.replace_all(BEFORE_LOWER[0], BEFORE_LOWER[1], literal=True)
+    return before.str.to_lowercase().str.replace_all(AFTER_LOWER[0], AFTER_LOWER[1], literal=True)
 
 
 def _number(value: Any) -> int | float:
@@ -175,7 +178,7 @@ _TEMPORAL: dict[str, Builder] = {
 
 
 def _lowered_list(c: pl.Expr) -> pl.Expr:
-    return c.list.eval(pl.element().str.to_lowercase())
+    return c.list.eval(_lower(pl.element()))
 
 
 def _has(c: pl.Expr, values: Sequence[str], combine: Callable[[Sequence[pl.Expr]], pl.Expr]) -> pl.Expr:

@@ -27,6 +27,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from ..errors import UserError
+from .case import AFTER_LOWER, BEFORE_LOWER
 from .dialects import render
 from .fields import NEGATION_OF, FieldCatalog
 from .model import EventCount, EventFilter, FieldFilter, Filter, Group, Project, Segment, SegmentFilter
@@ -135,7 +136,11 @@ def timestamp_literal(value: datetime) -> exp.Expression:
 
 
 def _lower(e: exp.Expression) -> exp.Expression:
-    return exp.Lower(this=e)
+    """Lower-cased as every engine does it (case.py: two characters made to agree)."""
+    before = exp.Replace(this=e, expression=exp.Literal.string(BEFORE_LOWER[0]),
+                         replacement=exp.Literal.string(BEFORE_LOWER[1]))
+    return exp.Replace(this=exp.Lower(this=before), expression=exp.Literal.string(AFTER_LOWER[0]),
+                       replacement=exp.Literal.string(AFTER_LOWER[1]))
 
 
 def _lowered_string(value: str) -> exp.Expression:

@@ -26,9 +26,12 @@ WHERE
     AND COALESCE(event_counts.n_b439c4fbc8b8, 0) = 1
   )
   AND (
-    COALESCE(LOWER(subscribers.signup_form) = LOWER('Checkout'), FALSE)
+    COALESCE(
+      REPLACE(LOWER(REPLACE(subscribers.signup_form, 'İ', 'i')), 'ς', 'σ') = REPLACE(LOWER(REPLACE('Checkout', 'İ', 'i')), 'ς', 'σ'),
+      FALSE
+    )
     OR COALESCE(
-      LIST_TRANSFORM(subscribers.tags, LAMBDA tag : LOWER(tag)) && [LOWER('new-customer')],
+      LIST_TRANSFORM(subscribers.tags, LAMBDA tag : REPLACE(LOWER(REPLACE(tag, 'İ', 'i')), 'ς', 'σ')) && [REPLACE(LOWER(REPLACE('new-customer', 'İ', 'i')), 'ς', 'σ')],
       FALSE
     )
   )

@@ -26,9 +26,15 @@ WHERE
     AND COALESCE(event_counts.n_b439c4fbc8b8, 0) = 1
   )
   AND (
-    COALESCE(LOWER(subscribers.signup_form) = LOWER('Checkout'), FALSE)
+    COALESCE(
+      REPLACE(LOWER(REPLACE(subscribers.signup_form, 'İ', 'i')), 'ς', 'σ') = REPLACE(LOWER(REPLACE('Checkout', 'İ', 'i')), 'ς', 'σ'),
+      FALSE
+    )
     OR COALESCE(
-      ARRAYS_OVERLAP(TRANSFORM(subscribers.tags, tag -> LOWER(tag)), ARRAY(LOWER('new-customer'))),
+      ARRAYS_OVERLAP(
+        TRANSFORM(subscribers.tags, tag -> REPLACE(LOWER(REPLACE(tag, 'İ', 'i')), 'ς', 'σ')),
+        ARRAY(REPLACE(LOWER(REPLACE('new-customer', 'İ', 'i')), 'ς', 'σ'))
+      ),
       FALSE
     )
   )

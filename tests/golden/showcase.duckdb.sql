@@ -24,10 +24,34 @@ LEFT JOIN event_counts
   ON event_counts.subscriber_id = subscribers.subscriber_id
 WHERE
   (
-    COALESCE(LOWER(subscribers.city) IN (LOWER('New York'), LOWER('Brooklyn')), FALSE)
-    AND NOT COALESCE(STRPOS(LOWER(subscribers.email), LOWER('%test_')) > 0, FALSE)
-    AND COALESCE(STARTS_WITH(LOWER(subscribers.first_name), LOWER('Ann')), FALSE)
-    AND COALESCE(ENDS_WITH(LOWER(subscribers.last_name), LOWER('son')), FALSE)
+    COALESCE(
+      REPLACE(LOWER(REPLACE(subscribers.city, 'İ', 'i')), 'ς', 'σ') IN (
+        REPLACE(LOWER(REPLACE('New York', 'İ', 'i')), 'ς', 'σ'),
+        REPLACE(LOWER(REPLACE('Brooklyn', 'İ', 'i')), 'ς', 'σ')
+      ),
+      FALSE
+    )
+    AND NOT COALESCE(
+      STRPOS(
+        REPLACE(LOWER(REPLACE(subscribers.email, 'İ', 'i')), 'ς', 'σ'),
+        REPLACE(LOWER(REPLACE('%test_', 'İ', 'i')), 'ς', 'σ')
+      ) > 0,
+      FALSE
+    )
+    AND COALESCE(
+      STARTS_WITH(
+        REPLACE(LOWER(REPLACE(subscribers.first_name, 'İ', 'i')), 'ς', 'σ'),
+        REPLACE(LOWER(REPLACE('Ann', 'İ', 'i')), 'ς', 'σ')
+      ),
+      FALSE
+    )
+    AND COALESCE(
+      ENDS_WITH(
+        REPLACE(LOWER(REPLACE(subscribers.last_name, 'İ', 'i')), 'ς', 'σ'),
+        REPLACE(LOWER(REPLACE('son', 'İ', 'i')), 'ς', 'σ')
+      ),
+      FALSE
+    )
     AND COALESCE(subscribers.age BETWEEN 18 AND 65, FALSE)
     AND COALESCE(subscribers.score > CAST('0.1' AS DOUBLE), FALSE)
     AND NOT COALESCE(subscribers.vip = TRUE, FALSE)
@@ -39,11 +63,17 @@ WHERE
       FALSE
     )
     AND COALESCE(
-      LIST_TRANSFORM(subscribers.tags, LAMBDA tag : LOWER(tag)) @> [LOWER('VIP'), LOWER('webinar-attendee')],
+      LIST_TRANSFORM(subscribers.tags, LAMBDA tag : REPLACE(LOWER(REPLACE(tag, 'İ', 'i')), 'ς', 'σ')) @> [
+        REPLACE(LOWER(REPLACE('VIP', 'İ', 'i')), 'ς', 'σ'),
+        REPLACE(LOWER(REPLACE('webinar-attendee', 'İ', 'i')), 'ς', 'σ')
+      ],
       FALSE
     )
     AND NOT COALESCE(
-      LIST_TRANSFORM(subscribers.interests, LAMBDA tag : LOWER(tag)) && [LOWER('golf')],
+      LIST_TRANSFORM(
+        subscribers.interests,
+        LAMBDA tag : REPLACE(LOWER(REPLACE(tag, 'İ', 'i')), 'ς', 'σ')
+      ) && [REPLACE(LOWER(REPLACE('golf', 'İ', 'i')), 'ς', 'σ')],
       FALSE
     )
     AND NOT (

@@ -24,10 +24,34 @@ LEFT JOIN event_counts
   ON event_counts.subscriber_id = subscribers.subscriber_id
 WHERE
   (
-    COALESCE(LOWER(subscribers.city) IN (LOWER('New York'), LOWER('Brooklyn')), FALSE)
-    AND NOT COALESCE(LOCATE(LOWER('%test_'), LOWER(subscribers.email)) > 0, FALSE)
-    AND COALESCE(STARTSWITH(LOWER(subscribers.first_name), LOWER('Ann')), FALSE)
-    AND COALESCE(ENDSWITH(LOWER(subscribers.last_name), LOWER('son')), FALSE)
+    COALESCE(
+      REPLACE(LOWER(REPLACE(subscribers.city, 'İ', 'i')), 'ς', 'σ') IN (
+        REPLACE(LOWER(REPLACE('New York', 'İ', 'i')), 'ς', 'σ'),
+        REPLACE(LOWER(REPLACE('Brooklyn', 'İ', 'i')), 'ς', 'σ')
+      ),
+      FALSE
+    )
+    AND NOT COALESCE(
+      LOCATE(
+        REPLACE(LOWER(REPLACE('%test_', 'İ', 'i')), 'ς', 'σ'),
+        REPLACE(LOWER(REPLACE(subscribers.email, 'İ', 'i')), 'ς', 'σ')
+      ) > 0,
+      FALSE
+    )
+    AND COALESCE(
+      STARTSWITH(
+        REPLACE(LOWER(REPLACE(subscribers.first_name, 'İ', 'i')), 'ς', 'σ'),
+        REPLACE(LOWER(REPLACE('Ann', 'İ', 'i')), 'ς', 'σ')
+      ),
+      FALSE
+    )
+    AND COALESCE(
+      ENDSWITH(
+        REPLACE(LOWER(REPLACE(subscribers.last_name, 'İ', 'i')), 'ς', 'σ'),
+        REPLACE(LOWER(REPLACE('son', 'İ', 'i')), 'ς', 'σ')
+      ),
+      FALSE
+    )
     AND COALESCE(subscribers.age BETWEEN 18 AND 65, FALSE)
     AND COALESCE(subscribers.score > CAST('0.1' AS DOUBLE), FALSE)
     AND NOT COALESCE(subscribers.vip = TRUE, FALSE)
@@ -42,15 +66,21 @@ WHERE
       (
         SIZE(
           ARRAY_EXCEPT(
-            ARRAY(LOWER('VIP'), LOWER('webinar-attendee')),
-            TRANSFORM(subscribers.tags, tag -> LOWER(tag))
+            ARRAY(
+              REPLACE(LOWER(REPLACE('VIP', 'İ', 'i')), 'ς', 'σ'),
+              REPLACE(LOWER(REPLACE('webinar-attendee', 'İ', 'i')), 'ς', 'σ')
+            ),
+            TRANSFORM(subscribers.tags, tag -> REPLACE(LOWER(REPLACE(tag, 'İ', 'i')), 'ς', 'σ'))
           )
         ) = 0
       ),
       FALSE
     )
     AND NOT COALESCE(
-      ARRAYS_OVERLAP(TRANSFORM(subscribers.interests, tag -> LOWER(tag)), ARRAY(LOWER('golf'))),
+      ARRAYS_OVERLAP(
+        TRANSFORM(subscribers.interests, tag -> REPLACE(LOWER(REPLACE(tag, 'İ', 'i')), 'ς', 'σ')),
+        ARRAY(REPLACE(LOWER(REPLACE('golf', 'İ', 'i')), 'ς', 'σ'))
+      ),
       FALSE
     )
     AND NOT (
