@@ -454,6 +454,21 @@ def test_validate_defs_on_examples_is_clean() -> None:
     assert validate_defs(Path(__file__).resolve().parent / "fixtures" / "spec_examples" / "segment_defs") == []
 
 
+def test_whitespace_is_text_like_any_other(tmp_path: Path) -> None:
+    """"a non-empty string" and "1..200 characters": a space is a character."""
+    files = {
+        "spaced.yaml": "name: '  '\ngroups:\n  - filters:\n"
+                       "      - {field: city, op: contains, value: ' '}\n"
+                       "      - {field: first_name, op: is_not, value: ' '}\n"
+                       "      - {field: tags, op: has_none, value: [' ']}\n",
+    }
+    assert problems_of(tmp_path, files) == []
+    project, problems = load_project(tmp_path / "defs")
+    assert not problems
+    assert project.segments["spaced"].name == "  "
+    assert [f.value for f in project.segments["spaced"].groups[0].filters] == [" ", " ", (" ",)]
+
+
 def test_missing_folder_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="definitions folder not found: .*nowhere"):
         validate_defs(tmp_path / "nowhere")

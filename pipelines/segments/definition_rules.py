@@ -106,7 +106,7 @@ def _choice(log: ProblemLog, node: Node, key: str, choices: tuple[str, ...]) -> 
 
 def _name(log: ProblemLog, node: Node, key: str = "name") -> str | None:
     text = text_of(node)
-    if text is None or not text.strip():
+    if not text:  # 1..200 characters, whatever they are
         log.node(node, f"'{key}' must be a non-empty string, not {describe(node)}")
         return None
     if len(text) > NAME_MAX:

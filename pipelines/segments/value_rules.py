@@ -47,7 +47,7 @@ def read_field_value(op: str, field: str, field_type: str, node: Node, log: Prob
 
 def _non_empty_text(node: object, what: str = "a non-empty string") -> str:
     text = text_of(node)
-    if text is None or not text.strip():
+    if not text:  # " " is a string of one character: `contains: " "` finds a space
         raise _Wrong(node, what)
     return text
 
