@@ -14,6 +14,7 @@ Decisions where the contract is silent:
   deliverability).
 - A list with no items is stored as missing (NULL), like an empty cell.
 - Event names are trimmed but keep their case (they match exactly).
+- NaN and infinity are not numbers, whatever the file format.
 """
 
 from __future__ import annotations
@@ -82,7 +83,13 @@ def _typed(name: str, field_type: str, source: pa.Array, checks: list[Check]) ->
         return parsed.values
     if field_type == "list":
         return clean_list(source)
-    return source.cast(target)  # Parquet: the reader already checked that the type fits
+    typed = source.cast(target)  # Parquet, JSON: the reader already checked that the type fits
+    if field_type == "number":  # NaN and infinity are not numbers a filter can compare (as in CSV)
+        not_finite = _mask(pc.invert(pc.is_finite(typed)))
+        if not_finite.any():
+            checks.append((name, not_finite,
+                           lambda i: f"column '{name}': {shown(typed[i].as_py())} is not {TYPE_WORDS[field_type]}"))
+    return typed
 
 
 def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:

@@ -138,6 +138,14 @@ CASES: list[Case] = [
         Q(1, "column 'amount': '12,50' is not a number", 'e1,s1,purchase,2024-01-04T10:00:00Z,"12,50"'),
         Q(3, "column 'amount': 'abc' is not a number"),
     ), rows={"e2": {"amount": 100.0}}),
+    Case(f"{E}parquet_not_finite_{T}.parquet", "loaded", loaded=2, quarantine=(
+        Q(2, "column 'amount': 'nan' is not a number"),
+        Q(3, "column 'amount': 'inf' is not a number"),
+    ), rows={"e1": {"amount": 1.5}, "e4": {"amount": None}}),
+    Case(f"{E}json_nan_{T}.jsonl", "loaded", loaded=1, quarantine=(
+        Q(1, "column 'amount': 'nan' is not a number"),
+        Q(2, "column 'amount': '-inf' is not a number"),
+    ), rows={"e3": {"amount": 2.0}}, absent=("e1", "e2")),
     # ------------------------------------------------ accepted as they are
     Case(f"{S}bom_{T}.csv", "loaded", loaded=1, rows={"s1": {"first_name": "Ann"}}),
     Case(f"{S}header_only_{T}.csv", "loaded", loaded=0, warning="the snapshot has no subscribers"),

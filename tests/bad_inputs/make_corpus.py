@@ -139,6 +139,18 @@ def events() -> None:
     write(f"{e}header_only_{T}.csv", head)
     write(f"{e}subscribers_in_wrong_folder_{T}.csv", f"{HEADER}\ns1,a@example.com,active,Ann\n")
     write("support/events/earlier_export_20240104T000000Z.csv", head + "e1,s1,purchase,2024-01-03T10:00:00Z,5\n")
+    # NaN and infinity are numbers to Parquet and to Python's JSON reader, not to a filter.
+    at = pa.array([datetime(2024, 1, 4, 10)] * 4, pa.timestamp("us", tz="UTC"))
+    pq.write_table(pa.table({"event_id": ["e1", "e2", "e3", "e4"], "subscriber_id": ["s1"] * 4,
+                             "event": ["purchase"] * 4, "occurred_at": at,
+                             "amount": pa.array([1.5, float("nan"), float("inf"), None], pa.float64())}),
+                   HERE / f"{e}parquet_not_finite_{T}.parquet")
+    write(f"{e}json_nan_{T}.jsonl", '{"event_id": "e1", "subscriber_id": "s1", "event": "purchase", '
+          '"occurred_at": "2024-01-04T10:00:00Z", "amount": NaN}\n'
+          '{"event_id": "e2", "subscriber_id": "s1", "event": "purchase", '
+          '"occurred_at": "2024-01-04T10:00:00Z", "amount": -Infinity}\n'
+          '{"event_id": "e3", "subscriber_id": "s1", "event": "purchase", '
+          '"occurred_at": "2024-01-04T10:00:00Z", "amount": 2}\n')
 
 
 if __name__ == "__main__":
