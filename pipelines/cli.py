@@ -74,10 +74,23 @@ DefsOption = Annotated[
 DataOption = Annotated[
     str | None, typer.Option("--data", help="Data folder (env SEGMENTS_DATA, default ./data).")
 ]
+
+
+def _checked_as_of(value: str | None) -> str | None:
+    """A timestamp that does not parse is a usage error (exit 2), like any bad option value."""
+    from .clock import parse_as_of
+
+    try:
+        parse_as_of(value)
+    except UserError as error:
+        raise typer.BadParameter(str(error).removeprefix("--as-of: ")) from None
+    return value
+
+
 AsOfOption = Annotated[
     str | None,
-    typer.Option("--as-of", help="Clock for relative windows, ISO 8601 UTC (default: the last published run's "
-                                 "as_of, else now)."),
+    typer.Option("--as-of", callback=_checked_as_of,
+                 help="Clock for relative windows, ISO 8601 UTC (default: the last published run's as_of, else now)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
@@ -161,7 +174,8 @@ def _paths(defs: str | None, data: str | None) -> Paths:
 @app.command()
 @command
 def run(
-    as_of: Annotated[str | None, typer.Option("--as-of", help="The run's clock (ISO 8601, UTC; default now).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", callback=_checked_as_of,
+                                              help="The run's clock (ISO 8601, UTC; default now).")] = None,
     full: Annotated[bool, typer.Option("--full", help="Recompute everything, not only what changed.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Publish a snapshot held back by the drop rule.")] = False,
     engine: Annotated[RunEngine, typer.Option("--engine", help="Evaluation engine.")] = RunEngine.duckdb,
@@ -252,7 +266,8 @@ def show(
 def compile(  # noqa: A001 - the command is called compile
     key: Annotated[str, typer.Argument(metavar="KEY", help="Segment key (its file name without .yaml).")],
     dialect: Annotated[Dialect, typer.Option("--dialect", help="SQL dialect.")] = Dialect.duckdb,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Timestamp for relative windows (default now, UTC).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", callback=_checked_as_of,
+                                              help="Timestamp for relative windows (default now, UTC).")] = None,
     defs: DefsOption = None,
     data: DataOption = None,
 ) -> None:
@@ -443,7 +458,8 @@ def query(
 @app.command()
 @command
 def demo(
-    as_of: Annotated[str | None, typer.Option("--as-of", help="The demo's clock (default: a fixed date).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", callback=_checked_as_of,
+                                              help="The demo's clock (default: a fixed date).")] = None,
     subscribers: Annotated[int, typer.Option("--subscribers", help="How many subscribers to generate.")] = 10_000,
     defs: DefsOption = None,
     data: DataOption = None,

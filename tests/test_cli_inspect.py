@@ -198,8 +198,17 @@ def test_compile_spark_dialect(published):
 
 def test_compile_errors(published):
     assert "did you mean 'active_users'" in fails(segments(published, "compile", "activ_users"))
-    assert "cannot read 'tomorrow'" in fails(segments(published, "compile", "active_users", "--as-of", "tomorrow"))
+    assert "cannot read 'tomorrow'" in fails(segments(published, "compile", "active_users", "--as-of", "tomorrow"),
+                                           code=2)
     assert "--dialect" in fails(segments(published, "compile", "active_users", "--dialect", "oracle"), code=2)
+
+
+@pytest.mark.parametrize("command", [["run"], ["compile", "active_users"], ["preview", "active_users"],
+                                     ["explain", "active_users", "s1"], ["demo"]])
+def test_an_unreadable_as_of_is_a_usage_error(published, command):
+    """Like any bad option value: one line, exit 2, before anything runs."""
+    line = fails(segments(published, *command, "--as-of", "next tuesday"), code=2)
+    assert "--as-of" in line and "cannot read 'next tuesday'" in line
 
 
 # --------------------------------------------------------------------------- query
