@@ -198,9 +198,12 @@ def load_valid_project(paths: Paths) -> Project:
 
 
 def _definitions_fingerprint(project: Project) -> str:
+    from .engine.incremental import SEMANTICS_VERSION
+
     parts = [f"s:{k}:{s.definition_sha256()}" for k, s in sorted(project.segments.items())]
     parts += [f"a:{k}:{a.definition_sha256()}" for k, a in sorted(project.audiences.items())]
     parts.append(f"fields:{sorted(project.catalog.subscriber.items())}:{sorted(project.catalog.event.items())}")
+    parts.append(f"semantics:{SEMANTICS_VERSION}")  # new code that evaluates differently: not the same inputs
     return "\n".join(parts)
 
 
@@ -318,7 +321,7 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
     """Flags from the base version's, re-evaluating only affected subscribers
     (engine/incremental.py); None when the run must (or had better) evaluate in full."""
     from .engine.flags import sort_by_id
-    from .engine.incremental import RECORD_FILE, EvaluationRecord, evaluate_incremental
+    from .engine.incremental import RECORD_FILE, SEMANTICS_VERSION, EvaluationRecord, evaluate_incremental
     from .lake.snapshots import event_part_files, read_event_rows, read_events, read_snapshot_rows
     from .publish.history import history_base
     from .publish.history_files import read_flags
@@ -332,7 +335,9 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
     if base is None:
         return None
     record = EvaluationRecord.load(base.version_dir / RECORD_FILE)
-    base_flags = read_flags(base.version_dir) if record is not None else None
+    if record is None or record.semantics != SEMANTICS_VERSION:  # flags of older code: evaluate in full
+        return None
+    base_flags = read_flags(base.version_dir)
     if base_flags is None:
         return None
     snapshot = _run_snapshot(paths, ctx)

@@ -353,3 +353,30 @@ def test_incremental_run_publishes_what_a_full_run_does(tmp_path):
     ):
         assert _query(paths, sql) == _query(other, sql), sql
     assert _query(paths, "SELECT count(*) FROM membership_changes WHERE run_id = 'r2'")[0][0] > 0
+
+
+def test_flags_of_older_semantics_are_not_reused(tmp_path, monkeypatch):
+    """A base version evaluated by code that decided membership differently
+    (another SEMANTICS_VERSION, or none recorded) is not built on: the run is full."""
+    import json
+
+    from pipelines.engine import incremental
+    from pipelines.publish.state import current_state
+    from pipelines.refresh import RunParams, run_steps
+    from pipelines.sample_data import write_landing
+    from pipelines.settings import Paths
+
+    paths = Paths(defs=write_definitions(tmp_path / "defs", 5, 3), data=tmp_path / "data")
+    write_landing(paths, as_of=AS_OF, n_subscribers=200, fmt="parquet")
+    first = AS_OF + timedelta(hours=1)
+    run_steps(paths, RunParams(run_id="r1", as_of=first, started_at=first))
+    record_file = current_state(paths).version_dir / incremental.RECORD_FILE
+    assert json.loads(record_file.read_text())["semantics"] == incremental.SEMANTICS_VERSION
+    later = first + timedelta(hours=1)
+    ctx, _ = run_steps(paths, RunParams(run_id="r2", as_of=later, started_at=later))
+    assert any(w.startswith("incremental:") for w in ctx.warnings)
+
+    monkeypatch.setattr(incremental, "SEMANTICS_VERSION", "next")
+    latest = later + timedelta(hours=1)
+    ctx, _ = run_steps(paths, RunParams(run_id="r3", as_of=latest, started_at=latest))
+    assert not any(w.startswith("incremental:") for w in ctx.warnings)

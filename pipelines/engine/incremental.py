@@ -51,6 +51,10 @@ from .flags import ID, align_ids, bitmap, bools, flag_keys, move_positions, move
 RECORD_FILE = "evaluation.json"
 ROW_HASH = "row_hash"
 _TIMESTAMP = exp.DataType.build("TIMESTAMP")
+# Bumped whenever a change to the compilers changes who is a member of the same
+# definition on the same data (2: case folding, segments/case.py). Flags computed
+# under another version are not reused: the next run evaluates in full.
+SEMANTICS_VERSION = "2"
 # Above this share of affected subscribers, a full evaluation is as cheap.
 MAX_AFFECTED_SHARE = 0.5
 # Fewer affected subscribers than this are evaluated without per-distinct-value encoding.
@@ -84,6 +88,7 @@ class EvaluationRecord:
     event_files: list[str]
     definitions: dict[str, str]  # segment key -> definition_sha256
     catalog: str
+    semantics: str = ""  # SEMANTICS_VERSION (records written before it existed: "")
 
     @classmethod
     def of(cls, project: Project, as_of: datetime, snapshot_file: Path | str,
@@ -94,6 +99,7 @@ class EvaluationRecord:
             event_files=sorted(_relative(f, root) for f in event_files),
             definitions={key: s.definition_sha256() for key, s in sorted(project.segments.items())},
             catalog=catalog_fingerprint(project),
+            semantics=SEMANTICS_VERSION,
         )
 
     def resolved(self, root: Path | None) -> EvaluationRecord:
@@ -102,7 +108,7 @@ class EvaluationRecord:
             return str((Path(root) / p).absolute()) if root is not None and not Path(p).is_absolute() else p
 
         return EvaluationRecord(self.as_of, absolute(self.snapshot_file), [absolute(f) for f in self.event_files],
-                                self.definitions, self.catalog)
+                                self.definitions, self.catalog, self.semantics)
 
     def save(self, target: Path) -> None:
         target.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
