@@ -18,6 +18,7 @@ import os
 import sys
 import warnings
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -165,7 +166,11 @@ def _group(defs: DefsOption = None, data: DataOption = None) -> None:
 
 
 def _paths(defs: str | None, data: str | None) -> Paths:
-    return resolve_paths(defs or _group_roots["defs"], data or _group_roots["data"])
+    paths = resolve_paths(defs or _group_roots["defs"], data or _group_roots["data"])
+    for option, folder in (("--data", paths.data), ("--defs", paths.defs)):
+        if Path(folder).exists() and not Path(folder).is_dir():
+            raise UserError(f"{option} {folder} is a file, not a folder")
+    return paths
 
 
 # --------------------------------------------------------------------------- running

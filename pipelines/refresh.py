@@ -223,10 +223,12 @@ def prepare_run(paths: Paths, params: RunParams) -> RunContext:
     """
     from .lake.ingest import ensure_row_hashes, ingest_landing
     from .lake.snapshots import snapshot_at_or_before
+    from .publish.lock import writer_lock
     from .publish.state import current_state
 
     project = load_valid_project(paths)
-    report = ingest_landing(paths, project.catalog)
+    with writer_lock(paths, run_id=params.run_id):  # ingest writes the lake: one run at a time
+        report = ingest_landing(paths, project.catalog)
     if report.rejected:
         first = report.rejected[0]
         more = f" (and {len(report.rejected) - 1} more)" if len(report.rejected) > 1 else ""
@@ -247,20 +249,9 @@ def prepare_run(paths: Paths, params: RunParams) -> RunContext:
             f"as_of {format_ts(params.as_of)} is before the last published run ({format_ts(previous.as_of)}, "
             f"run {previous.run_id}); history only moves forward"
         )
-    if (
-        previous is not None
-        and not params.force
-        and previous.snapshot_rows > 0
-        and snapshot.rows < previous.snapshot_rows * (1 - HOLD_DROP_SHARE)
-        and snapshot.source != previous.snapshot
-    ):
-        drop = 1 - snapshot.rows / previous.snapshot_rows
-        raise UserError(
-            f"snapshot {snapshot.source} has {snapshot.rows:,} subscribers, {drop:.0%} fewer than the published "
-            f"{previous.snapshot} ({previous.snapshot_rows:,}); held back — check the export, or publish it "
-            "anyway with `segments run --force`",
-            run_status="held",
-        )
+    if previous is not None and not params.force and previous.snapshot_rows > 0 \
+            and snapshot.source != previous.snapshot:
+        _hold_a_sudden_drop(paths, snapshot, previous)
     fingerprint = hashlib.sha256(
         "\n".join([snapshot.sha256, _events_fingerprint(paths), _definitions_fingerprint(project)]).encode()
     ).hexdigest()
@@ -279,6 +270,28 @@ def prepare_run(paths: Paths, params: RunParams) -> RunContext:
     if previous is not None and previous.as_of == params.as_of and previous.fingerprint == fingerprint:
         ctx.unchanged_run_id = previous.run_id
     return ctx
+
+
+def _hold_a_sudden_drop(paths: Paths, snapshot, previous) -> None:
+    """UserError (status "held") when `snapshot` lacks more than HOLD_DROP_SHARE of the
+    subscribers of the published snapshot: counted by id, so a snapshot that
+    replaces most subscribers with as many new ones is held too."""
+    from .lake.snapshots import dropped_subscribers, list_snapshots
+
+    published = next((s for s in list_snapshots(paths) if s.source == previous.snapshot), None)
+    if published is None:  # its lake file is gone: only the counts can be compared
+        dropped = max(previous.snapshot_rows - snapshot.rows, 0)
+    elif snapshot.rows < published.rows * (1 - HOLD_DROP_SHARE):
+        dropped = published.rows - snapshot.rows  # at least this many: held without reading ids
+    else:
+        dropped = dropped_subscribers(published, snapshot)
+    if dropped > previous.snapshot_rows * HOLD_DROP_SHARE:
+        raise UserError(
+            f"snapshot {snapshot.source} lacks {dropped:,} of the {previous.snapshot_rows:,} subscribers of the "
+            f"published {previous.snapshot} ({dropped / previous.snapshot_rows:.0%}; it has {snapshot.rows:,}); "
+            "held back — check the export, or publish it anyway with `segments run --force`",
+            run_status="held",
+        )
 
 
 def record_failure(paths: Paths, params: RunParams, error: UserError) -> None:

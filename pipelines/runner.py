@@ -49,6 +49,7 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     from .clock import format_ts, parse_as_of, utc_now
     from .definitions import defs
     from .defs.resources import SegmentsResource
+    from .publish.lock import writer_lock
     from .refresh import RunWorkspace, record_failure
 
     resolved = parse_as_of(as_of) or utc_now()  # one clock for the whole run
@@ -65,8 +66,12 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     if status:
         status.start()
     try:
-        result = job.execute_in_process(run_config=run_config, instance=instance,
-                                        resources={"segments": resource}, raise_on_error=False)
+        # The whole run holds the data folder's writer lock (the steps take it again,
+        # re-entrantly): a second `segments run` on the same folder stops at once
+        # with one line, instead of colliding in ingest.
+        with writer_lock(paths):
+            result = job.execute_in_process(run_config=run_config, instance=instance,
+                                            resources={"segments": resource}, raise_on_error=False)
     finally:
         if status:
             status.stop()

@@ -39,7 +39,7 @@ def _lake_parquet(paths: Paths) -> list[str]:
     return sorted(str(p.relative_to(paths.lake)) for p in paths.lake.rglob("*.parquet"))
 
 
-def test_same_file_twice_and_under_another_name_is_a_no_op(paths):
+def test_same_file_twice_is_a_no_op(paths):
     (paths.landing_subscribers / "subs_20240105T060000Z.csv").write_text(SNAPSHOT)
     first = ingest_landing(paths, CATALOG)
     assert first.ingested == ["subs_20240105T060000Z.csv"]
@@ -47,15 +47,35 @@ def test_same_file_twice_and_under_another_name_is_a_no_op(paths):
 
     again = ingest_landing(paths, CATALOG)
     assert again.ingested == [] and again.skipped == ["subs_20240105T060000Z.csv"]
-
-    shutil.copy(paths.landing_subscribers / "subs_20240105T060000Z.csv",
-                paths.landing_subscribers / "copy_20240106T060000Z.csv")
-    renamed = ingest_landing(paths, CATALOG)
-    assert renamed.ingested == [] and "copy_20240106T060000Z.csv" in renamed.skipped
     assert _lake_parquet(paths) == files
-    assert [s.source for s in list_snapshots(paths)] == ["subs_20240105T060000Z.csv"]
+
+
+def test_the_same_rows_exported_later_are_a_new_snapshot(paths):
+    """Snapshot A, then B, then A's bytes again: the latest snapshot is the third,
+    not B (it was once skipped as a known file, and runs then evaluated B)."""
+    other = SNAPSHOT.replace("a@example.com", "a2@example.com")
+    (paths.landing_subscribers / "subs_20240105T060000Z.csv").write_text(SNAPSHOT)
+    (paths.landing_subscribers / "subs_20240106T060000Z.csv").write_text(other)
+    (paths.landing_subscribers / "subs_20240107T060000Z.csv").write_text(SNAPSHOT)
+    report = ingest_landing(paths, CATALOG)
+    assert report.ingested == [f"subs_2024010{d}T060000Z.csv" for d in (5, 6, 7)] and report.skipped == []
+    snapshots = list_snapshots(paths)
+    assert [s.source for s in snapshots] == [f"subs_2024010{d}T060000Z.csv" for d in (5, 6, 7)]
+    assert read_snapshot(snapshots[-1], CATALOG).equals(read_snapshot(snapshots[0], CATALOG))
+    again = ingest_landing(paths, CATALOG)
+    assert again.ingested == [] and len(again.skipped) == 3 and again.rejected == []
+
+
+def test_a_renamed_copy_of_an_events_export_is_skipped(paths):
+    (paths.landing_events / "ev_20240102T000000Z.csv").write_text(EVENTS_HEAD + "e1,s1,purchase,2024-01-01T10:00:00Z,10\n")
+    assert ingest_landing(paths, CATALOG).ingested == ["ev_20240102T000000Z.csv"]
+    files = _lake_parquet(paths)
+    shutil.copy(paths.landing_events / "ev_20240102T000000Z.csv", paths.landing_events / "copy_20240103T000000Z.csv")
+    renamed = ingest_landing(paths, CATALOG)
+    assert renamed.ingested == [] and "copy_20240103T000000Z.csv" in renamed.skipped
+    assert _lake_parquet(paths) == files
     # ...but the copy is a landing file too, so it is archived.
-    assert list(paths.archive.rglob("copy_20240106T060000Z.csv"))
+    assert list(paths.archive.rglob("copy_20240103T000000Z.csv"))
 
 
 def test_two_snapshots_with_the_same_time_reject_the_second(paths):

@@ -132,6 +132,8 @@ def bitmap(values: np.ndarray) -> pa.Array:
 
 def moved(values: np.ndarray, positions: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """values[p], False where p is -1; `positions` is `move_positions(p)`, made once per table."""
+    if not len(values):  # nobody on the other side (an empty snapshot): every position is -1
+        return np.zeros(len(positions[0]), dtype=bool)
     return values[positions[0]] & positions[1]
 
 

@@ -4,8 +4,10 @@ For each landing file, subscribers first, then events, each in the order of
 the time in their names (then by name):
 
 1. archive it (copy + sha256); landing files are never modified or deleted;
-2. skip it if the ledger knows this content (under any name) — or, for a
-   rejection that depended on the name, this content under this name;
+2. skip it if the ledger knows this content: an events file under any name
+   (a renamed copy of an export), a snapshot only under the same name (the
+   same rows exported again at a later time are a new snapshot), and content
+   rejected for what it is (not for its name) under any name;
 3. reject it whole when its name has no valid time, it is empty, it cannot be
    read, or it is a snapshot whose time another ingested snapshot already has
    (the first one, by time then name, is kept: two different snapshots of the
@@ -162,7 +164,11 @@ class _IngestRun:
 
     def one_file(self, spec: TableSpec, path: Path, name: LandingName | BadLandingName) -> None:
         sha256, archived = archive_landing_file(self.paths, spec.kind, path, self.index)
-        if self.ledger.find(sha256, path.name) is not None:
+        known = self.ledger.find(sha256, path.name)
+        # A snapshot is its content at the time in its name: the same rows exported
+        # again later are a new snapshot (nothing changed), not a copy to skip.
+        if known is not None and (spec.kind == "events" or known.file == path.name
+                                  or (known.status == REJECTED and not known.name_bound)):
             self.report.skipped.append(path.name)
             return
         if isinstance(name, BadLandingName):
@@ -187,6 +193,7 @@ class _IngestRun:
             file_time=name.at, rows=loaded.rows, quarantined=loaded.quarantined, ignored=loaded.ignored,
             part=loaded.part.relative_to(self.paths.lake).as_posix(),
             quarantine=loaded.quarantine.relative_to(self.paths.lake).as_posix() if loaded.quarantine else None,
+            name_bound=spec.kind == "subscribers",
         ))
         self.report.ingested.append(path.name)
         self.report.quarantined_rows += loaded.quarantined

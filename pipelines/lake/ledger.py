@@ -77,7 +77,8 @@ class Ledger:
                     raise UserError(f"{path}: unreadable ingest ledger entry ({exc})") from None
 
     def find(self, sha256: str, name: str) -> LedgerEntry | None:
-        return self._entries.get(_entry_name(sha256, None)) or self._entries.get(_entry_name(sha256, name))
+        # This content under this name first: a snapshot's content may also be known under another name.
+        return self._entries.get(_entry_name(sha256, name)) or self._entries.get(_entry_name(sha256, None))
 
     def record(self, entry: LedgerEntry) -> LedgerEntry:
         key = _entry_name(entry.sha256, entry.file if entry.name_bound else None)

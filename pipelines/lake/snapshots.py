@@ -53,6 +53,27 @@ def list_snapshots(paths: Paths) -> list[SnapshotInfo]:
     return sorted(infos, key=lambda info: (info.snapshot_at, info.source))
 
 
+def dropped_subscribers(previous: SnapshotInfo, current: SnapshotInfo) -> int:
+    """How many subscribers of `previous` are not in `current` (an anti-join in DuckDB,
+    which reads only the id columns)."""
+    from sqlglot import exp
+
+    from ..publish.scratch import scratch_connection
+
+    def ids(file: Path) -> exp.Expression:
+        return exp.select("subscriber_id").from_(exp.func("read_parquet", exp.Literal.string(str(file))))
+
+    kept = exp.In(this=exp.column("subscriber_id"), query=exp.Subquery(this=ids(current.file)))
+    query = exp.select(exp.func("count", exp.Star())).from_(
+        exp.Subquery(this=ids(previous.file), alias=exp.TableAlias(this=exp.to_identifier("previous")))
+    ).where(exp.Not(this=kept))  # ids are never NULL: NOT IN is a plain anti-join
+    con = scratch_connection()
+    try:
+        return int(con.execute(query.sql(dialect="duckdb")).fetchone()[0])
+    finally:
+        con.close()
+
+
 def snapshot_at_or_before(paths: Paths, as_of: datetime) -> SnapshotInfo | None:
     """The latest snapshot whose time is <= as_of, or None."""
     limit = _utc(as_of)

@@ -1,0 +1,146 @@
+"""Runs on awkward inputs, end to end through the refresh job (real files, real
+DuckDB, real Dagster): empty snapshots, a snapshot that repeats an earlier
+one, the drop rule counted by subscriber, two runs at once, a moved data folder."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from conftest import write_project
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.errors import UserError
+from pipelines.runner import execute_refresh
+
+HEADER = "subscriber_id,email,status,state\n"
+
+
+def snapshot(paths, stamp: str, rows: list[tuple[str, str]]) -> None:
+    """A subscribers snapshot at `stamp` (YYYYMMDD), rows of (id, state)."""
+    body = "".join(f"{sid},{sid}@example.com,active,{state}\n" for sid, state in rows)
+    (Path(paths.data) / "landing" / "subscribers" / f"subs_{stamp}T000000Z.csv").write_text(HEADER + body)
+
+
+def run(paths, day: str, **options):
+    with dg.instance_for_test() as instance:
+        return execute_refresh(paths, as_of=f"{day}T12:00:00Z", instance=instance, **options)
+
+
+def query(paths, sql: str) -> list[tuple]:
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def members(paths, segment: str = "subscribers_in_new_york") -> set[str]:
+    return {r[0] for r in query(paths, f"SELECT subscriber_id FROM segment_membership WHERE segment = '{segment}'")}
+
+
+@pytest.fixture
+def paths(tmp_path):
+    paths = write_project(tmp_path, subscribers=HEADER + "s0,s0@example.com,active,CA\n",
+                          snapshot_name="subs_20261101T000000Z.csv")
+    return paths
+
+
+def test_an_empty_snapshot_before_and_after_people(paths):
+    """History works from an empty snapshot, and back to one (forced past the drop rule)."""
+    snapshot(paths, "20261101", [])  # in place of the fixture's: the first run sees nobody
+    run(paths, "2026-11-01")
+    assert members(paths) == set()
+    snapshot(paths, "20261102", [("s1", "NY"), ("s2", "NY"), ("s3", "CA")])
+    run(paths, "2026-11-02")
+    assert members(paths) == {"s1", "s2"}
+    snapshot(paths, "20261103", [])
+    with pytest.raises(UserError, match="lacks 3 of the 3 subscribers"):
+        run(paths, "2026-11-03")
+    run(paths, "2026-11-03", force=True)
+    assert members(paths) == set()
+    snapshot(paths, "20261104", [("s2", "NY")])
+    run(paths, "2026-11-04", force=True)
+    assert members(paths) == {"s2"}
+    history = query(paths, "SELECT subscriber_id, valid_from::DATE::VARCHAR, valid_to::DATE::VARCHAR "
+                           "FROM segment_membership_history WHERE segment = 'subscribers_in_new_york' ORDER BY ALL")
+    assert history == [("s1", "2026-11-02", "2026-11-03"), ("s2", "2026-11-02", "2026-11-03"),
+                       ("s2", "2026-11-04", None)]
+
+
+def test_a_snapshot_that_repeats_an_earlier_one_is_the_latest(paths):
+    """A, then B, then A's bytes again: the third run evaluates A's rows."""
+    snapshot(paths, "20261102", [("s1", "NY"), ("s2", "NY")])
+    run(paths, "2026-11-02")
+    snapshot(paths, "20261103", [("s1", "CA"), ("s2", "NY")])
+    run(paths, "2026-11-03")
+    assert members(paths) == {"s2"}
+    landing = Path(paths.data) / "landing" / "subscribers"
+    (landing / "subs_20261104T000000Z.csv").write_bytes((landing / "subs_20261102T000000Z.csv").read_bytes())
+    run(paths, "2026-11-04")
+    assert members(paths) == {"s1", "s2"}
+    assert query(paths, "SELECT snapshot FROM runs WHERE status = 'success' ORDER BY as_of DESC LIMIT 1") == [
+        ("subs_20261104T000000Z.csv",)]
+
+
+@pytest.mark.parametrize(("rows", "held"), [
+    ([("s1", "NY"), ("s2", "NY")], False),  # exactly half of the four kept
+    ([("s1", "NY")], True),  # three of four gone
+    ([("n1", "NY"), ("n2", "NY"), ("n3", "NY"), ("s1", "NY")], True),  # as many rows, but three of four replaced
+    ([("s1", "NY"), ("s2", "NY"), ("n1", "NY"), ("n2", "NY"), ("n3", "NY")], False),  # two gone, three new
+])
+def test_the_drop_rule_counts_subscribers_not_rows(paths, rows, held):
+    snapshot(paths, "20261102", [("s1", "NY"), ("s2", "NY"), ("s3", "NY"), ("s4", "NY")])
+    run(paths, "2026-11-02")
+    snapshot(paths, "20261103", rows)
+    if held:
+        with pytest.raises(UserError, match="held back .* `segments run --force`"):
+            run(paths, "2026-11-03")
+        assert members(paths) == {"s1", "s2", "s3", "s4"}  # nothing published
+        run(paths, "2026-11-03", force=True)
+        # the held run shows in `runs` from the next publish on
+        assert [r[0] for r in query(paths, "SELECT status FROM runs ORDER BY started_at")] == [
+            "success", "held", "success"]
+    else:
+        run(paths, "2026-11-03")
+    assert members(paths) == {sid for sid, _ in rows}
+
+
+def test_a_second_run_on_the_same_folder_stops_at_once(paths, monkeypatch):
+    """While a run holds the folder, another gets one clear line and changes nothing."""
+    from pipelines import refresh
+
+    snapshot(paths, "20261102", [("s1", "NY")])
+    entered, release = threading.Event(), threading.Event()
+    real_prepare = refresh.prepare_run
+
+    def slow_prepare(*args, **kwargs):
+        entered.set()
+        release.wait(60)
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(refresh, "prepare_run", slow_prepare)
+    outcome = {}
+    first = threading.Thread(target=lambda: outcome.setdefault("first", run(paths, "2026-11-02")))
+    first.start()
+    try:
+        assert entered.wait(60)
+        with pytest.raises(UserError, match="another run is in progress"):
+            run(paths, "2026-11-02")
+    finally:
+        release.set()
+        first.join(120)
+    assert outcome["first"].status == "published"
+    assert members(paths) == {"s1"}
+
+
+def test_data_or_defs_given_as_a_file_is_one_clear_line(paths, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for option in ("--data", "--defs"):
+        args = ["run", "--data", str(paths.data), "--defs", str(paths.defs)]
+        args[args.index(option) + 1] = str(afile)
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.stderr.strip() == f"error: {option} {afile} is a file, not a folder"
