@@ -223,10 +223,12 @@ def prepare_run(paths: Paths, params: RunParams) -> RunContext:
     """
     from .lake.ingest import ensure_row_hashes, ingest_landing
     from .lake.snapshots import snapshot_at_or_before
+    from .publish.catalog import relink_if_moved
     from .publish.lock import writer_lock
     from .publish.state import current_state
 
     project = load_valid_project(paths)
+    relink_if_moved(paths)  # a moved data folder: the checks read the published warehouse
     with writer_lock(paths, run_id=params.run_id):  # ingest writes the lake: one run at a time
         report = ingest_landing(paths, project.catalog)
     if report.rejected:

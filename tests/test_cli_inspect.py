@@ -315,7 +315,7 @@ def test_preview_errors(published, tmp_path):
     assert "did you mean 'active_users'" in fails(segments(published, "preview", "active_user"))
     assert "no subscriber snapshot at or before 2020-01-01" in fails(
         segments(published, "preview", "active_users", "--as-of", "2020-01-01"))
-    assert "--as-of" in fails(segments(published, "preview", "active_users", "--as-of", "2026-13-45"))
+    assert "--as-of" in fails(segments(published, "preview", "active_users", "--as-of", "2026-13-45"), code=2)
 
 
 # --------------------------------------------------------------------------- explain

@@ -144,3 +144,33 @@ def test_data_or_defs_given_as_a_file_is_one_clear_line(paths, tmp_path):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert result.stderr.strip() == f"error: {option} {afile} is a file, not a folder"
+
+
+def test_a_moved_data_folder_is_relinked_by_the_next_command(paths, tmp_path):
+    """The warehouse's views read files by absolute path. After the data folder is
+    moved (or copied), the next `segments` command points them at the new place;
+    the copy left behind keeps working on its own files."""
+    import shutil
+
+    from pipelines.settings import Paths
+
+    snapshot(paths, "20261102", [("s1", "NY"), ("s2", "CA")])
+    run(paths, "2026-11-02")
+    moved = Paths(defs=paths.defs, data=tmp_path / "elsewhere" / "data")
+    shutil.copytree(paths.data, tmp_path / "copy")
+    shutil.move(str(paths.data), str(moved.data))
+    result = CliRunner().invoke(app, ["query", "--format", "csv", "--defs", str(moved.defs), "--data",
+                                      str(moved.data), "SELECT (SELECT count(*) FROM segment_membership), "
+                                      "(SELECT count(*) FROM events), (SELECT count(*) FROM subscribers)"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == f"{len(query(moved, 'SELECT * FROM segment_membership'))},6,2"
+    with duckdb.connect(str(moved.warehouse), read_only=True) as con:  # an analyst's plain connection
+        assert con.execute("SELECT count(*) FROM membership_changes").fetchone()[0] > 0
+    assert members(moved) == {"s1"}
+    snapshot(moved, "20261103", [("s1", "NY"), ("s2", "NY")])
+    run(moved, "2026-11-03")
+    assert members(moved) == {"s1", "s2"}
+    copy = Paths(defs=paths.defs, data=tmp_path / "copy")
+    run(copy, "2026-11-02")  # nothing new: relinks the copy to its own files, publishes nothing
+    assert members(copy) == {"s1"}
+    assert str(copy.data.resolve()) in query(copy, "SELECT sql FROM duckdb_views() WHERE view_name = 'events'")[0][0]

@@ -216,6 +216,7 @@ def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Ta
 @contextmanager
 def published_connection(paths: Paths, *, required: bool = False):
     """A read-only connection to the published warehouse, or None when there is none."""
+    from ..publish.catalog import relink_if_moved
     from ..publish.state import open_catalog_read_only
 
     if not Path(paths.warehouse).exists():
@@ -223,6 +224,7 @@ def published_connection(paths: Paths, *, required: bool = False):
             raise UserError(f"no warehouse at {paths.warehouse}: run `segments run` first")
         yield None
         return
+    relink_if_moved(paths)
     try:
         con = open_catalog_read_only(Path(paths.warehouse))
     except duckdb.Error as error:

@@ -72,13 +72,25 @@ def write_event_file_list(version_dir: Path, project: Project, event_files: Sequ
     (version_dir / EVENT_FILES).write_text(json.dumps(files, indent=1), encoding="utf-8")
 
 
+def _in_this_data_folder(file: str, version_dir: Path) -> str:
+    """A lake file listed with the absolute path it had when published: the same file
+    in this version's data folder when the folder was moved since."""
+    path = Path(file)
+    if path.exists() or "lake" not in path.parts:
+        return file
+    data_root = version_dir.parents[2]  # DATA/published/versions/<version>
+    last_lake = len(path.parts) - 1 - path.parts[::-1].index("lake")
+    return str(data_root.absolute().joinpath(*path.parts[last_lake:]))
+
+
 def events_view_sql(version_dir: Path) -> str | None:
     listing = version_dir / EVENT_FILES
     if not listing.is_file():  # versions published before events were exposed
         return None
     # The staging folder is renamed into place, so the stand-in is found
     # relative to the final version folder.
-    files = json.loads(listing.read_text(encoding="utf-8")) or [str((version_dir / EMPTY_EVENTS).absolute())]
+    files = [_in_this_data_folder(f, version_dir) for f in json.loads(listing.read_text(encoding="utf-8"))] \
+        or [str((version_dir / EMPTY_EVENTS).absolute())]
     file_list = exp.Array(expressions=[exp.Literal.string(f) for f in files])
     query = (
         exp.select("*")
@@ -151,12 +163,36 @@ def remove_temp_catalogs(paths: Paths) -> list[str]:
     return removed
 
 
+def relink_if_moved(paths: Paths) -> bool:
+    """Point the warehouse's views at this data folder again when the folder was
+    moved or copied since the last publish (the views read files by absolute path).
+    Rebuilds the catalog of the same published state and swaps it in; True if it did."""
+    from .lock import writer_lock
+    from .state import current_state
+
+    def moved(state) -> bool:
+        return state is not None and state.recorded_dir is not None \
+            and Path(state.recorded_dir).resolve() != state.version_dir.resolve()
+
+    if not moved(current_state(paths)):
+        return False
+    with writer_lock(paths):
+        state = current_state(paths)  # again, under the lock: another process may have done it
+        if not moved(state):
+            return False
+        built = temp_catalog_path(paths, state.version)
+        build_catalog(built, state)
+        swap_in_catalog(paths, built)
+    return True
+
+
 def open_warehouse(paths: Paths) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the current published state (for CLI queries and checks).
 
     Safe in long-running processes: unlike `duckdb.connect(path, read_only=True)`
     it never hands back a cached database of a catalog that has been replaced.
     """
+    relink_if_moved(paths)
     return open_catalog_read_only(Path(paths.warehouse))
 
 
@@ -166,6 +202,7 @@ __all__ = [
     "SQL_VIEWS_DIR",
     "build_catalog",
     "open_warehouse",
+    "relink_if_moved",
     "remove_temp_catalogs",
     "swap_in_catalog",
     "temp_catalog_path",

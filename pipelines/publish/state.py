@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -50,9 +50,13 @@ class PublishedState:
     # builds on `base_version` instead.
     base_version: str | None = None
     replaces_run_id: str | None = None
+    # The version folder as the catalog recorded it; differs from `version_dir`
+    # when the data folder was moved since (catalog.relink_if_moved).
+    recorded_dir: str | None = field(default=None, compare=False)
 
     def to_record(self) -> dict:
         record = asdict(self)
+        record.pop("recorded_dir")
         record["version_dir"] = str(self.version_dir)
         record["as_of"] = self.as_of.isoformat()
         record["format_version"] = FORMAT_VERSION
@@ -73,6 +77,7 @@ class PublishedState:
             fingerprint=record["fingerprint"],
             base_version=record.get("base_version"),
             replaces_run_id=record.get("replaces_run_id"),
+            recorded_dir=record.get("version_dir"),
         )
 
 
