@@ -119,6 +119,10 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[str]]] = {
     "group without filters": (
         {"s.yaml": "name: T\ngroups:\n  - match: any\n"},
         ["{d}/s.yaml:3:5: missing required key 'filters' in group"]),
+    "group without filters and a wrong match": (
+        {"s.yaml": "name: X\ngroups:\n  - match: al\n"},
+        ["{d}/s.yaml:3:5: missing required key 'filters' in group",
+         "{d}/s.yaml:3:12: 'match' must be one of 'all', 'any' or 'none', not 'al' — did you mean 'all'?"]),
     "group is a list": (
         {"s.yaml": "name: T\ngroups:\n  - - {field: state, op: is, value: NY}\n"},
         ["{d}/s.yaml:3:5: a group must be a mapping (key: value), not a list"]),

@@ -177,9 +177,10 @@ class SegmentReader:
         found = _mapping(log, node, GROUP_KEYS, "a group")
         if found is None:
             return None
+        # `match` is checked even when `filters` is missing: every problem in one pass.
+        match = _choice(log, found["match"][1], "match", ("all", "any", "none")) if "match" in found else "all"
         if not _require(log, node, found, ("filters",), "group"):
             return None
-        match = _choice(log, found["match"][1], "match", ("all", "any", "none")) if "match" in found else "all"
         items = _non_empty_list(log, found["filters"][1], "filters")
         if items is None:
             return None
