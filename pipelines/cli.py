@@ -126,16 +126,9 @@ def command(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .commands.common import DefinitionProblems
-
         warnings.filterwarnings("ignore")
         try:
             return fn(*args, **kwargs)
-        except DefinitionProblems as error:
-            # Like `segments validate`: one PATH:LINE:COLUMN line per problem.
-            for problem in error.problems or [str(error)]:
-                print(problem, file=sys.stderr)
-            raise typer.Exit(1) from None
         except UserError as error:
             err.print(f"error: {error}", markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
@@ -192,7 +185,7 @@ def run(
     Runs the same Dagster job the schedules launch, so the run shows up in the
     Dagster UI.
 
-    Example: segments run --as-of 2026-11-27T02:00:00Z
+    Example: segments run --as-of 2026-11-28T02:00:00Z
     """
     from .runner import execute_refresh, print_run_summary
 
@@ -442,7 +435,8 @@ def delete(
 # --------------------------------------------------------------------------- the warehouse
 
 
-@app.command()
+# SQL that starts with a `--` comment (every file in sql/examples/) is the statement, not an option.
+@app.command(context_settings={"ignore_unknown_options": True})
 @command
 def query(
     sql: Annotated[str, typer.Argument(metavar="SQL", help="A read-only SQL statement.")],

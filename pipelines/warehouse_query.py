@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -114,14 +115,25 @@ def _json_value(value):
     return str(value)
 
 
+def _json_safe(value):
+    """NaN and infinity have no JSON form: they print as null (inside lists and structs too)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
 def print_result(columns: list[str], rows: list[tuple], fmt: str, console: Console) -> None:
     if fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows([_text(v) for v in row] for row in rows)
     elif fmt == "json":
-        print(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2, default=_json_value,
-                         ensure_ascii=False))
+        records = [dict(zip(columns, _json_safe(row), strict=True)) for row in rows]
+        print(json.dumps(records, indent=2, default=_json_value, ensure_ascii=False, allow_nan=False))
     else:
         table = Table()
         for column in columns:

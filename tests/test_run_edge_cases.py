@@ -174,3 +174,27 @@ def test_a_moved_data_folder_is_relinked_by_the_next_command(paths, tmp_path):
     run(copy, "2026-11-02")  # nothing new: relinks the copy to its own files, publishes nothing
     assert members(copy) == {"s1"}
     assert str(copy.data.resolve()) in query(copy, "SELECT sql FROM duckdb_views() WHERE view_name = 'events'")[0][0]
+
+
+def test_demo_after_a_later_run_shows_the_published_state(tmp_path):
+    """The demo's clock is fixed; once a later run published, running the demo
+    again changes nothing and exits 0 (history only moves forward)."""
+    import shutil
+
+    from conftest import REPO
+
+    from pipelines.settings import Paths
+
+    defs, data = tmp_path / "segment_defs", tmp_path / "data"
+    shutil.copytree(REPO / "segment_defs", defs)
+    paths = Paths(defs=defs, data=data)
+    demo = ["demo", "--subscribers", "300", "--defs", str(defs), "--data", str(data)]
+    assert CliRunner().invoke(app, demo).exit_code == 0
+    later = CliRunner().invoke(app, ["run", "--as-of", "2026-11-28T06:00:00Z", "--defs", str(defs), "--data",
+                                     str(data)])
+    assert later.exit_code == 0, later.output
+    runs = query(paths, "SELECT * FROM runs")
+    again = CliRunner().invoke(app, demo)
+    assert again.exit_code == 0, again.output
+    assert "already has runs up to 2026-11-28T06:00:00Z" in again.stdout
+    assert query(paths, "SELECT * FROM runs") == runs

@@ -26,13 +26,13 @@ from ..settings import Paths
 
 
 class DefinitionProblems(UserError):
-    """A definition the command needs has problems; the CLI prints each one as
-    `PATH:LINE:COLUMN: message` (like `segments validate`) and exits 1."""
+    """A definition the command needs has problems: one line, the first problem as
+    `PATH:LINE:COLUMN: message` and how many more (`segments validate` lists them all)."""
 
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
         first = str(self.problems[0]) if self.problems else "invalid definition"
-        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        more = f" (and {len(self.problems) - 1} more; run `segments validate`)" if len(self.problems) > 1 else ""
         super().__init__(first + more)
 
 
