@@ -10,7 +10,13 @@ from .defs.assets import (
     segment_history,
     segment_membership,
 )
-from .defs.automation import hourly_refresh, landing_sensor, nightly_full_refresh, refresh_job
+from .defs.automation import (
+    hourly_refresh,
+    landing_sensor,
+    nightly_full_refresh,
+    record_failed_refresh,
+    refresh_job,
+)
 from .defs.checks import ALL_CHECKS
 from .defs.resources import SegmentsResource
 
@@ -19,6 +25,6 @@ defs = dg.Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[refresh_job],
     schedules=[nightly_full_refresh, hourly_refresh],
-    sensors=[landing_sensor],
+    sensors=[landing_sensor, record_failed_refresh],
     resources={"segments": SegmentsResource()},
 )

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -39,6 +40,9 @@ class RunParams:
     force: bool = False
     full: bool = False
     range_rows: int | None = None  # subscribers evaluated at a time (default: settings.range_rows)
+    # A scheduled tick that a later run overtook (the sensor queued one first) has
+    # nothing to do: it ends as unchanged instead of failing on "history only moves forward".
+    overtaken_ok: bool = False
 
 
 @dataclass
@@ -55,6 +59,7 @@ class RunContext:
     unchanged_run_id: str | None = None  # set when the same inputs were already published
     ingested: list[str] = field(default_factory=list)
     quarantined_rows: int = 0
+    row_counts: dict[str, list[int]] = field(default_factory=dict)  # new file -> [loaded, quarantined]
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -246,12 +251,13 @@ def prepare_run(paths: Paths, params: RunParams) -> RunContext:
         )
     ensure_row_hashes(paths, snapshot.file)
     previous = current_state(paths)
-    if previous is not None and params.as_of < previous.as_of:
+    overtaken = previous is not None and params.as_of < previous.as_of
+    if overtaken and not params.overtaken_ok:
         raise UserError(
             f"as_of {format_ts(params.as_of)} is before the last published run ({format_ts(previous.as_of)}, "
             f"run {previous.run_id}); history only moves forward"
         )
-    if previous is not None and not params.force and previous.snapshot_rows > 0 \
+    if previous is not None and not overtaken and not params.force and previous.snapshot_rows > 0 \
             and snapshot.source != previous.snapshot:
         _hold_a_sudden_drop(paths, snapshot, previous)
     fingerprint = hashlib.sha256(
@@ -267,10 +273,15 @@ def prepare_run(paths: Paths, params: RunParams) -> RunContext:
         parent_version=previous.version if previous else None,
         ingested=list(report.ingested),
         quarantined_rows=report.quarantined_rows,
+        row_counts=dict(report.row_counts),
         warnings=list(report.warnings),
     )
     if previous is not None and previous.as_of == params.as_of and previous.fingerprint == fingerprint:
         ctx.unchanged_run_id = previous.run_id
+    if overtaken:
+        ctx.unchanged_run_id = previous.run_id
+        ctx.warnings.append(f"run {previous.run_id} already published a later as_of ({format_ts(previous.as_of)}); "
+                            "this scheduled run has nothing to do")
     return ctx
 
 
@@ -457,18 +468,21 @@ def segment_counts(membership: pa.Table) -> dict[str, int]:
                     strict=True))
 
 
-def remove_stale_workspaces(paths: Paths, keep: str) -> None:
+def remove_stale_workspaces(paths: Paths, keep: Iterable[str]) -> None:
+    """Workspaces of other runs (those in `keep`, runs still in progress, stay)."""
     root = Path(paths.data) / "work"
+    keep = set(keep)
     if root.exists():
         for child in root.iterdir():
-            if child.name != keep:
+            if child.name not in keep:
                 shutil.rmtree(child, ignore_errors=True)
 
 
 # --- Steps over the run workspace: each reads what the previous one saved. ---
 
-def step_prepare(paths: Paths, params: RunParams) -> RunContext:
-    remove_stale_workspaces(paths, keep=params.run_id)
+def step_prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = ()) -> RunContext:
+    """`in_progress`: ids of other runs still going (their workspaces are not removed)."""
+    remove_stale_workspaces(paths, keep={params.run_id, *in_progress})
     ctx = prepare_run(paths, params)
     RunWorkspace(paths, params.run_id).save_context(ctx)
     return ctx

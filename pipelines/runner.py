@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,13 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
                                       "engine": engine}}},
         "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
     }
-    resource = SegmentsResource(defs_dir=str(paths.defs), data_dir=str(paths.data), engine=engine)
+    # The resource as the Definitions configure it (thresholds, blocking checks, versions
+    # kept), pointed at this command's folders and engine: the same job the schedules run.
+    configured = defs.resources.get("segments")
+    overrides = {"defs_dir": str(paths.defs), "data_dir": str(paths.data), "engine": engine}
+    # Built anew (not model_copy): Dagster configures a resource from its constructor arguments.
+    settings = configured.model_dump() if isinstance(configured, SegmentsResource) else {}
+    resource = SegmentsResource(**{**settings, **overrides})
     instance = instance or dagster_instance(paths)
     status = console.status("running the refresh job…") if console else None
     if status:
@@ -70,7 +77,8 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
         # re-entrantly): a second `segments run` on the same folder stops at once
         # with one line, instead of colliding in ingest.
         with writer_lock(paths):
-            result = job.execute_in_process(run_config=run_config, instance=instance,
+            release_dead_command_runs(instance)
+            result = job.execute_in_process(run_config=run_config, instance=instance, tags=_command_run_tags(),
                                             resources={"segments": resource}, raise_on_error=False)
     finally:
         if status:
@@ -84,6 +92,45 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     ctx = RunWorkspace(paths, result.run_id).load_context()
     return RunSummary(run_id=result.run_id, as_of=format_ts(ctx.params.as_of), unchanged=ctx.unchanged,
                       status="unchanged" if ctx.unchanged else "published")
+
+
+# Runs started by `segments run` carry the host and process that execute them in-process.
+COMMAND_HOST_TAG = "segments/host"
+COMMAND_PID_TAG = "segments/pid"
+
+
+def _command_run_tags() -> dict[str, str]:
+    return {COMMAND_HOST_TAG: socket.gethostname(), COMMAND_PID_TAG: str(os.getpid())}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def release_dead_command_runs(instance) -> list[str]:
+    """Mark failed the runs of `segments run` processes on this host that died mid-run
+    (SIGKILL, out of memory), and free the pool slots they held: otherwise the
+    publish step of every later run waits for the dead run's slot forever. With
+    no daemon, nothing else notices such a run. Returns their run ids."""
+    import dagster as dg
+
+    released = []
+    in_progress = instance.get_runs(filters=dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
+        tags={COMMAND_HOST_TAG: socket.gethostname()}))
+    for run in in_progress:
+        pid = int(run.tags.get(COMMAND_PID_TAG) or 0)
+        if pid and pid != os.getpid() and not _process_alive(pid):
+            instance.report_run_failed(run, message=f"the `segments run` process (pid {pid}) died during the run")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            released.append(run.run_id)
+    return released
 
 
 def _failure_message(result) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from pipelines.definitions import defs
 from pipelines.defs.automation import landing_sensor
+from pipelines.defs.resources import SegmentsResource
 
 
 def test_definitions_load_with_expected_graph():
@@ -45,7 +46,7 @@ def test_checks_schedules_and_sensor_are_defined():
     assert {"suppression", "unique_members", "no_sudden_shrink"} <= blocking
     schedules = {s.name: s.cron_schedule for s in repo.schedule_defs}
     assert schedules == {"nightly_full_refresh": "0 2 * * *", "hourly_refresh": "0 0,1,3-23 * * *"}
-    assert [s.name for s in repo.sensor_defs] == ["landing_sensor"]
+    assert [s.name for s in repo.sensor_defs] == ["landing_sensor", "record_failed_refresh"]
     assert repo.get_job("refresh") is not None
 
 
@@ -56,10 +57,28 @@ def test_schedules_pass_their_tick_as_as_of():
     assert config == {"as_of": "2026-11-27T02:00:00Z", "full": True}
 
 
-def _sensor_tick(cursor):
-    context = dg.build_sensor_context(cursor=cursor)
+def _sensor_tick(cursor, data_dir: str = ""):
+    context = dg.build_sensor_context(cursor=cursor, resources={"segments": SegmentsResource(data_dir=data_dir)})
     result = landing_sensor(context)
     return result, context.cursor
+
+
+def test_landing_sensor_watches_the_resources_data_folder_as_ingest_reads_it(tmp_path, monkeypatch):
+    """The folder comes from the `segments` resource (a deployment sets `data_dir`),
+    and only files ingest reads count: not sub-folders, not dot-files."""
+    monkeypatch.delenv("SEGMENTS_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # ./data here is empty
+    data = tmp_path / "deployed"
+    landing = data / "landing" / "events"
+    (landing / ".partial").mkdir(parents=True)
+    (landing / ".partial" / "events_20261127T030000Z.csv").write_text("event_id\n")
+    (landing / ".events_20261127T040000Z.csv.swp").write_text("")
+    result, cursor = _sensor_tick(None, str(data))
+    assert isinstance(result, dg.SkipReason)
+    (landing / "events_20261127T030000Z.csv").write_text("event_id\n")
+    result, cursor = _sensor_tick(cursor, str(data))
+    assert isinstance(result, dg.RunRequest) and result.tags["segments/new_files"] == "1"
+    assert list(json.loads(cursor)) == ["events/events_20261127T030000Z.csv"]
 
 
 def test_landing_sensor_one_run_per_new_file(tmp_path, monkeypatch):

@@ -198,3 +198,126 @@ def test_demo_after_a_later_run_shows_the_published_state(tmp_path):
     assert again.exit_code == 0, again.output
     assert "already has runs up to 2026-11-28T06:00:00Z" in again.stdout
     assert query(paths, "SELECT * FROM runs") == runs
+
+
+def test_a_killed_command_run_does_not_block_the_next_one(paths):
+    """`segments run` executes in-process: killed mid-publish, its run stays STARTED in
+    Dagster holding the publish pool's one slot. The next run marks it failed and
+    frees the slot, instead of waiting for it forever."""
+    import socket
+    import subprocess
+
+    from pipelines.runner import COMMAND_HOST_TAG, COMMAND_PID_TAG
+
+    snapshot(paths, "20261102", [("s1", "NY")])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    overrides = {"concurrency": {"pools": {"default_limit": 1}}}
+    with dg.instance_for_test(overrides=overrides) as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("warehouse_publish", 1)
+        instance.add_run(dg.DagsterRun(job_name="refresh", run_id="killed-run", status=dg.DagsterRunStatus.STARTED,
+                                       tags={COMMAND_HOST_TAG: socket.gethostname(), COMMAND_PID_TAG: str(dead.pid)}))
+        assert storage.claim_concurrency_slot("warehouse_publish", "killed-run", "analyst_warehouse").is_claimed
+        outcome = {}
+        worker = threading.Thread(target=lambda: outcome.setdefault(
+            "summary", execute_refresh(paths, as_of="2026-11-02T12:00:00Z", instance=instance)), daemon=True)
+        worker.start()
+        worker.join(180)
+        assert outcome.get("summary") is not None and outcome["summary"].status == "published"
+        assert instance.get_run_by_id("killed-run").status == dg.DagsterRunStatus.FAILURE
+    assert members(paths) == {"s1"}
+
+
+def test_a_run_keeps_the_workspaces_of_runs_still_in_progress(paths):
+    """Starting a run removes old runs' scratch workspaces, but not those of runs
+    Dagster still has in progress (the ingest asset passes their ids)."""
+    from datetime import datetime
+
+    from pipelines import refresh
+
+    snapshot(paths, "20261102", [("s1", "NY")])
+    work = Path(paths.data) / "work"
+    for run_id in ("finished", "scheduled-in-progress"):
+        (work / run_id).mkdir(parents=True)
+    params = refresh.RunParams(run_id="now", as_of=datetime(2026, 11, 2, 12), started_at=datetime(2026, 11, 2, 12))
+    refresh.step_prepare(paths, params, in_progress=["scheduled-in-progress"])
+    assert sorted(p.name for p in work.iterdir()) == ["now", "scheduled-in-progress"]
+
+
+def test_quarantine_rate_is_the_worst_new_files_share(paths):
+    """An events export with most rows bad fails the (warning) check, even beside
+    a larger snapshot with every row good."""
+    from pipelines.definitions import defs
+    from pipelines.defs.resources import SegmentsResource
+
+    snapshot(paths, "20261102", [(f"s{i}", "NY") for i in range(40)])
+    bad = "".join(f"b{i},,purchase,2026-11-01T10:00:00Z,1,,\n" for i in range(6))  # no subscriber_id
+    good = "".join(f"g{i},s1,purchase,2026-11-01T10:00:00Z,1,,\n" for i in range(4))
+    (Path(paths.data) / "landing" / "events" / "more_20261102T000000Z.csv").write_text(
+        "event_id,subscriber_id,event,occurred_at,amount,product,campaign\n" + bad + good)
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("refresh").execute_in_process(
+            instance=instance, raise_on_error=False,
+            run_config={"ops": {"ingest": {"config": {"as_of": "2026-11-02T12:00:00Z"}}}},
+            resources={"segments": SegmentsResource(defs_dir=str(paths.defs), data_dir=str(paths.data))})
+    assert result.success  # a warning, not a block
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "quarantine_rate"]
+    assert not check.passed
+    assert check.metadata["worst_file"].value == "more_20261102T000000Z.csv"
+    assert check.metadata["rate"].value == pytest.approx(0.6)
+
+
+def test_a_scheduled_run_that_fails_after_ingest_shows_in_runs(paths, monkeypatch):
+    """Runs launched by Dagster (schedules, the sensor) are recorded when they fail
+    after ingest, by the `record_failed_refresh` run-failure sensor."""
+    from pipelines import refresh
+    from pipelines.definitions import defs
+    from pipelines.defs.automation import record_failed_refresh
+    from pipelines.defs.resources import SegmentsResource
+
+    snapshot(paths, "20261102", [("s1", "NY")])
+    resource = SegmentsResource(defs_dir=str(paths.defs), data_dir=str(paths.data))
+    job = defs.resolve_job_def("refresh")
+
+    def broken_history(*args, **kwargs):
+        raise UserError("the disk is full")
+
+    with dg.instance_for_test() as instance:
+        monkeypatch.setattr(refresh, "step_history", broken_history)
+        failed = job.execute_in_process(
+            instance=instance, raise_on_error=False, resources={"segments": resource},
+            run_config={"ops": {"ingest": {"config": {"as_of": "2026-11-02T12:00:00Z"}}}})
+        assert not failed.success
+        monkeypatch.undo()
+        [event] = [e for e in failed.all_events if e.event_type_value == "PIPELINE_FAILURE"]
+        context = dg.build_run_status_sensor_context(
+            sensor_name="record_failed_refresh", dagster_event=event, dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(failed.run_id), resources={"segments": resource},
+        ).for_run_failure()
+        record_failed_refresh(context)
+        run(paths, "2026-11-02")  # the next publish brings the failure into `runs`
+    statuses = dict(query(paths, "SELECT run_id, status FROM runs"))
+    assert statuses[failed.run_id] == "failed" and sorted(statuses.values()) == ["failed", "success"]
+
+
+def test_a_scheduled_tick_overtaken_by_a_later_run_does_nothing(paths):
+    """The sensor's run (as_of = when it fired) can reach the queue before the tick
+    of an earlier schedule time: that tick then ends quietly, publishing nothing;
+    a command-line run at an earlier as_of is still refused."""
+    from pipelines.definitions import defs
+    from pipelines.defs.resources import SegmentsResource
+
+    snapshot(paths, "20261102", [("s1", "NY")])
+    run(paths, "2026-11-02")  # as_of 12:00
+    resource = SegmentsResource(defs_dir=str(paths.defs), data_dir=str(paths.data))
+    versions_before = sorted(p.name for p in (Path(paths.data) / "published" / "versions").iterdir())
+    with dg.instance_for_test() as instance:
+        tick = defs.resolve_job_def("refresh").execute_in_process(
+            instance=instance, raise_on_error=False, resources={"segments": resource},
+            tags={"segments/trigger": "hourly"},
+            run_config={"ops": {"ingest": {"config": {"as_of": "2026-11-02T11:00:00Z"}}}})
+    assert tick.success
+    assert sorted(p.name for p in (Path(paths.data) / "published" / "versions").iterdir()) == versions_before
+    with pytest.raises(UserError, match="history only moves forward"), dg.instance_for_test() as instance:
+        execute_refresh(paths, as_of="2026-11-02T11:00:00Z", instance=instance)

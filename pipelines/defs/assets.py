@@ -43,6 +43,18 @@ def _fail(error: UserError) -> dg.Failure:
     return dg.Failure(description=str(error), allow_retries=False)
 
 
+
+# Runs started by a schedule tick (automation.py tags them): overtaken by a later run, they do nothing.
+SCHEDULED_TRIGGERS = ("nightly", "hourly")
+
+
+def _runs_in_progress(context: dg.AssetExecutionContext) -> list[str]:
+    """Other runs of this instance still going: a run started from the command line
+    while a scheduled one runs must not remove that run's workspace."""
+    statuses = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+    return [r.run_id for r in context.instance.get_runs(filters=dg.RunsFilter(statuses=statuses))
+            if r.run_id != context.run.run_id]
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec("lake_subscribers", deps=[landing_files], group_name="lake", kinds={"parquet"},
@@ -58,9 +70,10 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
     params = refresh.parse_params(
         context.run.run_id, config.as_of, started,
         engine=config.engine or segments.engine, force=config.force, full=config.full,
+        overtaken_ok=context.run.tags.get("segments/trigger") in SCHEDULED_TRIGGERS,
     )
     try:
-        ctx = refresh.step_prepare(segments.paths(), params)
+        ctx = refresh.step_prepare(segments.paths(), params, in_progress=_runs_in_progress(context))
     except UserError as error:
         refresh.record_failure(segments.paths(), params, error)
         raise _fail(error) from None

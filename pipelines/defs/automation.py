@@ -1,7 +1,7 @@
 """Schedules and the landing sensor.
 
 - nightly full refresh at 02:00 UTC;
-- hourly refresh at minute 0 of every other hour (02:00 belongs to the nightly run);
+- hourly refresh at minute 0 of every hour but 02:00 (which belongs to the nightly run);
 - a sensor that starts one run per new set of landing files.
 Runs never overlap: dagster.yaml limits the run queue to one run at a time.
 """
@@ -9,12 +9,13 @@ Runs never overlap: dagster.yaml limits the run queue to one run at a time.
 
 import hashlib
 import json
-from pathlib import Path
 
 import dagster as dg
 
 from ..clock import format_ts, utc_now
-from ..settings import resolve_paths
+from ..lake.landing import list_landing
+from ..settings import Paths
+from .resources import SegmentsResource
 
 refresh_job = dg.define_asset_job(
     "refresh",
@@ -43,24 +44,21 @@ def hourly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
                          tags={"segments/trigger": "hourly"})
 
 
-def landing_listing(landing: Path) -> dict[str, str]:
-    """Every landing file with its size and modification time."""
+def landing_listing(paths: Paths) -> dict[str, str]:
+    """The landing files ingest would read (not sub-folders), with size and modification time."""
     listing: dict[str, str] = {}
-    for sub in ("subscribers", "events"):
-        folder = landing / sub
-        if folder.exists():
-            for path in sorted(folder.rglob("*")):
-                if path.is_file() and not path.name.startswith("."):
-                    stat = path.stat()
-                    listing[f"{sub}/{path.relative_to(folder)}"] = f"{stat.st_size}:{stat.st_mtime_ns}"
+    for kind in ("subscribers", "events"):
+        for path in list_landing(paths, kind):
+            stat = path.stat()
+            listing[f"{kind}/{path.name}"] = f"{stat.st_size}:{stat.st_mtime_ns}"
     return listing
 
 
 @dg.sensor(job=refresh_job, minimum_interval_seconds=60,
            description="Starts a refresh when new files land in DATA/landing/ (one run per new file set).")
-def landing_sensor(context: dg.SensorEvaluationContext):
+def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResource):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    current = landing_listing(resolve_paths().landing)
+    current = landing_listing(segments.paths())  # the data folder the runs will use
     new = {name: sig for name, sig in current.items() if seen.get(name) != sig}
     if not new:
         return dg.SkipReason("no new landing files")
@@ -71,3 +69,21 @@ def landing_sensor(context: dg.SensorEvaluationContext):
         run_config=_run_config(format_ts(utc_now())),
         tags={"segments/trigger": "landing", "segments/new_files": str(len(new))},
     )
+
+
+@dg.run_failure_sensor(monitored_jobs=[refresh_job], minimum_interval_seconds=30,
+                       description="Records a refresh run that failed after ingest in the `runs` relation.")
+def record_failed_refresh(context: dg.RunFailureSensorContext, segments: SegmentsResource):
+    """A run launched by a schedule or the sensor that fails (a step raised, a blocking
+    check stopped it) shows in `runs` as `failed`, as a `segments run` does. A run that
+    failed in ingest is recorded there already."""
+    from ..errors import UserError
+    from ..refresh import RunWorkspace, record_failure
+
+    paths = segments.paths()
+    workspace = RunWorkspace(paths, context.dagster_run.run_id)
+    if not (workspace.dir / "context.json").is_file():
+        return dg.SkipReason("failed before its workspace existed (ingest records those)")
+    message = context.failure_event.message or "the refresh run failed"
+    record_failure(paths, workspace.load_context().params, UserError(message.strip().splitlines()[0]))
+    return None

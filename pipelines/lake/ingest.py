@@ -83,6 +83,8 @@ class IngestReport:
     rejected: list[Rejection] = field(default_factory=list)  # newly rejected in this call
     quarantined_rows: int = 0  # newly quarantined in this call
     warnings: list[str] = field(default_factory=list)
+    # landing file name -> [rows loaded, rows quarantined], for each file ingested in this call
+    row_counts: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -197,6 +199,7 @@ class _IngestRun:
         ))
         self.report.ingested.append(path.name)
         self.report.quarantined_rows += loaded.quarantined
+        self.report.row_counts[path.name] = [loaded.rows, loaded.quarantined]
         self._warn(spec, path.name, loaded)
 
     def _load(self, spec: TableSpec, archived: Path, name: LandingName, sha256: str) -> _Loaded:
