@@ -321,3 +321,41 @@ def test_a_scheduled_tick_overtaken_by_a_later_run_does_nothing(paths):
     assert sorted(p.name for p in (Path(paths.data) / "published" / "versions").iterdir()) == versions_before
     with pytest.raises(UserError, match="history only moves forward"), dg.instance_for_test() as instance:
         execute_refresh(paths, as_of="2026-11-02T11:00:00Z", instance=instance)
+
+
+def refresh_job_for_reexecution():
+    """The refresh job, for `dg.reconstructable` (re-execution rebuilds the job by name)."""
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def("refresh")
+
+
+def test_reexecution_from_failure_finishes_the_run(paths, monkeypatch):
+    """Dagster's "re-execute from failure" runs only the failed steps, under a new
+    run id: they find the workspace the first attempt's steps left."""
+    from pipelines import refresh
+
+    snapshot(paths, "20261102", [("s1", "NY")])
+    monkeypatch.setenv("SEGMENTS_DEFS", str(paths.defs))
+    monkeypatch.setenv("SEGMENTS_DATA", str(paths.data))
+    config = {"ops": {"ingest": {"config": {"as_of": "2026-11-02T12:00:00Z"}}},
+              "execution": {"config": {"in_process": {}}}}
+
+    def broken_publish(*args, **kwargs):
+        raise UserError("the disk is full")
+
+    with dg.instance_for_test() as instance:
+        monkeypatch.setattr(refresh, "step_publish", broken_publish)
+        first = dg.execute_job(dg.reconstructable(refresh_job_for_reexecution), instance=instance,
+                               run_config=config, raise_on_error=False)
+        assert not first.success and not Path(paths.warehouse).exists()
+        monkeypatch.undo()
+        monkeypatch.setenv("SEGMENTS_DEFS", str(paths.defs))
+        monkeypatch.setenv("SEGMENTS_DATA", str(paths.data))
+        again = dg.execute_job(dg.reconstructable(refresh_job_for_reexecution), instance=instance, run_config=config,
+                               raise_on_error=False,
+                               reexecution_options=dg.ReexecutionOptions.from_failure(first.run_id, instance))
+        assert again.success
+        assert "ingest" not in {e.step_key for e in again.all_events if e.event_type_value == "STEP_START"}
+    assert members(paths) == {"s1"}
+    assert query(paths, "SELECT run_id, status FROM runs") == [(first.run_id, "success")]

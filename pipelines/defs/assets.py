@@ -44,6 +44,12 @@ def _fail(error: UserError) -> dg.Failure:
 
 
 
+def workspace_id(run: dg.DagsterRun) -> str:
+    """The run workspace of a Dagster run: its own, or for a re-execution (say, from
+    failure) that of the run it re-executes, where the earlier steps left their results."""
+    return run.root_run_id or run.run_id
+
+
 # Runs started by a schedule tick (automation.py tags them): overtaken by a later run, they do nothing.
 SCHEDULED_TRIGGERS = ("nightly", "hourly")
 
@@ -52,7 +58,7 @@ def _runs_in_progress(context: dg.AssetExecutionContext) -> list[str]:
     """Other runs of this instance still going: a run started from the command line
     while a scheduled one runs must not remove that run's workspace."""
     statuses = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
-    return [r.run_id for r in context.instance.get_runs(filters=dg.RunsFilter(statuses=statuses))
+    return [workspace_id(r) for r in context.instance.get_runs(filters=dg.RunsFilter(statuses=statuses))
             if r.run_id != context.run.run_id]
 
 @dg.multi_asset(
@@ -68,7 +74,7 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
     """Ingest new landing files and choose this run's snapshot (the hold rule applies here)."""
     started = utc_now()
     params = refresh.parse_params(
-        context.run.run_id, config.as_of, started,
+        workspace_id(context.run), config.as_of, started,
         engine=config.engine or segments.engine, force=config.force, full=config.full,
         overtaken_ok=context.run.tags.get("segments/trigger") in SCHEDULED_TRIGGERS,
     )
@@ -96,13 +102,13 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
 def segment_membership(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
     """Every segment evaluated on the run's snapshot and as_of, in one pass per dependency wave."""
     try:
-        ctx, counts = refresh.step_evaluate(segments.paths(), context.run.run_id)
+        ctx, counts = refresh.step_evaluate(segments.paths(), workspace_id(context.run))
     except UserError as error:
         raise _fail(error) from None
     if ctx.unchanged:
         return dg.MaterializeResult(metadata={"unchanged_since_run": ctx.unchanged_run_id})
     table = "| segment | members |\n|---|---:|\n" + "\n".join(f"| {k} | {v:,} |" for k, v in sorted(counts.items()))
-    compiled = refresh.RunWorkspace(segments.paths(), context.run.run_id).compiled_sql()
+    compiled = refresh.RunWorkspace(segments.paths(), workspace_id(context.run)).compiled_sql()
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": sum(counts.values()),
@@ -123,12 +129,12 @@ def segment_membership(context: dg.AssetExecutionContext, segments: SegmentsReso
 def segment_history(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
     """Stays (valid_from/valid_to), entered/exited changes and sizes for this run."""
     try:
-        ctx, history = refresh.step_history(segments.paths(), context.run.run_id)
+        ctx, history = refresh.step_history(segments.paths(), workspace_id(context.run))
     except UserError as error:
         raise _fail(error) from None
     if history is None:
         return dg.MaterializeResult(metadata={"unchanged_since_run": ctx.unchanged_run_id})
-    sizes = history.run_sizes(context.run.run_id)
+    sizes = history.run_sizes(workspace_id(context.run))
     rows = [
         f"| {s} | {m:,} | +{e:,} | -{x:,} |"
         for s, m, e, x in zip(
@@ -149,7 +155,7 @@ def segment_history(context: dg.AssetExecutionContext, segments: SegmentsResourc
 def audience_recipients(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
     """Recipients per audience: any include, minus any exclude, minus every non-active subscriber."""
     try:
-        ctx, counts = refresh.step_recipients(segments.paths(), context.run.run_id)
+        ctx, counts = refresh.step_recipients(segments.paths(), workspace_id(context.run))
     except UserError as error:
         raise _fail(error) from None
     if counts is None:
@@ -173,12 +179,12 @@ def analyst_warehouse(context: dg.AssetExecutionContext, segments: SegmentsResou
     """Atomically publishes the new version: warehouse.duckdb and the audience files."""
     paths = segments.paths()
     try:
-        ctx, result = refresh.step_publish(paths, context.run.run_id, keep_versions=segments.keep_versions)
+        ctx, result = refresh.step_publish(paths, workspace_id(context.run), keep_versions=segments.keep_versions)
     except UserError as error:
         raise _fail(error) from None
     metadata = {
         "warehouse": dg.MetadataValue.path(str(paths.warehouse)),
-        "run_id": context.run.run_id,
+        "run_id": workspace_id(context.run),
         "as_of": ctx.params.as_of.isoformat(),
     }
     if result is None:

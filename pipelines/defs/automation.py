@@ -79,9 +79,10 @@ def record_failed_refresh(context: dg.RunFailureSensorContext, segments: Segment
     failed in ingest is recorded there already."""
     from ..errors import UserError
     from ..refresh import RunWorkspace, record_failure
+    from .assets import workspace_id
 
     paths = segments.paths()
-    workspace = RunWorkspace(paths, context.dagster_run.run_id)
+    workspace = RunWorkspace(paths, workspace_id(context.dagster_run))
     if not (workspace.dir / "context.json").is_file():
         return dg.SkipReason("failed before its workspace existed (ingest records those)")
     message = context.failure_event.message or "the refresh run failed"

@@ -5,12 +5,12 @@ import dagster as dg
 
 from .. import refresh
 from ..publish.catalog import open_warehouse
-from .assets import audience_recipients, count_nonunique, segment_membership
+from .assets import audience_recipients, count_nonunique, segment_membership, workspace_id
 from .resources import SegmentsResource
 
 
 def _workspace(context, segments: SegmentsResource) -> tuple[refresh.RunContext, refresh.RunWorkspace]:
-    ws = refresh.RunWorkspace(segments.paths(), context.run.run_id)
+    ws = refresh.RunWorkspace(segments.paths(), workspace_id(context.run))
     return ws.load_context(), ws
 
 
