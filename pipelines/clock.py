@@ -43,5 +43,8 @@ def parse_as_of(text: str | datetime | date | None, *, what: str = "--as-of") ->
 
 
 def format_ts(value: datetime) -> str:
-    """ISO 8601 with a Z, the way timestamps appear in messages and manifests."""
-    return to_naive_utc(value).isoformat(timespec="seconds") + "Z"
+    """ISO 8601 with a Z, the way timestamps appear in messages, manifests and run
+    configs: whole seconds, or microseconds when there are any (an `as_of` is
+    never rounded: every window is computed from it)."""
+    value = to_naive_utc(value)
+    return value.isoformat(timespec="microseconds" if value.microsecond else "seconds") + "Z"

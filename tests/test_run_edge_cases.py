@@ -359,3 +359,16 @@ def test_reexecution_from_failure_finishes_the_run(paths, monkeypatch):
         assert "ingest" not in {e.step_key for e in again.all_events if e.event_type_value == "STEP_START"}
     assert members(paths) == {"s1"}
     assert query(paths, "SELECT run_id, status FROM runs") == [(first.run_id, "success")]
+
+
+def test_a_sub_second_as_of_is_kept_to_the_microsecond(paths):
+    """Windows are computed from the run's as_of as given: an event half a second
+    before an as_of 0.9 s past the second counts."""
+    snapshot(paths, "20261102", [("s1", "NY"), ("s2", "NY")])
+    (Path(paths.data) / "landing" / "events" / "late_20261102T000000Z.csv").write_text(
+        "event_id,subscriber_id,event,occurred_at\nx1,s1,purchase,2026-11-02T12:00:00.5Z\n")
+    with dg.instance_for_test() as instance:
+        summary = execute_refresh(paths, as_of="2026-11-02T12:00:00.900000Z", instance=instance)
+    assert summary.as_of == "2026-11-02T12:00:00.900000Z"
+    assert query(paths, "SELECT as_of::VARCHAR FROM runs") == [("2026-11-02 12:00:00.9",)]
+    assert members(paths, "active_users") == {"s1"}  # a purchase in the last 30 days, 0.4 s before as_of
