@@ -31,14 +31,12 @@ def open_warehouse(paths: Paths):
     The catalog is attached read-only into a fresh in-memory database, so a
     replaced catalog is never served from DuckDB's per-process cache.
     """
-    from .publish.catalog import relink_if_moved
-    from .publish.state import open_catalog_read_only
+    from .publish.catalog import open_warehouse as open_published
 
     if not Path(paths.warehouse).exists():
         raise UserError(f"no warehouse at {paths.warehouse}: run `segments run` (or `make demo`) first")
-    relink_if_moved(paths)
     try:
-        con = open_catalog_read_only(Path(paths.warehouse))
+        con = open_published(paths)  # re-points the views first if the data folder moved
     except duckdb.Error as error:
         raise UserError(f"cannot open {paths.warehouse}: {str(error).splitlines()[0]}") from None
     try:

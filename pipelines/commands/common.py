@@ -216,17 +216,15 @@ def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Ta
 @contextmanager
 def published_connection(paths: Paths, *, required: bool = False):
     """A read-only connection to the published warehouse, or None when there is none."""
-    from ..publish.catalog import relink_if_moved
-    from ..publish.state import open_catalog_read_only
+    from ..publish.catalog import open_warehouse as open_published
 
     if not Path(paths.warehouse).exists():
         if required:
             raise UserError(f"no warehouse at {paths.warehouse}: run `segments run` first")
         yield None
         return
-    relink_if_moved(paths)
     try:
-        con = open_catalog_read_only(Path(paths.warehouse))
+        con = open_published(paths)  # re-points the views first if the data folder moved
     except duckdb.Error as error:
         raise UserError(f"cannot open {paths.warehouse}: {str(error).splitlines()[0]}") from None
     try:
