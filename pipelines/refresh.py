@@ -294,8 +294,8 @@ def _hold_a_sudden_drop(paths: Paths, snapshot, previous) -> None:
     published = next((s for s in list_snapshots(paths) if s.source == previous.snapshot), None)
     if published is None:  # its lake file is gone: only the counts can be compared
         dropped = max(previous.snapshot_rows - snapshot.rows, 0)
-    elif snapshot.rows < published.rows * (1 - HOLD_DROP_SHARE):
-        dropped = published.rows - snapshot.rows  # at least this many: held without reading ids
+    elif snapshot.rows < previous.snapshot_rows * (1 - HOLD_DROP_SHARE):
+        dropped = previous.snapshot_rows - snapshot.rows  # at least this many: held without reading ids
     else:
         dropped = dropped_subscribers(published, snapshot)
     if dropped > previous.snapshot_rows * HOLD_DROP_SHARE:
