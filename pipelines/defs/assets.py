@@ -43,7 +43,6 @@ def _fail(error: UserError) -> dg.Failure:
     return dg.Failure(description=str(error), allow_retries=False)
 
 
-
 def workspace_id(run: dg.DagsterRun) -> str:
     """The run workspace of a Dagster run: its own, or for a re-execution (say, from
     failure) that of the run it re-executes, where the earlier steps left their results."""
@@ -60,6 +59,7 @@ def _runs_in_progress(context: dg.AssetExecutionContext) -> list[str]:
     statuses = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
     return [workspace_id(r) for r in context.instance.get_runs(filters=dg.RunsFilter(statuses=statuses))
             if r.run_id != context.run.run_id]
+
 
 @dg.multi_asset(
     specs=[
