@@ -30,6 +30,7 @@ dev: setup
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m pipelines.definitions
 
 bench: setup
+	$(BIN)/python bench/whole_run.py --size $(or $(SIZE),1M)
 	$(BIN)/python bench/run.py --size $(or $(SIZE),1M)
 
 clean:
