@@ -147,3 +147,25 @@ def test_dagster_cli_validates_definitions(tmp_path):
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Validation successful" in result.stderr + result.stdout
+
+
+def _refresh_job():
+    return defs.resolve_job_def("refresh")
+
+
+def test_a_launched_refresh_runs_every_step_in_one_process(tmp_path, monkeypatch):
+    """A run launched by a schedule, the sensor or the UI goes through the job's own
+    executor (execute_in_process does not): one process for every step, not one per step."""
+    from conftest import AS_OF, write_project
+
+    paths = write_project(tmp_path)
+    monkeypatch.setenv("SEGMENTS_DEFS", str(paths.defs))
+    monkeypatch.setenv("SEGMENTS_DATA", str(paths.data))
+    (tmp_path / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
+        result = dg.execute_job(dg.reconstructable(_refresh_job), instance=instance,
+                                run_config={"ops": {"ingest": {"config": {"as_of": AS_OF}}}})
+        assert result.success
+        starts = [e for e in result.all_events if e.event_type_value == "STEP_START"]
+        assert len(starts) >= 4
+        assert {e.pid for e in starts} == {os.getpid()}
