@@ -397,14 +397,14 @@ UNIQUE_COLUMNS = ("subscriber_id", "email")
 PART_ROWS = 4_000_000
 
 
-def _aligned(subscribers: pa.Table, ids: pa.Array) -> pa.Table:
+def _aligned(subscribers: pa.Table, ids: pa.ChunkedArray) -> pa.Table:
     """The rows of `subscribers` (one per id) for flags `ids`, in their order; an id
     missing from the snapshot gets NULLs (so it is not active)."""
     from ..engine.flags import ID
 
-    if subscribers.column(ID).equals(pa.chunked_array([ids]) if isinstance(ids, pa.Array) else ids):
+    if subscribers.column(ID).equals(ids):  # the run's case: both are the snapshot's ids
         return subscribers
-    positions = pc.index_in(ids, value_set=subscribers.column(ID).combine_chunks())
+    positions = pc.index_in(ids.combine_chunks(), value_set=subscribers.column(ID).combine_chunks())
     return subscribers.take(positions)
 
 
@@ -425,7 +425,7 @@ def recipient_parts(project: Project, flags: pa.Table, subscribers: pa.Table, ru
     if not is_sorted_unique(flags.column(ID)):
         flags = membership_to_flags(flags_to_membership(flags), keys=_audience_segments(project))
     ids = flags.column(ID)
-    subscribers = _aligned(subscribers, ids.combine_chunks())
+    subscribers = _aligned(subscribers, ids)
     schema = recipients_schema(project, subscribers.schema)
     field_columns = _field_columns(schema)
     ok, address_codes = sendable(subscribers, suppressions)
