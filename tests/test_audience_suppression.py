@@ -311,3 +311,22 @@ def test_the_suppression_check_catches_a_bug_in_the_recipients_own_rule(tmp_path
     with pytest.raises(UserError, match="refusing to publish: 2 recipient row"):
         run(paths, "2026-11-02T00:00:00Z", "r1")
     assert not paths.warehouse.exists()
+
+
+def test_suppression_files_in_every_landing_format(tmp_path):
+    import gzip
+
+    import pyarrow as pa
+
+    paths = make_data(tmp_path, "".join(f"s{i},p{i}@example.com,active,N\n" for i in range(5)))
+    folder = paths.data / "landing" / "suppressions"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"email": ["P0@example.com"]}), folder / "crm_20261101T010000Z.parquet")
+    (folder / "crm_20261101T020000Z.jsonl").write_text(
+        '{"email": "p1@example.com", "reason": "complaint", "suppressed_at": "2026-10-02T00:00:00Z"}\n')
+    with gzip.open(folder / "crm_20261101T030000Z.csv.gz", "wt") as f:
+        f.write("Email\np2@example.com\n")
+    run(paths, "2026-11-02T00:00:00Z", "r1")
+    assert exported_ids(paths) == ["s3", "s4"]
+    assert [r[0] for r in query(paths, "SELECT source FROM suppressions ORDER BY email")] == [
+        "crm_20261101T010000Z.parquet", "crm_20261101T020000Z.jsonl", "crm_20261101T030000Z.csv.gz"]
