@@ -169,7 +169,7 @@ def normalized_addresses(email: pa.ChunkedArray | pa.Array) -> pa.Array:
 # another row. One parallel DuckDB pass over the addresses (a tenth of the time
 # Arrow's single-threaded lower-casing and hashing took at 1M subscribers).
 _ADDRESSES_SQL = """
-WITH s AS (SELECT i, lower(trim(email)) AS address, blocked FROM subscriber_rows),
+WITH s AS NOT MATERIALIZED (SELECT i, lower(trim(email)) AS address, blocked FROM subscriber_rows),
 blocked_addresses AS (
     SELECT address FROM s WHERE blocked AND address IS NOT NULL
     UNION SELECT lower(trim(email)) FROM listed_rows WHERE email IS NOT NULL
@@ -261,31 +261,39 @@ SUPPRESSION_MEMORY_LIMIT = "4GB"
 # `sendable` on purpose. Counts recipient rows that are unknown, of a suppressed
 # subscriber, or of a suppressed address, plus every extra row of an address
 # within one audience.
-_VIOLATIONS_SQL = """
-WITH snapshot_rows AS (
-    SELECT subscriber_id, lower(trim(email)) AS address,
-           coalesce(lower(trim(status)) = 'active', false) AS is_active
-    FROM snapshot_states
-),
-per_id AS (SELECT subscriber_id, NOT bool_and(is_active) AS blocked FROM snapshot_rows GROUP BY subscriber_id),
-held_ids AS (SELECT DISTINCT subscriber_id FROM held_rows WHERE subscriber_id IS NOT NULL),
-blocked_addresses AS (
-    SELECT address FROM snapshot_rows WHERE NOT is_active AND address IS NOT NULL
-    UNION SELECT s.address FROM snapshot_rows AS s SEMI JOIN held_ids AS h ON s.subscriber_id = h.subscriber_id
-          WHERE s.address IS NOT NULL
-    UNION SELECT lower(trim(email)) FROM listed_rows WHERE email IS NOT NULL
-    UNION SELECT lower(trim(email)) FROM held_rows WHERE email IS NOT NULL
-),
-recipient_rows AS (SELECT audience, subscriber_id, lower(trim(email)) AS address FROM r)
-SELECT
-    (SELECT count(*) FROM recipient_rows AS x
-     LEFT JOIN per_id AS p ON p.subscriber_id = x.subscriber_id
-     LEFT JOIN held_ids AS h ON h.subscriber_id = x.subscriber_id
-     LEFT JOIN blocked_addresses AS b ON b.address = x.address
-     WHERE p.subscriber_id IS NULL OR p.blocked OR h.subscriber_id IS NOT NULL OR b.address IS NOT NULL)
-  + (SELECT coalesce(sum(n - 1), 0) FROM (
-        SELECT count(*) AS n FROM recipient_rows WHERE address IS NOT NULL GROUP BY audience, address))
-"""
+_VIOLATIONS_SQL = (
+    # Per subscriber: blocked unless every snapshot row of it is active.
+    """CREATE TEMP TABLE per_id AS
+       SELECT subscriber_id, NOT bool_and(coalesce(lower(trim(status)) = 'active', false)) AS blocked
+       FROM snapshot_states GROUP BY subscriber_id""",
+    """CREATE TEMP TABLE held_ids AS
+       SELECT DISTINCT subscriber_id FROM held_rows WHERE subscriber_id IS NOT NULL""",
+    """CREATE TEMP TABLE blocked_addresses AS
+       SELECT lower(trim(email)) AS address FROM snapshot_states
+       WHERE NOT coalesce(lower(trim(status)) = 'active', false) AND email IS NOT NULL
+       UNION SELECT lower(trim(s.email)) FROM snapshot_states AS s SEMI JOIN held_ids AS h
+             ON s.subscriber_id = h.subscriber_id WHERE s.email IS NOT NULL
+       UNION SELECT lower(trim(email)) FROM listed_rows WHERE email IS NOT NULL
+       UNION SELECT lower(trim(email)) FROM held_rows WHERE email IS NOT NULL""",
+    """CREATE TEMP TABLE flagged_ids AS
+       SELECT subscriber_id FROM per_id WHERE blocked UNION SELECT subscriber_id FROM held_ids""",
+    # Rows of a blocked or held subscriber, or of a blocked address (small hash tables).
+    """SELECT count(*) FROM r
+       LEFT JOIN flagged_ids AS f ON f.subscriber_id = r.subscriber_id
+       LEFT JOIN blocked_addresses AS b ON b.address = lower(trim(r.email))
+       WHERE f.subscriber_id IS NOT NULL OR b.address IS NOT NULL""",
+    # Rows of subscribers missing from the snapshot (one large join, on its own) ...
+    """CREATE TEMP TABLE unknown_rows AS
+       SELECT r.subscriber_id, r.email FROM r ANTI JOIN per_id AS p ON p.subscriber_id = r.subscriber_id""",
+    # ... not counted above already.
+    """SELECT count(*) FROM unknown_rows AS u
+       LEFT JOIN flagged_ids AS f ON f.subscriber_id = u.subscriber_id
+       LEFT JOIN blocked_addresses AS b ON b.address = lower(trim(u.email))
+       WHERE f.subscriber_id IS NULL AND b.address IS NULL""",
+    # Every row of an address after the first, per audience.
+    """SELECT coalesce(sum(n - 1), 0) FROM (
+           SELECT count(*) AS n FROM r WHERE r.email IS NOT NULL GROUP BY r.audience, lower(trim(r.email)))""",
+)
 
 
 def suppression_violations(recipients: pa.Table | Path, subscribers: pa.Table,
@@ -294,7 +302,10 @@ def suppression_violations(recipients: pa.Table | Path, subscribers: pa.Table,
     (or not in it at all), held by a quarantined row, or an address suppressed by
     either or by the suppression list; plus every second row of one address in an
     audience. `recipients` is a table or a Parquet file of it (audience,
-    subscriber_id, email are read); `subscribers` has subscriber_id, status, email."""
+    subscriber_id, email are read); `subscribers` has subscriber_id, status, email.
+
+    One statement at a time, each with few hash tables, so each can spill under
+    the memory limit."""
     suppressions = suppressions or Suppressions()
     states = subscribers.select(["subscriber_id", "status", "email"])
     states = pa.table([c.cast(pa.string()) for c in states.columns], names=states.column_names)
@@ -305,15 +316,21 @@ def suppression_violations(recipients: pa.Table | Path, subscribers: pa.Table,
             con.register("snapshot_states", states)
             con.register("listed_rows", suppressions.listed.select(["email"]))
             con.register("held_rows", suppressions.held.select(["subscriber_id", "email"]))
-            query = sqlglot.parse_one(_VIOLATIONS_SQL, dialect="duckdb")
             if isinstance(recipients, Path):
                 source = exp.Table(this=exp.func("read_parquet", exp.Literal.string(str(recipients))),
                                    alias=exp.TableAlias(this=exp.to_identifier("r")))
-                query = query.transform(
-                    lambda node: source.copy() if isinstance(node, exp.Table) and node.name == "r" else node)
             else:
                 con.register("r", recipients.select(["audience", "subscriber_id", "email"]))
-            return int(con.sql(query.sql(dialect="duckdb")).fetchall()[0][0])
+            total = 0
+            for text in _VIOLATIONS_SQL:
+                statement = sqlglot.parse_one(text, dialect="duckdb")
+                if isinstance(recipients, Path):
+                    statement = statement.transform(
+                        lambda node: source.copy() if isinstance(node, exp.Table) and node.name == "r" else node)
+                rows = con.execute(statement.sql(dialect="duckdb")).fetchall()
+                if isinstance(statement, exp.Select):  # the counts; the others build tables
+                    total += int(rows[0][0])
+            return total
         finally:
             con.close()
 
