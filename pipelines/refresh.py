@@ -213,10 +213,14 @@ def _definitions_fingerprint(project: Project) -> str:
 
 
 def _events_fingerprint(paths: Paths) -> str:
-    """The ingested event files, by content hash, as the ledger lists them."""
+    """The ingested event and suppression files, by content hash, as the ledger lists them
+    (a newly landed suppression file changes the recipients: not the same inputs)."""
     from .lake.ledger import INGESTED, Ledger
 
-    return "\n".join(sorted(e.sha256 for e in Ledger(paths).entries("events", INGESTED)))
+    ledger = Ledger(paths)
+    events = "\n".join(sorted(e.sha256 for e in ledger.entries("events", INGESTED)))
+    suppressions = sorted(e.sha256 for e in ledger.entries("suppressions", INGESTED))
+    return events + "".join(f"\nsuppressions:{sha}" for sha in suppressions)
 
 
 def prepare_run(paths: Paths, params: RunParams) -> RunContext:
@@ -482,7 +486,13 @@ def remove_stale_workspaces(paths: Paths, keep: Iterable[str]) -> None:
 
 def step_prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = ()) -> RunContext:
     """`in_progress`: ids of other runs still going (their workspaces are not removed)."""
+    from .publish.audience_files import resync_audience_files
+
     remove_stale_workspaces(paths, keep={params.run_id, *in_progress})
+    # A run killed after the swap left send lists of the run before: repair them
+    # first, whatever this run then does (data-contract.md, "A crash never leaves a
+    # wrong send list").
+    resync_audience_files(paths)
     ctx = prepare_run(paths, params)
     RunWorkspace(paths, params.run_id).save_context(ctx)
     return ctx
@@ -535,6 +545,15 @@ def step_history(paths: Paths, run_id: str):
     return ctx, delta
 
 
+def run_suppressions(paths: Paths, ctx: RunContext):
+    """The suppression list and the held rows of the run's snapshot (publish/audiences.py)."""
+    from .lake.suppressions import read_held_rows, read_suppression_list
+    from .publish.audiences import Suppressions
+
+    return Suppressions(listed=read_suppression_list(paths), held=read_held_rows(paths, ctx.snapshot_file),
+                        snapshot_at=datetime.fromisoformat(ctx.snapshot_at) if ctx.snapshot_at else None)
+
+
 def _recipient_columns(project: Project) -> list[str]:
     from .publish.audiences import audience_field_columns
 
@@ -554,7 +573,8 @@ def step_recipients(paths: Paths, run_id: str) -> tuple[RunContext, dict[str, in
     subscribers = run_subscribers(paths, ctx, project, _recipient_columns(project))
     ws.dir.mkdir(parents=True, exist_ok=True)
     # Written a part at a time: at 100M subscribers the table would not fit in memory.
-    counts = audiences.write_recipients(project, ws.load_flags(), subscribers, run_id, ws.recipients_file)
+    counts = audiences.write_recipients(project, ws.load_flags(), subscribers, run_id, ws.recipients_file,
+                                        run_suppressions(paths, ctx))
     return ctx, counts
 
 
@@ -575,7 +595,7 @@ def step_publish(paths: Paths, run_id: str, keep_versions: int = 5):
     # The lake's snapshot file is published as it is when it already has the
     # published columns; then only the columns the suppression check reads are loaded.
     linkable = lake_file_is_publishable(project, Path(ctx.snapshot_file))
-    subscribers = run_subscribers(paths, ctx, project, ["subscriber_id", "status"] if linkable else None)
+    subscribers = run_subscribers(paths, ctx, project, ["subscriber_id", "status", "email"] if linkable else None)
     with writer_lock(paths):
         previous = current_state(paths)
         if (previous.version if previous else None) != ctx.parent_version:
@@ -600,6 +620,7 @@ def step_publish(paths: Paths, run_id: str, keep_versions: int = 5):
             subscribers_file=Path(ctx.snapshot_file) if linkable else None,
             extra_files=[ws.dir / "evaluation.json"],
             recipients_file=ws.recipients_file,
+            suppressions=run_suppressions(paths, ctx),
         )
         result = publish_version(paths, staged, keep_versions=keep_versions)
     return ctx, result

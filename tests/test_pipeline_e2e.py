@@ -105,12 +105,13 @@ def test_failing_suppression_check_blocks_publishing(project_paths, monkeypatch)
         before = _membership(project_paths)
         real = audiences.recipient_parts
 
-        def leaky(project, flags, subscribers, run_id):
-            parts = list(real(project, flags, subscribers, run_id))
+        def leaky(project, flags, subscribers, run_id, suppressions=None):
+            parts = list(real(project, flags, subscribers, run_id, suppressions))
             # Smuggle in the unsubscribed s2: the blocking check must stop the publish.
             schema = parts[0].schema
             row = {name: [None] for name in schema.names}
-            row.update(audience=["nyc_meetup_invite"], subscriber_id=["s2"], email=["bob@example.com"], run_id=["x"])
+            row.update(audience=["nyc_meetup_invite"], subscriber_id=["s2"], email=["bob@example.com"], group=["send"],
+                       run_id=["x"])
             yield from [*parts, pa.table(row, schema=schema)]
 
         monkeypatch.setattr(audiences, "recipient_parts", leaky)

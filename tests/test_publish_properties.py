@@ -85,14 +85,18 @@ def test_published_recipients_and_audience_files_never_hold_non_active(audience,
 def test_suppression_violations_counts_unknown_and_inactive():
     subscribers = subscribers_table({"a": "active", "b": "bounced"})
     recipients = membership_table({"x": ["a", "b", "ghost"]}).rename_columns(["audience", "subscriber_id"])
+    recipients = recipients.append_column("email", pc.binary_join_element_wise(
+        recipients.column("subscriber_id"), "@example.com", ""))
     assert suppression_violations(recipients, subscribers) == 2
 
 
 def test_suppression_violations_reads_a_file_and_treats_duplicate_rows_strictly(tmp_path):
     # 'c' has an active and an unsubscribed row: not active. ' Active ' is active (trimmed, any case).
     subscribers = pa.table({"subscriber_id": ["a", "b", "c", "c", "d"],
-                            "status": [" Active ", "bounced", "active", "unsubscribed", None]})
-    recipients = pa.table({"audience": ["x", "x", "x", "y", "y"], "subscriber_id": ["a", "b", "c", "a", "d"]})
+                            "status": [" Active ", "bounced", "active", "unsubscribed", None],
+                            "email": ["a@x.io", "b@x.io", "c@x.io", "c2@x.io", "d@x.io"]})
+    recipients = pa.table({"audience": ["x", "x", "x", "y", "y"], "subscriber_id": ["a", "b", "c", "a", "d"],
+                           "email": ["a@x.io", "b@x.io", "c@x.io", "a@x.io", "d@x.io"]})
     target = tmp_path / "recipients.parquet"
     pq.write_table(recipients, target)
     assert suppression_violations(recipients, subscribers) == 3
@@ -105,7 +109,11 @@ def test_suppression_join_spills_instead_of_running_out_of_memory(monkeypatch):
     n = 1_000_000
     ids = pc.binary_join_element_wise("subscriber-", pc.cast(pa.array(np.arange(n) + 10**9), pa.string()),
                                       "-with-a-long-tail", "")
-    subscribers = pa.table({"subscriber_id": ids, "status": np.where(np.arange(n) % 10 == 0, "bounced", "active")})
-    recipients = pa.table({"audience": ["a"] * (n // 2), "subscriber_id": ids.take(pa.array(np.arange(0, n, 2)))})
+    emails = pc.binary_join_element_wise(ids, "@example.com", "")
+    subscribers = pa.table({"subscriber_id": ids, "status": np.where(np.arange(n) % 10 == 0, "bounced", "active"),
+                            "email": emails})
+    even = pa.array(np.arange(0, n, 2))
+    recipients = pa.table({"audience": ["a"] * (n // 2), "subscriber_id": ids.take(even),
+                           "email": emails.take(even)})
     monkeypatch.setattr(audiences, "SUPPRESSION_MEMORY_LIMIT", "48MB")
     assert suppression_violations(recipients, subscribers) == n // 10  # every tenth row is bounced, all even

@@ -189,7 +189,8 @@ def _published_audiences(con) -> dict[str, Audience]:
 
 def _audience_changes(con, project: Project, after: pa.Table, affected: list[str],
                       subscribers: pa.Table) -> list[AudienceChange]:
-    from ..publish.audiences import compute_recipients
+    from ..publish import schemas
+    from ..publish.audiences import Suppressions, compute_recipients
 
     touched = {k: a for k, a in _published_audiences(con).items() if set(a.include + a.exclude) & set(affected)}
     if not touched:
@@ -204,8 +205,11 @@ def _audience_changes(con, project: Project, after: pa.Table, affected: list[str
         before_membership.cast(after.schema),
         after.filter(pc.is_in(after.column("segment"), value_set=pa.array(read, pa.string()))),
     ])
+    # The published run's suppressed addresses (its list, statuses and held rows), as the run applied them.
+    suppressed = con.execute("SELECT email, reason, source, suppressed_at FROM suppressions").to_arrow_table()
     recipients = compute_recipients(
-        Project(catalog=project.catalog, segments={}, audiences=touched), membership, subscribers, run_id="diff"
+        Project(catalog=project.catalog, segments={}, audiences=touched), membership, subscribers, run_id="diff",
+        suppressions=Suppressions(listed=suppressed.cast(schemas.SUPPRESSION_LIST)),
     )
     con.register("diff_recipients", recipients.select(["audience", "subscriber_id"]))
     try:

@@ -13,6 +13,7 @@ import json
 import dagster as dg
 
 from ..clock import format_ts, utc_now
+from ..lake.columns import KINDS
 from ..lake.landing import list_landing
 from ..settings import Paths
 from .resources import SegmentsResource
@@ -50,7 +51,7 @@ def hourly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 def landing_listing(paths: Paths) -> dict[str, str]:
     """The landing files ingest would read (not sub-folders), with size and modification time."""
     listing: dict[str, str] = {}
-    for kind in ("subscribers", "events"):
+    for kind in KINDS:  # subscribers, events, suppressions
         for path in list_landing(paths, kind):
             stat = path.stat()
             listing[f"{kind}/{path.name}"] = f"{stat.st_size}:{stat.st_mtime_ns}"

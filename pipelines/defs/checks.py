@@ -74,7 +74,9 @@ def no_sudden_shrink(context: dg.AssetCheckExecutionContext, segments: SegmentsR
 
 
 @dg.asset_check(asset=audience_recipients, blocking=True,
-                description="No unsubscribed, bounced or complained subscriber is a recipient.")
+                description="No suppressed subscriber or address is a recipient, and no address twice in an "
+                            "audience (derived on its own from the snapshot, its quarantine and the "
+                            "suppression list).")
 def suppression(context: dg.AssetCheckExecutionContext, segments: SegmentsResource) -> dg.AssetCheckResult:
     from ..publish.audiences import suppression_violations
 
@@ -82,8 +84,8 @@ def suppression(context: dg.AssetCheckExecutionContext, segments: SegmentsResour
     if ctx.unchanged:
         return dg.AssetCheckResult(passed=True, metadata={"unchanged": True})
     project = refresh.load_valid_project(segments.paths())
-    subscribers = refresh.run_subscribers(segments.paths(), ctx, project, ["subscriber_id", "status"])
-    violations = suppression_violations(ws.recipients_file, subscribers)
+    subscribers = refresh.run_subscribers(segments.paths(), ctx, project, ["subscriber_id", "status", "email"])
+    violations = suppression_violations(ws.recipients_file, subscribers, refresh.run_suppressions(segments.paths(), ctx))
     return dg.AssetCheckResult(passed=violations == 0, metadata={"suppressed_recipients": violations})
 
 

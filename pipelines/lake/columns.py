@@ -13,7 +13,10 @@ from functools import cached_property
 from ..segments.fields import REQUIRED_EVENT_FIELDS, REQUIRED_SUBSCRIBER_FIELDS, FieldCatalog
 from .problems import FileRejected
 
-KINDS = ("subscribers", "events")
+KINDS = ("subscribers", "events", "suppressions")
+
+# The suppression list (data-contract.md, "Sending safely"): addresses never to mail.
+SUPPRESSION_FIELDS = {"email": "string", "reason": "string", "suppressed_at": "timestamp"}
 
 # Internal column carried through staging: the source row number of each row.
 ROW_COLUMN = "_lake_source_row"
@@ -34,6 +37,8 @@ class TableSpec:
             return cls(kind, dict(catalog.subscriber), REQUIRED_SUBSCRIBER_FIELDS, "subscriber_id")
         if kind == "events":
             return cls(kind, dict(catalog.event), REQUIRED_EVENT_FIELDS, "event_id")
+        if kind == "suppressions":
+            return cls(kind, dict(SUPPRESSION_FIELDS), ("email",), "email")
         raise ValueError(f"unknown landing kind {kind!r}")
 
     def canonical(self, source_name: str) -> str:

@@ -62,6 +62,7 @@ from .parts import (
     write_quarantine,
     write_row_hashes,
     write_snapshot,
+    write_suppressions,
 )
 from .problems import FileRejected, RecordTooLarge
 from .readers import CSV_BLOCK_SIZES, open_reader
@@ -169,7 +170,7 @@ class _IngestRun:
         known = self.ledger.find(sha256, path.name)
         # A snapshot is its content at the time in its name: the same rows exported
         # again later are a new snapshot (nothing changed), not a copy to skip.
-        if known is not None and (spec.kind == "events" or known.file == path.name
+        if known is not None and (spec.kind != "subscribers" or known.file == path.name
                                   or (known.status == REJECTED and not known.name_bound)):
             self.report.skipped.append(path.name)
             return
@@ -231,6 +232,8 @@ class _IngestRun:
             if superseded.row_numbers.size:
                 staging.add_quarantine(self._superseded_rows(spec, archived, name, block_size, superseded))
                 staging.close()
+        elif spec.kind == "suppressions":
+            rows = write_suppressions(self.con, staging, spec, part)
         else:
             earlier = [self.ledger.lake_file(e.part) for e in self.ledger.entries("events", INGESTED)
                        if e.part and self.ledger.lake_file(e.part) != part]
@@ -249,13 +252,20 @@ class _IngestRun:
             positions = np.flatnonzero(np.isin(batch.row_numbers, superseded.row_numbers))
             if positions.size:
                 raw.update(zip(batch.row_numbers[positions].tolist(), batch.raw(positions), strict=True))
-        reasons = [
-            f"duplicate {spec.key} {shown(key)}: row {winner} has the same {spec.key} and, being the last, wins"
-            for key, winner in zip(superseded.keys, superseded.winners, strict=True)
-        ]
+        reasons, held = [], []
+        for key, winner, status, email in zip(superseded.keys, superseded.winners, superseded.statuses,
+                                              superseded.emails, strict=True):
+            reason = f"duplicate {spec.key} {shown(key)}: row {winner} has the same {spec.key} and, being the last, wins"
+            holds = status is not None and status != "active"  # an unsubscribe is never lost
+            if holds:
+                reason += f"; status {shown(status)} still suppresses subscriber {shown(key)}"
+                reason += f" and address {shown(email)}" if email is not None else ""
+            reasons.append(reason)
+            held.append((key, email, status) if holds else (None, None, None))
         numbers = superseded.row_numbers.tolist()
-        return pa.table({"row_number": numbers, "reason": reasons, "raw": [raw.get(n) for n in numbers]},
-                        schema=QUARANTINE_SCHEMA)
+        return pa.table({"row_number": numbers, "reason": reasons, "raw": [raw.get(n) for n in numbers],
+                         "held_subscriber_id": [h[0] for h in held], "held_email": [h[1] for h in held],
+                         "held_status": [h[2] for h in held]}, schema=QUARANTINE_SCHEMA)
 
     def _reject(self, kind: str, file: str, sha256: str, archived: Path, file_time: datetime | None,
                 reason: str, *, name_bound: bool) -> None:

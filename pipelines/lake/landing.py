@@ -6,8 +6,8 @@ the archived copy, so a landing file that changes mid-run cannot produce a
 lake file that disagrees with its recorded hash.
 
 Hidden files (names starting with "." — editors' and uploaders' temporary
-files) are ignored; every other regular file in `landing/subscribers/` and
-`landing/events/` is a landing file (sub-folders are not scanned).
+files) are ignored; every other regular file in `landing/subscribers/`,
+`landing/events/` and `landing/suppressions/` is a landing file (sub-folders are not scanned).
 
 Hashing a large file on every run is wasted work, so a small index remembers
 (size, mtime) -> sha256 per landing path; a file whose size or mtime changed
@@ -27,7 +27,7 @@ _CHUNK = 1 << 20
 
 
 def landing_dir(paths: Paths, kind: str) -> Path:
-    return paths.landing_subscribers if kind == "subscribers" else paths.landing_events
+    return paths.landing / kind  # landing/subscribers, landing/events, landing/suppressions
 
 
 def list_landing(paths: Paths, kind: str) -> list[Path]:

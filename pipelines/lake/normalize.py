@@ -35,7 +35,12 @@ MAX_CELL_CHARS = 65_536
 MAX_EMAIL_CHARS = 254
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
-QUARANTINE_SCHEMA = pa.schema([("row_number", pa.int64()), ("reason", pa.string()), ("raw", pa.string())])
+# held_*: what a quarantined row still suppresses ("an unsubscribe is never lost",
+# data-contract.md): a subscriber row with a readable subscriber_id or email and a
+# status other than 'active', or a suppression-list row with a readable email.
+QUARANTINE_SCHEMA = pa.schema([("row_number", pa.int64()), ("reason", pa.string()), ("raw", pa.string()),
+                               ("held_subscriber_id", pa.string()), ("held_email", pa.string()),
+                               ("held_status", pa.string())])
 
 
 @dataclass
@@ -124,6 +129,8 @@ def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:
     positions = np.flatnonzero(bad)
     order = {name: i for i, name in enumerate([*spec.fields, *extras])}
     reasons = [_reason(int(i), batch.problems.get(int(i), {}), checks, order) for i in positions]
+    held = _held(out, spec, positions)
+    reasons = [reason + clause for reason, clause in zip(reasons, held.pop("clause"), strict=True)]
 
     good = pa.table({**out, ROW_COLUMN: pa.array(batch.row_numbers, pa.int64())})
     if positions.size:
@@ -133,20 +140,57 @@ def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:
             "row_number": pa.array(batch.row_numbers[positions], pa.int64()),
             "reason": pa.array(reasons, pa.string()),
             "raw": pa.array(batch.raw(positions) if positions.size else [], pa.string()),
+            **held,
         },
         schema=QUARANTINE_SCHEMA,
     )
     if batch.broken:
+        none = [None] * len(batch.broken)
         broken = pa.table(
             {
                 "row_number": [b.row_number for b in batch.broken],
                 "reason": [b.reason for b in batch.broken],
                 "raw": [b.raw for b in batch.broken],
+                "held_subscriber_id": none, "held_email": none, "held_status": none,
             },
             schema=QUARANTINE_SCHEMA,
         )
         quarantine = pa.concat_tables([quarantine, broken])
     return Normalized(good=good, quarantine=quarantine, extras=extras)
+
+
+def _held(out: dict[str, pa.Array], spec: TableSpec, positions: np.ndarray) -> dict[str, list]:
+    """The held_* columns of the quarantined rows at `positions`, and the clause each
+    row's reason gets when it still suppresses."""
+    n = len(positions)
+    empty = {"held_subscriber_id": [None] * n, "held_email": [None] * n, "held_status": [None] * n,
+             "clause": [""] * n}
+    if not n or spec.kind not in ("subscribers", "suppressions"):
+        return empty
+    take = pa.array(positions, pa.int64())
+
+    def text(name: str) -> list:
+        return out[name].take(take).cast(pa.string()).to_pylist() if name in out else [None] * n
+
+    ids, emails = text("subscriber_id"), text("email")
+    statuses = text("status") if spec.kind == "subscribers" else [None] * n
+    for i in range(n):
+        if spec.kind == "subscribers":
+            status = (statuses[i] or "").strip().lower()
+            holds = bool(status) and status != "active" and (ids[i] is not None or emails[i] is not None)
+            if holds:
+                who = " and ".join(x for x in (f"subscriber {shown(ids[i])}" if ids[i] is not None else "",
+                                               f"address {shown(emails[i])}" if emails[i] is not None else "") if x)
+                empty["clause"][i] = f"; status {shown(status)} still suppresses {who}"
+        else:
+            holds = emails[i] is not None
+            if holds:
+                empty["clause"][i] = f"; still suppresses address {shown(emails[i])}"
+        if holds:
+            empty["held_subscriber_id"][i] = ids[i]
+            empty["held_email"][i] = emails[i]
+            empty["held_status"][i] = statuses[i] or "suppressed"
+    return empty
 
 
 def _reason(position: int, given: dict[str, str], checks: list[Check], order: dict[str, int]) -> str:

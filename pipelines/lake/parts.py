@@ -141,6 +141,8 @@ class Superseded:
     row_numbers: np.ndarray
     keys: list[str]
     winners: list[int]
+    statuses: list[str | None] = field(default_factory=list)  # of the superseded rows
+    emails: list[str | None] = field(default_factory=list)
 
 
 def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec,
@@ -148,17 +150,21 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: Table
     """Write the snapshot (last row per subscriber_id wins); return rows written and the losers."""
     if not staging.good_files:
         return _write_empty(_empty_table(spec, staging.extras), target), Superseded(np.zeros(0, np.int64), [], [])
+    status, email = ident("status"), ident("email")
     row, key = ident(ROW_COLUMN), ident(spec.key)
     staged = f"read_parquet({_file_list(staging.good_files)}, union_by_name = true)"
     # Finding the keys that repeat is one cheap aggregate; the window only runs over their rows.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE superseded AS
         WITH repeated AS (SELECT {key} AS key FROM {staged} GROUP BY ALL HAVING count(*) > 1),
-        candidates AS (SELECT {row} AS row_number, {key} AS key FROM {staged} WHERE {key} IN (SELECT key FROM repeated))
-        SELECT row_number, key, winner FROM (
-            SELECT row_number, key, max(row_number) OVER (PARTITION BY key) AS winner FROM candidates
+        candidates AS (SELECT {row} AS row_number, {key} AS key, {status} AS status, {email} AS email
+                       FROM {staged} WHERE {key} IN (SELECT key FROM repeated))
+        SELECT row_number, key, winner, status, email FROM (
+            SELECT row_number, key, status, email, max(row_number) OVER (PARTITION BY key) AS winner
+            FROM candidates
         ) WHERE row_number < winner""")
-    losers = con.sql("SELECT row_number, key, winner FROM superseded ORDER BY row_number").to_arrow_table()
+    losers = con.sql("SELECT row_number, key, winner, status, email FROM superseded ORDER BY row_number"
+                     ).to_arrow_table()
     # Stored in subscriber_id order (byte order, as Arrow compares): every run reads the
     # snapshot in that order, so sorting once here (DuckDB spills to disk if it must)
     # saves a sort of the whole snapshot in each run (5 s at 10M rows, measured).
@@ -169,6 +175,8 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: Table
         losers.column("row_number").to_numpy(zero_copy_only=False).astype(np.int64),
         losers.column("key").to_pylist(),
         losers.column("winner").to_pylist(),
+        losers.column("status").to_pylist(),
+        losers.column("email").to_pylist(),
     )
 
 
@@ -204,10 +212,19 @@ def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSp
         ORDER BY s.{ident('subscriber_id')}, s.{ident('occurred_at')}, s.{row}""", target)
 
 
+def write_suppressions(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec, target: Path) -> int:
+    """Write a suppression file's rows as they came (every address counts, repeats are harmless)."""
+    if not staging.good_files:
+        return _write_empty(_empty_table(spec, staging.extras), target)
+    row = ident(ROW_COLUMN)
+    staged = f"read_parquet({_file_list(staging.good_files)}, union_by_name = true)"
+    return _copy_to(con, f"SELECT s.* EXCLUDE ({row}) FROM {staged} s ORDER BY s.{row}", target)
+
+
 def write_quarantine(con: duckdb.DuckDBPyConnection, staging: Staging, file_name: str, target: Path) -> int:
     if not staging.quarantine_files:
         return 0
     return _copy_to(con, f"""
-        SELECT {literal(file_name)} AS file, row_number, reason, raw
+        SELECT {literal(file_name)} AS file, row_number, reason, raw, held_subscriber_id, held_email, held_status
         FROM read_parquet({_file_list(staging.quarantine_files)})
         ORDER BY row_number""", target)

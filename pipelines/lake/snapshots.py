@@ -266,11 +266,12 @@ def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = No
 
 def quarantine_table(paths: Paths) -> pa.Table:
     """Every quarantined row so far: file, row_number, reason, raw (in ingest order, then row number)."""
+    public = pa.schema(list(QUARANTINE_FILE_SCHEMA)[:4])  # the held_* columns are read by lake/suppressions.py
     ledger = Ledger(paths)
-    tables = [_read(ledger.lake_file(e.quarantine)).cast(QUARANTINE_FILE_SCHEMA)
+    tables = [_read(ledger.lake_file(e.quarantine), columns=public.names).cast(public)
               for e in ledger.entries(status=INGESTED) if e.quarantine]
     if not tables:
-        return QUARANTINE_FILE_SCHEMA.empty_table()
+        return public.empty_table()
     return pa.concat_tables(tables)
 
 

@@ -1,7 +1,9 @@
 """Audience exports at stable paths, for campaign jobs and email-service uploads.
 
-    DATA/audiences/<audience>/recipients.parquet
+    DATA/audiences/<audience>/recipients.parquet   the 'send' group: who to mail
     DATA/audiences/<audience>/recipients.csv
+    DATA/audiences/<audience>/holdout.parquet      the 'holdout' group (only for an
+    DATA/audiences/<audience>/holdout.csv          audience with a `holdout`): never mail
     DATA/audiences/<audience>/manifest.json
 
 Each file is replaced atomically (written beside, fsynced, renamed), data
@@ -13,7 +15,12 @@ while a publish is in progress, and then reading again gives the new set.
 Files hold `subscriber_id`, `email` and the audience's own `fields` only
 (never another audience's columns). CSV follows the landing conventions:
 UTF-8, header, RFC 4180 quoting, lists joined with `|`, timestamps as ISO 8601
-with `Z`, empty cell for missing.
+with `Z`, empty cell for missing; a cell that starts with `=`, `+`, `-`, `@`, a
+tab or a carriage return gets a leading `'`, so a spreadsheet never runs it as a
+formula (the Parquet files keep the true value).
+
+Temporaries (`.<file>.<pid>.tmp`, recipient PII) are only ever written under
+the writer lock: any found under it belong to a killed run and are removed.
 
 An audience that is no longer defined loses its folder: the manifest is
 removed first (a job then sees "not published"), then our files, then the
@@ -34,7 +41,7 @@ import pyarrow.parquet as pq
 
 from ..clock import format_ts
 from ..settings import Paths
-from .audiences import UNIQUE_COLUMNS
+from .audiences import HOLDOUT, SEND, UNIQUE_COLUMNS
 from .fsutil import failpoint, fsync_dir, remove_path, replace_durably, sha256_file
 from .state import PublishedState
 from .versions import relation_path
@@ -42,7 +49,11 @@ from .versions import relation_path
 MANIFEST = "manifest.json"
 PARQUET_FILE = "recipients.parquet"
 CSV_FILE = "recipients.csv"
-OUR_FILES = (MANIFEST, PARQUET_FILE, CSV_FILE)
+HOLDOUT_PARQUET_FILE = "holdout.parquet"
+HOLDOUT_CSV_FILE = "holdout.csv"
+OUR_FILES = (MANIFEST, PARQUET_FILE, CSV_FILE, HOLDOUT_PARQUET_FILE, HOLDOUT_CSV_FILE)
+# Cells a spreadsheet would read as a formula (OWASP "CSV injection").
+_FORMULA_START = r"^[=+\-@\t\r]"
 
 
 def audiences_root(paths: Paths) -> Path:
@@ -63,8 +74,13 @@ def _csv_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column.cast(pa.string())
 
 
+def _defused(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    risky = pc.match_substring_regex(text, _FORMULA_START)
+    return pc.if_else(risky, pc.binary_join_element_wise("'", text, ""), text)
+
+
 def write_csv(table: pa.Table, target: Path) -> None:
-    text_table = pa.table({name: _csv_column(table.column(name)) for name in table.column_names})
+    text_table = pa.table({name: _defused(_csv_column(table.column(name))) for name in table.column_names})
     pacsv.write_csv(text_table, target, pacsv.WriteOptions(quoting_style="needed"))
 
 
@@ -82,36 +98,79 @@ def _manifest_is_current(folder: Path, version: str) -> bool:
         return False
 
 
-def _write_audience(folder: Path, source: tuple[Path, str, list[str]], manifest: dict) -> None:
-    recipients, key, columns = source
-    table = pq.read_table(recipients, columns=columns, filters=pc.field("audience") == key)
-    manifest["rows"] = table.num_rows
+def _write_audience(folder: Path, source: tuple[Path, str, list[str], bool], manifest: dict) -> None:
+    recipients, key, columns, has_holdout = source
+    table = pq.read_table(recipients, columns=[*columns, "group"], filters=pc.field("audience") == key)
+    groups = {PARQUET_FILE: SEND}
+    if has_holdout:
+        groups[HOLDOUT_PARQUET_FILE] = HOLDOUT
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{os.getpid()}.tmp"
-    staged = {PARQUET_FILE: folder / f".{PARQUET_FILE}.{token}", CSV_FILE: folder / f".{CSV_FILE}.{token}"}
-    # Jobs read these files whole: no statistics; no dictionary for the unique columns.
-    pq.write_table(table, staged[PARQUET_FILE], compression="zstd", write_statistics=False,
-                   use_dictionary=[name for name in table.column_names if name not in UNIQUE_COLUMNS])
-    write_csv(table, staged[CSV_FILE])
+    staged: dict[str, Path] = {}
+    for parquet_name, group in groups.items():
+        rows = table.filter(pc.equal(table.column("group"), group)).select(columns)
+        manifest["rows" if group == SEND else "holdout_rows"] = rows.num_rows
+        csv_name = CSV_FILE if group == SEND else HOLDOUT_CSV_FILE
+        staged[parquet_name] = folder / f".{parquet_name}.{token}"
+        staged[csv_name] = folder / f".{csv_name}.{token}"
+        # Jobs read these files whole: no statistics; no dictionary for the unique columns.
+        pq.write_table(rows, staged[parquet_name], compression="zstd", write_statistics=False,
+                       use_dictionary=[name for name in rows.column_names if name not in UNIQUE_COLUMNS])
+        write_csv(rows, staged[csv_name])
     manifest["files"] = {
         name: {"sha256": sha256_file(path), "bytes": path.stat().st_size} for name, path in staged.items()
     }
     for name, path in staged.items():
         replace_durably(path, folder / name)
         failpoint("publish:audience_file")
+    if not has_holdout:  # an audience that dropped its holdout: no stale control group beside the send list
+        for name in (HOLDOUT_PARQUET_FILE, HOLDOUT_CSV_FILE):
+            (folder / name).unlink(missing_ok=True)
     tmp_manifest = folder / f".{MANIFEST}.{token}"
     tmp_manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     replace_durably(tmp_manifest, folder / MANIFEST)
+
+
+def _is_temporary(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def _remove_audience(folder: Path) -> None:
     (folder / MANIFEST).unlink(missing_ok=True)
     fsync_dir(folder)
     for child in folder.iterdir():
-        if child.name in OUR_FILES or (child.name.startswith(".") and child.name.endswith(".tmp")):
+        if child.name in OUR_FILES or _is_temporary(child.name):
             remove_path(child)
     if not any(folder.iterdir()):
         folder.rmdir()
+
+
+def remove_stale_temporaries(paths: Paths) -> list[Path]:
+    """Temporaries left in audience folders by a killed export (call under the writer lock)."""
+    root = audiences_root(paths)
+    removed = []
+    if root.is_dir():
+        for folder in root.iterdir():
+            if folder.is_dir() and not folder.is_symlink():
+                for child in folder.iterdir():
+                    if _is_temporary(child.name) and child.is_file():
+                        remove_path(child)
+                        removed.append(child)
+    return removed
+
+
+def resync_audience_files(paths: Paths) -> dict[str, Path]:
+    """Bring every audience's files in line with the published warehouse and remove
+    stale temporaries: what the next run does first after any crash."""
+    from .lock import writer_lock
+    from .state import current_state
+
+    with writer_lock(paths):
+        state = current_state(paths)
+        if state is None:
+            remove_stale_temporaries(paths)
+            return {}
+        return sync_audience_files(paths, state)
 
 
 def sync_audience_files(paths: Paths, state: PublishedState) -> dict[str, Path]:
@@ -121,6 +180,7 @@ def sync_audience_files(paths: Paths, state: PublishedState) -> dict[str, Path]:
     alone, so calling it again after a crash finishes the job.
     """
     root = audiences_root(paths)
+    remove_stale_temporaries(paths)
     audiences = pq.read_table(relation_path(state.version_dir, "audiences")).to_pylist()
     recipients = relation_path(state.version_dir, "recipients")
     folders: dict[str, Path] = {}
@@ -138,11 +198,13 @@ def sync_audience_files(paths: Paths, state: PublishedState) -> dict[str, Path]:
             "run_id": state.run_id,
             "as_of": format_ts(state.as_of),
             "version": state.version,
-            "rows": None,  # set when the audience's rows are read
+            "rows": None,  # set when the audience's rows are read: the 'send' group
+            "holdout": {"percent": audience["holdout_percent"], "salt": audience["holdout_salt"]}
+            if audience["holdout_percent"] is not None else None,
             "columns": columns,
             "definition_sha256": audience["definition_sha256"],
         }
-        writes.append((folder, (recipients, key, columns), manifest))
+        writes.append((folder, (recipients, key, columns, audience["holdout_percent"] is not None), manifest))
     # Each audience is its own folder; Arrow's writers release the GIL, so the files
     # are written on every core (about 2x on two cores, measured at 1M subscribers).
     # Each worker reads its own audience's rows (row groups skipped by their

@@ -39,6 +39,7 @@ PARQUET_RELATIONS = (
     "segment_sizes",
     "runs",
     "recipients",
+    "suppressions",
     "audiences",
     "quarantine",
 )

@@ -74,7 +74,17 @@ AUDIENCES = pa.schema([
     ("fields", STR_LIST),
     ("definition_sha256", STR),
     ("recipients", pa.int64()),
+    ("holdout_percent", pa.float64()),  # NULL: no holdout
+    ("holdout_salt", STR),
 ])
+
+# The published `suppressions` relation: one row per suppressed address (trimmed,
+# lower case); source is 'snapshot' or the suppression file's name.
+SUPPRESSIONS = pa.schema([("email", STR), ("reason", STR), ("source", STR), ("suppressed_at", TS)])
+# The suppression list as the lake holds it (every row of every suppression file).
+SUPPRESSION_LIST = SUPPRESSIONS
+# Quarantined rows of a snapshot that still suppress their subscriber and address.
+HELD_ROWS = pa.schema([("subscriber_id", STR), ("email", STR), ("status", STR), ("reason", STR)])
 
 QUARANTINE = pa.schema([("file", STR), ("row_number", pa.int64()), ("reason", STR), ("raw", STR)])
 

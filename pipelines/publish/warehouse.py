@@ -37,7 +37,13 @@ from ..segments.model import Project
 from ..settings import Paths
 from . import schemas
 from .audience_files import sync_audience_files
-from .audiences import audiences_table, compute_recipients, suppression_violations
+from .audiences import (
+    Suppressions,
+    audiences_table,
+    compute_recipients,
+    suppression_violations,
+    suppressions_table,
+)
 from .catalog import (
     build_catalog,
     remove_temp_catalogs,
@@ -264,6 +270,7 @@ def stage_version(
     subscribers_file: Path | None = None,
     extra_files: Sequence[Path] = (),
     recipients_file: Path | None = None,
+    suppressions: Suppressions | None = None,
 ) -> StagedVersion:
     """Write the new version directory; nothing is visible to readers yet.
 
@@ -282,6 +289,9 @@ def stage_version(
     (the run's evaluation record, engine/incremental.py). `recipients_file`, the
     `recipients` table already written sorted, is linked instead of rewritten
     (then `recipients` may be None: the file is read, not loaded whole).
+    `suppressions` (the suppression list and the snapshot's held rows) is
+    published as the `suppressions` relation and enforced with `subscribers`
+    (which needs subscriber_id, status and email).
     """
     if recipients is None and (recipients_file is None or not isinstance(history, HistoryDelta)):
         raise ValueError("stage_version needs the recipients table, or the run's recipients_file with a HistoryDelta")
@@ -316,9 +326,11 @@ def stage_version(
         # The suppression rule has no switch, so it is enforced here too, not
         # only by the Dagster check: nothing that breaks it gets published.
         recipients_source = recipients if recipients is not None else Path(recipients_file)
-        violations = suppression_violations(recipients_source, subscribers)
+        suppressions = suppressions or Suppressions()
+        violations = suppression_violations(recipients_source, subscribers, suppressions)
         if violations:
-            raise UserError(f"refusing to publish: {violations} recipient row(s) are not active subscribers")
+            raise UserError(f"refusing to publish: {violations} recipient row(s) are not active subscribers, "
+                            "suppressed addresses or repeated addresses")
 
         seq = next_seq(paths, current.version if current else None)
         name = version_name(seq, as_of)
@@ -360,6 +372,7 @@ def stage_version(
         relations.update({
             "runs": runs,
             "recipients": Path(recipients_file) if recipients_file is not None and from_files else recipients,
+            "suppressions": suppressions_table(subscribers, suppressions),
             "audiences": audiences_table(project, recipients_source),
             "quarantine": schemas.conform(quarantine, schemas.QUARANTINE, what="quarantine"),
         })

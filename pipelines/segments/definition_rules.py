@@ -8,12 +8,13 @@ model never re-checks it.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruamel.yaml.nodes import Node
+from ruamel.yaml.nodes import Node, ScalarNode
 
 from .fields import (
     ALL_FIELD_OPERATORS,
@@ -23,10 +24,23 @@ from .fields import (
     STANDARD_SUBSCRIBER_FIELDS,
     FieldCatalog,
 )
-from .model import Audience, EventCount, EventFilter, FieldFilter, Group, Pos, Segment, SegmentFilter
+from .model import Audience, EventCount, EventFilter, FieldFilter, Group, Holdout, Pos, Segment, SegmentFilter
 from .problems import ProblemLog
 from .value_rules import BAD, VALUELESS_OPS, read_count_value, read_field_value, read_positive_days
-from .yaml_tree import Entries, describe, did_you_mean, entries, is_map, is_null, is_seq, text_of
+from .yaml_tree import (
+    FLOAT,
+    INT,
+    Entries,
+    Unreadable,
+    describe,
+    did_you_mean,
+    entries,
+    is_map,
+    is_null,
+    is_seq,
+    scalar_value,
+    text_of,
+)
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CUSTOM_FIELD_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -41,7 +55,11 @@ FILTER_KINDS = ("field", "segment", "event")
 ALL_FILTER_KEYS = tuple(dict.fromkeys(FIELD_FILTER_KEYS + SEGMENT_FILTER_KEYS + EVENT_FILTER_KEYS))
 COUNT_KEYS = ("op", "value")
 COUNT_OPS = ("gt", "gte", "lt", "lte", "is")
-AUDIENCE_KEYS = ("name", "description", "include", "exclude", "fields")
+AUDIENCE_KEYS = ("name", "description", "include", "exclude", "fields", "holdout")
+HOLDOUT_KEYS = ("percent", "salt")
+HOLDOUT_MAX_PERCENT = 50
+# Columns of the recipients relation itself: an audience field of that name would clash.
+RESERVED_AUDIENCE_FIELDS = ("audience", "group", "run_id")
 FIELDS_FILE_SECTIONS = ("subscriber_fields", "event_fields")
 
 
@@ -377,6 +395,9 @@ def read_audience(log: ProblemLog, key: str, root: Node | None, declared: Declar
             column = text_of(item)
             if column is None:
                 log.node(item, f"'fields' lists subscriber field names, not {describe(item)}")
+            elif column in RESERVED_AUDIENCE_FIELDS:
+                log.node(item, f"field '{column}' clashes with the recipients column of that name "
+                               f"(reserved: {', '.join(RESERVED_AUDIENCE_FIELDS)})")
             elif column in declared.broken_subscriber:
                 name = None  # drop the audience quietly: the cause is reported once, in _fields.yaml
             elif column not in subscriber:
@@ -384,10 +405,39 @@ def read_audience(log: ProblemLog, key: str, root: Node | None, declared: Declar
                 log.node(item, f"unknown field '{column}'{hint}")
             else:
                 columns.append(column)
+    holdout = _holdout(log, found["holdout"][1]) if "holdout" in found else None
     if len(log) > before or name is None or description is BAD:
         return None
     return Audience(key=key, name=name, description=description, include=include, exclude=exclude,
-                    fields=tuple(dict.fromkeys(columns)), path=log.path, pos=pos(log, root))
+                    fields=tuple(dict.fromkeys(columns)), holdout=holdout, path=log.path, pos=pos(log, root))
+
+
+def _holdout(log: ProblemLog, node: Node) -> Holdout | None:
+    """`holdout: {percent: 0-50, salt: TEXT}`; `holdout:` left empty means none."""
+    if is_null(node):
+        return None
+    found = _mapping(log, node, HOLDOUT_KEYS, "'holdout'")
+    if found is None or not _require(log, node, found, HOLDOUT_KEYS, "'holdout'"):
+        return None
+    percent_node, salt_node = found["percent"][1], found["salt"][1]
+    percent = None
+    if isinstance(percent_node, ScalarNode) and percent_node.tag in (INT, FLOAT):
+        try:
+            value = scalar_value(percent_node)
+        except Unreadable:
+            value = None
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+                and 0 <= value <= HOLDOUT_MAX_PERCENT:
+            percent = value
+    if percent is None:
+        log.node(percent_node, f"holdout 'percent' must be a number from 0 to {HOLDOUT_MAX_PERCENT}, "
+                               f"not {describe(percent_node)}")
+    salt = text_of(salt_node)
+    if not salt:
+        log.node(salt_node, f"holdout 'salt' must be a non-empty string, not {describe(salt_node)}")
+    if percent is None or not salt:
+        return None
+    return Holdout(percent=float(percent), salt=salt)
 
 
 # -- _fields.yaml ---------------------------------------------------------------------------

@@ -119,6 +119,13 @@ class Segment(_Node):
         return sha256_of(self)
 
 
+class Holdout(_Node):
+    """A stable control group: held out iff sha256(salt:subscriber_id) % 10000 < percent * 100."""
+
+    percent: float
+    salt: str
+
+
 class Audience(_Node):
     key: str
     name: str
@@ -126,6 +133,7 @@ class Audience(_Node):
     include: tuple[str, ...]
     exclude: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
+    holdout: Holdout | None = None
     path: str = Field(default="", exclude=True)
 
     def definition_sha256(self) -> str:
@@ -155,6 +163,7 @@ __all__ = [
     "FieldFilter",
     "Filter",
     "Group",
+    "Holdout",
     "Pos",
     "Project",
     "Segment",
