@@ -10,18 +10,25 @@ and permissions.
 
 from __future__ import annotations
 
+import gzip
+import json
+import time
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import AS_OF, write_project
 from typer.testing import CliRunner
 
 from pipelines.cli import app
+from pipelines.lake import ingest_landing, list_snapshots, quarantine_table
 from pipelines.publish.catalog import open_warehouse
 from pipelines.runner import execute_refresh
-from pipelines.settings import Paths
+from pipelines.segments.fields import FieldCatalog
+from pipelines.settings import IngestLimits, Paths, ingest_limits
 
 CASES = Path(__file__).resolve().parent / "cases"
 runner = CliRunner()
@@ -157,3 +164,191 @@ def test_the_warehouse_session_is_locked_even_past_the_check(published, tmp_path
     finally:
         con.close()
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- landing: symbolic links
+
+SNAPSHOT = "subscriber_id,email,status\ns1,a@example.com,active\n"
+
+
+def landing_paths(tmp_path: Path) -> Paths:
+    paths = Paths(defs=tmp_path / "segment_defs", data=tmp_path / "data")
+    paths.landing_subscribers.mkdir(parents=True)
+    paths.landing_events.mkdir(parents=True)
+    return paths
+
+
+def everything_under(folder: Path) -> str:
+    """The text of every file below `folder` (to prove nothing was copied)."""
+    return "".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+@pytest.fixture
+def secret(tmp_path) -> Path:
+    """A file outside the data folder that a link points at."""
+    target = tmp_path / "outside" / "secret.csv"
+    target.parent.mkdir()
+    target.write_text("subscriber_id,email,status\nSECRET-LINE,secret@example.com,active\n")
+    return target
+
+
+@pytest.mark.parametrize("kind", ["subscribers", "events"])
+def test_a_linked_landing_file_is_rejected_unread(tmp_path, secret, kind):
+    paths = landing_paths(tmp_path)
+    folder = paths.landing / kind
+    link = folder / f"{kind}_20240101T000000Z.csv"
+    link.symlink_to(secret)
+    (folder / "passwd_20240102T000000Z.csv").symlink_to("/etc/passwd")
+    report = ingest_landing(paths, FieldCatalog())
+    assert sorted(r.file for r in report.rejected) == sorted([link.name, "passwd_20240102T000000Z.csv"])
+    assert all("symbolic link" in r.reason for r in report.rejected), report.rejected
+    assert report.ingested == []
+    assert link.is_symlink() and link.readlink() == secret  # the link itself stays in landing
+    assert secret.read_text().count("SECRET-LINE") == 1
+    stored = everything_under(paths.data)
+    assert "SECRET-LINE" not in stored and "root:" not in stored
+    assert not (paths.archive / kind).exists() or not any((paths.archive / kind).rglob("*.csv"))
+    # reported once, like a rejected file; the next run goes on
+    again = ingest_landing(paths, FieldCatalog())
+    assert again.rejected == [] and sorted(again.skipped) == sorted(r.file for r in report.rejected)
+
+
+def test_a_linked_sub_folder_and_a_linked_landing_folder_are_not_followed(tmp_path, secret):
+    paths = landing_paths(tmp_path)
+    (paths.landing_subscribers / "sub_20240101T000000Z.csv").symlink_to(secret.parent, target_is_directory=True)
+    report = ingest_landing(paths, FieldCatalog())
+    assert [r.file for r in report.rejected] == ["sub_20240101T000000Z.csv"]
+    assert "symbolic link" in report.rejected[0].reason
+    # the whole events folder is a link to a folder of valid-looking exports
+    paths.landing_events.rmdir()
+    (secret.parent / "events_20240101T000000Z.csv").write_text(
+        "event_id,subscriber_id,event,occurred_at\nSECRET-EVENT,s1,open,2024-01-01T00:00:00Z\n")
+    paths.landing_events.symlink_to(secret.parent, target_is_directory=True)
+    report = ingest_landing(paths, FieldCatalog())
+    assert [r.file for r in report.rejected] == ["events/"]
+    assert "symbolic link" in report.rejected[0].reason and report.ingested == []
+    assert "SECRET" not in everything_under(paths.data)
+
+
+def test_segments_run_reports_a_link_in_one_line_without_its_content(tmp_path):
+    paths = write_project(tmp_path)
+    (paths.landing_subscribers / "passwd_20261127T060000Z.csv").symlink_to("/etc/passwd")
+    result = runner.invoke(app, ["run", "--as-of", AS_OF, "--defs", str(paths.defs), "--data", str(paths.data)])
+    line = fails(result)
+    assert "symbolic link" in line and "root:" not in result.output
+    assert (paths.landing_subscribers / "passwd_20261127T060000Z.csv").is_symlink()
+
+
+# --------------------------------------------------------------------------- landing: ingest limits
+
+
+def rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_a_gzip_bomb_is_rejected_at_the_decompressed_size_limit(tmp_path):
+    paths = landing_paths(tmp_path)
+    row = b"s1,a@example.com,active\n"
+    bomb = paths.landing_subscribers / "bomb_20240101T000000Z.csv.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as out:
+        out.write(b"subscriber_id,email,status\n")
+        chunk = row * 100_000
+        for _ in range(40):  # 96 MB decompressed from about 100 KB
+            out.write(chunk)
+    assert bomb.stat().st_size < 1 << 20
+    report = ingest_landing(paths, FieldCatalog(), ingest_limits(max_file_bytes=8 << 20))
+    assert [r.file for r in report.rejected] == [bomb.name]
+    assert "larger than 8 MiB once decompressed" in report.rejected[0].reason
+    assert "max_file_bytes" in report.rejected[0].reason
+    assert list_snapshots(paths) == [] and quarantine_table(paths).num_rows == 0
+
+
+def test_an_uncompressed_file_over_the_size_limit_is_rejected_before_reading(tmp_path):
+    paths = landing_paths(tmp_path)
+    (paths.landing_subscribers / "big_20240101T000000Z.csv").write_text(SNAPSHOT + "s2,b@example.com,active\n" * 1000)
+    (paths.landing_events / "big_20240101T000000Z.jsonl").write_text(
+        '{"event_id": "e1", "subscriber_id": "s1", "event": "open", "occurred_at": "2024-01-01T00:00:00Z"}\n' * 1000)
+    report = ingest_landing(paths, FieldCatalog(), ingest_limits(max_file_bytes=10_000))
+    assert len(report.rejected) == 2
+    assert all("once decompressed" in r.reason for r in report.rejected)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_a_file_with_too_many_columns_is_rejected_quickly(tmp_path, fmt):
+    """A 50,000-column CSV ran ~200 s into an out-of-memory error and blocked every later run."""
+    paths = landing_paths(tmp_path)
+    names = ["subscriber_id", "email", "status", *(f"c{i}" for i in range(50_000))]
+    target = paths.landing_subscribers / f"wide_20240101T000000Z.{fmt}"
+    values = ["s1", "a@example.com", "active", *("x" for _ in range(50_000))]
+    if fmt == "csv":
+        target.write_text(",".join(names) + "\n" + ",".join(values) + "\n")
+    elif fmt == "jsonl":
+        target.write_text(json.dumps(dict(zip(names, values, strict=True))) + "\n")
+    else:
+        pq.write_table(pa.table({n: [v] for n, v in zip(names, values, strict=True)}), target)
+    started = time.monotonic()
+    report = ingest_landing(paths, FieldCatalog())
+    assert time.monotonic() - started < 60
+    assert [r.file for r in report.rejected] == [target.name]
+    assert "more than 1,000 columns" in report.rejected[0].reason and "max_columns" in report.rejected[0].reason
+    # the next file goes in: nothing is blocked
+    (paths.landing_subscribers / "ok_20240102T000000Z.csv").write_text(SNAPSHOT)
+    assert ingest_landing(paths, FieldCatalog()).ingested == ["ok_20240102T000000Z.csv"]
+
+
+def test_a_jsonl_line_over_the_record_limit_rejects_the_file_without_reading_it_whole(tmp_path):
+    paths = landing_paths(tmp_path)
+    target = paths.landing_events / "long_20240101T000000Z.jsonl"
+    with open(target, "w") as out:
+        out.write('{"event_id": "e1", "subscriber_id": "s1", "event": "open", "occurred_at": "2024-01-01T00:00:00Z"}\n')
+        out.write('{"event_id": "e2", "subscriber_id": "s1", "event": "open", "occurred_at": "2024-01-01T00:00:00Z", '
+                  '"note": "' + "x" * (48 << 20) + '"}\n')
+    before = rss_mib()
+    report = ingest_landing(paths, FieldCatalog(), ingest_limits(max_record_bytes=1 << 20))
+    assert [r.file for r in report.rejected] == [target.name]
+    assert "line 2 is longer than 1 MiB" in report.rejected[0].reason
+    assert rss_mib() - before < 40  # the 48 MB line was never held whole
+
+
+def test_a_csv_record_over_the_record_limit_rejects_the_file(tmp_path):
+    paths = landing_paths(tmp_path)
+    (paths.landing_subscribers / "long_20240101T000000Z.csv").write_text(
+        "subscriber_id,email,status,first_name\ns1,a@example.com,active," + "y" * (3 << 20) + "\n")
+    report = ingest_landing(paths, FieldCatalog(), ingest_limits(max_record_bytes=1 << 20))
+    assert len(report.rejected) == 1 and "a CSV record is larger than 1 MiB" in report.rejected[0].reason
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_huge_cell_is_quarantined_with_its_raw_row_cut(tmp_path, fmt):
+    paths = landing_paths(tmp_path)
+    big = "z" * (4 << 20)
+    target = paths.landing_subscribers / f"cell_20240101T000000Z.{fmt}"
+    if fmt == "csv":
+        target.write_text(f"subscriber_id,email,status,first_name\ns1,a@example.com,active,{big}\n"
+                          "s2,b@example.com,active,Bo\n")
+    else:
+        target.write_text(json.dumps({"subscriber_id": "s1", "email": "a@example.com", "status": "active",
+                                      "first_name": big}) + "\n"
+                          + json.dumps({"subscriber_id": "s2", "email": "b@example.com", "status": "active"}) + "\n")
+    report = ingest_landing(paths, FieldCatalog())
+    assert report.ingested == [target.name]
+    [row] = quarantine_table(paths).to_pylist()
+    assert row["row_number"] == 1
+    assert len(row["raw"]) == 65_536 and row["raw"].startswith("s1" if fmt == "csv" else "{")
+    assert "raw row cut to its first 65,536" in row["reason"]
+
+
+def test_the_limits_are_set_in_the_resource_and_the_environment(tmp_path, monkeypatch):
+    from pipelines.defs.resources import SegmentsResource
+
+    assert SegmentsResource(max_columns=7, max_record_bytes=99).ingest_limits() == IngestLimits(
+        max_columns=7, max_record_bytes=99)
+    monkeypatch.setenv("SEGMENTS_MAX_COLUMNS", "4")
+    assert SegmentsResource().ingest_limits().max_columns == 4
+    assert SegmentsResource(max_columns=9).ingest_limits().max_columns == 9
+    # and `segments run` (the Dagster job) applies them
+    paths = write_project(tmp_path)
+    result = runner.invoke(app, ["run", "--as-of", AS_OF, "--defs", str(paths.defs), "--data", str(paths.data)])
+    assert "more than 4 columns" in fails(result)
