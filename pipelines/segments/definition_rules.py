@@ -28,8 +28,8 @@ from .problems import ProblemLog
 from .value_rules import BAD, VALUELESS_OPS, read_count_value, read_field_value, read_positive_days
 from .yaml_tree import Entries, describe, did_you_mean, entries, is_map, is_null, is_seq, text_of
 
-KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-CUSTOM_FIELD_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")  # \Z: `$` also matches before a final newline
+CUSTOM_FIELD_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 NAME_MAX = 200
 
 SEGMENT_KEYS = ("name", "description", "match", "groups")

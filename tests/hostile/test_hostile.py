@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import re
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,7 +32,10 @@ from pipelines.cli import app
 from pipelines.lake import ingest_landing, list_snapshots, quarantine_table
 from pipelines.publish.catalog import open_warehouse
 from pipelines.runner import execute_refresh
+from pipelines.segments.definition_rules import CUSTOM_FIELD_PATTERN, KEY_PATTERN
 from pipelines.segments.fields import FieldCatalog
+from pipelines.segments.loader import load_project
+from pipelines.segments.yaml_tree import ANCHOR_MESSAGE
 from pipelines.settings import IngestLimits, Paths, ingest_limits
 
 CASES = Path(__file__).resolve().parent / "cases"
@@ -243,8 +251,6 @@ def test_segments_run_reports_a_link_in_one_line_without_its_content(tmp_path):
 
 
 def rss_mib() -> float:
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -352,3 +358,82 @@ def test_the_limits_are_set_in_the_resource_and_the_environment(tmp_path, monkey
     paths = write_project(tmp_path)
     result = runner.invoke(app, ["run", "--as-of", AS_OF, "--defs", str(paths.defs), "--data", str(paths.data)])
     assert "more than 4 columns" in fails(result)
+
+
+# --------------------------------------------------------------------------- definitions
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli_bounded(*args: str, memory: int = 2 << 30, timeout: int = 120) -> subprocess.CompletedProcess:
+    """The CLI in a child process with a memory ceiling: a bomb fails it instead of the machine."""
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", "from pipelines.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=timeout, preexec_fn=limit, env=env)
+
+
+def defs_with(tmp_path: Path, files: dict[str, str]) -> Path:
+    paths = write_project(tmp_path)
+    for name, text in files.items():
+        (paths.defs / name).write_text(text)
+    return paths.defs
+
+
+def test_a_yaml_alias_bomb_is_refused_in_one_line(tmp_path):
+    bomb = (CASES / "alias_bomb.yaml").read_text()
+    assert len(bomb) < 4096
+    defs = defs_with(tmp_path, {"bomb.yaml": bomb})
+    started = time.monotonic()
+    proc = run_cli_bounded("validate", "--defs", str(defs))
+    assert time.monotonic() - started < 60
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert re.fullmatch(r".*bomb\.yaml:4:5: YAML anchors and aliases .*", lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("text", [
+    "name: A\ngroups:\n  - filters: &f\n      - {field: state, op: is, value: NY}\n  - filters: *f\n",
+    "name: &n A\ngroups:\n  - filters:\n      - {field: state, op: is, value: *n}\n",
+    "base: &b {field: state, op: is, value: NY}\nname: A\ngroups:\n  - filters:\n      - <<: *b\n",
+    "name: A\ngroups:\n  - filters:\n      - {field: state, op: is, value: NY}\n    x: &unused 1\n",
+    # an empty value sends the file past the fast composer: the refusal holds there too
+    "name: A\ndescription:\ngroups: &g\n  - filters:\n      - {field: state, op: is, value: NY}\n",
+])
+def test_anchors_and_aliases_are_refused_wherever_they_are(tmp_path, text):
+    defs = defs_with(tmp_path, {"aliased.yaml": text})
+    project, problems = load_project(defs)
+    assert [p.message for p in problems if "aliased.yaml" in str(p)] == [ANCHOR_MESSAGE]
+
+
+def test_a_huge_definition_file_is_refused_unread(tmp_path):
+    defs = defs_with(tmp_path, {"huge.yaml": "name: Huge\n# " + "x" * (2 << 20) + "\n"})
+    _, problems = load_project(defs)
+    [problem] = [p for p in problems if "huge.yaml" in str(p)]
+    assert "larger than 1 MiB" in problem.message and (problem.line, problem.col) == (1, 1)
+
+
+def test_a_key_with_a_trailing_newline_is_not_a_key(tmp_path):
+    defs = defs_with(tmp_path, {"evil\n.yaml": "name: Evil\ngroups:\n  - filters:\n"
+                                               "      - {field: state, op: is, value: NY}\n"})
+    project, problems = load_project(defs)
+    assert "evil\n" not in project.segments
+    assert any("evil" in str(p) for p in problems), problems
+    assert not KEY_PATTERN.match("evil\n") and not CUSTOM_FIELD_PATTERN.match("tier\n")
+
+
+def test_a_field_with_a_trailing_newline_is_refused_not_read_as_another_column(tmp_path):
+    defs = defs_with(tmp_path, {})
+    fields_file = defs / "_fields.yaml"
+    fields_file.write_text(fields_file.read_text().replace("subscriber_fields:\n", 'subscriber_fields:\n  "tier\\n": string\n'))
+    _, problems = load_project(defs)
+    assert any("_fields.yaml" in str(p) and "tier" in p.message for p in problems), problems
+
+
+def test_an_identifier_with_a_newline_is_quoted_in_sql():
+    from pipelines.segments.to_sql import _needs_quotes
+
+    assert _needs_quotes("tier\n") and not _needs_quotes("tier")
