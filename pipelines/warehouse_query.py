@@ -167,11 +167,13 @@ def print_result(columns: list[str], rows: list[tuple], fmt: str, console: Conso
         records = [dict(zip(columns, _json_safe(row), strict=True)) for row in rows]
         print(json.dumps(records, indent=2, default=_json_value, ensure_ascii=False, allow_nan=False))
     else:
+        from .cli_render import escape
+
         table = Table()
         for column in columns:
-            table.add_column(column, overflow="fold")
+            table.add_column(escape(column), overflow="fold")
         for row in rows:
-            table.add_row(*("NULL" if v is None else _text(v) for v in row))
+            table.add_row(*("NULL" if v is None else escape(_text(v)) for v in row))
         console.print(table)
         console.print(f"{len(rows):,} row(s)")
 

@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import AS_OF, write_project
+from conftest import AS_OF, SUBSCRIBERS_CSV, write_project
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -437,3 +437,70 @@ def test_an_identifier_with_a_newline_is_quoted_in_sql():
     from pipelines.segments.to_sql import _needs_quotes
 
     assert _needs_quotes("tier\n") and not _needs_quotes("tier")
+
+
+# --------------------------------------------------------------------------- terminal output
+
+ESC = "\x1b"
+HOSTILE_TEXT = ["[/]", "[link=https://evil.example]click me[/link]", f"{ESC}[2J{ESC}[31mred",
+                f"{ESC}]8;;https://evil.example{ESC}\\link{ESC}]8;;{ESC}\\", "back\bspace\rover"]
+
+
+@pytest.fixture(scope="module")
+def hostile_published(tmp_path_factory) -> Paths:
+    rows = "".join(f's{i},h{i}@example.com,active,"{text}",Albany,NY,Checkout,2026-11-20T10:00:00Z,,,,,\n'
+                   for i, text in enumerate(HOSTILE_TEXT, start=10))
+    paths = write_project(tmp_path_factory.mktemp("hostile_text"), subscribers=SUBSCRIBERS_CSV + rows)
+    (paths.defs / "markup_name.yaml").write_text(
+        'name: "[/] [link=https://evil.example]VIP[/link] \\e[31mred \\r"\n'
+        'description: "[bold]not bold[/] \\e]8;;https://evil.example\\e\\\\"\n'
+        "groups:\n  - filters:\n      - {field: state, op: is, value: NY}\n")
+    with dg.instance_for_test() as instance:
+        execute_refresh(paths, as_of=AS_OF, instance=instance)
+    return paths
+
+
+def shows_no_control(text: str) -> None:
+    assert ESC not in text and "\b" not in text and "\r" not in text, repr(text[:300])
+
+
+def test_query_table_shows_markup_and_controls_as_text(hostile_published):
+    result = segments(hostile_published, "query", "SELECT subscriber_id, first_name FROM subscribers "
+                                                  "WHERE subscriber_id >= 's10' ORDER BY subscriber_id")
+    assert result.exit_code == 0, result.output
+    shows_no_control(result.stdout)
+    assert "[/]" in result.stdout and "[link=https://evil.example]" in result.stdout
+    assert "\\x1b[31mred" in result.stdout and "\\x08" in result.stdout
+
+
+def test_run_with_a_markup_segment_name_succeeds(tmp_path):
+    paths = write_project(tmp_path)
+    (paths.defs / "markup_name.yaml").write_text(
+        'name: "[/] [link=https://evil.example]VIP[/link] \\e[31mred"\n'
+        "groups:\n  - filters:\n      - {field: state, op: is, value: NY}\n")
+    result = runner.invoke(app, ["run", "--as-of", AS_OF, "--defs", str(paths.defs), "--data", str(paths.data)])
+    assert result.exit_code == 0, result.output
+    shows_no_control(result.stdout)
+    assert "Published" in result.stdout and "markup_name" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["list"], ["show", "markup_name"],
+                                  ["preview", "markup_name", "--sample", "20"],
+                                  ["explain", "markup_name", "s10"], ["diff", "markup_name"]])
+def test_commands_print_names_and_data_as_text(hostile_published, args):
+    result = segments(hostile_published, *args)
+    assert result.exit_code == 0, result.output
+    shows_no_control(result.stdout)
+    if args[0] != "diff":  # diff names no segment by its name
+        assert "[/]" in result.stdout
+
+
+def test_validate_and_errors_print_control_characters_escaped_on_one_line(tmp_path):
+    paths = write_project(tmp_path)
+    (paths.defs / f"bad{ESC}[2Jname.yaml").write_text("name: x\n")
+    result = segments(paths, "validate")
+    assert result.exit_code == 1
+    shows_no_control(result.stderr)
+    assert "bad\\x1b[2Jname.yaml" in result.stderr
+    line = fails(segments(paths, "show", f"no{ESC}[2Jpe\nx"))
+    shows_no_control(line)
