@@ -50,10 +50,12 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     from .clock import format_ts, parse_as_of, utc_now
     from .definitions import defs
     from .defs.resources import SegmentsResource
+    from .publish.fsutil import private_umask
     from .publish.lock import writer_lock
     from .refresh import RunWorkspace, record_failure
 
     resolved = parse_as_of(as_of) or utc_now()  # one clock for the whole run
+    private_umask()  # before the data folder and the Dagster instance's files are made
     Path(paths.data).mkdir(parents=True, exist_ok=True)
     job = defs.resolve_job_def("refresh")
     run_config = {

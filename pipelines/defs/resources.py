@@ -29,6 +29,11 @@ class SegmentsResource(dg.ConfigurableResource):
     max_columns: int | None = Field(default=None, description="Most columns a landing file may have")
     max_record_bytes: int | None = Field(default=None, description="Largest CSV record or JSONL line, bytes")
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from ..publish.fsutil import private_umask
+
+        private_umask()  # every step writes lake, warehouse or audience files
+
     def paths(self) -> Paths:
         return resolve_paths(self.defs_dir or None, self.data_dir or None)
 

@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..publish.fsutil import private_umask
 from ..segments.fields import FieldCatalog
 from ..settings import IngestLimits, Paths, ingest_limits
 from .columns import KINDS, TableSpec
@@ -103,6 +104,7 @@ def ingest_landing(paths: Paths, catalog: FieldCatalog, limits: IngestLimits | N
     """Ingest all new landing files; safe to call again at any time (idempotent).
 
     `limits`: what one file may hold (None: `settings.ingest_limits()`)."""
+    private_umask()
     run = _IngestRun(paths, catalog, limits or ingest_limits())
     try:
         for kind in KINDS:

@@ -504,3 +504,29 @@ def test_validate_and_errors_print_control_characters_escaped_on_one_line(tmp_pa
     assert "bad\\x1b[2Jname.yaml" in result.stderr
     line = fails(segments(paths, "show", f"no{ESC}[2Jpe\nx"))
     shows_no_control(line)
+
+
+# --------------------------------------------------------------------------- permissions
+
+
+def test_published_files_are_not_world_readable_whatever_the_umask(tmp_path):
+    """A 0600 landing file became 0644 copies; recipients and the warehouse were world-readable."""
+    previous = os.umask(0o000)
+    try:
+        paths = write_project(tmp_path)
+        for landing in paths.landing.rglob("*.csv"):
+            landing.chmod(0o600)
+        (paths.landing_subscribers / "broken_20261127T040000Z.csv").write_text("no header\x00\n")
+        (paths.landing_subscribers / "broken_20261127T040000Z.csv").chmod(0o600)
+        runner.invoke(app, ["run", "--as-of", AS_OF, "--defs", str(paths.defs), "--data", str(paths.data)])
+        result = runner.invoke(app, ["run", "--as-of", AS_OF, "--defs", str(paths.defs), "--data", str(paths.data)])
+        assert result.exit_code == 0, result.output
+    finally:
+        os.umask(previous)
+    written = [p for p in paths.data.rglob("*") if paths.landing not in p.parents and p != paths.landing]
+    names = {p.relative_to(paths.data).parts[0] for p in written}
+    assert {"archive", "rejected", "lake", "published", "audiences", "warehouse.duckdb"} <= names, names
+    assert any(p.name == "recipients.csv" for p in written)
+    open_to_all = [f"{p.relative_to(paths.data)} {p.stat().st_mode & 0o777:o}" for p in written
+                   if not p.is_symlink() and p.stat().st_mode & 0o007]
+    assert open_to_all == []
