@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -246,7 +247,8 @@ class _IngestRun:
             rows, superseded = write_snapshot(self.con, staging, spec, part)
             write_row_hashes(self.con, part, row_hashes_path(part))
             if superseded.row_numbers.size:
-                staging.add_quarantine(self._superseded_rows(spec, archived, name, block_size, superseded))
+                for table in self._superseded_rows(spec, archived, name, block_size, superseded):
+                    staging.add_quarantine(table)
                 staging.close()
         else:
             earlier = [self.ledger.lake_file(e.part) for e in self.ledger.entries("events", INGESTED)
@@ -259,21 +261,24 @@ class _IngestRun:
         return _Loaded(rows, quarantined, ignored, part, quarantine if quarantined else None, staging.extras)
 
     def _superseded_rows(self, spec: TableSpec, archived: Path, name: LandingName, block_size: int,
-                         superseded: Superseded) -> pa.Table:
-        """Quarantine rows for snapshot duplicates; a second pass over the file fetches their raw text."""
-        raw: dict[int, str] = {}
+                         superseded: Superseded) -> Iterator[pa.Table]:
+        """Quarantine rows for snapshot duplicates, one reader batch at a time (a file of
+        millions of identical rows must not hold all their raw text at once); a second
+        pass over the file fetches their raw text."""
+        losers = superseded.row_numbers  # in increasing order
         for batch in open_reader(archived, name.fmt, spec, block_size, self.limits).batches():
-            positions = np.flatnonzero(np.isin(batch.row_numbers, superseded.row_numbers))
-            if positions.size:
-                raw.update(zip(batch.row_numbers[positions].tolist(), batch.raw(positions), strict=True))
-        reasons = [
-            f"duplicate {spec.key} {shown(key)}: row {winner} has the same {spec.key} and, being the last, wins"
-            for key, winner in zip(superseded.keys, superseded.winners, strict=True)
-        ]
-        numbers = superseded.row_numbers.tolist()
-        raws, reasons = capped_raw([raw.get(n) for n in numbers], reasons)
-        return pa.table({"row_number": numbers, "reason": reasons, "raw": raws},
-                        schema=QUARANTINE_SCHEMA)
+            positions = np.flatnonzero(np.isin(batch.row_numbers, losers))
+            if not positions.size:
+                continue
+            numbers = batch.row_numbers[positions]
+            at = np.searchsorted(losers, numbers)
+            reasons = [
+                f"duplicate {spec.key} {shown(key)}: row {winner} has the same {spec.key} and, being the last, wins"
+                for key, winner in zip(superseded.keys.take(pa.array(at)).to_pylist(),
+                                       superseded.winners[at].tolist(), strict=True)
+            ]
+            raws, reasons = capped_raw(batch.raw(positions), reasons)
+            yield pa.table({"row_number": numbers, "reason": reasons, "raw": raws}, schema=QUARANTINE_SCHEMA)
 
     def _reject(self, kind: str, file: str, sha256: str, archived: Path, file_time: datetime | None,
                 reason: str, *, name_bound: bool) -> None:
