@@ -50,6 +50,7 @@ from .problems import FileRejected, RecordTooLarge
 CSV_BLOCK_SIZES = (8 << 20, 256 << 20)
 _HEADER_BLOCK = 1 << 20
 JSONL_CHUNK_ROWS = 20_000
+JSONL_CHUNK_BYTES = 32 << 20  # long lines: a chunk of 20,000 of them must not fill memory
 PARQUET_BATCH_ROWS = 65_536
 
 
@@ -341,8 +342,12 @@ class JsonlReader(SourceReader):
             raise too_large(self.limits)
         rows: list[tuple[int, str, dict]] = []
         broken: list[BrokenRecord] = []
+        chunk_bytes = 0
         with open(self.path, "rb") as handle:
             for line_number, line in enumerate(self._lines_of(handle), start=1):
+                if len(rows) >= JSONL_CHUNK_ROWS or chunk_bytes >= JSONL_CHUNK_BYTES:  # broken lines count too
+                    yield self._batch(rows, broken)
+                    rows, broken, chunk_bytes = [], [], 0
                 if line_number == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]
                 try:
@@ -352,6 +357,7 @@ class JsonlReader(SourceReader):
                 if not text.strip():
                     continue
                 self._lines += 1
+                chunk_bytes += len(line)
                 try:
                     obj = json.loads(text)
                 except json.JSONDecodeError as exc:
@@ -364,9 +370,6 @@ class JsonlReader(SourceReader):
                     continue
                 self._objects += 1
                 rows.append((line_number, text, obj))
-                if len(rows) >= JSONL_CHUNK_ROWS:
-                    yield self._batch(rows, broken)
-                    rows, broken = [], []
         if rows or broken:
             yield self._batch(rows, broken)
 
