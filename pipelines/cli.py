@@ -30,6 +30,7 @@ try:  # typer 0.2x vendors its own click
 except ImportError:  # pragma: no cover - typer on top of click
     from click.exceptions import NoArgsIsHelpError, UsageError
 
+from .cli_render import one_line
 from .errors import UserError
 from .settings import Paths, resolve_paths
 
@@ -130,14 +131,14 @@ def command(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as error:
-            err.print(f"error: {error}", markup=False, soft_wrap=True)
+            err.print(f"error: {one_line(error)}", markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
             raise  # BrokenPipeError: `segments query ... | head`, handled quietly by typer
         except Exception as error:  # a bug, not bad input: still one line unless debugging
             if os.environ.get("SEGMENTS_DEBUG"):
                 raise
-            err.print(f"error: unexpected {type(error).__name__}: {error} (set SEGMENTS_DEBUG=1 for details)",
+            err.print(f"error: unexpected {type(error).__name__}: {one_line(error)} (set SEGMENTS_DEBUG=1 for details)",
                       markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
@@ -207,10 +208,11 @@ def validate(defs: DefsOption = None, data: DataOption = None) -> None:
     project, problems = load_project(paths.defs)
     # Problems are errors, so they go to stderr (data-contract.md, command line).
     for problem in problems:
-        print(problem, file=sys.stderr)
+        print(one_line(problem), file=sys.stderr)
     if problems:
         raise typer.Exit(1)
-    out.print(f"ok: {len(project.segments)} segments, {len(project.audiences)} audiences in {paths.defs}")
+    out.print(f"ok: {len(project.segments)} segments, {len(project.audiences)} audiences in {one_line(paths.defs)}",
+              markup=False)
 
 
 # --------------------------------------------------------------------------- looking at segments
@@ -393,7 +395,7 @@ def new(
     from .commands.authoring import new_segment
 
     path = new_segment(_paths(defs, data), key, name=name, description=description)
-    out.print(f"created {path}", markup=False)
+    out.print(f"created {one_line(path)}", markup=False)
     out.print(f"edit it, then: segments preview {key}   (and segments diff {key} before the next run)",
               markup=False)
 
@@ -422,7 +424,7 @@ def delete(
             err.print("nothing deleted", markup=False)
             raise typer.Exit(1)
     delete_segment(plan)
-    out.print(f"deleted {plan.path}", markup=False)
+    out.print(f"deleted {one_line(plan.path)}", markup=False)
     history = (f"segments query \"SELECT * FROM segment_membership_history WHERE segment = '{key}'\"")
     if plan.members is not None:
         out.print(f"Its membership history stays queryable: {history}. The next `segments run` closes its "

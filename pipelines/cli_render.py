@@ -1,18 +1,50 @@
-"""Rich (and JSON) output of the `segments` commands. No logic beyond layout."""
+"""Rich (and JSON) output of the `segments` commands. No logic beyond layout.
+
+Names, definitions and subscriber data are untrusted text: everything from
+them goes through `escape` (Rich markup such as `[/]` or `[link=...]` is shown
+as written, and control characters such as ESC are shown as `\\x1b`), so
+data can neither break the output nor drive the terminal.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import date, datetime
 
+from rich import markup
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from .clock import format_ts
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
+
+# C0 and C1 controls (ESC, CR, backspace, CSI...) and bidirectional overrides;
+# tab and newline are layout, kept in blocks of text but not in one line.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_LINE_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def plain(text: object) -> str:
+    """Text with control characters shown as escapes (`\\x1b`), for output without markup."""
+    return _CONTROLS.sub(_visible, str(text))
+
+
+def one_line(text: object) -> str:
+    """`plain`, and a newline shown as `\\x0a` too: one line whatever the text holds."""
+    return _LINE_CONTROLS.sub(_visible, str(text))
+
+
+def escape(text: object) -> str:
+    """Untrusted text for a Rich markup string or table cell: no markup, no controls."""
+    return markup.escape(plain(text))
 
 
 def sparkline(values: list[int]) -> str:
@@ -67,9 +99,9 @@ def _text_block(console: Console, title: str, text: str, lexer: str) -> None:
     if console.is_terminal:
         from rich.syntax import Syntax
 
-        console.print(Syntax(text.rstrip("\n"), lexer, background_color="default", word_wrap=True))
-    else:  # plain text, exactly as written, for pipes and files
-        console.print(text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
+        console.print(Syntax(plain(text.rstrip("\n")), lexer, background_color="default", word_wrap=True))
+    else:  # plain text, as written (but for control characters), for pipes and files
+        console.print(plain(text.rstrip("\n")), markup=False, highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- list
@@ -90,8 +122,9 @@ def render_list(rows: list[dict], console: Console) -> None:
         definition = row.get("definition") or ""
         if definition == "unchanged":
             definition = ""
-        table.add_row(row["segment"], row["name"] or "", "" if row["members"] is None else f"{row['members']:,}",
-                      change, _ts(row["last_run_as_of"]), definition)
+        table.add_row(escape(row["segment"]), escape(row["name"] or ""),
+                      "" if row["members"] is None else f"{row['members']:,}",
+                      change, _ts(row["last_run_as_of"]), escape(definition))
     console.print(table)
 
 
@@ -139,7 +172,7 @@ def render_preview(result, console: Console) -> None:
     what = "saved segment" if result.saved else "draft"
     console.print(f"[bold]Preview[/] of {what} [bold]{escape(result.segment)}[/] — {escape(result.name)} "
                   f"({escape(result.source)})")
-    console.print(f"as_of {_ts(result.as_of)} · snapshot {escape(result.snapshot)} · engine {result.engine}")
+    console.print(f"as_of {_ts(result.as_of)} · snapshot {escape(result.snapshot)} · engine {escape(result.engine)}")
     line = (f"members: [bold]{result.members:,}[/] of {result.subscribers:,} subscribers "
             f"({_pct(result.share) or 'n/a'})")
     if result.published_members is not None:
@@ -148,17 +181,17 @@ def render_preview(result, console: Console) -> None:
     if result.sample:
         table = Table(title=f"Sample of members ({len(result.sample)} of {result.members:,})")
         for column in result.sample_columns:
-            table.add_column(column, overflow="fold")
+            table.add_column(escape(column), overflow="fold")
         for row in result.sample:
             table.add_row(*(escape(_cell(row.get(c))) for c in result.sample_columns))
         console.print(table)
     if result.overlaps:
-        table = Table(title=f"Overlap with the largest published segments (run {result.overlap_run_id})")
+        table = Table(title=f"Overlap with the largest published segments (run {escape(result.overlap_run_id)})")
         for column, justify in (("segment", "left"), ("members", "right"), ("shared", "right"),
                                 ("% of preview", "right"), ("% of segment", "right")):
             table.add_column(column, justify=justify, overflow="fold")
         for o in result.overlaps:
-            table.add_row(o.segment, f"{o.members:,}", f"{o.shared:,}", _pct(o.share_of_preview),
+            table.add_row(escape(o.segment), f"{o.members:,}", f"{o.shared:,}", _pct(o.share_of_preview),
                           _pct(o.share_of_segment))
         console.print(table)
     _notes(console, result.notes)
@@ -229,7 +262,7 @@ def render_diff(result, console: Console) -> None:
                                 ("enter", "right"), ("leave", "right")):
             table.add_column(column, justify=justify)
         for d in result.dependants:
-            table.add_row(d.segment, f"{d.before:,}", f"{d.after:,}", f"+{d.entered:,}", f"-{d.exited:,}")
+            table.add_row(escape(d.segment), f"{d.before:,}", f"{d.after:,}", f"+{d.entered:,}", f"-{d.exited:,}")
         console.print(table)
     if result.audiences:
         table = Table(title="Audiences (recipients after suppression)", title_justify="left")
@@ -237,7 +270,7 @@ def render_diff(result, console: Console) -> None:
                                 ("change", "right"), ("added", "right"), ("removed", "right")):
             table.add_column(column, justify=justify)
         for a in result.audiences:
-            table.add_row(a.audience, f"{a.before:,}", f"{a.after:,}", _signed(a.change), f"+{a.added:,}",
+            table.add_row(escape(a.audience), f"{a.before:,}", f"{a.after:,}", _signed(a.change), f"+{a.added:,}",
                           f"-{a.removed:,}")
         console.print(table)
     else:

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from .clock import format_ts, parse_as_of
 from .errors import UserError
 from .segments.model import Project
-from .settings import Paths
+from .settings import IngestLimits, Paths
 
 # A snapshot that loses more than this share of the previous one is held back.
 HOLD_DROP_SHARE = 0.5
@@ -223,7 +223,7 @@ def _events_fingerprint(paths: Paths) -> str:
     return events + "".join(f"\nsuppressions:{sha}" for sha in suppressions)
 
 
-def prepare_run(paths: Paths, params: RunParams) -> RunContext:
+def prepare_run(paths: Paths, params: RunParams, limits: IngestLimits | None = None) -> RunContext:
     """Ingest new landing files, pick the snapshot, apply the hold rule.
 
     Raises UserError (and publishes nothing) when definitions are invalid, a
@@ -239,7 +239,7 @@ def prepare_run(paths: Paths, params: RunParams) -> RunContext:
     project = load_valid_project(paths)
     relink_if_moved(paths)  # a moved data folder: the checks read the published warehouse
     with writer_lock(paths, run_id=params.run_id):  # ingest writes the lake: one run at a time
-        report = ingest_landing(paths, project.catalog)
+        report = ingest_landing(paths, project.catalog, limits)
     if report.rejected:
         first = report.rejected[0]
         more = f" (and {len(report.rejected) - 1} more)" if len(report.rejected) > 1 else ""
@@ -484,7 +484,8 @@ def remove_stale_workspaces(paths: Paths, keep: Iterable[str]) -> None:
 
 # --- Steps over the run workspace: each reads what the previous one saved. ---
 
-def step_prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = ()) -> RunContext:
+def step_prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = (),
+                 limits: IngestLimits | None = None) -> RunContext:
     """`in_progress`: ids of other runs still going (their workspaces are not removed)."""
     from .publish.audience_files import resync_audience_files
 
@@ -493,7 +494,7 @@ def step_prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = (
     # first, whatever this run then does (data-contract.md, "A crash never leaves a
     # wrong send list").
     resync_audience_files(paths)
-    ctx = prepare_run(paths, params)
+    ctx = prepare_run(paths, params, limits)
     RunWorkspace(paths, params.run_id).save_context(ctx)
     return ctx
 

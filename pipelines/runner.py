@@ -50,10 +50,12 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     from .clock import format_ts, parse_as_of, utc_now
     from .definitions import defs
     from .defs.resources import SegmentsResource
+    from .publish.fsutil import private_umask
     from .publish.lock import writer_lock
     from .refresh import RunWorkspace, record_failure
 
     resolved = parse_as_of(as_of) or utc_now()  # one clock for the whole run
+    private_umask()  # before the data folder and the Dagster instance's files are made
     Path(paths.data).mkdir(parents=True, exist_ok=True)
     job = defs.resolve_job_def("refresh")
     run_config = {
@@ -155,10 +157,13 @@ def _failure_message(result) -> str:
 def print_run_summary(paths: Paths, summary: RunSummary, console: Console) -> None:
     import duckdb
 
+    from .cli_render import escape
+
     if summary.unchanged:
         console.print(f"[bold]Nothing changed[/]: the same inputs were already published for as_of {summary.as_of}.")
     else:
-        console.print(f"[bold green]Published[/] run {summary.run_id} (as_of {summary.as_of}) to {paths.warehouse}")
+        console.print(f"[bold green]Published[/] run {summary.run_id} (as_of {summary.as_of}) to "
+                      f"{escape(paths.warehouse)}")
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         sizes = con.execute(
             """SELECT s.segment, s.name, s.members, z.entered, z.exited
@@ -170,7 +175,7 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console) -> No
         audiences = con.execute(
             "SELECT audience, count(*) FROM recipients GROUP BY audience ORDER BY audience"
         ).fetchall()
-    rows = [(key, name, f"{members:,}", f"+{entered or 0:,}", f"-{exited or 0:,}")
+    rows = [(escape(key), escape(name), f"{members:,}", f"+{entered or 0:,}", f"-{exited or 0:,}")
             for key, name, members, entered, exited in sizes]
     table = Table(title="Segments")
     # Keys and numbers are never cut; only the display name gives way on a narrow terminal.
@@ -187,5 +192,5 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console) -> No
     table.add_column("audience")
     table.add_column("recipients", justify="right")
     for key, count in audiences:
-        table.add_row(key, f"{count:,}")
+        table.add_row(escape(key), f"{count:,}")
     console.print(table)

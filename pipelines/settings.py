@@ -8,7 +8,7 @@ default `./segment_defs`) and data (`--data`, env `SEGMENTS_DATA`, default
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 
@@ -102,3 +102,40 @@ def range_rows() -> int:
 
         raise UserError(f"SEGMENTS_RANGE_ROWS must be at least 1, got {value}")
     return value
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """What one landing file may hold; a file over a limit is rejected whole with
+    its reason, so ingest memory stays bounded whatever lands. Defaults leave
+    room for a 100M-subscriber snapshot; each can be set in `SegmentsResource`
+    or with the environment variable named beside it."""
+
+    max_file_bytes: int = 64 << 30  # SEGMENTS_MAX_FILE_BYTES: decompressed size of one file
+    max_columns: int = 1_000  # SEGMENTS_MAX_COLUMNS: columns (CSV header, JSONL keys, Parquet schema)
+    max_record_bytes: int = 16 << 20  # SEGMENTS_MAX_RECORD_BYTES: one CSV record or JSONL line
+
+
+_LIMIT_ENV = {"max_file_bytes": "SEGMENTS_MAX_FILE_BYTES", "max_columns": "SEGMENTS_MAX_COLUMNS",
+              "max_record_bytes": "SEGMENTS_MAX_RECORD_BYTES"}
+
+
+def ingest_limits(**given: int | None) -> IngestLimits:
+    """The limits given (None: not given), else the environment's, else the defaults."""
+    from .errors import UserError
+
+    values: dict[str, int] = {}
+    for item in fields(IngestLimits):
+        value = given.get(item.name)
+        if value is None:
+            text = os.environ.get(_LIMIT_ENV[item.name], "").strip()
+            if not text:
+                continue
+            try:
+                value = int(text.replace("_", ""))
+            except ValueError:
+                raise UserError(f"{_LIMIT_ENV[item.name]} must be a whole number, got {text!r}") from None
+        if value < 1:
+            raise UserError(f"ingest limit {item.name} must be at least 1, got {value}")
+        values[item.name] = value
+    return IngestLimits(**values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import sys
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -21,7 +22,15 @@ from .settings import Paths
 # Statement types (DuckDB's own parser) that only read. EXPLAIN is allowed only
 # over one of these (EXPLAIN ANALYZE executes its statement).
 _READ_ONLY_TYPES = {"SELECT", "PRAGMA"}
-_ALLOWED = "SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, PRAGMA or EXPLAIN"
+# PRAGMA also imports databases and changes settings: only these, which only
+# describe the catalog, may run (and never as `PRAGMA name = value`).
+_READ_ONLY_PRAGMAS = {
+    "database_list", "database_size", "show", "show_databases", "show_tables", "show_tables_expanded",
+    "table_info", "storage_info", "version", "platform", "functions", "collations", "user_agent",
+}
+_PRAGMA_NAME = re.compile(r"\s*PRAGMA\s+(\w+)\s*(\(|;|\Z)", re.IGNORECASE)
+_EXPLAIN_PREFIX = re.compile(r"\s*EXPLAIN\s+(ANALYZE\s+)?(\([^()]*\)\s*)?", re.IGNORECASE)
+_ALLOWED = "SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN or a describing PRAGMA"
 
 
 @contextmanager
@@ -50,28 +59,53 @@ def _statement_types(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str
         statements = con.extract_statements(sql)
     except duckdb.Error as error:
         raise UserError(f"query: {str(error).splitlines()[0]}") from None
-    return [(str(s.type).rsplit(".", 1)[-1], s.query) for s in statements]
+    return [(_kind(s), s.query) for s in statements]
+
+
+def _kind(statement) -> str:
+    try:
+        return str(statement.type).rsplit(".", 1)[-1]
+    except ValueError:  # a type the Python API has no name for (UPDATE EXTENSIONS)
+        words = statement.query.split()
+        return words[0].upper() if words else "UNKNOWN"
+
+
+def _reads_only(con: duckdb.DuckDBPyConnection, kind: str, text: str) -> tuple[bool, str]:
+    """(whether the statement only reads, the kind to name when it does not)."""
+    if kind == "SELECT":
+        return True, kind
+    if kind == "PRAGMA":
+        match = _PRAGMA_NAME.match(text)
+        name = match.group(1).lower() if match else ""
+        if name in _READ_ONLY_PRAGMAS:
+            return True, kind
+        # IMPORT DATABASE parses as PRAGMA import_database
+        return False, "IMPORT" if name == "import_database" or text.lstrip().upper().startswith("IMPORT") \
+            else f"PRAGMA {name}".strip()
+    if kind == "EXPLAIN":
+        match = _EXPLAIN_PREFIX.match(text)
+        inner = text[match.end():] if match else ""
+        inner_types = _statement_types(con, inner) if inner.strip() else []
+        if len(inner_types) == 1:
+            return _reads_only(con, *inner_types[0])
+    return False, kind
 
 
 def check_read_only(sql: str) -> None:
-    """Refuse anything but reading statements, named by DuckDB's own parser."""
+    """Refuse anything but reading statements, named by DuckDB's own parser.
+
+    The connection that runs the query is locked as well (publish.catalog):
+    this check gives the one-line reason before anything runs."""
     con = duckdb.connect()
     try:
         statements = _statement_types(con, sql)
         if not statements:
             raise UserError("query: no SQL statement given")
         for kind, text in statements:
-            if kind == "EXPLAIN":
-                inner = text.strip().split(None, 1)[1] if len(text.split()) > 1 else ""
-                if inner.upper().startswith("ANALYZE"):
-                    inner = inner[len("ANALYZE"):]
-                inner_types = _statement_types(con, inner) if inner.strip() else []
-                if inner_types and all(k in _READ_ONLY_TYPES for k, _ in inner_types):
-                    continue
-                kind = inner_types[0][0] if inner_types else kind
-            if kind not in _READ_ONLY_TYPES:
+            reads, named = _reads_only(con, kind, text)
+            if not reads:
                 raise UserError(
-                    f"query: {kind} statements are refused: the warehouse is read-only; use {_ALLOWED}"
+                    f"query: {named} statements are refused: the warehouse is read-only; use {_ALLOWED}"
                 )
     finally:
         con.close()
@@ -133,11 +167,13 @@ def print_result(columns: list[str], rows: list[tuple], fmt: str, console: Conso
         records = [dict(zip(columns, _json_safe(row), strict=True)) for row in rows]
         print(json.dumps(records, indent=2, default=_json_value, ensure_ascii=False, allow_nan=False))
     else:
+        from .cli_render import escape
+
         table = Table()
         for column in columns:
-            table.add_column(column, overflow="fold")
+            table.add_column(escape(column), overflow="fold")
         for row in rows:
-            table.add_row(*("NULL" if v is None else _text(v) for v in row))
+            table.add_row(*("NULL" if v is None else escape(_text(v)) for v in row))
         console.print(table)
         console.print(f"{len(rows):,} row(s)")
 

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.lake import ingest as ingest_module
 from pipelines.lake import ingest_landing, list_snapshots, quarantine_table, read_snapshot, readers
 from pipelines.lake.columns import TableSpec
 from pipelines.lake.naming import BadLandingName, parse_landing_name
@@ -162,7 +161,6 @@ def test_row_numbers_stay_exact_across_blocks_and_broken_rows(tmp_path, seed):
 
 def test_a_record_larger_than_the_block_is_retried_then_rejected(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "CSV_BLOCK_SIZES", (1024, 16384))
-    monkeypatch.setattr(ingest_module, "CSV_BLOCK_SIZES", (1024, 16384))
     monkeypatch.setattr(readers, "_HEADER_BLOCK", 1024)
     paths = Paths(defs=tmp_path / "d", data=tmp_path / "data")
     paths.landing_subscribers.mkdir(parents=True)

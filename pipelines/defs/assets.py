@@ -79,7 +79,8 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
         overtaken_ok=context.run.tags.get("segments/trigger") in SCHEDULED_TRIGGERS,
     )
     try:
-        ctx = refresh.step_prepare(segments.paths(), params, in_progress=_runs_in_progress(context))
+        ctx = refresh.step_prepare(segments.paths(), params, in_progress=_runs_in_progress(context),
+                                  limits=segments.ingest_limits())
     except UserError as error:
         refresh.record_failure(segments.paths(), params, error)
         raise _fail(error) from None

@@ -53,7 +53,7 @@ def landing_listing(paths: Paths) -> dict[str, str]:
     listing: dict[str, str] = {}
     for kind in KINDS:  # subscribers, events, suppressions
         for path in list_landing(paths, kind):
-            stat = path.stat()
+            stat = path.lstat()  # a link is listed, never followed
             listing[f"{kind}/{path.name}"] = f"{stat.st_size}:{stat.st_mtime_ns}"
     return listing
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from ..settings import Paths, resolve_paths
+from ..settings import IngestLimits, Paths, ingest_limits, resolve_paths
 
 
 class SegmentsResource(dg.ConfigurableResource):
@@ -24,5 +24,19 @@ class SegmentsResource(dg.ConfigurableResource):
     max_segment_shrink: float = Field(default=0.5, description="A segment losing more than this share is flagged")
     block_on_shrink: bool = Field(default=False, description="Block publishing when a segment shrinks too much")
 
+    # Ingest limits (README "Limits and hostile input"); None: $SEGMENTS_MAX_... or the default.
+    max_file_bytes: int | None = Field(default=None, description="Largest decompressed landing file, bytes")
+    max_columns: int | None = Field(default=None, description="Most columns a landing file may have")
+    max_record_bytes: int | None = Field(default=None, description="Largest CSV record or JSONL line, bytes")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from ..publish.fsutil import private_umask
+
+        private_umask()  # every step writes lake, warehouse or audience files
+
     def paths(self) -> Paths:
         return resolve_paths(self.defs_dir or None, self.data_dir or None)
+
+    def ingest_limits(self) -> IngestLimits:
+        return ingest_limits(max_file_bytes=self.max_file_bytes, max_columns=self.max_columns,
+                             max_record_bytes=self.max_record_bytes)

@@ -27,6 +27,9 @@ field catalog), delete its entry in `DATA/lake/_ledger/`.
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,10 +39,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..publish.fsutil import private_umask
 from ..segments.fields import FieldCatalog
-from ..settings import Paths
+from ..settings import IngestLimits, Paths, ingest_limits
 from .columns import KINDS, TableSpec
-from .landing import LandingIndex, archive_landing_file, list_landing
+from .landing import LandingIndex, LinkNotFollowed, archive_landing_file, linked_landing_dir, list_landing
 from .layout import (
     copy_atomic,
     part_path,
@@ -53,7 +57,7 @@ from .layout import (
 )
 from .ledger import INGESTED, REJECTED, Ledger, LedgerEntry
 from .naming import BadLandingName, LandingName, parse_landing_name
-from .normalize import QUARANTINE_SCHEMA, normalize_batch, shown
+from .normalize import QUARANTINE_SCHEMA, capped_raw, normalize_batch, shown
 from .parts import (
     Staging,
     Superseded,
@@ -65,7 +69,7 @@ from .parts import (
     write_suppressions,
 )
 from .problems import FileRejected, RecordTooLarge
-from .readers import CSV_BLOCK_SIZES, open_reader
+from .readers import csv_block_sizes, open_reader
 
 
 @dataclass
@@ -98,12 +102,19 @@ class _Loaded:
     extras: list[str]
 
 
-def ingest_landing(paths: Paths, catalog: FieldCatalog) -> IngestReport:
-    """Ingest all new landing files; safe to call again at any time (idempotent)."""
-    run = _IngestRun(paths, catalog)
+def ingest_landing(paths: Paths, catalog: FieldCatalog, limits: IngestLimits | None = None) -> IngestReport:
+    """Ingest all new landing files; safe to call again at any time (idempotent).
+
+    `limits`: what one file may hold (None: `settings.ingest_limits()`)."""
+    private_umask()
+    run = _IngestRun(paths, catalog, limits or ingest_limits())
     try:
         for kind in KINDS:
             spec = TableSpec.for_kind(kind, catalog)
+            linked = linked_landing_dir(paths, kind)
+            if linked is not None:  # reported on every run: nothing of it is read
+                run.report.rejected.append(Rejection(
+                    f"{linked.name}/", f"the landing folder {linked} is a symbolic link; links are not followed"))
             for path, name in _in_order(list_landing(paths, kind)):
                 run.one_file(spec, path, name)
     finally:
@@ -139,9 +150,10 @@ def _in_order(files: list[Path]) -> list[tuple[Path, LandingName | BadLandingNam
 
 
 class _IngestRun:
-    def __init__(self, paths: Paths, catalog: FieldCatalog) -> None:
+    def __init__(self, paths: Paths, catalog: FieldCatalog, limits: IngestLimits) -> None:
         self.paths = paths
         self.catalog = catalog
+        self.limits = limits
         self.report = IngestReport()
         self.ledger = Ledger(paths)
         self.index = LandingIndex(paths)
@@ -166,7 +178,13 @@ class _IngestRun:
     # ------------------------------------------------------------ one file
 
     def one_file(self, spec: TableSpec, path: Path, name: LandingName | BadLandingName) -> None:
-        sha256, archived = archive_landing_file(self.paths, spec.kind, path, self.index)
+        try:
+            if path.is_symlink():
+                raise LinkNotFollowed(str(path))
+            sha256, archived = archive_landing_file(self.paths, spec.kind, path, self.index)
+        except LinkNotFollowed:
+            self._reject_link(spec.kind, path)
+            return
         known = self.ledger.find(sha256, path.name)
         # A snapshot is its content at the time in its name: the same rows exported
         # again later are a new snapshot (nothing changed), not a copy to skip.
@@ -205,10 +223,10 @@ class _IngestRun:
 
     def _load(self, spec: TableSpec, archived: Path, name: LandingName, sha256: str) -> _Loaded:
         staging_dir = self.scratch / sha256
-        for block_size in CSV_BLOCK_SIZES:
+        for block_size in csv_block_sizes(self.limits):
             remove_quietly(staging_dir)
             staging = Staging(staging_dir)
-            reader = open_reader(archived, name.fmt, spec, block_size)
+            reader = open_reader(archived, name.fmt, spec, block_size, self.limits)
             try:
                 for batch in reader.batches():
                     staging.add(normalize_batch(batch, spec))
@@ -230,7 +248,8 @@ class _IngestRun:
             rows, superseded = write_snapshot(self.con, staging, spec, part)
             write_row_hashes(self.con, part, row_hashes_path(part))
             if superseded.row_numbers.size:
-                staging.add_quarantine(self._superseded_rows(spec, archived, name, block_size, superseded))
+                for table in self._superseded_rows(spec, archived, name, block_size, superseded):
+                    staging.add_quarantine(table)
                 staging.close()
         elif spec.kind == "suppressions":
             rows = write_suppressions(self.con, staging, spec, part)
@@ -245,27 +264,33 @@ class _IngestRun:
         return _Loaded(rows, quarantined, ignored, part, quarantine if quarantined else None, staging.extras)
 
     def _superseded_rows(self, spec: TableSpec, archived: Path, name: LandingName, block_size: int,
-                         superseded: Superseded) -> pa.Table:
-        """Quarantine rows for snapshot duplicates; a second pass over the file fetches their raw text."""
-        raw: dict[int, str] = {}
-        for batch in open_reader(archived, name.fmt, spec, block_size).batches():
-            positions = np.flatnonzero(np.isin(batch.row_numbers, superseded.row_numbers))
-            if positions.size:
-                raw.update(zip(batch.row_numbers[positions].tolist(), batch.raw(positions), strict=True))
-        reasons, held = [], []
-        for key, winner, status, email in zip(superseded.keys, superseded.winners, superseded.statuses,
-                                              superseded.emails, strict=True):
-            reason = f"duplicate {spec.key} {shown(key)}: row {winner} has the same {spec.key} and, being the last, wins"
-            holds = status is not None and status != "active"  # an unsubscribe is never lost
-            if holds:
-                reason += f"; status {shown(status)} still suppresses subscriber {shown(key)}"
-                reason += f" and address {shown(email)}" if email is not None else ""
-            reasons.append(reason)
-            held.append((key, email, status) if holds else (None, None, None))
-        numbers = superseded.row_numbers.tolist()
-        return pa.table({"row_number": numbers, "reason": reasons, "raw": [raw.get(n) for n in numbers],
-                         "held_subscriber_id": [h[0] for h in held], "held_email": [h[1] for h in held],
-                         "held_status": [h[2] for h in held]}, schema=QUARANTINE_SCHEMA)
+                         superseded: Superseded) -> Iterator[pa.Table]:
+        """Quarantine rows for snapshot duplicates, one reader batch at a time (a file of
+        millions of identical rows must not hold all their raw text at once); a second
+        pass over the file fetches their raw text."""
+        losers = superseded.row_numbers  # in increasing order
+        for batch in open_reader(archived, name.fmt, spec, block_size, self.limits).batches():
+            positions = np.flatnonzero(np.isin(batch.row_numbers, losers))
+            if not positions.size:
+                continue
+            numbers = batch.row_numbers[positions]
+            at = pa.array(np.searchsorted(losers, numbers))
+            reasons, held = [], []
+            for key, winner, status, email in zip(superseded.keys.take(at).to_pylist(),
+                                                  superseded.winners[at.to_numpy()].tolist(),
+                                                  superseded.statuses.take(at).to_pylist(),
+                                                  superseded.emails.take(at).to_pylist(), strict=True):
+                reason = f"duplicate {spec.key} {shown(key)}: row {winner} has the same {spec.key} and, being the last, wins"
+                holds = status is not None and status != "active"  # an unsubscribe is never lost
+                if holds:
+                    reason += f"; status {shown(status)} still suppresses subscriber {shown(key)}"
+                    reason += f" and address {shown(email)}" if email is not None else ""
+                reasons.append(reason)
+                held.append((key, email, status) if holds else (None, None, None))
+            raws, reasons = capped_raw(batch.raw(positions), reasons)
+            yield pa.table({"row_number": numbers, "reason": reasons, "raw": raws,
+                            "held_subscriber_id": [h[0] for h in held], "held_email": [h[1] for h in held],
+                            "held_status": [h[2] for h in held]}, schema=QUARANTINE_SCHEMA)
 
     def _reject(self, kind: str, file: str, sha256: str, archived: Path, file_time: datetime | None,
                 reason: str, *, name_bound: bool) -> None:
@@ -278,6 +303,25 @@ class _IngestRun:
             reason=reason, name_bound=name_bound,
         ))
         self.report.rejected.append(Rejection(file, reason))
+
+    def _reject_link(self, kind: str, path: Path) -> None:
+        """A symbolic link: rejected without reading through it. The link stays
+        in landing (landing files are never modified); its ledger entry, keyed
+        by the link's name and target, reports it once, like a rejected file.
+        Only the reason is kept in rejected/: there is no content to keep."""
+        target = os.readlink(path)
+        key = hashlib.sha256(f"symlink\0{kind}\0{path.name}\0{target}".encode()).hexdigest()
+        if self.ledger.find(key, path.name) is not None:
+            self.report.skipped.append(path.name)
+            return
+        reason = f"a symbolic link (to {shown(target)}); links are not followed"
+        write_text_atomic(rejected_path(self.paths, kind, key, path.name).with_name(f"{path.name}.reason.txt"),
+                          reason + "\n")
+        self.ledger.record(LedgerEntry(
+            sha256=key, kind=kind, file=path.name, status=REJECTED, recorded_at=_now(), reason=reason,
+            name_bound=True,
+        ))
+        self.report.rejected.append(Rejection(path.name, reason))
 
     def _warn(self, spec: TableSpec, file: str, loaded: _Loaded) -> None:
         warnings = self.report.warnings

@@ -9,6 +9,12 @@ Hidden files (names starting with "." — editors' and uploaders' temporary
 files) are ignored; every other regular file in `landing/subscribers/`,
 `landing/events/` and `landing/suppressions/` is a landing file (sub-folders are not scanned).
 
+Symbolic links are never followed: a link in a landing folder (to a file or
+a folder) is listed so that ingest rejects it, nothing is read through it,
+and the link itself stays where it is; a landing folder that is itself a
+link is not read at all (`linked_landing_dir`). Files are opened with
+O_NOFOLLOW, so a file swapped for a link after listing is not read either.
+
 Hashing a large file on every run is wasted work, so a small index remembers
 (size, mtime) -> sha256 per landing path; a file whose size or mtime changed
 is hashed again.
@@ -16,8 +22,11 @@ is hashed again.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import stat as stat_module
 from pathlib import Path
 
 from ..settings import Paths
@@ -30,11 +39,26 @@ def landing_dir(paths: Paths, kind: str) -> Path:
     return paths.landing / kind  # landing/subscribers, landing/events, landing/suppressions
 
 
+def linked_landing_dir(paths: Paths, kind: str) -> Path | None:
+    """The landing folder (or `landing/` itself) when it is a symbolic link."""
+    return next((f for f in (paths.landing, landing_dir(paths, kind)) if f.is_symlink()), None)
+
+
 def list_landing(paths: Paths, kind: str) -> list[Path]:
+    """Regular files and symbolic links (which ingest rejects), never through a link."""
     folder = landing_dir(paths, kind)
-    if not folder.is_dir():
+    if linked_landing_dir(paths, kind) is not None or not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and _file_or_link(p))
+
+
+def _file_or_link(path: Path) -> bool:
+    mode = path.lstat().st_mode
+    return stat_module.S_ISREG(mode) or stat_module.S_ISLNK(mode)
+
+
+class LinkNotFollowed(Exception):
+    """A landing file turned out to be a symbolic link when opened."""
 
 
 class LandingIndex:
@@ -54,7 +78,7 @@ class LandingIndex:
 
     def known_sha256(self, kind: str, path: Path) -> str | None:
         entry = self._data.get(self._key(kind, path))
-        stat = path.stat()
+        stat = path.lstat()
         if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
             return entry.get("sha256")
         return None
@@ -76,11 +100,17 @@ def archive_landing_file(paths: Paths, kind: str, path: Path, index: LandingInde
         target = archive_path(paths, kind, known, path.name)
         if target.is_file():
             return known, target
-    stat = path.stat()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise LinkNotFollowed(str(path)) from None
+        raise
+    stat = os.fstat(fd)
     temp = temp_sibling(paths.archive / kind / path.name)
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as source, open(temp, "wb") as copy:
+        with open(fd, "rb") as source, open(temp, "wb") as copy:
             while chunk := source.read(_CHUNK):
                 digest.update(chunk)
                 copy.write(chunk)

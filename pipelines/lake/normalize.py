@@ -32,6 +32,8 @@ from .readers import SourceBatch
 from .textparse import TEXT_PARSERS, TYPE_WORDS, as_string_array, clean_list, clean_text
 
 MAX_CELL_CHARS = 65_536
+# quarantine.raw keeps at most this much of a row (a 100 MB cell must not be copied whole)
+MAX_RAW_CHARS = 65_536
 MAX_EMAIL_CHARS = 254
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -57,6 +59,20 @@ Check = tuple[str, np.ndarray, Callable[[int], str]]
 def shown(value: object, limit: int = 60) -> str:
     text = str(value)
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def capped_raw(raws: list[str | None], reasons: list[str]) -> tuple[list[str | None], list[str]]:
+    """Raw rows cut to MAX_RAW_CHARS; the reason of a cut row says so."""
+    if all(raw is None or len(raw) <= MAX_RAW_CHARS for raw in raws):
+        return raws, reasons
+    out_raws, out_reasons = [], []
+    for raw, reason in zip(raws, reasons, strict=True):
+        if raw is not None and len(raw) > MAX_RAW_CHARS:
+            reason = f"{reason} (raw row cut to its first {MAX_RAW_CHARS:,} of {len(raw):,} characters)"
+            raw = raw[:MAX_RAW_CHARS]
+        out_raws.append(raw)
+        out_reasons.append(reason)
+    return out_raws, out_reasons
 
 
 def _mask(arr: pa.Array) -> np.ndarray:
@@ -131,6 +147,7 @@ def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:
     reasons = [_reason(int(i), batch.problems.get(int(i), {}), checks, order) for i in positions]
     held = _held(out, spec, positions)
     reasons = [reason + clause for reason, clause in zip(reasons, held.pop("clause"), strict=True)]
+    raws, reasons = capped_raw(batch.raw(positions) if positions.size else [], reasons)
 
     good = pa.table({**out, ROW_COLUMN: pa.array(batch.row_numbers, pa.int64())})
     if positions.size:
@@ -139,18 +156,19 @@ def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:
         {
             "row_number": pa.array(batch.row_numbers[positions], pa.int64()),
             "reason": pa.array(reasons, pa.string()),
-            "raw": pa.array(batch.raw(positions) if positions.size else [], pa.string()),
+            "raw": pa.array(raws, pa.string()),
             **held,
         },
         schema=QUARANTINE_SCHEMA,
     )
     if batch.broken:
         none = [None] * len(batch.broken)
+        broken_raws, broken_reasons = capped_raw([b.raw for b in batch.broken], [b.reason for b in batch.broken])
         broken = pa.table(
             {
                 "row_number": [b.row_number for b in batch.broken],
-                "reason": [b.reason for b in batch.broken],
-                "raw": [b.raw for b in batch.broken],
+                "reason": broken_reasons,
+                "raw": broken_raws,
                 "held_subscriber_id": none, "held_email": none, "held_status": none,
             },
             schema=QUARANTINE_SCHEMA,

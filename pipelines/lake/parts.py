@@ -139,17 +139,21 @@ class Superseded:
     """Snapshot rows replaced by a later row with the same subscriber_id."""
 
     row_numbers: np.ndarray
-    keys: list[str]
-    winners: list[int]
-    statuses: list[str | None] = field(default_factory=list)  # of the superseded rows
-    emails: list[str | None] = field(default_factory=list)
+    # Arrow and numpy, not Python lists: a file of millions of identical rows has
+    # millions of losers, and ingest memory must stay bounded.
+    keys: pa.Array
+    winners: np.ndarray
+    statuses: pa.Array  # of the superseded rows
+    emails: pa.Array
 
 
 def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec,
                    target: Path) -> tuple[int, Superseded]:
     """Write the snapshot (last row per subscriber_id wins); return rows written and the losers."""
     if not staging.good_files:
-        return _write_empty(_empty_table(spec, staging.extras), target), Superseded(np.zeros(0, np.int64), [], [])
+        empty = pa.array([], pa.string())
+        return _write_empty(_empty_table(spec, staging.extras), target), Superseded(
+            np.zeros(0, np.int64), empty, np.zeros(0, np.int64), empty, empty)
     status, email = ident("status"), ident("email")
     row, key = ident(ROW_COLUMN), ident(spec.key)
     staged = f"read_parquet({_file_list(staging.good_files)}, union_by_name = true)"
@@ -173,10 +177,10 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: Table
     con.execute("DROP TABLE superseded")
     return rows, Superseded(
         losers.column("row_number").to_numpy(zero_copy_only=False).astype(np.int64),
-        losers.column("key").to_pylist(),
-        losers.column("winner").to_pylist(),
-        losers.column("status").to_pylist(),
-        losers.column("email").to_pylist(),
+        losers.column("key").combine_chunks(),
+        losers.column("winner").to_numpy(zero_copy_only=False).astype(np.int64),
+        losers.column("status").combine_chunks(),
+        losers.column("email").combine_chunks(),
     )
 
 

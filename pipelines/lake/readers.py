@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from ..settings import IngestLimits
 from .columns import ROW_COLUMN, TableSpec, check_required_columns, match_header
 from .problems import FileRejected, RecordTooLarge
 
@@ -49,6 +50,7 @@ from .problems import FileRejected, RecordTooLarge
 CSV_BLOCK_SIZES = (8 << 20, 256 << 20)
 _HEADER_BLOCK = 1 << 20
 JSONL_CHUNK_ROWS = 20_000
+JSONL_CHUNK_BYTES = 32 << 20  # long lines: a chunk of 20,000 of them must not fill memory
 PARQUET_BATCH_ROWS = 65_536
 
 
@@ -86,14 +88,39 @@ class SourceReader:
         """Raise FileRejected for problems only visible at the end of the file."""
 
 
-def open_reader(path: Path, fmt: str, spec: TableSpec, block_size: int = CSV_BLOCK_SIZES[0]) -> SourceReader:
+def open_reader(path: Path, fmt: str, spec: TableSpec, block_size: int = CSV_BLOCK_SIZES[0],
+                limits: IngestLimits = IngestLimits()) -> SourceReader:  # noqa: B008 - frozen
     if fmt in ("csv", "csv.gz"):
-        return CsvReader(path, spec, compressed=fmt == "csv.gz", block_size=block_size)
+        return CsvReader(path, spec, compressed=fmt == "csv.gz", block_size=block_size, limits=limits)
     if fmt == "jsonl":
-        return JsonlReader(path, spec)
+        return JsonlReader(path, spec, limits)
     if fmt == "parquet":
-        return ParquetReader(path, spec)
+        return ParquetReader(path, spec, limits)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def csv_block_sizes(limits: IngestLimits) -> tuple[int, ...]:
+    """The CSV blocks to try, smallest first: a record must fit one block, so the
+    last is the record limit."""
+    return tuple(dict.fromkeys(min(size, limits.max_record_bytes) for size in CSV_BLOCK_SIZES))
+
+
+def _bytes(size: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift:
+            return f"{size / (1 << shift):,.4g} {unit}"
+    return f"{size:,} bytes"
+
+
+def too_large(limits: IngestLimits) -> FileRejected:
+    return FileRejected(f"the file is larger than {_bytes(limits.max_file_bytes)} once decompressed "
+                        f"(ingest limit max_file_bytes)")
+
+
+def _check_columns(count: int, limits: IngestLimits) -> None:
+    if count > limits.max_columns:
+        raise FileRejected(f"the file has more than {limits.max_columns:,} columns "
+                           f"(ingest limit max_columns; it has {count:,})")
 
 
 # --------------------------------------------------------------------- CSV
@@ -104,9 +131,12 @@ class _CheckedStream(io.RawIOBase):
     adding a final newline when the file lacks one (Arrow rejects a header-only
     file without it)."""
 
-    def __init__(self, inner: io.BufferedIOBase) -> None:
+    def __init__(self, inner: io.BufferedIOBase, max_bytes: int = IngestLimits.max_file_bytes) -> None:
         self._inner = inner
         self.quotes = 0
+        self.size = 0
+        self.max_bytes = max_bytes
+        self.over_limit = False  # ends the stream early: the caller rejects the file
         self._last = b"\n"
         self._padded = False
 
@@ -114,7 +144,13 @@ class _CheckedStream(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:  # noqa: ANN001 - memoryview from io
+        if self.over_limit:
+            return 0
         data = self._inner.read(len(buffer))
+        self.size += len(data)
+        if self.size > self.max_bytes:  # a gzip bomb stops here, not at the end of its output
+            self.over_limit = True
+            return 0
         if not data:
             if self._padded or self._last in (b"\n", b"\r"):
                 return 0
@@ -135,11 +171,13 @@ _ROW_IN_MESSAGE = re.compile(r"Row #(\d+)")
 
 
 class CsvReader(SourceReader):
-    def __init__(self, path: Path, spec: TableSpec, *, compressed: bool, block_size: int) -> None:
+    def __init__(self, path: Path, spec: TableSpec, *, compressed: bool, block_size: int,
+                 limits: IngestLimits = IngestLimits()) -> None:  # noqa: B008 - frozen
         self.path = path
         self.spec = spec
         self.compressed = compressed
         self.block_size = block_size
+        self.limits = limits
         self.columns = []
         self._stream: _CheckedStream | None = None
         self._invalid_rows: list[int] = []  # data row numbers of broken records, increasing
@@ -147,7 +185,7 @@ class CsvReader(SourceReader):
 
     def _open(self) -> _CheckedStream:
         raw = gzip.open(self.path, "rb") if self.compressed else open(self.path, "rb")  # noqa: SIM115
-        return _CheckedStream(raw)
+        return _CheckedStream(raw, self.limits.max_file_bytes)
 
     def _on_invalid_row(self, row) -> str:  # noqa: ANN001 - pyarrow.csv.InvalidRow
         # Arrow numbers records from 1 with the header as record 1.
@@ -186,9 +224,13 @@ class CsvReader(SourceReader):
         raise AssertionError("unreachable")
 
     def batches(self) -> Iterator[SourceBatch]:
+        if not self.compressed and self.path.stat().st_size > self.limits.max_file_bytes:
+            raise too_large(self.limits)
         try:
             yield from self._batches()
         except pa.ArrowInvalid as exc:
+            if self._stream is not None and self._stream.over_limit:
+                raise too_large(self.limits) from None
             raise self._explain(exc) from None
         except _GZIP_ERRORS as exc:
             raise FileRejected(f"the file cannot be decompressed as gzip ({exc})") from None
@@ -197,6 +239,7 @@ class CsvReader(SourceReader):
 
     def _batches(self) -> Iterator[SourceBatch]:
         header = self._header()
+        _check_columns(len(header), self.limits)
         self.columns = match_header(header, self.spec)
         types = {name: pa.string() for name in header}
         next_row = 1
@@ -213,6 +256,8 @@ class CsvReader(SourceReader):
                     raw=lambda idx, source=source: _csv_lines(source, idx),
                     broken=self._drain(),
                 )
+        if stream.over_limit:
+            raise too_large(self.limits)
         rest = self._drain()
         if rest:
             yield SourceBatch({}, np.zeros(0, dtype=np.int64), lambda idx: [], broken=rest)
@@ -249,11 +294,10 @@ class CsvReader(SourceReader):
     def _explain(self, exc: pa.ArrowInvalid) -> Exception:
         message = str(exc)
         if "straddling" in message:
-            if self.block_size < CSV_BLOCK_SIZES[-1]:
+            if self.block_size < csv_block_sizes(self.limits)[-1]:
                 return RecordTooLarge(message)
-            limit = CSV_BLOCK_SIZES[-1]
-            size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
-            return FileRejected(f"a CSV record is larger than {size}")
+            return FileRejected(f"a CSV record is larger than {_bytes(self.block_size)} "
+                                f"(ingest limit max_record_bytes)")
         if "Empty CSV file" in message:
             return FileRejected("the file is empty: no header row")
         if "UTF8" in message or "UTF-8" in message:
@@ -284,19 +328,26 @@ class JsonlReader(SourceReader):
     lists. A wrong kind quarantines the row: `"postal_code": 2134` would already
     have lost its leading zero, so it is not silently accepted."""
 
-    def __init__(self, path: Path, spec: TableSpec) -> None:
+    def __init__(self, path: Path, spec: TableSpec, limits: IngestLimits = IngestLimits()) -> None:  # noqa: B008
         self.path = path
         self.spec = spec
+        self.limits = limits
         self.columns = []
         self._objects = 0
         self._lines = 0
         self._canonical: dict[str, str] = {}
 
     def batches(self) -> Iterator[SourceBatch]:
+        if self.path.stat().st_size > self.limits.max_file_bytes:
+            raise too_large(self.limits)
         rows: list[tuple[int, str, dict]] = []
         broken: list[BrokenRecord] = []
+        chunk_bytes = 0
         with open(self.path, "rb") as handle:
-            for line_number, line in enumerate(handle, start=1):
+            for line_number, line in enumerate(self._lines_of(handle), start=1):
+                if len(rows) >= JSONL_CHUNK_ROWS or chunk_bytes >= JSONL_CHUNK_BYTES:  # broken lines count too
+                    yield self._batch(rows, broken)
+                    rows, broken, chunk_bytes = [], [], 0
                 if line_number == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]
                 try:
@@ -306,6 +357,7 @@ class JsonlReader(SourceReader):
                 if not text.strip():
                     continue
                 self._lines += 1
+                chunk_bytes += len(line)
                 try:
                     obj = json.loads(text)
                 except json.JSONDecodeError as exc:
@@ -318,11 +370,19 @@ class JsonlReader(SourceReader):
                     continue
                 self._objects += 1
                 rows.append((line_number, text, obj))
-                if len(rows) >= JSONL_CHUNK_ROWS:
-                    yield self._batch(rows, broken)
-                    rows, broken = [], []
         if rows or broken:
             yield self._batch(rows, broken)
+
+    def _lines_of(self, handle) -> Iterator[bytes]:  # noqa: ANN001 - a binary file
+        """The file's lines; one longer than the record limit rejects the file
+        before more than the limit is held in memory."""
+        limit = self.limits.max_record_bytes
+        number = 0
+        while line := handle.readline(limit + 1):
+            number += 1
+            if len(line.rstrip(b"\r\n")) > limit:
+                raise FileRejected(f"line {number} is longer than {_bytes(limit)} (ingest limit max_record_bytes)")
+            yield line
 
     def finish(self) -> None:
         if self._lines == 0:
@@ -337,6 +397,8 @@ class JsonlReader(SourceReader):
             name = self._canonical[key] = self.spec.canonical(key)
             if name and name not in self.columns:
                 self.columns.append(name)
+                _check_columns(len(self.columns), self.limits)
+            _check_columns(len(self._canonical), self.limits)  # keys that are no column count too
         return name
 
     def _batch(self, rows: list[tuple[int, str, dict]], broken: list[BrokenRecord]) -> SourceBatch:
@@ -457,9 +519,10 @@ class ParquetReader(SourceReader):
     the file. Timestamps with a time zone are converted to UTC; naive ones are
     UTC already; nanoseconds are truncated to microseconds."""
 
-    def __init__(self, path: Path, spec: TableSpec) -> None:
+    def __init__(self, path: Path, spec: TableSpec, limits: IngestLimits = IngestLimits()) -> None:  # noqa: B008
         self.path = path
         self.spec = spec
+        self.limits = limits
         self.columns = []
 
     def batches(self) -> Iterator[SourceBatch]:
@@ -468,6 +531,11 @@ class ParquetReader(SourceReader):
             schema = parquet.schema_arrow
         except (pa.ArrowException, OSError) as exc:
             raise FileRejected(f"the file is not readable Parquet ({_first_line(exc)})") from None
+        _check_columns(len(schema.names), self.limits)
+        metadata = parquet.metadata
+        if sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)) \
+                > self.limits.max_file_bytes:
+            raise too_large(self.limits)
         self.columns = match_header(schema.names, self.spec)
         wrong = [
             f"column '{name}' has Parquet type {schema.field(i).type}, but the catalog declares "

@@ -192,9 +192,33 @@ def open_warehouse(paths: Paths) -> duckdb.DuckDBPyConnection:
 
     Safe in long-running processes: unlike `duckdb.connect(path, read_only=True)`
     it never hands back a cached database of a catalog that has been replaced.
+    The session is locked (`lock_session`): it can read the published files
+    and nothing else.
     """
     relink_if_moved(paths)
-    return open_catalog_read_only(Path(paths.warehouse))
+    con = open_catalog_read_only(Path(paths.warehouse))
+    try:
+        lock_session(con, paths)
+    except duckdb.Error:
+        con.close()
+        raise
+    return con
+
+
+def lock_session(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
+    """Leave the connection able to read the published versions and the lake (what
+    the views read) and nothing else: no other file, URL or database, no
+    extension install or load, and no setting can be changed back."""
+    (recorded,) = con.execute(f"SELECT version_dir FROM {STATE_TABLE}").fetchone()
+    # The views name files by the path recorded at publish; the CLI may reach
+    # the same folder by another spelling (relative, through a symlink).
+    roots = {Path(recorded).absolute().parents[2], Path(paths.data).absolute(), Path(paths.data).resolve()}
+    allowed = sorted({f"{root / sub}/" for root in roots for sub in ("published", "lake")})
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET allowed_directories = ?", [allowed])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 __all__ = [
@@ -202,6 +226,7 @@ __all__ = [
     "PARQUET_RELATIONS",
     "SQL_VIEWS_DIR",
     "build_catalog",
+    "lock_session",
     "open_warehouse",
     "relink_if_moved",
     "remove_temp_catalogs",

@@ -34,6 +34,17 @@ def failpoint(name: str) -> None:
     time.sleep(3600)
 
 
+# Published files hold subscriber data: never readable or writable by other
+# users (files 0640, folders 0750), whatever umask the process started with.
+PRIVATE_UMASK = 0o027
+
+
+def private_umask() -> None:
+    """Tighten this process's umask so nothing it writes from now on (Parquet,
+    DuckDB, CSV, copies of landing files) is world-readable. Only ever adds bits."""
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
+
+
 def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -18,7 +18,7 @@ from ..settings import Paths
 from .fsutil import fsync_dir, remove_path
 
 STAGING_PREFIX = ".staging-"
-_VERSION_NAME = re.compile(r"^(\d{6,})-\d{8}T\d{6}Z$")
+_VERSION_NAME = re.compile(r"^(\d{6,})-\d{8}T\d{6}Z\Z")
 
 
 def versions_root(paths: Paths) -> Path:

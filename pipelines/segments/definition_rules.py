@@ -42,8 +42,8 @@ from .yaml_tree import (
     text_of,
 )
 
-KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-CUSTOM_FIELD_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")  # \Z: `$` also matches before a final newline
+CUSTOM_FIELD_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 NAME_MAX = 200
 
 SEGMENT_KEYS = ("name", "description", "match", "groups")

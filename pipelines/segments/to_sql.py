@@ -55,7 +55,7 @@ _DOUBLE = exp.DataType.build("DOUBLE")
 
 # --------------------------------------------------------------------------- identifiers
 
-_PLAIN_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLAIN_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")  # \Z: "tier\n" must be quoted
 # Words either dialect treats as keywords: a field named `order` or `select` must be
 # quoted (sqlglot's Spark generator would leave `subscribers.select` bare).
 _KEYWORDS = frozenset(

@@ -21,7 +21,7 @@ from .yaml_tree import BOOL, FLOAT, INT, TIMESTAMP, Unreadable, describe, is_seq
 BAD: Any = object()  # sentinel: the value was reported as wrong
 
 VALUELESS_OPS = ("is_set", "is_not_set")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 
 
 class _Wrong(Exception):

@@ -35,6 +35,12 @@ SEQ = "tag:yaml.org,2002:seq"
 _RESOLVER = VersionedResolver()  # YAML 1.2, as ruamel's round-trip loader
 
 
+# A definition is a few KB; a bigger file is a mistake or an attack (validate reads it whole).
+MAX_DEFINITION_BYTES = 1 << 20
+ANCHOR_MESSAGE = ("YAML anchors and aliases (&name, *name) are not allowed in definitions: "
+                  "write the value out (an alias can expand to billions of nodes)")
+
+
 class Unreadable(ValueError):
     """A scalar YAML typed one way whose text cannot be read that way (e.g. 2024-02-30)."""
 
@@ -42,9 +48,13 @@ class Unreadable(ValueError):
 def read_text(path: Path, log: ProblemLog) -> str | None:
     """The file's text (UTF-8, a BOM is allowed), or None after reporting why not."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_DEFINITION_BYTES + 1)
     except OSError as exc:
         log.at(1, 1, f"cannot read file: {exc.strerror or exc}")
+        return None
+    if len(raw) > MAX_DEFINITION_BYTES:
+        log.at(1, 1, f"file is larger than {MAX_DEFINITION_BYTES >> 20} MiB: not a segment definition")
         return None
     try:
         return raw.decode("utf-8-sig")
@@ -103,6 +113,30 @@ def _resolve_plain(value: str) -> str:
     return tag
 
 
+class _Anchored(Exception):
+    """An anchor or alias, at this (0-based) mark."""
+
+    def __init__(self, mark) -> None:  # noqa: ANN001 - a YAML mark
+        super().__init__()
+        self.mark = mark
+
+
+def _first_anchor(root: Node | None):
+    """The first anchored or aliased node of a ruamel tree (each node visited once)."""
+    seen: set[int] = set()
+    pending = [root] if root is not None else []
+    while pending:
+        node = pending.pop()
+        if id(node) in seen or getattr(node, "anchor", None) is not None:
+            return node
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            pending.extend(item for pair in reversed(node.value) for item in reversed(pair))
+        elif isinstance(node, SequenceNode):
+            pending.extend(reversed(node.value))
+    return None
+
+
 _OTHER_LINE_BREAKS = ("\x85", "\u2028", "\u2029", "\r")
 
 
@@ -115,9 +149,9 @@ def _compose_fast(text: str) -> tuple[bool, Node | None]:
     ruamel's YAML 1.2 resolver, as the ruamel composer does (libyaml's own
     resolver is YAML 1.1: `yes` would be a boolean there). Anything this does
     not mirror exactly (a syntax error, whose message and position must be
-    ruamel's, an empty value, a `%YAML` directive, a second document, no
-    libyaml) returns
-    (False, None) and the caller composes with ruamel instead.
+    ruamel's, an empty value, a `%YAML` directive, a second document, an
+    anchor or alias, no libyaml) returns (False, None) and the caller composes
+    with ruamel instead.
     """
     # libyaml and ruamel count lines differently around YAML's other line
     # breaks (NEL, LS, PS, a lone CR): leave such files to ruamel.
@@ -129,13 +163,14 @@ def _compose_fast(text: str) -> tuple[bool, Node | None]:
     except ImportError:
         return False, None
     events = yaml.events
-    anchors: dict[str, Node] = {}
     stack: list[list] = []  # [node, items] of open collections
     root: Node | None = None
     documents = 0
     try:
         for event in yaml.parse(text, Loader=CSafeLoader):
             kind = type(event)
+            if kind is events.AliasEvent or getattr(event, "anchor", None) is not None:
+                return False, None  # refused after ruamel composes it (parse_yaml), at ruamel's mark
             if kind is events.ScalarEvent:
                 if event.value == "" and event.implicit[0]:
                     return False, None  # an empty value: ruamel places it differently
@@ -144,15 +179,11 @@ def _compose_fast(text: str) -> tuple[bool, Node | None]:
                 else:
                     tag = STR if event.tag == "!" else event.tag
                 node: Node = _node(_Scalar, tag, event.value, event.start_mark, event.end_mark, event.style)
-            elif kind is events.AliasEvent:
-                node = anchors[event.anchor]
             elif kind is events.SequenceStartEvent or kind is events.MappingStartEvent:
                 mapping = kind is events.MappingStartEvent
                 tag = event.tag if event.tag not in (None, "!") else (MAP if mapping else SEQ)
                 node = _node(_Mapping if mapping else _Sequence, tag, [], event.start_mark, None,
                              event.flow_style)
-                if event.anchor is not None:
-                    anchors[event.anchor] = node
                 stack.append([node, []])
                 continue
             elif kind is events.SequenceEndEvent or kind is events.MappingEndEvent:
@@ -167,8 +198,6 @@ def _compose_fast(text: str) -> tuple[bool, Node | None]:
                 continue
             else:  # stream start/end, document end
                 continue
-            if kind is events.ScalarEvent and event.anchor is not None:
-                anchors[event.anchor] = node
             if stack:
                 stack[-1][1].append(node)
             else:
@@ -181,11 +210,16 @@ def _compose_fast(text: str) -> tuple[bool, Node | None]:
 def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Node | None]:
     """(parsed, root node). An empty document parses to None; syntax errors are
     reported at the parser's mark and give (False, None)."""
-    composed, root = _compose_fast(text)
-    if composed:
-        return True, root
     try:
-        return True, YAML(typ="rt").compose(text)
+        composed, root = _compose_fast(text)
+        if not composed:
+            root = YAML(typ="rt").compose(text)
+            anchored = _first_anchor(root)
+            if anchored is not None:
+                raise _Anchored(anchored.start_mark)
+        return True, root
+    except _Anchored as found:
+        log.at(found.mark.line + 1, found.mark.column + 1, ANCHOR_MESSAGE)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         if exc.problem and "another document" in exc.problem:
