@@ -1,0 +1,309 @@
+"""The script: a seeded period of hourly and nightly runs with trouble mixed in.
+
+Each slot of the schedule is one `as_of` (hourly runs at a few hours of the day,
+the nightly `--full` run at 02:00). Before a slot's run, files land (a daily
+snapshot with churn, events exports of every format and size, re-landed
+duplicates, suppression exports) and definitions may be edited. Some slots also
+carry one "special" step: a snapshot the drop rule holds (then `--force`), a
+rejected file, a kill at a failpoint or at a random moment (then a re-run at
+the same as_of), a moved data folder, a future `--as-of`, a same-as_of re-run
+with an edit (it replaces the last run). After every CLI run the published state
+is checked (sim/check.py); a failure names seed, run number, as_of and step.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from reference import reference_membership
+
+from pipelines.segments.loader import load_project
+
+from .check import Expected, SimFailure, check_published
+from .cli import AFTER_SWAP, BEFORE_SWAP, Outcome, Runner
+from .defs import Definitions
+from .features import Features
+from .world import FORMATS, World, stamp
+
+START = datetime(2026, 10, 1)
+HOURS = [2, 6, 10, 14, 18, 22]  # 02:00 is the nightly --full run
+SPECIALS = ["held", "rejected_name", "rejected_unreadable", "kill_random", "move", "future", "replace",
+            "suppression_file", "reland"]
+
+
+def iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Sim:
+    seed: int
+    root: Path
+    runs: int  # slots to simulate
+    features: Features = field(default_factory=Features)
+    engine: str | None = None
+    size: int = 40  # subscribers in the first snapshot
+    specials: list[str] | None = None  # default: every special, spread over the slots by the seed
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.world = World(random.Random(self.seed * 7919 + 1), self.features)
+        self.defs = Definitions(random.Random(self.seed * 7919 + 2), self.features.where_windows,
+                                self.features.holdout)
+        self.defs_dir = self.root / "segment_defs"
+        self.data = self.root / "data"
+        self.runner = Runner(self.defs_dir, self.data, self.root, self.engine)
+        self.published: list[tuple[datetime, set[str], set[tuple[str, str]]]] = []
+        self.current: Expected | None = None
+        self.forced_held: set[str] = set()
+        self.run_no = 0
+        self.log: list[str] = []
+        self.timings: list[float] = []
+
+    # ---- the schedule -------------------------------------------------------------------
+
+    def schedule(self) -> list[tuple[datetime, str | None]]:
+        slots = []
+        day, i = START, 0
+        hours = HOURS if self.runs > 12 else [2, 10, 18]
+        while len(slots) < self.runs:
+            slots.append(day + timedelta(hours=hours[i % len(hours)], minutes=self.rng.choice([0, 0, 7, 30])))
+            i += 1
+            if i % len(hours) == 0:
+                day += timedelta(days=1 if self.runs > 12 else self.rng.choice([1, 2]))
+        specials = list(self.specials if self.specials is not None else self._default_specials())
+        plan: list[str | None] = [None] * len(slots)
+        # Slot 0 is the first run; specials go after it, spread out.
+        free = list(range(1, len(slots)))
+        self.rng.shuffle(free)
+        for special, index in zip(specials, sorted(free[:len(specials)])):
+            plan[index] = special
+        return list(zip(slots, plan))
+
+    def _default_specials(self) -> list[str]:
+        kills = [f"kill:{p}" for p in BEFORE_SWAP + (AFTER_SWAP if self.features.crash_after_swap else [])]
+        chosen = [s for s in SPECIALS + kills
+                  if (s != "future" or self.features.allow_future)
+                  and (s != "suppression_file" or self.features.suppression_list)]
+        self.rng.shuffle(chosen)
+        return chosen
+
+    # ---- running ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.defs.initial()
+        self.defs.write(self.defs_dir)
+        for slot, (as_of, special) in enumerate(self.schedule()):
+            self.slot(slot, as_of, special)
+
+    def slot(self, slot: int, as_of: datetime, special: str | None) -> None:
+        nightly = as_of.hour == 2
+        self.land_inputs(slot, as_of)
+        if slot > 0 and self.rng.random() < 0.35:
+            self.note(f"edits: {', '.join(self.defs.edit()) or 'none'}")
+            self.defs.write(self.defs_dir)
+        step = special or ("nightly --full" if nightly else "hourly")
+        if special:
+            getattr(self, "special_" + special.split(":")[0])(as_of, special, nightly)
+        else:
+            self.publish(as_of, step, full=nightly)
+
+    def note(self, text: str) -> None:
+        self.log.append(text)
+
+    def land_inputs(self, slot: int, as_of: datetime) -> None:
+        world = self.world
+        day_start = as_of.replace(hour=0, minute=30, second=0)
+        if slot == 0 or not self._has_snapshot_on(day_start):
+            world.churn(day_start, size=self.size)
+            fmt = self.rng.choice(FORMATS)
+            world.land(self.data, "subscribers", world.snapshot_rows(), min(day_start, as_of), fmt=fmt)
+            self.note(f"snapshot {fmt} {len(world.subscribers)} rows at {min(day_start, as_of)}")
+        mixed = self.features.lake_types
+        event_formats = FORMATS if mixed else ["csv", "csv.gz"]
+        for fmt in event_formats if slot == 0 else [self.rng.choice(event_formats)]:
+            n = self.rng.choice(([0, 1, 3] if mixed else []) + [12, 12, 40, self.size * 3])
+            at = as_of - timedelta(minutes=self.rng.randint(1, 50))
+            rows = world.make_events(at, n)
+            if slot > 0 and self.rng.random() < 0.3:
+                earlier = [r for f in world.landed if f.kind == "events" for r in f.rows]
+                rows += self.rng.sample(earlier, min(3, len(earlier)))  # at-least-once: re-sent events
+            world.land(self.data, "events", rows, at, fmt=fmt)
+            self.note(f"events {fmt} {len(rows)} rows at {at}")
+
+    def _has_snapshot_on(self, day_start: datetime) -> bool:
+        return any(f.kind == "subscribers" and f.at.date() == day_start.date() for f in self.world.landed)
+
+    # ---- expectations -------------------------------------------------------------------
+
+    def expect(self, as_of: datetime) -> Expected:
+        project, problems = load_project(self.defs_dir)
+        assert not problems, [str(p) for p in problems]
+        snapshot = self.world.snapshot_in_force(as_of, self.forced_held)
+        subscribers = snapshot.rows if snapshot else []
+        membership = reference_membership(project, subscribers, self.world.events_until(as_of), as_of)
+        runs = [r for r in self.published if r[0] != as_of] + [(as_of, set(project.segments), membership)]
+        return Expected(runs=runs, subscribers=subscribers, audiences=dict(self.defs.audiences),
+                        suppression_list=self.world.suppressed_list(), by_address=self.features.suppression_list,
+                        holdout=self.features.holdout,
+                        landed_sha256={f.name: f.sha256 for f in self.world.landed})
+
+    def cli(self, step: str, as_of: datetime, **options) -> Outcome:
+        self.run_no += 1
+        started = time.monotonic()
+        kill = options.pop("kill", None)
+        if kill is None:
+            outcome = self.runner.run(iso(as_of), **options)
+        elif kill.startswith("random"):
+            outcome = self.runner.kill_after(iso(as_of), float(kill.split("@")[1]), **options)
+        else:
+            outcome = self.runner.kill_at(iso(as_of), kill, **options)
+        self.timings.append(time.monotonic() - started)
+        self.note(f"run {self.run_no} {step} as_of {iso(as_of)}: {outcome.describe()}"
+                  + (f" killed at {outcome.killed_at}" if outcome.returncode is None else ""))
+        return outcome
+
+    def fail(self, step: str, as_of: datetime, problems: list[str], outcome: Outcome | None = None) -> None:
+        header = (f"operations sim failed: seed={self.seed} run={self.run_no} as_of={iso(as_of)} step={step!r} "
+                  f"engine={self.engine or 'duckdb'} features off={self.features.off()}")
+        lines = [header, *problems]
+        if outcome is not None:
+            lines.append(f"  the run: {outcome.describe()}")
+        lines.append("  recent steps:\n    " + "\n    ".join(self.log[-8:]))
+        raise SimFailure("\n".join(lines))
+
+    def verify(self, step: str, as_of: datetime, expected: Expected, outcome: Outcome, *,
+               audience_files: bool = True) -> None:
+        problems = check_published(self.data, expected, audience_files=audience_files)
+        if problems:
+            self.fail(step, as_of, problems, outcome)
+
+    def publish(self, as_of: datetime, step: str, *, audience_files: bool = True, **options) -> None:
+        """A run that must publish; then everything is checked."""
+        expected = self.expect(as_of)
+        outcome = self.cli(step, as_of, **options)
+        if outcome.returncode != 0:
+            self.fail(step, as_of, ["the run did not publish (expected exit 0)"], outcome)
+        self.published, self.current = expected.runs, expected
+        self.verify(step, as_of, expected, outcome, audience_files=audience_files)
+
+    def refused(self, as_of: datetime, step: str, code: int, **options) -> Outcome:
+        """A run that must stop with `code` and leave the published state as it was."""
+        outcome = self.cli(step, as_of, **options)
+        if outcome.returncode != code:
+            self.fail(step, as_of, [f"expected exit {code}"], outcome)
+        if self.current is not None:
+            self.verify(step, as_of, self._still(self.current), outcome)
+        return outcome
+
+    def _still(self, expected: Expected) -> Expected:
+        """The published state as it was, but every file landed since must be kept too."""
+        return Expected(**{**expected.__dict__,
+                           "landed_sha256": {f.name: f.sha256 for f in self.world.landed}})
+
+    # ---- specials -----------------------------------------------------------------------
+
+    def special_held(self, as_of: datetime, special: str, nightly: bool) -> None:
+        world = self.world
+        keep = sorted(world.subscribers)[: max(1, len(world.subscribers) * 2 // 5)]
+        world.subscribers = {sid: world.subscribers[sid] for sid in keep}
+        at = as_of - timedelta(minutes=1)
+        held = world.land(self.data, "subscribers", world.snapshot_rows(), at, held=True)
+        self.note(f"snapshot dropping to {len(keep)} rows (held) at {at}")
+        self.refused(as_of, "held snapshot (drop > 50%)", 1, full=nightly)
+        self.forced_held.add(held.name)
+        self.publish(as_of, "held snapshot, --force", full=nightly, force=True)
+
+    def _rejected(self, as_of: datetime, step: str, name: str, body: bytes, nightly: bool) -> None:
+        self.world.land(self.data, name.split("/")[0], [], as_of, name=name.split("/")[1], body=body,
+                        accepted=False)
+        self.refused(as_of, step, 1, full=nightly)
+        # The next run goes on without it.
+        self.publish(as_of, step + ", then a run without it", full=nightly)
+
+    def special_rejected_name(self, as_of: datetime, special: str, nightly: bool) -> None:
+        self._rejected(as_of, "rejected file (bad name)", "events/events_latest.csv",
+                       b"event_id,subscriber_id,event,occurred_at\nz1,s00001,purchase,2026-10-01T00:00:00Z\n",
+                       nightly)
+
+    def special_rejected_unreadable(self, as_of: datetime, special: str, nightly: bool) -> None:
+        self._rejected(as_of, "rejected file (corrupt gzip)", f"subscribers/subs_bad_{stamp(as_of)}.csv.gz",
+                       b"\x1f\x8b\x08\x00 this is not gzip " + bytes(range(256)), nightly)
+
+    def special_kill(self, as_of: datetime, special: str, nightly: bool) -> None:
+        point = special.split(":", 1)[1]
+        self._kill_then_rerun(as_of, f"kill -9 at {point}", point, nightly)
+
+    def special_kill_random(self, as_of: datetime, special: str, nightly: bool) -> None:
+        seconds = self.rng.uniform(2.0, 12.0)
+        self._kill_then_rerun(as_of, f"kill -9 after {seconds:.1f}s", f"random@{seconds}", nightly)
+
+    def _kill_then_rerun(self, as_of: datetime, step: str, kill: str, nightly: bool) -> None:
+        expected = self.expect(as_of)
+        outcome = self.cli(step, as_of, full=nightly, kill=kill)
+        if outcome.returncode is not None:  # ended before the kill
+            if outcome.returncode != 0:
+                self.fail(step, as_of, ["the run ended before the kill, without publishing"], outcome)
+            self.published, self.current = expected.runs, expected
+            self.verify(step, as_of, expected, outcome)
+            return
+        # Killed: the warehouse shows the old run or the new one, never a mix.
+        before = self._still(self.current) if self.current else None
+        as_new = check_published(self.data, expected, audience_files=False)
+        as_old = check_published(self.data, before, audience_files=False) if before else ["nothing published"]
+        if as_new and as_old:
+            self.fail(step, as_of, ["after the kill the warehouse is neither the previous run nor the new one",
+                                    "  as the new run:", *as_new, "  as the previous run:", *as_old], outcome)
+        # The next run at the same as_of completes and repairs the audience files.
+        after_swap = not as_new
+        repair = self.features.crash_after_swap or not after_swap
+        self.publish(as_of, step + ", then a re-run", full=nightly, audience_files=repair)
+
+    def special_move(self, as_of: datetime, special: str, nightly: bool) -> None:
+        target = self.root / f"moved_{self.run_no}" / "data"
+        target.parent.mkdir(parents=True)
+        shutil.copytree(self.data, target, symlinks=True)
+        shutil.rmtree(self.data)  # the old place is gone: nothing may still point at it
+        self.data = self.runner.data = target
+        self.note(f"data folder moved to {target}")
+        self.publish(as_of, "after moving the data folder", full=nightly)
+
+    def special_future(self, as_of: datetime, special: str, nightly: bool) -> None:
+        future = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0) + timedelta(days=1)
+        self.refused(future, "a future --as-of (refused)", 2)
+        self.publish(as_of, "after a refused future --as-of", full=nightly)
+
+    def special_replace(self, as_of: datetime, special: str, nightly: bool) -> None:
+        self.publish(as_of, "hourly", full=nightly)
+        self.note(f"edits: {', '.join(self.defs.edit()) or 'none'}")
+        self.defs.write(self.defs_dir)
+        self.world.land(self.data, "events", self.world.make_events(as_of - timedelta(minutes=1), 5),
+                        as_of - timedelta(minutes=1))
+        self.publish(as_of, "same as_of, new inputs (replaces the last run)")
+
+    def special_suppression_file(self, as_of: datetime, special: str, nightly: bool) -> None:
+        world = self.world
+        addresses = [r["email"] for r in world.subscribers.values() if r["status"] == "active"]
+        picked = self.rng.sample(addresses, min(len(addresses), self.rng.choice([1, 3])))
+        rows = [{"email": (" " + e.upper() + " ") if i % 2 else e, "reason": "legal request",
+                 "suppressed_at": as_of - timedelta(hours=1)} for i, e in enumerate(picked)]
+        landed = world.land(self.data, "suppressions", rows, as_of - timedelta(minutes=2))
+        self.note(f"suppressions {landed.name}: {picked}")
+        self.publish(as_of, "after a suppression export", full=nightly)
+
+    def special_reland(self, as_of: datetime, special: str, nightly: bool) -> None:
+        earlier = [f for f in self.world.landed if f.kind == "events" and f.accepted]
+        source = self.rng.choice(earlier)
+        body = (self.data / "landing" / "events" / source.name).read_bytes() \
+            if (self.data / "landing" / "events" / source.name).exists() else None
+        if body is not None:
+            ext = source.name.split(".", 1)[1]
+            self.world.land(self.data, "events", source.rows, as_of - timedelta(minutes=3),
+                            name=f"events_again_{stamp(as_of - timedelta(minutes=3))}.{ext}", body=body)
+            self.note(f"re-landed {source.name}")
+        self.publish(as_of, "after a re-landed events export", full=nightly)

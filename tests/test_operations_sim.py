@@ -1,0 +1,47 @@
+"""A simulation of operation (issue 18): seeded periods of hourly and nightly
+`segments run`s through the production CLI, checked after every run against
+tests/reference.py (see tests/sim/).
+
+The fast seeds run in `make test`; `make soak` runs a simulated month:
+
+    SEGMENTS_SOAK_RUNS=180 SEGMENTS_SOAK_SEEDS=3 SEGMENTS_SOAK_ENGINE=duckdb pytest tests/test_operations_sim.py -k soak
+
+SEGMENTS_SIM_OFF=holdout,... turns off checks of contract features a branch has
+not built yet (sim/features.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sim.features import Features
+from sim.scenario import Sim
+
+# Each fast seed covers a different handful of the trouble the soak mixes in.
+FAST = {
+    1: ["kill:publish:swapped", "held", "suppression_file", "move"],
+    2: ["rejected_unreadable", "kill:stage:done", "replace", "reland"],
+}
+
+
+@pytest.mark.parametrize("seed", sorted(FAST))
+def test_operations_fast(tmp_path, seed):
+    features = Features.from_env()
+    specials = [s for s in FAST[seed] if not (s == "suppression_file" and not features.suppression_list)
+                and not (s == "kill:publish:swapped" and not features.crash_after_swap)]
+    sim = Sim(seed=seed, root=tmp_path, runs=len(specials) + 2, features=features, specials=specials, size=30)
+    sim.run()
+
+
+SOAK_RUNS = int(os.environ.get("SEGMENTS_SOAK_RUNS", "0"))
+
+
+@pytest.mark.skipif(not SOAK_RUNS, reason="the soak runs with `make soak` (SEGMENTS_SOAK_RUNS)")
+@pytest.mark.parametrize("seed", range(1, int(os.environ.get("SEGMENTS_SOAK_SEEDS", "3")) + 1))
+def test_operations_soak(tmp_path, seed):
+    sim = Sim(seed=100 + seed, root=tmp_path, runs=SOAK_RUNS, features=Features.from_env(),
+              engine=os.environ.get("SEGMENTS_SOAK_ENGINE") or None, size=200)
+    sim.run()
+    print(f"seed {100 + seed}: {sim.run_no} CLI runs, {sum(sim.timings):.0f} s in runs, "
+          f"slowest {max(sim.timings):.1f} s")
