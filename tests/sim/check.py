@@ -10,7 +10,7 @@ import csv
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -39,7 +39,7 @@ class Expected:
 
 def _naive(ts):
     if isinstance(ts, datetime) and ts.tzinfo is not None:
-        return ts.astimezone(timezone.utc).replace(tzinfo=None)
+        return ts.astimezone(UTC).replace(tzinfo=None)
     return ts
 
 

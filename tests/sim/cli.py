@@ -3,6 +3,7 @@ inherited), killed with SIGKILL at a named failpoint or after a random delay."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -81,10 +82,8 @@ class Runner:
         return Outcome(argv, child.returncode, out, err)
 
     def _kill(self, child: subprocess.Popen) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def kill_at(self, as_of: str, point: str, **options) -> Outcome:
         """Run until the failpoint `point`, then SIGKILL; `reached` False if the run ended first."""

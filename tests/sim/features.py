@@ -19,8 +19,9 @@ class Features:
     suppression_list: bool = True
     # Audience `holdout: {percent, salt}` and the recipients' `group` column.
     holdout: bool = True
-    # One Arrow type per lake column: events files of every format and size (0 rows,
-    # 1 row, a few, many) mixed; off, events files are CSV (or CSV.gz) of 12 rows or more.
+    # One Arrow type per lake column: events files of every size (0 rows, 1 row, a few,
+    # many) mixed; off, every events file has 40 rows or more (the lake then stores
+    # the `event` column dictionary-encoded in every file).
     lake_types: bool = True
     # Kills after the warehouse swap: the next run re-syncs the audience files.
     crash_after_swap: bool = True

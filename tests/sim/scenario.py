@@ -13,11 +13,12 @@ is checked (sim/check.py); a failure names seed, run number, as_of and step.
 
 from __future__ import annotations
 
+import copy
 import random
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reference import reference_membership
@@ -32,8 +33,9 @@ from .world import FORMATS, World, stamp
 
 START = datetime(2026, 10, 1)
 HOURS = [2, 6, 10, 14, 18, 22]  # 02:00 is the nightly --full run
-SPECIALS = ["held", "rejected_name", "rejected_unreadable", "kill_random", "move", "future", "replace",
-            "suppression_file", "reland"]
+# A run special replaces the slot's run with its own runs; extras happen before it.
+RUN_SPECIALS = ["held", "kill_random", "future", "replace"]
+EXTRAS = ["rejected_name", "rejected_unreadable", "suppression_file", "reland", "move"]
 
 
 def iso(ts: datetime) -> str:
@@ -48,7 +50,7 @@ class Sim:
     features: Features = field(default_factory=Features)
     engine: str | None = None
     size: int = 40  # subscribers in the first snapshot
-    specials: list[str] | None = None  # default: every special, spread over the slots by the seed
+    plan: dict[int, list[str]] | None = None  # slot -> specials; default: all, spread by the seed
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -64,10 +66,11 @@ class Sim:
         self.run_no = 0
         self.log: list[str] = []
         self.timings: list[float] = []
+        self.pending_rejection = False
 
     # ---- the schedule -------------------------------------------------------------------
 
-    def schedule(self) -> list[tuple[datetime, str | None]]:
+    def schedule(self) -> list[tuple[datetime, list[str]]]:
         slots = []
         day, i = START, 0
         hours = HOURS if self.runs > 12 else [2, 10, 18]
@@ -76,42 +79,48 @@ class Sim:
             i += 1
             if i % len(hours) == 0:
                 day += timedelta(days=1 if self.runs > 12 else self.rng.choice([1, 2]))
-        specials = list(self.specials if self.specials is not None else self._default_specials())
-        plan: list[str | None] = [None] * len(slots)
-        # Slot 0 is the first run; specials go after it, spread out.
+        if self.plan is not None:
+            return [(at, list(self.plan.get(n, []))) for n, at in enumerate(slots)]
+        # Slot 0 is the first run; the trouble comes after it: at most one run special
+        # per slot, extras anywhere; over a long period, every kind comes back.
+        plan: list[list[str]] = [[] for _ in slots]
+        rounds = max(1, self.runs // 45)
+        run_specials = [s for s in RUN_SPECIALS if s != "future" or self.features.allow_future]
+        run_specials += [f"kill:{p}" for p in BEFORE_SWAP + (AFTER_SWAP if self.features.crash_after_swap else [])]
         free = list(range(1, len(slots)))
         self.rng.shuffle(free)
-        for special, index in zip(specials, sorted(free[:len(specials)])):
-            plan[index] = special
-        return list(zip(slots, plan))
-
-    def _default_specials(self) -> list[str]:
-        kills = [f"kill:{p}" for p in BEFORE_SWAP + (AFTER_SWAP if self.features.crash_after_swap else [])]
-        chosen = [s for s in SPECIALS + kills
-                  if (s != "future" or self.features.allow_future)
-                  and (s != "suppression_file" or self.features.suppression_list)]
-        self.rng.shuffle(chosen)
-        return chosen
+        for special, index in zip(run_specials * rounds, free, strict=False):
+            plan[index].append(special)
+        extras = [s for s in EXTRAS if s != "suppression_file" or self.features.suppression_list]
+        for extra in extras * rounds:
+            if len(slots) > 1:
+                plan[self.rng.randrange(1, len(slots))].insert(0, extra)
+        return list(zip(slots, plan, strict=False))
 
     # ---- running ------------------------------------------------------------------------
 
     def run(self) -> None:
         self.defs.initial()
         self.defs.write(self.defs_dir)
-        for slot, (as_of, special) in enumerate(self.schedule()):
-            self.slot(slot, as_of, special)
+        for slot, (as_of, names) in enumerate(self.schedule()):
+            self.slot(slot, as_of, names)
 
-    def slot(self, slot: int, as_of: datetime, special: str | None) -> None:
+    def slot(self, slot: int, as_of: datetime, names: list[str]) -> None:
         nightly = as_of.hour == 2
         self.land_inputs(slot, as_of)
         if slot > 0 and self.rng.random() < 0.35:
             self.note(f"edits: {', '.join(self.defs.edit()) or 'none'}")
             self.defs.write(self.defs_dir)
-        step = special or ("nightly --full" if nightly else "hourly")
+        special = None
+        for name in names:
+            if name in EXTRAS:
+                getattr(self, "extra_" + name)(as_of)
+            else:
+                special = name
         if special:
             getattr(self, "special_" + special.split(":")[0])(as_of, special, nightly)
         else:
-            self.publish(as_of, step, full=nightly)
+            self.publish(as_of, "nightly --full" if nightly else "hourly", full=nightly)
 
     def note(self, text: str) -> None:
         self.log.append(text)
@@ -125,9 +134,8 @@ class Sim:
             world.land(self.data, "subscribers", world.snapshot_rows(), min(day_start, as_of), fmt=fmt)
             self.note(f"snapshot {fmt} {len(world.subscribers)} rows at {min(day_start, as_of)}")
         mixed = self.features.lake_types
-        event_formats = FORMATS if mixed else ["csv", "csv.gz"]
-        for fmt in event_formats if slot == 0 else [self.rng.choice(event_formats)]:
-            n = self.rng.choice(([0, 1, 3] if mixed else []) + [12, 12, 40, self.size * 3])
+        for fmt in FORMATS if slot == 0 else [self.rng.choice(FORMATS)]:
+            n = self.rng.choice([0, 1, 3, 12, 40, self.size * 3] if mixed else [40, 60, self.size * 3])
             at = as_of - timedelta(minutes=self.rng.randint(1, 50))
             rows = world.make_events(at, n)
             if slot > 0 and self.rng.random() < 0.3:
@@ -148,7 +156,7 @@ class Sim:
         subscribers = snapshot.rows if snapshot else []
         membership = reference_membership(project, subscribers, self.world.events_until(as_of), as_of)
         runs = [r for r in self.published if r[0] != as_of] + [(as_of, set(project.segments), membership)]
-        return Expected(runs=runs, subscribers=subscribers, audiences=dict(self.defs.audiences),
+        return Expected(runs=runs, subscribers=subscribers, audiences=copy.deepcopy(self.defs.audiences),
                         suppression_list=self.world.suppressed_list(), by_address=self.features.suppression_list,
                         holdout=self.features.holdout,
                         landed_sha256={f.name: f.sha256 for f in self.world.landed})
@@ -185,6 +193,7 @@ class Sim:
 
     def publish(self, as_of: datetime, step: str, *, audience_files: bool = True, **options) -> None:
         """A run that must publish; then everything is checked."""
+        self.settle_rejections(as_of, step, options.get("full", False))
         expected = self.expect(as_of)
         outcome = self.cli(step, as_of, **options)
         if outcome.returncode != 0:
@@ -201,12 +210,61 @@ class Sim:
             self.verify(step, as_of, self._still(self.current), outcome)
         return outcome
 
+    def settle_rejections(self, as_of: datetime, step: str, full: bool) -> None:
+        """A file to be rejected has landed: the next run stops (exit 1, nothing published)."""
+        if self.pending_rejection:
+            self.pending_rejection = False
+            self.refused(as_of, f"{step}: a rejected file landed", 1, full=full)
+
     def _still(self, expected: Expected) -> Expected:
         """The published state as it was, but every file landed since must be kept too."""
         return Expected(**{**expected.__dict__,
                            "landed_sha256": {f.name: f.sha256 for f in self.world.landed}})
 
-    # ---- specials -----------------------------------------------------------------------
+    # ---- extras (before the slot's run) ---------------------------------------------------
+
+    def extra_rejected_name(self, as_of: datetime) -> None:
+        body = b"event_id,subscriber_id,event,occurred_at\nz1,s00001,purchase,2026-10-01T00:00:00Z\n"
+        self.world.land(self.data, "events", [], as_of, name=f"events_latest_{self.run_no}.csv", body=body,
+                        accepted=False)
+        self.note("landed events_latest.csv (bad name)")
+        self.pending_rejection = True
+
+    def extra_rejected_unreadable(self, as_of: datetime) -> None:
+        name = f"subs_bad_{self.run_no}_{stamp(as_of - timedelta(minutes=5))}.csv.gz"
+        self.world.land(self.data, "subscribers", [], as_of, name=name, accepted=False,
+                        body=b"\x1f\x8b\x08\x00 this is not gzip " + bytes(range(256)))
+        self.note(f"landed {name} (corrupt gzip)")
+        self.pending_rejection = True
+
+    def extra_move(self, as_of: datetime) -> None:
+        target = self.root / f"moved_{self.run_no}" / "data"
+        target.parent.mkdir(parents=True)
+        shutil.copytree(self.data, target, symlinks=True)
+        shutil.rmtree(self.data)  # the old place is gone: nothing may still point at it
+        self.data = self.runner.data = target
+        self.note(f"data folder moved to {target}")
+
+    def extra_suppression_file(self, as_of: datetime) -> None:
+        world = self.world
+        addresses = sorted(r["email"] for r in world.subscribers.values() if r["status"] == "active")
+        picked = self.rng.sample(addresses, min(len(addresses), self.rng.choice([1, 3])))
+        rows = [{"email": (" " + e.upper() + " ") if i % 2 else e, "reason": "legal request",
+                 "suppressed_at": as_of - timedelta(hours=1)} for i, e in enumerate(picked)]
+        landed = world.land(self.data, "suppressions", rows, as_of - timedelta(minutes=2))
+        self.note(f"suppressions {landed.name}: {picked}")
+
+    def extra_reland(self, as_of: datetime) -> None:
+        earlier = [f for f in self.world.landed if f.kind == "events" and f.accepted]
+        source = self.rng.choice(earlier)
+        at = as_of - timedelta(minutes=3)
+        body = (self.data / "landing" / "events" / source.name).read_bytes()
+        ext = source.name.split(".", 1)[1]
+        landed = self.world.land(self.data, "events", source.rows, at, body=body,
+                                 name=f"events_again_{self.run_no}_{stamp(at)}.{ext}")
+        self.note(f"re-landed {source.name} as {landed.name}")
+
+    # ---- run specials (they replace the slot's run) ------------------------------------------
 
     def special_held(self, as_of: datetime, special: str, nightly: bool) -> None:
         world = self.world
@@ -215,25 +273,10 @@ class Sim:
         at = as_of - timedelta(minutes=1)
         held = world.land(self.data, "subscribers", world.snapshot_rows(), at, held=True)
         self.note(f"snapshot dropping to {len(keep)} rows (held) at {at}")
+        self.pending_rejection = False  # the same refused run reports both
         self.refused(as_of, "held snapshot (drop > 50%)", 1, full=nightly)
         self.forced_held.add(held.name)
         self.publish(as_of, "held snapshot, --force", full=nightly, force=True)
-
-    def _rejected(self, as_of: datetime, step: str, name: str, body: bytes, nightly: bool) -> None:
-        self.world.land(self.data, name.split("/")[0], [], as_of, name=name.split("/")[1], body=body,
-                        accepted=False)
-        self.refused(as_of, step, 1, full=nightly)
-        # The next run goes on without it.
-        self.publish(as_of, step + ", then a run without it", full=nightly)
-
-    def special_rejected_name(self, as_of: datetime, special: str, nightly: bool) -> None:
-        self._rejected(as_of, "rejected file (bad name)", "events/events_latest.csv",
-                       b"event_id,subscriber_id,event,occurred_at\nz1,s00001,purchase,2026-10-01T00:00:00Z\n",
-                       nightly)
-
-    def special_rejected_unreadable(self, as_of: datetime, special: str, nightly: bool) -> None:
-        self._rejected(as_of, "rejected file (corrupt gzip)", f"subscribers/subs_bad_{stamp(as_of)}.csv.gz",
-                       b"\x1f\x8b\x08\x00 this is not gzip " + bytes(range(256)), nightly)
 
     def special_kill(self, as_of: datetime, special: str, nightly: bool) -> None:
         point = special.split(":", 1)[1]
@@ -244,6 +287,7 @@ class Sim:
         self._kill_then_rerun(as_of, f"kill -9 after {seconds:.1f}s", f"random@{seconds}", nightly)
 
     def _kill_then_rerun(self, as_of: datetime, step: str, kill: str, nightly: bool) -> None:
+        self.settle_rejections(as_of, step, nightly)
         expected = self.expect(as_of)
         outcome = self.cli(step, as_of, full=nightly, kill=kill)
         if outcome.returncode is not None:  # ended before the kill
@@ -264,17 +308,9 @@ class Sim:
         repair = self.features.crash_after_swap or not after_swap
         self.publish(as_of, step + ", then a re-run", full=nightly, audience_files=repair)
 
-    def special_move(self, as_of: datetime, special: str, nightly: bool) -> None:
-        target = self.root / f"moved_{self.run_no}" / "data"
-        target.parent.mkdir(parents=True)
-        shutil.copytree(self.data, target, symlinks=True)
-        shutil.rmtree(self.data)  # the old place is gone: nothing may still point at it
-        self.data = self.runner.data = target
-        self.note(f"data folder moved to {target}")
-        self.publish(as_of, "after moving the data folder", full=nightly)
-
     def special_future(self, as_of: datetime, special: str, nightly: bool) -> None:
-        future = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0) + timedelta(days=1)
+        self.settle_rejections(as_of, "a future --as-of", nightly)
+        future = datetime.now(UTC).replace(tzinfo=None, microsecond=0) + timedelta(days=1)
         self.refused(future, "a future --as-of (refused)", 2)
         self.publish(as_of, "after a refused future --as-of", full=nightly)
 
@@ -282,28 +318,6 @@ class Sim:
         self.publish(as_of, "hourly", full=nightly)
         self.note(f"edits: {', '.join(self.defs.edit()) or 'none'}")
         self.defs.write(self.defs_dir)
-        self.world.land(self.data, "events", self.world.make_events(as_of - timedelta(minutes=1), 5),
-                        as_of - timedelta(minutes=1))
+        at = as_of - timedelta(minutes=1)
+        self.world.land(self.data, "events", self.world.make_events(at, 40), at)
         self.publish(as_of, "same as_of, new inputs (replaces the last run)")
-
-    def special_suppression_file(self, as_of: datetime, special: str, nightly: bool) -> None:
-        world = self.world
-        addresses = [r["email"] for r in world.subscribers.values() if r["status"] == "active"]
-        picked = self.rng.sample(addresses, min(len(addresses), self.rng.choice([1, 3])))
-        rows = [{"email": (" " + e.upper() + " ") if i % 2 else e, "reason": "legal request",
-                 "suppressed_at": as_of - timedelta(hours=1)} for i, e in enumerate(picked)]
-        landed = world.land(self.data, "suppressions", rows, as_of - timedelta(minutes=2))
-        self.note(f"suppressions {landed.name}: {picked}")
-        self.publish(as_of, "after a suppression export", full=nightly)
-
-    def special_reland(self, as_of: datetime, special: str, nightly: bool) -> None:
-        earlier = [f for f in self.world.landed if f.kind == "events" and f.accepted]
-        source = self.rng.choice(earlier)
-        body = (self.data / "landing" / "events" / source.name).read_bytes() \
-            if (self.data / "landing" / "events" / source.name).exists() else None
-        if body is not None:
-            ext = source.name.split(".", 1)[1]
-            self.world.land(self.data, "events", source.rows, as_of - timedelta(minutes=3),
-                            name=f"events_again_{stamp(as_of - timedelta(minutes=3))}.{ext}", body=body)
-            self.note(f"re-landed {source.name}")
-        self.publish(as_of, "after a re-landed events export", full=nightly)
