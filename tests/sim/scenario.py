@@ -32,10 +32,9 @@ from .features import Features
 from .world import FORMATS, World, stamp
 
 START = datetime(2026, 10, 1)
-HOURS = [2, 6, 10, 14, 18, 22]  # 02:00 is the nightly --full run
 # A run special replaces the slot's run with its own runs; extras happen before it.
 RUN_SPECIALS = ["held", "kill_random", "future", "replace"]
-EXTRAS = ["rejected_name", "rejected_unreadable", "suppression_file", "reland", "move"]
+EXTRAS = ["edit", "rejected_name", "rejected_unreadable", "suppression_file", "reland", "move"]
 
 
 def iso(ts: datetime) -> str:
@@ -50,6 +49,7 @@ class Sim:
     features: Features = field(default_factory=Features)
     engine: str | None = None
     size: int = 40  # subscribers in the first snapshot
+    hourly_per_day: int = 1
     plan: dict[int, list[str]] | None = None  # slot -> specials; default: all, spread by the seed
 
     def __post_init__(self) -> None:
@@ -71,14 +71,15 @@ class Sim:
     # ---- the schedule -------------------------------------------------------------------
 
     def schedule(self) -> list[tuple[datetime, list[str]]]:
-        slots = []
-        day, i = START, 0
-        hours = HOURS if self.runs > 12 else [2, 10, 18]
+        # Each day: the nightly --full run at 02:00, then `hourly_per_day` hourly runs.
+        slots: list[datetime] = []
+        day = START
         while len(slots) < self.runs:
-            slots.append(day + timedelta(hours=hours[i % len(hours)], minutes=self.rng.choice([0, 0, 7, 30])))
-            i += 1
-            if i % len(hours) == 0:
-                day += timedelta(days=1 if self.runs > 12 else self.rng.choice([1, 2]))
+            hours = sorted(self.rng.sample(range(3, 24), self.hourly_per_day))
+            for hour in [2, *hours]:
+                slots.append(day + timedelta(hours=hour, minutes=0 if hour == 2 else self.rng.choice([0, 7, 30])))
+            day += timedelta(days=1)
+        slots = slots[:self.runs]
         if self.plan is not None:
             return [(at, list(self.plan.get(n, []))) for n, at in enumerate(slots)]
         # Slot 0 is the first run; the trouble comes after it: at most one run special
@@ -222,6 +223,10 @@ class Sim:
                            "landed_sha256": {f.name: f.sha256 for f in self.world.landed}})
 
     # ---- extras (before the slot's run) ---------------------------------------------------
+
+    def extra_edit(self, as_of: datetime) -> None:
+        self.note(f"edits: {', '.join(self.defs.edit()) or 'none'}")
+        self.defs.write(self.defs_dir)
 
     def extra_rejected_name(self, as_of: datetime) -> None:
         body = b"event_id,subscriber_id,event,occurred_at\nz1,s00001,purchase,2026-10-01T00:00:00Z\n"
