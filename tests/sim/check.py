@@ -110,6 +110,11 @@ def check_published(data: Path, expected: Expected, *, audience_files: bool = Tr
         same("recipients", recipients, published)
         same("recipients (run_id)", {run_id} if published else set(),
              {r[0] for r in _rows(con, "SELECT DISTINCT run_id FROM recipients")})
+        if expected.by_address:
+            in_force = expected.suppression_list | {norm_email(s["email"]) for s in expected.subscribers
+                                                     if s["status"] != "active"}
+            same("suppressions (addresses, trimmed and lower-cased)", in_force,
+                 {r[0] for r in _rows(con, "SELECT DISTINCT lower(trim(email)) FROM suppressions")})
         quarantined = _rows(con, "SELECT file, row_number, reason FROM quarantine LIMIT 5")
         if quarantined:
             problems.append(f"quarantine: rows of valid files were quarantined: {quarantined}")
@@ -164,12 +169,20 @@ def check_audience_files(data: Path, expected: Expected, run_id: str, send: set[
     return problems
 
 
+_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, across checks
+
+
 def check_landing_kept(data: Path, landed: dict[str, str]) -> list[str]:
     """Every landing file's bytes are kept somewhere under DATA besides landing/."""
     kept = set()
     for path in data.rglob("*"):
-        if path.is_file() and "landing" not in path.relative_to(data).parts[:1] and path.suffix != ".duckdb" \
-                and path.stat().st_size < (64 << 20):
-            kept.add(sha256(path))
+        if path.is_symlink() or not path.is_file() or path.relative_to(data).parts[0] == "landing" \
+                or path.suffix == ".duckdb":
+            continue
+        info = path.stat()
+        key = (str(path), info.st_size, info.st_mtime_ns)
+        if key not in _HASHES:
+            _HASHES[key] = sha256(path)
+        kept.add(_HASHES[key])
     lost = sorted(name for name, digest in landed.items() if digest not in kept)
     return [f"landing files not kept under {data} (archive/rejected): {lost[:5]}"] if lost else []

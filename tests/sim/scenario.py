@@ -129,7 +129,9 @@ class Sim:
     def land_inputs(self, slot: int, as_of: datetime) -> None:
         world = self.world
         day_start = as_of.replace(hour=0, minute=30, second=0)
-        if slot == 0 or not self._has_snapshot_on(day_start):
+        # Most days bring a snapshot; on the others the last one stays in force (and
+        # incremental runs must still move every window with the clock).
+        if slot == 0 or (not self._has_snapshot_on(day_start) and self.rng.random() < 0.75):
             world.churn(day_start, size=self.size)
             fmt = self.rng.choice(FORMATS)
             world.land(self.data, "subscribers", world.snapshot_rows(), min(day_start, as_of), fmt=fmt)
@@ -218,9 +220,9 @@ class Sim:
             self.refused(as_of, f"{step}: a rejected file landed", 1, full=full)
 
     def _still(self, expected: Expected) -> Expected:
-        """The published state as it was, but every file landed since must be kept too."""
-        return Expected(**{**expected.__dict__,
-                           "landed_sha256": {f.name: f.sha256 for f in self.world.landed}})
+        """The published state as it was; and a rejected file is kept (with its reason)."""
+        rejected = {f.name: f.sha256 for f in self.world.landed if not f.accepted}
+        return Expected(**{**expected.__dict__, "landed_sha256": {**expected.landed_sha256, **rejected}})
 
     # ---- extras (before the slot's run) ---------------------------------------------------
 
@@ -301,8 +303,9 @@ class Sim:
             self.published, self.current = expected.runs, expected
             self.verify(step, as_of, expected, outcome)
             return
-        # Killed: the warehouse shows the old run or the new one, never a mix.
-        before = self._still(self.current) if self.current else None
+        # Killed: the warehouse shows the old run or the new one, never a mix (files
+        # landed since the last publish may not be archived yet).
+        before = self.current
         as_new = check_published(self.data, expected, audience_files=False)
         as_old = check_published(self.data, before, audience_files=False) if before else ["nothing published"]
         if as_new and as_old:
