@@ -10,6 +10,7 @@ obvious code, one subscriber at a time.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -243,9 +244,9 @@ def reference_history(runs: list[tuple[datetime, set[str], set[tuple[str, str]]]
         for pair in entered:
             open_since[pair] = as_of
             changes.add((as_of, *pair, "entered"))
-        for segment in keys | previous_keys | {s for s, _ in exited}:
-            sizes.add((as_of, segment, sum(1 for s, _ in membership if s == segment),
-                       sum(1 for s, _ in entered if s == segment), sum(1 for s, _ in exited if s == segment)))
+        members, ins, outs = (Counter(s for s, _ in pairs) for pairs in (membership, entered, exited))
+        for segment in keys | previous_keys | set(outs):
+            sizes.add((as_of, segment, members[segment], ins[segment], outs[segment]))
         previous_keys = keys
     history |= {(*pair, since, None) for pair, since in open_since.items()}
     return {"history": history, "changes": changes, "sizes": sizes}

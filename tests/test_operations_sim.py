@@ -13,8 +13,10 @@ not built yet (sim/features.py).
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta
 
 import pytest
+from reference import reference_history, reference_members_at, reference_recipients
 from sim.features import Features
 from sim.scenario import Sim
 
@@ -55,3 +57,37 @@ def test_operations_soak(tmp_path, seed):
     sim.run()
     print(f"seed {100 + seed}: {sim.run_no} CLI runs, {sum(sim.timings):.0f} s in runs, "
           f"slowest {max(sim.timings):.1f} s")
+
+
+def test_reference_recipients_by_hand():
+    """The recipients oracle on a case worked out by hand (segment-language.md, Audiences)."""
+    subscribers = [
+        {"subscriber_id": "s1", "email": "Ann@Example.com", "status": "active"},
+        {"subscriber_id": "s2", "email": " ann@example.COM ", "status": "unsubscribed"},  # suppresses s1
+        {"subscriber_id": "s3", "email": "cy@example.com", "status": "active"},
+        {"subscriber_id": "s4", "email": "CY@example.com", "status": "active"},  # same address as s3
+        {"subscriber_id": "s5", "email": "eve@example.com", "status": "active"},  # on the list
+        {"subscriber_id": "s6", "email": "fay@example.com", "status": "active"},  # excluded
+    ]
+    membership = {("a", f"s{n}") for n in range(1, 7)} | {("x", "s6")}
+    audiences = {"send_all": {"include": ["a"], "exclude": ["x"]},
+                 "half": {"include": ["a"], "holdout": {"percent": 41, "salt": "bf2026"}}}
+    got = reference_recipients(audiences, membership, subscribers, [" EVE@example.com"])
+    # bf2026 buckets (sha256 of "bf2026:<id>", first 8 bytes, mod 10000): s3 4085, s6 6443.
+    assert got == {("send_all", "s3", "cy@example.com", "send"),
+                   ("half", "s3", "cy@example.com", "holdout"), ("half", "s6", "fay@example.com", "send")}
+
+
+def test_reference_history_by_hand():
+    day = [datetime(2026, 10, d) for d in (1, 2, 3)]
+    runs = [(day[0], {"a", "b"}, {("a", "1"), ("b", "1")}),
+            (day[1], {"a"}, {("a", "2")}),  # b deleted: its stay closes, one size row
+            (day[2], {"a", "b"}, {("a", "2"), ("b", "1")})]  # b back: a new stay
+    got = reference_history(runs)
+    assert got["history"] == {("a", "1", day[0], day[1]), ("a", "2", day[1], None),
+                              ("b", "1", day[0], day[1]), ("b", "1", day[2], None)}
+    assert got["sizes"] == {(day[0], "a", 1, 1, 0), (day[0], "b", 1, 1, 0), (day[1], "a", 1, 1, 1),
+                            (day[1], "b", 0, 0, 1), (day[2], "a", 1, 0, 0), (day[2], "b", 1, 1, 0)}
+    assert reference_members_at(runs, "a", day[1]) == {"2"}
+    assert reference_members_at(runs, "b", day[1] - timedelta(seconds=1)) == {"1"}
+    assert reference_members_at(runs, "b", day[1]) == set()
