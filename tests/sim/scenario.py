@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 from reference import reference_membership
 
 from pipelines.segments.loader import load_project
@@ -204,20 +205,27 @@ class Sim:
         self.published, self.current = expected.runs, expected
         self.verify(step, as_of, expected, outcome, audience_files=audience_files)
 
-    def refused(self, as_of: datetime, step: str, code: int, **options) -> Outcome:
-        """A run that must stop with `code` and leave the published state as it was."""
+    def refused(self, as_of: datetime, step: str, code: int, status: str | None = None, **options) -> Outcome:
+        """A run that must stop with `code` and leave the published state as it was;
+        `status`: how the `runs` relation records it."""
         outcome = self.cli(step, as_of, **options)
         if outcome.returncode != code:
             self.fail(step, as_of, [f"expected exit {code}"], outcome)
         if self.current is not None:
             self.verify(step, as_of, self._still(self.current), outcome)
+            if status is not None:
+                with duckdb.connect(str(self.data / "warehouse.duckdb"), read_only=True) as con:
+                    found = con.execute("SELECT count(*) FROM runs WHERE status = ? AND as_of = ?",
+                                        [status, as_of]).fetchall()[0][0]
+                if not found:
+                    self.fail(step, as_of, [f"runs: no run at this as_of with status {status!r}"], outcome)
         return outcome
 
     def settle_rejections(self, as_of: datetime, step: str, full: bool) -> None:
         """A file to be rejected has landed: the next run stops (exit 1, nothing published)."""
         if self.pending_rejection:
             self.pending_rejection = False
-            self.refused(as_of, f"{step}: a rejected file landed", 1, full=full)
+            self.refused(as_of, f"{step}: a rejected file landed", 1, "rejected", full=full)
 
     def _still(self, expected: Expected) -> Expected:
         """The published state as it was; and a rejected file is kept (with its reason)."""
@@ -280,8 +288,10 @@ class Sim:
         at = as_of - timedelta(minutes=1)
         held = world.land(self.data, "subscribers", world.snapshot_rows(), at, held=True)
         self.note(f"snapshot dropping to {len(keep)} rows (held) at {at}")
-        self.pending_rejection = False  # the same refused run reports both
-        self.refused(as_of, "held snapshot (drop > 50%)", 1, full=nightly)
+        # A rejected file landed with it makes the same run "rejected" first.
+        status = "rejected" if self.pending_rejection else "held"
+        self.pending_rejection = False
+        self.refused(as_of, "held snapshot (drop > 50%)", 1, status, full=nightly)
         self.forced_held.add(held.name)
         self.publish(as_of, "held snapshot, --force", full=nightly, force=True)
 
