@@ -155,7 +155,9 @@ class Sim:
 
     def expect(self, as_of: datetime) -> Expected:
         project, problems = load_project(self.defs_dir)
-        assert not problems, [str(p) for p in problems]
+        if problems:
+            self.fail("reading the definitions the sim wrote", as_of,
+                      ["the project's loader refuses them:", *(f"  {p}" for p in problems[:5])])
         snapshot = self.world.snapshot_in_force(as_of, self.forced_held)
         subscribers = snapshot.rows if snapshot else []
         membership = reference_membership(project, subscribers, self.world.events_until(as_of), as_of)
