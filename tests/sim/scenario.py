@@ -68,6 +68,7 @@ class Sim:
         self.log: list[str] = []
         self.timings: list[float] = []
         self.pending_rejection = False
+        self.unpublished_runs: list[tuple[datetime, str, str]] = []
 
     # ---- the schedule -------------------------------------------------------------------
 
@@ -206,6 +207,13 @@ class Sim:
             self.fail(step, as_of, ["the run did not publish (expected exit 0)"], outcome)
         self.published, self.current = expected.runs, expected
         self.verify(step, as_of, expected, outcome, audience_files=audience_files)
+        with duckdb.connect(str(self.data / "warehouse.duckdb"), read_only=True) as con:
+            for at, status, refused_step in self.unpublished_runs:
+                if not con.execute("SELECT count(*) FROM runs WHERE status = ? AND as_of = ?",
+                                   [status, at]).fetchall()[0][0]:
+                    self.fail(step, as_of, [f"runs: the refused run at {iso(at)} ({refused_step}) is not "
+                                            f"recorded with status {status!r}"], outcome)
+        self.unpublished_runs = []
 
     def refused(self, as_of: datetime, step: str, code: int, status: str | None = None, **options) -> Outcome:
         """A run that must stop with `code` and leave the published state as it was;
@@ -215,12 +223,8 @@ class Sim:
             self.fail(step, as_of, [f"expected exit {code}"], outcome)
         if self.current is not None:
             self.verify(step, as_of, self._still(self.current), outcome)
-            if status is not None:
-                with duckdb.connect(str(self.data / "warehouse.duckdb"), read_only=True) as con:
-                    found = con.execute("SELECT count(*) FROM runs WHERE status = ? AND as_of = ?",
-                                        [status, as_of]).fetchall()[0][0]
-                if not found:
-                    self.fail(step, as_of, [f"runs: no run at this as_of with status {status!r}"], outcome)
+            if status is not None:  # in `runs` from the next publish on (a version snapshot)
+                self.unpublished_runs.append((as_of, status, step))
         return outcome
 
     def settle_rejections(self, as_of: datetime, step: str, full: bool) -> None:
