@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 
-.PHONY: setup demo test lint dev bench clean
+.PHONY: setup demo test lint dev bench soak clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,12 @@ test: lint
 dev: setup
 	@mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m pipelines.definitions
+
+# A simulated month of hourly and nightly runs (tests/sim/), checked after every run:
+# make soak [SEEDS=3] [ENGINE=duckdb|polars|spark] [RUNS=60]
+soak: setup
+	SEGMENTS_SOAK_RUNS=$(or $(RUNS),60) SEGMENTS_SOAK_SEEDS=$(or $(SEEDS),3) SEGMENTS_SOAK_ENGINE=$(or $(ENGINE),duckdb) \
+		$(BIN)/pytest -p no:cacheprovider -s tests/test_operations_sim.py -k soak
 
 bench: setup
 	$(BIN)/python bench/whole_run.py --size $(or $(SIZE),1M)

@@ -9,6 +9,9 @@ obvious code, one subscriber at a time.
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -161,4 +164,103 @@ def reference_membership(
     return {(key, sub["subscriber_id"]) for key in project.segments for sub in subscribers if in_segment(key, sub)}
 
 
-__all__ = ["COMPLEMENTS", "count_holds", "field_holds", "reference_membership"]
+def held_out(subscriber_id: str, salt: str, percent: float) -> bool:
+    """Audience holdout: depends only on subscriber_id and salt (segment-language.md)."""
+    bucket = int.from_bytes(hashlib.sha256(f"{salt}:{subscriber_id}".encode()).digest()[:8], "big") % 10000
+    return bucket < percent * 100
+
+
+def _address(email: str) -> str:
+    return email.strip().lower()
+
+
+def reference_recipients(
+    audiences: dict[str, dict],
+    membership: set[tuple[str, str]],
+    subscribers: list[dict],
+    suppression_list: Iterable[str] = (),
+    *,
+    by_address: bool = True,
+) -> set[tuple[str, str, str, str]]:
+    """{(audience, subscriber_id, email, group)} for every recipient of every audience.
+
+    `audiences`: key -> {"include": [...], "exclude": [...], "holdout": {"percent", "salt"} or absent},
+    as written in the definition files. Recipients = members of any include minus members of
+    any exclude minus every suppressed address: an address (trimmed, case-insensitive) is
+    suppressed when any row of the snapshot carrying it is not `active`, or when it is on the
+    suppression list. One recipient per address per audience, the smallest subscriber_id.
+    `by_address=False` is the older rule (each subscriber's own status only, no list, no
+    de-duplication), for a branch that has not built suppression by address yet.
+    """
+    suppressed = {_address(e) for e in suppression_list} if by_address else set()
+    if by_address:
+        suppressed |= {_address(s["email"]) for s in subscribers if s["status"] != "active"}
+    members: dict[str, set[str]] = {}
+    for segment, sid in membership:
+        members.setdefault(segment, set()).add(sid)
+    rows = {s["subscriber_id"]: s for s in subscribers}
+    out: set[tuple[str, str, str, str]] = set()
+    for key, audience in audiences.items():
+        chosen = set().union(*(members.get(k, set()) for k in audience["include"]))
+        chosen -= set().union(*(members.get(k, set()) for k in audience.get("exclude") or []))
+        kept: dict[str, str] = {}  # address -> smallest subscriber_id
+        for sid in sorted(chosen):
+            row = rows[sid]
+            if row["status"] != "active" or _address(row["email"]) in suppressed:
+                continue
+            if by_address:
+                kept.setdefault(_address(row["email"]), sid)
+            else:
+                kept[sid] = sid
+        holdout = audience.get("holdout") or {}
+        for sid in kept.values():
+            group = "holdout" if holdout and held_out(sid, str(holdout["salt"]), holdout["percent"]) else "send"
+            out.add((key, sid, rows[sid]["email"], group))
+    return out
+
+
+def reference_history(runs: list[tuple[datetime, set[str], set[tuple[str, str]]]]) -> dict[str, set[tuple]]:
+    """The history relations after a sequence of published runs, replayed from scratch.
+
+    `runs`: (as_of, defined segment keys, {(segment, subscriber_id)}) in publish order, one
+    per as_of (a run at the same as_of as the last replaces it; pass only the survivor).
+    Returns {"history": {(segment, sid, valid_from, valid_to | None)},
+             "changes": {(as_of, segment, sid, "entered" | "exited")},
+             "sizes": {(as_of, segment, members, entered, exited)}}.
+    A stay opens at the first run that has the membership and closes at the first that
+    does not; a segment no longer defined closes its stays then and still gets one size row.
+    """
+    history: set[tuple] = set()
+    changes: set[tuple] = set()
+    sizes: set[tuple] = set()
+    open_since: dict[tuple[str, str], datetime] = {}
+    previous_keys: set[str] = set()
+    for as_of, keys, membership in runs:
+        entered = membership - set(open_since)
+        exited = set(open_since) - membership
+        for pair in exited:
+            history.add((*pair, open_since.pop(pair), as_of))
+            changes.add((as_of, *pair, "exited"))
+        for pair in entered:
+            open_since[pair] = as_of
+            changes.add((as_of, *pair, "entered"))
+        members, ins, outs = (Counter(s for s, _ in pairs) for pairs in (membership, entered, exited))
+        for segment in keys | previous_keys | set(outs):
+            sizes.add((as_of, segment, members[segment], ins[segment], outs[segment]))
+        previous_keys = keys
+    history |= {(*pair, since, None) for pair, since in open_since.items()}
+    return {"history": history, "changes": changes, "sizes": sizes}
+
+
+def reference_members_at(runs: list[tuple[datetime, set[str], set[tuple[str, str]]]], segment: str,
+                         ts: datetime) -> set[str]:
+    """Members of `segment` at `ts`: the membership of the last published run at or before ts."""
+    current: set[tuple[str, str]] = set()
+    for as_of, _, membership in runs:
+        if as_of <= ts:
+            current = membership
+    return {sid for seg, sid in current if seg == segment}
+
+
+__all__ = ["COMPLEMENTS", "count_holds", "field_holds", "held_out", "reference_history", "reference_members_at",
+           "reference_membership", "reference_recipients"]
