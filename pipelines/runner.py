@@ -49,6 +49,7 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     """Execute the `refresh` job in-process; a failed step becomes one UserError line."""
     from .clock import format_ts, parse_as_of, utc_now
     from .definitions import defs
+    from .defs.automation import AS_OF_TAG
     from .defs.resources import SegmentsResource
     from .publish.lock import writer_lock
     from .refresh import RunWorkspace, record_failure
@@ -78,7 +79,8 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
         # with one line, instead of colliding in ingest.
         with writer_lock(paths):
             release_dead_command_runs(instance)
-            result = job.execute_in_process(run_config=run_config, instance=instance, tags=_command_run_tags(),
+            tags = {**_command_run_tags(), AS_OF_TAG: format_ts(resolved)}
+            result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags,
                                             resources={"segments": resource}, raise_on_error=False)
     finally:
         if status:
