@@ -1,0 +1,63 @@
+"""`segments run` tells what it did: the summary, warnings on stderr (exit 0),
+`--version`, and help without type placeholders on flags."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import AS_OF, SUBSCRIBERS_CSV, write_project
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _dagster_home(tmp_path, monkeypatch):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+
+
+def _run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_a_run_over_a_file_with_bad_rows_warns_on_stderr_and_exits_0(tmp_path):
+    bad = SUBSCRIBERS_CSV + "s6,,active,Fay,Reno,NV,,,,,,,\ns7,not-an-email,active,Gus,Reno,NV,,,,,,,\n"
+    paths = write_project(tmp_path, subscribers=bad)
+    result = _run("run", "--as-of", AS_OF, "--defs", str(paths.defs), "--data", str(paths.data))
+    assert result.exit_code == 0, result.output
+    out, err = result.stdout, result.stderr
+    assert "engine duckdb · full" in out
+    assert "snapshot subscribers_20261127T050000Z.csv" in out
+    assert "files ingested: 2" in out
+    assert "quarantined rows: 2 (worst file subscribers_20261127T050000Z.csv: 2 of 7 rows, 29%)" in out
+    assert re.search(r"took \d+\.\d s", out)
+    # Warnings from ingest and from the failed (non-blocking) check, on stderr only.
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert any("subscribers_20261127T050000Z.csv: 2 row(s) quarantined" in w for w in warnings), err
+    assert any(w.startswith("warning: check quarantine_rate on lake_subscribers failed: 29% of the rows") for w in
+               warnings), err
+    assert "warning:" not in out
+
+    # The same run again: nothing changed, the audience's recipients did not move.
+    again = _run("run", "--as-of", AS_OF, "--defs", str(paths.defs), "--data", str(paths.data))
+    assert again.exit_code == 0 and "Nothing changed" in again.stdout
+    assert re.search(r"nyc_meetup_invite\s+│\s+1\s+│\s+\+0", again.stdout), again.stdout
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = _run("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"segments {version('segment-pipeline')}"
+
+
+@pytest.mark.parametrize("command", ["run", "show", "query", "demo", "list", "delete"])
+def test_help_shows_no_bool_placeholder(command):
+    result = runner.invoke(app, [command, "--help"], terminal_width=120)
+    assert result.exit_code == 0
+    assert "<bool>" not in result.stdout
