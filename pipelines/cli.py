@@ -492,7 +492,7 @@ def demo(
     """
     from .demo import run_demo
 
-    run_demo(_paths(defs, data), as_of=as_of, n_subscribers=subscribers, console=out)
+    run_demo(_paths(defs, data), as_of=as_of, n_subscribers=subscribers, console=out, err=err)
 
 
 def main() -> None:

@@ -61,3 +61,27 @@ def test_help_shows_no_bool_placeholder(command):
     result = runner.invoke(app, [command, "--help"], terminal_width=120)
     assert result.exit_code == 0
     assert "<bool>" not in result.stdout
+
+
+def test_demo_leaves_a_week_of_history_that_every_example_query_shows(tmp_path):
+    """`segments demo` runs a day at a time: at least 7 runs, and every sql/examples
+    file returns rows; a second demo changes nothing."""
+    from conftest import REPO
+
+    data = tmp_path / "demo"
+    args = ["--defs", str(REPO / "segment_defs"), "--data", str(data)]
+    result = _run("demo", "--subscribers", "2000", *args)
+    assert result.exit_code == 0, result.output
+    assert "day 7/8" in result.stdout and "Published run" in result.stdout
+    runs = _run("query", "SELECT count(*) FROM runs WHERE status = 'success'", "--format", "csv", *args)
+    assert int(runs.stdout.splitlines()[1]) >= 7
+    for example in sorted((REPO / "sql" / "examples").glob("*.sql")):
+        rows = _run("query", example.read_text(), "--format", "csv", *args)
+        assert rows.exit_code == 0 and len(rows.stdout.splitlines()) > 1, example.name
+    show = _run("show", "engaged_subscribers", *args)
+    assert "size over the last 8 run(s)" in show.stdout
+
+    again = _run("demo", "--subscribers", "2000", *args)
+    assert again.exit_code == 0 and "Nothing changed" in again.stdout
+    runs = _run("query", "SELECT count(*) FROM runs", "--format", "csv", *args)
+    assert int(runs.stdout.splitlines()[1]) == 8
