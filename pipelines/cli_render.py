@@ -77,9 +77,11 @@ def _text_block(console: Console, title: str, text: str, lexer: str) -> None:
 
 def render_list(rows: list[dict], console: Console) -> None:
     table = Table(title="Segments")
+    # Keys and timestamps are never cut (a pipe gets 80 columns): the name gives way.
+    widths = {"segment": max([len(r["segment"]) for r in rows] + [7]), "last run (as_of)": 20}
     for column, justify in (("segment", "left"), ("name", "left"), ("members", "right"), ("change", "right"),
                             ("last run (as_of)", "left"), ("definition", "left")):
-        table.add_column(column, justify=justify, overflow="fold")
+        table.add_column(column, justify=justify, overflow="fold", min_width=widths.get(column))
     for row in rows:
         if row["members"] is None:
             change = ""

@@ -48,6 +48,11 @@ def test_a_run_over_a_file_with_bad_rows_warns_on_stderr_and_exits_0(tmp_path):
     assert again.exit_code == 0 and "Nothing changed" in again.stdout
     assert re.search(r"nyc_meetup_invite\s+│\s+1\s+│\s+\+0", again.stdout), again.stdout
 
+    # Piped (80 columns): every key whole on its line, the names wrap instead.
+    listing = _run("list", "--defs", str(paths.defs), "--data", str(paths.data))
+    for key in ("ny_webinar_not_customers", "subscribers_in_new_york", "engaged_subscribers"):
+        assert re.search(rf"│ {key}\s+│", listing.stdout), listing.stdout
+
 
 def test_version():
     from importlib.metadata import version
