@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
 import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,21 +85,15 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     instance = instance or dagster_instance(paths)
     started = time.monotonic()
     audiences_before = _published_audiences(paths)
-    status = console.status("running the refresh job…") if console else None
-    if status:
-        status.start()
-    try:
-        # The whole run holds the data folder's writer lock (the steps take it again,
-        # re-entrantly): a second `segments run` on the same folder stops at once
-        # with one line, instead of colliding in ingest.
-        with writer_lock(paths):
-            release_dead_command_runs(instance)
-            tags = {**_command_run_tags(), AS_OF_TAG: format_ts(resolved)}
-            result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags,
-                                            resources={"segments": resource}, raise_on_error=False)
-    finally:
-        if status:
-            status.stop()
+    run_id = str(uuid.uuid4())
+    # The whole run holds the data folder's writer lock (the steps take it again,
+    # re-entrantly): a second `segments run` on the same folder stops at once
+    # with one line, instead of colliding in ingest.
+    with writer_lock(paths), step_progress(console, instance, run_id):
+        release_dead_command_runs(instance)
+        tags = {**_command_run_tags(), AS_OF_TAG: format_ts(resolved)}
+        result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags, run_id=run_id,
+                                        resources={"segments": resource}, raise_on_error=False)
     if not result.success:
         error = UserError(_failure_message(result))
         workspace = RunWorkspace(paths, result.run_id)
@@ -138,6 +135,50 @@ def _check_warnings(result) -> list[str]:
                 f"{k} {v.value}" for k, v in evaluation.metadata.items() if not k.startswith("dagster/"))
             lines.append(f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} failed: {detail}")
     return lines
+
+
+# What each step of the refresh job is doing, as the progress display names it.
+STEP_LABELS = {
+    "ingest": "ingesting landing files",
+    "segment_membership": "evaluating segments",
+    "segment_history": "recording history",
+    "audience_recipients": "building audiences",
+    "analyst_warehouse": "publishing",
+}
+
+
+@contextmanager
+def step_progress(console: Console | None, instance, run_id: str):
+    """A rich progress line naming the running step, on a terminal only, and only once
+    the run has taken a second (a quick run prints nothing extra)."""
+    if console is None or not console.is_terminal:
+        yield
+        return
+    import dagster as dg
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    stop = threading.Event()
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+
+    def watch() -> None:
+        if stop.wait(1.0):
+            return
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                      transient=True) as progress:
+            task = progress.add_task("refresh: starting", total=None)
+            while not stop.wait(0.25):
+                started = [e.step_key for e in instance.all_logs(run_id, of_type=kinds)
+                           if e.dagster_event.event_type == dg.DagsterEventType.STEP_START]
+                current = next((STEP_LABELS[k] for k in reversed(started) if k in STEP_LABELS), "starting")
+                progress.update(task, description=f"refresh: {current} ({len(started)} step(s) started)")
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 # Runs started by `segments run` carry the host and process that execute them in-process.

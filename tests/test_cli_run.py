@@ -90,3 +90,22 @@ def test_demo_leaves_a_week_of_history_that_every_example_query_shows(tmp_path):
     assert again.exit_code == 0 and "Nothing changed" in again.stdout
     runs = _run("query", "SELECT count(*) FROM runs", "--format", "csv", *args)
     assert int(runs.stdout.splitlines()[1]) == 8
+
+
+def test_progress_names_the_steps_on_a_terminal_only(project_paths):
+    """On a terminal a run that takes more than a second shows which step runs; piped, nothing."""
+    import io
+
+    import dagster as dg
+    from rich.console import Console
+
+    from pipelines.runner import execute_refresh
+
+    terminal, pipe = io.StringIO(), io.StringIO()
+    with dg.instance_for_test() as instance:
+        execute_refresh(project_paths, as_of=AS_OF, instance=instance,
+                        console=Console(file=terminal, force_terminal=True, width=100))
+        execute_refresh(project_paths, as_of="2026-11-28T06:00:00Z", instance=instance,
+                        console=Console(file=pipe, width=100))
+    assert "refresh: ingesting landing files" in terminal.getvalue() or "refresh: evaluating" in terminal.getvalue()
+    assert pipe.getvalue() == ""
