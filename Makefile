@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Spark (pyspark, ~1 GB with its jars) is an optional extra: `make test` installs it
+# to run the Spark tests; `make demo` does not need it.
+SPARK_STAMP := $(VENV)/.spark-installed-stamp
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 
-.PHONY: setup demo test lint dev bench soak clean
+.PHONY: setup setup-spark demo test lint dev bench soak clean
 
 setup: $(STAMP)
 
@@ -13,8 +16,15 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+setup-spark: $(SPARK_STAMP)
+
+# Rebuilt after the base install (a changed pyproject.toml), so the two stay in step.
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	@touch $(SPARK_STAMP)
 
 demo: setup
 	$(BIN)/segments demo
@@ -22,7 +32,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check pipelines tests bench
 
-test: lint
+test: setup-spark lint
 	$(BIN)/pytest -n 2 --dist loadfile
 
 dev: setup

@@ -23,7 +23,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 try:  # typer 0.2x vendors its own click
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
@@ -58,6 +58,16 @@ class SegmentsGroup(TyperGroup):
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
 
+
+_display_type_rich = TyperOption.display_type_rich
+
+
+def _flag_without_type(self, ctx):
+    # A flag (--full, --help) takes no value; Typer 0.29 would print `<bool>` after it.
+    return None if self.is_flag else _display_type_rich(self, ctx)
+
+
+TyperOption.display_type_rich = _flag_without_type
 
 app = typer.Typer(
     name="segments",
@@ -150,8 +160,21 @@ def command(fn):
 _group_roots: dict[str, str | None] = {"defs": None, "data": None}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"segments {version('segment-pipeline')}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _group(defs: DefsOption = None, data: DataOption = None) -> None:
+def _group(
+    defs: DefsOption = None,
+    data: DataOption = None,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """Dynamic email-marketing segments as a batch pipeline: validate, preview, run, query.
 
     Every command takes --defs and --data (env SEGMENTS_DEFS / SEGMENTS_DATA).
@@ -192,7 +215,7 @@ def run(
 
     paths = _paths(defs, data)
     summary = execute_refresh(paths, as_of=as_of, full=full, force=force, engine=engine.value, console=out)
-    print_run_summary(paths, summary, out)
+    print_run_summary(paths, summary, out, err)
 
 
 @app.command()
@@ -471,7 +494,7 @@ def demo(
     """
     from .demo import run_demo
 
-    run_demo(_paths(defs, data), as_of=as_of, n_subscribers=subscribers, console=out)
+    run_demo(_paths(defs, data), as_of=as_of, n_subscribers=subscribers, console=out, err=err)
 
 
 def main() -> None:

@@ -109,9 +109,11 @@ def _text_block(console: Console, title: str, text: str, lexer: str) -> None:
 
 def render_list(rows: list[dict], console: Console) -> None:
     table = Table(title="Segments")
+    # Keys and timestamps are never cut (a pipe gets 80 columns): the name gives way.
+    widths = {"segment": max([len(r["segment"]) for r in rows] + [7]), "last run (as_of)": 20}
     for column, justify in (("segment", "left"), ("name", "left"), ("members", "right"), ("change", "right"),
                             ("last run (as_of)", "left"), ("definition", "left")):
-        table.add_column(column, justify=justify, overflow="fold")
+        table.add_column(column, justify=justify, overflow="fold", min_width=widths.get(column))
     for row in rows:
         if row["members"] is None:
             change = ""
@@ -276,3 +278,28 @@ def render_diff(result, console: Console) -> None:
     else:
         console.print("audiences: none reads this segment or the segments that read it")
     _notes(console, result.notes)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def render_run_facts(summary, console: Console) -> None:
+    """What the run did, one fact a line: how long, on what, from which inputs."""
+    if summary.duration_s is not None:
+        console.print(f"  took {summary.duration_s:.1f} s · engine {summary.engine} · {escape(summary.mode)}")
+    if summary.snapshot:
+        console.print(f"  snapshot {escape(summary.snapshot)}")
+    files = summary.files_ingested
+    listing = f": {escape(', '.join(files[:5]))}{' …' if len(files) > 5 else ''}" if files else ""
+    console.print(f"  files ingested: {len(files)}{listing}")
+    line = f"  quarantined rows: {summary.quarantined_rows:,}"
+    if summary.worst_file:
+        name, bad, rows = summary.worst_file
+        line += f" (worst file {escape(name)}: {bad:,} of {rows:,} rows, {bad / rows:.0%})"
+    console.print(line)
+
+
+def render_warnings(warnings: list[str], err: Console) -> None:
+    """Warnings on stderr (the run still exits 0): a person sees them, a pipe's data stays clean."""
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")

@@ -11,6 +11,7 @@ from .defs.assets import (
     segment_membership,
 )
 from .defs.automation import (
+    alert_failed_refresh,
     hourly_refresh,
     landing_sensor,
     nightly_full_refresh,
@@ -25,6 +26,6 @@ defs = dg.Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[refresh_job],
     schedules=[nightly_full_refresh, hourly_refresh],
-    sensors=[landing_sensor, record_failed_refresh],
+    sensors=[landing_sensor, record_failed_refresh, alert_failed_refresh],
     resources={"segments": SegmentsResource()},
 )

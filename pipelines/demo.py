@@ -1,7 +1,15 @@
-"""`segments demo`: sample data in the landing folder, then a real run end to end."""
+"""`segments demo`: a week of sample data in the landing folder, then a real run a day.
+
+The first day lands a full snapshot and its events; each later day lands a
+snapshot with a share of subscribers changed (moves, new tags, unsubscribes),
+a few gone and a few new, and that day's events. One run per day at the day's
+clock fills every history relation, so `segment_sizes`, `segment_members_at`,
+the `sql/examples/` queries and the `show` sparkline have something to show.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -11,18 +19,27 @@ from .errors import UserError
 from .settings import Paths
 
 # A fixed clock keeps the demo reproducible: a second `make demo` finds the
-# same landing files and the same as_of, and changes nothing.
+# same landing files and the same as_of, and changes nothing. It is the last
+# day of the demo; the first is DEMO_DAYS - 1 days earlier.
 DEMO_AS_OF = "2026-11-27T06:00:00Z"
+# Eight daily runs: a week of history back from the last one (members_on_date.sql
+# looks 7 days back), so every example query returns rows.
+DEMO_DAYS = 8
+# Share of subscribers changed each day (and a tenth of that gone, as many new).
+DAILY_CHURN = 0.05
 
 
-def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Console) -> None:
+def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Console,
+             err: Console | None = None) -> None:
     from .publish.state import current_state
     from .runner import RunSummary, execute_refresh, print_run_summary
     from .sample_data import write_landing
+    from .sample_data.changes import write_changed_landing
 
     if not Path(paths.defs).is_dir():
         raise UserError(f"no definitions folder at {paths.defs}: run the demo from the repository root or pass --defs")
     clock = parse_as_of(as_of or DEMO_AS_OF)
+    days = [clock - timedelta(days=DEMO_DAYS - 1 - k) for k in range(DEMO_DAYS)]
     published = current_state(paths)
     if as_of is None and published is not None and published.as_of > clock:
         # Later runs happened here (`segments run`, a schedule): history only moves
@@ -30,18 +47,32 @@ def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Co
         console.print(f"{paths.data} already has runs up to {format_ts(published.as_of)}, after the demo's clock "
                       f"({DEMO_AS_OF}); nothing new to run. Pass --as-of to run the demo at a later time.", markup=False)
         print_run_summary(paths, RunSummary(run_id=published.run_id, as_of=format_ts(published.as_of),
-                                            unchanged=True, status="unchanged"), console)
+                                            unchanged=True, status="unchanged"), console, err)
         return
-    console.print(f"Writing sample data for {n_subscribers:,} subscribers into {paths.landing} …", markup=False)
-    written = write_landing(paths, as_of=clock, n_subscribers=n_subscribers)
-    for path in written:
-        console.print(f"  {path}", markup=False)
-    summary = execute_refresh(paths, as_of=format_ts(clock), console=console)
-    print_run_summary(paths, summary, console)
+    # Days already published are not run again (history only moves forward); the last
+    # day always runs, so a second demo ends with "Nothing changed".
+    todo = [day for day in days if published is None or day >= published.as_of or day == clock]
+    console.print(f"Writing sample data for {n_subscribers:,} subscribers, one snapshot a day from "
+                  f"{format_ts(days[0])} to {format_ts(clock)}, into {paths.landing} …", markup=False)
+    summary = None
+    for index, day in enumerate(days):
+        if day not in todo:
+            continue
+        if index == 0:
+            write_landing(paths, as_of=day, n_subscribers=n_subscribers)
+        else:
+            write_changed_landing(paths, as_of=days[0], changed_as_of=day, since=days[index - 1],
+                                  n_subscribers=n_subscribers, share=DAILY_CHURN, variant=index)
+        summary = execute_refresh(paths, as_of=format_ts(day), console=console)
+        if day != clock:
+            console.print(f"  day {index + 1}/{DEMO_DAYS}, as_of {summary.as_of}: {summary.status} "
+                          f"({summary.mode}, {summary.duration_s:.1f} s)")
+    print_run_summary(paths, summary, console, err)
     warehouse = paths.warehouse
     console.print()
     console.print("[bold]Next[/]")
-    console.print(f"  Query the warehouse:  .venv/bin/segments query \"SELECT * FROM segments\" --data {paths.data}", markup=False)
+    console.print(f"  Query the warehouse:  .venv/bin/segments query \"SELECT * FROM segment_sizes\" --data {paths.data}", markup=False)
+    console.print("  History of a segment: .venv/bin/segments show engaged_subscribers   (size sparkline over the runs)")
     console.print(f"  Or from Python:       duckdb.connect('{warehouse}', read_only=True)   (DuckDB 2.x)", markup=False)
     console.print("  Campaign files:       " + str(Path(paths.data) / "audiences" / "<audience>" / "recipients.csv"), markup=False)
     console.print("  Dagster UI:           make dev   (then open http://127.0.0.1:3000)")

@@ -10,7 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from dataclasses import dataclass
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -28,6 +32,15 @@ class RunSummary:
     as_of: str
     unchanged: bool
     status: str
+    duration_s: float | None = None
+    engine: str = ""
+    mode: str = ""  # "full" | "incremental: ..." (what was re-evaluated)
+    snapshot: str = ""
+    files_ingested: list[str] = field(default_factory=list)
+    quarantined_rows: int = 0
+    worst_file: tuple[str, int, int] | None = None  # (file, quarantined, rows) with the largest quarantined share
+    warnings: list[str] = field(default_factory=list)  # from ingest and from every failed (warning) check
+    audiences_before: dict[str, int] = field(default_factory=dict)  # recipients before the run
 
 
 def dagster_instance(paths: Paths):
@@ -49,6 +62,7 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     """Execute the `refresh` job in-process; a failed step becomes one UserError line."""
     from .clock import format_ts, parse_as_of, utc_now
     from .definitions import defs
+    from .defs.automation import AS_OF_TAG
     from .defs.resources import SegmentsResource
     from .publish.fsutil import private_umask
     from .publish.lock import writer_lock
@@ -71,20 +85,17 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     settings = configured.model_dump() if isinstance(configured, SegmentsResource) else {}
     resource = SegmentsResource(**{**settings, **overrides})
     instance = instance or dagster_instance(paths)
-    status = console.status("running the refresh job…") if console else None
-    if status:
-        status.start()
-    try:
-        # The whole run holds the data folder's writer lock (the steps take it again,
-        # re-entrantly): a second `segments run` on the same folder stops at once
-        # with one line, instead of colliding in ingest.
-        with writer_lock(paths):
-            release_dead_command_runs(instance)
-            result = job.execute_in_process(run_config=run_config, instance=instance, tags=_command_run_tags(),
-                                            resources={"segments": resource}, raise_on_error=False)
-    finally:
-        if status:
-            status.stop()
+    started = time.monotonic()
+    audiences_before = _published_audiences(paths)
+    run_id = str(uuid.uuid4())
+    # The whole run holds the data folder's writer lock (the steps take it again,
+    # re-entrantly): a second `segments run` on the same folder stops at once
+    # with one line, instead of colliding in ingest.
+    with writer_lock(paths), step_progress(console, instance, run_id):
+        release_dead_command_runs(instance)
+        tags = {**_command_run_tags(), AS_OF_TAG: format_ts(resolved)}
+        result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags, run_id=run_id,
+                                        resources={"segments": resource}, raise_on_error=False)
     if not result.success:
         error = UserError(_failure_message(result))
         workspace = RunWorkspace(paths, result.run_id)
@@ -92,8 +103,84 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
             record_failure(paths, workspace.load_context().params, error)
         raise error
     ctx = RunWorkspace(paths, result.run_id).load_context()
-    return RunSummary(run_id=result.run_id, as_of=format_ts(ctx.params.as_of), unchanged=ctx.unchanged,
-                      status="unchanged" if ctx.unchanged else "published")
+    rates = {name: (quarantined, loaded + quarantined) for name, (loaded, quarantined) in ctx.row_counts.items()
+             if quarantined}
+    worst = max(rates, key=lambda name: rates[name][0] / rates[name][1]) if rates else None
+    return RunSummary(
+        run_id=result.run_id, as_of=format_ts(ctx.params.as_of), unchanged=ctx.unchanged,
+        status="unchanged" if ctx.unchanged else "published", duration_s=time.monotonic() - started,
+        engine=ctx.params.engine,
+        mode=next((w for w in ctx.warnings if w.startswith("incremental:")), "full"),
+        snapshot=ctx.snapshot_name, files_ingested=list(ctx.ingested), quarantined_rows=ctx.quarantined_rows,
+        worst_file=(worst, *rates[worst]) if worst else None,
+        warnings=[w for w in ctx.warnings if not w.startswith("incremental:")] + _check_warnings(result),
+        audiences_before=audiences_before,
+    )
+
+
+def _published_audiences(paths: Paths) -> dict[str, int]:
+    """Recipients per audience in the published warehouse (none before the first run)."""
+    if not Path(paths.warehouse).exists():
+        return {}
+    from .publish.catalog import open_warehouse
+
+    with open_warehouse(paths) as con:
+        return dict(con.execute("SELECT audience, recipients FROM audiences").fetchall())
+
+
+def _check_warnings(result) -> list[str]:
+    """One line per asset check that failed without blocking (a warning)."""
+    lines = []
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            detail = evaluation.description or ", ".join(
+                f"{k} {v.value}" for k, v in evaluation.metadata.items() if not k.startswith("dagster/"))
+            lines.append(f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} failed: {detail}")
+    return lines
+
+
+# What each step of the refresh job is doing, as the progress display names it.
+STEP_LABELS = {
+    "ingest": "ingesting landing files",
+    "segment_membership": "evaluating segments",
+    "segment_history": "recording history",
+    "audience_recipients": "building audiences",
+    "analyst_warehouse": "publishing",
+}
+
+
+@contextmanager
+def step_progress(console: Console | None, instance, run_id: str):
+    """A rich progress line naming the running step, on a terminal only, and only once
+    the run has taken a second (a quick run prints nothing extra)."""
+    if console is None or not console.is_terminal:
+        yield
+        return
+    import dagster as dg
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    stop = threading.Event()
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+
+    def watch() -> None:
+        if stop.wait(1.0):
+            return
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                      transient=True) as progress:
+            task = progress.add_task("refresh: starting", total=None)
+            while not stop.wait(0.25):
+                started = [e.step_key for e in instance.all_logs(run_id, of_type=kinds)
+                           if e.dagster_event.event_type == dg.DagsterEventType.STEP_START]
+                current = next((STEP_LABELS[k] for k in reversed(started) if k in STEP_LABELS), "starting")
+                progress.update(task, description=f"refresh: {current} ({len(started)} step(s) started)")
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 # Runs started by `segments run` carry the host and process that execute them in-process.
@@ -154,16 +241,18 @@ def _failure_message(result) -> str:
     return "the refresh run failed; see the Dagster UI (make dev) for details"
 
 
-def print_run_summary(paths: Paths, summary: RunSummary, console: Console) -> None:
+def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: Console | None = None) -> None:
+    """The run in a few lines, the segment and audience tables; warnings go to `err` (stderr)."""
     import duckdb
 
-    from .cli_render import escape
+    from .cli_render import escape, render_run_facts, render_warnings
 
     if summary.unchanged:
         console.print(f"[bold]Nothing changed[/]: the same inputs were already published for as_of {summary.as_of}.")
     else:
         console.print(f"[bold green]Published[/] run {summary.run_id} (as_of {summary.as_of}) to "
                       f"{escape(paths.warehouse)}")
+    render_run_facts(summary, console)
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         sizes = con.execute(
             """SELECT s.segment, s.name, s.members, z.entered, z.exited
@@ -189,8 +278,13 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console) -> No
         table.add_row(*row)
     console.print(table)
     table = Table(title="Audiences (recipients after suppression)")
-    table.add_column("audience")
-    table.add_column("recipients", justify="right")
+    table.add_column("audience", no_wrap=True)
+    table.add_column("recipients", justify="right", no_wrap=True)
+    table.add_column("change", justify="right", no_wrap=True)
     for key, count in audiences:
-        table.add_row(escape(key), f"{count:,}")
+        before = summary.audiences_before.get(key)
+        change = "new" if before is None and summary.audiences_before else \
+            "" if before is None else f"{count - before:+,}"
+        table.add_row(escape(key), f"{count:,}", change)
     console.print(table)
+    render_warnings(summary.warnings, err or console)

@@ -46,7 +46,10 @@ def test_checks_schedules_and_sensor_are_defined():
     assert {"suppression", "unique_members", "no_sudden_shrink"} <= blocking
     schedules = {s.name: s.cron_schedule for s in repo.schedule_defs}
     assert schedules == {"nightly_full_refresh": "0 2 * * *", "hourly_refresh": "0 0,1,3-23 * * *"}
-    assert [s.name for s in repo.sensor_defs] == ["landing_sensor", "record_failed_refresh"]
+    assert sorted(s.name for s in repo.sensor_defs) == ["alert_failed_refresh", "landing_sensor", "record_failed_refresh"]
+    # Failures are recorded and alerted without anyone turning a switch on.
+    running = {s.name for s in repo.sensor_defs if s.default_status == dg.DefaultSensorStatus.RUNNING}
+    assert running == {"record_failed_refresh", "alert_failed_refresh"}
     assert repo.get_job("refresh") is not None
 
 
@@ -55,12 +58,35 @@ def test_schedules_pass_their_tick_as_as_of():
     request = defs.get_schedule_def("nightly_full_refresh")(context)
     config = request.run_config["ops"]["ingest"]["config"]
     assert config == {"as_of": "2026-11-27T02:00:00Z", "full": True}
+    assert request.tags["segments/as_of"] == "2026-11-27T02:00:00Z"
 
 
 def _sensor_tick(cursor, data_dir: str = ""):
+    """(the run request or skip reason, the new cursor)."""
     context = dg.build_sensor_context(cursor=cursor, resources={"segments": SegmentsResource(data_dir=data_dir)})
     result = landing_sensor(context)
+    if isinstance(result, dg.SensorResult):
+        [request] = result.run_requests
+        return request, result.cursor
     return result, context.cursor
+
+
+def test_landing_sensor_observes_the_landing_files(tmp_path, monkeypatch):
+    """Each tick that finds new files records an observation of `landing_files`, and
+    its run carries the as_of as a tag."""
+    monkeypatch.setenv("SEGMENTS_DATA", str(tmp_path))
+    landing = tmp_path / "landing" / "subscribers"
+    landing.mkdir(parents=True)
+    (landing / "subscribers_20261127T020000Z.csv").write_text("subscriber_id,email,status\n")
+    context = dg.build_sensor_context(resources={"segments": SegmentsResource()})
+    result = landing_sensor(context)
+    [observation] = result.asset_events
+    assert observation.asset_key == dg.AssetKey("landing_files")
+    assert observation.metadata["files"].value == 1 and observation.metadata["new_files"].value == 1
+    assert observation.metadata["files/subscribers"].value == 1 and observation.metadata["files/events"].value == 0
+    assert observation.metadata["bytes"].value == len("subscriber_id,email,status\n")
+    [request] = result.run_requests
+    assert request.tags["segments/as_of"] == request.run_config["ops"]["ingest"]["config"]["as_of"]
 
 
 def test_landing_sensor_watches_the_resources_data_folder_as_ingest_reads_it(tmp_path, monkeypatch):

@@ -84,5 +84,5 @@ def test_ui_shows_assets_checks_schedules_and_sensor(webserver):
     assert {s["name"]: s["cronSchedule"] for s in repo["schedules"]} == {
         "nightly_full_refresh": "0 2 * * *", "hourly_refresh": "0 0,1,3-23 * * *",
     }
-    assert [s["name"] for s in repo["sensors"]] == ["landing_sensor", "record_failed_refresh"]
+    assert sorted(s["name"] for s in repo["sensors"]) == ["alert_failed_refresh", "landing_sensor", "record_failed_refresh"]
     assert "refresh" in {j["name"] for j in repo["jobs"]}

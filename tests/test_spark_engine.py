@@ -17,7 +17,7 @@ and `_` (no `LIKE` anywhere), `COUNT(*) FILTER (WHERE ...)`, and lists holding
 NULL elements (Spark's `ARRAYS_OVERLAP` returns NULL there; the compiled
 `COALESCE` keeps the logic two-valued).
 
-Skipped, with the reason, only when pyspark is not installed (`make setup`
+Skipped, with the reason, only when pyspark is not installed (`make setup-spark`
 installs it with the `spark` extra); the tests of the missing-pyspark error and
 of the session settings always run.
 """
@@ -80,7 +80,7 @@ SPARK_TEST_CONF = {
 
 @pytest.fixture(scope="session")
 def spark():
-    pytest.importorskip("pyspark", reason="pyspark is not installed: `make setup` (pip install -e '.[dev,spark]')")
+    pytest.importorskip("pyspark", reason="pyspark is not installed: `make setup-spark` (pip install -e '.[dev,spark]')")
     session = get_spark_session(master="local[1]", conf=SPARK_TEST_CONF)
     yield session
     stop_spark_session()
@@ -523,7 +523,7 @@ def test_one_session_per_process(spark):
 def test_spark_connect_problems_are_one_user_error(tmp_path):
     """SEGMENTS_SPARK_REMOTE without the Connect client (or without a server) is one
     UserError line (a fresh process: this one already has a classic session)."""
-    pytest.importorskip("pyspark", reason="pyspark is not installed: `make setup` (pip install -e '.[dev,spark]')")
+    pytest.importorskip("pyspark", reason="pyspark is not installed: `make setup-spark` (pip install -e '.[dev,spark]')")
     script = tmp_path / "connect.py"
     script.write_text(
         "from pipelines.engine.spark_session import get_spark_session\n"

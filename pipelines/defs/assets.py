@@ -3,21 +3,37 @@
 All segments are ONE asset (`segment_membership`), not one asset per
 segment: a team with hundreds of segments would otherwise get hundreds of
 nodes in the UI, and the engine evaluates them in one pass anyway. Per-segment
-sizes and changes appear as a markdown table in the asset's metadata.
+sizes and changes are numeric metadata entries (`members/<segment>`,
+`entered/<segment>`, `exited/<segment>`, `recipients/<audience>`), which the
+asset's Plots tab draws over runs, plus a markdown table.
 
 Each asset is a thin wrapper over a step in `pipelines.refresh`; steps pass
 data through the run's workspace, and only `analyst_warehouse` publishes.
+A run whose inputs were already published materializes nothing: the ingest
+step records an observation of every asset instead (see `_observe_unchanged`).
 """
 
 
 from datetime import timedelta
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .. import refresh
 from ..clock import utc_now
 from ..errors import UserError
+from ..publish import schemas
+from .metadata import (
+    as_of_value,
+    column_schema,
+    edited_segments,
+    event_rows,
+    holdout_counts,
+    lake_event_files,
+    relation_schemas,
+)
 from .resources import SegmentsResource
 
 
@@ -63,10 +79,11 @@ def _runs_in_progress(context: dg.AssetExecutionContext) -> list[str]:
 
 @dg.multi_asset(
     specs=[
+        # skippable: an unchanged run materializes nothing, and every later step skips.
         dg.AssetSpec("lake_subscribers", deps=[landing_files], group_name="lake", kinds={"parquet"},
-                     description="Typed subscriber snapshots; bad rows quarantined."),
+                     description="Typed subscriber snapshots; bad rows quarantined.", skippable=True),
         dg.AssetSpec("lake_events", deps=[landing_files], group_name="lake", kinds={"parquet"},
-                     description="De-duplicated event exports."),
+                     description="De-duplicated event exports.", skippable=True),
     ],
     name="ingest",
 )
@@ -86,17 +103,47 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
         raise _fail(error) from None
     for warning in ctx.warnings:
         context.log.warning(warning)
+    if ctx.unchanged:
+        _observe_unchanged(context, ctx)
+        return
     yield dg.MaterializeResult(
         asset_key="lake_subscribers",
         metadata={
             "snapshot": ctx.snapshot_name,
-            "dagster/row_count": ctx.snapshot_rows,
-            "as_of": ctx.params.as_of.isoformat(),
+            "dagster/row_count": ctx.snapshot_rows,  # subscribers in the run's snapshot
+            "dagster/column_schema": column_schema(pq.read_schema(ctx.snapshot_file)),
+            "as_of": as_of_value(ctx),
             "files_ingested": len(ctx.ingested),
             "quarantined_rows": ctx.quarantined_rows,
         },
     )
-    yield dg.MaterializeResult(asset_key="lake_events", metadata={"files_ingested": len(ctx.ingested)})
+    event_files = lake_event_files(segments.paths())
+    yield dg.MaterializeResult(
+        asset_key="lake_events",
+        metadata={
+            "dagster/row_count": event_rows(event_files),  # events in the lake
+            "dagster/column_schema": column_schema(pq.read_schema(event_files[0]) if event_files else pa.schema([])),
+            "files_ingested": len(ctx.ingested),
+            "as_of": as_of_value(ctx),
+        },
+    )
+
+
+# Every asset the refresh job materializes, in order.
+JOB_ASSETS = ("lake_subscribers", "lake_events", "segment_membership", "segment_history", "audience_recipients",
+              "analyst_warehouse")
+
+
+def _observe_unchanged(context: dg.AssetExecutionContext, ctx: refresh.RunContext):
+    """A run whose inputs were already published (or that a later run overtook) publishes
+    nothing: it records an observation of each asset that carries the last real
+    materialization's metadata forward, not a materialization. So the plots keep their
+    values, and the freshness policy sees no publish."""
+    for key in JOB_ASSETS:
+        latest = context.instance.get_latest_materialization_event(dg.AssetKey(key))
+        carried = dict(latest.asset_materialization.metadata) if latest and latest.asset_materialization else {}
+        context.log_event(dg.AssetObservation(
+            asset_key=key, metadata={**carried, "unchanged_since_run": ctx.unchanged_run_id or ""}))
 
 
 @dg.asset(deps=["lake_subscribers", "lake_events"], group_name="segments", kinds={"duckdb", "polars", "spark"})
@@ -106,24 +153,28 @@ def segment_membership(context: dg.AssetExecutionContext, segments: SegmentsReso
         ctx, counts = refresh.step_evaluate(segments.paths(), workspace_id(context.run))
     except UserError as error:
         raise _fail(error) from None
-    if ctx.unchanged:
-        return dg.MaterializeResult(metadata={"unchanged_since_run": ctx.unchanged_run_id})
     table = "| segment | members |\n|---|---:|\n" + "\n".join(f"| {k} | {v:,} |" for k, v in sorted(counts.items()))
-    compiled = refresh.RunWorkspace(segments.paths(), workspace_id(context.run)).compiled_sql()
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": sum(counts.values()),
-            "segments": dg.MetadataValue.md(table),
-            # The query each segment compiles to (also in the warehouse's `segments.sql`).
-            "compiled_sql": dg.MetadataValue.md(
-                "\n\n".join(f"**{key}**\n```sql\n{sql}\n```" for key, sql in sorted(compiled.items()))
-            ),
-            "engine": ctx.params.engine,
-            "as_of": ctx.params.as_of.isoformat(),
-            # engine/incremental.py: whether only subscribers whose inputs changed were re-evaluated
-            "evaluation": next((w for w in ctx.warnings if w.startswith("incremental:")), "full"),
-        }
-    )
+    paths = segments.paths()
+    compiled = refresh.RunWorkspace(paths, workspace_id(context.run)).compiled_sql()
+    # The query of each segment whose definition changed since the published run (every
+    # query is in the warehouse's `segments.sql`): not ~1 KB per segment on every run.
+    project = refresh.load_valid_project(paths)
+    edited = edited_segments(paths, {key: s.definition_sha256() for key, s in project.segments.items()})
+    metadata = {
+        "dagster/row_count": sum(counts.values()),  # (segment, subscriber_id) pairs
+        "dagster/column_schema": column_schema(schemas.MEMBERSHIP),
+        **{f"members/{key}": count for key, count in sorted(counts.items())},
+        "segments": dg.MetadataValue.md(table),
+        "engine": ctx.params.engine,
+        "as_of": as_of_value(ctx),
+        # engine/incremental.py: whether only subscribers whose inputs changed were re-evaluated
+        "evaluation": next((w for w in ctx.warnings if w.startswith("incremental:")), "full"),
+    }
+    changed = {key: sql for key, sql in sorted(compiled.items()) if key in edited}
+    if changed:
+        metadata["compiled_sql"] = dg.MetadataValue.md(
+            "\n\n".join(f"**{key}**\n```sql\n{sql}\n```" for key, sql in changed.items()))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(deps=[segment_membership], group_name="segments")
@@ -133,21 +184,21 @@ def segment_history(context: dg.AssetExecutionContext, segments: SegmentsResourc
         ctx, history = refresh.step_history(segments.paths(), workspace_id(context.run))
     except UserError as error:
         raise _fail(error) from None
-    if history is None:
-        return dg.MaterializeResult(metadata={"unchanged_since_run": ctx.unchanged_run_id})
     sizes = history.run_sizes(workspace_id(context.run))
-    rows = [
-        f"| {s} | {m:,} | +{e:,} | -{x:,} |"
-        for s, m, e, x in zip(
-            sizes.column("segment").to_pylist(), sizes.column("members").to_pylist(),
-            sizes.column("entered").to_pylist(), sizes.column("exited").to_pylist(), strict=True,
-        )
-    ]
+    sizes = list(zip(sizes.column("segment").to_pylist(), sizes.column("members").to_pylist(),
+                     sizes.column("entered").to_pylist(), sizes.column("exited").to_pylist(), strict=True))
+    rows = [f"| {s} | {m:,} | +{e:,} | -{x:,} |" for s, m, e, x in sizes]
     table = "| segment | members | entered | exited |\n|---|---:|---:|---:|\n" + "\n".join(rows)
     return dg.MaterializeResult(
         metadata={
             "changes": dg.MetadataValue.md(table),
-            "dagster/row_count": history.entered + history.exited,  # this run's changes
+            # This run's changes; the stays relation's size is not counted, so no dagster/row_count.
+            "entered": history.entered,
+            "exited": history.exited,
+            **{f"entered/{s}": e for s, _, e, _ in sizes},
+            **{f"exited/{s}": x for s, _, _, x in sizes},
+            "dagster/column_schema": column_schema(schemas.HISTORY),
+            "as_of": as_of_value(ctx),
         }
     )
 
@@ -159,11 +210,18 @@ def audience_recipients(context: dg.AssetExecutionContext, segments: SegmentsRes
         ctx, counts = refresh.step_recipients(segments.paths(), workspace_id(context.run))
     except UserError as error:
         raise _fail(error) from None
-    if counts is None:
-        return dg.MaterializeResult(metadata={"unchanged_since_run": ctx.unchanged_run_id})
     table = "| audience | recipients |\n|---|---:|\n" + "\n".join(f"| {a} | {n:,} |" for a, n in sorted(counts.items()))
+    recipients_file = refresh.RunWorkspace(segments.paths(), workspace_id(context.run)).recipients_file
+    holdout = holdout_counts(recipients_file)
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": sum(counts.values()), "audiences": dg.MetadataValue.md(table)}
+        metadata={
+            "dagster/row_count": sum(counts.values()),  # rows of `recipients`, every audience
+            "dagster/column_schema": column_schema(pq.read_schema(recipients_file)),
+            **{f"recipients/{key}": n for key, n in sorted(counts.items())},
+            **{f"holdout/{key}": holdout.get(key, 0) for key in sorted(counts)},
+            "audiences": dg.MetadataValue.md(table),
+            "as_of": as_of_value(ctx),
+        }
     )
 
 
@@ -183,14 +241,16 @@ def analyst_warehouse(context: dg.AssetExecutionContext, segments: SegmentsResou
         ctx, result = refresh.step_publish(paths, workspace_id(context.run), keep_versions=segments.keep_versions)
     except UserError as error:
         raise _fail(error) from None
-    metadata = {
+    relations = relation_schemas(paths)
+    return dg.MaterializeResult(metadata={
         "warehouse": dg.MetadataValue.path(str(paths.warehouse)),
         "run_id": workspace_id(context.run),
-        "as_of": ctx.params.as_of.isoformat(),
-    }
-    if result is None:
-        metadata["unchanged_since_run"] = ctx.unchanged_run_id
-    return dg.MaterializeResult(metadata=metadata)
+        "as_of": as_of_value(ctx),
+        "version": result.version if result is not None else "",
+        # The analyst relations' columns, as the published catalog has them.
+        "dagster/column_schema": relations.pop("segments", dg.TableSchema(columns=[])),
+        **{f"schema/{name}": schema for name, schema in sorted(relations.items())},
+    })
 
 
 def count_nonunique(table, columns: list[str]) -> int:

@@ -2,7 +2,9 @@
 
 - nightly full refresh at 02:00 UTC;
 - hourly refresh at minute 0 of every hour but 02:00 (which belongs to the nightly run);
-- a sensor that starts one run per new set of landing files.
+- a sensor that starts one run per new set of landing files, and observes `landing_files`;
+- two run-failure sensors, on by default: one records the failure in `runs`, one
+  posts it to a webhook (`alert_webhook_url` of the `segments` resource).
 Runs never overlap: dagster.yaml limits the run queue to one run at a time.
 """
 
@@ -28,6 +30,10 @@ refresh_job = dg.define_asset_job(
 )
 
 
+# Every run carries its clock as a tag, so the Runs list can be filtered by it.
+AS_OF_TAG = "segments/as_of"
+
+
 def _run_config(as_of: str, *, full: bool = False) -> dict:
     return {"ops": {"ingest": {"config": {"as_of": as_of, "full": full}}}}
 
@@ -37,7 +43,7 @@ def _run_config(as_of: str, *, full: bool = False) -> dict:
 def nightly_full_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     as_of = format_ts(context.scheduled_execution_time)
     return dg.RunRequest(run_key=f"nightly-{as_of}", run_config=_run_config(as_of, full=True),
-                         tags={"segments/trigger": "nightly"})
+                         tags={"segments/trigger": "nightly", AS_OF_TAG: as_of})
 
 
 @dg.schedule(job=refresh_job, cron_schedule="0 0,1,3-23 * * *", execution_timezone="UTC",
@@ -45,7 +51,7 @@ def nightly_full_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
 def hourly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     as_of = format_ts(context.scheduled_execution_time)
     return dg.RunRequest(run_key=f"hourly-{as_of}", run_config=_run_config(as_of),
-                         tags={"segments/trigger": "hourly"})
+                         tags={"segments/trigger": "hourly", AS_OF_TAG: as_of})
 
 
 def landing_listing(paths: Paths) -> dict[str, str]:
@@ -67,15 +73,28 @@ def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResour
     if not new:
         return dg.SkipReason("no new landing files")
     run_key = hashlib.sha256(json.dumps(sorted(new.items())).encode()).hexdigest()[:16]
-    context.update_cursor(json.dumps({**seen, **new}, sort_keys=True))
-    return dg.RunRequest(
-        run_key=f"landing-{run_key}",
-        run_config=_run_config(format_ts(utc_now())),
-        tags={"segments/trigger": "landing", "segments/new_files": str(len(new))},
+    as_of = format_ts(utc_now())
+    # What the landing folder holds now: the `landing_files` asset's plots.
+    observation = dg.AssetObservation("landing_files", metadata={
+        "files": len(current),
+        "new_files": len(new),
+        "bytes": sum(int(sig.split(":")[0]) for sig in current.values()),
+        **{f"files/{kind}": sum(1 for name in current if name.startswith(f"{kind}/"))
+           for kind in ("subscribers", "events")},
+        "new": dg.MetadataValue.md("\n".join(f"- `{name}`" for name in sorted(new))),
+    })
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(
+            run_key=f"landing-{run_key}", run_config=_run_config(as_of),
+            tags={"segments/trigger": "landing", "segments/new_files": str(len(new)), AS_OF_TAG: as_of},
+        )],
+        asset_events=[observation],
+        cursor=json.dumps({**seen, **new}, sort_keys=True),
     )
 
 
 @dg.run_failure_sensor(monitored_jobs=[refresh_job], minimum_interval_seconds=30,
+                       default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Records a refresh run that failed after ingest in the `runs` relation.")
 def record_failed_refresh(context: dg.RunFailureSensorContext, segments: SegmentsResource):
     """A run launched by a schedule or the sensor that fails (a step raised, a blocking
@@ -89,6 +108,58 @@ def record_failed_refresh(context: dg.RunFailureSensorContext, segments: Segment
     workspace = RunWorkspace(paths, workspace_id(context.dagster_run))
     if not (workspace.dir / "context.json").is_file():
         return dg.SkipReason("failed before its workspace existed (ingest records those)")
-    message = context.failure_event.message or "the refresh run failed"
-    record_failure(paths, workspace.load_context().params, UserError(message.strip().splitlines()[0]))
+    record_failure(paths, workspace.load_context().params, UserError(failure_reason(context)))
     return None
+
+
+# How long the alert waits for the webhook: a slow receiver must not hold the sensor daemon.
+ALERT_TIMEOUT_SECONDS = 10
+
+
+@dg.run_failure_sensor(monitored_jobs=[refresh_job], minimum_interval_seconds=30,
+                       default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="POSTs a JSON message to the `segments` resource's alert_webhook_url "
+                                   "when a refresh run fails (off while the URL is empty).")
+def alert_failed_refresh(context: dg.RunFailureSensorContext, segments: SegmentsResource):
+    """Tells people a run failed: nothing else would while the schedules run unattended.
+    The body has a `text` line (Slack and Teams incoming webhooks show it) and the details."""
+    if not segments.alert_webhook_url:
+        return dg.SkipReason("no alert_webhook_url configured")
+    run = context.dagster_run
+    message = failure_reason(context)
+    as_of = run.tags.get(AS_OF_TAG, "")
+    trigger = run.tags.get("segments/trigger", "command line" if "segments/pid" in run.tags else "manual")
+    payload = {
+        "text": f"segments: refresh run {run.run_id} failed ({trigger}, as_of {as_of or 'unknown'}): {message}",
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "as_of": as_of,
+        "trigger": trigger,
+        "message": message,
+    }
+    post_json(segments.alert_webhook_url, payload)
+    return None
+
+
+def post_json(url: str, payload: dict) -> None:
+    """POST `payload` as JSON; an http(s) URL only (never file:// or the like)."""
+    import urllib.request
+
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"alert_webhook_url must be an http(s) URL, got {url!r}")
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=ALERT_TIMEOUT_SECONDS) as response:  # noqa: S310 - checked above
+        response.read()
+
+
+def failure_reason(context: dg.RunFailureSensorContext) -> str:
+    """One line: the first failed step's own message (say, "the disk is full"), else Dagster's."""
+    for record in context.instance.all_logs(context.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        data = record.dagster_event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return f"{record.step_key}: {data.user_failure_data.description.strip().splitlines()[0]}"
+        if data.error is not None:
+            cause = data.error.cause or data.error
+            return f"{record.step_key}: {cause.message.strip().splitlines()[0]}"
+    return (context.failure_event.message or "the refresh run failed").strip().splitlines()[0]

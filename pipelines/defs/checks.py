@@ -23,9 +23,12 @@ def quarantine_rate(context: dg.AssetCheckExecutionContext, segments: SegmentsRe
              for name, (loaded, quarantined) in ctx.row_counts.items() if loaded + quarantined}
     worst = max(rates, key=rates.get) if rates else None
     rate = rates[worst] if worst else 0.0
+    passed = rate <= segments.max_quarantine_rate
     return dg.AssetCheckResult(
-        passed=rate <= segments.max_quarantine_rate,
+        passed=passed,
         severity=dg.AssetCheckSeverity.WARN,
+        description=None if passed else (f"{rate:.0%} of the rows of {worst} were quarantined "
+                                         f"(threshold {segments.max_quarantine_rate:.0%}); see the quarantine relation"),
         metadata={"quarantined_rows": ctx.quarantined_rows, "rate": rate, "worst_file": worst or "",
                   "threshold": segments.max_quarantine_rate},
     )

@@ -23,6 +23,7 @@ class SegmentsResource(dg.ConfigurableResource):
     max_quarantine_rate: float = Field(default=0.05, description="Quarantined share of a file that fails the check")
     max_segment_shrink: float = Field(default=0.5, description="A segment losing more than this share is flagged")
     block_on_shrink: bool = Field(default=False, description="Block publishing when a segment shrinks too much")
+    alert_webhook_url: str = Field(default="", description="URL a failed refresh run is POSTed to as JSON; empty: off")
 
     # Ingest limits (README "Limits and hostile input"); None: $SEGMENTS_MAX_... or the default.
     max_file_bytes: int | None = Field(default=None, description="Largest decompressed landing file, bytes")

@@ -7,7 +7,8 @@ rows as `write_landing` for the same n, as_of and seed), changes about
 new tag list, a status, an age, ...), drops a few subscribers, adds a few new
 ones, and writes an events export of new events for about `share` of the
 subscribers, dated between `since` and the new snapshot time. Deterministic
-for its arguments; memory bounded by one block.
+for its arguments (`variant` picks another set of changes for the same base,
+say one per day); memory bounded by one block.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _changed_block(block: pa.Table, rng: np.random.Generator, share: float) -> t
 
 
 def write_changed_landing(paths: Paths, *, as_of: datetime, changed_as_of: datetime, since: datetime,
-                          n_subscribers: int, share: float = 0.01, seed: int = 7) -> list[Path]:
+                          n_subscribers: int, share: float = 0.01, seed: int = 7, variant: int = 0) -> list[Path]:
     """Landing files at `changed_as_of`: the changed snapshot and the new events."""
     now = as_of_seconds(as_of)
     first, last = as_of_seconds(since), as_of_seconds(changed_as_of)
@@ -71,7 +72,7 @@ def write_changed_landing(paths: Paths, *, as_of: datetime, changed_as_of: datet
         for block, start in [*blocks, extra]:
             stop = min(start + BLOCK_ROWS, n_subscribers) if start < n_subscribers else start + new_subscribers
             rows = _subscriber_block(start, stop, now=now, seed=seed, block=block)
-            rng = np.random.default_rng([seed, _CHANGE_STREAM, block])
+            rng = np.random.default_rng([seed, _CHANGE_STREAM, variant, block])
             if start < n_subscribers:
                 rows, touched = _changed_block(rows, rng, share)
             else:
