@@ -1,0 +1,94 @@
+"""Defects found by operating the pipeline over days (issue 18), each reproduced
+through the production run path: `execute_refresh` (what `segments run` runs:
+the Dagster refresh job in-process) or the CLI itself, on real files and DuckDB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow.parquet as pq
+
+from pipelines.runner import execute_refresh
+
+HEADER = "subscriber_id,email,status,state\n"
+EVENT_HEADER = "event_id,subscriber_id,event,occurred_at,amount,product,campaign\n"
+
+
+def land(paths, kind: str, name: str, text: str) -> Path:
+    target = Path(paths.data) / "landing" / kind / name
+    target.write_text(text)
+    return target
+
+
+def run(paths, as_of: str, **options):
+    with dg.instance_for_test() as instance:
+        return execute_refresh(paths, as_of=as_of, instance=instance, **options)
+
+
+def query(paths, sql: str) -> list[tuple]:
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def members(paths, segment: str) -> set[str]:
+    return {r[0] for r in query(paths, f"SELECT subscriber_id FROM segment_membership WHERE segment = '{segment}'")}
+
+
+def many_events(count: int, prefix: str = "m") -> str:
+    """`count` events over a few names and products: the lake stores them dictionary-encoded."""
+    rows = [f"{prefix}{i},s{1 + i % 5},{('purchase', 'email_open', 'page_view')[i % 3]},"
+            f"2026-11-{1 + i % 25:02d}T10:00:00Z,{i % 7},{('mug', 'shirt')[i % 2]},c{i % 3}\n" for i in range(count)]
+    return EVENT_HEADER + "".join(rows)
+
+
+# ------------------------------------------------ 1. one Arrow type per column
+
+
+def test_small_event_exports_beside_large_ones_do_not_break_full_runs(project_paths):
+    """A 1-row and a 0-row events export next to a large one: hourly runs and
+    `--full` both publish, and agree (the lake wrote the small files plain and
+    the large one dictionary-encoded; reading them together used to fail with
+    "Unable to merge: Field event has incompatible types")."""
+    paths = project_paths
+    land(paths, "events", "bulk_20261127T050000Z.csv", many_events(3000))
+    run(paths, "2026-11-27T06:00:00Z")
+    land(paths, "events", "one_20261127T060000Z.csv", EVENT_HEADER + "x1,s2,purchase,2026-11-27T05:30:00Z,5,mug,\n")
+    land(paths, "events", "none_20261127T070000Z.csv", EVENT_HEADER)
+    run(paths, "2026-11-27T07:00:00Z")
+    hourly = {key: members(paths, key) for key in ("active_users", "engaged_subscribers")}
+    assert run(paths, "2026-11-27T08:00:00Z", full=True).status == "published"
+    assert {key: members(paths, key) for key in hourly} == hourly
+    assert "s2" in hourly["active_users"]  # the 1-row export's purchase counts
+    assert query(paths, "SELECT count(*) FROM events")[0][0] == 6 + 3000 + 1
+
+
+def test_every_lake_file_has_the_same_schema_whatever_its_size(project_paths):
+    """0, 1 and many rows: the same columns with the same Arrow types."""
+    paths = project_paths
+    land(paths, "events", "bulk_20261127T050000Z.csv", many_events(3000))
+    land(paths, "events", "one_20261127T050100Z.csv", EVENT_HEADER + "x1,s2,purchase,2026-11-27T05:30:00Z,5,mug,\n")
+    land(paths, "events", "none_20261127T050200Z.csv", EVENT_HEADER)
+    land(paths, "events", "empty_20261127T050300Z.jsonl", "")
+    run(paths, "2026-11-27T06:00:00Z")
+    files = sorted((Path(paths.data) / "lake" / "events").rglob("*.parquet"))
+    assert len(files) == 5
+    schemas = {f.name: [(field.name, str(field.type)) for field in pq.read_schema(f)] for f in files}
+    assert len({tuple(s) for s in schemas.values()}) == 1, schemas
+
+
+# ------------------------------------------------ an empty JSONL export
+
+
+def test_an_empty_jsonl_export_is_a_zero_row_file(project_paths):
+    """A 0-event hour exported as JSONL is an empty file: ingested with 0 rows,
+    not rejected. (An empty CSV has no header and stays rejected: tests/bad_inputs.)"""
+    paths = project_paths
+    land(paths, "events", "hour_20261127T055000Z.jsonl", "")
+    summary = run(paths, "2026-11-27T06:00:00Z")
+    assert summary.status == "published"
+    assert not (Path(paths.data) / "rejected").exists() or not any((Path(paths.data) / "rejected").rglob("*.jsonl"))
+    assert query(paths, "SELECT count(*) FROM events")[0][0] == 6
+    land(paths, "events", "hour_20261127T065000Z.jsonl", "\n\n")  # blank lines: no records either
+    assert run(paths, "2026-11-27T07:00:00Z").status == "published"
