@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
+from conftest import write_project
 
 from pipelines.runner import execute_refresh
 
@@ -92,3 +93,67 @@ def test_an_empty_jsonl_export_is_a_zero_row_file(project_paths):
     assert query(paths, "SELECT count(*) FROM events")[0][0] == 6
     land(paths, "events", "hour_20261127T065000Z.jsonl", "\n\n")  # blank lines: no records either
     assert run(paths, "2026-11-27T07:00:00Z").status == "published"
+
+
+# ------------------------------------------------ 3. an as_of in the future
+
+
+def _now_project(tmp_path):
+    """A project whose snapshot is an hour old by the wall clock."""
+    from datetime import timedelta
+
+    from pipelines.clock import utc_now
+
+    hour_ago = utc_now() - timedelta(hours=1)
+    return write_project(tmp_path, snapshot_name=f"subscribers_{hour_ago:%Y%m%dT%H%M%S}Z.csv")
+
+
+def _ts(delta_minutes: float) -> str:
+    from datetime import timedelta
+
+    from pipelines.clock import format_ts, utc_now
+
+    return format_ts(utc_now() + timedelta(minutes=delta_minutes))
+
+
+def test_segments_run_refuses_an_as_of_in_the_future(tmp_path):
+    """More than 5 minutes ahead: exit 2, one line, no run; later runs still publish.
+    `--allow-future` accepts it."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    paths = _now_project(tmp_path)
+    roots = ["--defs", str(paths.defs), "--data", str(paths.data)]
+    with dg.instance_for_test():  # DAGSTER_HOME of its own
+        ahead = CliRunner().invoke(app, ["run", "--as-of", _ts(24 * 60), *roots])
+        assert ahead.exit_code == 2, ahead.output
+        [line] = ahead.stderr.strip().splitlines()
+        assert line.startswith("error: as_of ") and "--allow-future" in line
+        assert not Path(paths.warehouse).exists()
+        assert CliRunner().invoke(app, ["run", "--as-of", _ts(3), *roots]).exit_code == 0  # within 5 minutes
+        allowed = CliRunner().invoke(app, ["run", "--as-of", _ts(24 * 60), "--allow-future", *roots])
+        assert allowed.exit_code == 0, allowed.output
+    assert query(paths, "SELECT count(*) FROM runs WHERE status = 'success'") == [(2,)]
+
+
+def test_a_dagster_launched_run_refuses_an_as_of_in_the_future(tmp_path):
+    """The same rule for runs the schedules, the sensor or the UI launch (run config)."""
+    from pipelines.definitions import defs
+    from pipelines.defs.resources import SegmentsResource
+
+    paths = _now_project(tmp_path)
+    resource = SegmentsResource(defs_dir=str(paths.defs), data_dir=str(paths.data))
+    job = defs.resolve_job_def("refresh")
+
+    def launch(**config):
+        with dg.instance_for_test() as instance:
+            return job.execute_in_process(instance=instance, raise_on_error=False, resources={"segments": resource},
+                                          run_config={"ops": {"ingest": {"config": {"as_of": _ts(60), **config}}}})
+
+    refused = launch()
+    assert not refused.success and not Path(paths.warehouse).exists()
+    [failure] = [e for e in refused.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "more than 5 minutes after the current time" in failure.step_failure_data.user_failure_data.description
+    assert launch(allow_future=True).success
+    assert query(paths, "SELECT count(*) FROM runs WHERE status = 'success'") == [(1,)]
