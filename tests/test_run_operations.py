@@ -157,3 +157,79 @@ def test_a_dagster_launched_run_refuses_an_as_of_in_the_future(tmp_path):
     assert "more than 5 minutes after the current time" in failure.step_failure_data.user_failure_data.description
     assert launch(allow_future=True).success
     assert query(paths, "SELECT count(*) FROM runs WHERE status = 'success'") == [(1,)]
+
+
+# ------------------------------------------------ 7. and 8. lake folders are not columns
+
+
+def _custom_dates_project(tmp_path):
+    """Custom fields named like the lake's folders (snapshot_date=..., export_date=...)."""
+    paths = write_project(tmp_path, subscribers="subscriber_id,email,status,state,snapshot_date\n"
+                          + "".join(f"s{i},s{i}@example.com,active,NY,{'batch-a' if i % 2 else 'batch-b'}\n"
+                                    for i in range(1, 9)),
+                          events=EVENT_HEADER.strip() + ",export_date\n"
+                          + "e1,s1,purchase,2026-11-26T10:00:00Z,5,mug,,x\n")
+    defs = Path(paths.defs)
+    (defs / "_fields.yaml").write_text("subscriber_fields: {snapshot_date: string}\n"
+                                       "event_fields: {export_date: string}\n")
+    (defs / "batch_a.yaml").write_text("name: Batch A\ngroups:\n"
+                                       "  - filters:\n      - {field: snapshot_date, op: is, value: batch-a}\n")
+    (defs / "exported_x.yaml").write_text(
+        "name: Exported x\ngroups:\n  - filters:\n      - event: purchase\n        op: performed\n"
+        "        where: [{field: export_date, op: is, value: x}]\n")
+    return paths
+
+
+def _workspace_warnings(paths, summary) -> list[str]:
+    from pipelines.refresh import RunWorkspace
+
+    return RunWorkspace(paths, summary.run_id).load_context().warnings
+
+
+def test_custom_fields_named_like_lake_folders_read_their_data(tmp_path):
+    """An incremental run reads `snapshot_date` / `export_date` from the rows, not
+    from the lake folder's name (DuckDB's hive partitioning took the folder's)."""
+    paths = _custom_dates_project(tmp_path)
+    run(paths, "2026-11-27T06:00:00Z")
+    assert members(paths, "batch_a") == {"s1", "s3", "s5", "s7"}
+    assert members(paths, "exported_x") == {"s1"}
+    # The next day: s2 moves to batch a, s4 buys with export_date x.
+    land(paths, "subscribers", "subscribers_20261128T050000Z.csv",
+         "subscriber_id,email,status,state,snapshot_date\n"
+         + "".join(f"s{i},s{i}@example.com,active,NY,{'batch-a' if i % 2 or i == 2 else 'batch-b'}\n"
+                   for i in range(1, 9)))
+    land(paths, "events", "more_20261128T050000Z.csv",
+         EVENT_HEADER.strip() + ",export_date\ne2,s4,purchase,2026-11-28T04:00:00Z,5,mug,,x\n")
+    summary = run(paths, "2026-11-28T06:00:00Z")
+    assert any(w.startswith("incremental:") for w in _workspace_warnings(paths, summary))
+    assert members(paths, "batch_a") == {"s1", "s2", "s3", "s5", "s7"}
+    assert members(paths, "exported_x") == {"s1", "s4"}
+    assert query(paths, "SELECT DISTINCT export_date FROM events") == [("x",)]
+
+
+def test_a_new_days_snapshot_re_evaluates_only_the_rows_that_changed(tmp_path):
+    """Row hashes cover the subscriber's data only: the first snapshot of a new UTC
+    day (a new snapshot_date=... folder) with one row changed re-evaluates one
+    subscriber, not everyone."""
+    rows = [f"s{i},s{i}@example.com,active,{'NY' if i % 3 else 'TX'}\n" for i in range(40)]
+    paths = write_project(tmp_path, subscribers=HEADER + "".join(rows))
+    run(paths, "2026-11-27T06:00:00Z")
+    rows[7] = "s7,s7@example.com,active,CA\n"
+    land(paths, "subscribers", "subscribers_20261128T050000Z.csv", HEADER + "".join(rows))
+    summary = run(paths, "2026-11-28T06:00:00Z")
+    [how] = [w for w in _workspace_warnings(paths, summary) if w.startswith("incremental:")]
+    assert how.startswith("incremental: 1 subscriber(s) re-evaluated"), how
+    assert "s7" not in members(paths, "subscribers_in_new_york")
+
+
+def test_a_data_folder_path_with_name_value_folders_adds_no_columns(tmp_path):
+    """`--data /srv/status=x/segment=y/data`: every relation reads its own columns,
+    not the folder names (DuckDB's hive partitioning would replace `status` and `segment`)."""
+    paths = write_project(tmp_path / "status=unsubscribed" / "segment=oops")
+    run(paths, "2026-11-27T06:00:00Z")
+    assert query(paths, "SELECT count(*) FROM subscribers WHERE status = 'active'") == [(3,)]
+    assert "oops" not in {r[0] for r in query(paths, "SELECT segment FROM segment_membership")}
+    assert "oops" not in {r[0] for r in query(paths, "SELECT segment FROM segment_membership_history")}
+    assert query(paths, "SELECT count(*) FROM recipients")[0][0] > 0  # active recipients are still active
+    columns = {r[0] for r in query(paths, "SELECT column_name FROM duckdb_columns()")}
+    assert "status" in columns and not {"snapshot_date", "export_date"} & columns

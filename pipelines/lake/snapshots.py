@@ -58,10 +58,10 @@ def dropped_subscribers(previous: SnapshotInfo, current: SnapshotInfo) -> int:
     which reads only the id columns)."""
     from sqlglot import exp
 
-    from ..publish.scratch import scratch_connection
+    from ..publish.scratch import parquet_scan, scratch_connection
 
     def ids(file: Path) -> exp.Expression:
-        return exp.select("subscriber_id").from_(exp.func("read_parquet", exp.Literal.string(str(file))))
+        return exp.select("subscriber_id").from_(parquet_scan([file]))
 
     kept = exp.In(this=exp.column("subscriber_id"), query=exp.Subquery(this=ids(current.file)))
     query = exp.select(exp.func("count", exp.Star())).from_(
@@ -323,7 +323,7 @@ def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids:
     `ids` are a few percent of them), typed like `read_snapshot` / `read_events`."""
     from sqlglot import exp
 
-    from ..publish.scratch import scratch_connection
+    from ..publish.scratch import parquet_scan, scratch_connection
 
     for file in files:
         if not file.is_file():
@@ -332,8 +332,7 @@ def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids:
     for file in files:
         stored |= set(pq.read_schema(file).names)
     present = [c for c in dict.fromkeys(columns) if c in stored]
-    source = exp.func("read_parquet", exp.Array(expressions=[exp.Literal.string(str(f)) for f in files]),
-                      exp.EQ(this=exp.var("union_by_name"), expression=exp.true()))
+    source = parquet_scan(files, union_by_name=True)
     condition: exp.Expression = exp.In(this=exp.column("subscriber_id"),
                                        query=exp.Subquery(this=exp.select("subscriber_id").from_("wanted_ids")))
     if as_of is not None:

@@ -24,6 +24,7 @@ from ..segments.model import Project
 from ..settings import Paths
 from .fsutil import fsync_file, remove_path, replace_durably
 from .history_files import history_view_sql, membership_view_sql
+from .scratch import parquet_scan
 from .state import STATE_TABLE, PublishedState, open_catalog_read_only
 
 # sql/ lives at the repository root, beside the package.
@@ -91,11 +92,7 @@ def events_view_sql(version_dir: Path) -> str | None:
     # relative to the final version folder.
     files = [_in_this_data_folder(f, version_dir) for f in json.loads(listing.read_text(encoding="utf-8"))] \
         or [str((version_dir / EMPTY_EVENTS).absolute())]
-    file_list = exp.Array(expressions=[exp.Literal.string(f) for f in files])
-    query = (
-        exp.select("*")
-        .from_(exp.func("read_parquet", file_list, exp.EQ(this=exp.var("union_by_name"), expression=exp.true())))
-    )
+    query = exp.select("*").from_(parquet_scan(files, union_by_name=True))
     return f"CREATE VIEW events AS {query.sql(dialect='duckdb')}"
 
 

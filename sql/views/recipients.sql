@@ -2,4 +2,4 @@
 -- audiences' fields (NULL where an audience did not ask for a field), run_id.
 -- Only active subscribers, always.
 CREATE VIEW recipients AS
-SELECT * FROM read_parquet('{{version_dir}}/recipients.parquet');
+SELECT * FROM read_parquet('{{version_dir}}/recipients.parquet', hive_partitioning = false);
