@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 from conftest import write_project
 
 from pipelines.runner import execute_refresh
@@ -233,3 +234,59 @@ def test_a_data_folder_path_with_name_value_folders_adds_no_columns(tmp_path):
     assert query(paths, "SELECT count(*) FROM recipients")[0][0] > 0  # active recipients are still active
     columns = {r[0] for r in query(paths, "SELECT column_name FROM duckdb_columns()")}
     assert "status" in columns and not {"snapshot_date", "export_date"} & columns
+
+
+# ------------------------------------------------ 4. a copied or moved data folder
+
+
+def _every_relation_reads(paths) -> dict[str, int]:
+    """Row counts of every relation of the warehouse, from an analyst's plain connection."""
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+        counts = {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}
+        counts["segment_members_at"] = con.execute(
+            "SELECT count(*) FROM segment_members_at('subscribers_in_new_york', TIMESTAMP '2026-11-27 06:00:00')"
+        ).fetchone()[0]
+    return counts
+
+
+@pytest.mark.parametrize("how", ["copy", "move"])
+def test_every_relation_reads_the_new_folder_once_the_old_is_gone(project_paths, tmp_path, how):
+    """Copy (or move) the data folder, run a command on the new one, delete the old:
+    every relation, `events` included, reads the new folder's files."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.settings import Paths
+
+    paths = project_paths
+    run(paths, "2026-11-27T06:00:00Z")
+    before = _every_relation_reads(paths)
+    assert before["events"] == 6 and before["segment_members_at"] > 0
+    new = Paths(defs=paths.defs, data=tmp_path / "elsewhere" / "data")
+    (shutil.copytree if how == "copy" else shutil.move)(str(paths.data), str(new.data))
+    listed = CliRunner().invoke(app, ["list", "--defs", str(new.defs), "--data", str(new.data)])
+    assert listed.exit_code == 0, listed.output
+    shutil.rmtree(paths.data, ignore_errors=True)
+    assert _every_relation_reads(new) == before
+
+
+def test_a_warehouse_of_another_format_is_refused_in_one_line(project_paths):
+    """No reading of other layouts half-right: a published state of another format
+    version stops the next run with one line saying what to do."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    paths = project_paths
+    run(paths, "2026-11-27T06:00:00Z")
+    with duckdb.connect(str(paths.warehouse)) as con:
+        con.execute("UPDATE published_state SET format_version = 1")
+    with dg.instance_for_test():
+        result = CliRunner().invoke(app, ["run", "--as-of", "2026-11-27T07:00:00Z", "--defs", str(paths.defs),
+                                          "--data", str(paths.data)])
+    assert result.exit_code == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "published by another version of this pipeline (format 1" in line and "away to start over" in line
