@@ -142,7 +142,7 @@ def command(fn):
             return fn(*args, **kwargs)
         except UserError as error:
             err.print(f"error: {one_line(error)}", markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(error.exit_code) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
             raise  # BrokenPipeError: `segments query ... | head`, handled quietly by typer
         except Exception as error:  # a bug, not bad input: still one line unless debugging
@@ -200,6 +200,8 @@ def run(
                                               help="The run's clock (ISO 8601, UTC; default now).")] = None,
     full: Annotated[bool, typer.Option("--full", help="Recompute everything, not only what changed.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Publish a snapshot held back by the drop rule.")] = False,
+    allow_future: Annotated[bool, typer.Option(
+        "--allow-future", help="Accept an --as-of more than 5 minutes after the current time.")] = False,
     engine: Annotated[RunEngine, typer.Option("--engine", help="Evaluation engine.")] = RunEngine.duckdb,
     defs: DefsOption = None,
     data: DataOption = None,
@@ -214,7 +216,8 @@ def run(
     from .runner import execute_refresh, print_run_summary
 
     paths = _paths(defs, data)
-    summary = execute_refresh(paths, as_of=as_of, full=full, force=force, engine=engine.value, console=out)
+    summary = execute_refresh(paths, as_of=as_of, full=full, force=force, allow_future=allow_future,
+                              engine=engine.value, console=out)
     print_run_summary(paths, summary, out, err)
 
 

@@ -7,9 +7,13 @@ a run (CLI, schedules, sensor) use it to pick a default `as_of`.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from .errors import UserError
+
+# How far past the wall clock a run's as_of may be without --allow-future
+# (data-contract.md, "Sending safely"): room for clocks a little apart.
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 def utc_now() -> datetime:
@@ -48,3 +52,16 @@ def format_ts(value: datetime) -> str:
     never rounded: every window is computed from it)."""
     value = to_naive_utc(value)
     return value.isoformat(timespec="microseconds" if value.microsecond else "seconds") + "Z"
+
+
+def refuse_future(as_of: datetime, now: datetime, *, allowed: bool) -> None:
+    """UserError (exit 2) when `as_of` is more than FUTURE_TOLERANCE after `now`, unless
+    `allowed`: history only moves forward, so a run in the future would make every
+    run until then refused."""
+    if allowed or to_naive_utc(as_of) <= to_naive_utc(now) + FUTURE_TOLERANCE:
+        return
+    raise UserError(
+        f"as_of {format_ts(as_of)} is more than {FUTURE_TOLERANCE.seconds // 60} minutes after the current time "
+        f"({format_ts(now)}); every run before it would then be refused. Pass --allow-future if that is meant",
+        exit_code=2,
+    )

@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .clock import format_ts, parse_as_of
+from .clock import format_ts, parse_as_of, refuse_future
 from .errors import UserError
 from .segments.model import Project
 from .settings import IngestLimits, Paths
@@ -39,6 +39,7 @@ class RunParams:
     engine: str = "duckdb"
     force: bool = False
     full: bool = False
+    allow_future: bool = False  # accept an as_of more than clock.FUTURE_TOLERANCE after started_at
     range_rows: int | None = None  # subscribers evaluated at a time (default: settings.range_rows)
     # A scheduled tick that a later run overtook (the sensor queued one first) has
     # nothing to do: it ends as unchanged instead of failing on "history only moves forward".
@@ -236,6 +237,7 @@ def prepare_run(paths: Paths, params: RunParams, limits: IngestLimits | None = N
     from .publish.lock import writer_lock
     from .publish.state import current_state
 
+    refuse_future(params.as_of, params.started_at, allowed=params.allow_future)
     project = load_valid_project(paths)
     relink_if_moved(paths)  # a moved data folder: the checks read the published warehouse
     with writer_lock(paths, run_id=params.run_id):  # ingest writes the lake: one run at a time

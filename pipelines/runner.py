@@ -58,9 +58,10 @@ def dagster_instance(paths: Paths):
 
 
 def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = False, force: bool = False,
-                    engine: str = "duckdb", console: Console | None = None, instance=None) -> RunSummary:
+                    allow_future: bool = False, engine: str = "duckdb", console: Console | None = None,
+                    instance=None) -> RunSummary:
     """Execute the `refresh` job in-process; a failed step becomes one UserError line."""
-    from .clock import format_ts, parse_as_of, utc_now
+    from .clock import format_ts, parse_as_of, refuse_future, utc_now
     from .definitions import defs
     from .defs.automation import AS_OF_TAG
     from .defs.resources import SegmentsResource
@@ -70,11 +71,12 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
 
     resolved = parse_as_of(as_of) or utc_now()  # one clock for the whole run
     private_umask()  # before the data folder and the Dagster instance's files are made
+    refuse_future(resolved, utc_now(), allowed=allow_future)  # before a run exists: a usage error
     Path(paths.data).mkdir(parents=True, exist_ok=True)
     job = defs.resolve_job_def("refresh")
     run_config = {
         "ops": {"ingest": {"config": {"as_of": format_ts(resolved), "full": full, "force": force,
-                                      "engine": engine}}},
+                                      "allow_future": allow_future, "engine": engine}}},
         "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
     }
     # The resource as the Definitions configure it (thresholds, blocking checks, versions

@@ -66,7 +66,7 @@ def published(tmp_path_factory) -> Paths:
     paths = write_project(tmp_path_factory.mktemp("cli_project"))
     with dg.instance_for_test() as instance:
         execute_refresh(paths, as_of=AS_OF, instance=instance)
-        execute_refresh(paths, as_of=AS_OF2, instance=instance)
+        execute_refresh(paths, as_of=AS_OF2, instance=instance, allow_future=True)  # a fixed date, maybe ahead
     return paths
 
 

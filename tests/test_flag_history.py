@@ -1,5 +1,6 @@
 """The run's history path (membership flags, append-only history files) publishes
-exactly what the table path (`compute_history` + `publish_run`) does.
+exactly what the table path (`compute_history` over whole history tables, an
+oracle kept for this test) does.
 
 Property: for random sequences of runs (segments added and deleted between
 runs, members coming and going, subscribers leaving the snapshot, a run that
@@ -19,7 +20,6 @@ from test_publish_support import (
     make_paths,
     make_project,
     membership_table,
-    publish,
     query,
     subscribers_table,
 )
@@ -65,6 +65,27 @@ def publish_flags(paths, project, as_of, members, statuses, run_id, tmp):
         recipients=compute_recipients(project, flags, subscribers, run_id),
         compiled_sql={k: f"SELECT subscriber_id FROM subscribers /* {k} */" for k in project.segments},
         quarantine=None, flags_file=flags_file,
+    )
+    return publish_version(paths, staged)
+
+
+def publish(paths, project, as_of, members, statuses, *, run_id):
+    """The oracle: whole history tables (compute_history) staged as tables."""
+    from pipelines.publish.audiences import compute_recipients
+    from pipelines.publish.history import compute_history
+    from pipelines.publish.warehouse import plan_publish
+
+    fingerprint = fingerprint_of(sorted(project.segments), members, statuses, sorted(project.audiences))
+    membership, subscribers = membership_table(members), subscribers_table(statuses)
+    plan = plan_publish(paths, as_of, fingerprint)
+    history = compute_history(plan.current, membership, run_id, as_of, segments=project.segments)
+    staged = stage_version(
+        paths, project=project, run_id=run_id, as_of=as_of, started_at=as_of,
+        snapshot_name=f"subscribers_{as_of:%Y%m%dT%H%M%S}Z.csv", snapshot_rows=len(statuses),
+        fingerprint=fingerprint, subscribers=subscribers, membership=membership, history=history,
+        recipients=compute_recipients(project, membership, subscribers, run_id),
+        compiled_sql={k: f"SELECT subscriber_id FROM subscribers /* {k} */" for k in project.segments},
+        quarantine=None,
     )
     return publish_version(paths, staged)
 

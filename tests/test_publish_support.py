@@ -14,7 +14,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.publish import publish_run
 from pipelines.segments.fields import FieldCatalog
 from pipelines.segments.model import Audience, FieldFilter, Group, Project, Segment
 from pipelines.settings import Paths
@@ -80,16 +79,36 @@ def fingerprint_of(*parts) -> str:
 def publish(paths: Paths, project: Project, as_of: datetime, members: dict[str, list[str]],
             statuses: dict[str, str], *, run_id: str | None = None, fingerprint: str | None = None,
             quarantine: pa.Table | None = None, keep_versions: int = 5):
+    """Publish one run the way `pipelines.refresh` does after evaluation (the steps
+    `segments run` and Dagster call): the run's flags in its workspace, history
+    files (extend_history), the recipients file (write_recipients), then
+    stage_version from those files and publish_version."""
+    from pipelines.engine.flags import sort_by_id
+    from pipelines.publish.audiences import write_recipients
+    from pipelines.publish.flag_history import extend_history, membership_to_flags
+    from pipelines.publish.state import current_state
+    from pipelines.publish.warehouse import publish_version, stage_version
+    from pipelines.refresh import RunWorkspace
+
     run_id = run_id or f"run-{as_of:%Y%m%dT%H%M%S}"
-    return publish_run(
+    subscribers = subscribers_table(statuses)
+    ids = sort_by_id(subscribers.select(["subscriber_id"])).column("subscriber_id")
+    flags = membership_to_flags(membership_table(members), ids, keys=project.segments)
+    ws = RunWorkspace(paths, run_id)
+    ws.save_flags(flags)
+    delta = extend_history(current_state(paths), flags, run_id, as_of, segments=project.segments,
+                           out_dir=ws.dir / "history")
+    write_recipients(project, flags, subscribers, run_id, ws.recipients_file)
+    staged = stage_version(
         paths, project=project, run_id=run_id, as_of=as_of, started_at=as_of,
         snapshot_name=f"subscribers_{as_of:%Y%m%dT%H%M%S}Z.csv", snapshot_rows=len(statuses),
         fingerprint=fingerprint or fingerprint_of(sorted(project.segments), members, statuses,
                                                   sorted(project.audiences)),
-        subscribers=subscribers_table(statuses), membership=membership_table(members),
+        subscribers=subscribers, membership=None, history=delta, recipients=None,
         compiled_sql={k: f"SELECT subscriber_id FROM subscribers /* {k} */" for k in project.segments},
-        quarantine=quarantine, keep_versions=keep_versions,
+        quarantine=quarantine, flags_file=ws.flags_file, recipients_file=ws.recipients_file,
     )
+    return publish_version(paths, staged, keep_versions)
 
 
 def query(paths: Paths, sql: str, params=None) -> list[tuple]:

@@ -43,6 +43,7 @@ class RefreshConfig(dg.Config):
     as_of: str | None = None
     force: bool = False
     full: bool = False
+    allow_future: bool = False  # accept an as_of more than 5 minutes ahead of the clock
     engine: str | None = None
 
 
@@ -93,6 +94,7 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
     params = refresh.parse_params(
         workspace_id(context.run), config.as_of, started,
         engine=config.engine or segments.engine, force=config.force, full=config.full,
+        allow_future=config.allow_future,
         overtaken_ok=context.run.tags.get("segments/trigger") in SCHEDULED_TRIGGERS,
     )
     try:

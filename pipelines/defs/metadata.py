@@ -47,16 +47,13 @@ def edited_segments(paths: Paths, definitions: dict[str, str]) -> set[str]:
 
 
 def holdout_counts(recipients_file: Path) -> dict[str, int]:
-    """Recipients per audience in the `holdout` group; none while recipients have no `group`."""
-    import duckdb
+    """Recipients per audience in the `holdout` group."""
+    import pyarrow.compute as pc
 
-    if "group" not in pq.read_schema(recipients_file).names:
-        return {}
-    with duckdb.connect() as con:
-        rows = con.execute(
-            """SELECT audience, count(*) FILTER (WHERE "group" = 'holdout') FROM read_parquet(?)
-               GROUP BY audience""", [str(recipients_file)]).fetchall()
-    return {audience: int(n) for audience, n in rows}
+    table = pq.read_table(recipients_file, columns=["audience", "group"])
+    held = table.filter(pc.equal(table.column("group"), "holdout"))
+    counts = held.group_by("audience").aggregate([([], "count_all")])
+    return dict(zip(counts.column("audience").to_pylist(), counts.column("count_all").to_pylist(), strict=True))
 
 
 def relation_schemas(paths: Paths) -> dict[str, dg.TableSchema]:

@@ -203,7 +203,8 @@ class _IngestRun:
                              f"'{clash.file}'; snapshot times must be unique", name_bound=True)
                 return
         try:
-            if archived.stat().st_size == 0:
+            # An empty JSONL file is a valid export of no rows; an empty CSV lacks its header.
+            if archived.stat().st_size == 0 and name.fmt != "jsonl":
                 raise FileRejected("the file is empty")
             loaded = self._load(spec, archived, name, sha256)
         except FileRejected as exc:

@@ -46,6 +46,13 @@ def _file_list(files: list[Path]) -> str:
     return "[" + ", ".join(literal(str(f)) for f in files) + "]"
 
 
+def _scan(files: list[Path]) -> str:
+    """read_parquet over `files`. Never hive partitioning: DuckDB would otherwise turn
+    every `name=value` folder of the path (the lake's snapshot_date=...) into a
+    column, replacing a column of the same name."""
+    return f"read_parquet({_file_list(files)}, union_by_name = true, hive_partitioning = false)"
+
+
 def duckdb_connection(scratch: Path) -> duckdb.DuckDBPyConnection:
     con = bounded_connection(DUCKDB_MEMORY_LIMIT, scratch / "duckdb")
     con.execute("SET enable_progress_bar = false")
@@ -156,7 +163,7 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: Table
             np.zeros(0, np.int64), empty, np.zeros(0, np.int64), empty, empty)
     status, email = ident("status"), ident("email")
     row, key = ident(ROW_COLUMN), ident(spec.key)
-    staged = f"read_parquet({_file_list(staging.good_files)}, union_by_name = true)"
+    staged = _scan(staging.good_files)
     # Finding the keys that repeat is one cheap aggregate; the window only runs over their rows.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE superseded AS
@@ -192,7 +199,7 @@ def write_row_hashes(con: duckdb.DuckDBPyConnection, snapshot_part: Path, target
     comparing every column of both snapshots (engine/incremental.py). The hash is
     of the row as JSON: DuckDB's hash of a row itself gives a NULL list, an empty
     list and a list holding one NULL the same hash, and JSON tells them apart."""
-    source = f"read_parquet({literal(str(snapshot_part))})"
+    source = _scan([snapshot_part])
     return _copy_to(con, f"SELECT s.{ident('subscriber_id')}, hash(to_json(s)) AS row_hash FROM {source} s", target)
 
 
@@ -205,11 +212,10 @@ def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSp
     if not staging.good_files:
         return _write_empty(_empty_table(spec, staging.extras), target)
     row, key = ident(ROW_COLUMN), ident(spec.key)
-    staged = f"read_parquet({_file_list(staging.good_files)}, union_by_name = true)"
+    staged = _scan(staging.good_files)
     seen = ""
     if earlier_parts:
-        seen = (f"ANTI JOIN (SELECT DISTINCT {key} AS seen_id FROM read_parquet({_file_list(earlier_parts)}, "
-                f"union_by_name = true)) p ON s.{key} = p.seen_id")
+        seen = f"ANTI JOIN (SELECT DISTINCT {key} AS seen_id FROM {_scan(earlier_parts)}) p ON s.{key} = p.seen_id"
     return _copy_to(con, f"""
         SELECT s.* EXCLUDE ({row}) FROM {staged} s {seen}
         QUALIFY row_number() OVER (PARTITION BY s.{key} ORDER BY s.{row}) = 1
@@ -221,8 +227,7 @@ def write_suppressions(con: duckdb.DuckDBPyConnection, staging: Staging, spec: T
     if not staging.good_files:
         return _write_empty(_empty_table(spec, staging.extras), target)
     row = ident(ROW_COLUMN)
-    staged = f"read_parquet({_file_list(staging.good_files)}, union_by_name = true)"
-    return _copy_to(con, f"SELECT s.* EXCLUDE ({row}) FROM {staged} s ORDER BY s.{row}", target)
+    return _copy_to(con, f"SELECT s.* EXCLUDE ({row}) FROM {_scan(staging.good_files)} s ORDER BY s.{row}", target)
 
 
 def write_quarantine(con: duckdb.DuckDBPyConnection, staging: Staging, file_name: str, target: Path) -> int:
@@ -230,5 +235,5 @@ def write_quarantine(con: duckdb.DuckDBPyConnection, staging: Staging, file_name
         return 0
     return _copy_to(con, f"""
         SELECT {literal(file_name)} AS file, row_number, reason, raw, held_subscriber_id, held_email, held_status
-        FROM read_parquet({_file_list(staging.quarantine_files)})
+        FROM {_scan(staging.quarantine_files)}
         ORDER BY row_number""", target)

@@ -385,8 +385,8 @@ class JsonlReader(SourceReader):
             yield line
 
     def finish(self) -> None:
-        if self._lines == 0:
-            raise FileRejected("the file has no records (only blank lines)")
+        if self._lines == 0:  # an export of no rows (an empty file, or blank lines only)
+            return
         if self._objects == 0:
             raise FileRejected("no line of the file is a JSON object")
         check_required_columns(self.columns, self.spec)

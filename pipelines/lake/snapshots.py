@@ -58,10 +58,10 @@ def dropped_subscribers(previous: SnapshotInfo, current: SnapshotInfo) -> int:
     which reads only the id columns)."""
     from sqlglot import exp
 
-    from ..publish.scratch import scratch_connection
+    from ..publish.scratch import parquet_scan, scratch_connection
 
     def ids(file: Path) -> exp.Expression:
-        return exp.select("subscriber_id").from_(exp.func("read_parquet", exp.Literal.string(str(file))))
+        return exp.select("subscriber_id").from_(parquet_scan([file]))
 
     kept = exp.In(this=exp.column("subscriber_id"), query=exp.Subquery(this=ids(current.file)))
     query = exp.select(exp.func("count", exp.Star())).from_(
@@ -144,15 +144,15 @@ def _range_filter(id_range: IdRange | None):
 
 def _read(file: Path, filters: list | None = None, columns: list[str] | None = None,
           dictionaries: list[str] | None = None, row_groups: tuple[int, ...] | None = None) -> pa.Table:
+    """One lake file; the string columns named in `dictionaries` read as Arrow dictionaries."""
     if not file.is_file():
         raise UserError(f"{file}: lake file listed in the ingest ledger is missing")
     if columns is not None or dictionaries:  # only those the file has; _conform adds the missing ones as NULL
         schema = pq.read_schema(file)
         if columns is not None:
             columns = [c for c in columns if c in schema.names]
-        if dictionaries:  # string columns stored dictionary-encoded, read as Arrow dictionaries
-            stored = _dictionary_encoded(file)
-            dictionaries = [c for c in dictionaries if c in stored and pa.types.is_string(schema.field(c).type)
+        if dictionaries:
+            dictionaries = [c for c in dictionaries if c in schema.names and pa.types.is_string(schema.field(c).type)
                             and (columns is None or c in columns)]
     if row_groups is not None:
         return pq.ParquetFile(file, read_dictionary=dictionaries or None).read_row_groups(
@@ -166,11 +166,9 @@ _DICTIONARY_PAGES = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
 _LEVELS = {"RLE", "BIT_PACKED"}
 
 
-def _dictionary_encoded(file: Path) -> set[str]:
+def _dictionary_encoded(metadata: pq.FileMetaData) -> set[str]:
     """Top-level columns whose every row group is dictionary-encoded (no fallback to
-    plain pages): reading them as dictionaries costs less than as strings, where
-    reading a plain column as a dictionary would hash every value."""
-    metadata = pq.ParquetFile(file).metadata
+    plain pages)."""
     names = None
     for g in range(metadata.num_row_groups):
         group = metadata.row_group(g)
@@ -185,23 +183,58 @@ def _dictionary_encoded(file: Path) -> set[str]:
     return names or set()
 
 
-def _conform(table: pa.Table, fields: dict[str, str], only: list[str] | None = None) -> pa.Table:
+def _as_dictionaries(files: list[Path], fields: dict[str, str], wanted: list[str] | None) -> list[str]:
+    """Which of the `wanted` string columns to read as dictionaries, decided ONCE for
+    all `files`, so every file's table has the same Arrow types and they concatenate.
+
+    Dictionaries are cheaper to read (and the engines evaluate string filters once
+    per distinct value anyway), but reading a plain-encoded column as a dictionary
+    hashes every value. The writer's choice differs from file to file (DuckDB
+    writes a 1-row file plain, and a large file falls back to plain pages for a
+    column with many distinct values), so the column is read as a dictionary when
+    the files that store it so hold at least half of the rows."""
+    wanted = [c for c in wanted or () if fields.get(c) == "string"]
+    if not wanted:
+        return []
+    stored: dict[str, int] = dict.fromkeys(wanted, 0)
+    total = 0
+    for file in files:
+        if not file.is_file():
+            raise UserError(f"{file}: lake file listed in the ingest ledger is missing")
+        metadata = pq.ParquetFile(file).metadata
+        rows = metadata.num_rows
+        total += rows
+        for name in _dictionary_encoded(metadata) & set(wanted):
+            stored[name] += rows
+    return [c for c in wanted if 2 * stored[c] >= total]
+
+
+def _conform(table: pa.Table, fields: dict[str, str], only: list[str] | None = None,
+             dictionaries: list[str] | None = None) -> pa.Table:
+    """`table` typed by the catalog `fields`: the columns named in `dictionaries` as
+    dictionary<int32, string>, every other one with its catalog type (an undeclared
+    one as text). The type of a column never depends on the file it came from."""
     if only is not None:  # just these columns, in this order (an undeclared one as text)
         fields = {name: fields.get(name, "string") for name in only}
+    encoded = set(dictionaries or ())
     names, arrays = [], []
     for name, field_type in fields.items():
         names.append(name)
+        target = arrow_type(field_type)
         if name in table.column_names:
             column = table.column(name)
-            target = arrow_type(field_type)
-            if column.type == target and str(column.type) == str(target):
-                arrays.append(column)  # already typed: no copy (coerce_leniently combines chunks)
+            if pa.types.is_dictionary(column.type) and column.type.value_type == target and name in encoded:
+                arrays.append(column)
             elif pa.types.is_dictionary(column.type) and column.type.value_type == target:
-                arrays.append(column)  # asked for as a dictionary (read_snapshot `dictionaries`)
+                arrays.append(column.cast(target))
+            elif column.type == target and str(column.type) == str(target):
+                arrays.append(column)  # already typed: no copy (coerce_leniently combines chunks)
             else:
                 arrays.append(coerce_leniently(column, field_type))
         else:
-            arrays.append(pa.nulls(table.num_rows, arrow_type(field_type)))
+            arrays.append(pa.nulls(table.num_rows, target))
+        if name in encoded and not pa.types.is_dictionary(arrays[-1].type):
+            arrays[-1] = arrays[-1].dictionary_encode()
     for name in table.column_names:
         if name not in fields:
             names.append(name)
@@ -227,11 +260,12 @@ def read_snapshot(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str] 
     evaluate filters once per distinct value anyway.
     """
     only = list(dict.fromkeys(columns)) if columns is not None else None
+    dictionaries = _as_dictionaries([info.file], catalog.subscriber, dictionaries)
     if id_range is not None and ids is None:
         table = _read(info.file, None, columns=only, dictionaries=dictionaries, row_groups=id_range.row_groups)
     else:
         table = _read(info.file, _id_filter(ids), columns=only, dictionaries=dictionaries)
-    return _conform(table, catalog.subscriber, only)
+    return _conform(table, catalog.subscriber, only, dictionaries)
 
 
 def event_part_files(paths: Paths) -> list[Path]:
@@ -255,13 +289,16 @@ def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = No
     if rows is not None:
         filters = rows if filters is None else filters & rows
     only = list(dict.fromkeys(columns)) if columns is not None else None
-    tables = [_conform(_read(ledger.lake_file(e.part), filters, only, dictionaries), catalog.event, only)
-              for e in ledger.entries("events", INGESTED) if e.part]
+    files = [ledger.lake_file(e.part) for e in ledger.entries("events", INGESTED) if e.part]
+    dictionaries = _as_dictionaries(files, catalog.event, dictionaries)
+    tables = [_conform(_read(file, filters, only, dictionaries), catalog.event, only, dictionaries)
+              for file in files]
     if not tables:
         if only is not None:
             return pa.schema([pa.field(n, arrow_type(catalog.event.get(n, "string"))) for n in only]).empty_table()
         return catalog.event_schema().empty_table()
-    return pa.concat_tables(tables, promote_options="permissive")
+    # Undeclared columns differ between files: those a file lacks are NULL in its rows.
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def quarantine_table(paths: Paths) -> pa.Table:
@@ -287,7 +324,7 @@ def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids:
     `ids` are a few percent of them), typed like `read_snapshot` / `read_events`."""
     from sqlglot import exp
 
-    from ..publish.scratch import scratch_connection
+    from ..publish.scratch import parquet_scan, scratch_connection
 
     for file in files:
         if not file.is_file():
@@ -296,8 +333,7 @@ def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids:
     for file in files:
         stored |= set(pq.read_schema(file).names)
     present = [c for c in dict.fromkeys(columns) if c in stored]
-    source = exp.func("read_parquet", exp.Array(expressions=[exp.Literal.string(str(f)) for f in files]),
-                      exp.EQ(this=exp.var("union_by_name"), expression=exp.true()))
+    source = parquet_scan(files, union_by_name=True)
     condition: exp.Expression = exp.In(this=exp.column("subscriber_id"),
                                        query=exp.Subquery(this=exp.select("subscriber_id").from_("wanted_ids")))
     if as_of is not None:

@@ -15,7 +15,6 @@ from .warehouse import (
     PublishResult,
     StagedVersion,
     plan_publish,
-    publish_run,
     publish_version,
     stage_version,
 )
@@ -32,7 +31,6 @@ __all__ = [
     "current_state",
     "open_warehouse",
     "plan_publish",
-    "publish_run",
     "publish_version",
     "record_failed_run",
     "stage_version",

@@ -39,7 +39,7 @@ from sqlglot import exp
 from ..segments.fields import arrow_type
 from ..segments.model import Holdout, Project
 from . import schemas
-from .scratch import bounded_connection, scratch_connection
+from .scratch import bounded_connection, parquet_scan, scratch_connection
 
 # Columns every recipient row has; an audience's `fields` come between
 # `group` and `run_id`.
@@ -317,7 +317,7 @@ def suppression_violations(recipients: pa.Table | Path, subscribers: pa.Table,
             con.register("listed_rows", suppressions.listed.select(["email"]))
             con.register("held_rows", suppressions.held.select(["subscriber_id", "email"]))
             if isinstance(recipients, Path):
-                source = exp.Table(this=exp.func("read_parquet", exp.Literal.string(str(recipients))),
+                source = exp.Table(this=parquet_scan([recipients]),
                                    alias=exp.TableAlias(this=exp.to_identifier("r")))
             else:
                 con.register("r", recipients.select(["audience", "subscriber_id", "email"]))

@@ -24,6 +24,7 @@ from ..segments.model import Project
 from ..settings import Paths
 from .fsutil import fsync_file, remove_path, replace_durably
 from .history_files import history_view_sql, membership_view_sql
+from .scratch import parquet_scan
 from .state import STATE_TABLE, PublishedState, open_catalog_read_only
 
 # sql/ lives at the repository root, beside the package.
@@ -61,42 +62,31 @@ def view_sql(name: str, version_dir: Path) -> str:
     return text.replace(VERSION_DIR_PLACEHOLDER, literal_safe)
 
 
+def _data_root(version_dir: Path) -> Path:
+    return version_dir.absolute().parents[2]  # DATA/published/versions/<version>
+
+
 def write_event_file_list(version_dir: Path, project: Project, event_files: Sequence[Path]) -> None:
-    """Record which lake event files this version's `events` view reads.
+    """Record which lake event files this version's `events` view reads, relative to
+    the data folder, so a moved or copied folder reads its own files.
 
     With no events yet, an empty file with the declared event columns stands
     in, so compiled segment SQL (which reads `events`) still binds.
     """
-    files = [str(Path(f).absolute()) for f in event_files]
+    root = _data_root(version_dir)
+    files = [Path(f).absolute().relative_to(root).as_posix() for f in event_files]
     if not files:
         pq.write_table(project.catalog.event_schema().empty_table(), version_dir / EMPTY_EVENTS)
     (version_dir / EVENT_FILES).write_text(json.dumps(files, indent=1), encoding="utf-8")
 
 
-def _in_this_data_folder(file: str, version_dir: Path) -> str:
-    """A lake file listed with the absolute path it had when published: the same file
-    in this version's data folder when the folder was moved since."""
-    path = Path(file)
-    if path.exists() or "lake" not in path.parts:
-        return file
-    data_root = version_dir.parents[2]  # DATA/published/versions/<version>
-    last_lake = len(path.parts) - 1 - path.parts[::-1].index("lake")
-    return str(data_root.absolute().joinpath(*path.parts[last_lake:]))
-
-
-def events_view_sql(version_dir: Path) -> str | None:
-    listing = version_dir / EVENT_FILES
-    if not listing.is_file():  # versions published before events were exposed
-        return None
-    # The staging folder is renamed into place, so the stand-in is found
-    # relative to the final version folder.
-    files = [_in_this_data_folder(f, version_dir) for f in json.loads(listing.read_text(encoding="utf-8"))] \
-        or [str((version_dir / EMPTY_EVENTS).absolute())]
-    file_list = exp.Array(expressions=[exp.Literal.string(f) for f in files])
-    query = (
-        exp.select("*")
-        .from_(exp.func("read_parquet", file_list, exp.EQ(this=exp.var("union_by_name"), expression=exp.true())))
-    )
+def events_view_sql(version_dir: Path) -> str:
+    # Paths resolved against the version's own data folder (where it is now), and the
+    # stand-in relative to the final version folder (the staging folder is renamed).
+    root = _data_root(version_dir)
+    listing = json.loads((version_dir / EVENT_FILES).read_text(encoding="utf-8"))
+    files = [str(root / name) for name in listing] or [str((version_dir / EMPTY_EVENTS).absolute())]
+    query = exp.select("*").from_(parquet_scan(files, union_by_name=True))
     return f"CREATE VIEW events AS {query.sql(dialect='duckdb')}"
 
 
@@ -111,9 +101,7 @@ def build_catalog(target: Path, state: PublishedState) -> None:
             generated = history_view_sql(name, state.version_dir) if name in HISTORY_RELATIONS else \
                 membership_view_sql(state.version_dir) if name == "segment_membership" else None
             con.execute(generated or view_sql(name, state.version_dir))
-        events_sql = events_view_sql(state.version_dir)
-        if events_sql:
-            con.execute(events_sql)
+        con.execute(events_view_sql(state.version_dir))
         record = state.to_record()
         con.register("state_row", pa.Table.from_pylist([record]))
         con.execute(f"""

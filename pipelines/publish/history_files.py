@@ -224,7 +224,8 @@ def _files_literal(version_dir: Path, names: list[str]) -> exp.Expression:
 
 
 def _read_parquet(files: exp.Expression) -> exp.Expression:
-    return exp.func("read_parquet", files)
+    # Never hive partitioning: a `name=value` folder in the data folder's path is not a column.
+    return exp.func("read_parquet", files, exp.EQ(this=exp.var("hive_partitioning"), expression=exp.false()))
 
 
 def _membership_files_literal(version_dir: Path) -> exp.Expression:

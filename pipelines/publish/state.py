@@ -23,7 +23,9 @@ from .versions import versions_root
 
 STATE_FILE = "state.json"
 STATE_TABLE = "published_state"
-FORMAT_VERSION = 1
+# The layout of published versions. A version of another format is refused, not
+# read half-right: there is no conversion (2: event files relative to the data folder).
+FORMAT_VERSION = 2
 
 __all__ = [
     "STATE_FILE",
@@ -64,6 +66,13 @@ class PublishedState:
 
     @classmethod
     def from_record(cls, record: dict, versions_dir: Path) -> PublishedState:
+        found = record.get("format_version")
+        if found != FORMAT_VERSION:
+            data = versions_dir.absolute().parents[1]
+            raise UserError(
+                f"{data} was published by another version of this pipeline (format {found}, this one reads "
+                f"{FORMAT_VERSION}); move {data / 'warehouse.duckdb'} and {data / 'published'} away to start over"
+            )
         as_of = record["as_of"]
         return cls(
             version=record["version"],

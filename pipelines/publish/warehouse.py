@@ -5,7 +5,6 @@
     publish_version builds a catalog for it beside warehouse.duckdb, renames it
                     over warehouse.duckdb (the atomic step), records the run,
                     refreshes the audience files and prunes old versions
-    publish_run     all of the above for one run, under the writer lock
 
 Re-runs (decided by `plan_publish` from `as_of` and the inputs' fingerprint):
 - same as_of, same fingerprint: nothing changes; the result says "unchanged,
@@ -40,7 +39,6 @@ from .audience_files import sync_audience_files
 from .audiences import (
     Suppressions,
     audiences_table,
-    compute_recipients,
     suppression_violations,
     suppressions_table,
 )
@@ -53,7 +51,7 @@ from .catalog import (
 )
 from .flag_history import STAYS_FILE, HistoryDelta, membership_to_flags
 from .fsutil import failpoint, fsync_dir, remove_path, write_parquet
-from .history import HistoryResult, compute_history, history_base, normalized_membership
+from .history import HistoryResult, history_base, normalized_membership
 from .history_files import (
     FLAGS_FILE,
     OPEN_STAYS,
@@ -276,7 +274,7 @@ def stage_version(
 
     Two forms of input give the same version:
     - tables: `membership` (long shape) and `history` a `HistoryResult` with
-      the full history tables (what `publish_run` and the tests pass);
+      the full history tables (the tests' oracle, tests/test_flag_history.py);
     - the run's files: `flags_file` (membership flags) and `history` a
       `HistoryDelta` (pipelines/publish/flag_history.py), whose files are linked
       in, not rewritten; `membership` is None. `subscribers_file`, the lake's
@@ -458,40 +456,3 @@ def publish_version(paths: Paths, staged: StagedVersion, keep_versions: int = DE
             message += f" (replacing run {replaced})"
         return PublishResult("published", staged.state.run_id, staged.version, staged.state.as_of, message,
                              replaced_run_id=replaced, audience_dirs=folders, removed_versions=removed)
-
-
-def publish_run(
-    paths: Paths,
-    *,
-    project: Project,
-    run_id: str,
-    as_of: datetime,
-    started_at: datetime,
-    snapshot_name: str,
-    snapshot_rows: int,
-    fingerprint: str,
-    subscribers: pa.Table,
-    membership: pa.Table,
-    compiled_sql: dict[str, str],
-    quarantine: pa.Table | None = None,
-    keep_versions: int = DEFAULT_KEEP_VERSIONS,
-) -> PublishResult:
-    """History, recipients, stage and publish for one evaluated run, under the writer lock."""
-    as_of = to_naive_utc(as_of)
-    with writer_lock(paths, run_id=run_id):
-        plan = plan_publish(paths, as_of, fingerprint)
-        if plan.action == "unchanged":
-            assert plan.current is not None
-            staged = StagedVersion(state=plan.current, expected_current=plan.current.version, unchanged=True,
-                                   run_record=RunRecord(run_id=plan.current.run_id, as_of=plan.current.as_of,
-                                                        started_at=None, finished_at=None, status=PUBLISHED))
-            return publish_version(paths, staged, keep_versions)
-        history = compute_history(plan.current, membership, run_id, as_of, segments=project.segments)
-        recipients = compute_recipients(project, membership, subscribers, run_id)
-        staged = stage_version(
-            paths, project=project, run_id=run_id, as_of=as_of, started_at=started_at,
-            snapshot_name=snapshot_name, snapshot_rows=snapshot_rows, fingerprint=fingerprint,
-            subscribers=subscribers, membership=membership, history=history, recipients=recipients,
-            compiled_sql=compiled_sql, quarantine=quarantine,
-        )
-        return publish_version(paths, staged, keep_versions)

@@ -3,4 +3,4 @@
 -- (NULL where an audience did not ask for a field), run_id.
 -- Never a suppressed subscriber or address; one row per address per audience.
 CREATE VIEW recipients AS
-SELECT * FROM read_parquet('{{version_dir}}/recipients.parquet');
+SELECT * FROM read_parquet('{{version_dir}}/recipients.parquet', hive_partitioning = false);

@@ -2,4 +2,4 @@
 -- as_of ('replaced'), or recorded by the orchestrator ('failed', 'held', ...).
 CREATE VIEW runs AS
 SELECT run_id, as_of, snapshot, snapshot_rows, started_at, finished_at, status, message, fingerprint, version
-FROM read_parquet('{{version_dir}}/runs.parquet');
+FROM read_parquet('{{version_dir}}/runs.parquet', hive_partitioning = false);

@@ -4,4 +4,4 @@
 -- that still suppresses).
 CREATE VIEW suppressions AS
 SELECT email, reason, source, suppressed_at
-FROM read_parquet('{{version_dir}}/suppressions.parquet');
+FROM read_parquet('{{version_dir}}/suppressions.parquet', hive_partitioning = false);

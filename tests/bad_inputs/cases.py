@@ -67,7 +67,8 @@ CASES: list[Case] = [
     Case(f"{S}events_in_wrong_folder_{T}.csv", "rejected", "missing required columns 'email', 'status'"),
     Case(f"{S}duplicate_header_{T}.csv", "rejected", "column 'email' appears twice in the header"),
     Case(f"{S}unnamed_column_{T}.csv", "rejected", "header column 4 has no name"),
-    Case(f"{S}json_blank_{T}.jsonl", "rejected", "no records"),
+    # A JSONL export of no rows (blank lines only, or an empty file) loads nothing.
+    Case(f"{S}json_blank_{T}.jsonl", "loaded", loaded=0, warning="the snapshot has no subscribers"),
     Case(f"{S}json_missing_key_{T}.jsonl", "rejected", "missing required column 'status'"),
     Case(f"{E}subscribers_in_wrong_folder_{T}.csv", "rejected", "missing required columns 'event_id', 'event'"),
     # ------------------------------------------------ bad rows quarantined
