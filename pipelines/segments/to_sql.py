@@ -31,6 +31,7 @@ from .case import AFTER_LOWER, BEFORE_LOWER
 from .dialects import render
 from .fields import NEGATION_OF, FieldCatalog
 from .model import EventCount, EventFilter, FieldFilter, Filter, Group, Project, Segment, SegmentFilter
+from .operators import OPERATORS
 from .plan import distinct_event_aggregates, naive_utc, window_start
 
 ColumnResolver = Callable[[str], exp.Expression]
@@ -276,9 +277,6 @@ _BUILDERS: dict[str, dict[str, Builder]] = {
     "list": _LIST,
 }
 
-# Builders that never return NULL need no COALESCE.
-_NULL_SAFE = {(family, "is_set") for family in ("string", "integer", "number", "boolean", "date", "timestamp")}
-
 
 def field_predicate(f: FieldFilter, field_type: str, column: exp.Expression, as_of: datetime) -> exp.Expression:
     """A two-valued predicate for one field filter on `column` (of `field_type`)."""
@@ -288,7 +286,7 @@ def field_predicate(f: FieldFilter, field_type: str, column: exp.Expression, as_
     except KeyError:
         raise UserError(f"operator '{f.op}' does not apply to {field_type} field '{f.field}'") from None
     predicate = builder(column, f.value, field_type, naive_utc(as_of))
-    if (field_type, positive) not in _NULL_SAFE:
+    if field_type not in OPERATORS[positive].null_safe:  # a builder that may return NULL
         predicate = two_valued(predicate)
     return negate(predicate) if f.op in NEGATION_OF else predicate
 
