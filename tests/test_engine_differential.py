@@ -81,7 +81,9 @@ fragments = mostly(
 )
 tags = mostly(st.sampled_from(TAGS), st.text(ALPHABET, min_size=1, max_size=4))
 tag_values = st.builds(_swapped, st.sampled_from(TAGS), st.booleans())
-integers = mostly(st.sampled_from([-3, 0, 1, 2, 29, 30, 31, 100]), st.integers(-1000, 1000))
+# 2**53 + 1 has no exact double: engines that compare it as one disagree (issue 18, 9).
+integers = mostly(st.sampled_from([-3, 0, 1, 2, 29, 30, 31, 100, 2**53, 2**53 + 1, 2**63 - 1]),
+                  st.integers(-1000, 1000))
 floats = mostly(
     st.sampled_from([0.5, 1.0, 2.5, -1.5, 29.5, 30.0, 49.99, 0.1 + 0.2]),
     st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),

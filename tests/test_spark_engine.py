@@ -164,6 +164,15 @@ def test_operator_tables_at_a_midnight_as_of(spark):
         ("birthday", "in_last_days", 31, {"bob"}))))
 
 
+def test_integers_beyond_doubles_compare_exactly(spark):
+    """Issue 18 (9): the cases of tests/test_engine_operators.py, Spark against DuckDB and the reference."""
+    segments = [one_filter_segment(f"big_{i}", FieldFilter(field=name, op=op, value=value))
+                for i, (name, op, value, _members) in enumerate(operators.BIG_CASES)]
+    membership = spark_and_duckdb(project_of(*segments), operators.BIG_SUBSCRIBERS, [], operators.AS_OF)
+    for i, (_name, _op, _value, members) in enumerate(operators.BIG_CASES):
+        assert members_of(membership, f"big_{i}") == members, operators.BIG_CASES[i]
+
+
 # --------------------------------------------------------------------------- random definitions
 
 def _renamed(segment: Segment, prefix: str) -> Segment:

@@ -31,6 +31,7 @@ from .case import AFTER_LOWER, BEFORE_LOWER
 from .dialects import render
 from .fields import NEGATION_OF, FieldCatalog
 from .model import EventCount, EventFilter, FieldFilter, Filter, Group, Project, Segment, SegmentFilter
+from .numeric import exact_bound, exact_members
 from .operators import OPERATORS
 from .plan import distinct_event_aggregates, naive_utc, window_start
 
@@ -201,14 +202,41 @@ _STRING: dict[str, Builder] = {
     "is_set": _is_set,
 }
 
+_COMPARE: dict[str, type[exp.Binary]] = {"is": exp.EQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}
+
+
+def _number_compare(op: str) -> Builder:
+    """`c op v`, compared against a value of the column's own type (numeric.py: exact)."""
+    def build(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
+        bound = exact_bound(op, v, t)
+        if isinstance(bound, bool):
+            return _is_set(c, v, t, a) if bound else _false()
+        return _COMPARE[bound[0]](this=c, expression=number_literal(bound[1]))
+
+    return build
+
+
+def _number_in(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
+    members = exact_members(v, t)
+    return exp.In(this=c, expressions=[number_literal(x) for x in members]) if members else _false()
+
+
+def _number_between(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
+    low, high = exact_bound("gte", v[0], t), exact_bound("lte", v[1], t)
+    if isinstance(low, bool) or isinstance(high, bool):
+        return exp.and_(_number_compare("gte")(c, v[0], t, a), _number_compare("lte")(c.copy(), v[1], t, a),
+                        copy=False)
+    return exp.Between(this=c, low=number_literal(low[1]), high=number_literal(high[1]))
+
+
 _NUMBER: dict[str, Builder] = {
-    "is": lambda c, v, t, a: exp.EQ(this=c, expression=number_literal(v)),
-    "in": lambda c, v, t, a: exp.In(this=c, expressions=[number_literal(x) for x in v]),
-    "gt": lambda c, v, t, a: exp.GT(this=c, expression=number_literal(v)),
-    "gte": lambda c, v, t, a: exp.GTE(this=c, expression=number_literal(v)),
-    "lt": lambda c, v, t, a: exp.LT(this=c, expression=number_literal(v)),
-    "lte": lambda c, v, t, a: exp.LTE(this=c, expression=number_literal(v)),
-    "between": lambda c, v, t, a: exp.Between(this=c, low=number_literal(v[0]), high=number_literal(v[1])),
+    "is": _number_compare("is"),
+    "in": _number_in,
+    "gt": _number_compare("gt"),
+    "gte": _number_compare("gte"),
+    "lt": _number_compare("lt"),
+    "lte": _number_compare("lte"),
+    "between": _number_between,
     "is_set": _is_set,
 }
 
