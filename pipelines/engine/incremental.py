@@ -58,9 +58,10 @@ RECORD_FILE = "evaluation.json"
 ROW_HASH = "row_hash"
 _TIMESTAMP = exp.DataType.build("TIMESTAMP")
 # Bumped whenever a change to the compilers changes who is a member of the same
-# definition on the same data (2: case folding, segments/case.py). Flags computed
-# under another version are not reused: the next run evaluates in full.
-SEMANTICS_VERSION = "2"
+# definition on the same data (2: case folding, segments/case.py; 3: case.py's pinned
+# table, exact numeric comparisons, segments/numeric.py). Flags computed under
+# another version are not reused: the next run evaluates in full.
+SEMANTICS_VERSION = "3"
 # Above this share of affected subscribers, a full evaluation is as cheap.
 MAX_AFFECTED_SHARE = 0.5
 # Fewer affected subscribers than this are evaluated without per-distinct-value encoding.

@@ -5,8 +5,7 @@ One builder per operator family and positive operator; a negative operator is
 values are in every negative operator and in no positive one.
 
 Values enter as literals only. Case-insensitive matching folds both sides
-(case.py) with Polars' own functions (values go through a Polars Series, so one
-case mapping applies to both sides).
+with case.py's table (values in Python, columns with `replace_many`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from ..errors import UserError
-from .case import AFTER_LOWER, BEFORE_LOWER
+from .case import FOLD, fold
 from .fields import NEGATION_OF, FieldCatalog
 from .model import EventCount, EventFilter, FieldFilter, Filter, Group, Segment, SegmentFilter
 from .numeric import exact_bound, exact_members
@@ -40,17 +39,19 @@ def _col(name: str) -> pl.Expr:
 
 
 def _lowered(values: Sequence[str]) -> list[str]:
-    return pl.select(_lower(pl.lit(pl.Series(values, dtype=pl.String)))).to_series().to_list()
+    return [fold(v) for v in values]
 
 
 def _lowered_one(value: str) -> pl.Expr:
-    return pl.lit(_lowered([value])[0], dtype=pl.String)
+    return pl.lit(fold(value), dtype=pl.String)
+
+
+_FOLD_FROM, _FOLD_TO = list(FOLD), list(FOLD.values())
 
 
 def _lower(c: pl.Expr) -> pl.Expr:
-    """Lower-cased as every engine does it (case.py: two characters made to agree)."""
-    before = c.str.replace_all(BEFORE_LOWER[0], BEFORE_LOWER[1], literal=True)
-    return before.str.to_lowercase().str.replace_all(AFTER_LOWER[0], AFTER_LOWER[1], literal=True)
+    """Case-folded with case.py's table (Polars' own to_lowercase knows newer letters)."""
+    return c.str.replace_many(_FOLD_FROM, _FOLD_TO)
 
 
 def _number(value: Any) -> int | float:

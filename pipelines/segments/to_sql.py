@@ -27,7 +27,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from ..errors import UserError
-from .case import AFTER_LOWER, BEFORE_LOWER
+from .case import fold
 from .dialects import render
 from .fields import NEGATION_OF, FieldCatalog
 from .model import EventCount, EventFilter, FieldFilter, Filter, Group, Project, Segment, SegmentFilter
@@ -138,17 +138,17 @@ def timestamp_literal(value: datetime) -> exp.Expression:
 
 
 def _lower(e: exp.Expression) -> exp.Expression:
-    """Lower-cased as every engine does it (case.py: two characters made to agree)."""
-    before = exp.Replace(this=e, expression=exp.Literal.string(BEFORE_LOWER[0]),
-                         replacement=exp.Literal.string(BEFORE_LOWER[1]))
-    return exp.Replace(this=exp.Lower(this=before), expression=exp.Literal.string(AFTER_LOWER[0]),
-                       replacement=exp.Literal.string(AFTER_LOWER[1]))
+    """`e` case-folded (case.py). DuckDB's LOWER follows the table except for two
+    characters, fixed around it; the Spark dialect rewrites LOWER into a TRANSLATE
+    of the whole table (dialects.py)."""
+    before = exp.Replace(this=e, expression=exp.Literal.string("İ"), replacement=exp.Literal.string("i"))
+    return exp.Replace(this=exp.Lower(this=before), expression=exp.Literal.string("ς"),
+                       replacement=exp.Literal.string("σ"))
 
 
 def _lowered_string(value: str) -> exp.Expression:
-    # Lower-cased by the engine, like the column, so both sides use one
-    # case mapping (rule 4).
-    return _lower(string_literal(value))
+    # Folded here with the same table the engines apply to the column (rule 4).
+    return string_literal(fold(value))
 
 
 def _false() -> exp.Boolean:
