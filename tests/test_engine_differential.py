@@ -81,7 +81,9 @@ fragments = mostly(
 )
 tags = mostly(st.sampled_from(TAGS), st.text(ALPHABET, min_size=1, max_size=4))
 tag_values = st.builds(_swapped, st.sampled_from(TAGS), st.booleans())
-integers = mostly(st.sampled_from([-3, 0, 1, 2, 29, 30, 31, 100]), st.integers(-1000, 1000))
+# 2**53 + 1 has no exact double: engines that compare it as one disagree (issue 18, 9).
+integers = mostly(st.sampled_from([-3, 0, 1, 2, 29, 30, 31, 100, 2**53, 2**53 + 1, 2**63 - 1]),
+                  st.integers(-1000, 1000))
 floats = mostly(
     st.sampled_from([0.5, 1.0, 2.5, -1.5, 29.5, 30.0, 49.99, 0.1 + 0.2]),
     st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
@@ -366,13 +368,13 @@ def _folded_by_the_engines(samples: list[str]) -> tuple[list[str], list[str]]:
 
 
 def test_every_character_folds_the_same_everywhere():
-    """Every character up to U+1FFFF, alone, inside a word and at the end of a
-    Greek word (the final-sigma rule), folds alike in DuckDB, Polars and the
-    reference. Characters Python's Unicode tables do not know yet are left out:
-    Polars, on a newer Unicode, lower-cases some of them (documented in case.py)."""
-    import unicodedata
+    """Every code point Python can hold (assigned or not, private use, up to
+    U+10FFFF), alone, inside a word and at the end of a Greek word (the
+    final-sigma rule), folds alike in DuckDB, Polars and the reference. Issue 18
+    (10): 'Ꟛ' (U+A7CB, Unicode 16) was lower-cased by Polars only."""
+    import sys
 
-    chars = [chr(c) for c in range(0x20000) if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
+    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
     samples = [text for c in chars for text in (c, f"a{c}b", f"Α{c}")]
     duck, polars = _folded_by_the_engines(samples)
     expected = [fold(text) for text in samples]
@@ -383,12 +385,12 @@ def test_every_character_folds_the_same_everywhere():
 
 def test_the_engines_own_lowercase_disagree_on_the_folded_characters():
     """Keeps case.py honest: drop a character from it once the engines agree on it."""
-    samples = ["İ", "ΑΣ"]
+    samples = ["İ", "ΑΣ", "\ua7cb"]  # the last: a Unicode 16 letter, newer than case.py's table
     con = duckdb.connect(":memory:")
     try:
         duck = [con.execute("SELECT lower(?)", [text]).fetchone()[0] for text in samples]
     finally:
         con.close()
     polars = pl.Series(samples, dtype=pl.String).str.to_lowercase().to_list()
-    assert [d != p for d, p in zip(duck, polars, strict=True)] == [True, True]
-    assert polars == [text.lower() for text in samples]
+    assert [d != p for d, p in zip(duck, polars, strict=True)] == [True, True, True]
+    assert polars[:2] == [text.lower() for text in samples[:2]]

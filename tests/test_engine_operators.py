@@ -303,3 +303,52 @@ def test_segment_references_across_waves():
 
 def test_universe_is_every_subscriber_whatever_the_status():
     assert run(field("email", "is_set")) == EVERYONE
+
+
+# Issue 18 (9): integers above 2^53 have no exact double. Engines that compare a
+# mixed list or an integer literal as doubles match the neighbouring value.
+BIG = 2**53  # 9007199254740992
+BIG_SUBSCRIBERS = [
+    {"subscriber_id": "even", "email": "e@x", "status": "active", "loyalty_points": BIG, "score": float(BIG)},
+    {"subscriber_id": "odd", "email": "o@x", "status": "active", "loyalty_points": BIG + 1,
+     "score": float(BIG + 2)},
+    {"subscriber_id": "max", "email": "m@x", "status": "active", "loyalty_points": 2**63 - 1, "score": 1e300},
+    {"subscriber_id": "min", "email": "n@x", "status": "active", "loyalty_points": -(2**63), "score": -0.5},
+    {"subscriber_id": "none", "email": "z@x", "status": "active"},
+]
+BIG_CASES = [
+    ("loyalty_points", "in", (BIG + 1, 0.5), {"odd"}),
+    ("loyalty_points", "not_in", (BIG + 1, 0.5), {"even", "max", "min", "none"}),
+    ("loyalty_points", "in", (float(BIG), 0.5), {"even"}),
+    ("loyalty_points", "is", BIG + 1, {"odd"}),
+    ("loyalty_points", "between", (BIG + 0.5, BIG + 1), {"even", "odd"}),  # BIG + 0.5 is the double BIG
+    ("loyalty_points", "between", (0.5, BIG + 0.5), {"even"}),
+    ("loyalty_points", "gt", BIG + 0.5, {"odd", "max"}),
+    ("loyalty_points", "gte", 2**63 - 1, {"max"}),
+    ("loyalty_points", "gt", 2**63 - 1, set()),
+    ("loyalty_points", "lte", -(2**63) + 1.5, {"min"}),  # -(2**63) + 1.5 is the double -(2**63)
+    ("loyalty_points", "lt", -2.5, {"min"}),
+    ("loyalty_points", "gt", -2.5, {"even", "odd", "max"}),
+    ("loyalty_points", "lte", -(2**64), set()),
+    ("loyalty_points", "gt", -(2**64), {"even", "odd", "max", "min"}),
+    ("loyalty_points", "is", 2**64, set()),
+    ("loyalty_points", "in", (1e300, -(2**70)), set()),
+    ("score", "is", BIG + 1, set()),
+    ("score", "in", (BIG + 1, BIG + 2, 0.5), {"odd"}),
+    ("score", "not_in", (BIG + 1, 0.5), {"even", "odd", "max", "min", "none"}),
+    ("score", "gt", BIG + 1, {"odd", "max"}),
+    ("score", "gte", BIG + 1, {"odd", "max"}),
+    ("score", "lt", BIG + 1, {"even", "min"}),
+    ("score", "lte", BIG + 1, {"even", "min"}),
+    ("score", "between", (BIG + 1, BIG + 3), {"odd"}),
+    ("score", "lt", 10**400, {"even", "odd", "max", "min"}),
+    ("score", "gt", 10**400, set()),
+    ("score", "gte", -(10**400), {"even", "odd", "max", "min"}),
+]
+
+
+@pytest.mark.parametrize(("name", "op", "value", "expected"), BIG_CASES, ids=[f"{c[0]}-{c[1]}-{i}" for i, c in enumerate(BIG_CASES)])
+def test_integers_beyond_doubles_compare_exactly(name, op, value, expected):
+    project = project_of(one_filter_segment("s", FieldFilter(field=name, op=op, value=value)))
+    got = assert_all_agree(project, BIG_SUBSCRIBERS, [], AS_OF)
+    assert {sid for _, sid in got} == expected

@@ -380,3 +380,40 @@ def test_flags_of_older_semantics_are_not_reused(tmp_path, monkeypatch):
     latest = later + timedelta(hours=1)
     ctx, _ = run_steps(paths, RunParams(run_id="r3", as_of=latest, started_at=latest))
     assert not any(w.startswith("incremental:") for w in ctx.warnings)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "polars"])
+@pytest.mark.parametrize("field", ["delivered_at", "occurred_at"])
+def test_a_window_inside_an_event_where_moves_with_the_clock(tmp_path, field, engine):
+    """Issue 18 (6): a buyer whose purchase was delivered in the last day at 11-02 is
+    no longer one at 11-04, though neither the snapshot nor the events changed."""
+    from pipelines.segments.fields import FieldCatalog
+    from pipelines.segments.model import EventFilter, FieldFilter, Group, Project, Segment
+
+    catalog = FieldCatalog.with_custom({}, {"delivered_at": "timestamp"})
+    recent = EventFilter(event="purchase", op="performed",
+                         where=(FieldFilter(field=field, op="in_last_days", value=1),))
+    not_recent = recent.model_copy(update={"op": "not_performed"})
+    project = Project(catalog=catalog, segments={
+        key: Segment(key=key, name=key, groups=(Group(filters=(f,)),))
+        for key, f in (("recent_buyers", recent), ("not_recent_buyers", not_recent))})
+    ids = [f"s{i}" for i in range(10)]
+    snapshot = tmp_path / "s.parquet"
+    pq.write_table(pa.Table.from_pylist([{"subscriber_id": i, "email": f"{i}@x.org", "status": "active"}
+                                         for i in ids], schema=catalog.subscriber_schema()), snapshot)
+    events = tmp_path / "e.parquet"
+    pq.write_table(pa.Table.from_pylist([{
+        "event_id": "e1", "subscriber_id": "s1", "event": "purchase",
+        "occurred_at": datetime(2026, 11, 1, 18), "delivered_at": datetime(2026, 11, 1, 18),
+    }], schema=catalog.event_schema()), events)
+    first, later = datetime(2026, 11, 2), datetime(2026, 11, 4)
+    base_flags = _full(project, snapshot, [events], first, engine)
+    assert base_flags.column("segment:recent_buyers").to_pylist()[1] is True
+    result = _incremental(project, tmp_path, base_flags=base_flags,
+                          base_record=EvaluationRecord.of(project, first, snapshot, [events]), as_of=later,
+                          snapshot_file=snapshot, event_files=[events], engine=engine)
+    assert result is not None
+    flags, how = result
+    assert how.reasons["affected"] == 1
+    assert flags.equals(_full(project, snapshot, [events], later, engine))
+    assert not any(flags.column("segment:recent_buyers").to_pylist())

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..segments.model import FieldFilter
+from ..segments.operators import OPERATORS
 from .flags import bitmap
 
 # (field name, field type, filters on it, one-column table of values named after
@@ -40,8 +41,6 @@ from .flags import bitmap
 ValueEvaluator = Callable[[str, str, list[FieldFilter], pa.Table], list[np.ndarray]]
 
 PRECOMPUTED_PREFIX = "filter:"
-_SKIPPED_OPS = frozenset({"is_set", "is_not_set"})
-_LIST_OPS = frozenset({"has_any", "has_all", "has_none"})
 # Dictionary-encode a column only when a sample of it repeats values this much.
 _SAMPLE_ROWS = 65_536
 _MAX_DISTINCT_SHARE = 0.25
@@ -68,9 +67,7 @@ def _distinct_filters(filters: Iterable[FieldFilter]) -> list[FieldFilter]:
 
 
 def encodable(f: FieldFilter, field_type: str) -> bool:
-    if f.op in _SKIPPED_OPS:
-        return False
-    return f.op in _LIST_OPS if field_type == "list" else True
+    return field_type in OPERATORS[f.op].types and OPERATORS[f.op].per_value
 
 
 def _plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -10,18 +10,22 @@ subscribers only and keep everyone else's base flags, where affected means:
    ingest, lake/parts.py: write_row_hashes) differs from the base snapshot's.
    Lake files without row hashes (ingested by an older version) are compared
    exactly on the columns the definitions read (`IS DISTINCT FROM`);
-2. a relative-time field filter may have flipped: for `in_last_days N` /
-   `not_in_last_days N` on field F, the value moved across a window edge,
-   F in [base_as_of - N, as_of - N) or F in (base_as_of, as_of];
+2. a time-relative field filter (segments/operators.py: `time_relative`) on
+   their row may have flipped: for `in_last_days N` / `not_in_last_days N` on
+   field F, the value moved across a window edge, F in [base_as_of - N,
+   as_of - N) or F in (base_as_of, as_of];
 3. an event of theirs that some aggregate counts may have changed sides: its
    `occurred_at` is in (base_as_of, as_of] (it became <= as_of), or in
-   [base_as_of - N, as_of - N) for an aggregate window of N days (it left);
+   [base_as_of - N, as_of - N) for an aggregate window of N days (it left),
+   or a time-relative `where` filter on one of its fields may have flipped
+   (the same edges as in 2., on the event's value);
 4. they have an event in a file ingested after the base was evaluated.
 
 Subscribers missing from the new snapshot are dropped. A segment whose
 definition changed (or is new) is evaluated in full, together with every
 segment that reads it; a change of declared fields, of the lake's older event
-files or a base without an evaluation record means a full evaluation. The
+files, a base without an evaluation record or a time-relative operator this
+module has no edge rule for (`_CROSSINGS`) means a full evaluation. The
 property test `tests/test_incremental.py` checks incremental == full.
 
 The base's inputs are recorded next to its flags (`EvaluationRecord`, the
@@ -36,6 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -43,7 +48,8 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from ..lake.layout import row_hashes_path
-from ..segments.model import Project
+from ..segments.model import FieldFilter, Project
+from ..segments.operators import OPERATORS, positive
 from ..segments.plan import build_plan, naive_utc, segment_column, window_start
 from ..segments.to_sql import string_literal, timestamp_literal
 from .flags import ID, align_ids, bitmap, bools, flag_keys, move_positions, moved, one_array
@@ -52,9 +58,10 @@ RECORD_FILE = "evaluation.json"
 ROW_HASH = "row_hash"
 _TIMESTAMP = exp.DataType.build("TIMESTAMP")
 # Bumped whenever a change to the compilers changes who is a member of the same
-# definition on the same data (2: case folding, segments/case.py). Flags computed
-# under another version are not reused: the next run evaluates in full.
-SEMANTICS_VERSION = "2"
+# definition on the same data (2: case folding, segments/case.py; 3: case.py's pinned
+# table, exact numeric comparisons, segments/numeric.py). Flags computed under
+# another version are not reused: the next run evaluates in full.
+SEMANTICS_VERSION = "3"
 # Above this share of affected subscribers, a full evaluation is as cheap.
 MAX_AFFECTED_SHARE = 0.5
 # Fewer affected subscribers than this are evaluated without per-distinct-value encoding.
@@ -153,16 +160,16 @@ def _files(paths: Sequence[str]) -> exp.Expression:
     return exp.Array(expressions=[exp.Literal.string(p) for p in paths])
 
 
-def _read_parquet(paths: Sequence[str], *, row_numbers: bool = False) -> exp.Expression:
+def _read_parquet(paths: Sequence[str], *, by_name: bool = False) -> exp.Expression:
     args = [_files(paths)]
-    if row_numbers:
-        args.append(exp.EQ(this=exp.var("file_row_number"), expression=exp.true()))
+    if by_name:  # a column some files lack reads as NULL there
+        args.append(exp.EQ(this=exp.var("union_by_name"), expression=exp.true()))
     return exp.func("read_parquet", *args)
 
 
-def _source(paths: Sequence[str], alias: str) -> exp.Expression:
+def _source(paths: Sequence[str], alias: str, *, by_name: bool = False) -> exp.Expression:
     """`read_parquet([...]) AS alias` for a FROM or JOIN."""
-    return exp.Table(this=_read_parquet(paths), alias=exp.TableAlias(this=exp.to_identifier(alias)))
+    return exp.Table(this=_read_parquet(paths, by_name=by_name), alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
 def _col(name: str, table: str) -> exp.Expression:
@@ -176,13 +183,44 @@ def _between_open(column: exp.Expression, low: datetime, high: datetime, *, low_
     return exp.and_(lower, upper, copy=False)
 
 
-def _crossed(column: exp.Expression, days: int, base_as_of: datetime, as_of: datetime) -> exp.Expression:
+def _crossed_last_days(column: exp.Expression, days: int, base_as_of: datetime,
+                       as_of: datetime) -> exp.Expression:
     """Values whose `in_last_days days` result may differ between base_as_of and as_of:
     [base - days, as_of - days) or (base, as_of]."""
     left = _between_open(column, window_start(base_as_of, days), window_start(as_of, days),
                          low_open=False, high_open=True)
     entered = _between_open(column.copy(), base_as_of, as_of, low_open=True, high_open=False)
     return exp.or_(left, entered, copy=False)
+
+
+# Per time-relative operator (its positive partner; a negative one flips with it): the
+# stored values (a timestamp column) whose result may differ between two clocks.
+_CROSSINGS: dict[str, Callable[[exp.Expression, Any, datetime, datetime], exp.Expression]] = {
+    "in_last_days": _crossed_last_days,
+}
+
+
+class _NoEdgeRule(Exception):
+    """A time-relative operator without an entry in `_CROSSINGS`: evaluate in full."""
+
+
+def _time_relative(filters: Iterable[FieldFilter]) -> list[FieldFilter]:
+    return list(dict.fromkeys(f for f in filters if OPERATORS[f.op].time_relative))
+
+
+def _crossed(filters: Sequence[FieldFilter], types: dict[str, str], table: str, base_as_of: datetime,
+             as_of: datetime) -> list[exp.Expression]:
+    """Conditions on `table`'s rows: a time-relative filter's result may have changed."""
+    out = []
+    for f in filters:
+        rule = _CROSSINGS.get(positive(f.op))
+        if rule is None:
+            raise _NoEdgeRule(f.op)
+        column = _col(f.field, table)
+        if types[f.field] == "date":
+            column = exp.cast(column, _TIMESTAMP)
+        out.append(rule(column, f.value, base_as_of, as_of))
+    return out
 
 
 def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, snapshot_file: str,
@@ -221,18 +259,12 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
             .where(condition, copy=False)
         )
 
-    # 2. Relative-time field filters whose window moved over the subscriber's value.
-    windows = sorted({(f.field, int(f.value)) for key in plan.segment_keys
-                      for f in project.segments[key].field_filters() if f.op in ("in_last_days", "not_in_last_days")})
-    if windows:
-        crossed = []
-        for name, days in windows:
-            if name not in stored_columns(snapshot_file):
-                continue
-            column = _col(name, "s")
-            if catalog.subscriber.get(name) == "date":
-                column = exp.cast(column, _TIMESTAMP)
-            crossed.append(_crossed(column, days, base_as_of, as_of))
+    # 2. Time-relative field filters whose result may have moved over the subscriber's value.
+    stored = stored_columns(snapshot_file)
+    relative = [f for f in _time_relative(f for key in plan.segment_keys
+                                          for f in project.segments[key].field_filters()) if f.field in stored]
+    if relative:
+        crossed = _crossed(relative, catalog.subscriber, "s", base_as_of, as_of)
         if crossed:
             parts.append(exp.select(_col(ID, "s")).from_(
                 _source([snapshot_file], "s"), copy=False).where(
@@ -254,6 +286,18 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
             parts.append(exp.select(_col("subscriber_id", "e")).from_(
                 _source(old_files, "e"), copy=False).where(
                 exp.and_(names, exp.or_(*moved, copy=False), copy=False), copy=False))
+            # `where` filters that depend on the clock: the events of this name whose value crossed.
+            stored_events = set().union(*(stored_columns(f) for f in old_files))
+            for aggregate in plan.aggregates.values():
+                # A field no file stores is missing everywhere: its result cannot change.
+                relative = [w for w in _time_relative(aggregate.where) if w.field in stored_events]
+                if not relative:
+                    continue
+                crossed = _crossed(relative, catalog.event, "e", base_as_of, as_of)
+                parts.append(exp.select(_col("subscriber_id", "e")).from_(
+                    _source(old_files, "e", by_name=True), copy=False).where(
+                    exp.and_(exp.EQ(this=_col("event", "e"), expression=string_literal(aggregate.event)),
+                             exp.or_(*crossed, copy=False), copy=False), copy=False))
         if new_files:
             parts.append(exp.select(_col("subscriber_id", "e")).from_(
                 _source(new_files, "e"), copy=False).where(
@@ -374,8 +418,11 @@ def evaluate_incremental(
     as_of = naive_utc(as_of)
     if base.catalog != catalog_fingerprint(project) or datetime.fromisoformat(base.as_of) > as_of:
         return None
-    query = affected_query(project, base, as_of, str(Path(snapshot_file).absolute()),
-                           [str(Path(f).absolute()) for f in event_files], stored_columns)
+    try:
+        query = affected_query(project, base, as_of, str(Path(snapshot_file).absolute()),
+                               [str(Path(f).absolute()) for f in event_files], stored_columns)
+    except _NoEdgeRule:
+        return None
     if query is None:
         return None
     affected = run_query(query).column(ID).combine_chunks()

@@ -5,7 +5,8 @@ generators need for our expressions.
   only form DuckDB 2.0 accepts (`x -> ...` is an error there), `&&` for list
   overlap and `@>` for "contains all"; the stock dialect is used as is (a test
   executes the rendered text in DuckDB).
-- Spark: `&&` and `@>` are not Spark SQL. List overlap becomes
+- Spark: `LOWER` follows a newer Unicode than case.py's table: it becomes
+  `TRANSLATE(x, <table>)`. `&&` and `@>` are not Spark SQL. List overlap becomes
   `ARRAYS_OVERLAP(a, b)` and "a contains all of b" becomes
   `SIZE(ARRAY_EXCEPT(b, a)) = 0`.
 
@@ -20,8 +21,15 @@ from __future__ import annotations
 from sqlglot import exp
 
 from ..errors import UserError
+from .case import FOLD_FROM, FOLD_TO
 
 DIALECT_NAMES = ("duckdb", "spark")
+
+
+def _spark_lower(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Lower):  # case.py's table, not the JVM's newer Unicode one
+        return exp.Translate(this=node.this, from_=exp.Literal.string(FOLD_FROM), to=exp.Literal.string(FOLD_TO))
+    return node
 
 
 def _spark_node(node: exp.Expression) -> exp.Expression:
@@ -35,10 +43,11 @@ def _spark_node(node: exp.Expression) -> exp.Expression:
 
 
 def for_spark(tree: exp.Expression, copy: bool = True) -> exp.Expression:
-    """The tree with the two list operators Spark SQL lacks rewritten (module docstring).
+    """The tree with LOWER and the two list operators Spark SQL lacks rewritten (module docstring).
     A tree rewrite rather than a generator subclass: the compiled sqlglot
     (`sqlglot[c]`) does not allow subclassing its classes."""
-    return tree.transform(_spark_node, copy=copy)
+    # Two passes: a replaced node's children are not visited again.
+    return tree.transform(_spark_lower, copy=copy).transform(_spark_node, copy=False)
 
 
 def render(tree: exp.Expression, dialect: str, pretty: bool = False, copy: bool = True) -> str:

@@ -12,6 +12,8 @@ from typing import Literal
 
 import pyarrow as pa
 
+from .operators import OPERATORS, operators_of_type
+
 FieldType = Literal["string", "integer", "number", "boolean", "date", "timestamp", "list"]
 FIELD_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean", "date", "timestamp", "list")
 
@@ -45,29 +47,12 @@ REQUIRED_EVENT_FIELDS = ("event_id", "subscriber_id", "event", "occurred_at")
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 
-# Operators allowed per field type (segment-language.md, "Field filters").
-OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
-    "string": ("is", "is_not", "in", "not_in", "contains", "not_contains", "starts_with", "ends_with",
-               "is_set", "is_not_set"),
-    "integer": ("is", "is_not", "in", "not_in", "gt", "gte", "lt", "lte", "between", "is_set", "is_not_set"),
-    "number": ("is", "is_not", "in", "not_in", "gt", "gte", "lt", "lte", "between", "is_set", "is_not_set"),
-    "boolean": ("is", "is_not", "is_set", "is_not_set"),
-    "date": ("before", "after", "on", "between", "in_last_days", "not_in_last_days", "is_set", "is_not_set"),
-    "timestamp": ("before", "after", "on", "between", "in_last_days", "not_in_last_days", "is_set",
-                  "is_not_set"),
-    "list": ("has_any", "has_all", "has_none", "is_set", "is_not_set"),
-}
+# Operators allowed per field type (segment-language.md, "Field filters"), from the registry.
+OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {t: operators_of_type(t) for t in FIELD_TYPES}
 ALL_FIELD_OPERATORS: tuple[str, ...] = tuple(dict.fromkeys(op for ops in OPERATORS_BY_TYPE.values() for op in ops))
 
 # Each negative operator is the exact complement of its positive partner (spec rule 3).
-NEGATION_OF: dict[str, str] = {
-    "is_not": "is",
-    "not_in": "in",
-    "not_contains": "contains",
-    "has_none": "has_any",
-    "is_not_set": "is_set",
-    "not_in_last_days": "in_last_days",
-}
+NEGATION_OF: dict[str, str] = {op.name: op.negation_of for op in OPERATORS.values() if op.negation_of}
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),

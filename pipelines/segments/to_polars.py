@@ -5,8 +5,7 @@ One builder per operator family and positive operator; a negative operator is
 values are in every negative operator and in no positive one.
 
 Values enter as literals only. Case-insensitive matching folds both sides
-(case.py) with Polars' own functions (values go through a Polars Series, so one
-case mapping applies to both sides).
+with case.py's table (values in Python, columns with `replace_many`).
 """
 
 from __future__ import annotations
@@ -19,9 +18,10 @@ from typing import Any
 import polars as pl
 
 from ..errors import UserError
-from .case import AFTER_LOWER, BEFORE_LOWER
+from .case import FOLD, fold
 from .fields import NEGATION_OF, FieldCatalog
 from .model import EventCount, EventFilter, FieldFilter, Filter, Group, Segment, SegmentFilter
+from .numeric import exact_bound, exact_members
 from .plan import naive_utc, window_start
 
 ColumnResolver = Callable[[str], pl.Expr]
@@ -39,17 +39,19 @@ def _col(name: str) -> pl.Expr:
 
 
 def _lowered(values: Sequence[str]) -> list[str]:
-    return pl.select(_lower(pl.lit(pl.Series(values, dtype=pl.String)))).to_series().to_list()
+    return [fold(v) for v in values]
 
 
 def _lowered_one(value: str) -> pl.Expr:
-    return pl.lit(_lowered([value])[0], dtype=pl.String)
+    return pl.lit(fold(value), dtype=pl.String)
+
+
+_FOLD_FROM, _FOLD_TO = list(FOLD), list(FOLD.values())
 
 
 def _lower(c: pl.Expr) -> pl.Expr:
-    """Lower-cased as every engine does it (case.py: two characters made to agree)."""
-    before = c.str.replace_all(BEFORE_LOWER[0], BEFORE_LOWER[1], literal=True)
-    return before.str.to_lowercase().str.replace_all(AFTER_LOWER[0], AFTER_LOWER[1], literal=True)
+    """Case-folded with case.py's table (Polars' own to_lowercase knows newer letters)."""
+    return c.str.replace_many(_FOLD_FROM, _FOLD_TO)
 
 
 def _number(value: Any) -> int | float:
@@ -96,15 +98,6 @@ _STRING: dict[str, Builder] = {
 }
 
 
-def _numeric(c: pl.Expr, values: Sequence[Any], field_type: str) -> tuple[pl.Expr, list[int | float]]:
-    """Integer and number mix numerically (rule 5): an integer column stays exact
-    against integer values and is compared as Float64 when a value is a float."""
-    nums = [_number(v) for v in values]
-    if field_type == "number" or any(isinstance(v, float) for v in nums):
-        return c.cast(pl.Float64), [float(v) for v in nums]
-    return c, nums
-
-
 _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "is": operator.eq,
     "gt": operator.gt,
@@ -115,21 +108,34 @@ _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def _compare(op: str) -> Builder:
+    """`c op v`, compared against a value of the column's own type (numeric.py: exact)."""
     def build(c: pl.Expr, v: Any, t: str, a: datetime) -> pl.Expr:
-        col, (value,) = _numeric(c, [v], t)
-        return _COMPARISONS[op](col, value)
+        bound = exact_bound(op, _number(v), t)
+        if isinstance(bound, bool):
+            return c.is_not_null() if bound else _never(c)
+        return _COMPARISONS[bound[0]](c, _literal(bound[1], t))
 
     return build
 
 
+def _never(c: pl.Expr) -> pl.Expr:
+    """False for every row (as long as the column: a bare literal is one row)."""
+    return c.is_not_null() & pl.lit(False)
+
+
+def _literal(value: int | float, field_type: str) -> pl.Expr:
+    return pl.lit(value, dtype=pl.Int64 if field_type == "integer" else pl.Float64)
+
+
 def _between(c: pl.Expr, v: Any, t: str, a: datetime) -> pl.Expr:
-    col, (low, high) = _numeric(c, v, t)
-    return col.is_between(low, high, closed="both")
+    return _compare("gte")(c, v[0], t, a) & _compare("lte")(c, v[1], t, a)
 
 
 def _in(c: pl.Expr, v: Any, t: str, a: datetime) -> pl.Expr:
-    col, values = _numeric(c, v, t)
-    return col.is_in(values)
+    members = exact_members([_number(x) for x in v], t)
+    if not members:
+        return _never(c)
+    return c.is_in([int(m) if t == "integer" else float(m) for m in members])  # the column's type
 
 
 _NUMBER: dict[str, Builder] = {

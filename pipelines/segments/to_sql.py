@@ -27,10 +27,12 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from ..errors import UserError
-from .case import AFTER_LOWER, BEFORE_LOWER
+from .case import fold
 from .dialects import render
 from .fields import NEGATION_OF, FieldCatalog
 from .model import EventCount, EventFilter, FieldFilter, Filter, Group, Project, Segment, SegmentFilter
+from .numeric import exact_bound, exact_members
+from .operators import OPERATORS
 from .plan import distinct_event_aggregates, naive_utc, window_start
 
 ColumnResolver = Callable[[str], exp.Expression]
@@ -136,17 +138,17 @@ def timestamp_literal(value: datetime) -> exp.Expression:
 
 
 def _lower(e: exp.Expression) -> exp.Expression:
-    """Lower-cased as every engine does it (case.py: two characters made to agree)."""
-    before = exp.Replace(this=e, expression=exp.Literal.string(BEFORE_LOWER[0]),
-                         replacement=exp.Literal.string(BEFORE_LOWER[1]))
-    return exp.Replace(this=exp.Lower(this=before), expression=exp.Literal.string(AFTER_LOWER[0]),
-                       replacement=exp.Literal.string(AFTER_LOWER[1]))
+    """`e` case-folded (case.py). DuckDB's LOWER follows the table except for two
+    characters, fixed around it; the Spark dialect rewrites LOWER into a TRANSLATE
+    of the whole table (dialects.py)."""
+    before = exp.Replace(this=e, expression=exp.Literal.string("İ"), replacement=exp.Literal.string("i"))
+    return exp.Replace(this=exp.Lower(this=before), expression=exp.Literal.string("ς"),
+                       replacement=exp.Literal.string("σ"))
 
 
 def _lowered_string(value: str) -> exp.Expression:
-    # Lower-cased by the engine, like the column, so both sides use one
-    # case mapping (rule 4).
-    return _lower(string_literal(value))
+    # Folded here with the same table the engines apply to the column (rule 4).
+    return string_literal(fold(value))
 
 
 def _false() -> exp.Boolean:
@@ -200,14 +202,41 @@ _STRING: dict[str, Builder] = {
     "is_set": _is_set,
 }
 
+_COMPARE: dict[str, type[exp.Binary]] = {"is": exp.EQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}
+
+
+def _number_compare(op: str) -> Builder:
+    """`c op v`, compared against a value of the column's own type (numeric.py: exact)."""
+    def build(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
+        bound = exact_bound(op, v, t)
+        if isinstance(bound, bool):
+            return _is_set(c, v, t, a) if bound else _false()
+        return _COMPARE[bound[0]](this=c, expression=number_literal(bound[1]))
+
+    return build
+
+
+def _number_in(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
+    members = exact_members(v, t)
+    return exp.In(this=c, expressions=[number_literal(x) for x in members]) if members else _false()
+
+
+def _number_between(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
+    low, high = exact_bound("gte", v[0], t), exact_bound("lte", v[1], t)
+    if isinstance(low, bool) or isinstance(high, bool):
+        return exp.and_(_number_compare("gte")(c, v[0], t, a), _number_compare("lte")(c.copy(), v[1], t, a),
+                        copy=False)
+    return exp.Between(this=c, low=number_literal(low[1]), high=number_literal(high[1]))
+
+
 _NUMBER: dict[str, Builder] = {
-    "is": lambda c, v, t, a: exp.EQ(this=c, expression=number_literal(v)),
-    "in": lambda c, v, t, a: exp.In(this=c, expressions=[number_literal(x) for x in v]),
-    "gt": lambda c, v, t, a: exp.GT(this=c, expression=number_literal(v)),
-    "gte": lambda c, v, t, a: exp.GTE(this=c, expression=number_literal(v)),
-    "lt": lambda c, v, t, a: exp.LT(this=c, expression=number_literal(v)),
-    "lte": lambda c, v, t, a: exp.LTE(this=c, expression=number_literal(v)),
-    "between": lambda c, v, t, a: exp.Between(this=c, low=number_literal(v[0]), high=number_literal(v[1])),
+    "is": _number_compare("is"),
+    "in": _number_in,
+    "gt": _number_compare("gt"),
+    "gte": _number_compare("gte"),
+    "lt": _number_compare("lt"),
+    "lte": _number_compare("lte"),
+    "between": _number_between,
     "is_set": _is_set,
 }
 
@@ -276,9 +305,6 @@ _BUILDERS: dict[str, dict[str, Builder]] = {
     "list": _LIST,
 }
 
-# Builders that never return NULL need no COALESCE.
-_NULL_SAFE = {(family, "is_set") for family in ("string", "integer", "number", "boolean", "date", "timestamp")}
-
 
 def field_predicate(f: FieldFilter, field_type: str, column: exp.Expression, as_of: datetime) -> exp.Expression:
     """A two-valued predicate for one field filter on `column` (of `field_type`)."""
@@ -288,7 +314,7 @@ def field_predicate(f: FieldFilter, field_type: str, column: exp.Expression, as_
     except KeyError:
         raise UserError(f"operator '{f.op}' does not apply to {field_type} field '{f.field}'") from None
     predicate = builder(column, f.value, field_type, naive_utc(as_of))
-    if (field_type, positive) not in _NULL_SAFE:
+    if field_type not in OPERATORS[positive].null_safe:  # a builder that may return NULL
         predicate = two_valued(predicate)
     return negate(predicate) if f.op in NEGATION_OF else predicate
 

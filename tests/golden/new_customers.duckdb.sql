@@ -27,11 +27,11 @@ WHERE
   )
   AND (
     COALESCE(
-      REPLACE(LOWER(REPLACE(subscribers.signup_form, 'İ', 'i')), 'ς', 'σ') = REPLACE(LOWER(REPLACE('Checkout', 'İ', 'i')), 'ς', 'σ'),
+      REPLACE(LOWER(REPLACE(subscribers.signup_form, 'İ', 'i')), 'ς', 'σ') = 'checkout',
       FALSE
     )
     OR COALESCE(
-      LIST_TRANSFORM(subscribers.tags, LAMBDA tag : REPLACE(LOWER(REPLACE(tag, 'İ', 'i')), 'ς', 'σ')) && [REPLACE(LOWER(REPLACE('new-customer', 'İ', 'i')), 'ς', 'σ')],
+      LIST_TRANSFORM(subscribers.tags, LAMBDA tag : REPLACE(LOWER(REPLACE(tag, 'İ', 'i')), 'ς', 'σ')) && ['new-customer'],
       FALSE
     )
   )

@@ -3,10 +3,7 @@ SELECT
 FROM subscribers
 WHERE
   COALESCE(
-    LIST_TRANSFORM(subscribers.tags, LAMBDA tag : REPLACE(LOWER(REPLACE(tag, 'İ', 'i')), 'ς', 'σ')) && [
-      REPLACE(LOWER(REPLACE('webinar-attendee', 'İ', 'i')), 'ς', 'σ'),
-      REPLACE(LOWER(REPLACE('webinar-2026', 'İ', 'i')), 'ς', 'σ')
-    ],
+    LIST_TRANSFORM(subscribers.tags, LAMBDA tag : REPLACE(LOWER(REPLACE(tag, 'İ', 'i')), 'ς', 'σ')) && ['webinar-attendee', 'webinar-2026'],
     FALSE
   )
 ORDER BY

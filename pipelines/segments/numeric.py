@@ -1,0 +1,81 @@
+"""Exact comparisons of integer and number fields with definition values (spec rule 5).
+
+A definition may mix integers and decimals (`in: [9007199254740993, 0.5]`),
+and an integer above 2^53 has no exact double. Engines compare mixed types
+by converting both sides to a common type (DuckDB and Polars: DOUBLE), which
+rounds, so `9007199254740992` would match. Instead, each comparison is
+rewritten here, in Python, into one with a value of the **column's own type**
+(a 64-bit integer for `integer`, a double for `number`) that holds for exactly
+the same stored values; the compilers then compare like with like, which every
+engine does exactly. Where no such value exists the result is a constant:
+True (holds for every present value) or False (for none).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+# ("gt", 5) means `column > 5`; True / False: for every present value / for none.
+Bound = tuple[str, int | float] | bool
+
+
+def _int_bound(op: str, value: int | float) -> Bound:
+    """`integer column op value`."""
+    if isinstance(value, float):
+        if op == "is" and not value.is_integer():
+            return False
+        # An integer is > 2.5 when > 2, >= 2.5 when >= 3, < 2.5 when < 3, <= 2.5 when <= 2.
+        value = math.floor(value) if op in ("is", "gt", "lte") else math.ceil(value)
+    if op == "is":
+        return ("is", value) if INT64_MIN <= value <= INT64_MAX else False
+    below, above = value < INT64_MIN, value > INT64_MAX  # beyond every stored value
+    if op in ("gt", "gte"):
+        if above or (op == "gt" and value == INT64_MAX):
+            return False
+        if below or (op == "gte" and value == INT64_MIN):
+            return True
+    else:  # lt, lte
+        if below or (op == "lt" and value == INT64_MIN):
+            return False
+        if above or (op == "lte" and value == INT64_MAX):
+            return True
+    return (op, value)
+
+
+def _double_bound(op: str, value: int | float) -> Bound:
+    """`number column op value` (stored numbers are finite doubles)."""
+    if isinstance(value, float):
+        return (op, value)
+    try:
+        nearest = float(value)
+    except OverflowError:  # beyond every finite double
+        return False if op == "is" else (value < 0) == (op in ("gt", "gte"))
+    if nearest == value:  # exactly representable (Python compares int and float exactly): kept as written
+        return (op, value)
+    # Between two neighbouring doubles: no stored value equals it.
+    low, high = (nearest, math.nextafter(nearest, math.inf)) if nearest < value else (
+        math.nextafter(nearest, -math.inf), nearest)
+    return {"is": False, "gt": ("gt", low), "gte": ("gte", high), "lt": ("lt", high), "lte": ("lte", low)}[op]
+
+
+def exact_bound(op: str, value: int | float, field_type: str) -> Bound:
+    """`column op value` (op: is, gt, gte, lt, lte) for an `integer` or `number` column."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return _int_bound(op, value) if field_type == "integer" else _double_bound(op, value)
+
+
+def exact_members(values: Iterable[int | float], field_type: str) -> list[int | float]:
+    """The values of the column's type that `column in values` matches (in order, distinct)."""
+    out: list[int | float] = []
+    for v in values:
+        bound = exact_bound("is", v, field_type)
+        if bound is not False and bound[1] not in out:
+            out.append(bound[1])
+    return out
+
+
+__all__ = ["Bound", "exact_bound", "exact_members"]
