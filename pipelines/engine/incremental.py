@@ -161,7 +161,9 @@ def _files(paths: Sequence[str]) -> exp.Expression:
 
 
 def _read_parquet(paths: Sequence[str], *, by_name: bool = False) -> exp.Expression:
-    args = [_files(paths)]
+    # Never hive partitioning: the lake's `snapshot_date=...` folder would replace a
+    # custom field of that name.
+    args = [_files(paths), exp.EQ(this=exp.var("hive_partitioning"), expression=exp.false())]
     if by_name:  # a column some files lack reads as NULL there
         args.append(exp.EQ(this=exp.var("union_by_name"), expression=exp.true()))
     return exp.func("read_parquet", *args)
