@@ -151,6 +151,10 @@ STEP_LABELS = {
 }
 
 
+# A quicker run prints no progress line at all.
+PROGRESS_AFTER_S = 1.0
+
+
 @contextmanager
 def step_progress(console: Console | None, instance, run_id: str):
     """A rich progress line naming the running step, on a terminal only, and only once
@@ -165,7 +169,7 @@ def step_progress(console: Console | None, instance, run_id: str):
     kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
 
     def watch() -> None:
-        if stop.wait(1.0):
+        if stop.wait(PROGRESS_AFTER_S):
             return
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                       transient=True) as progress:
