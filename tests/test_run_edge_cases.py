@@ -338,8 +338,7 @@ def test_reexecution_from_failure_finishes_the_run(paths, monkeypatch):
     snapshot(paths, "20261102", [("s1", "NY")])
     monkeypatch.setenv("SEGMENTS_DEFS", str(paths.defs))
     monkeypatch.setenv("SEGMENTS_DATA", str(paths.data))
-    config = {"ops": {"ingest": {"config": {"as_of": "2026-11-02T12:00:00Z"}}},
-              "execution": {"config": {"in_process": {}}}}
+    config = {"ops": {"ingest": {"config": {"as_of": "2026-11-02T12:00:00Z"}}}}
 
     def broken_publish(*args, **kwargs):
         raise UserError("the disk is full")
