@@ -290,3 +290,23 @@ def test_a_warehouse_of_another_format_is_refused_in_one_line(project_paths):
     assert result.exit_code == 1
     [line] = result.stderr.strip().splitlines()
     assert "published by another version of this pipeline (format 1" in line and "away to start over" in line
+
+
+def test_a_window_on_an_event_field_named_like_a_lake_folder_moves_with_the_clock(tmp_path):
+    """The incremental run's window-edge scan reads `export_date` from the rows, not
+    from the lake folder's name (export_date=2026-11-01, from the file's name): a
+    purchase whose export_date enters a 1-day window makes the buyer a member, as a
+    full run says."""
+    paths = write_project(tmp_path)
+    land(paths, "events", "old_20261101T050000Z.csv", EVENT_HEADER.strip() + ",export_date\n"
+         "x1,s1,purchase,2026-10-30T10:00:00Z,5,mug,,2026-11-28T23:00:00Z\n")
+    defs = Path(paths.defs)
+    (defs / "_fields.yaml").write_text("event_fields: {export_date: timestamp}\n")
+    (defs / "fresh_export.yaml").write_text(
+        "name: Fresh export\ngroups:\n  - filters:\n      - event: purchase\n        op: performed\n"
+        "        where: [{field: export_date, op: in_last_days, value: 1}]\n")
+    run(paths, "2026-11-27T06:00:00Z")
+    assert members(paths, "fresh_export") == set()  # exported after the run's as_of
+    summary = run(paths, "2026-11-29T06:00:00Z")
+    assert any(w.startswith("incremental:") for w in _workspace_warnings(paths, summary))
+    assert members(paths, "fresh_export") == {"s1"}
