@@ -174,7 +174,9 @@ def print_result(columns: list[str], rows: list[tuple], fmt: str, console: Conso
             table.add_column(escape(column), overflow="fold")
         for row in rows:
             table.add_row(*("NULL" if v is None else escape(_text(v)) for v in row))
-        console.print(table)
+        # A pipe gets whole values, one row a line (grep, less -S), not a table folded to 80 columns.
+        wide = console if console.is_terminal else Console(file=console.file, width=100_000, highlight=False)
+        wide.print(table)
         console.print(f"{len(rows):,} row(s)")
 
 

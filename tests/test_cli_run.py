@@ -52,6 +52,12 @@ def test_a_run_over_a_file_with_bad_rows_warns_on_stderr_and_exits_0(tmp_path):
     listing = _run("list", "--defs", str(paths.defs), "--data", str(paths.data))
     for key in ("ny_webinar_not_customers", "subscribers_in_new_york", "engaged_subscribers"):
         assert re.search(rf"│ {key}\s+│", listing.stdout), listing.stdout
+    # A piped query table keeps every value whole on one line, however long.
+    long_value = "x" * 150
+    piped = _run("query", f"SELECT segment, '{long_value}' AS v FROM segments", "--defs", str(paths.defs),
+                 "--data", str(paths.data))
+    assert piped.exit_code == 0, piped.output
+    assert re.search(rf"│ ny_webinar_not_customers\s+│ {long_value} │", piped.stdout), piped.stdout
 
 
 def test_version():
