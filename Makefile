@@ -41,9 +41,9 @@ dev: setup
 
 # A simulated month of hourly and nightly runs (tests/sim/), checked after every run:
 # make soak [SEEDS=3] [ENGINE=duckdb|polars|spark] [RUNS=60]
-soak: setup
+soak: setup-spark
 	SEGMENTS_SOAK_RUNS=$(or $(RUNS),60) SEGMENTS_SOAK_SEEDS=$(or $(SEEDS),3) SEGMENTS_SOAK_ENGINE=$(or $(ENGINE),duckdb) \
-		$(BIN)/pytest -p no:cacheprovider -s tests/test_operations_sim.py -k soak
+		$(BIN)/pytest -p no:cacheprovider -n 2 tests/test_operations_sim.py -k soak
 
 bench: setup
 	$(BIN)/python bench/whole_run.py --size $(or $(SIZE),1M)
