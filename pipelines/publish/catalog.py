@@ -97,10 +97,13 @@ def build_catalog(target: Path, state: PublishedState) -> None:
     con = duckdb.connect(str(target))
     try:
         for name in CATALOG_OBJECTS:
-            # History relations of a version stored as append-only files (history_files.py).
-            generated = history_view_sql(name, state.version_dir) if name in HISTORY_RELATIONS else \
-                membership_view_sql(state.version_dir) if name == "segment_membership" else None
-            con.execute(generated or view_sql(name, state.version_dir))
+            # History relations are stored as append-only files (history_files.py).
+            if name in HISTORY_RELATIONS:
+                con.execute(history_view_sql(name, state.version_dir))
+            elif name == "segment_membership":
+                con.execute(membership_view_sql(state.version_dir))
+            else:
+                con.execute(view_sql(name, state.version_dir))
         con.execute(events_view_sql(state.version_dir))
         record = state.to_record()
         con.register("state_row", pa.Table.from_pylist([record]))
