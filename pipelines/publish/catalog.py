@@ -1,9 +1,9 @@
 """The analyst catalog: a small DuckDB file of views over one version's Parquet files.
 
-The catalog holds no data, only view definitions (from `sql/views/`, and
-generated over the files of segment_membership and the history relations,
-history_files.py), with the version directory's ABSOLUTE path filled in: DuckDB resolves relative
-paths against the reader's working directory, not the catalog's), the
+The catalog holds no data, only view definitions (from `sql/views/`, or
+generated over the files of segment_membership and the history relations in
+history_files.py; with the version directory's ABSOLUTE path: DuckDB resolves
+relative paths against the reader's working directory, not the catalog's), the
 `segment_members_at` table macro and the one-row `published_state` table. It
 is built beside `warehouse.duckdb` and renamed onto it, so the writer never
 opens the analysts' file for writing: a reader holding it open keeps its
