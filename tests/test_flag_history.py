@@ -1,18 +1,18 @@
 """The run's history path (membership flags, append-only history files) publishes
-exactly what the table path (`compute_history` over whole history tables, an
-oracle kept for this test) does.
+exactly what the oracle (tests/publish_oracle.py: `compute_history` over whole
+history tables) computes on the same published version.
 
 Property: for random sequences of runs (segments added and deleted between
 runs, members coming and going, subscribers leaving the snapshot, a run that
 replaces the previous one at the same as_of), every published history relation
-is the same through both paths. Also: the history files stay appendable past
-compaction, and a flags-path version can follow a table-path one.
+is the oracle's. Also: the history files stay appendable past compaction.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_publish_support import (
@@ -20,6 +20,7 @@ from test_publish_support import (
     make_paths,
     make_project,
     membership_table,
+    publish,
     query,
     subscribers_table,
 )
@@ -27,9 +28,7 @@ from test_publish_support import (
 from pipelines.engine.flags import sort_by_id
 from pipelines.publish import flag_history, history_files, membership_files
 from pipelines.publish.flag_history import extend_history, membership_to_flags
-from pipelines.publish.history_files import write_flags
 from pipelines.publish.state import current_state
-from pipelines.publish.warehouse import publish_version, stage_version
 
 T0 = datetime(2026, 5, 1, 6)
 SEGMENTS = ["a", "b", "c"]
@@ -46,48 +45,31 @@ RELATIONS = {
 
 def publish_flags(paths, project, as_of, members, statuses, run_id, tmp):
     """What `pipelines.refresh` does: flags -> extend_history -> stage_version (files)."""
-    subscribers = subscribers_table(statuses)
-    ids = sort_by_id(subscribers.select(["subscriber_id"])).column("subscriber_id")
-    flags = membership_to_flags(membership_table(members), ids, keys=project.segments)
-    work = tmp / f"work-{run_id}"
-    work.mkdir(parents=True)
-    flags_file = work / history_files.FLAGS_FILE
-    write_flags(flags, flags_file)
-    delta = extend_history(current_state(paths), flags, run_id, as_of, segments=project.segments,
-                           out_dir=work / "history")
-    from pipelines.publish.audiences import compute_recipients
-
-    staged = stage_version(
-        paths, project=project, run_id=run_id, as_of=as_of, started_at=as_of,
-        snapshot_name=f"subscribers_{as_of:%Y%m%dT%H%M%S}Z.csv", snapshot_rows=len(statuses),
-        fingerprint=fingerprint_of(sorted(project.segments), members, statuses, sorted(project.audiences)),
-        subscribers=subscribers, membership=None, history=delta,
-        recipients=compute_recipients(project, flags, subscribers, run_id),
-        compiled_sql={k: f"SELECT subscriber_id FROM subscribers /* {k} */" for k in project.segments},
-        quarantine=None, flags_file=flags_file,
-    )
-    return publish_version(paths, staged)
+    return publish(paths, project, as_of, members, statuses, run_id=run_id)
 
 
-def publish(paths, project, as_of, members, statuses, *, run_id):
-    """The oracle: whole history tables (compute_history) staged as tables."""
-    from pipelines.publish.audiences import compute_recipients
-    from pipelines.publish.history import compute_history
-    from pipelines.publish.warehouse import plan_publish
+def oracle(paths, project, as_of, members, run_id):
+    """What every relation in RELATIONS must hold after publishing this run, from the
+    oracle's whole history tables on the currently published version."""
+    import duckdb
+    import pyarrow.compute as pc
+    from publish_oracle import compute_history
 
-    fingerprint = fingerprint_of(sorted(project.segments), members, statuses, sorted(project.audiences))
-    membership, subscribers = membership_table(members), subscribers_table(statuses)
-    plan = plan_publish(paths, as_of, fingerprint)
-    history = compute_history(plan.current, membership, run_id, as_of, segments=project.segments)
-    staged = stage_version(
-        paths, project=project, run_id=run_id, as_of=as_of, started_at=as_of,
-        snapshot_name=f"subscribers_{as_of:%Y%m%dT%H%M%S}Z.csv", snapshot_rows=len(statuses),
-        fingerprint=fingerprint, subscribers=subscribers, membership=membership, history=history,
-        recipients=compute_recipients(project, membership, subscribers, run_id),
-        compiled_sql={k: f"SELECT subscriber_id FROM subscribers /* {k} */" for k in project.segments},
-        quarantine=None,
-    )
-    return publish_version(paths, staged)
+    history = compute_history(current_state(paths), membership_table(members), run_id, as_of,
+                              segments=project.segments)
+    run_sizes = history.run_sizes()
+    segments = run_sizes.filter(pc.is_in(run_sizes.column("segment"), pa.array(list(project.segments))))
+    with duckdb.connect() as con:
+        con.register("segment_membership_history", history.history)
+        con.register("membership_changes", history.changes)
+        con.register("segment_sizes", history.sizes)
+        con.register("segments", segments)
+        con.execute("CREATE VIEW segment_membership AS SELECT segment, subscriber_id "
+                    "FROM segment_membership_history WHERE valid_to IS NULL")
+        con.execute("CREATE MACRO segment_members_at(key, ts) AS TABLE SELECT subscriber_id "
+                    "FROM segment_membership_history WHERE segment = key AND valid_from <= ts "
+                    "AND (valid_to IS NULL OR ts < valid_to) ORDER BY subscriber_id")
+        return {name: con.execute(sql).fetchall() for name, sql in RELATIONS.items()}
 
 
 run_strategy = st.fixed_dictionaries({
@@ -108,7 +90,7 @@ def test_flags_path_publishes_the_same_history(tmp_path_factory, monkeypatch, ru
     monkeypatch.setattr(flag_history, "_ROW_GROUP", row_group)
     monkeypatch.setattr(membership_files, "writer_count", lambda: writers)
     tmp = tmp_path_factory.mktemp("history")
-    tables, flags = make_paths(tmp / "tables"), make_paths(tmp / "flags")
+    paths = make_paths(tmp / "flags")
     as_of = T0
     for index, run in enumerate(runs):
         if index and not run["same_as_of"]:
@@ -119,11 +101,15 @@ def test_flags_path_publishes_the_same_history(tmp_path_factory, monkeypatch, ru
         statuses = {p: rng.choice(["active", "active", "unsubscribed"]) for p in people}
         project = make_project(run["segments"], {"aud": {"include": (run["segments"][0],)}})
         run_id = f"r{index}"
-        one = publish(tables, project, as_of, members, statuses, run_id=run_id)
-        other = publish_flags(flags, project, as_of, members, statuses, run_id, tmp)
-        assert one.status == other.status
+        state = current_state(paths)
+        fingerprint = fingerprint_of(sorted(project.segments), members, statuses, sorted(project.audiences))
+        unchanged = state is not None and state.as_of == as_of and state.fingerprint == fingerprint
+        expected = {name: query(paths, sql) for name, sql in RELATIONS.items()} if unchanged else \
+            oracle(paths, project, as_of, members, run_id)
+        result = publish_flags(paths, project, as_of, members, statuses, run_id, tmp)
+        assert result.status == ("unchanged" if unchanged else "published")
         for name, sql in RELATIONS.items():
-            assert query(tables, sql) == query(flags, sql), (index, name)
+            assert query(paths, sql) == expected[name], (index, name)
 
 
 def test_history_files_compact_and_stay_readable(tmp_path, monkeypatch):
@@ -143,21 +129,6 @@ def test_history_files_compact_and_stay_readable(tmp_path, monkeypatch):
         assert all(len(files) <= 3 for files in manifest.files.values())
     assert query(paths, "SELECT count(*) FROM membership_changes")[0][0] == expected_changes
     assert query(paths, "SELECT count(DISTINCT run_id) FROM segment_sizes")[0][0] == 8
-
-
-def test_flags_path_follows_a_table_path_version(tmp_path):
-    paths = make_paths(tmp_path)
-    project = make_project(["a", "b"])
-    statuses = dict.fromkeys(PEOPLE, "active")
-    publish(paths, project, T0, {"a": ["s1", "s2"], "b": ["s3"]}, statuses, run_id="r1")
-    publish_flags(paths, project, T0 + timedelta(hours=1), {"a": ["s2"], "b": ["s3", "s4"]}, statuses, "r2",
-                  tmp_path)
-    assert query(paths, "SELECT subscriber_id, valid_from, valid_to FROM segment_membership_history "
-                        "WHERE segment = 'a' ORDER BY ALL") == [
-        ("s1", T0, T0 + timedelta(hours=1)), ("s2", T0, None)]
-    assert query(paths, "SELECT run_id, change, subscriber_id FROM membership_changes ORDER BY ALL") == [
-        ("r1", "entered", "s1"), ("r1", "entered", "s2"), ("r1", "entered", "s3"),
-        ("r2", "entered", "s4"), ("r2", "exited", "s1")]
 
 
 def test_a_failure_midway_closes_the_history_writers(tmp_path, monkeypatch):

@@ -8,12 +8,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.errors import UserError
-from pipelines.publish import compute_history, current_state
+from pipelines.publish import current_state
 
 try:  # tests/ on sys.path (no tests/__init__.py)
-    from test_publish_support import make_paths, make_project, membership_table, publish, query
+    from test_publish_support import make_paths, make_project, publish, query
 except ModuleNotFoundError:  # tests/ is a package
-    from tests.test_publish_support import make_paths, make_project, membership_table, publish, query
+    from tests.test_publish_support import make_paths, make_project, publish, query
 
 T1 = datetime(2026, 1, 1)
 T2 = datetime(2026, 1, 8)
@@ -114,16 +114,16 @@ def test_as_of_before_the_published_run_is_refused(three_runs):
     assert current_state(three_runs) == before
 
 
-def test_first_run_enters_everyone_and_empty_segments_get_size_rows():
-    history = compute_history(None, membership_table({"a": ["x", "y"]}), "r1", T1, segments=["a", "empty"])
-    assert history.history.num_rows == 2
-    assert history.changes.column("change").to_pylist() == ["entered", "entered"]
-    assert history.sizes.select(["segment", "members", "entered", "exited"]).to_pylist() == [
-        {"segment": "a", "members": 2, "entered": 2, "exited": 0},
-        {"segment": "empty", "members": 0, "entered": 0, "exited": 0},
+def test_first_run_enters_everyone_and_empty_segments_get_size_rows(tmp_path):
+    paths = make_paths(tmp_path)
+    statuses = {"x": "active", "y": "active"}
+    publish(paths, make_project(["a", "empty"]), T1, {"a": ["x", "y"]}, statuses, run_id="r1")
+    assert query(paths, "SELECT count(*) FROM segment_membership_history")[0][0] == 2
+    assert [r[0] for r in query(paths, "SELECT change FROM membership_changes")] == ["entered", "entered"]
+    assert query(paths, "SELECT segment, members, entered, exited FROM segment_sizes ORDER BY segment") == [
+        ("a", 2, 2, 0),
+        ("empty", 0, 0, 0),
     ]
-    with pytest.raises(ValueError, match="not defined"):
-        compute_history(None, membership_table({"zzz": ["x"]}), "r1", T1, segments=["a"])
 
 
 def test_same_as_of_with_new_inputs_replaces_the_last_run(tmp_path):

@@ -76,18 +76,16 @@ def fingerprint_of(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def publish(paths: Paths, project: Project, as_of: datetime, members: dict[str, list[str]],
-            statuses: dict[str, str], *, run_id: str | None = None, fingerprint: str | None = None,
-            quarantine: pa.Table | None = None, keep_versions: int = 5):
-    """Publish one run the way `pipelines.refresh` does after evaluation (the steps
-    `segments run` and Dagster call): the run's flags in its workspace, history
-    files (extend_history), the recipients file (write_recipients), then
-    stage_version from those files and publish_version."""
+def stage_args(paths: Paths, project: Project, as_of: datetime, members: dict[str, list[str]],
+               statuses: dict[str, str], *, run_id: str | None = None, fingerprint: str | None = None,
+               quarantine: pa.Table | None = None) -> dict:
+    """The arguments of `stage_version` for one run, made the way `pipelines.refresh`
+    makes them after evaluation: the run's flags in its workspace, history files
+    (extend_history) on the published version and the recipients file (write_recipients)."""
     from pipelines.engine.flags import sort_by_id
     from pipelines.publish.audiences import write_recipients
     from pipelines.publish.flag_history import extend_history, membership_to_flags
     from pipelines.publish.state import current_state
-    from pipelines.publish.warehouse import publish_version, stage_version
     from pipelines.refresh import RunWorkspace
 
     run_id = run_id or f"run-{as_of:%Y%m%dT%H%M%S}"
@@ -99,15 +97,27 @@ def publish(paths: Paths, project: Project, as_of: datetime, members: dict[str, 
     delta = extend_history(current_state(paths), flags, run_id, as_of, segments=project.segments,
                            out_dir=ws.dir / "history")
     write_recipients(project, flags, subscribers, run_id, ws.recipients_file)
-    staged = stage_version(
-        paths, project=project, run_id=run_id, as_of=as_of, started_at=as_of,
+    return dict(
+        project=project, run_id=run_id, as_of=as_of, started_at=as_of,
         snapshot_name=f"subscribers_{as_of:%Y%m%dT%H%M%S}Z.csv", snapshot_rows=len(statuses),
         fingerprint=fingerprint or fingerprint_of(sorted(project.segments), members, statuses,
                                                   sorted(project.audiences)),
-        subscribers=subscribers, membership=None, history=delta, recipients=None,
+        subscribers=subscribers, history=delta,
         compiled_sql={k: f"SELECT subscriber_id FROM subscribers /* {k} */" for k in project.segments},
         quarantine=quarantine, flags_file=ws.flags_file, recipients_file=ws.recipients_file,
     )
+
+
+def publish(paths: Paths, project: Project, as_of: datetime, members: dict[str, list[str]],
+            statuses: dict[str, str], *, run_id: str | None = None, fingerprint: str | None = None,
+            quarantine: pa.Table | None = None, keep_versions: int = 5):
+    """Publish one run the way `pipelines.refresh` does after evaluation (the steps
+    `segments run` and Dagster call): stage_version from the run's files (stage_args),
+    then publish_version."""
+    from pipelines.publish.warehouse import publish_version, stage_version
+
+    staged = stage_version(paths, **stage_args(paths, project, as_of, members, statuses, run_id=run_id,
+                                               fingerprint=fingerprint, quarantine=quarantine))
     return publish_version(paths, staged, keep_versions)
 
 

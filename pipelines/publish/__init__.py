@@ -6,7 +6,6 @@ No Dagster here: the assets in `pipelines/defs/` call these functions.
 from .audience_files import audiences_root, sync_audience_files
 from .audiences import compute_recipients, suppression_violations
 from .catalog import open_warehouse
-from .history import HistoryResult, compute_history
 from .lock import writer_lock
 from .runlog import record_failed_run
 from .state import PublishedState, current_state
@@ -20,13 +19,11 @@ from .warehouse import (
 )
 
 __all__ = [
-    "HistoryResult",
     "PublishPlan",
     "PublishResult",
     "PublishedState",
     "StagedVersion",
     "audiences_root",
-    "compute_history",
     "compute_recipients",
     "current_state",
     "open_warehouse",

@@ -1,8 +1,9 @@
 """The analyst catalog: a small DuckDB file of views over one version's Parquet files.
 
-The catalog holds no data, only view definitions (from `sql/views/`, with
-the version directory's ABSOLUTE path filled in: DuckDB resolves relative
-paths against the reader's working directory, not the catalog's), the
+The catalog holds no data, only view definitions (from `sql/views/`, or
+generated over the files of segment_membership and the history relations in
+history_files.py; with the version directory's ABSOLUTE path: DuckDB resolves
+relative paths against the reader's working directory, not the catalog's), the
 `segment_members_at` table macro and the one-row `published_state` table. It
 is built beside `warehouse.duckdb` and renamed onto it, so the writer never
 opens the analysts' file for writing: a reader holding it open keeps its
@@ -97,10 +98,13 @@ def build_catalog(target: Path, state: PublishedState) -> None:
     con = duckdb.connect(str(target))
     try:
         for name in CATALOG_OBJECTS:
-            # History relations of a version stored as append-only files (history_files.py).
-            generated = history_view_sql(name, state.version_dir) if name in HISTORY_RELATIONS else \
-                membership_view_sql(state.version_dir) if name == "segment_membership" else None
-            con.execute(generated or view_sql(name, state.version_dir))
+            # History relations are stored as append-only files (history_files.py).
+            if name in HISTORY_RELATIONS:
+                con.execute(history_view_sql(name, state.version_dir))
+            elif name == "segment_membership":
+                con.execute(membership_view_sql(state.version_dir))
+            else:
+                con.execute(view_sql(name, state.version_dir))
         con.execute(events_view_sql(state.version_dir))
         record = state.to_record()
         con.register("state_row", pa.Table.from_pylist([record]))

@@ -19,9 +19,6 @@ first run alone records ~100M entries). So a version stores:
 - `membership_flags.arrow`: the same membership as one boolean column per
   segment (Arrow IPC), which the next run compares its own flags with
   (pipelines/publish/flag_history.py). Not a published relation.
-
-Versions published before this layout have one Parquet file per relation;
-every reader here handles both.
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from . import schemas
-from .membership_files import membership_files, membership_rows, read_membership
+from .membership_files import membership_files, read_membership
 from .versions import relation_path
 
 HISTORY_DIR = "history"
@@ -47,9 +44,8 @@ FLAGS_FILE = "membership_flags.arrow"
 KINDS = ("changes", "closed", "sizes")
 COMPACT_AFTER = 32
 
-# The relation each kind of file holds rows of.
+# The schema of the rows each kind of file holds.
 KIND_SCHEMAS = {"changes": schemas.CHANGES, "closed": schemas.HISTORY, "sizes": schemas.SIZES}
-KIND_RELATIONS = {"changes": "membership_changes", "closed": "segment_membership_history", "sizes": "segment_sizes"}
 
 # segment_membership.parquet in this layout.
 OPEN_STAYS = pa.schema([
@@ -117,14 +113,7 @@ def extend_manifest(base_dir: Path | None, staging: Path, deltas: dict[str, pa.T
     root.mkdir(parents=True, exist_ok=True)
     base = read_manifest(base_dir)
     manifest = Manifest()
-    if base is None and base_dir is not None:
-        # A version in the one-file-per-relation layout: its full tables become the first files.
-        for kind in KINDS:
-            table = read_relation(base_dir, KIND_RELATIONS[kind]) if kind != "closed" else _legacy_closed(base_dir)
-            target = f"000000-base-{kind}.parquet"
-            write_table(table, root / target)
-            manifest.files[kind].append(target)
-    elif base is not None:
+    if base is not None:
         for kind in KINDS:
             for file in base.files[kind]:
                 link_or_copy(Path(base_dir) / HISTORY_DIR / file, root / file)
@@ -148,60 +137,10 @@ def extend_manifest(base_dir: Path | None, staging: Path, deltas: dict[str, pa.T
     return manifest
 
 
-def _legacy_closed(version_dir: Path) -> pa.Table:
-    history = pq.read_table(relation_path(version_dir, "segment_membership_history"))
-    return schemas.conform(history.filter(history.column("valid_to").is_valid()), schemas.HISTORY, what="history")
-
-
 def open_stays(version_dir: Path) -> pa.Table:
     """segment, subscriber_id, valid_from, entered_run_id of the current members."""
     membership = read_membership(relation_path(version_dir, "segment_membership"))
-    if "valid_from" in membership.column_names:
-        return schemas.conform(membership, OPEN_STAYS, what="segment_membership")
-    history = pq.read_table(relation_path(version_dir, "segment_membership_history"))
-    history = history.filter(history.column("valid_to").is_null())
-    return schemas.conform(history, OPEN_STAYS, what="history").sort_by(
-        [("segment", "ascending"), ("subscriber_id", "ascending")])
-
-
-def read_relation(version_dir: Path | None, relation: str) -> pa.Table:
-    """A full history relation of a version (either layout); empty without a version."""
-    schema = {"segment_membership_history": schemas.HISTORY, "membership_changes": schemas.CHANGES,
-              "segment_sizes": schemas.SIZES}[relation]
-    if version_dir is None:
-        return schema.empty_table()
-    manifest = read_manifest(version_dir)
-    if manifest is None:
-        return schemas.conform(pq.read_table(relation_path(version_dir, relation)), schema, what=relation)
-    if relation == "membership_changes":
-        return _read_kind(version_dir, manifest, "changes")
-    if relation == "segment_sizes":
-        return _read_kind(version_dir, manifest, "sizes")
-    stays = open_stays(version_dir)
-    current = pa.table({
-        "segment": stays.column("segment"),
-        "subscriber_id": stays.column("subscriber_id"),
-        "valid_from": stays.column("valid_from"),
-        "valid_to": pa.nulls(stays.num_rows, schemas.TS),
-        "entered_run_id": stays.column("entered_run_id"),
-        "exited_run_id": pa.nulls(stays.num_rows, schemas.STR),
-    })
-    return _concat([_read_kind(version_dir, manifest, "closed"), current], schemas.HISTORY)
-
-
-def relation_rows(version_dir: Path | None, relation: str) -> int:
-    """Row count of a history relation, from Parquet metadata."""
-    if version_dir is None:
-        return 0
-    manifest = read_manifest(version_dir)
-    if manifest is None:
-        return pq.read_metadata(relation_path(version_dir, relation)).num_rows
-    kind = {"membership_changes": "changes", "segment_sizes": "sizes", "segment_membership_history": "closed"}[
-        relation]
-    rows = sum(pq.read_metadata(Path(version_dir) / HISTORY_DIR / f).num_rows for f in manifest.files[kind])
-    if relation == "segment_membership_history":
-        rows += membership_rows(relation_path(version_dir, "segment_membership"))
-    return rows
+    return schemas.conform(membership, OPEN_STAYS, what="segment_membership")
 
 
 def write_flags(flags: pa.Table, target: Path) -> None:
@@ -233,21 +172,17 @@ def _membership_files_literal(version_dir: Path) -> exp.Expression:
     return exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
 
 
-def membership_view_sql(version_dir: Path) -> str | None:
-    """CREATE VIEW segment_membership over every file of the relation (None: one
-    file; the static view in sql/views applies)."""
-    if len(membership_files(relation_path(Path(version_dir), "segment_membership"))) == 1:
-        return None
+def membership_view_sql(version_dir: Path) -> str:
+    """CREATE VIEW segment_membership over every file of the relation."""
     query = exp.select("segment", "subscriber_id").from_(_read_parquet(_membership_files_literal(version_dir)))
     return f"CREATE VIEW segment_membership AS {query.sql(dialect='duckdb')}"
 
 
-def history_view_sql(relation: str, version_dir: Path) -> str | None:
-    """CREATE VIEW for a history relation of a version in this layout (None: the
-    version has one file per relation; the static view in sql/views applies)."""
+def history_view_sql(relation: str, version_dir: Path) -> str:
+    """CREATE VIEW for a history relation of a version (its manifest's files)."""
     manifest = read_manifest(version_dir)
     if manifest is None:
-        return None
+        raise ValueError(f"{version_dir} has no history manifest")
     if relation == "membership_changes":
         columns = schemas.CHANGES.names
         query = exp.select(*columns).from_(_read_parquet(_files_literal(version_dir, manifest.files["changes"])))

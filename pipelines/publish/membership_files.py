@@ -44,10 +44,6 @@ def membership_files(main: Path) -> list[Path]:
     return files
 
 
-def membership_rows(main: Path) -> int:
-    return sum(pq.read_metadata(f).num_rows for f in membership_files(main))
-
-
 def read_membership(main: Path, columns: list[str] | None = None) -> pa.Table:
     """Every row of the relation, in the order they were written."""
     files = [pq.ParquetFile(f) for f in membership_files(main)]
@@ -110,4 +106,4 @@ class PartsWriter:
             raise error
 
 
-__all__ = ["PartsWriter", "membership_files", "membership_rows", "part_path", "read_membership", "writer_count"]
+__all__ = ["PartsWriter", "membership_files", "part_path", "read_membership", "writer_count"]

@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..clock import format_ts, to_naive_utc
+from ..clock import to_naive_utc
 from ..errors import UserError
 from ..segments.model import Project
 from ..settings import Paths
@@ -49,23 +48,17 @@ from .catalog import (
     temp_catalog_path,
     write_event_file_list,
 )
-from .flag_history import STAYS_FILE, HistoryDelta, membership_to_flags
+from .flag_history import STAYS_FILE, HistoryDelta
 from .fsutil import failpoint, fsync_dir, remove_path, write_parquet
-from .history import HistoryResult, history_base, normalized_membership
+from .history import history_base
 from .history_files import (
     FLAGS_FILE,
-    OPEN_STAYS,
-    OPEN_STAYS_DICTIONARY,
     extend_manifest,
     link_or_copy,
-    relation_rows,
-    write_flags,
-    write_table,
 )
 from .lock import writer_lock
 from .membership_files import membership_files, part_path
 from .runlog import PUBLISHED, RunRecord, append_run_record, merge_runs, read_run_log, records_from_table
-from .scratch import scratch_connection
 from .state import PublishedState, current_state, write_state_file
 from .versions import finish_staging, new_staging_dir, next_seq, prune_versions, relation_path, version_name
 
@@ -127,34 +120,6 @@ def plan_publish(paths: Paths, as_of: datetime, fingerprint: str) -> PublishPlan
     return PublishPlan("new", current, base, "new run")
 
 
-def _check_extends(history: HistoryResult, base: PublishedState | None, run_id: str, as_of: datetime) -> None:
-    """Refuse history tables that were not computed for this run on `base`
-    (e.g. saved by a run that started before another run published): every
-    row of the base must still be there and every newer row be this run's."""
-    base_version = base.version if base else None
-    if history.run_id is not None and (
-        history.run_id != run_id or history.as_of != as_of or history.base_version != base_version
-    ):
-        raise UserError(
-            f"history was computed for run {history.run_id} on version {history.base_version}, but run {run_id} "
-            f"builds on {base_version or 'nothing'}; start the run again"
-        )
-    moment = pa.scalar(as_of, schemas.TS)
-    for relation, table, column in (
-        ("membership_changes", history.changes, "as_of"),
-        ("segment_membership_history", history.history, "valid_from"),
-    ):
-        values = table.column(column)
-        earlier = pc.sum(pc.less(values, moment)).as_py() or 0
-        later = pc.sum(pc.greater(values, moment)).as_py() or 0
-        expected = relation_rows(base.version_dir, relation) if base else 0
-        if earlier != expected or later:
-            raise UserError(
-                f"history does not extend the published version {base_version or '(none)'} at as_of "
-                f"{format_ts(as_of)} ({relation}); start the run again"
-            )
-
-
 def _check_delta(history: HistoryDelta, base: PublishedState | None, run_id: str, as_of: datetime) -> None:
     base_version = base.version if base else None
     if history.run_id != run_id or history.as_of != as_of or history.base_version != base_version:
@@ -199,33 +164,6 @@ def _segments_table(project: Project, counts_by: dict[str, int], run_sizes: pa.T
     }, schema=schemas.SEGMENTS)
 
 
-def _membership_counts(membership: pa.Table) -> dict[str, int]:
-    grouped = membership.group_by("segment").aggregate([([], "count_all")])
-    return dict(zip(grouped.column("segment").to_pylist(), grouped.column("count_all").to_pylist(), strict=True))
-
-
-def _open_stays_from_tables(membership: pa.Table, history: HistoryResult) -> pa.Table:
-    """segment_membership.parquet (with each stay's valid_from) from full history tables."""
-    con = scratch_connection()
-    try:
-        con.register("membership", membership)
-        con.register("history", history.history.select(["segment", "subscriber_id", "valid_from", "valid_to",
-                                                          "entered_run_id"]))
-        stays = con.sql("""
-            SELECT m.segment, m.subscriber_id, h.valid_from, h.entered_run_id
-            FROM membership m
-            LEFT JOIN history h
-              ON h.valid_to IS NULL AND h.segment = m.segment AND h.subscriber_id = m.subscriber_id
-            ORDER BY m.segment, m.subscriber_id
-        """).to_arrow_table()
-    finally:
-        con.close()
-    missing = stays.column("valid_from").null_count
-    if missing:
-        raise UserError(f"history has no open stay for {missing} current member(s); start the run again")
-    return schemas.conform(stays, OPEN_STAYS, what="segment_membership")
-
-
 def lake_file_is_publishable(project: Project, subscribers_file: Path | None) -> bool:
     """Whether the lake snapshot file already is the published `subscribers` relation."""
     if subscribers_file is None or not Path(subscribers_file).is_file():
@@ -243,10 +181,6 @@ def lake_file_is_publishable(project: Project, subscribers_file: Path | None) ->
         pa.types.is_string(stored.field(name).type) for name in stored.names[len(expected):])
 
 
-def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
-    return table.sort_by([(k, "ascending") for k in keys])
-
-
 def stage_version(
     paths: Paths,
     *,
@@ -258,41 +192,32 @@ def stage_version(
     snapshot_rows: int,
     fingerprint: str,
     subscribers: pa.Table,
-    membership: pa.Table | None,
-    history: HistoryResult | HistoryDelta,
-    recipients: pa.Table | None,
+    history: HistoryDelta,
     compiled_sql: dict[str, str],
     quarantine: pa.Table | None,
+    flags_file: Path,
+    recipients_file: Path,
     event_files: Sequence[Path] = (),
-    flags_file: Path | None = None,
     subscribers_file: Path | None = None,
     extra_files: Sequence[Path] = (),
-    recipients_file: Path | None = None,
     suppressions: Suppressions | None = None,
 ) -> StagedVersion:
     """Write the new version directory; nothing is visible to readers yet.
 
-    Two forms of input give the same version:
-    - tables: `membership` (long shape) and `history` a `HistoryResult` with
-      the full history tables (the tests' oracle, tests/test_flag_history.py);
-    - the run's files: `flags_file` (membership flags) and `history` a
-      `HistoryDelta` (pipelines/publish/flag_history.py), whose files are linked
-      in, not rewritten; `membership` is None. `subscribers_file`, the lake's
-      snapshot, is linked as the `subscribers` relation when it already has the
-      published columns (else `subscribers` is written).
+    The run's files go in linked, not rewritten: `flags_file` (membership
+    flags), `history` (pipelines/publish/flag_history.py) and `recipients_file`
+    (the `recipients` table, written sorted by the run). `subscribers_file`, the
+    lake's snapshot, is linked as the `subscribers` relation when it already has
+    the published columns (else `subscribers` is written).
 
     `event_files` are the lake's (immutable) event Parquet files the run saw;
     the version lists them so the `events` view never picks up a file that a
     later run ingests. `extra_files` are copied into the version as they are
-    (the run's evaluation record, engine/incremental.py). `recipients_file`, the
-    `recipients` table already written sorted, is linked instead of rewritten
-    (then `recipients` may be None: the file is read, not loaded whole).
+    (the run's evaluation record, engine/incremental.py).
     `suppressions` (the suppression list and the snapshot's held rows) is
     published as the `suppressions` relation and enforced with `subscribers`
     (which needs subscriber_id, status and email).
     """
-    if recipients is None and (recipients_file is None or not isinstance(history, HistoryDelta)):
-        raise ValueError("stage_version needs the recipients table, or the run's recipients_file with a HistoryDelta")
     as_of = to_naive_utc(as_of)
     with writer_lock(paths, run_id=run_id):
         plan = plan_publish(paths, as_of, fingerprint)
@@ -304,26 +229,16 @@ def stage_version(
                 run_record=RunRecord(run_id=current.run_id, as_of=current.as_of, started_at=None,
                                      finished_at=None, status=PUBLISHED),
             )
-        from_files = isinstance(history, HistoryDelta)
-        if from_files:
-            if flags_file is None:
-                raise ValueError("stage_version with a HistoryDelta needs the run's flags_file")
-            sizes = history.run_sizes(run_id)
-            counts = dict(zip(sizes.column("segment").to_pylist(), sizes.column("members").to_pylist(),
-                              strict=True))
-            unknown = {k for k, n in counts.items() if n} - set(project.segments)
-            _check_delta(history, plan.base, run_id, as_of)
-        else:
-            membership = normalized_membership(membership)
-            counts = _membership_counts(membership)
-            unknown = set(counts) - set(project.segments)
+        run_sizes = history.run_sizes(run_id)
+        counts = dict(zip(run_sizes.column("segment").to_pylist(), run_sizes.column("members").to_pylist(),
+                          strict=True))
+        unknown = {k for k, n in counts.items() if n} - set(project.segments)
+        _check_delta(history, plan.base, run_id, as_of)
         if unknown:
             raise ValueError(f"membership has segment(s) that are not defined: {', '.join(sorted(unknown))}")
-        if not from_files:
-            _check_extends(history, plan.base, run_id, as_of)
         # The suppression rule has no switch, so it is enforced here too, not
         # only by the Dagster check: nothing that breaks it gets published.
-        recipients_source = recipients if recipients is not None else Path(recipients_file)
+        recipients_source = Path(recipients_file)
         suppressions = suppressions or Suppressions()
         violations = suppression_violations(recipients_source, subscribers, suppressions)
         if violations:
@@ -340,10 +255,6 @@ def stage_version(
             base_version=plan.base.version if plan.base else None,
             replaces_run_id=current.run_id if plan.action == "replace" and current else None,
         )
-        run_sizes = history.run_sizes(run_id) if from_files else \
-            history.sizes.filter(pc.equal(history.sizes.column("run_id"), run_id))
-        if not (from_files and recipients_file is not None):  # a linked file is written sorted already
-            recipients = _sorted(recipients, ["audience", "subscriber_id"])
         run_record = RunRecord(
             run_id=run_id, as_of=as_of, started_at=to_naive_utc(started_at),
             finished_at=datetime.now(UTC).replace(tzinfo=None),  # bookkeeping: the wall clock is fine here
@@ -360,16 +271,15 @@ def stage_version(
         runs = merge_runs(read_run_log(paths), published_runs, [r for r in (replaced, run_record) if r])
 
         relations: dict[str, pa.Table | Path] = {}
-        if from_files and lake_file_is_publishable(project, subscribers_file):
+        if lake_file_is_publishable(project, subscribers_file):
             relations["subscribers"] = Path(subscribers_file)
         else:
             relations["subscribers"] = _subscribers_table(project, subscribers)
         relations["segments"] = _segments_table(project, counts, run_sizes, compiled_sql)
-        relations["segment_membership"] = history.open_stays if from_files else \
-            _open_stays_from_tables(membership, history)
+        relations["segment_membership"] = history.open_stays
         relations.update({
             "runs": runs,
-            "recipients": Path(recipients_file) if recipients_file is not None and from_files else recipients,
+            "recipients": recipients_source,
             "suppressions": suppressions_table(subscribers, suppressions),
             "audiences": audiences_table(project, recipients_source),
             "quarantine": schemas.conform(quarantine, schemas.QUARANTINE, what="quarantine"),
@@ -382,23 +292,15 @@ def stage_version(
                         link_or_copy(part, part_path(target, number))
                 elif isinstance(table, Path):
                     link_or_copy(table, target)
-                elif relation == "segment_membership":
-                    write_table(table, target, OPEN_STAYS_DICTIONARY)
                 else:
                     write_parquet(table, target)
                 if index == 2:
                     failpoint("stage:files")
-            if from_files:
-                link_or_copy(Path(flags_file), staging / FLAGS_FILE)
-                if history.stays is not None and Path(history.stays).is_file():
-                    link_or_copy(Path(history.stays), staging / STAYS_FILE)
-                extend_manifest(plan.base.version_dir if plan.base else None, staging, dict(history.deltas),
-                                f"{seq:06d}")
-            else:
-                write_flags(membership_to_flags(membership, keys=project.segments), staging / FLAGS_FILE)
-                closed = history.history.filter(history.history.column("valid_to").is_valid())
-                extend_manifest(None, staging, {"changes": history.changes, "closed": closed,
-                                                "sizes": history.sizes}, f"{seq:06d}")
+            link_or_copy(Path(flags_file), staging / FLAGS_FILE)
+            if history.stays is not None and Path(history.stays).is_file():
+                link_or_copy(Path(history.stays), staging / STAYS_FILE)
+            extend_manifest(plan.base.version_dir if plan.base else None, staging, dict(history.deltas),
+                            f"{seq:06d}")
             for extra in extra_files:
                 if Path(extra).is_file():
                     link_or_copy(Path(extra), staging / Path(extra).name)
