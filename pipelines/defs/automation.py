@@ -80,7 +80,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResour
         "new_files": len(new),
         "bytes": sum(int(sig.split(":")[0]) for sig in current.values()),
         **{f"files/{kind}": sum(1 for name in current if name.startswith(f"{kind}/"))
-           for kind in ("subscribers", "events")},
+           for kind in KINDS},
         "new": dg.MetadataValue.md("\n".join(f"- `{name}`" for name in sorted(new))),
     })
     return dg.SensorResult(
@@ -146,7 +146,8 @@ def post_json(url: str, payload: dict) -> None:
     import urllib.request
 
     if not url.startswith(("http://", "https://")):
-        raise ValueError(f"alert_webhook_url must be an http(s) URL, got {url!r}")
+        # Not the URL itself: a webhook URL carries its secret token.
+        raise ValueError("alert_webhook_url must be an http(s) URL")
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=ALERT_TIMEOUT_SECONDS) as response:  # noqa: S310 - checked above

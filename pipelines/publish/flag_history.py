@@ -1,6 +1,6 @@
 """Extend history from membership flags: what the run writes, at the cost of what changed.
 
-The same rules as `history.compute_history` (see history.py), computed
+The same rules as the test oracle `tests/publish_oracle.py` `compute_history`, computed
 another way: the run's flags (one bitmap per segment, rows sorted by
 subscriber_id) are compared with the flags the base version kept
 (history_files.FLAGS_FILE), segment by segment:
@@ -231,7 +231,7 @@ def extend_history(
     if base_dir is not None and prev_flags is None:  # a version without flags: its members are enough
         prev_flags = membership_to_flags(open_stays(base_dir))
     prev_keys = flag_keys(prev_flags) if prev_flags is not None else []
-    # Segments of the base version get a sizes row even without members (as in compute_history).
+    # Segments of the base version get a sizes row even without members.
     if base_dir is not None:
         defined = pq.read_table(relation_path(base_dir, "segments"), columns=["segment"])
         prev_keys = sorted(set(prev_keys) | set(defined.column("segment").to_pylist()))

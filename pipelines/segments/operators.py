@@ -66,10 +66,6 @@ _ALL = (
 OPERATORS: dict[str, Operator] = {op.name: op for op in _ALL}
 
 
-def operator(name: str) -> Operator:
-    return OPERATORS[name]
-
-
 def positive(name: str) -> str:
     """The operator a negative one complements (itself for a positive one)."""
     return OPERATORS[name].negation_of or name
@@ -79,4 +75,4 @@ def operators_of_type(field_type: str) -> tuple[str, ...]:
     return tuple(op.name for op in _ALL if field_type in op.types)
 
 
-__all__ = ["OPERATORS", "Operator", "operator", "operators_of_type", "positive"]
+__all__ = ["OPERATORS", "Operator", "operators_of_type", "positive"]
