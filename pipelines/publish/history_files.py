@@ -36,6 +36,7 @@ from sqlglot import exp
 
 from . import schemas
 from .membership_files import membership_files, read_membership
+from .scratch import parquet_scan
 from .versions import relation_path
 
 HISTORY_DIR = "history"
@@ -157,24 +158,18 @@ def read_flags(version_dir: Path | None) -> pa.Table | None:
 # --------------------------------------------------------------------------- catalog views
 
 
-def _files_literal(version_dir: Path, names: list[str]) -> exp.Expression:
+def _history_scan(version_dir: Path, names: list[str]) -> exp.Expression:
     root = Path(version_dir).absolute() / HISTORY_DIR
-    return exp.Array(expressions=[exp.Literal.string(str(root / name)) for name in names])
+    return parquet_scan(root / name for name in names)
 
 
-def _read_parquet(files: exp.Expression) -> exp.Expression:
-    # Never hive partitioning: a `name=value` folder in the data folder's path is not a column.
-    return exp.func("read_parquet", files, exp.EQ(this=exp.var("hive_partitioning"), expression=exp.false()))
-
-
-def _membership_files_literal(version_dir: Path) -> exp.Expression:
-    files = membership_files(relation_path(Path(version_dir).absolute(), "segment_membership"))
-    return exp.Array(expressions=[exp.Literal.string(str(f)) for f in files])
+def _membership_scan(version_dir: Path) -> exp.Expression:
+    return parquet_scan(membership_files(relation_path(Path(version_dir).absolute(), "segment_membership")))
 
 
 def membership_view_sql(version_dir: Path) -> str:
     """CREATE VIEW segment_membership over every file of the relation."""
-    query = exp.select("segment", "subscriber_id").from_(_read_parquet(_membership_files_literal(version_dir)))
+    query = exp.select("segment", "subscriber_id").from_(_membership_scan(version_dir))
     return f"CREATE VIEW segment_membership AS {query.sql(dialect='duckdb')}"
 
 
@@ -185,20 +180,19 @@ def history_view_sql(relation: str, version_dir: Path) -> str:
         raise ValueError(f"{version_dir} has no history manifest")
     if relation == "membership_changes":
         columns = schemas.CHANGES.names
-        query = exp.select(*columns).from_(_read_parquet(_files_literal(version_dir, manifest.files["changes"])))
+        query = exp.select(*columns).from_(_history_scan(version_dir, manifest.files["changes"]))
     elif relation == "segment_sizes":
         columns = schemas.SIZES.names
-        query = exp.select(*columns).from_(_read_parquet(_files_literal(version_dir, manifest.files["sizes"])))
+        query = exp.select(*columns).from_(_history_scan(version_dir, manifest.files["sizes"]))
     elif relation == "segment_membership_history":
         closed = exp.select(*schemas.HISTORY.names).from_(
-            _read_parquet(_files_literal(version_dir, manifest.files["closed"])))
-        membership = _membership_files_literal(version_dir)
+            _history_scan(version_dir, manifest.files["closed"]))
         current = exp.select(
             "segment", "subscriber_id", "valid_from",
             exp.alias_(exp.cast(exp.Null(), exp.DataType.build("TIMESTAMP")), "valid_to"),
             "entered_run_id",
             exp.alias_(exp.cast(exp.Null(), exp.DataType.build("VARCHAR")), "exited_run_id"),
-        ).from_(_read_parquet(membership))
+        ).from_(_membership_scan(version_dir))
         query = exp.union(closed, current, distinct=False)
     else:
         raise ValueError(f"not a history relation: {relation}")
