@@ -38,7 +38,7 @@ import pytest
 import test_engine_differential as differential
 import test_engine_operators as operators
 from conftest import AS_OF as PIPELINE_AS_OF
-from conftest import write_project
+from conftest import EVENTS_CSV, write_project
 from engine_support import (
     CATALOG,
     EventFilter,
@@ -463,6 +463,33 @@ def test_refresh_job_on_spark_publishes_what_duckdb_publishes(spark, tmp_path, m
     assert sorted(rows(from_lake)) == spark_state["segment_membership"]
     with pytest.raises(UserError, match="no subscriber snapshot"):
         lake_sources(spark_paths, as_of - timedelta(days=1))
+
+
+def test_an_empty_events_file_between_others_loses_no_events(spark, tmp_path):
+    """Regression (operations soak, seed 101, first run): a 0-row events file landed
+    between others made every event filter see no events on Spark (pyspark dropped the
+    rows after a 0-row Arrow batch), while DuckDB counted them. Real landing files of
+    every size, the real job, `--full`: Spark publishes what DuckDB publishes."""
+    import gzip
+
+    from pipelines.runner import execute_refresh
+
+    header, *lines = EVENTS_CSV.strip().splitlines()
+    states = {}
+    for engine in ("duckdb", "spark"):
+        paths = write_project(tmp_path / engine, events="\n".join([header, *lines[:3]]) + "\n")
+        landing = paths.data / "landing" / "events"
+        (landing / "events_20261127T051000Z.csv.gz").write_bytes(gzip.compress((header + "\n").encode()))
+        (landing / "events_20261127T052000Z.csv").write_text("\n".join([header, lines[3]]) + "\n")
+        (landing / "events_20261127T053000Z.csv").write_text("\n".join([header, *lines[4:]]) + "\n")
+        with dg.instance_for_test() as instance:
+            assert execute_refresh(paths, as_of=PIPELINE_AS_OF, full=True, engine=engine,
+                                   instance=instance).status == "published"
+        states[engine] = warehouse_state(paths)
+    members = {segment for segment, _ in states["duckdb"]["segment_membership"]}
+    assert {"active_users", "engaged_subscribers"} <= members  # event filters with members: not vacuous
+    for name in WAREHOUSE_QUERIES:
+        assert states["spark"][name] == states["duckdb"][name], name
 
 
 # --------------------------------------------------------------------------- without pyspark, settings

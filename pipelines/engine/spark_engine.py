@@ -161,6 +161,10 @@ def _bind(tree: exp.Expression, views: dict[str, str]) -> exp.Expression:
 def _arrow_frame(spark: Any, table: pa.Table, fields: dict[str, str], names: list[str], required: Iterable[str],
                  schema: pa.Schema, what: str) -> Any:
     table = conform(table, schema, names, required, what)
+    # pyspark 4 (classic) stops reading a table's batches at the first 0-row one:
+    # every later row would be lost. Lake reads give such chunks (an empty events
+    # file, a file with no events in an id range or before as_of), so drop them.
+    table = pa.Table.from_batches([b for b in table.to_batches() if b.num_rows], schema=table.schema)
     return spark.createDataFrame(table, schema=_struct(fields, names))
 
 
