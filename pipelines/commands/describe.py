@@ -1,10 +1,10 @@
-"""One-line, human-readable text of filters and groups, in the words of the YAML."""
+"""One-line, human-readable text of filters, in the words of the YAML."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from ..segments.model import EventFilter, FieldFilter, Group, SegmentFilter
+from ..segments.model import EventFilter, FieldFilter, SegmentFilter
 from ..segments.operators import OPERATORS
 
 _COUNT_SIGNS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "is": "="}
@@ -47,18 +47,3 @@ def describe_filter(f) -> str:
     if isinstance(f, EventFilter):
         return describe_event_filter(f)
     raise TypeError(f"unknown filter {f!r}")
-
-
-MATCH_WORDS = {
-    "all": "all of these hold",
-    "any": "any of these holds",
-    "none": "none of these holds",
-}
-
-
-def describe_group_match(group: Group) -> str:
-    return MATCH_WORDS[group.match]
-
-
-def describe_segment_match(match: str) -> str:
-    return "all groups hold" if match == "all" else "any group holds"

@@ -47,8 +47,8 @@ from sqlglot import exp
 
 from ..lake.layout import row_hashes_path
 from ..segments.model import FieldFilter, Project
-from ..segments.operators import OPERATORS, between_open
-from ..segments.plan import build_plan, naive_utc, segment_column, window_start
+from ..segments.operators import OPERATORS, between_open, window_start
+from ..segments.plan import build_plan, naive_utc, segment_column
 from ..segments.to_sql import string_literal, timestamp_literal
 from .flags import ID, align_ids, bitmap, bools, flag_keys, move_positions, moved, one_array
 

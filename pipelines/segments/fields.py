@@ -9,11 +9,9 @@ here, so a column is never typed by guessing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import pyarrow as pa
 
-FieldType = Literal["string", "integer", "number", "boolean", "date", "timestamp", "list"]
 FIELD_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean", "date", "timestamp", "list")
 
 STANDARD_SUBSCRIBER_FIELDS: dict[str, str] = {

@@ -30,12 +30,13 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from sqlglot import exp
 
+from ..errors import UserError
 from . import value_rules
 from .case import FOLD, fold
 from .dialects import (
@@ -50,7 +51,9 @@ from .dialects import (
     timestamp_literal,
 )
 from .numeric import exact_bound, exact_members
-from .plan import window_start
+
+if TYPE_CHECKING:  # the models are generated from this registry
+    from .model import FieldFilter
 
 # (column, value, field type, as_of) -> expression
 Builder = Callable[[Any, Any, str, datetime], Any]
@@ -103,6 +106,25 @@ def register(op: Operator) -> Operator:
 def negation(name: str, of: str) -> Operator:
     """The negative partner of the registered operator `of`, named `name`."""
     return replace(OPERATORS[of], name=name, negation_of=of)
+
+
+def operator_for(f: FieldFilter, field_type: str) -> Operator:
+    """The operator of `f`, which must apply to `field_type`."""
+    op = OPERATORS.get(f.op)
+    if op is None or field_type not in op.types:
+        raise UserError(f"operator '{f.op}' does not apply to {field_type} field '{f.field}'")
+    return op
+
+
+def window_start(as_of: datetime, days: int) -> datetime:
+    """`as_of - days` (exact 24-hour days: UTC has no DST), the start of an
+    `in_last_days` window. Clamped to 0001-01-01 for windows reaching before the
+    calendar starts: no stored value can be earlier, so the result is the same
+    as an unbounded window."""
+    try:
+        return as_of - timedelta(days=days)
+    except OverflowError:
+        return datetime(1, 1, 1)
 
 
 def positive(name: str) -> str:
@@ -344,4 +366,6 @@ register(Operator("is_set", (*_SCALAR, "list"), None, _sql_is_set, _pl_is_set, t
 register(negation("is_not_set", of="is_set"))
 
 
-__all__ = ["OPERATORS", "Operator", "negation", "operators_of_type", "positive", "register"]
+__all__ = [
+    "OPERATORS", "Operator", "negation", "operator_for", "operators_of_type", "positive", "register", "window_start",
+]

@@ -15,9 +15,9 @@ import polars as pl
 
 from .fields import FieldCatalog
 from .model import EventCount, EventFilter, FieldFilter, Segment
-from .operators import COMPARISONS, PL_TIMESTAMP
-from .plan import naive_utc, window_start
-from .tree import Backend, field_leaf, operator_for, walk
+from .operators import COMPARISONS, PL_TIMESTAMP, operator_for, window_start
+from .plan import naive_utc
+from .tree import Backend, field_leaf, walk
 
 ColumnResolver = Callable[[str], pl.Expr]
 EventCountResolver = Callable[[EventFilter], pl.Expr]

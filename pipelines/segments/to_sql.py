@@ -28,9 +28,9 @@ from ..errors import UserError
 from .dialects import number_literal, render, string_literal, timestamp_literal
 from .fields import FieldCatalog
 from .model import EventCount, EventFilter, FieldFilter, Project, Segment
-from .operators import SQL_COMPARISONS
-from .plan import distinct_event_aggregates, naive_utc, window_start
-from .tree import Backend, field_leaf, operator_for, walk
+from .operators import SQL_COMPARISONS, operator_for, window_start
+from .plan import distinct_event_aggregates, naive_utc
+from .tree import Backend, field_leaf, walk
 
 ColumnResolver = Callable[[str], exp.Expression]
 EventCountResolver = Callable[[EventFilter], exp.Expression]

@@ -18,7 +18,6 @@ from typing import Generic, TypeVar
 
 from ..errors import UserError
 from .model import EventFilter, FieldFilter, Filter, Segment, SegmentFilter
-from .operators import OPERATORS, Operator
 
 X = TypeVar("X")
 C = TypeVar("C")
@@ -52,14 +51,6 @@ def walk(segment: Segment, b: Backend[X]) -> X:
         return b.negate(b.any(parts)) if how == "none" else b.any(parts)
 
     return match(segment.match, [match(g.match, [leaf(f) for f in g.filters]) for g in segment.groups])
-
-
-def operator_for(f: FieldFilter, field_type: str) -> Operator:
-    """The registered operator of `f`, which must apply to `field_type`."""
-    op = OPERATORS.get(f.op)
-    if op is None or field_type not in op.types:
-        raise UserError(f"operator '{f.op}' does not apply to {field_type} field '{f.field}'")
-    return op
 
 
 def field_leaf(build: Callable[[FieldFilter, str, C, datetime], X], fields: dict[str, str], table: str,
