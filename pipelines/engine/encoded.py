@@ -63,10 +63,6 @@ class Precomputed:
         return table
 
 
-def _distinct_filters(filters: Iterable[FieldFilter]) -> list[FieldFilter]:
-    return list(dict.fromkeys(filters))
-
-
 def encodable(f: FieldFilter, field_type: str) -> bool:
     op = OPERATORS[f.op]
     return field_type in op.types and op.per_value and (field_type != "list" or op.tags is not None)
@@ -107,7 +103,7 @@ def precompute(
 ) -> Precomputed:
     """Evaluate the encodable `filters` over `table` (columns typed by `field_types`)."""
     by_field: dict[str, list[FieldFilter]] = {}
-    for f in _distinct_filters(filters):
+    for f in dict.fromkeys(filters):
         field_type = field_types.get(f.field)
         if field_type is not None and f.field in table.column_names and encodable(f, field_type):
             by_field.setdefault(f.field, []).append(f)

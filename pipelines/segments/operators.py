@@ -10,7 +10,7 @@ own table of names, so adding an operator means registering one row
 - `sql` / `polars`: the builders of its POSITIVE predicate, as a sqlglot or a
   Polars expression, from (column, value, field type, as_of); it may be NULL on
   a missing value, the compilers make it two-valued (to_sql.py, to_polars.py);
-- `text`: how `explain` and `show` word it (commands/describe.py);
+- `text`: how `segments explain` words it (commands/describe.py);
 - `null_safe`: field types on which `sql` never yields NULL for a missing
   value (the SQL compiler skips the COALESCE there);
 - `per_value`: worth evaluating once per distinct value and broadcasting
