@@ -301,11 +301,11 @@ def _cover_every_operator(rng: random.Random, pool: list[dict], segments: dict[s
     more segments exercises every operator."""
     if len(segments) < 20:
         return
-    from pipelines.segments.fields import ALL_FIELD_OPERATORS
+    from pipelines.segments.operators import OPERATORS
 
     used = operator_coverage(segments)
     missing: list[dict] = []
-    for op in ALL_FIELD_OPERATORS:
+    for op in OPERATORS:
         if ("field", op) not in used:
             while (f := _field_filter(rng))["op"] != op:
                 pass

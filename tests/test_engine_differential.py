@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from reference import fold, reference_membership
 
 from pipelines.engine import ENGINES
-from pipelines.segments.fields import OPERATORS_BY_TYPE
+from pipelines.segments.fields import FIELD_TYPES
 from pipelines.segments.model import (
     EventCount,
     EventFilter,
@@ -39,6 +39,7 @@ from pipelines.segments.model import (
     Segment,
     SegmentFilter,
 )
+from pipelines.segments.operators import operators_of_type
 
 ALPHABET = string.ascii_letters + string.digits + " %_\\'\"-;\n\t" + "éÉüÜßẞøØçÇñÑжЖдДωΩσςΣİıǅ中文😀€"
 WORDS = [
@@ -212,7 +213,7 @@ def field_filters(draw, fields: dict[str, str], as_of: datetime, observed: dict[
     # Type first, then a field of it: every operator family gets the same attention.
     field_type = draw(st.sampled_from(sorted(set(fields.values()))))
     name = draw(st.sampled_from(sorted(n for n, t in fields.items() if t == field_type)))
-    op = draw(st.sampled_from(OPERATORS_BY_TYPE[field_type]))
+    op = draw(st.sampled_from(operators_of_type(field_type)))
     return FieldFilter(field=name, op=op, value=draw(data_values(fields[name], op, as_of, observed[name])))
 
 
@@ -302,9 +303,9 @@ def single_filter_projects(draw, as_of: datetime, subscribers: list[dict], event
     on_subscribers = observed_values(subscribers, FILTERED_SUBSCRIBER_FIELDS)
     on_events = observed_values(events, CATALOG.event)
     filters = []
-    for field_type, ops in OPERATORS_BY_TYPE.items():
+    for field_type in FIELD_TYPES:
         names = sorted(n for n, t in FILTERED_SUBSCRIBER_FIELDS.items() if t == field_type)
-        for op in ops:
+        for op in operators_of_type(field_type):
             name = draw(st.sampled_from(names))
             value = draw(data_values(field_type, op, as_of, on_subscribers[name]))
             filters.append(FieldFilter(field=name, op=op, value=value))
@@ -354,16 +355,17 @@ def _folded_by_the_engines(samples: list[str]) -> tuple[list[str], list[str]]:
     """`samples` folded by the DuckDB SQL and the Polars expression the compilers emit."""
     from sqlglot import exp
 
-    from pipelines.segments import to_polars, to_sql
+    from pipelines.segments.dialects import fold_sql
+    from pipelines.segments.operators import fold_polars
 
-    sql = exp.select(to_sql._lower(exp.column("s"))).from_("samples").sql(dialect="duckdb")
+    sql = exp.select(fold_sql(exp.column("s"))).from_("samples").sql(dialect="duckdb")
     con = duckdb.connect(":memory:")
     try:
         con.register("samples", pa.table({"s": samples}))
         duck = con.sql(sql).to_arrow_table().column(0).to_pylist()
     finally:
         con.close()
-    polars = pl.select(to_polars._lower(pl.lit(pl.Series(samples, dtype=pl.String)))).to_series().to_list()
+    polars = pl.select(fold_polars(pl.lit(pl.Series(samples, dtype=pl.String)))).to_series().to_list()
     return duck, polars
 
 

@@ -21,8 +21,9 @@ from engine_support import (
     project_of,
 )
 
-from pipelines.segments.fields import NEGATION_OF, OPERATORS_BY_TYPE
+from pipelines.segments.fields import FIELD_TYPES
 from pipelines.segments.model import EventCount, EventFilter, FieldFilter, Group, Segment, SegmentFilter
+from pipelines.segments.operators import OPERATORS, operators_of_type
 
 AS_OF = datetime(2026, 3, 1, 12, 0, 0)
 US = timedelta(microseconds=1)
@@ -179,7 +180,8 @@ def test_date_window_edge_at_midnight_as_of():
 
 
 def test_every_operator_of_every_type_is_covered():
-    for field_type, ops in OPERATORS_BY_TYPE.items():
+    for field_type in FIELD_TYPES:
+        ops = operators_of_type(field_type)
         covered = {op for name, op, _, _ in FIELD_CASES if name in FIELD_TYPES_OF[field_type]}
         assert set(ops) <= covered, (field_type, set(ops) - covered)
 
@@ -200,12 +202,12 @@ COMPLEMENT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("negative", sorted(NEGATION_OF))
+@pytest.mark.parametrize("negative", sorted(op.name for op in OPERATORS.values() if op.negation_of))
 def test_negative_operator_is_exact_complement_including_missing(negative):
-    positive = NEGATION_OF[negative]
+    positive = OPERATORS[negative].negation_of
     for name, value in COMPLEMENT_CASES:
         types = [t for t, names in FIELD_TYPES_OF.items() if name in names]
-        if positive not in OPERATORS_BY_TYPE[types[0]]:
+        if positive not in operators_of_type(types[0]):
             continue
         if positive == "is_set":
             value = None

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from pipelines.segments import FieldCatalog, Problem, load_project, load_segment_file
-from pipelines.segments.fields import ALL_FIELD_OPERATORS, STANDARD_EVENT_FIELDS, STANDARD_SUBSCRIBER_FIELDS
+from pipelines.segments.fields import STANDARD_EVENT_FIELDS, STANDARD_SUBSCRIBER_FIELDS
+from pipelines.segments.operators import OPERATORS
 
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "spec_examples" / "segment_defs"
 OK_SEGMENT = "name: Fine\ngroups:\n  - filters:\n      - {field: state, op: is, value: NY}\n"
@@ -117,7 +118,7 @@ WORDS = sorted({
     "name", "description", "match", "groups", "filters", "field", "segment", "event", "op", "value",
     "in_last_days", "where", "count", "include", "exclude", "fields", "subscriber_fields", "event_fields",
     "any", "all", "none", "performed", "not_performed", "ny", "s", "purchase", "integer", "date", "list",
-    *ALL_FIELD_OPERATORS, *STANDARD_SUBSCRIBER_FIELDS, *STANDARD_EVENT_FIELDS,
+    *OPERATORS, *STANDARD_SUBSCRIBER_FIELDS, *STANDARD_EVENT_FIELDS,
 })
 keys = st.sampled_from(WORDS) | st.text(max_size=6)
 scalars = (st.none() | st.booleans() | st.integers(-5, 10**12) | st.floats(allow_nan=True) | st.dates()
@@ -129,7 +130,7 @@ structures = st.recursive(
 )
 # Definitions shaped like the language, with random leaves.
 filters = st.fixed_dictionaries(
-    {"op": st.sampled_from([*ALL_FIELD_OPERATORS, "performed", "not_performed"]) | scalars},
+    {"op": st.sampled_from([*OPERATORS, "performed", "not_performed"]) | scalars},
     optional={"field": st.sampled_from(sorted(STANDARD_SUBSCRIBER_FIELDS)) | scalars,
               "segment": st.sampled_from(["ny", "s", "nope"]), "event": st.sampled_from(["purchase", ""]),
               "value": structures, "in_last_days": scalars, "count": structures, "where": structures})

@@ -266,15 +266,14 @@ def test_spark_folds_case_like_the_other_engines(spark):
     from reference import fold
     from sqlglot import exp
 
-    from pipelines.segments import to_sql
-    from pipelines.segments.dialects import render
+    from pipelines.segments.dialects import fold_sql, render
 
     # Every code point up to U+1FFFF: 'Ꟛ' (U+A7CB, Unicode 16) was lower-cased by Spark only (issue 18, 10).
     letters = [chr(c) for c in range(0x20000) if not 0xD800 <= c <= 0xDFFF]
     samples = [*differential.ALPHABET, *differential.WORDS, *differential.TAGS, "İ", "ΑΣ", "ΑΣ Β", "ς", *letters,
                *(f"Α{c}" for c in letters[:0x2000])]
     frame = spark.createDataFrame(pa.table({"i": list(range(len(samples))), "s": samples}))
-    folded = render(to_sql._lower(exp.column("s")), "spark")
+    folded = render(fold_sql(exp.column("s")), "spark")
     lowered = [row[0] for row in frame.selectExpr(folded, "i").orderBy("i").collect()]
     assert lowered == [fold(s) for s in samples]
 

@@ -1,10 +1,11 @@
-"""One-line, human-readable text of filters and groups, in the words of the YAML."""
+"""One-line, human-readable text of filters, in the words of the YAML."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from ..segments.model import EventFilter, FieldFilter, Group, SegmentFilter
+from ..segments.model import EventFilter, FieldFilter, SegmentFilter
+from ..segments.operators import OPERATORS
 
 _COUNT_SIGNS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "is": "="}
 
@@ -20,12 +21,8 @@ def _value(value) -> str:
 
 
 def describe_field_filter(f: FieldFilter) -> str:
-    if f.op in ("is_set", "is_not_set"):
-        return f"{f.field} {f.op}"
-    if f.op == "between":
-        low, high = f.value
-        return f"{f.field} between {_value(low)} and {_value(high)}"
-    return f"{f.field} {f.op} {_value(f.value)}"
+    values = [_value(v) for v in f.value] if isinstance(f.value, list | tuple) else []
+    return OPERATORS[f.op].text.format(field=f.field, op=f.op, value=_value(f.value), values=values)
 
 
 def describe_count(f: EventFilter) -> str:
@@ -50,18 +47,3 @@ def describe_filter(f) -> str:
     if isinstance(f, EventFilter):
         return describe_event_filter(f)
     raise TypeError(f"unknown filter {f!r}")
-
-
-MATCH_WORDS = {
-    "all": "all of these hold",
-    "any": "any of these holds",
-    "none": "none of these holds",
-}
-
-
-def describe_group_match(group: Group) -> str:
-    return MATCH_WORDS[group.match]
-
-
-def describe_segment_match(match: str) -> str:
-    return "all groups hold" if match == "all" else "any group holds"

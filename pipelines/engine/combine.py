@@ -4,12 +4,8 @@ An engine evaluates the *leaves* of every definition with its own compiler
 (DuckDB SQL or Polars expressions): each distinct field filter once (per
 distinct value where that pays, see `encoded.py`) and each distinct event
 aggregate once. What is left is the same for every engine and needs no
-query at all: per segment, in dependency-wave order,
-
-    field filter     -> its result column
-    event filter     -> count comparison (`count`), negated for not_performed
-    segment filter   -> the referenced segment's result (negated for is_not)
-    group / segment  -> AND (all), OR (any), NOT OR (none) of the above
+query at all: per segment, in dependency-wave order, the tree of its
+filters (segments/tree.py) over the leaves' results.
 
 Every value is a never-null Arrow boolean array (a bitmap), so each step is
 one pass over N/8 bytes: for 100 segments over 1M subscribers, tens of
@@ -20,7 +16,7 @@ segment).
 
 from __future__ import annotations
 
-import operator
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,45 +24,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..segments.model import EventFilter, FieldFilter, Filter, Project, SegmentFilter
+from ..segments.model import EventFilter, FieldFilter, Project
+from ..segments.operators import COMPARISONS
 from ..segments.plan import EvaluationPlan
+from ..segments.tree import Backend, walk
 from .flags import bitmap
-
-_COUNT_OPS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-    "gt": operator.gt,
-    "gte": operator.ge,
-    "lt": operator.lt,
-    "lte": operator.le,
-    "is": operator.eq,
-}
-
-
-def _all(parts: Sequence[pa.Array], n: int) -> pa.Array:
-    if not parts:
-        return bitmap(np.ones(n, dtype=bool))
-    result = parts[0]
-    for part in parts[1:]:
-        result = pc.and_(result, part)
-    return result
-
-
-def _any(parts: Sequence[pa.Array], n: int) -> pa.Array:
-    if not parts:
-        return bitmap(np.zeros(n, dtype=bool))
-    result = parts[0]
-    for part in parts[1:]:
-        result = pc.or_(result, part)
-    return result
-
-
-def _combine(match: str, parts: Sequence[pa.Array], n: int) -> pa.Array:
-    if match == "all":
-        return _all(parts, n)
-    if match == "any":
-        return _any(parts, n)
-    if match == "none":
-        return pc.invert(_any(parts, n))
-    raise ValueError(f"unknown match '{match}'")
 
 
 @dataclass
@@ -97,7 +59,7 @@ class EventCounts:
 
     def holds(self, key: str, op: str, value: int, n: int) -> np.ndarray:
         """Per row, whether `count op value` holds (a row without events counts 0)."""
-        compare = _COUNT_OPS[op]
+        compare = COMPARISONS[op]
         out = np.full(n, bool(compare(0, value)), dtype=bool)
         out[self.rows] = compare(self.column(key), value)
         return out
@@ -117,28 +79,20 @@ def combine_segments(
     results: dict[str, pa.Array] = {}
     event_cache: dict[tuple, pa.Array] = {}
 
-    def event_result(f: EventFilter) -> pa.Array:
+    def performed(f: EventFilter) -> pa.Array:
         key = (f.aggregate_key(), f.count.op, f.count.value)
         if key not in event_cache:
             event_cache[key] = bitmap(event_counts.holds(f.aggregate_key(), f.count.op, f.count.value, n))
-        performed = event_cache[key]
-        return pc.invert(performed) if f.op == "not_performed" else performed
+        return event_cache[key]
 
-    def leaf(f: Filter) -> pa.Array:
-        if isinstance(f, FieldFilter):
-            return field_result(f)
-        if isinstance(f, SegmentFilter):
-            member = results[f.segment]
-            return pc.invert(member) if f.op == "is_not" else member
-        if isinstance(f, EventFilter):
-            return event_result(f)
-        raise TypeError(f"unknown filter {f!r}")
-
+    backend = Backend(
+        lambda parts: functools.reduce(pc.and_, parts) if parts else bitmap(np.ones(n, dtype=bool)),
+        lambda parts: functools.reduce(pc.or_, parts) if parts else bitmap(np.zeros(n, dtype=bool)),
+        pc.invert, field_result, performed, results.__getitem__,
+    )
     for wave in plan.waves:
         for key in wave:
-            segment = project.segments[key]
-            groups = [_combine(g.match, [leaf(f) for f in g.filters], n) for g in segment.groups]
-            results[key] = _combine(segment.match, groups, n)
+            results[key] = walk(project.segments[key], backend)
     return results
 
 

@@ -13,14 +13,15 @@ query runs, each such column is dictionary-encoded once and:
 - for a list column, each tag value a filter names is matched by the engine
   against the distinct elements (a one-element `has_any`, so case rules are
   the engine's), every subscriber gets a bitmask of the named tags they carry
-  (one OR-reduction over their elements), and `has_any` / `has_all` /
-  `has_none` become mask tests.
+  (one OR-reduction over their elements), and an operator with `tags`
+  (operators.py: "any" or "all" of the named tags, `has_none` the complement
+  of "any") becomes a mask test.
 
 The results are boolean columns (never null) that the engine's predicate
 builders read instead of building the filter (`precomputed=` in
 `to_sql`/`to_polars`). Semantics stay the engine's: only the work is shared.
 A column with many distinct values (e-mail addresses) is left to the engine,
-and so are `is_set` / `is_not_set`, which cost nothing there.
+and so are operators without `per_value` (`is_set`, which costs nothing there).
 """
 
 from __future__ import annotations
@@ -62,12 +63,9 @@ class Precomputed:
         return table
 
 
-def _distinct_filters(filters: Iterable[FieldFilter]) -> list[FieldFilter]:
-    return list(dict.fromkeys(filters))
-
-
 def encodable(f: FieldFilter, field_type: str) -> bool:
-    return field_type in OPERATORS[f.op].types and OPERATORS[f.op].per_value
+    op = OPERATORS[f.op]
+    return field_type in op.types and op.per_value and (field_type != "list" or op.tags is not None)
 
 
 def _plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -105,7 +103,7 @@ def precompute(
 ) -> Precomputed:
     """Evaluate the encodable `filters` over `table` (columns typed by `field_types`)."""
     by_field: dict[str, list[FieldFilter]] = {}
-    for f in _distinct_filters(filters):
+    for f in dict.fromkeys(filters):
         field_type = field_types.get(f.field)
         if field_type is not None and f.field in table.column_names and encodable(f, field_type):
             by_field.setdefault(f.field, []).append(f)
@@ -198,10 +196,7 @@ def _list_filters(name: str, array: pa.Array, filters: list[FieldFilter],
             hit = mask & want
             any_hit |= hit != 0
             all_hit &= hit == want
-        if f.op == "has_all":
-            results.append(all_hit)
-        elif f.op == "has_any":
-            results.append(any_hit)
-        else:  # has_none: the complement of has_any (a missing list is empty)
-            results.append(~any_hit)
+        op = OPERATORS[f.op]
+        hit = all_hit if op.tags == "all" else any_hit
+        results.append(~hit if op.negation_of else hit)  # a missing list is empty
     return results

@@ -10,10 +10,10 @@ subscribers only and keep everyone else's base flags, where affected means:
    ingest, lake/parts.py: write_row_hashes) differs from the base snapshot's.
    Lake files without row hashes (ingested by an older version) are compared
    exactly on the columns the definitions read (`IS DISTINCT FROM`);
-2. a time-relative field filter (segments/operators.py: `time_relative`) on
-   their row may have flipped: for `in_last_days N` / `not_in_last_days N` on
-   field F, the value moved across a window edge, F in [base_as_of - N,
-   as_of - N) or F in (base_as_of, as_of];
+2. a time-relative field filter on their row may have flipped: its value is
+   one its operator's `crossing` (segments/operators.py) names, e.g. for
+   `in_last_days N` / `not_in_last_days N` on field F, the value moved across
+   a window edge, F in [base_as_of - N, as_of - N) or F in (base_as_of, as_of];
 3. an event of theirs that some aggregate counts may have changed sides: its
    `occurred_at` is in (base_as_of, as_of] (it became <= as_of), or in
    [base_as_of - N, as_of - N) for an aggregate window of N days (it left),
@@ -24,8 +24,7 @@ subscribers only and keep everyone else's base flags, where affected means:
 Subscribers missing from the new snapshot are dropped. A segment whose
 definition changed (or is new) is evaluated in full, together with every
 segment that reads it; a change of declared fields, of the lake's older event
-files, a base without an evaluation record or a time-relative operator this
-module has no edge rule for (`_CROSSINGS`) means a full evaluation. The
+files or a base without an evaluation record means a full evaluation. The
 property test `tests/test_incremental.py` checks incremental == full.
 
 The base's inputs are recorded next to its flags (`EvaluationRecord`, the
@@ -40,7 +39,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -49,8 +47,8 @@ from sqlglot import exp
 
 from ..lake.layout import row_hashes_path
 from ..segments.model import FieldFilter, Project
-from ..segments.operators import OPERATORS, positive
-from ..segments.plan import build_plan, naive_utc, segment_column, window_start
+from ..segments.operators import OPERATORS, between_open, window_start
+from ..segments.plan import build_plan, naive_utc, segment_column
 from ..segments.to_sql import string_literal, timestamp_literal
 from .flags import ID, align_ids, bitmap, bools, flag_keys, move_positions, moved, one_array
 
@@ -178,34 +176,6 @@ def _col(name: str, table: str) -> exp.Expression:
     return exp.column(exp.to_identifier(name, quoted=True), table=table)
 
 
-def _between_open(column: exp.Expression, low: datetime, high: datetime, *, low_open: bool,
-                  high_open: bool) -> exp.Expression:
-    lower = (exp.GT if low_open else exp.GTE)(this=column, expression=timestamp_literal(low))
-    upper = (exp.LT if high_open else exp.LTE)(this=column.copy(), expression=timestamp_literal(high))
-    return exp.and_(lower, upper, copy=False)
-
-
-def _crossed_last_days(column: exp.Expression, days: int, base_as_of: datetime,
-                       as_of: datetime) -> exp.Expression:
-    """Values whose `in_last_days days` result may differ between base_as_of and as_of:
-    [base - days, as_of - days) or (base, as_of]."""
-    left = _between_open(column, window_start(base_as_of, days), window_start(as_of, days),
-                         low_open=False, high_open=True)
-    entered = _between_open(column.copy(), base_as_of, as_of, low_open=True, high_open=False)
-    return exp.or_(left, entered, copy=False)
-
-
-# Per time-relative operator (its positive partner; a negative one flips with it): the
-# stored values (a timestamp column) whose result may differ between two clocks.
-_CROSSINGS: dict[str, Callable[[exp.Expression, Any, datetime, datetime], exp.Expression]] = {
-    "in_last_days": _crossed_last_days,
-}
-
-
-class _NoEdgeRule(Exception):
-    """A time-relative operator without an entry in `_CROSSINGS`: evaluate in full."""
-
-
 def _time_relative(filters: Iterable[FieldFilter]) -> list[FieldFilter]:
     return list(dict.fromkeys(f for f in filters if OPERATORS[f.op].time_relative))
 
@@ -215,13 +185,12 @@ def _crossed(filters: Sequence[FieldFilter], types: dict[str, str], table: str, 
     """Conditions on `table`'s rows: a time-relative filter's result may have changed."""
     out = []
     for f in filters:
-        rule = _CROSSINGS.get(positive(f.op))
-        if rule is None:
-            raise _NoEdgeRule(f.op)
+        crossing = OPERATORS[f.op].crossing
+        assert crossing is not None
         column = _col(f.field, table)
         if types[f.field] == "date":
             column = exp.cast(column, _TIMESTAMP)
-        out.append(rule(column, f.value, base_as_of, as_of))
+        out.append(crossing(column, f.value, base_as_of, as_of))
     return out
 
 
@@ -280,10 +249,10 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
             return None  # a file the base counted is gone: nothing to compare with
         names = exp.In(this=_col("event", "e"), expressions=[string_literal(n) for n in plan.event_names])
         occurred = _col("occurred_at", "e")
-        moved = [_between_open(occurred, base_as_of, as_of, low_open=True, high_open=False)]
+        moved = [between_open(occurred, base_as_of, as_of, low_open=True, high_open=False)]
         for days in sorted({f.in_last_days for f in plan.aggregates.values() if f.in_last_days is not None}):
-            moved.append(_between_open(occurred.copy(), window_start(base_as_of, days), window_start(as_of, days),
-                                       low_open=False, high_open=True))
+            moved.append(between_open(occurred.copy(), window_start(base_as_of, days), window_start(as_of, days),
+                                      low_open=False, high_open=True))
         if old_files:
             parts.append(exp.select(_col("subscriber_id", "e")).from_(
                 _source(old_files, "e"), copy=False).where(
@@ -420,11 +389,8 @@ def evaluate_incremental(
     as_of = naive_utc(as_of)
     if base.catalog != catalog_fingerprint(project) or datetime.fromisoformat(base.as_of) > as_of:
         return None
-    try:
-        query = affected_query(project, base, as_of, str(Path(snapshot_file).absolute()),
-                               [str(Path(f).absolute()) for f in event_files], stored_columns)
-    except _NoEdgeRule:
-        return None
+    query = affected_query(project, base, as_of, str(Path(snapshot_file).absolute()),
+                           [str(Path(f).absolute()) for f in event_files], stored_columns)
     if query is None:
         return None
     affected = run_query(query).column(ID).combine_chunks()

@@ -17,16 +17,15 @@ from typing import Any
 from ruamel.yaml.nodes import Node, ScalarNode
 
 from .fields import (
-    ALL_FIELD_OPERATORS,
     FIELD_TYPES,
-    OPERATORS_BY_TYPE,
     STANDARD_EVENT_FIELDS,
     STANDARD_SUBSCRIBER_FIELDS,
     FieldCatalog,
 )
 from .model import Audience, EventCount, EventFilter, FieldFilter, Group, Holdout, Pos, Segment, SegmentFilter
+from .operators import OPERATORS, operators_of_type
 from .problems import ProblemLog
-from .value_rules import BAD, VALUELESS_OPS, read_count_value, read_field_value, read_positive_days
+from .value_rules import BAD, read_count_value, read_field_value, read_positive_days
 from .yaml_tree import (
     FLOAT,
     INT,
@@ -331,10 +330,10 @@ def read_field_filter(log: ProblemLog, node: Node, declared: DeclaredFields, sco
     if "op" in found:
         op_node = found["op"][1]
         text = text_of(op_node)
-        allowed = OPERATORS_BY_TYPE[field_type] if field_type else ALL_FIELD_OPERATORS
+        allowed = operators_of_type(field_type) if field_type else tuple(OPERATORS)
         if text is None:
             log.node(op_node, f"'op' must be an operator name, not {describe(op_node)}")
-        elif text not in ALL_FIELD_OPERATORS:
+        elif text not in OPERATORS:
             log.node(op_node, f"unknown operator '{text}'{did_you_mean(text, allowed)}")
         elif field_type and text not in allowed:
             log.node(op_node, f"operator '{text}' does not apply to {field_type} field '{name}' "
@@ -344,13 +343,13 @@ def read_field_filter(log: ProblemLog, node: Node, declared: DeclaredFields, sco
 
     value: Any = None
     if op is not None and field_type is not None and name is not None:
-        if op in VALUELESS_OPS:
+        if OPERATORS[op].value is None:
             if "value" in found:
                 log.node(found["value"][0], f"operator '{op}' takes no 'value'")
         elif "value" not in found:
             log.node(node, f"operator '{op}' on field '{name}' needs a 'value'")
         else:
-            value = read_field_value(op, name, field_type, found["value"][1], log)
+            value = read_field_value(OPERATORS[op], name, field_type, found["value"][1], log)
     if len(log) > before or op is None or field_type is None or value is BAD:
         return None
     return FieldFilter(field=name, op=op, value=value, pos=pos(log, node))

@@ -1,5 +1,10 @@
-"""SQL dialects the compiler renders to, with the few fixes sqlglot's stock
-generators need for our expressions.
+"""The sqlglot vocabulary shared by the SQL compiler and the operator registry
+(values as literals, case folding), and the SQL dialects it renders to, with
+the few fixes sqlglot's stock generators need for our expressions.
+
+Values only ever enter a tree through the literal builders below
+(`exp.Literal`, `exp.Boolean`, casts of string literals): a definition can
+change literal values, never a query's shape.
 
 - DuckDB: sqlglot's generator already renders lambdas as `LAMBDA x : ...`, the
   only form DuckDB 2.0 accepts (`x -> ...` is an error there), `&&` for list
@@ -18,12 +23,71 @@ even for session-local `TIMESTAMP` columns.
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from sqlglot import exp
 
 from ..errors import UserError
-from .case import FOLD_FROM, FOLD_TO
+from .case import FOLD_FROM, FOLD_TO, fold
 
 DIALECT_NAMES = ("duckdb", "spark")
+
+DATE = exp.DataType.build("DATE")
+# Naive timestamps meaning UTC: DuckDB TIMESTAMP, Spark TIMESTAMP_NTZ.
+TIMESTAMP = exp.DataType.build("TIMESTAMPNTZ")
+_DOUBLE = exp.DataType.build("DOUBLE")
+
+
+def cast(expression: exp.Expression, to: exp.DataType) -> exp.Cast:
+    """CAST(expression AS to) with a fresh type node (`exp.cast` deep-copies `to`)."""
+    return exp.Cast(this=expression, to=exp.DataType(this=to.this, nested=False))
+
+
+def string_literal(value: str) -> exp.Literal:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string value, got {value!r}")
+    return exp.Literal.string(value)
+
+
+def number_literal(value: int | float) -> exp.Expression:
+    """Integers stay exact BIGINT literals. Floats become `CAST('<repr>' AS DOUBLE)`:
+    a bare `0.1` is a DECIMAL in DuckDB, and DECIMAL -> DOUBLE can round
+    differently from parsing the shortest repr, which round-trips exactly."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    if isinstance(value, int):
+        return exp.Literal.number(str(value))
+    return cast(exp.Literal.string(repr(float(value))), _DOUBLE)
+
+
+def boolean_literal(value: bool) -> exp.Boolean:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected a boolean, got {value!r}")
+    return exp.Boolean(this=value)
+
+
+def date_literal(value: date) -> exp.Expression:
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise TypeError(f"expected a date, got {value!r}")
+    return cast(exp.Literal.string(value.isoformat()), DATE)
+
+
+def timestamp_literal(value: datetime) -> exp.Expression:
+    return cast(exp.Literal.string(value.isoformat(sep=" ")), TIMESTAMP)
+
+
+def folded_literal(value: str) -> exp.Expression:
+    """A string value folded with the table the engines apply to the column (rule 4)."""
+    return string_literal(fold(value))
+
+
+def fold_sql(e: exp.Expression) -> exp.Expression:
+    """`e` case-folded (case.py). DuckDB's LOWER follows the table except for two
+    characters, fixed around it; the Spark dialect rewrites LOWER into a TRANSLATE
+    of the whole table (below)."""
+    before = exp.Replace(this=e, expression=exp.Literal.string("İ"), replacement=exp.Literal.string("i"))
+    return exp.Replace(this=exp.Lower(this=before), expression=exp.Literal.string("ς"),
+                       replacement=exp.Literal.string("σ"))
 
 
 def _spark_lower(node: exp.Expression) -> exp.Expression:

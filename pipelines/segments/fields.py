@@ -1,5 +1,6 @@
 """The field catalog: standard subscriber and event fields plus the custom ones
-declared in `segment_defs/_fields.yaml`, with the operators each type allows.
+declared in `segment_defs/_fields.yaml` (the operators each type allows are in
+operators.py).
 
 Everything downstream (loader, validator, compilers, ingest) reads types from
 here, so a column is never typed by guessing.
@@ -8,13 +9,9 @@ here, so a column is never typed by guessing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import pyarrow as pa
 
-from .operators import OPERATORS, operators_of_type
-
-FieldType = Literal["string", "integer", "number", "boolean", "date", "timestamp", "list"]
 FIELD_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean", "date", "timestamp", "list")
 
 STANDARD_SUBSCRIBER_FIELDS: dict[str, str] = {
@@ -46,13 +43,6 @@ STANDARD_EVENT_FIELDS: dict[str, str] = {
 REQUIRED_EVENT_FIELDS = ("event_id", "subscriber_id", "event", "occurred_at")
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
-
-# Operators allowed per field type (segment-language.md, "Field filters"), from the registry.
-OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {t: operators_of_type(t) for t in FIELD_TYPES}
-ALL_FIELD_OPERATORS: tuple[str, ...] = tuple(dict.fromkeys(op for ops in OPERATORS_BY_TYPE.values() for op in ops))
-
-# Each negative operator is the exact complement of its positive partner (spec rule 3).
-NEGATION_OF: dict[str, str] = {op.name: op.negation_of for op in OPERATORS.values() if op.negation_of}
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),

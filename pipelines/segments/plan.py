@@ -7,8 +7,8 @@ once for all of them:
   however many filters use it), so events are scanned once;
 - the dependency waves (segments that reference others are evaluated after
   them and read their membership);
-- the one clock: `as_of` as a naive UTC timestamp, and window bounds derived
-  from it.
+- the one clock: `as_of` as a naive UTC timestamp (windows start at
+  operators.window_start).
 
 No SQL or Polars here: the compilers turn the plan into their own expressions.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 
 from ..errors import UserError
 from .graph import dependency_waves, find_cycles
@@ -27,9 +27,6 @@ from .model import EventFilter, Project, Segment
 # or a segment key, so these never collide with subscriber columns.
 EVENT_COUNT_PREFIX = "event_count:"
 SEGMENT_PREFIX = "segment:"
-
-_EARLIEST = datetime(1, 1, 1)
-
 
 def event_count_column(aggregate_key: str) -> str:
     return EVENT_COUNT_PREFIX + aggregate_key
@@ -51,18 +48,6 @@ def naive_utc(as_of: datetime | date) -> datetime:
     if as_of.tzinfo is not None:
         return as_of.astimezone(UTC).replace(tzinfo=None)
     return as_of
-
-
-def window_start(as_of: datetime, days: int) -> datetime:
-    """`as_of - days` (exact 24-hour days: UTC has no DST).
-
-    Clamped to 0001-01-01 for windows reaching before the calendar starts: no
-    stored value can be earlier, so the result is the same as an unbounded window.
-    """
-    try:
-        return as_of - timedelta(days=days)
-    except OverflowError:
-        return _EARLIEST
 
 
 def segment_references(project: Project) -> dict[str, list[str]]:

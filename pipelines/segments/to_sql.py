@@ -1,16 +1,15 @@
 """Segment model -> sqlglot expressions.
 
-One builder per operator family and positive operator (`_BUILDERS`); the
-negative operators are never built directly: each one is `NOT` of its positive
-partner after the partner has been made two-valued with `COALESCE(..., FALSE)`.
-That single rule gives the spec's complement semantics (rule 3): a subscriber
-with a missing value is in `is_not`, `not_in`, `has_none`, ... and never in a
-positive operator or in `gt`/`before`/`starts_with`/`has_all`/....
+Each field filter is built by its operator's `sql` builder (operators.py);
+a negative operator is `NOT` of its positive partner after the partner has been
+made two-valued with `COALESCE(..., FALSE)`. That single rule gives the spec's
+complement semantics (rule 3): a subscriber with a missing value is in
+`is_not`, `not_in`, `has_none`, ... and never in a positive operator or in
+`gt`/`before`/`starts_with`/`has_all`/.... The and/or/none tree is tree.py's.
 
-Values only ever enter the tree as literals (`exp.Literal`, `exp.Boolean`,
-casts of string literals); identifiers only come from the field catalog, the
-fixed relation names below and the planner's column names. A definition can
-change literal values, never the query's shape.
+Values only ever enter the tree as literals (dialects.py); identifiers only
+come from the field catalog, the fixed relation names below and the planner's
+column names. A definition can change literal values, never the query's shape.
 
 Rendering to text (`compile_segment`) is the last step, per dialect.
 """
@@ -20,20 +19,18 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
-from typing import Any
+from datetime import datetime
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from ..errors import UserError
-from .case import fold
-from .dialects import render
-from .fields import NEGATION_OF, FieldCatalog
-from .model import EventCount, EventFilter, FieldFilter, Filter, Group, Project, Segment, SegmentFilter
-from .numeric import exact_bound, exact_members
-from .operators import OPERATORS
-from .plan import distinct_event_aggregates, naive_utc, window_start
+from .dialects import number_literal, render, string_literal, timestamp_literal
+from .fields import FieldCatalog
+from .model import EventCount, EventFilter, FieldFilter, Project, Segment
+from .operators import SQL_COMPARISONS, operator_for, window_start
+from .plan import distinct_event_aggregates, naive_utc
+from .tree import Backend, field_leaf, walk
 
 ColumnResolver = Callable[[str], exp.Expression]
 EventCountResolver = Callable[[EventFilter], exp.Expression]
@@ -48,11 +45,6 @@ SUBSCRIBERS = "subscribers"
 EVENTS = "events"
 MEMBERSHIP = "segment_membership"
 EVENT_COUNTS = "event_counts"
-
-_DATE = exp.DataType.build("DATE")
-# Naive timestamps meaning UTC: DuckDB TIMESTAMP, Spark TIMESTAMP_NTZ.
-_TIMESTAMP = exp.DataType.build("TIMESTAMPNTZ")
-_DOUBLE = exp.DataType.build("DOUBLE")
 
 
 # --------------------------------------------------------------------------- identifiers
@@ -84,9 +76,6 @@ def field_column(name: str, table: str | None = None) -> exp.Column:
     )
 
 
-# --------------------------------------------------------------------------- literals
-
-
 def with_cte(query: exp.Select, name: str, cte: exp.Expression) -> exp.Select:
     """`WITH name AS (cte)` added to query; the nodes built directly (`Select.with_`
     parses the name as SQL text)."""
@@ -99,69 +88,12 @@ def with_cte(query: exp.Select, name: str, cte: exp.Expression) -> exp.Select:
     return query
 
 
-def _cast(expression: exp.Expression, to: exp.DataType) -> exp.Cast:
-    """CAST(expression AS to) with a fresh type node (`exp.cast` deep-copies `to`)."""
-    return exp.Cast(this=expression, to=exp.DataType(this=to.this, nested=False))
-
-
-def string_literal(value: str) -> exp.Literal:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string value, got {value!r}")
-    return exp.Literal.string(value)
-
-
-def number_literal(value: int | float) -> exp.Expression:
-    """Integers stay exact BIGINT literals. Floats become `CAST('<repr>' AS DOUBLE)`:
-    a bare `0.1` is a DECIMAL in DuckDB, and DECIMAL -> DOUBLE can round
-    differently from parsing the shortest repr, which round-trips exactly."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"expected a number, got {value!r}")
-    if isinstance(value, int):
-        return exp.Literal.number(str(value))
-    return _cast(exp.Literal.string(repr(float(value))), _DOUBLE)
-
-
-def boolean_literal(value: bool) -> exp.Boolean:
-    if not isinstance(value, bool):
-        raise TypeError(f"expected a boolean, got {value!r}")
-    return exp.Boolean(this=value)
-
-
-def date_literal(value: date) -> exp.Expression:
-    if isinstance(value, datetime) or not isinstance(value, date):
-        raise TypeError(f"expected a date, got {value!r}")
-    return _cast(exp.Literal.string(value.isoformat()), _DATE)
-
-
-def timestamp_literal(value: datetime) -> exp.Expression:
-    return _cast(exp.Literal.string(value.isoformat(sep=" ")), _TIMESTAMP)
-
-
-def _lower(e: exp.Expression) -> exp.Expression:
-    """`e` case-folded (case.py). DuckDB's LOWER follows the table except for two
-    characters, fixed around it; the Spark dialect rewrites LOWER into a TRANSLATE
-    of the whole table (dialects.py)."""
-    before = exp.Replace(this=e, expression=exp.Literal.string("İ"), replacement=exp.Literal.string("i"))
-    return exp.Replace(this=exp.Lower(this=before), expression=exp.Literal.string("ς"),
-                       replacement=exp.Literal.string("σ"))
-
-
-def _lowered_string(value: str) -> exp.Expression:
-    # Folded here with the same table the engines apply to the column (rule 4).
-    return string_literal(fold(value))
-
-
-def _false() -> exp.Boolean:
-    return exp.Boolean(this=False)
-
-
-def _true() -> exp.Boolean:
-    return exp.Boolean(this=True)
+# --------------------------------------------------------------------------- predicates
 
 
 def two_valued(predicate: exp.Expression) -> exp.Expression:
     """NULL (unknown, e.g. a missing value) becomes FALSE."""
-    return exp.Coalesce(this=predicate, expressions=[_false()])
+    return exp.Coalesce(this=predicate, expressions=[exp.false()])
 
 
 def negate(predicate: exp.Expression) -> exp.Expression:
@@ -172,166 +104,24 @@ def negate(predicate: exp.Expression) -> exp.Expression:
 
 
 def all_of(conditions: Sequence[exp.Expression]) -> exp.Expression:
-    return exp.and_(*conditions, copy=False) if conditions else _true()
+    return exp.and_(*conditions, copy=False) if conditions else exp.true()
 
 
 def any_of(conditions: Sequence[exp.Expression]) -> exp.Expression:
-    return exp.or_(*conditions, copy=False) if conditions else _false()
-
-
-# --------------------------------------------------------------------------- operator families
-# Each builder returns the POSITIVE predicate; it may be NULL on missing values
-# (the caller makes it two-valued). Signature: (column, value, field_type, as_of).
-
-Builder = Callable[[exp.Expression, Any, str, datetime], exp.Expression]
-
-
-def _is_set(c: exp.Expression, _v: Any, _t: str, _a: datetime) -> exp.Expression:
-    return exp.Is(this=c, expression=exp.Not(this=exp.Null()))
-
-
-_STRING: dict[str, Builder] = {
-    "is": lambda c, v, t, a: exp.EQ(this=_lower(c), expression=_lowered_string(v)),
-    "in": lambda c, v, t, a: exp.In(this=_lower(c), expressions=[_lowered_string(x) for x in v]),
-    # STRPOS/STARTS_WITH/ENDS_WITH, not LIKE: '%' and '_' in values are literal.
-    "contains": lambda c, v, t, a: exp.GT(
-        this=exp.StrPosition(this=_lower(c), substr=_lowered_string(v)), expression=exp.Literal.number(0)
-    ),
-    "starts_with": lambda c, v, t, a: exp.StartsWith(this=_lower(c), expression=_lowered_string(v)),
-    "ends_with": lambda c, v, t, a: exp.EndsWith(this=_lower(c), expression=_lowered_string(v)),
-    "is_set": _is_set,
-}
-
-_COMPARE: dict[str, type[exp.Binary]] = {"is": exp.EQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}
-
-
-def _number_compare(op: str) -> Builder:
-    """`c op v`, compared against a value of the column's own type (numeric.py: exact)."""
-    def build(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
-        bound = exact_bound(op, v, t)
-        if isinstance(bound, bool):
-            return _is_set(c, v, t, a) if bound else _false()
-        return _COMPARE[bound[0]](this=c, expression=number_literal(bound[1]))
-
-    return build
-
-
-def _number_in(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
-    members = exact_members(v, t)
-    return exp.In(this=c, expressions=[number_literal(x) for x in members]) if members else _false()
-
-
-def _number_between(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
-    low, high = exact_bound("gte", v[0], t), exact_bound("lte", v[1], t)
-    if isinstance(low, bool) or isinstance(high, bool):
-        return exp.and_(_number_compare("gte")(c, v[0], t, a), _number_compare("lte")(c.copy(), v[1], t, a),
-                        copy=False)
-    return exp.Between(this=c, low=number_literal(low[1]), high=number_literal(high[1]))
-
-
-_NUMBER: dict[str, Builder] = {
-    "is": _number_compare("is"),
-    "in": _number_in,
-    "gt": _number_compare("gt"),
-    "gte": _number_compare("gte"),
-    "lt": _number_compare("lt"),
-    "lte": _number_compare("lte"),
-    "between": _number_between,
-    "is_set": _is_set,
-}
-
-_BOOLEAN: dict[str, Builder] = {
-    "is": lambda c, v, t, a: exp.EQ(this=c, expression=boolean_literal(v)),
-    "is_set": _is_set,
-}
-
-
-def _utc_day(c: exp.Expression, field_type: str) -> exp.Expression:
-    """The value's UTC calendar date (timestamps are naive UTC)."""
-    return c if field_type == "date" else _cast(c, _DATE)
-
-
-def _instant(c: exp.Expression, field_type: str) -> exp.Expression:
-    """The value as a timestamp; a date means its midnight UTC."""
-    return c if field_type == "timestamp" else _cast(c, _TIMESTAMP)
-
-
-def _in_last_days(c: exp.Expression, days: int, field_type: str, as_of: datetime) -> exp.Expression:
-    at = _instant(c, field_type)
-    return exp.and_(
-        exp.GTE(this=at, expression=timestamp_literal(window_start(as_of, days))),
-        exp.LTE(this=at.copy(), expression=timestamp_literal(as_of)),
-        copy=False,
-    )
-
-
-_TEMPORAL: dict[str, Builder] = {
-    "before": lambda c, v, t, a: exp.LT(this=_utc_day(c, t), expression=date_literal(v)),
-    "after": lambda c, v, t, a: exp.GT(this=_utc_day(c, t), expression=date_literal(v)),
-    "on": lambda c, v, t, a: exp.EQ(this=_utc_day(c, t), expression=date_literal(v)),
-    "between": lambda c, v, t, a: exp.Between(
-        this=_utc_day(c, t), low=date_literal(v[0]), high=date_literal(v[1])
-    ),
-    "in_last_days": lambda c, v, t, a: _in_last_days(c, v, t, a),
-    "is_set": _is_set,
-}
-
-_LAMBDA_VAR = "tag"
-
-
-def _lowered_list(c: exp.Expression) -> exp.Expression:
-    var = exp.to_identifier(_LAMBDA_VAR)
-    return exp.Transform(this=c, expression=exp.Lambda(this=_lower(var.copy()), expressions=[var]))
-
-
-def _lowered_array(values: Sequence[str]) -> exp.Expression:
-    return exp.Array(expressions=[_lowered_string(v) for v in values])
-
-
-_LIST: dict[str, Builder] = {
-    # A missing list is the empty list: NULL results are made FALSE by the caller.
-    "has_any": lambda c, v, t, a: exp.ArrayOverlaps(this=_lowered_list(c), expression=_lowered_array(v)),
-    "has_all": lambda c, v, t, a: exp.ArrayContainsAll(this=_lowered_list(c), expression=_lowered_array(v)),
-    "is_set": lambda c, v, t, a: exp.GT(this=exp.ArraySize(this=c), expression=exp.Literal.number(0)),
-}
-
-_BUILDERS: dict[str, dict[str, Builder]] = {
-    "string": _STRING,
-    "integer": _NUMBER,
-    "number": _NUMBER,
-    "boolean": _BOOLEAN,
-    "date": _TEMPORAL,
-    "timestamp": _TEMPORAL,
-    "list": _LIST,
-}
+    return exp.or_(*conditions, copy=False) if conditions else exp.false()
 
 
 def field_predicate(f: FieldFilter, field_type: str, column: exp.Expression, as_of: datetime) -> exp.Expression:
     """A two-valued predicate for one field filter on `column` (of `field_type`)."""
-    positive = NEGATION_OF.get(f.op, f.op)
-    try:
-        builder = _BUILDERS[field_type][positive]
-    except KeyError:
-        raise UserError(f"operator '{f.op}' does not apply to {field_type} field '{f.field}'") from None
-    predicate = builder(column, f.value, field_type, naive_utc(as_of))
-    if field_type not in OPERATORS[positive].null_safe:  # a builder that may return NULL
+    op = operator_for(f, field_type)
+    predicate = op.sql(column, f.value, field_type, naive_utc(as_of))
+    if field_type not in op.null_safe:  # a builder that may return NULL
         predicate = two_valued(predicate)
-    return negate(predicate) if f.op in NEGATION_OF else predicate
-
-
-# --------------------------------------------------------------------------- events
-
-_COUNT_COMPARISONS: dict[str, type[exp.Binary]] = {
-    "gt": exp.GT,
-    "gte": exp.GTE,
-    "lt": exp.LT,
-    "lte": exp.LTE,
-    "is": exp.EQ,
-}
+    return negate(predicate) if op.negation_of else predicate
 
 
 def count_predicate(n: exp.Expression, count: EventCount) -> exp.Expression:
-    return _COUNT_COMPARISONS[count.op](this=n, expression=number_literal(count.value))
+    return SQL_COMPARISONS[count.op](this=n, expression=number_literal(count.value))
 
 
 def event_condition(
@@ -351,77 +141,11 @@ def event_condition(
     if f.in_last_days is not None:
         start = window_start(as_of, f.in_last_days)
         conditions.append(exp.GTE(this=column("occurred_at"), expression=timestamp_literal(start)))
-    for w in f.where:
-        done = precomputed(w) if precomputed is not None else None
-        conditions.append(
-            done if done is not None
-            else field_predicate(w, _field_type(catalog.event, w.field, "event"), column(w.field), as_of)
-        )
-    return all_of(conditions)
-
-
-def event_predicate(f: EventFilter, n: exp.Expression) -> exp.Expression:
-    """`performed` when the count `n` (never NULL) satisfies `count`; `not_performed` is its NOT."""
-    performed = count_predicate(n, f.count)
-    return negate(performed) if f.op == "not_performed" else performed
+    where = field_leaf(field_predicate, catalog.event, "event", column, as_of, precomputed)
+    return all_of([*conditions, *(where(w) for w in f.where)])
 
 
 # --------------------------------------------------------------------------- segments
-
-
-def _field_type(fields: dict[str, str], name: str, table: str) -> str:
-    try:
-        return fields[name]
-    except KeyError:
-        raise UserError(f"unknown {table} field '{name}'") from None
-
-
-def filter_predicate(
-    f: Filter,
-    catalog: FieldCatalog,
-    as_of: datetime,
-    event_count: EventCountResolver,
-    member_of: MemberResolver,
-    column: ColumnResolver = field_column,
-    precomputed: PrecomputedResolver | None = None,
-) -> exp.Expression:
-    if isinstance(f, FieldFilter):
-        done = precomputed(f) if precomputed is not None else None
-        if done is not None:
-            return done
-        return field_predicate(f, _field_type(catalog.subscriber, f.field, "subscriber"), column(f.field), as_of)
-    if isinstance(f, SegmentFilter):
-        member = member_of(f.segment)
-        return negate(member) if f.op == "is_not" else member
-    if isinstance(f, EventFilter):
-        return event_predicate(f, event_count(f))
-    raise TypeError(f"unknown filter {f!r}")
-
-
-def combine(match: str, predicates: Sequence[exp.Expression]) -> exp.Expression:
-    """all = AND, any = OR, none = NOT(any): no filter holds."""
-    if match == "all":
-        return all_of(predicates)
-    if match == "any":
-        return any_of(predicates)
-    if match == "none":
-        return negate(any_of(predicates))
-    raise ValueError(f"unknown match '{match}'")
-
-
-def group_predicate(
-    group: Group,
-    catalog: FieldCatalog,
-    as_of: datetime,
-    event_count: EventCountResolver,
-    member_of: MemberResolver,
-    column: ColumnResolver = field_column,
-    precomputed: PrecomputedResolver | None = None,
-) -> exp.Expression:
-    return combine(
-        group.match,
-        [filter_predicate(f, catalog, as_of, event_count, member_of, column, precomputed) for f in group.filters],
-    )
 
 
 def segment_predicate(
@@ -439,10 +163,10 @@ def segment_predicate(
     membership (never NULL) come from, so the standalone query and the one-pass
     engine share this builder. `column` maps a subscriber field to its column.
     """
-    return combine(
-        segment.match,
-        [group_predicate(g, catalog, as_of, event_count, member_of, column, precomputed) for g in segment.groups],
-    )
+    backend = Backend(all_of, any_of, negate,
+                      field_leaf(field_predicate, catalog.subscriber, "subscriber", column, as_of, precomputed),
+                      lambda f: count_predicate(event_count(f), f.count), member_of)
+    return walk(segment, backend)
 
 
 # --------------------------------------------------------------------------- standalone query

@@ -1,9 +1,10 @@
-"""The `value` of a field filter, per operator (segment-language.md, "Values").
+"""The `value` of a field filter (segment-language.md, "Values").
 
-Each rule checks the shape of the YAML node and returns the normalized value
-the model stores: strings, int/float, `datetime.date`, tuples for lists and a
-2-tuple for `between`. On a bad value it reports one problem at the offending
-node and returns `BAD`.
+Each rule (the `value` of an operator in operators.py) checks the shape of the
+YAML node and returns the normalized value the model stores: strings,
+int/float, `datetime.date`, tuples for lists and a 2-tuple for `between`. On a
+bad value `read_field_value` reports one problem at the offending node and
+returns `BAD`.
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ from __future__ import annotations
 import math
 import re
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml.nodes import Node, ScalarNode
 
 from .problems import ProblemLog
 from .yaml_tree import BOOL, FLOAT, INT, TIMESTAMP, Unreadable, describe, is_seq, scalar_value, text_of
 
+if TYPE_CHECKING:
+    from .operators import Operator
+
 BAD: Any = object()  # sentinel: the value was reported as wrong
 
-VALUELESS_OPS = ("is_set", "is_not_set")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 
 
@@ -32,13 +35,14 @@ class _Wrong(Exception):
         self.node, self.expected, self.detail = node, expected, detail
 
 
-def read_field_value(op: str, field: str, field_type: str, node: Node, log: ProblemLog) -> Any:
-    """The normalized value of `{field, op, value}`; `op` already fits `field_type`."""
+def read_field_value(op: Operator, field: str, field_type: str, node: Node, log: ProblemLog) -> Any:
+    """The normalized value of `{field, op, value}`; `op` already fits `field_type` and takes a value."""
+    assert op.value is not None
     try:
-        return _RULES[op](field_type, node)
+        return op.value(field_type, node)
     except _Wrong as wrong:
         got = wrong.detail or f"got {describe(wrong.node)}"
-        log.node(wrong.node, f"operator '{op}' on field '{field}' needs {wrong.expected}; {got}")
+        log.node(wrong.node, f"operator '{op.name}' on field '{field}' needs {wrong.expected}; {got}")
         return BAD
 
 
@@ -104,8 +108,8 @@ def _boolean(node: object) -> bool:
     raise _Wrong(node, "true or false")
 
 
-def _one(field_type: str, node: object) -> Any:
-    """One value of the field's type (`is`, `is_not`, items of `in`)."""
+def one(field_type: str, node: object) -> Any:
+    """One value of the field's type (`is`, items of `in`)."""
     if field_type == "string":
         # An empty string is stored as missing, so `is ""` could never hold.
         return _non_empty_text(node, "a non-empty string (test a missing value with is_not_set)")
@@ -124,27 +128,23 @@ def _list_items(node: object, what: str) -> list[Node]:
     return list(node.value)  # type: ignore[attr-defined]
 
 
-# -- operator families ---------------------------------------------------------------
+# -- rules (operators.py names each operator's) --------------------------------------
 
 
-def _is(field_type: str, node: Node) -> Any:
-    return _one(field_type, node)
-
-
-def _in(field_type: str, node: Node) -> tuple:
+def one_of(field_type: str, node: Node) -> tuple:
     items = _list_items(node, "a non-empty list of values")
-    return tuple(_one(field_type, item) for item in items)
+    return tuple(one(field_type, item) for item in items)
 
 
-def _string_op(field_type: str, node: Node) -> str:
+def text(field_type: str, node: Node) -> str:
     return _non_empty_text(node)
 
 
-def _compare(field_type: str, node: Node) -> int | float:
+def number(field_type: str, node: Node) -> int | float:
     return _number(node)
 
 
-def _between(field_type: str, node: Node) -> tuple:
+def bounds(field_type: str, node: Node) -> tuple:
     bound = _date if field_type in ("date", "timestamp") else _number
     shape = "[low, high] dates YYYY-MM-DD" if bound is _date else "[low, high] numbers"
     items = _list_items(node, shape)
@@ -156,42 +156,17 @@ def _between(field_type: str, node: Node) -> tuple:
     return (low, high)
 
 
-def _day(field_type: str, node: Node) -> date:
+def day(field_type: str, node: Node) -> date:
     return _date(node)
 
 
-def _days(field_type: str, node: Node) -> int:
+def days(field_type: str, node: Node) -> int:
     return _positive_int(node)
 
 
-def _tags(field_type: str, node: Node) -> tuple[str, ...]:
+def tags(field_type: str, node: Node) -> tuple[str, ...]:
     items = _list_items(node, "a non-empty list of strings")
     return tuple(_non_empty_text(item, "non-empty strings in its list") for item in items)
-
-
-_RULES = {
-    "is": _is,
-    "is_not": _is,
-    "in": _in,
-    "not_in": _in,
-    "contains": _string_op,
-    "not_contains": _string_op,
-    "starts_with": _string_op,
-    "ends_with": _string_op,
-    "gt": _compare,
-    "gte": _compare,
-    "lt": _compare,
-    "lte": _compare,
-    "between": _between,
-    "before": _day,
-    "after": _day,
-    "on": _day,
-    "in_last_days": _days,
-    "not_in_last_days": _days,
-    "has_any": _tags,
-    "has_all": _tags,
-    "has_none": _tags,
-}
 
 
 def read_positive_days(node: Node, key: str, log: ProblemLog) -> int | None:
