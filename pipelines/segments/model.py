@@ -24,7 +24,6 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -116,8 +115,9 @@ def _unknown_key(key: str, allowed: tuple[str, ...]) -> str:
 # -- slots read from YAML nodes ----------------------------------------------------------------
 
 
-def _text(message: str, ok: Callable[[str], bool] = lambda text: True) -> BeforeValidator:
-    """A text slot: a scalar's source text (`02134` stays "02134"); `message` says what is expected."""
+def _text(message: str, ok: Callable[[str], object] = lambda text: True) -> BeforeValidator:
+    """A text slot: a scalar's source text (`02134` stays "02134"); `message` says what is expected.
+    `ok` decides which texts are fine (`bool`: not empty, `str.strip`: not blank)."""
 
     def read(value: Any) -> Any:
         if not _from_yaml(value):
@@ -159,14 +159,6 @@ def _with_log(read: Callable[[Any, ProblemLog], Any]) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-def _blank_ok(text: str) -> bool:
-    return bool(text)
-
-
-def _not_blank(text: str) -> bool:
-    return bool(text.strip())
-
-
 def _short(name: str) -> str:
     if len(name) > NAME_MAX:
         raise _problem(f"'name' is {len(name)} characters long; at most {NAME_MAX} are allowed")
@@ -177,7 +169,7 @@ def _nullable(value: Any) -> Any:
     return None if _from_yaml(value) and is_null(value) else value
 
 
-Name = Annotated[str, _text("'name' must be a non-empty string", _blank_ok), AfterValidator(_short)]
+Name = Annotated[str, _text("'name' must be a non-empty string", bool), AfterValidator(_short)]
 Description = Annotated[str | None, _text("'description' must be a string"), BeforeValidator(_nullable)]
 Choice = BeforeValidator(_choice)
 
@@ -215,7 +207,7 @@ class _Node(BaseModel):
         context = info.context
         if not context or not _from_yaml(data):
             return handler(data)
-        errors = [{"type": "missing", "loc": (key,)} for key in cls.yaml_required
+        errors: list[Any] = [{"type": "missing", "loc": (key,)} for key in cls.yaml_required
                   if isinstance(data, YamlMap) and key not in data]
         try:
             node = handler({**cls._defaults(data, context), **data} if isinstance(data, YamlMap) else data)
@@ -290,7 +282,7 @@ class FieldFilter(_Node):
     `where`, over the event's own fields (context scope "event")."""
 
     kind: Literal["field"] = "field"
-    field: Annotated[str, _text("'field' must be a field name", _not_blank)]
+    field: Annotated[str, _text("'field' must be a field name", str.strip)]
     op: FieldOperator
     value: Any = Field(default=BAD, validate_default=True)
 
@@ -346,7 +338,7 @@ class FieldFilter(_Node):
     @field_validator("value", mode="before")
     @classmethod
     def _value(cls, value: Any, info: ValidationInfo) -> Any:
-        if not _from_yaml(value) and not info.context:
+        if not info.context:
             return None if value is BAD else value  # built in Python: as given
         op, field_type = info.data.get("op"), cls._type_of(info)
         if op is None or field_type is None:
@@ -373,7 +365,7 @@ def _known_segment(ref: str, info: ValidationInfo) -> str:
 
 class SegmentFilter(_Node):
     kind: Literal["segment"] = "segment"
-    segment: Annotated[str, _text("'segment' must be a segment key", _not_blank), AfterValidator(_known_segment)]
+    segment: Annotated[str, _text("'segment' must be a segment key", str.strip), AfterValidator(_known_segment)]
     op: Annotated[Literal["is", "is_not"], Choice]
     what: ClassVar[str] = "segment filter"
 
@@ -408,7 +400,7 @@ def _where_item(value: Any) -> Any:
 
 class EventFilter(_Node):
     kind: Literal["event"] = "event"
-    event: Annotated[str, _text("'event' must be a non-empty event name", _not_blank)]
+    event: Annotated[str, _text("'event' must be a non-empty event name", str.strip)]
     op: Annotated[Literal["performed", "not_performed"], Choice]
     in_last_days: Annotated[int | None, _with_log(lambda node, log: read_positive_days(node, "in_last_days", log))] \
         = None
@@ -535,7 +527,7 @@ class Holdout(_Node):
     """A stable control group: held out iff sha256(salt:subscriber_id) % 10000 < percent * 100."""
 
     percent: Annotated[float, BeforeValidator(_percent)]
-    salt: Annotated[str, _text("holdout 'salt' must be a non-empty string", _blank_ok)]
+    salt: Annotated[str, _text("holdout 'salt' must be a non-empty string", bool)]
     what: ClassVar[str] = "'holdout'"
     a_what: ClassVar[str] = "'holdout'"
 
@@ -613,19 +605,3 @@ def sha256_of(node: BaseModel) -> str:
     payload = node.model_dump(mode="json")
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
 
-
-__all__ = [
-    "Audience",
-    "EventCount",
-    "EventFilter",
-    "FieldCatalog",
-    "FieldFilter",
-    "Filter",
-    "Group",
-    "Holdout",
-    "Pos",
-    "Project",
-    "Segment",
-    "SegmentFilter",
-    "date",
-]

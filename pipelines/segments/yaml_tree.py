@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
@@ -128,16 +129,8 @@ def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Data | None]:
 # -- node kinds ---------------------------------------------------------------
 
 
-def is_map(node: object) -> bool:
-    return isinstance(node, MappingNode)
-
-
 def is_seq(node: object) -> bool:
     return isinstance(node, SequenceNode)
-
-
-def is_scalar(node: object) -> bool:
-    return isinstance(node, ScalarNode)
 
 
 def is_null(node: object) -> bool:
@@ -149,13 +142,13 @@ def describe(node: object) -> str:
     node = node_of(node)
     if node is None or is_null(node):
         return "an empty value"
-    if is_map(node):
+    if isinstance(node, MappingNode):
         return "a mapping"
-    if is_seq(node):
+    if isinstance(node, SequenceNode):
         return "an empty list" if not node.value else "a list"
     assert isinstance(node, ScalarNode)
     kind = {STR: "the text", INT: "the number", FLOAT: "the number", BOOL: "the boolean",
-            TIMESTAMP: "the date"}.get(node.tag, f"a {node.tag} value")
+            TIMESTAMP: "the date"}.get(str(node.tag), f"a {node.tag} value")
     text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
     return f"{kind} {text!r}" if node.tag == STR else f"{kind} {text}"
 
@@ -222,12 +215,15 @@ class YamlMap(dict):
     """A mapping's entries (key text -> value) with its node and each key's node."""
 
     __slots__ = ("key_nodes", "node")
+    key_nodes: dict[str, Node]
+    node: MappingNode
 
 
 class YamlSeq(list):
     """A sequence's items with its node."""
 
     __slots__ = ("node",)
+    node: SequenceNode
 
 
 Data = YamlMap | YamlSeq | ScalarNode
@@ -237,12 +233,13 @@ def to_data(node: Node, log: ProblemLog) -> Data:
     """Mappings as YamlMap, sequences as YamlSeq, scalars stay nodes (their tag
     and source text decide how a slot reads them). Non-text and duplicate keys
     are reported here, once; the first of duplicate keys is kept."""
+    if isinstance(node, ScalarNode):
+        return node
     if isinstance(node, SequenceNode):
         items = YamlSeq(to_data(item, log) for item in node.value)
         items.node = node
         return items
-    if not isinstance(node, MappingNode):
-        return node
+    assert isinstance(node, MappingNode)
     out = YamlMap()
     out.node, out.key_nodes = node, {}
     for key_node, value_node in node.value:
@@ -258,17 +255,12 @@ def to_data(node: Node, log: ProblemLog) -> Data:
     return out
 
 
-def node_of(data: object) -> object:
+def node_of(data: object) -> Any:
     """The YAML node behind a value of `to_data`."""
     return getattr(data, "node", data)
 
 
-def closest(word: str, choices: Iterable[str]) -> str | None:
-    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return found[0] if found else None
-
-
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """" — did you mean 'x'?" or "" (an em dash, as the spec's examples)."""
-    match = closest(word, choices)
-    return f" — did you mean '{match}'?" if match else ""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" — did you mean '{match[0]}'?" if match else ""
