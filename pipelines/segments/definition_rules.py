@@ -40,6 +40,7 @@ def read_fields_file(log: ProblemLog, root: Data | None) -> DeclaredFields:
     if not isinstance(root, YamlMap):
         log.node(node_of(root), f"_fields.yaml must be a mapping (key: value), not {describe(root)}")
         return DeclaredFields()
+    root.report_keys(log)
     sections = tuple(FIELDS_FILE_SECTIONS)
     for key in root:
         if key not in FIELDS_FILE_SECTIONS:
@@ -62,6 +63,7 @@ def _section(log: ProblemLog, section: str, standard: dict[str, str],
     if not isinstance(body, YamlMap):
         log.node(node_of(body), f"'{section}' must be a mapping of field name to type, not {describe(body)}")
         return declared, frozenset()
+    body.report_keys(log)
     for name, type_node in body.items():
         type_name = text_of(type_node)
         if not CUSTOM_FIELD_PATTERN.match(name):

@@ -207,6 +207,8 @@ class _Node(BaseModel):
         context = info.context
         if not context or not _from_yaml(data):
             return handler(data)
+        if isinstance(data, YamlMap):
+            data.report_keys(context["log"])
         errors: list[Any] = [{"type": "missing", "loc": (key,)} for key in cls.yaml_required
                   if isinstance(data, YamlMap) and key not in data]
         try:
@@ -308,7 +310,7 @@ class FieldFilter(_Node):
         if not info.context:
             return name
         fields, broken = cls._catalog(info.context)
-        if name in broken:
+        if name in broken and name not in fields:
             raise _reported()
         if name not in fields:
             label = "event field" if info.context.get("scope") == "event" else "field"

@@ -92,11 +92,11 @@ def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Data | None]:
     """(parsed, root as `to_data` gives it). An empty document parses to None;
     syntax errors are reported at the parser's mark and give (False, None)."""
     try:
-        root = YAML(typ="safe", pure=True).compose(text)
+        root = YAML(typ="rt").compose(text)
         anchored = _first_anchor(root)
         if anchored is not None:
             raise _Anchored(anchored.start_mark)
-        return True, None if root is None else to_data(root, log)
+        return True, None if root is None else to_data(root)
     except _Anchored as found:
         log.at(found.mark.line + 1, found.mark.column + 1, ANCHOR_MESSAGE)
     except MarkedYAMLError as exc:
@@ -212,11 +212,18 @@ def text_of(node: object) -> str | None:
 
 
 class YamlMap(dict):
-    """A mapping's entries (key text -> value) with its node and each key's node."""
+    """A mapping's entries (key text -> value) with its node, each key's node, and
+    its key problems (reported by whoever reads the mapping as one: a mapping given
+    where a value belongs is reported once, as the wrong value)."""
 
-    __slots__ = ("key_nodes", "node")
+    __slots__ = ("key_nodes", "key_problems", "node")
     key_nodes: dict[str, Node]
+    key_problems: list[tuple[Node, str]]
     node: MappingNode
+
+    def report_keys(self, log: ProblemLog) -> None:
+        for node, message in self.key_problems:
+            log.node(node, message)
 
 
 class YamlSeq(list):
@@ -229,29 +236,27 @@ class YamlSeq(list):
 Data = YamlMap | YamlSeq | ScalarNode
 
 
-def to_data(node: Node, log: ProblemLog) -> Data:
+def to_data(node: Node) -> Data:
     """Mappings as YamlMap, sequences as YamlSeq, scalars stay nodes (their tag
-    and source text decide how a slot reads them). Non-text and duplicate keys
-    are reported here, once; the first of duplicate keys is kept."""
+    and source text decide how a slot reads them). The first of duplicate keys is
+    kept; non-text keys are left out."""
     if isinstance(node, ScalarNode):
         return node
     if isinstance(node, SequenceNode):
-        items = YamlSeq(to_data(item, log) for item in node.value)
+        items = YamlSeq(to_data(item) for item in node.value)
         items.node = node
         return items
     assert isinstance(node, MappingNode)
     out = YamlMap()
-    out.node, out.key_nodes = node, {}
+    out.node, out.key_nodes, out.key_problems = node, {}, []
     for key_node, value_node in node.value:
         if not isinstance(key_node, ScalarNode) or is_null(key_node):
-            log.node(key_node, f"a key must be plain text, not {describe(key_node)}")
-            continue
-        key = key_node.value
-        if key in out:
-            first = out.key_nodes[key].start_mark.line + 1
-            log.node(key_node, f"duplicate key '{key}' (first given on line {first})")
-            continue
-        out[key], out.key_nodes[key] = to_data(value_node, log), key_node
+            out.key_problems.append((key_node, f"a key must be plain text, not {describe(key_node)}"))
+        elif key_node.value in out:
+            first = out.key_nodes[key_node.value].start_mark.line + 1
+            out.key_problems.append((key_node, f"duplicate key '{key_node.value}' (first given on line {first})"))
+        else:
+            out[key_node.value], out.key_nodes[key_node.value] = to_data(value_node), key_node
     return out
 
 
