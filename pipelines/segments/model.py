@@ -24,6 +24,7 @@ import json
 import math
 import re
 from collections.abc import Callable
+from functools import cache
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -63,6 +64,7 @@ from .yaml_tree import (
 )
 
 FieldOperator = Literal[*OPERATORS]  # type: ignore[valid-type]  # generated from the registry
+_operators_of = cache(operators_of_type)
 _INTERNAL = ("pos", "kind", "key", "path")  # model fields that no YAML key sets
 HOLDOUT_MAX_PERCENT = 50
 
@@ -325,7 +327,7 @@ class FieldFilter(_Node):
         if text is None:
             raise _problem(f"'op' must be an operator name, not {describe(value)}")
         field_type = cls._type_of(info)
-        allowed = operators_of_type(field_type) if field_type else tuple(OPERATORS)
+        allowed = _operators_of(field_type) if field_type else tuple(OPERATORS)
         try:
             op = handler(text)
         except ValidationError:
