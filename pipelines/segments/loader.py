@@ -23,7 +23,6 @@ from ..errors import UserError
 from .definition_rules import DeclaredFields, read_fields_file
 from .fields import FieldCatalog
 from .gc_pause import gc_paused
-from .graph import find_cycles
 from .model import Audience, Project, Segment, read_definition
 from .problems import Problem, ProblemLog
 from .project_rules import check_cycles, check_keys, runnable_audiences, runnable_segments
@@ -178,23 +177,12 @@ def load_segment_file(path: str | os.PathLike, catalog: FieldCatalog,
     known = {*known_segments, key}  # a reference to itself is reported as a cycle, not as unknown
     references: list = []
     read = f.read(Segment, DeclaredFields(catalog), known, references)
-    graph: dict[str, list[str]] = {}
+    graph: dict[str, list] = {}
     if isinstance(known_segments, Mapping):
-        graph = {other: segment.references() for other, segment in known_segments.items()
+        graph = {other: [(ref, None) for ref in segment.references()] for other, segment in known_segments.items()
                  if other != key and isinstance(segment, Segment)}
-    graph[key] = [ref for ref, _ in references]
-    problems += f.log.problems
-    on_cycle = False
-    for cycle in find_cycles(graph):
-        if key in cycle:
-            # Rotate to start here: the problem belongs to this file, at the filter leading on.
-            loop = cycle[:-1]
-            start = loop.index(key)
-            path_keys = [*loop[start:], *loop[:start], key]
-            node = next(n for ref, n in references if ref == path_keys[1])
-            cycle_log = ProblemLog(f.path)
-            cycle_log.node(node, f"reference cycle: {' -> '.join(path_keys)}")
-            problems += cycle_log.problems
-            on_cycle = True
+    graph[key] = references
+    on_cycle, cycle_problems = check_cycles(graph, {key: f.path}, start=key)
+    problems += f.log.problems + cycle_problems
     segment = read if key in owners and not on_cycle else None
     return segment, sorted(problems)
