@@ -1,6 +1,5 @@
 """Pieces of the fast evaluation path, checked against obvious implementations:
-event counts summed from bit masks, filters evaluated per distinct value,
-and the libyaml-based composer against ruamel's."""
+event counts summed from bit masks and filters evaluated per distinct value."""
 
 from __future__ import annotations
 
@@ -9,14 +8,11 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ruamel.yaml import YAML
-from ruamel.yaml.nodes import MappingNode, ScalarNode
 
 from pipelines.engine import combine
 from pipelines.engine.combine import aggregate_counts
 from pipelines.engine.encoded import gather_luts
 from pipelines.engine.flags import bitmap, bools, one_array
-from pipelines.segments import yaml_tree
 
 
 @settings(max_examples=60, deadline=None)
@@ -53,64 +49,6 @@ def test_aggregate_counts_match_a_plain_count(rows, aggregates, seed, chunk, max
         dense = counts.dense(keys[0], 31)
         expected = {"gte": dense >= value, "lt": dense < value, "is": dense == value}[op]
         assert np.array_equal(holds, expected)
-
-
-def _shape(node):
-    if node is None:
-        return None
-    if isinstance(node, ScalarNode):
-        return ("scalar", node.tag, node.value, node.start_mark.line, node.start_mark.column)
-    if isinstance(node, MappingNode):
-        return ("map", node.tag, node.start_mark.line, node.start_mark.column,
-                [(_shape(k), _shape(v)) for k, v in node.value])
-    return ("seq", node.tag, node.start_mark.line, node.start_mark.column, [_shape(x) for x in node.value])
-
-
-YAML_TEXTS = [
-    "name: x\ngroups:\n  - filters:\n      - {field: state, op: is, value: NY}\n",
-    "a: yes\nb: 0o17\nc: 1_000\nd: !!str 12\ne: &x [1, 2]\nf: *x\ng: 'q'\nh: |\n  lit\ni: ~\nk: 2024-01-01\n",
-    "l: .inf\nm: -.5\nn: 0x1F\no: +12\np: 1e3\nq: True\nr: NO\ns: \"02134\"\nt: 02134\n",
-    "- a\n- b: c\n  d: [1, {e: f}]\n",
-    "",
-    "# a comment only\n",
-    "x: !custom tag\n",
-    "key: value  # trailing comment\nlist:\n- 1\n- two\n",
-    "? complex key\n: value\n",
-    "merge: &base {a: 1}\nother:\n  <<: *base\n  b: 2\n",
-]
-
-
-@pytest.mark.parametrize("text", YAML_TEXTS)
-def test_fast_compose_builds_ruamels_tree(text):
-    composed, fast = yaml_tree._compose_fast(text)
-    slow = YAML(typ="rt").compose(text)
-    if composed:
-        assert _shape(fast) == _shape(slow)
-
-
-@pytest.mark.parametrize("text", ["a: [1, 2\n", "a: b: c\n", "x: 1\n---\ny: 2\n", "%YAML 1.1\n---\na: yes\n",
-                                  "a:\nb: 1\n", "\tbad: tab\n"])
-def test_fast_compose_leaves_what_it_cannot_mirror_to_ruamel(text):
-    composed, root = yaml_tree._compose_fast(text)
-    assert not composed and root is None
-
-
-@given(st.recursive(
-    st.one_of(st.text(min_size=0, max_size=8), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False)),
-    lambda children: st.one_of(st.lists(children, max_size=3),
-                               st.dictionaries(st.text(min_size=1, max_size=5), children, max_size=3)),
-    max_leaves=12,
-))
-@settings(max_examples=150, deadline=None)
-def test_fast_compose_matches_ruamel_on_dumped_values(value):
-    import io
-
-    out = io.StringIO()
-    YAML(typ="rt").dump({"v": value}, out)
-    text = out.getvalue()
-    composed, fast = yaml_tree._compose_fast(text)
-    if composed:
-        assert _shape(fast) == _shape(YAML(typ="rt").compose(text))
 
 
 def test_encoded_list_filters_match_plain_evaluation():

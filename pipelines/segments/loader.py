@@ -19,17 +19,14 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ruamel.yaml.nodes import Node
-
 from ..errors import UserError
-from .definition_rules import DeclaredFields, SegmentReader, read_audience, read_fields_file
+from .definition_rules import DeclaredFields, read_fields_file
 from .fields import FieldCatalog
 from .gc_pause import gc_paused
-from .graph import find_cycles
-from .model import Audience, Project, Segment
+from .model import Audience, Project, Segment, read_definition
 from .problems import Problem, ProblemLog
 from .project_rules import check_cycles, check_keys, runnable_audiences, runnable_segments
-from .yaml_tree import parse_yaml, read_text
+from .yaml_tree import Data, parse_yaml, read_text
 
 FIELDS_FILE = "_fields.yaml"
 AUDIENCES_DIR = "audiences"
@@ -42,7 +39,7 @@ class DefinitionFile:
     kind: str  # "segment" | "audience" | "fields" | "ignored"
     log: ProblemLog = field(init=False)
     parsed: bool = False
-    root: Node | None = None
+    root: Data | None = None
 
     def __post_init__(self) -> None:
         self.log = ProblemLog(self.path)
@@ -55,6 +52,16 @@ class DefinitionFile:
         text = read_text(file_on_disk, self.log)
         if text is not None:
             self.parsed, self.root = parse_yaml(text, self.log)
+
+    def read(self, model: type[Segment | Audience], declared: DeclaredFields, segments: Collection[str],
+             references: list | None = None):  # noqa: ANN201 - the model's type
+        """The definition, or None when anything in the file is wrong (all of it reported)."""
+        if self.root is None:
+            needs = "'name' and 'groups'" if model is Segment else "'include'"
+            self.log.at(1, 1, f"empty file: {'a segment' if model is Segment else 'an audience'} needs {needs}")
+            return None
+        found = read_definition(model, self.root, self.key, self.log, declared, segments, references)
+        return None if self.log.problems else found
 
 
 def discover(defs_dir: str | os.PathLike) -> list[DefinitionFile]:
@@ -109,11 +116,12 @@ def _load_project(root: Path) -> tuple[Project, list[Problem]]:
     for f in segment_files:
         if not f.parsed:
             continue
-        read = SegmentReader(f.log, declared, known_segments=owners).read(f.key, f.root)
+        refs: list = []
+        segment = f.read(Segment, declared, owners, refs)
         if owners.get(f.key) == f.path:
-            references[f.key] = read.references
-            if read.segment is not None:
-                segments[f.key] = read.segment
+            references[f.key] = refs
+            if segment is not None:
+                segments[f.key] = segment
     on_cycle, cycle_problems = check_cycles(references, owners)
     problems += cycle_problems
     segments = runnable_segments({k: s for k, s in segments.items() if k not in on_cycle})
@@ -125,7 +133,7 @@ def _load_project(root: Path) -> tuple[Project, list[Problem]]:
     for f in audience_files:
         if not f.parsed:
             continue
-        audience = read_audience(f.log, f.key, f.root, declared, known_segments=owners)
+        audience = f.read(Audience, declared, owners)
         if audience is not None and audience_owners.get(f.key) == f.path:
             audiences[f.key] = audience
 
@@ -167,24 +175,14 @@ def load_segment_file(path: str | os.PathLike, catalog: FieldCatalog,
     if not f.parsed:
         return None, sorted(problems + f.log.problems)
     known = {*known_segments, key}  # a reference to itself is reported as a cycle, not as unknown
-    read = SegmentReader(f.log, DeclaredFields(catalog), known_segments=known).read(key, f.root)
-    graph: dict[str, list[str]] = {}
+    references: list = []
+    read = f.read(Segment, DeclaredFields(catalog), known, references)
+    graph: dict[str, list] = {}
     if isinstance(known_segments, Mapping):
-        graph = {other: segment.references() for other, segment in known_segments.items()
+        graph = {other: [(ref, None) for ref in segment.references()] for other, segment in known_segments.items()
                  if other != key and isinstance(segment, Segment)}
-    graph[key] = [ref for ref, _ in read.references]
-    problems += f.log.problems
-    on_cycle = False
-    for cycle in find_cycles(graph):
-        if key in cycle:
-            # Rotate to start here: the problem belongs to this file, at the filter leading on.
-            loop = cycle[:-1]
-            start = loop.index(key)
-            path_keys = [*loop[start:], *loop[:start], key]
-            node = next(n for ref, n in read.references if ref == path_keys[1])
-            cycle_log = ProblemLog(f.path)
-            cycle_log.node(node, f"reference cycle: {' -> '.join(path_keys)}")
-            problems += cycle_log.problems
-            on_cycle = True
-    segment = read.segment if key in owners and not on_cycle else None
+    graph[key] = references
+    on_cycle, cycle_problems = check_cycles(graph, {key: f.path}, start=key)
+    problems += f.log.problems + cycle_problems
+    segment = read if key in owners and not on_cycle else None
     return segment, sorted(problems)

@@ -50,15 +50,11 @@ def naive_utc(as_of: datetime | date) -> datetime:
     return as_of
 
 
-def segment_references(project: Project) -> dict[str, list[str]]:
-    return {key: seg.references() for key, seg in project.segments.items()}
-
-
 def evaluation_waves(project: Project) -> list[list[str]]:
     """Segment keys in dependency waves (each sorted). Raises UserError on an
     unknown reference or a cycle; the validator reports these first, so this is
     a guard for models built by hand."""
-    refs = segment_references(project)
+    refs = {key: seg.references() for key, seg in project.segments.items()}
     for key, targets in refs.items():
         for target in targets:
             if target not in refs:

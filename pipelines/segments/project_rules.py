@@ -37,15 +37,21 @@ def check_keys(files: Iterable[tuple[str, str]], kind: str) -> tuple[dict[str, s
     return owners, problems
 
 
-def check_cycles(references: Mapping[str, Sequence[tuple[str, Node]]],
-                 paths: Mapping[str, str]) -> tuple[set[str], list[Problem]]:
+def check_cycles(references: Mapping[str, Sequence[tuple[str, Node | None]]], paths: Mapping[str, str],
+                 start: str | None = None) -> tuple[set[str], list[Problem]]:
     """Reference cycles, each reported once as `a -> b -> a` on the filter in
-    segment `a` (the cycle's smallest key) that points at `b`. Returns the keys on
-    any cycle and the problems."""
+    segment `a` that points at `b`: `a` is `start` (only cycles through it are
+    reported), else the cycle's smallest key. Returns the keys on any reported
+    cycle and the problems."""
     graph = {key: [ref for ref, _ in refs] for key, refs in references.items()}
     on_cycle: set[str] = set()
     problems: list[Problem] = []
     for cycle in find_cycles(graph):
+        if start is not None:
+            if start not in cycle:
+                continue
+            loop = cycle[:-1]
+            cycle = [*loop[loop.index(start):], *loop[:loop.index(start)], start]
         on_cycle.update(cycle)
         first, second = cycle[0], cycle[1]
         node = next(n for ref, n in references[first] if ref == second)

@@ -2,8 +2,8 @@
 
 The rules live next to what they check:
 - `yaml_tree.py`: YAML syntax, duplicate keys, non-text keys;
-- `definition_rules.py`: one file's structure (segments, groups, filters,
-  event filters, audiences, `_fields.yaml`);
+- `model.py`: segments and audiences, validated by their pydantic models;
+- `definition_rules.py`: `_fields.yaml`;
 - `value_rules.py`: the `value` of each operator;
 - `project_rules.py`: keys from file names, duplicate keys, reference cycles.
 Unknown segment references are checked while reading, against all segment keys.

@@ -5,6 +5,8 @@ Python objects because it gives, for every scalar, its start mark, the exact
 source text and the tag YAML resolved. That lets the rules point at the
 offending node, report duplicate keys as problems instead of exceptions, and
 keep a plain `02134` as the text the user wrote when the slot is a string.
+`to_data` then turns the tree into the plain dicts and lists the models
+validate, keeping every node for positions (one pass, ruamel the one parser).
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import math
 from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
-from ruamel.yaml.resolver import VersionedResolver
 
 from .problems import ProblemLog
 
@@ -30,9 +32,6 @@ BOOL = "tag:yaml.org,2002:bool"
 NULL = "tag:yaml.org,2002:null"
 TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _SCALAR_TAGS = {STR, INT, FLOAT, BOOL, NULL, TIMESTAMP}
-MAP = "tag:yaml.org,2002:map"
-SEQ = "tag:yaml.org,2002:seq"
-_RESOLVER = VersionedResolver()  # YAML 1.2, as ruamel's round-trip loader
 
 
 # A definition is a few KB; a bigger file is a mistake or an attack (validate reads it whole).
@@ -65,54 +64,6 @@ def read_text(path: Path, log: ProblemLog) -> str | None:
         return None
 
 
-class _Text:
-    """Plain-string tags for the nodes built below: ruamel's `Node.tag` rebuilds a
-    string from a `Tag` object on every read, and the rules read it often."""
-
-    __slots__ = ()
-
-    @property
-    def tag(self) -> str:
-        return self.ctag
-
-
-class _Scalar(_Text, ScalarNode):
-    __slots__ = ()
-
-
-class _Sequence(_Text, SequenceNode):
-    __slots__ = ()
-
-
-class _Mapping(_Text, MappingNode):
-    __slots__ = ()
-
-
-def _node(cls: type, tag: str, value, start, end, style=None) -> Node:
-    node = cls.__new__(cls)
-    node.ctag, node.value, node.start_mark, node.end_mark = tag, value, start, end
-    node.comment = node.anchor = None
-    if cls is _Scalar:
-        node.style = style
-    else:
-        node.flow_style = style
-        if cls is _Mapping:
-            node.merge = None
-    return node
-
-
-_resolved: dict[str, str] = {}
-
-
-def _resolve_plain(value: str) -> str:
-    tag = _resolved.get(value)
-    if tag is None:
-        tag = str(_RESOLVER.resolve(ScalarNode, value, (True, False)))
-        if len(_resolved) < 65_536:
-            _resolved[value] = tag
-    return tag
-
-
 class _Anchored(Exception):
     """An anchor or alias, at this (0-based) mark."""
 
@@ -137,87 +88,15 @@ def _first_anchor(root: Node | None):
     return None
 
 
-_OTHER_LINE_BREAKS = ("\x85", "\u2028", "\u2029", "\r")
-
-
-def _compose_fast(text: str) -> tuple[bool, Node | None]:
-    """The node tree `YAML(typ="rt").compose` gives, built from libyaml's parse
-    events (PyYAML's C parser: ~40x faster than ruamel's pure-Python scanner).
-
-    Only the syntax comes from libyaml (positions included: the same 0-based
-    line and column of each node's start). Tags of plain scalars are resolved by
-    ruamel's YAML 1.2 resolver, as the ruamel composer does (libyaml's own
-    resolver is YAML 1.1: `yes` would be a boolean there). Anything this does
-    not mirror exactly (a syntax error, whose message and position must be
-    ruamel's, an empty value, a `%YAML` directive, a second document, an
-    anchor or alias, no libyaml) returns (False, None) and the caller composes
-    with ruamel instead.
-    """
-    # libyaml and ruamel count lines differently around YAML's other line
-    # breaks (NEL, LS, PS, a lone CR): leave such files to ruamel.
-    if any(ch in text for ch in _OTHER_LINE_BREAKS):
-        return False, None
+def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Data | None]:
+    """(parsed, root as `to_data` gives it). An empty document parses to None;
+    syntax errors are reported at the parser's mark and give (False, None)."""
     try:
-        import yaml
-        from yaml import CSafeLoader
-    except ImportError:
-        return False, None
-    events = yaml.events
-    stack: list[list] = []  # [node, items] of open collections
-    root: Node | None = None
-    documents = 0
-    try:
-        for event in yaml.parse(text, Loader=CSafeLoader):
-            kind = type(event)
-            if kind is events.AliasEvent or getattr(event, "anchor", None) is not None:
-                return False, None  # refused after ruamel composes it (parse_yaml), at ruamel's mark
-            if kind is events.ScalarEvent:
-                if event.value == "" and event.implicit[0]:
-                    return False, None  # an empty value: ruamel places it differently
-                if event.tag is None:
-                    tag = _resolve_plain(event.value) if event.implicit[0] else STR
-                else:
-                    tag = STR if event.tag == "!" else event.tag
-                node: Node = _node(_Scalar, tag, event.value, event.start_mark, event.end_mark, event.style)
-            elif kind is events.SequenceStartEvent or kind is events.MappingStartEvent:
-                mapping = kind is events.MappingStartEvent
-                tag = event.tag if event.tag not in (None, "!") else (MAP if mapping else SEQ)
-                node = _node(_Mapping if mapping else _Sequence, tag, [], event.start_mark, None,
-                             event.flow_style)
-                stack.append([node, []])
-                continue
-            elif kind is events.SequenceEndEvent or kind is events.MappingEndEvent:
-                node, items = stack.pop()
-                node.end_mark = event.end_mark
-                node.value = list(zip(items[::2], items[1::2], strict=True)) if isinstance(node, MappingNode) \
-                    else items
-            elif kind is events.DocumentStartEvent:
-                documents += 1
-                if documents > 1 or event.version is not None or event.tags:
-                    return False, None
-                continue
-            else:  # stream start/end, document end
-                continue
-            if stack:
-                stack[-1][1].append(node)
-            else:
-                root = node
-    except Exception:  # noqa: BLE001 - any doubt: let ruamel compose (and word the error)
-        return False, None
-    return True, root
-
-
-def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Node | None]:
-    """(parsed, root node). An empty document parses to None; syntax errors are
-    reported at the parser's mark and give (False, None)."""
-    try:
-        composed, root = _compose_fast(text)
-        if not composed:
-            root = YAML(typ="rt").compose(text)
-            anchored = _first_anchor(root)
-            if anchored is not None:
-                raise _Anchored(anchored.start_mark)
-        return True, root
+        root = YAML(typ="rt").compose(text)
+        anchored = _first_anchor(root)
+        if anchored is not None:
+            raise _Anchored(anchored.start_mark)
+        return True, None if root is None else to_data(root)
     except _Anchored as found:
         log.at(found.mark.line + 1, found.mark.column + 1, ANCHOR_MESSAGE)
     except MarkedYAMLError as exc:
@@ -250,16 +129,8 @@ def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Node | None]:
 # -- node kinds ---------------------------------------------------------------
 
 
-def is_map(node: object) -> bool:
-    return isinstance(node, MappingNode)
-
-
 def is_seq(node: object) -> bool:
     return isinstance(node, SequenceNode)
-
-
-def is_scalar(node: object) -> bool:
-    return isinstance(node, ScalarNode)
 
 
 def is_null(node: object) -> bool:
@@ -268,15 +139,16 @@ def is_null(node: object) -> bool:
 
 def describe(node: object) -> str:
     """A short phrase for messages: what the user actually wrote."""
+    node = node_of(node)
     if node is None or is_null(node):
         return "an empty value"
-    if is_map(node):
+    if isinstance(node, MappingNode):
         return "a mapping"
-    if is_seq(node):
+    if isinstance(node, SequenceNode):
         return "an empty list" if not node.value else "a list"
     assert isinstance(node, ScalarNode)
     kind = {STR: "the text", INT: "the number", FLOAT: "the number", BOOL: "the boolean",
-            TIMESTAMP: "the date"}.get(node.tag, f"a {node.tag} value")
+            TIMESTAMP: "the date"}.get(str(node.tag), f"a {node.tag} value")
     text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
     return f"{kind} {text!r}" if node.tag == STR else f"{kind} {text}"
 
@@ -339,31 +211,61 @@ def text_of(node: object) -> str | None:
 # -- mappings -------------------------------------------------------------------
 
 
-Entries = dict[str, tuple[Node, Node]]
+class YamlMap(dict):
+    """A mapping's entries (key text -> value) with its node, each key's node, and
+    its key problems (reported by whoever reads the mapping as one: a mapping given
+    where a value belongs is reported once, as the wrong value)."""
+
+    __slots__ = ("key_nodes", "key_problems", "node")
+    key_nodes: dict[str, Node]
+    key_problems: list[tuple[Node, str]]
+    node: MappingNode
+
+    def report_keys(self, log: ProblemLog) -> None:
+        for node, message in self.key_problems:
+            log.node(node, message)
 
 
-def entries(node: MappingNode, log: ProblemLog) -> Entries:
-    """key text -> (key node, value node); reports non-text and duplicate keys."""
-    out: Entries = {}
+class YamlSeq(list):
+    """A sequence's items with its node."""
+
+    __slots__ = ("node",)
+    node: SequenceNode
+
+
+Data = YamlMap | YamlSeq | ScalarNode
+
+
+def to_data(node: Node) -> Data:
+    """Mappings as YamlMap, sequences as YamlSeq, scalars stay nodes (their tag
+    and source text decide how a slot reads them). The first of duplicate keys is
+    kept; non-text keys are left out."""
+    if isinstance(node, ScalarNode):
+        return node
+    if isinstance(node, SequenceNode):
+        items = YamlSeq(to_data(item) for item in node.value)
+        items.node = node
+        return items
+    assert isinstance(node, MappingNode)
+    out = YamlMap()
+    out.node, out.key_nodes, out.key_problems = node, {}, []
     for key_node, value_node in node.value:
         if not isinstance(key_node, ScalarNode) or is_null(key_node):
-            log.node(key_node, f"a key must be plain text, not {describe(key_node)}")
-            continue
-        key = key_node.value
-        if key in out:
-            first = out[key][0].start_mark.line + 1
-            log.node(key_node, f"duplicate key '{key}' (first given on line {first})")
-            continue
-        out[key] = (key_node, value_node)
+            out.key_problems.append((key_node, f"a key must be plain text, not {describe(key_node)}"))
+        elif key_node.value in out:
+            first = out.key_nodes[key_node.value].start_mark.line + 1
+            out.key_problems.append((key_node, f"duplicate key '{key_node.value}' (first given on line {first})"))
+        else:
+            out[key_node.value], out.key_nodes[key_node.value] = to_data(value_node), key_node
     return out
 
 
-def closest(word: str, choices: Iterable[str]) -> str | None:
-    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return found[0] if found else None
+def node_of(data: object) -> Any:
+    """The YAML node behind a value of `to_data`."""
+    return getattr(data, "node", data)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """" — did you mean 'x'?" or "" (an em dash, as the spec's examples)."""
-    match = closest(word, choices)
-    return f" — did you mean '{match}'?" if match else ""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" — did you mean '{match[0]}'?" if match else ""

@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML
 
 FIELDS = {
     "subscriber_fields": {"loyalty_points": "integer", "vip": "boolean"},
@@ -160,8 +160,9 @@ class Definitions:
         if defs.exists():
             shutil.rmtree(defs)
         (defs / "audiences").mkdir(parents=True)
-        (defs / "_fields.yaml").write_text(yaml.safe_dump(FIELDS))
+        dumper = YAML(typ="safe", pure=True)
+        dumper.dump(FIELDS, defs / "_fields.yaml")
         for key, body in self.segments.items():
-            (defs / f"{key}.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+            dumper.dump(body, defs / f"{key}.yaml")
         for key, body in self.audiences.items():
-            (defs / "audiences" / f"{key}.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+            dumper.dump(body, defs / "audiences" / f"{key}.yaml")
