@@ -7,13 +7,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.publish.history_files import membership_view_sql
 from pipelines.publish.membership_files import (
     PartsWriter,
     membership_files,
     part_path,
     read_membership,
 )
+from pipelines.publish.relations import RELATIONS
 
 SCHEMA = pa.schema([("segment", pa.string()), ("subscriber_id", pa.string())])
 
@@ -72,6 +72,11 @@ def test_a_failed_write_closes_every_file_and_raises(tmp_path):
     with pytest.raises(ValueError):
         writer.close()
     assert pq.read_metadata(main).num_rows == 2
+
+
+def membership_view_sql(version_dir) -> str:
+    relation = next(r for r in RELATIONS if r.name == "segment_membership")
+    return f"CREATE VIEW segment_membership AS {relation.query(version_dir).sql(dialect='duckdb')}"
 
 
 def test_the_catalog_view_reads_every_file(tmp_path):
