@@ -34,8 +34,6 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from . import schemas
-from .membership_files import read_membership
-from .versions import relation_path
 
 HISTORY_DIR = "history"
 MANIFEST = "manifest.json"
@@ -45,17 +43,6 @@ COMPACT_AFTER = 32
 
 # The schema of the rows each kind of file holds.
 KIND_SCHEMAS = {"changes": schemas.CHANGES, "closed": schemas.HISTORY, "sizes": schemas.SIZES}
-
-# segment_membership.parquet in this layout.
-OPEN_STAYS = pa.schema([
-    ("segment", schemas.STR),
-    ("subscriber_id", schemas.STR),
-    ("valid_from", schemas.TS),
-    ("entered_run_id", schemas.STR),
-])
-# Few distinct values: dictionary-encoded (and run-length encoded) in Parquet.
-OPEN_STAYS_DICTIONARY = ["segment", "valid_from", "entered_run_id"]
-
 
 @dataclass
 class Manifest:
@@ -134,12 +121,6 @@ def extend_manifest(base_dir: Path | None, staging: Path, deltas: dict[str, pa.T
             manifest.files[kind] = [compacted]
     write_manifest(staging, manifest)
     return manifest
-
-
-def open_stays(version_dir: Path) -> pa.Table:
-    """segment, subscriber_id, valid_from, entered_run_id of the current members."""
-    membership = read_membership(relation_path(version_dir, "segment_membership"))
-    return schemas.conform(membership, OPEN_STAYS, what="segment_membership")
 
 
 def write_flags(flags: pa.Table, target: Path) -> None:
