@@ -111,17 +111,6 @@ def closure(segments: Mapping[str, Segment], keys: Iterable[str]) -> dict[str, S
     return out
 
 
-def dependants(segments: Mapping[str, Segment], key: str) -> list[str]:
-    """Segments that read `key`, directly or through others (sorted)."""
-    found: set[str] = set()
-    frontier = {key}
-    while frontier:
-        frontier = {k for k, s in segments.items() if k not in found and set(s.references()) & frontier}
-        found |= frontier
-    found.discard(key)
-    return sorted(found)
-
-
 # --------------------------------------------------------------------------- clock and inputs
 
 
@@ -260,7 +249,6 @@ __all__ = [
     "Inputs",
     "audience_files",
     "closure",
-    "dependants",
     "did_you_mean",
     "display_value",
     "evaluate_segments",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -89,7 +89,6 @@ class HistoryDelta:
     members: int = 0
     entered: int = 0
     exited: int = 0
-    extra: dict = field(default_factory=dict)
 
     def run_sizes(self, run_id: str | None = None) -> pa.Table:
         return self.sizes
