@@ -11,11 +11,18 @@ from pipelines.publish.membership_files import (
     PartsWriter,
     membership_files,
     part_path,
-    read_membership,
 )
 from pipelines.publish.relations import RELATIONS
 
 SCHEMA = pa.schema([("segment", pa.string()), ("subscriber_id", pa.string())])
+
+
+def read_membership(main) -> pa.Table:
+    """The relation as the warehouse's view reads it, in (segment, subscriber_id) order."""
+    relation = next(r for r in RELATIONS if r.name == "segment_membership")
+    query = relation.query(main.parent).order_by("segment", "subscriber_id")
+    with duckdb.connect() as con:
+        return con.sql(query.sql(dialect="duckdb")).to_arrow_table()
 
 
 def groups(count: int, size: int) -> list[pa.Table]:
