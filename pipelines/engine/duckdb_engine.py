@@ -55,7 +55,6 @@ from .encoded import Precomputed, ValueEvaluator, precompute
 from .flags import bitmap, sort_by_id
 from .tables import conform, decode_dictionaries
 
-FLAGS = "flags"
 BASE = "base"
 
 _shared: duckdb.DuckDBPyConnection | None = None
