@@ -222,7 +222,7 @@ def extend_history(
 
     base_dir = base.version_dir if base else None
     prev_flags = read_flags(base_dir)
-    if base_dir is not None and prev_flags is None:
+    if base is not None and prev_flags is None:
         raise ValueError(f"base version {base.version} has no membership flags")
     prev_keys = flag_keys(prev_flags) if prev_flags is not None else []
     # Segments of the base version get a sizes row even without members.

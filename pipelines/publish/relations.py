@@ -96,7 +96,8 @@ FROM pairs p JOIN sizes sa ON sa.segment = p.segment_a JOIN sizes sb ON sb.segme
 
 
 def _overlap(version_dir: Path) -> exp.Expression:
-    return sqlglot.parse_one(_OVERLAP, dialect="duckdb").subquery("overlap")
+    return exp.Subquery(this=sqlglot.parse_one(_OVERLAP, dialect="duckdb"), alias=exp.TableAlias(
+        this=exp.to_identifier("overlap")))
 
 
 # In the order the catalog creates them (and the README lists them).
