@@ -363,10 +363,12 @@ def task_floor(args) -> dict:
     inputs into Arrow, and write the published membership relation (the rows of
     the last version's segment_membership, with the writer settings a run uses)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     from pipelines.lake.snapshots import read_events, read_snapshot, snapshot_at_or_before
     from pipelines.publish.flag_history import OPEN_STAYS_WRITE_OPTIONS
-    from pipelines.publish.membership_files import PartsWriter, membership_files, read_membership
+    from pipelines.publish.membership_files import PartsWriter, membership_files
     from pipelines.refresh import load_valid_project
     from pipelines.segments.plan import build_plan
 
@@ -380,7 +382,11 @@ def task_floor(args) -> dict:
     read = time.perf_counter() - started
     rows = subscribers.num_rows + events.num_rows
     del subscribers, events
-    membership = read_membership(Path(args.out)).combine_chunks()
+    membership = pa.concat_tables(pq.read_table(f) for f in membership_files(Path(args.out)))
+    keys = pa.table({"segment": membership.column("segment").cast(pa.string()),
+                     "subscriber_id": membership.column("subscriber_id")})  # the order a run writes
+    membership = membership.take(pc.sort_indices(keys, [("segment", "ascending"), ("subscriber_id", "ascending")]))
+    membership = membership.combine_chunks()
     target = Path(args.out).with_name("floor-membership.parquet")
     started = time.perf_counter()  # as a run writes it: row groups dealt to files written in parallel
     writer = PartsWriter(target, membership.schema, **OPEN_STAYS_WRITE_OPTIONS)

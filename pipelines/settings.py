@@ -58,10 +58,6 @@ class Paths:
         return self.data / "warehouse.duckdb"
 
     @property
-    def dagster_home(self) -> Path:
-        return self.data / "dagster_home"
-
-    @property
     def lock_file(self) -> Path:
         return self.data / ".run.lock"
 

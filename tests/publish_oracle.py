@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from pipelines.clock import to_naive_utc
 from pipelines.publish import schemas
 from pipelines.publish.history import history_base
-from pipelines.publish.history_files import _concat, _read_kind, open_stays, read_manifest
+from pipelines.publish.relations import RELATIONS
 from pipelines.publish.scratch import scratch_connection
 from pipelines.publish.state import PublishedState
 from pipelines.publish.versions import relation_path
@@ -49,26 +49,17 @@ class HistoryResult:
 
 
 def read_relation(version_dir: Path | None, relation: str) -> pa.Table:
-    """A full history relation of a version ; empty without a version."""
+    """A full history relation of a version, as its warehouse view reads it; empty without a version."""
     schema = {"segment_membership_history": schemas.HISTORY, "membership_changes": schemas.CHANGES,
               "segment_sizes": schemas.SIZES}[relation]
     if version_dir is None:
         return schema.empty_table()
-    manifest = read_manifest(version_dir)
-    if relation == "membership_changes":
-        return _read_kind(version_dir, manifest, "changes")
-    if relation == "segment_sizes":
-        return _read_kind(version_dir, manifest, "sizes")
-    stays = open_stays(version_dir)
-    current = pa.table({
-        "segment": stays.column("segment"),
-        "subscriber_id": stays.column("subscriber_id"),
-        "valid_from": stays.column("valid_from"),
-        "valid_to": pa.nulls(stays.num_rows, schemas.TS),
-        "entered_run_id": stays.column("entered_run_id"),
-        "exited_run_id": pa.nulls(stays.num_rows, schemas.STR),
-    })
-    return _concat([_read_kind(version_dir, manifest, "closed"), current], schemas.HISTORY)
+    query = next(r for r in RELATIONS if r.name == relation).query(version_dir)
+    con = scratch_connection()
+    try:
+        return con.sql(query.sql(dialect="duckdb")).to_arrow_table().cast(schema)
+    finally:
+        con.close()
 
 
 def _read_version(version_dir: Path | None, relation: str, schema: pa.Schema) -> pa.Table:

@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.publish import schemas
-from pipelines.publish.audiences import Suppressions, compute_recipients, suppression_violations
+from pipelines.publish.audiences import Suppressions, compute_recipients
 from pipelines.segments.fields import STATUSES
 from pipelines.segments.model import Holdout
 
 try:  # tests/ on sys.path (no tests/__init__.py)
-    from test_publish_support import make_project, membership_table
+    from test_publish_support import make_project, membership_table, violations
 except ModuleNotFoundError:  # tests/ is a package
-    from tests.test_publish_support import make_project, membership_table
+    from tests.test_publish_support import make_project, membership_table, violations
 
 IDS = [f"p{i}" for i in range(10)]
 ADDRESSES = ["a@x.io", "A@X.io", " a@x.io", "b@x.io", "B@x.IO", "c@x.io", "d@x.io"]
@@ -79,7 +79,7 @@ def test_no_suppressed_address_one_row_per_address_and_a_stable_holdout(snapshot
                        "status": ["unsubscribed"] * len(held), "reason": ["q"] * len(held)}, schema=schemas.HELD_ROWS),
     )
     recipients = compute_recipients(project, membership_table(members), subscribers, "r", suppressions)
-    assert suppression_violations(recipients, subscribers, suppressions) == 0
+    assert violations(recipients, subscribers, suppressions) == 0
     rows = recipients.to_pylist()
     for key, audience in audiences.items():
         got = {r["subscriber_id"]: r["group"] for r in rows if r["audience"] == key}

@@ -7,15 +7,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.publish.history_files import membership_view_sql
 from pipelines.publish.membership_files import (
     PartsWriter,
     membership_files,
     part_path,
-    read_membership,
 )
+from pipelines.publish.relations import RELATIONS
 
 SCHEMA = pa.schema([("segment", pa.string()), ("subscriber_id", pa.string())])
+
+
+def read_membership(main) -> pa.Table:
+    """The relation as the warehouse's view reads it, in (segment, subscriber_id) order."""
+    relation = next(r for r in RELATIONS if r.name == "segment_membership")
+    query = relation.query(main.parent).order_by("segment", "subscriber_id")
+    with duckdb.connect() as con:
+        return con.sql(query.sql(dialect="duckdb")).to_arrow_table()
 
 
 def groups(count: int, size: int) -> list[pa.Table]:
@@ -72,6 +79,11 @@ def test_a_failed_write_closes_every_file_and_raises(tmp_path):
     with pytest.raises(ValueError):
         writer.close()
     assert pq.read_metadata(main).num_rows == 2
+
+
+def membership_view_sql(version_dir) -> str:
+    relation = next(r for r in RELATIONS if r.name == "segment_membership")
+    return f"CREATE VIEW segment_membership AS {relation.query(version_dir).sql(dialect='duckdb')}"
 
 
 def test_the_catalog_view_reads_every_file(tmp_path):

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipelines.segments.fields import FieldCatalog
 from pipelines.segments.model import Audience, FieldFilter, Group, Project, Segment
@@ -119,6 +121,16 @@ def publish(paths: Paths, project: Project, as_of: datetime, members: dict[str, 
     staged = stage_version(paths, **stage_args(paths, project, as_of, members, statuses, run_id=run_id,
                                                fingerprint=fingerprint, quarantine=quarantine))
     return publish_version(paths, staged, keep_versions)
+
+
+def violations(recipients: pa.Table, subscribers: pa.Table, suppressions=None) -> int:
+    """`suppression_violations` of recipients written as a run writes them: a Parquet file."""
+    from pipelines.publish.audiences import suppression_violations
+
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "recipients.parquet"
+        pq.write_table(recipients, target)
+        return suppression_violations(target, subscribers, suppressions)
 
 
 def query(paths: Paths, sql: str, params=None) -> list[tuple]:

@@ -19,7 +19,8 @@ import pytest
 
 from pipelines.errors import UserError
 from pipelines.publish import current_state, open_warehouse, record_failed_run, writer_lock
-from pipelines.publish.catalog import CATALOG_OBJECTS, HISTORY_RELATIONS, SQL_VIEWS_DIR
+from pipelines.publish.catalog import check_relation
+from pipelines.publish.relations import MACROS, RELATIONS
 
 try:  # tests/ on sys.path (no tests/__init__.py)
     from test_publish_support import (
@@ -74,24 +75,60 @@ def warehouse(tmp_path_factory):
     return paths
 
 
-def test_relations_have_the_contract_columns(warehouse):
-    required = {
-        "subscribers": ["subscriber_id", "email", "status", "first_name", "last_name", "signup_form", "city",
-                        "state", "country", "postal_code", "age", "created_at", "tags", "loyalty_points", "vip"],
-        "segments": ["segment", "name", "description", "definition_sha256", "members", "sql"],
-        "segment_membership": ["segment", "subscriber_id"],
-        "segment_membership_history": ["segment", "subscriber_id", "valid_from", "valid_to"],
-        "membership_changes": ["run_id", "as_of", "segment", "subscriber_id", "change"],
-        "segment_sizes": ["run_id", "as_of", "segment", "members", "entered", "exited"],
-        "runs": ["run_id", "as_of", "snapshot", "started_at", "finished_at", "status"],
-        "recipients": ["audience", "subscriber_id", "email", "first_name", "city", "loyalty_points", "tags",
-                       "created_at", "vip", "run_id"],
-        "quarantine": ["file", "row_number", "reason", "raw"],
-        "segment_overlap": ["segment_a", "segment_b", "shared_members"],
-    }
-    for relation, columns in required.items():
-        names = [r[0] for r in query(warehouse, f"DESCRIBE {relation}")]
-        assert set(columns) <= set(names), relation
+# The relations of docs/data-contract (Published tables) with their columns, to the letter.
+CONTRACT = {
+    "subscribers": ["subscriber_id", "email", "status"],  # + every standard and declared field, below
+    "segments": ["segment", "name", "description", "definition_sha256", "members", "sql"],
+    "segment_membership": ["segment", "subscriber_id"],
+    "segment_membership_history": ["segment", "subscriber_id", "valid_from", "valid_to"],
+    "membership_changes": ["run_id", "as_of", "segment", "subscriber_id", "change"],
+    "segment_sizes": ["run_id", "as_of", "segment", "members", "entered", "exited"],
+    "runs": ["run_id", "as_of", "snapshot", "started_at", "finished_at", "status"],
+    "recipients": ["audience", "subscriber_id", "email", "group", "run_id"],  # + the audience's fields
+    "suppressions": ["email", "reason", "source", "suppressed_at"],
+    "quarantine": ["file", "row_number", "reason", "raw"],
+}
+
+
+def test_registry_contract_readme_and_warehouse_agree(warehouse):
+    registry = {r.name: r for r in RELATIONS}
+    for name, columns in CONTRACT.items():
+        assert set(columns) <= set(registry[name].columns), name
+    # The published catalog holds exactly the registry's views and macros...
+    views = query(warehouse, "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name")
+    assert [v for (v,) in views] == sorted(registry)
+    macros = query(warehouse, "SELECT DISTINCT function_name FROM duckdb_functions() "
+                              "WHERE function_type IN ('macro', 'table_macro') AND NOT internal")
+    assert sorted(m for (m,) in macros) == sorted(MACROS)
+    # ...each with its registered columns (in order, unless the files add more).
+    for relation in RELATIONS:
+        names = [r[0] for r in query(warehouse, f"DESCRIBE {relation.name}")]
+        if relation.more_columns:
+            assert set(relation.columns) <= set(names), relation.name
+        else:
+            assert names == list(relation.columns), relation.name
+    assert {"email", "first_name", "city", "loyalty_points", "tags", "created_at", "vip"} <= {
+        r[0] for r in query(warehouse, "DESCRIBE recipients")}
+    standard = ["subscriber_id", "email", "status", "first_name", "last_name", "signup_form", "city", "state",
+                "country", "postal_code", "age", "created_at", "tags", "loyalty_points", "vip"]
+    assert set(standard) <= {r[0] for r in query(warehouse, "DESCRIBE subscribers")}
+    # The README's table of relations says what the registry says.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("## Querying as an analyst")[1]
+    rows = [line.split(" | ", 1) for line in readme.split("\n\n| relation |")[1].split("\n\n")[0].splitlines()[2:]]
+    assert [(name.strip("|` "), holds.rstrip(" |")) for name, holds in rows] == [
+        *((r.name, r.holds) for r in RELATIONS),
+        ("segment_members_at(segment, ts)", "table macro: who was a member at `ts`")]
+
+
+def test_a_view_without_its_registered_columns_is_refused():
+    relation = next(r for r in RELATIONS if r.name == "segment_membership")
+    with duckdb.connect() as con:
+        con.execute("CREATE VIEW segment_membership AS SELECT 'a' AS segment")
+        with pytest.raises(ValueError, match="segment_membership lacks column.s. subscriber_id"):
+            check_relation(con, relation)
+
+
+def test_the_subscribers_relation_is_typed_and_complete(warehouse):
     types = dict(query(warehouse, "SELECT column_name, column_type FROM (DESCRIBE subscribers)"))
     assert types["tags"] == "VARCHAR[]" and types["created_at"] == "TIMESTAMP" and types["age"] == "BIGINT"
     assert types["loyalty_points"] == "BIGINT" and types["vip"] == "BOOLEAN"
@@ -154,8 +191,7 @@ def test_removed_audience_loses_its_folder_but_not_foreign_files(tmp_path):
 
 def _snapshot_all(paths) -> dict[str, list[tuple]]:
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        return {name: con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall()
-                for name in CATALOG_OBJECTS if name not in ("utc_timestamp", "segment_members_at")}
+        return {r.name: con.execute(f"SELECT * FROM {r.name} ORDER BY ALL").fetchall() for r in RELATIONS}
 
 
 def test_same_as_of_and_inputs_twice_changes_nothing(tmp_path):
@@ -266,12 +302,6 @@ def test_open_warehouse_sees_the_new_state_while_an_old_connection_is_open(tmp_p
         assert current_state(paths).run_id == "two"
     finally:
         old.close()
-
-
-def test_every_view_file_is_part_of_the_catalog():
-    # The history relations and segment_membership are generated over their files (history_files.py).
-    generated = {*HISTORY_RELATIONS, "segment_membership"}
-    assert sorted(p.stem for p in SQL_VIEWS_DIR.glob("*.sql")) == sorted(set(CATALOG_OBJECTS) - generated)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])

@@ -111,17 +111,6 @@ def closure(segments: Mapping[str, Segment], keys: Iterable[str]) -> dict[str, S
     return out
 
 
-def dependants(segments: Mapping[str, Segment], key: str) -> list[str]:
-    """Segments that read `key`, directly or through others (sorted)."""
-    found: set[str] = set()
-    frontier = {key}
-    while frontier:
-        frontier = {k for k, s in segments.items() if k not in found and set(s.references()) & frontier}
-        found |= frontier
-    found.discard(key)
-    return sorted(found)
-
-
 # --------------------------------------------------------------------------- clock and inputs
 
 
@@ -216,21 +205,13 @@ def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Ta
 @contextmanager
 def published_connection(paths: Paths, *, required: bool = False):
     """A read-only connection to the published warehouse, or None when there is none."""
-    from ..publish.catalog import open_warehouse as open_published
+    from ..warehouse_query import open_warehouse
 
-    if not Path(paths.warehouse).exists():
-        if required:
-            raise UserError(f"no warehouse at {paths.warehouse}: run `segments run` first")
+    if not required and not Path(paths.warehouse).exists():
         yield None
         return
-    try:
-        con = open_published(paths)  # re-points the views first if the data folder moved
-    except duckdb.Error as error:
-        raise UserError(f"cannot open {paths.warehouse}: {str(error).splitlines()[0]}") from None
-    try:
+    with open_warehouse(paths) as con:
         yield con
-    finally:
-        con.close()
 
 
 def published_segments(con) -> dict[str, dict]:
@@ -260,7 +241,6 @@ __all__ = [
     "Inputs",
     "audience_files",
     "closure",
-    "dependants",
     "did_you_mean",
     "display_value",
     "evaluate_segments",

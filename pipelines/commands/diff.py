@@ -21,12 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import UserError
+from ..segments.graph import dependents_of
 from ..segments.model import Audience, Project
 from ..settings import Paths
 from .common import (
     DefinitionProblems,
     closure,
-    dependants,
     evaluate_segments,
     load_definitions,
     load_inputs,
@@ -102,7 +102,8 @@ def diff(paths: Paths, key: str, *, engine: str = "duckdb", sample_size: int = D
             raise UserError(unknown_segment_message(key, {*defs.files, *published}))
 
         inputs = load_inputs(paths, project, state.as_of, snapshot_source=state.snapshot)
-        affected = [key] if status == "deleted" else [key, *dependants(project.segments, key)]
+        references = {k: s.references() for k, s in project.segments.items()}
+        affected = [key] if status == "deleted" else [key, *dependents_of(references, key)]
         live = [k for k in affected if k in project.segments]
         after = evaluate_segments(project, closure(project.segments, live), inputs, engine=engine)
         after = after.filter(pc.is_in(after.column("segment"), value_set=pa.array(affected, pa.string())))

@@ -45,19 +45,13 @@ def evaluate(
     (extra columns are ignored; a missing optional column counts as all missing).
     `as_of` is naive UTC (an aware datetime is converted).
     """
-    if engine == "duckdb":
-        from .duckdb_engine import evaluate_duckdb
-
-        return evaluate_duckdb(project, subscribers, events, naive_utc(as_of))
-    if engine == "polars":
-        from .polars_engine import evaluate_polars
-
-        return evaluate_polars(project, subscribers, events, naive_utc(as_of))
     if engine == "spark":
         from .spark_engine import evaluate_spark  # imports pyspark only when it runs
 
         return evaluate_spark(project, subscribers, events, naive_utc(as_of))
-    raise UserError(f"unknown engine '{engine}' (choose one of: {', '.join(ALL_ENGINES)})")
+    from .flags import flags_to_membership
+
+    return flags_to_membership(evaluate_flags(project, subscribers, events, as_of, engine=engine))
 
 
 def evaluate_flags(

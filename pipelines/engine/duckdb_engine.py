@@ -8,10 +8,9 @@ Shape of the work (each step one statement, values only as sqlglot literals):
 3. `wave_0`, `wave_1`, ...: each adds one boolean column per segment of the
    wave (`"segment:KEY"`); later waves read earlier waves' columns. These CTEs
    chain into one query materialized as the temp table `flags`.
-4. `flags` is unpivoted to (segment, subscriber_id), sorted.
 
-`flags_query` above is the plain form (the Spark engine renders it too). The
-run uses `evaluate_flags_duckdb`, the same statements with what measurement
+`flags_query` above is the plain form (the Spark engine renders it). The run
+uses `evaluate_flags_duckdb`, the same statements with what measurement
 showed to cost most taken out of the per-row work:
 
 - string and tag filters are evaluated once per distinct value
@@ -53,10 +52,9 @@ from ..segments.to_sql import (
 )
 from .combine import EventCounts, aggregate_counts, combine_segments
 from .encoded import Precomputed, ValueEvaluator, precompute
-from .flags import bitmap, flags_to_membership, sort_by_id
-from .tables import conform, decode_dictionaries, empty_membership, membership_table
+from .flags import bitmap, sort_by_id
+from .tables import conform, decode_dictionaries
 
-FLAGS = "flags"
 BASE = "base"
 
 _shared: duckdb.DuckDBPyConnection | None = None
@@ -127,55 +125,6 @@ def flags_query(project: Project, plan: EvaluationPlan) -> exp.Select:
         query = with_cte(query, name, wave_select)
         previous = name
     return query.from_(exp.table_(previous), copy=False)
-
-
-def membership_query(keys: list[str]) -> exp.Select:
-    """(segment, subscriber_id) for every true flag, sorted."""
-    parts = [
-        exp.select(exp.alias_(string_literal(key), "segment", copy=False), exp.column("subscriber_id"))
-        .from_(exp.table_(FLAGS), copy=False)
-        .where(exp.column(segment_column(key)), copy=False)
-        for key in keys
-    ]
-    members = exp.union(*parts, distinct=False, copy=False) if len(parts) > 1 else parts[0]
-    return (
-        exp.select(exp.column("segment"), exp.column("subscriber_id"))
-        .from_(exp.Subquery(this=members, alias=exp.TableAlias(this=exp.to_identifier("members"))), copy=False)
-        .order_by(exp.column("segment"), exp.column("subscriber_id"), copy=False)
-    )
-
-
-def evaluate_duckdb_plain(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime) -> pa.Table:
-    """Membership from `flags_query` as written, unpivoted and sorted by DuckDB
-    (the straightforward form; kept to measure `evaluate_flags_duckdb` against)."""
-    plan = build_plan(project, as_of)
-    if not plan.segment_keys:
-        return empty_membership()
-    catalog = project.catalog
-    subscribers = conform(subscribers, catalog.subscriber_schema(), plan.subscriber_fields, ["subscriber_id"],
-                          "subscriber")
-    con = _database().cursor()  # own connection: its temp tables and registrations are private
-    try:
-        con.register(SUBSCRIBERS, subscribers)
-        if plan.aggregates:
-            events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event")
-            con.register(EVENTS, events)
-        create = exp.Create(
-            this=exp.table_(FLAGS),
-            kind="TABLE",
-            expression=flags_query(project, plan),
-            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-        )
-        con.execute(create.sql(dialect="duckdb"))
-        result = con.sql(membership_query(plan.segment_keys).sql(dialect="duckdb")).to_arrow_table()
-    finally:
-        con.close()
-    return membership_table(result)
-
-
-def evaluate_duckdb(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime) -> pa.Table:
-    """Membership (segment, subscriber_id), sorted: the long shape of `evaluate_flags_duckdb`."""
-    return flags_to_membership(evaluate_flags_duckdb(project, subscribers, events, as_of))
 
 
 # --------------------------------------------------------------------------- the run's path: flags

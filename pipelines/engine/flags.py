@@ -25,7 +25,6 @@ from ..segments.plan import SEGMENT_PREFIX, segment_column
 from .tables import MEMBERSHIP_SCHEMA
 
 ID = "subscriber_id"
-SEGMENT_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
 
 
 def flag_keys(flags: pa.Table) -> list[str]:
@@ -48,10 +47,6 @@ def sort_by_id(table: pa.Table) -> pa.Table:
     if is_sorted_unique(table.column(ID)):
         return table
     return table.take(pc.sort_indices(table.column(ID)))
-
-
-def empty_flags(keys: Sequence[str]) -> pa.Table:
-    return pa.table({ID: pa.array([], pa.string()), **{segment_column(k): pa.array([], pa.bool_()) for k in keys}})
 
 
 def segment_members(flags: pa.Table, key: str) -> pa.Array:

@@ -243,17 +243,11 @@ def _conform(table: pa.Table, fields: dict[str, str], only: list[str] | None = N
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _id_filter(ids: pa.Array | None):
-    import pyarrow.compute as pc
-
-    return None if ids is None else pc.field("subscriber_id").isin(ids)
-
-
 def read_snapshot(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str] | None = None,
-                  dictionaries: list[str] | None = None, ids: pa.Array | None = None,
-                  id_range: IdRange | None = None) -> pa.Table:
+                  dictionaries: list[str] | None = None, id_range: IdRange | None = None) -> pa.Table:
     """The snapshot typed by `catalog`; only `columns` (in that order) when given,
-    only the rows of subscribers `ids`, or of `id_range` (`snapshot_ranges`), when given.
+    only the rows of `id_range` (`snapshot_ranges`) when given (`read_snapshot_rows`
+    reads the rows of given subscribers).
 
     String columns named in `dictionaries` come back dictionary-encoded (as the
     lake stores low-cardinality columns): much faster to read, and the engines
@@ -261,10 +255,8 @@ def read_snapshot(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str] 
     """
     only = list(dict.fromkeys(columns)) if columns is not None else None
     dictionaries = _as_dictionaries([info.file], catalog.subscriber, dictionaries)
-    if id_range is not None and ids is None:
-        table = _read(info.file, None, columns=only, dictionaries=dictionaries, row_groups=id_range.row_groups)
-    else:
-        table = _read(info.file, _id_filter(ids), columns=only, dictionaries=dictionaries)
+    row_groups = id_range.row_groups if id_range is not None else None
+    table = _read(info.file, columns=only, dictionaries=dictionaries, row_groups=row_groups)
     return _conform(table, catalog.subscriber, only, dictionaries)
 
 
@@ -276,16 +268,16 @@ def event_part_files(paths: Paths) -> list[Path]:
 
 def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = None,
                 columns: list[str] | None = None, dictionaries: list[str] | None = None,
-                ids: pa.Array | None = None, id_range: IdRange | None = None) -> pa.Table:
+                id_range: IdRange | None = None) -> pa.Table:
     """All ingested events (each event_id once), those with occurred_at <= as_of if given;
-    only `columns` (in that order), and only events of subscribers `ids` (or in
-    `id_range`), when given; `dictionaries` as for `read_snapshot`. Event files are
-    stored sorted by subscriber_id, so a range reads only its row groups."""
+    only `columns` (in that order), and only events in `id_range`, when given;
+    `dictionaries` as for `read_snapshot`. Event files are stored sorted by
+    subscriber_id, so a range reads only its row groups."""
     import pyarrow.compute as pc
 
     ledger = Ledger(paths)
     filters = pc.field("occurred_at") <= pa.scalar(_utc(as_of), pa.timestamp("us")) if as_of is not None else None
-    rows = _id_filter(ids) if ids is not None else _range_filter(id_range)
+    rows = _range_filter(id_range)
     if rows is not None:
         filters = rows if filters is None else filters & rows
     only = list(dict.fromkeys(columns)) if columns is not None else None
@@ -351,13 +343,13 @@ def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids:
 
 
 def read_snapshot_rows(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str], ids: pa.Array) -> pa.Table:
-    """`read_snapshot(info, catalog, columns, ids=ids)`, for a small share of the rows."""
+    """`columns` of the snapshot rows of subscribers `ids` (a small share of them), typed like `read_snapshot`."""
     return _rows_of([info.file], catalog.subscriber, columns, ids, None)
 
 
 def read_event_rows(paths: Paths, catalog: FieldCatalog, as_of: datetime | None, columns: list[str],
                     ids: pa.Array) -> pa.Table:
-    """`read_events(paths, catalog, as_of, columns, ids=ids)`, for a small share of the subscribers."""
+    """`columns` of the events of subscribers `ids` (a small share of them), typed like `read_events`."""
     ledger = Ledger(paths)
     files = [ledger.lake_file(e.part) for e in ledger.entries("events", INGESTED) if e.part]
     return _rows_of(files, catalog.event, columns, ids, as_of)

@@ -296,13 +296,13 @@ _VIOLATIONS_SQL = (
 )
 
 
-def suppression_violations(recipients: pa.Table | Path, subscribers: pa.Table,
+def suppression_violations(recipients: Path, subscribers: pa.Table,
                            suppressions: Suppressions | None = None) -> int:
     """Recipient rows that must not be there: a subscriber not active in `subscribers`
     (or not in it at all), held by a quarantined row, or an address suppressed by
     either or by the suppression list; plus every second row of one address in an
-    audience. `recipients` is a table or a Parquet file of it (audience,
-    subscriber_id, email are read); `subscribers` has subscriber_id, status, email.
+    audience. `recipients` is the run's Parquet file (audience, subscriber_id,
+    email are read); `subscribers` has subscriber_id, status, email.
 
     One statement at a time, each with few hash tables, so each can spill under
     the memory limit."""
@@ -316,17 +316,11 @@ def suppression_violations(recipients: pa.Table | Path, subscribers: pa.Table,
             con.register("snapshot_states", states)
             con.register("listed_rows", suppressions.listed.select(["email"]))
             con.register("held_rows", suppressions.held.select(["subscriber_id", "email"]))
-            if isinstance(recipients, Path):
-                source = exp.Table(this=parquet_scan([recipients]),
-                                   alias=exp.TableAlias(this=exp.to_identifier("r")))
-            else:
-                con.register("r", recipients.select(["audience", "subscriber_id", "email"]))
+            source = exp.Table(this=parquet_scan([recipients]), alias=exp.TableAlias(this=exp.to_identifier("r")))
             total = 0
             for text in _VIOLATIONS_SQL:
-                statement = sqlglot.parse_one(text, dialect="duckdb")
-                if isinstance(recipients, Path):
-                    statement = statement.transform(
-                        lambda node: source.copy() if isinstance(node, exp.Table) and node.name == "r" else node)
+                statement = sqlglot.parse_one(text, dialect="duckdb").transform(
+                    lambda node: source.copy() if isinstance(node, exp.Table) and node.name == "r" else node)
                 rows = con.execute(statement.sql(dialect="duckdb")).fetchall()
                 if isinstance(statement, exp.Select):  # the counts; the others build tables
                     total += int(rows[0][0])

@@ -1,11 +1,8 @@
 """The analyst catalog: a small DuckDB file of views over one version's Parquet files.
 
-The catalog holds no data, only view definitions (from `sql/views/`, or
-generated over the files of segment_membership and the history relations in
-history_files.py; with the version directory's ABSOLUTE path: DuckDB resolves
-relative paths against the reader's working directory, not the catalog's), the
-`segment_members_at` table macro and the one-row `published_state` table. It
-is built beside `warehouse.duckdb` and renamed onto it, so the writer never
+The catalog holds no data, only the views of the relation registry
+(relations.py), its macros and the one-row `published_state` table. It is
+built beside `warehouse.duckdb` and renamed onto it, so the writer never
 opens the analysts' file for writing: a reader holding it open keeps its
 inode (the previous state) and the next open sees the new one.
 """
@@ -24,47 +21,10 @@ from sqlglot import exp
 from ..segments.model import Project
 from ..settings import Paths
 from .fsutil import fsync_file, remove_path, replace_durably
-from .history_files import history_view_sql, membership_view_sql
-from .scratch import parquet_scan
+from .relations import EMPTY_EVENTS, EVENT_FILES, MACROS, RELATIONS, Relation, data_root
 from .state import STATE_TABLE, PublishedState, open_catalog_read_only
 
-# sql/ lives at the repository root, beside the package.
-SQL_VIEWS_DIR = Path(__file__).resolve().parents[2] / "sql" / "views"
-
-# Relations backed by one Parquet file each, named after the relation.
-PARQUET_RELATIONS = (
-    "subscribers",
-    "segments",
-    "segment_membership",
-    "segment_membership_history",
-    "membership_changes",
-    "segment_sizes",
-    "runs",
-    "recipients",
-    "suppressions",
-    "audiences",
-    "quarantine",
-)
-HISTORY_RELATIONS = ("segment_membership_history", "membership_changes", "segment_sizes")
-# Built on the relations above, in this order.
-DERIVED_OBJECTS = ("segment_overlap", "utc_timestamp", "segment_members_at")
-CATALOG_OBJECTS = PARQUET_RELATIONS + DERIVED_OBJECTS
-
-VERSION_DIR_PLACEHOLDER = "{{version_dir}}"
-EVENT_FILES = "event_files.json"
-EMPTY_EVENTS = "events_empty.parquet"
 TEMP_CATALOG_PREFIX = ".warehouse.duckdb."
-
-
-def view_sql(name: str, version_dir: Path) -> str:
-    """The DDL of one catalog object, pointed at `version_dir`."""
-    text = (SQL_VIEWS_DIR / f"{name}.sql").read_text(encoding="utf-8")
-    literal_safe = str(version_dir.absolute()).replace("'", "''")
-    return text.replace(VERSION_DIR_PLACEHOLDER, literal_safe)
-
-
-def _data_root(version_dir: Path) -> Path:
-    return version_dir.absolute().parents[2]  # DATA/published/versions/<version>
 
 
 def write_event_file_list(version_dir: Path, project: Project, event_files: Sequence[Path]) -> None:
@@ -74,21 +34,11 @@ def write_event_file_list(version_dir: Path, project: Project, event_files: Sequ
     With no events yet, an empty file with the declared event columns stands
     in, so compiled segment SQL (which reads `events`) still binds.
     """
-    root = _data_root(version_dir)
+    root = data_root(version_dir)
     files = [Path(f).absolute().relative_to(root).as_posix() for f in event_files]
     if not files:
         pq.write_table(project.catalog.event_schema().empty_table(), version_dir / EMPTY_EVENTS)
     (version_dir / EVENT_FILES).write_text(json.dumps(files, indent=1), encoding="utf-8")
-
-
-def events_view_sql(version_dir: Path) -> str:
-    # Paths resolved against the version's own data folder (where it is now), and the
-    # stand-in relative to the final version folder (the staging folder is renamed).
-    root = _data_root(version_dir)
-    listing = json.loads((version_dir / EVENT_FILES).read_text(encoding="utf-8"))
-    files = [str(root / name) for name in listing] or [str((version_dir / EMPTY_EVENTS).absolute())]
-    query = exp.select("*").from_(parquet_scan(files, union_by_name=True))
-    return f"CREATE VIEW events AS {query.sql(dialect='duckdb')}"
 
 
 def build_catalog(target: Path, state: PublishedState) -> None:
@@ -97,15 +47,12 @@ def build_catalog(target: Path, state: PublishedState) -> None:
     remove_path(target.with_name(target.name + ".wal"))
     con = duckdb.connect(str(target))
     try:
-        for name in CATALOG_OBJECTS:
-            # History relations are stored as append-only files (history_files.py).
-            if name in HISTORY_RELATIONS:
-                con.execute(history_view_sql(name, state.version_dir))
-            elif name == "segment_membership":
-                con.execute(membership_view_sql(state.version_dir))
-            else:
-                con.execute(view_sql(name, state.version_dir))
-        con.execute(events_view_sql(state.version_dir))
+        for relation in RELATIONS:
+            view = exp.Create(this=exp.to_table(relation.name), kind="VIEW",
+                              expression=relation.query(state.version_dir))
+            con.execute(view.sql(dialect="duckdb"))
+        for macro in MACROS.values():
+            con.execute(macro)
         record = state.to_record()
         con.register("state_row", pa.Table.from_pylist([record]))
         con.execute(f"""
@@ -119,15 +66,25 @@ def build_catalog(target: Path, state: PublishedState) -> None:
         """)
         con.unregister("state_row")
         # Touch every relation before anyone else can: a view that does not
-        # bind (a missing file, a wrong column) fails the publish here. Counts
-        # come from Parquet metadata; the overlap join is only bound, not run.
-        for name in PARQUET_RELATIONS:
-            con.sql(f"SELECT count(*) FROM {name}").fetchall()
-        con.sql("SELECT * FROM segment_overlap LIMIT 0").fetchall()
+        # bind (a missing file, a missing column) fails the publish here.
+        for relation in RELATIONS:
+            check_relation(con, relation)
         con.execute("CHECKPOINT")
     finally:
         con.close()
     fsync_file(target)
+
+
+def check_relation(con: duckdb.DuckDBPyConnection, relation: Relation) -> None:
+    """Raise unless `relation` binds with its registered columns. Counts come from
+    Parquet metadata; a relation built on others is only bound, not run."""
+    table = exp.to_table(relation.name)
+    columns = {d[0] for d in con.execute(exp.select("*").from_(table).limit(0).sql(dialect="duckdb")).description}
+    missing = [name for name in relation.columns if name not in columns]
+    if missing:
+        raise ValueError(f"warehouse relation {relation.name} lacks column(s) {', '.join(missing)}")
+    if relation.counted:
+        con.execute(exp.select(exp.func("count", exp.Star())).from_(table).sql(dialect="duckdb")).fetchall()
 
 
 def temp_catalog_path(paths: Paths, version: str) -> Path:
@@ -214,15 +171,12 @@ def lock_session(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
 
 
 __all__ = [
-    "CATALOG_OBJECTS",
-    "PARQUET_RELATIONS",
-    "SQL_VIEWS_DIR",
     "build_catalog",
+    "check_relation",
     "lock_session",
     "open_warehouse",
     "relink_if_moved",
     "remove_temp_catalogs",
     "swap_in_catalog",
     "temp_catalog_path",
-    "view_sql",
 ]

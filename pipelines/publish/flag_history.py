@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -50,8 +50,8 @@ from ..engine.flags import (
 from ..segments.plan import segment_column
 from . import schemas
 from .history import history_base
-from .history_files import OPEN_STAYS, OPEN_STAYS_DICTIONARY, open_stays, read_flags, write_table
-from .membership_files import PartsWriter, read_membership
+from .history_files import read_flags, write_table
+from .membership_files import PartsWriter
 from .state import PublishedState
 from .versions import relation_path
 
@@ -69,7 +69,8 @@ OPEN_STAYS_FILE_SCHEMA = pa.schema([
 ])
 # Statistics on `segment` only: readers skip row groups by segment; min/max of
 # every subscriber_id page cost a third of the write and serve no query.
-OPEN_STAYS_WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": OPEN_STAYS_DICTIONARY,
+# Few distinct values in the others: dictionary-encoded (and run-length encoded).
+OPEN_STAYS_WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": ["segment", "valid_from", "entered_run_id"],
                             "write_statistics": ["segment"]}
 
 
@@ -88,7 +89,6 @@ class HistoryDelta:
     members: int = 0
     entered: int = 0
     exited: int = 0
-    extra: dict = field(default_factory=dict)
 
     def run_sizes(self, run_id: str | None = None) -> pa.Table:
         return self.sizes
@@ -112,12 +112,6 @@ def membership_to_flags(membership: pa.Table, ids: pa.Array | None = None,
         columns[segment_column(key)] = pc.is_in(ids, value_set=members.combine_chunks()) if len(members) \
             else pa.array(np.zeros(len(ids), dtype=bool))
     return pa.table(columns)
-
-
-def _bools(flags: pa.Table | None, key: str, n: int) -> np.ndarray:
-    if flags is None or segment_column(key) not in flags.column_names:
-        return np.zeros(n, dtype=bool)
-    return bools(flags.column(segment_column(key)))
 
 
 class _RowsWriter:
@@ -228,8 +222,8 @@ def extend_history(
 
     base_dir = base.version_dir if base else None
     prev_flags = read_flags(base_dir)
-    if base_dir is not None and prev_flags is None:  # a version without flags: its members are enough
-        prev_flags = membership_to_flags(open_stays(base_dir))
+    if base is not None and prev_flags is None:
+        raise ValueError(f"base version {base.version} has no membership flags")
     prev_keys = flag_keys(prev_flags) if prev_flags is not None else []
     # Segments of the base version get a sizes row even without members.
     if base_dir is not None:
@@ -240,13 +234,10 @@ def extend_history(
     if prev_flags is not None:
         prev_flags = prev_flags.combine_chunks()
     cur_ids = flags.column(ID)
-    n_cur = flags.num_rows
     prev_ids = prev_flags.column(ID) if prev_flags is not None else pa.chunked_array([], pa.string())
-    n_prev = len(prev_ids)
     aligned = align_ids(prev_ids, cur_ids) if prev_flags is not None else None
-    same = prev_flags is not None and aligned is None
-    if aligned is not None:  # row positions to move a column of one version onto the other's rows
-        gather_cur, gather_prev = move_positions(aligned[0]), move_positions(aligned[1])
+    if aligned is not None:  # row positions to move a base column onto the current rows
+        gather_prev = move_positions(aligned[1])
         gone = np.flatnonzero(aligned[0] < 0)  # base rows of subscribers no longer in the snapshot
 
     # Base open stays as codes into `runs` (the run that opened each); a segment's
@@ -266,9 +257,9 @@ def extend_history(
     new_code = runs.index((run_id, now))
     run_ids = [r[0] for r in runs]
     run_from = np.array([r[1] for r in runs], dtype=np.int64)
+    nobody = pa.chunked_array([pa.array(np.zeros(flags.num_rows, dtype=bool))])
 
     writer = _StaysWriter(out_dir / OPEN_STAYS_FILE, out_dir / STAYS_FILE, runs)
-    position = np.zeros(n_prev, dtype=np.int64)  # prev row -> index among the segment's base stays
     # Written as produced, segment by segment in key order (each segment's rows sorted
     # by subscriber_id), so the files come out sorted without a sort of the whole:
     # at a first run every membership is a change.
@@ -278,67 +269,28 @@ def extend_history(
     size_rows: list[tuple[str, int, int, int]] = []
     with _closing_on_error(writer, changes, closed):
         for key in sorted(set(keys) | set(prev_keys)):
-            if prev_flags is not None and key in keys and key in prev_keys \
-                    and segment_column(key) in prev_flags.column_names:
-                # The common case, a segment both versions have: bitmap operations and
-                # filters only. When subscribers came or went, the base column first
-                # moves onto the current rows, and those who left are added as exits.
-                first = starts.get(key, 0)
-                before, base_codes = prev_flags.column(segment_column(key)), prev_codes[first:]
-                left = None
-                if not same:
+            # Bitmap operations and filters only. When subscribers came or went, the
+            # base column first moves onto the current rows, and those who left are
+            # added as exits. A segment new to this run had nobody before.
+            before, base_codes, left = nobody, prev_codes[:0], None
+            if prev_flags is not None and segment_column(key) in prev_flags.column_names:
+                before, base_codes = prev_flags.column(segment_column(key)), prev_codes[starts.get(key, 0):]
+                if aligned is not None:
                     before, base_codes, left = _onto_current_rows(before, base_codes, gather_prev, gone, prev_ids)
-                record = _same_rows(key, flags.column(segment_column(key)), before, cur_ids, base_codes, new_code)
-                if left is not None:
-                    _add_exits(record, *left)
-                if key in current:
-                    writer.add(key, record["members_ids"], record["codes"])
-                if record["entered_ids"] is not None or record["exited_ids"] is not None:
-                    empty = pa.array([], pa.string())
-                    entered_ids = record["entered_ids"] if record["entered_ids"] is not None else empty
-                    exited_ids = record["exited_ids"] if record["exited_ids"] is not None else empty
-                    _add_changes(changes, key, entered_ids, exited_ids, run_id, now)
-                    if len(exited_ids):
-                        _add_closed(closed, key, exited_ids, record["exited_codes"], run_ids, run_from, now,
-                                    run_id)
-                size_rows.append((key, record["members"], record["entered"], record["exited"]))
-                continue
-            now_in = _bools(flags, key, n_cur)
-            before = _bools(prev_flags, key, n_prev)
-            if same:
-                before_in_cur, now_in_prev = before, now_in
-            elif aligned is not None:
-                before_in_cur, now_in_prev = moved(before, gather_prev), moved(now_in, gather_cur)
-            else:
-                before_in_cur, now_in_prev = np.zeros(n_cur, dtype=bool), np.zeros(n_prev, dtype=bool)
-            entered_rows = np.flatnonzero(now_in & ~before_in_cur)
-            exited_rows = np.flatnonzero(before & ~now_in_prev)
-            members_rows = np.flatnonzero(now_in)
-
-            base_rows = np.flatnonzero(before)
-            first = starts.get(key, 0)
-            if len(base_rows):
-                if first + len(base_rows) > len(prev_codes):
-                    raise ValueError(f"base version's open stays of '{key}' do not match its flags")
-                position[base_rows] = np.arange(first, first + len(base_rows))
-            if key in current and key in keys:
-                codes = np.full(len(members_rows), new_code, dtype=np.int32)
-                stayed = before_in_cur[members_rows]
-                if stayed.any():
-                    rows_before = members_rows[stayed] if same else aligned[1][members_rows[stayed]]
-                    codes[stayed] = prev_codes[position[rows_before]]
-                # A filter by the bitmap copies the ids at a third of the cost of a take.
-                writer.add(key, one_array(cur_ids.filter(flags.column(segment_column(key)))) if len(members_rows)
-                           else pa.array([], pa.string()), codes)
-            entered_ids = take_rows(cur_ids, entered_rows) if len(entered_rows) else pa.array([], pa.string())
-            exited_ids = take_rows(prev_ids, exited_rows) if len(exited_rows) else pa.array([], pa.string())
-            if len(entered_rows) or len(exited_rows):
+            now_in = flags.column(segment_column(key)) if key in keys else nobody
+            record = _same_rows(key, now_in, before, cur_ids, base_codes, new_code)
+            if left is not None:
+                _add_exits(record, *left)
+            if key in current:
+                writer.add(key, record["members_ids"], record["codes"])
+            if record["entered_ids"] is not None or record["exited_ids"] is not None:
+                empty = pa.array([], pa.string())
+                entered_ids = record["entered_ids"] if record["entered_ids"] is not None else empty
+                exited_ids = record["exited_ids"] if record["exited_ids"] is not None else empty
                 _add_changes(changes, key, entered_ids, exited_ids, run_id, now)
-            if len(exited_rows):
-                _add_closed(closed, key, exited_ids, prev_codes[position[exited_rows]], run_ids, run_from,
-                            now, run_id)
-            if key in current or key in prev_keys:
-                size_rows.append((key, len(members_rows) if key in keys else 0, len(entered_rows), len(exited_rows)))
+                if len(exited_ids):
+                    _add_closed(closed, key, exited_ids, record["exited_codes"], run_ids, run_from, now, run_id)
+            size_rows.append((key, record["members"], record["entered"], record["exited"]))
         writer.close()
         changes.close()
         closed.close()
@@ -483,33 +435,15 @@ def _closed_rows(key: str, ids: pa.Array, codes: np.ndarray, run_ids: list[str],
 
 def _base_stays(base_dir: Path | None) -> tuple[np.ndarray, list[tuple[str, int]]]:
     """Every open stay of the base version, in file order, as a code into the list
-    of (run_id, valid_from µs) of the runs that opened them. Reads STAYS_FILE (a
-    column of small integers); a version without one, its segment_membership."""
+    of (run_id, valid_from µs) of the runs that opened them (STAYS_FILE)."""
     if base_dir is None:
         return np.zeros(0, np.int32), []
-    sidecar = Path(base_dir) / STAYS_FILE
-    if sidecar.is_file():
-        with pa.memory_map(str(sidecar)) as source:
-            reader = pa.ipc.open_file(source)
-            runs = [tuple(r) for r in json.loads(reader.schema.metadata[b"runs"])]
-            table = reader.read_all()
-        codes = table.column("run").to_numpy() if table.num_rows else np.zeros(0, np.int32)
-        return codes.astype(np.int32, copy=False), runs
-    target = relation_path(base_dir, "segment_membership")
-    if "valid_from" not in pq.read_schema(target).names:  # the one-file-per-relation layout
-        stays = open_stays(base_dir)
-    else:
-        stays = read_membership(target, columns=["valid_from", "entered_run_id"])
-    if not stays.num_rows:
-        return np.zeros(0, np.int32), []
-    run_column = pc.dictionary_encode(stays.column("entered_run_id").cast(pa.string())).combine_chunks()
-    names = run_column.dictionary.to_pylist()
-    pairs = np.stack([pc.cast(stays.column("valid_from"), pa.int64()).to_numpy(),
-                      run_column.indices.to_numpy().astype(np.int64)], axis=1)
-    distinct, inverse = np.unique(pairs, axis=0, return_inverse=True)  # ordered by valid_from
-    runs = [(names[int(r)], int(f)) for f, r in distinct]
-    codes = inverse.reshape(-1).astype(np.int32)
-    return codes, runs
+    with pa.memory_map(str(Path(base_dir) / STAYS_FILE)) as source:
+        reader = pa.ipc.open_file(source)
+        runs = [tuple(r) for r in json.loads(reader.schema.metadata[b"runs"])]
+        table = reader.read_all()
+    codes = table.column("run").to_numpy() if table.num_rows else np.zeros(0, np.int32)
+    return codes.astype(np.int32, copy=False), runs
 
 
 def _strings(values: list[str], codes: np.ndarray) -> pa.Array:
@@ -518,4 +452,4 @@ def _strings(values: list[str], codes: np.ndarray) -> pa.Array:
         pa.string())
 
 
-__all__ = ["OPEN_STAYS", "HistoryDelta", "extend_history", "membership_to_flags"]
+__all__ = ["HistoryDelta", "extend_history", "membership_to_flags"]

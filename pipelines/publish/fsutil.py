@@ -69,12 +69,6 @@ def replace_durably(source: Path, target: Path) -> None:
     fsync_dir(target.parent)
 
 
-def write_bytes_atomically(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    replace_durably(tmp, target)
-
-
 def write_parquet(table: pa.Table, target: Path) -> None:
     """Write and fsync one Parquet file (zstd: small files, fast to read)."""
     pq.write_table(table, target, compression="zstd")

@@ -32,12 +32,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
-from sqlglot import exp
 
 from . import schemas
-from .membership_files import membership_files, read_membership
-from .scratch import parquet_scan
-from .versions import relation_path
 
 HISTORY_DIR = "history"
 MANIFEST = "manifest.json"
@@ -47,17 +43,6 @@ COMPACT_AFTER = 32
 
 # The schema of the rows each kind of file holds.
 KIND_SCHEMAS = {"changes": schemas.CHANGES, "closed": schemas.HISTORY, "sizes": schemas.SIZES}
-
-# segment_membership.parquet in this layout.
-OPEN_STAYS = pa.schema([
-    ("segment", schemas.STR),
-    ("subscriber_id", schemas.STR),
-    ("valid_from", schemas.TS),
-    ("entered_run_id", schemas.STR),
-])
-# Few distinct values: dictionary-encoded (and run-length encoded) in Parquet.
-OPEN_STAYS_DICTIONARY = ["segment", "valid_from", "entered_run_id"]
-
 
 @dataclass
 class Manifest:
@@ -138,12 +123,6 @@ def extend_manifest(base_dir: Path | None, staging: Path, deltas: dict[str, pa.T
     return manifest
 
 
-def open_stays(version_dir: Path) -> pa.Table:
-    """segment, subscriber_id, valid_from, entered_run_id of the current members."""
-    membership = read_membership(relation_path(version_dir, "segment_membership"))
-    return schemas.conform(membership, OPEN_STAYS, what="segment_membership")
-
-
 def write_flags(flags: pa.Table, target: Path) -> None:
     feather.write_feather(flags, str(target), compression="lz4")
 
@@ -153,47 +132,3 @@ def read_flags(version_dir: Path | None) -> pa.Table | None:
         return None
     target = Path(version_dir) / FLAGS_FILE
     return feather.read_table(str(target)) if target.is_file() else None
-
-
-# --------------------------------------------------------------------------- catalog views
-
-
-def _history_scan(version_dir: Path, names: list[str]) -> exp.Expression:
-    root = Path(version_dir).absolute() / HISTORY_DIR
-    return parquet_scan(root / name for name in names)
-
-
-def _membership_scan(version_dir: Path) -> exp.Expression:
-    return parquet_scan(membership_files(relation_path(Path(version_dir).absolute(), "segment_membership")))
-
-
-def membership_view_sql(version_dir: Path) -> str:
-    """CREATE VIEW segment_membership over every file of the relation."""
-    query = exp.select("segment", "subscriber_id").from_(_membership_scan(version_dir))
-    return f"CREATE VIEW segment_membership AS {query.sql(dialect='duckdb')}"
-
-
-def history_view_sql(relation: str, version_dir: Path) -> str:
-    """CREATE VIEW for a history relation of a version (its manifest's files)."""
-    manifest = read_manifest(version_dir)
-    if manifest is None:
-        raise ValueError(f"{version_dir} has no history manifest")
-    if relation == "membership_changes":
-        columns = schemas.CHANGES.names
-        query = exp.select(*columns).from_(_history_scan(version_dir, manifest.files["changes"]))
-    elif relation == "segment_sizes":
-        columns = schemas.SIZES.names
-        query = exp.select(*columns).from_(_history_scan(version_dir, manifest.files["sizes"]))
-    elif relation == "segment_membership_history":
-        closed = exp.select(*schemas.HISTORY.names).from_(
-            _history_scan(version_dir, manifest.files["closed"]))
-        current = exp.select(
-            "segment", "subscriber_id", "valid_from",
-            exp.alias_(exp.cast(exp.Null(), exp.DataType.build("TIMESTAMP")), "valid_to"),
-            "entered_run_id",
-            exp.alias_(exp.cast(exp.Null(), exp.DataType.build("VARCHAR")), "exited_run_id"),
-        ).from_(_membership_scan(version_dir))
-        query = exp.union(closed, current, distinct=False)
-    else:
-        raise ValueError(f"not a history relation: {relation}")
-    return f"CREATE VIEW {relation} AS {query.sql(dialect='duckdb')}"

@@ -33,7 +33,6 @@ __all__ = [
     "PublishedState",
     "current_state",
     "read_state_file",
-    "read_version_state",
     "writer_lock",
 ]
 
@@ -104,10 +103,6 @@ def read_state_file(version_dir: Path) -> PublishedState:
             f"published version {version_dir.name} is missing ({version_dir}); it may have been deleted by hand"
         ) from None
     return PublishedState.from_record(record, version_dir.parent)
-
-
-def read_version_state(paths: Paths, version: str) -> PublishedState:
-    return read_state_file(versions_root(paths) / version)
 
 
 def _sql_string(path: Path) -> str:

@@ -21,7 +21,7 @@ Re-runs (decided by `plan_publish` from `as_of` and the inputs' fingerprint):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -100,8 +100,6 @@ class PublishResult:
     as_of: datetime
     message: str
     replaced_run_id: str | None = None
-    audience_dirs: dict[str, Path] = field(default_factory=dict)
-    removed_versions: list[str] = field(default_factory=list)
 
     @property
     def unchanged(self) -> bool:
@@ -325,9 +323,9 @@ def publish_version(paths: Paths, staged: StagedVersion, keep_versions: int = DE
         if staged.unchanged:
             if current is None or current.version != staged.version:
                 raise UserError("the published state changed since this run was planned; start the run again")
-            folders = sync_audience_files(paths, current)
+            sync_audience_files(paths, current)
             return PublishResult("unchanged", current.run_id, current.version, current.as_of,
-                                 f"unchanged, already published as run {current.run_id}", audience_dirs=folders)
+                                 f"unchanged, already published as run {current.run_id}")
         if (current.version if current else None) != staged.expected_current:
             raise UserError(
                 f"another run published version {current.version if current else None} after this run "
@@ -346,10 +344,10 @@ def publish_version(paths: Paths, staged: StagedVersion, keep_versions: int = DE
         for record in (staged.replaced_record, staged.run_record):
             if record is not None:
                 append_run_record(paths, record)
-        folders = sync_audience_files(paths, staged.state)
+        sync_audience_files(paths, staged.state)
         failpoint("publish:cleanup")
         protected = {staged.state.base_version} if staged.state.base_version else set()
-        removed = prune_versions(paths, current=staged.version, protected=protected, keep=keep_versions)
+        prune_versions(paths, current=staged.version, protected=protected, keep=keep_versions)
         remove_temp_catalogs(paths)
         fsync_dir(Path(paths.data))
         replaced = staged.state.replaces_run_id
@@ -357,4 +355,4 @@ def publish_version(paths: Paths, staged: StagedVersion, keep_versions: int = DE
         if replaced:
             message += f" (replacing run {replaced})"
         return PublishResult("published", staged.state.run_id, staged.version, staged.state.as_of, message,
-                             replaced_run_id=replaced, audience_dirs=folders, removed_versions=removed)
+                             replaced_run_id=replaced)
