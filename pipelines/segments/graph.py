@@ -64,3 +64,15 @@ def dependency_waves(references: Mapping[str, Sequence[str]]) -> list[list[str]]
         waves[d].append(node)
     return [sorted(w) for w in waves]
 
+
+def dependents_of(references: Mapping[str, Sequence[str]], key: str) -> list[str]:
+    """Keys that reference `key`, directly or through others (sorted)."""
+    out: set[str] = set()
+    frontier = [key]
+    while frontier:
+        current = frontier.pop()
+        for node, refs in references.items():
+            if current in refs and node not in out:
+                out.add(node)
+                frontier.append(node)
+    return sorted(out)
