@@ -31,10 +31,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import UserError
 
@@ -136,8 +138,21 @@ def _alive(session: Any) -> bool:
         return False
 
 
+def _reachable(remote: str) -> None:
+    """Refuse at once when nothing listens: the Connect client would retry for minutes."""
+    address = urlsplit(remote.replace("sc://", "http://", 1))
+    try:
+        with socket.create_connection((address.hostname or "", address.port or 15002), timeout=10):
+            pass
+    except (OSError, ValueError) as error:
+        raise UserError(f"could not start Spark on {remote}: {getattr(error, 'strerror', None) or error}") from None
+
+
 def _build(settings: SparkSettings) -> Any:
     from pyspark.sql import SparkSession
+
+    if settings.remote:
+        _reachable(settings.remote)
 
     builder = SparkSession.builder.appName(APP_NAME)
     if settings.remote:
