@@ -182,9 +182,9 @@ def _custom_dates_project(tmp_path):
 
 
 def _workspace_warnings(paths, summary) -> list[str]:
-    from pipelines.refresh import RunWorkspace
+    from pipelines.run.params import Workspace
 
-    return RunWorkspace(paths, summary.run_id).load_context().warnings
+    return Workspace(paths, summary.run_id).load_context().warnings
 
 
 def test_custom_fields_named_like_lake_folders_read_their_data(tmp_path):
