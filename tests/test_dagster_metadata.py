@@ -158,10 +158,10 @@ def webhook():
 
 
 def test_a_failed_run_posts_an_alert_to_the_webhook(project_paths, monkeypatch, webhook):
-    from pipelines.run import execute
     from pipelines.definitions import defs
     from pipelines.defs.automation import alert_failed_refresh
     from pipelines.defs.resources import SegmentsResource
+    from pipelines.run import execute
 
     url, received = webhook
     paths = project_paths

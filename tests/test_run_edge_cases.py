@@ -274,8 +274,8 @@ def test_a_scheduled_run_that_fails_after_ingest_shows_in_runs(paths, monkeypatc
     after ingest, by the `record_failed_refresh` run-failure sensor."""
     from pipelines.definitions import defs
     from pipelines.defs.automation import record_failed_refresh
-    from pipelines.run import execute
     from pipelines.defs.resources import SegmentsResource
+    from pipelines.run import execute
 
     snapshot(paths, "20261102", [("s1", "NY")])
     resource = SegmentsResource(defs_dir=str(paths.defs), data_dir=str(paths.data))

@@ -12,8 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import engine
+from ..engine import incremental
 from ..engine.flags import member_counts, sort_by_id
-from ..engine.incremental import RECORD_FILE, SEMANTICS_VERSION, EvaluationRecord, evaluate_incremental
+from ..engine.incremental import RECORD_FILE, EvaluationRecord, evaluate_incremental
 from ..errors import UserError
 from ..lake.snapshots import (
     event_part_files,
@@ -61,7 +62,7 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
     if base is None:
         return None
     record = EvaluationRecord.load(base.version_dir / RECORD_FILE)
-    if record is None or record.semantics != SEMANTICS_VERSION:  # flags of older code: evaluate in full
+    if record is None or record.semantics != incremental.SEMANTICS_VERSION:  # flags of older code: evaluate in full
         return None
     base_flags = read_flags(base.version_dir)
     if base_flags is None:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..clock import format_ts, refuse_future
-from ..engine.incremental import SEMANTICS_VERSION
+from ..engine import incremental
 from ..errors import UserError
 from ..lake.ingest import ensure_row_hashes, ingest_landing
 from ..lake.ledger import INGESTED, Ledger
@@ -63,7 +63,7 @@ def _definitions_fingerprint(project: Project) -> str:
     parts = [f"s:{k}:{s.definition_sha256()}" for k, s in sorted(project.segments.items())]
     parts += [f"a:{k}:{a.definition_sha256()}" for k, a in sorted(project.audiences.items())]
     parts.append(f"fields:{sorted(project.catalog.subscriber.items())}:{sorted(project.catalog.event.items())}")
-    parts.append(f"semantics:{SEMANTICS_VERSION}")  # new code that evaluates differently: not the same inputs
+    parts.append(f"semantics:{incremental.SEMANTICS_VERSION}")  # new code that evaluates differently: not the same inputs
     return "\n".join(parts)
 
 
