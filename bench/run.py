@@ -171,10 +171,18 @@ def _timed_run(paths, params) -> tuple:
     prepare(paths, params)
     timings["prepare"] = time.perf_counter() - started
     run = Run(paths, params.run_id)
-    for name in ("evaluate", "history", "recipients", "publish"):
-        started = time.perf_counter()
-        getattr(run, name)()
-        timings[name] = time.perf_counter() - started
+    started = time.perf_counter()
+    evaluation = run.evaluate()
+    timings["evaluate"] = time.perf_counter() - started
+    started = time.perf_counter()
+    history = run.history(evaluation.flags)
+    timings["history"] = time.perf_counter() - started
+    started = time.perf_counter()
+    run.recipients(evaluation.flags)
+    timings["recipients"] = time.perf_counter() - started
+    started = time.perf_counter()
+    run.publish(evaluation, history)
+    timings["publish"] = time.perf_counter() - started
     return run.ctx, timings
 
 

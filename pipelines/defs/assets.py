@@ -19,6 +19,7 @@ step records an observation of every asset instead (see `_observe_unchanged`).
 """
 
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -226,7 +227,7 @@ def segments_and_audiences(context: dg.AssetExecutionContext, segments: Segments
     # The query of each segment whose definition changed since the published run (every
     # query is in the warehouse's `segments.sql`): not ~1 KB per segment on every run.
     edited = edited_segments(paths, {key: s.definition_sha256() for key, s in run.project.segments.items()})
-    metadata = {
+    metadata: dict[str, Any] = {
         "dagster/row_count": sum(counts.values()),  # (segment, subscriber_id) pairs
         "dagster/column_schema": column_schema(schemas.MEMBERSHIP),
         **{f"members/{key}": count for key, count in sorted(counts.items())},
@@ -247,8 +248,8 @@ def segments_and_audiences(context: dg.AssetExecutionContext, segments: Segments
                                                ("no_sudden_shrink", shrink)])
 
     try:
-        history = run.history()
-        recipients = run.recipients()
+        history = run.history(evaluation.flags)
+        recipients = run.recipients(evaluation.flags)
     except UserError as error:
         raise _fail(error) from None
     sizes = history.run_sizes()
@@ -282,7 +283,7 @@ def segments_and_audiences(context: dg.AssetExecutionContext, segments: Segments
                         [("suppression", checks.suppression(recipients_file, run.subscribers, run.suppressions))])
 
     try:
-        result = run.publish(keep_versions=segments.keep_versions)
+        result = run.publish(evaluation, history, keep_versions=segments.keep_versions)
     except UserError as error:
         raise _fail(error) from None
     relations = relation_schemas(paths)

@@ -21,7 +21,7 @@ class CheckOutcome:
     passed: bool
     blocking: bool  # a failure stops the run: nothing is published
     description: str | None = None
-    metadata: dict[str, object] = field(default_factory=dict)
+    metadata: dict[str, float | int | str] = field(default_factory=dict)
 
 
 def quarantine_rate(ctx: RunContext, threshold: float) -> CheckOutcome:

@@ -130,7 +130,8 @@ def evaluate_flags(paths: Paths, ctx: RunContext, project: Project) -> pa.Table:
         return subscribers, events
 
     if len(ranges) <= 1:
-        return engine.evaluate_flags(project, *read_range(None), ctx.params.as_of, engine=ctx.params.engine)
+        subscribers, events = read_range(None)
+        return engine.evaluate_flags(project, subscribers, events, ctx.params.as_of, engine=ctx.params.engine)
     # The next range is read on a second thread while this one is evaluated (Parquet
     # decoding releases the GIL): two ranges in memory at most.
     parts = []

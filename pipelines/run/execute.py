@@ -33,8 +33,6 @@ class Run:
         self.workspace = Workspace(paths, run_id)
         self.ctx = self.workspace.load_context()
         self.project = load_valid_project(paths)
-        self.evaluation: Evaluation | None = None
-        self.delta: HistoryDelta | None = None
 
     @cached_property
     def subscribers(self) -> pa.Table:
@@ -56,25 +54,23 @@ class Run:
         return previous
 
     def evaluate(self) -> Evaluation:
-        self.evaluation = evaluate(self.paths, self.ctx, self.project, self.workspace)
+        evaluation = evaluate(self.paths, self.ctx, self.project, self.workspace)
         self.workspace.save_context(self.ctx)  # how the flags were made, for the run's summary
-        return self.evaluation
+        return evaluation
 
-    def history(self) -> HistoryDelta:
+    def history(self, flags: pa.Table) -> HistoryDelta:
         """Stays, changes and sizes against the published state this run started from."""
-        previous = self._check_parent()
-        self.delta = extend_history(previous, self.evaluation.flags, self.run_id, self.ctx.params.as_of,
-                                    segments=self.project.segments, out_dir=self.workspace.history_dir)
-        return self.delta
+        return extend_history(self._check_parent(), flags, self.run_id, self.ctx.params.as_of,
+                              segments=self.project.segments, out_dir=self.workspace.history_dir)
 
-    def recipients(self) -> dict[str, int]:
+    def recipients(self, flags: pa.Table) -> dict[str, int]:
         """Recipients of every audience, written to the workspace as the version publishes
         them (sorted by audience, subscriber_id); recipients per audience."""
         # Written a part at a time: at 100M subscribers the table would not fit in memory.
-        return write_recipients(self.project, self.evaluation.flags, self.subscribers, self.run_id,
+        return write_recipients(self.project, flags, self.subscribers, self.run_id,
                                 self.workspace.recipients_file, self.suppressions)
 
-    def publish(self, keep_versions: int = 5):
+    def publish(self, evaluation: Evaluation, history: HistoryDelta, keep_versions: int = 5):
         """Stage the new version and swap it in atomically."""
         # The lake's snapshot file is published as it is when it already has the published columns.
         snapshot_file = Path(self.ctx.snapshot_file)
@@ -86,7 +82,7 @@ class Run:
                 self.paths, project=self.project, run_id=self.run_id, as_of=self.ctx.params.as_of,
                 started_at=self.ctx.params.started_at, snapshot_name=self.ctx.snapshot_name,
                 snapshot_rows=self.ctx.snapshot_rows, fingerprint=self.ctx.fingerprint, subscribers=subscribers,
-                history=self.delta, compiled_sql=self.evaluation.compiled_sql,
+                history=history, compiled_sql=evaluation.compiled_sql,
                 quarantine=quarantine_table(self.paths), event_files=event_part_files(self.paths),
                 flags_file=self.workspace.flags_file, subscribers_file=snapshot_file if linkable else None,
                 extra_files=[self.workspace.dir / "evaluation.json"], recipients_file=self.workspace.recipients_file,

@@ -104,7 +104,7 @@ def prepare_run(paths: Paths, params: RunParams, limits: IngestLimits | None = N
     ensure_row_hashes(paths, snapshot.file)
     previous = current_state(paths)
     overtaken = previous is not None and params.as_of < previous.as_of
-    if overtaken and not params.overtaken_ok:
+    if previous is not None and overtaken and not params.overtaken_ok:
         raise UserError(
             f"as_of {format_ts(params.as_of)} is before the last published run ({format_ts(previous.as_of)}, "
             f"run {previous.run_id}); history only moves forward"
@@ -130,7 +130,7 @@ def prepare_run(paths: Paths, params: RunParams, limits: IngestLimits | None = N
     )
     if previous is not None and previous.as_of == params.as_of and previous.fingerprint == fingerprint:
         ctx.unchanged_run_id = previous.run_id
-    if overtaken:
+    if previous is not None and overtaken:
         ctx.unchanged_run_id = previous.run_id
         ctx.warnings.append(f"run {previous.run_id} already published a later as_of ({format_ts(previous.as_of)}); "
                             "this scheduled run has nothing to do")
