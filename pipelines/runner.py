@@ -118,7 +118,7 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
         mode=ctx.mode,
         snapshot=ctx.snapshot_name, files_ingested=list(ctx.ingested), quarantined_rows=ctx.quarantined_rows,
         worst_file=(worst, *rates[worst]) if worst else None,
-        warnings=[w for w in ctx.warnings if not w.startswith("incremental:")] + _check_warnings(result),
+        warnings=ctx.warnings + _check_warnings(result),
         audiences_before=audiences_before,
     )
 

@@ -103,14 +103,13 @@ def evaluate_flags(paths: Paths, ctx: RunContext, project: Project) -> pa.Table:
     """Membership flags of every segment on the run's snapshot.
 
     Unless the run is `--full`, the flags of the version it builds on are reused
-    for every subscriber whose inputs did not change; the mode is noted in
-    `ctx.warnings` (an "incremental: ..." line)."""
+    for every subscriber whose inputs did not change (`ctx.mode` says which)."""
     if not ctx.params.full:
         incremental = _incremental_flags(paths, ctx, project)
         if incremental is not None:
             flags, how = incremental
-            ctx.warnings.append(f"incremental: {how.reasons['affected']:,} subscriber(s) re-evaluated, "
-                                f"{len(how.full_segments)} segment(s) in full")
+            ctx.mode = (f"incremental: {how.reasons['affected']:,} subscriber(s) re-evaluated, "
+                        f"{len(how.full_segments)} segment(s) in full")
             return flags
     plan = build_plan(project, ctx.params.as_of)
     # String columns come as dictionaries where the lake stores them so: the

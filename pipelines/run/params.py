@@ -50,15 +50,11 @@ class RunContext:
     quarantined_rows: int = 0
     row_counts: dict[str, list[int]] = field(default_factory=dict)  # new file -> [loaded, quarantined]
     warnings: list[str] = field(default_factory=list)
+    mode: str = "full"  # how the flags were made: "full" or "incremental: ..." (engine/incremental.py)
 
     @property
     def unchanged(self) -> bool:
         return self.unchanged_run_id is not None
-
-    @property
-    def mode(self) -> str:
-        """How the flags were made: "full" or "incremental: ..." (engine/incremental.py)."""
-        return next((w for w in self.warnings if w.startswith("incremental:")), "full")
 
 
 class Workspace:
