@@ -8,7 +8,7 @@
    small events export (`sample_data.changes`), both ingested once.
    Definitions: `bench/definitions.py` (100 segments by default).
 2. Measured, each in a child process (its peak RSS is its own `ru_maxrss`):
-   - ours: two full refreshes through the library steps of `pipelines/refresh.py`
+   - ours: two full refreshes through the library steps of `pipelines/run/`
      (the first run at T0+1h, then the steady-state one at T0+2h, `--full`):
      evaluate + history + recipients + publish, step by step; the Polars
      engine's evaluation of the same run;
@@ -98,7 +98,7 @@ def prepare_data(n: int, root: Path, defs: Path, *, changed: bool = True) -> dic
     """Landing files and lake for n subscribers (cached); ingest time when done now.
     `changed`: also the second snapshot, for the incremental run."""
     from pipelines.lake.ingest import ingest_landing
-    from pipelines.refresh import load_valid_project
+    from pipelines.run.prepare import load_valid_project
     from pipelines.sample_data import write_landing
     from pipelines.sample_data.changes import write_changed_landing
 
@@ -160,15 +160,41 @@ def _lake_inputs(paths, project, as_of):
     return read_snapshot(info, project.catalog), read_events(paths, project.catalog, as_of)
 
 
+def _timed_run(paths, params) -> tuple:
+    """One run through the functions the refresh job's assets call (pipelines/run/),
+    without Dagster: the run's context and each step's wall time in seconds."""
+    from pipelines.run.execute import Run
+    from pipelines.run.prepare import prepare
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    prepare(paths, params)
+    timings["prepare"] = time.perf_counter() - started
+    run = Run(paths, params.run_id)
+    started = time.perf_counter()
+    evaluation = run.evaluate()
+    timings["evaluate"] = time.perf_counter() - started
+    started = time.perf_counter()
+    history = run.history(evaluation.flags)
+    timings["history"] = time.perf_counter() - started
+    started = time.perf_counter()
+    run.recipients(evaluation.flags)
+    timings["recipients"] = time.perf_counter() - started
+    started = time.perf_counter()
+    run.publish(evaluation, history)
+    timings["publish"] = time.perf_counter() - started
+    return run.ctx, timings
+
+
 def task_refresh(args) -> dict:
     """Two full refreshes (first run, steady state) through the library steps."""
-    from pipelines.refresh import RunParams, run_steps
+    from pipelines.run.params import RunParams
 
     paths = _paths(Path(args.data), Path(args.defs))
     out = {}
     for name, as_of in (("first", FIRST_RUN), ("full", FULL_RUN)):
         params = RunParams(run_id=f"bench-{name}", as_of=as_of, started_at=as_of, engine=args.engine, full=True)
-        _ctx, timings = run_steps(paths, params)
+        _ctx, timings = _timed_run(paths, params)
         out[name] = timings
     return out
 
@@ -177,7 +203,9 @@ def task_evaluate(args) -> dict:
     """The engine's evaluation of the steady-state run, alone (flags written for comparison)."""
     from pipelines.lake.snapshots import snapshot_at_or_before
     from pipelines.publish.history_files import write_flags
-    from pipelines.refresh import RunContext, RunParams, evaluate_run_flags, load_valid_project
+    from pipelines.run.evaluate import evaluate_flags
+    from pipelines.run.params import RunContext, RunParams
+    from pipelines.run.prepare import load_valid_project
 
     paths = _paths(Path(args.data), Path(args.defs))
     project = load_valid_project(paths)
@@ -185,7 +213,7 @@ def task_evaluate(args) -> dict:
     ctx = RunContext(params=RunParams(run_id="bench-eval", as_of=FULL_RUN, started_at=FULL_RUN, engine=args.engine,
                                       full=True), snapshot_file=str(info.file))
     started = time.perf_counter()
-    flags = evaluate_run_flags(paths, ctx, project)
+    flags = evaluate_flags(paths, ctx, project)
     seconds = time.perf_counter() - started
     write_flags(flags, Path(args.out))
     return {"evaluate": seconds}
@@ -210,7 +238,7 @@ def task_baseline_duckdb(args) -> dict:
     """(a): the compiled per-segment SQL, one statement at a time, in DuckDB."""
     import duckdb
 
-    from pipelines.refresh import load_valid_project
+    from pipelines.run.prepare import load_valid_project
     from pipelines.segments.to_sql import segment_query
 
     paths = _paths(Path(args.data), Path(args.defs))
@@ -244,7 +272,7 @@ def task_baseline_polars(args) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipelines.refresh import load_valid_project
+    from pipelines.run.prepare import load_valid_project
     from pipelines.segments.plan import distinct_event_aggregates
     from pipelines.segments.to_polars import event_condition, segment_predicate
 
@@ -293,7 +321,7 @@ def task_postgres(args) -> dict:
     """(c): PostgreSQL, one query per segment through psql (skipped without PostgreSQL)."""
     import postgres
 
-    from pipelines.refresh import load_valid_project
+    from pipelines.run.prepare import load_valid_project
 
     if postgres.find_bin() is None:
         return {"skipped": "PostgreSQL not installed (Debian package `postgresql`)"}
@@ -348,14 +376,13 @@ def task_validate(args) -> dict:
 
 def task_incremental(args) -> dict:
     """The run at T0+3h, incremental (default) or --full, on the state left by the full refresh."""
-    from pipelines.refresh import RunParams, run_steps
+    from pipelines.run.params import RunParams
 
     paths = _paths(Path(args.data), Path(args.defs))
     params = RunParams(run_id="bench-hourly", as_of=CHANGED, started_at=CHANGED, engine=args.engine,
                        full=args.full)
-    ctx, timings = run_steps(paths, params)
-    used = [w for w in ctx.warnings if w.startswith("incremental:")]
-    return {**timings, "mode": used[0] if used else "full"}
+    ctx, timings = _timed_run(paths, params)
+    return {**timings, "mode": ctx.mode}
 
 
 def task_floor(args) -> dict:
@@ -369,7 +396,7 @@ def task_floor(args) -> dict:
     from pipelines.lake.snapshots import read_events, read_snapshot, snapshot_at_or_before
     from pipelines.publish.flag_history import OPEN_STAYS_WRITE_OPTIONS
     from pipelines.publish.membership_files import PartsWriter, membership_files
-    from pipelines.refresh import load_valid_project
+    from pipelines.run.prepare import load_valid_project
     from pipelines.segments.plan import build_plan
 
     paths = _paths(Path(args.data), Path(args.defs))

@@ -88,7 +88,7 @@ def naive_script(defs: Path, snapshot: Path, events: list[Path], as_of: datetime
     """The naive baseline as one DuckDB SQL script (built as sqlglot ASTs, rendered once)."""
     from sqlglot import exp
 
-    from pipelines.refresh import load_valid_project
+    from pipelines.run.prepare import load_valid_project
     from pipelines.segments.plan import evaluation_waves
     from pipelines.segments.to_sql import segment_query
     from pipelines.settings import Paths

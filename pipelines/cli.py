@@ -306,7 +306,7 @@ def compile(  # noqa: A001 - the command is called compile
     """
     from .clock import parse_as_of, utc_now
     from .commands.common import unknown_segment_message
-    from .refresh import load_valid_project
+    from .run.prepare import load_valid_project
     from .segments.to_sql import compile_segment
 
     clock = parse_as_of(as_of) or utc_now()

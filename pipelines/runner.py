@@ -17,10 +17,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
+import duckdb
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .cli_render import escape, render_run_facts, render_warnings
+from .clock import format_ts, parse_as_of, refuse_future, utc_now
+from .definitions import defs
+from .defs.automation import AS_OF_TAG
+from .defs.resources import SegmentsResource
 from .errors import UserError
+from .publish.catalog import open_warehouse
+from .publish.fsutil import private_umask
+from .publish.lock import writer_lock
+from .run.params import Workspace
+from .run.prepare import record_failure
 from .settings import Paths
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
@@ -44,8 +57,6 @@ class RunSummary:
 
 
 def dagster_instance(paths: Paths):
-    import dagster as dg
-
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         home = str(Path(paths.data).resolve() / "dagster_home")
@@ -61,14 +72,6 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
                     allow_future: bool = False, engine: str = "duckdb", console: Console | None = None,
                     instance=None) -> RunSummary:
     """Execute the `refresh` job in-process; a failed step becomes one UserError line."""
-    from .clock import format_ts, parse_as_of, refuse_future, utc_now
-    from .definitions import defs
-    from .defs.automation import AS_OF_TAG
-    from .defs.resources import SegmentsResource
-    from .publish.fsutil import private_umask
-    from .publish.lock import writer_lock
-    from .refresh import RunWorkspace, record_failure
-
     resolved = parse_as_of(as_of) or utc_now()  # one clock for the whole run
     private_umask()  # before the data folder and the Dagster instance's files are made
     refuse_future(resolved, utc_now(), allowed=allow_future)  # before a run exists: a usage error
@@ -100,11 +103,11 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
                                         resources={"segments": resource}, raise_on_error=False)
     if not result.success:
         error = UserError(_failure_message(result))
-        workspace = RunWorkspace(paths, result.run_id)
-        if (workspace.dir / "context.json").exists():  # failed after the first step: note it in `runs`
+        workspace = Workspace(paths, result.run_id)
+        if workspace.context_file.exists():  # failed after the first step: note it in `runs`
             record_failure(paths, workspace.load_context().params, error)
         raise error
-    ctx = RunWorkspace(paths, result.run_id).load_context()
+    ctx = Workspace(paths, result.run_id).load_context()
     rates = {name: (quarantined, loaded + quarantined) for name, (loaded, quarantined) in ctx.row_counts.items()
              if quarantined}
     worst = max(rates, key=lambda name: rates[name][0] / rates[name][1]) if rates else None
@@ -112,10 +115,10 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
         run_id=result.run_id, as_of=format_ts(ctx.params.as_of), unchanged=ctx.unchanged,
         status="unchanged" if ctx.unchanged else "published", duration_s=time.monotonic() - started,
         engine=ctx.params.engine,
-        mode=next((w for w in ctx.warnings if w.startswith("incremental:")), "full"),
+        mode=ctx.mode,
         snapshot=ctx.snapshot_name, files_ingested=list(ctx.ingested), quarantined_rows=ctx.quarantined_rows,
         worst_file=(worst, *rates[worst]) if worst else None,
-        warnings=[w for w in ctx.warnings if not w.startswith("incremental:")] + _check_warnings(result),
+        warnings=ctx.warnings + _check_warnings(result),
         audiences_before=audiences_before,
     )
 
@@ -124,8 +127,6 @@ def _published_audiences(paths: Paths) -> dict[str, int]:
     """Recipients per audience in the published warehouse (none before the first run)."""
     if not Path(paths.warehouse).exists():
         return {}
-    from .publish.catalog import open_warehouse
-
     with open_warehouse(paths) as con:
         return dict(con.execute("SELECT audience, recipients FROM audiences").fetchall())
 
@@ -141,13 +142,13 @@ def _check_warnings(result) -> list[str]:
     return lines
 
 
-# What each step of the refresh job is doing, as the progress display names it.
-STEP_LABELS = {
+# What the refresh job is doing once a step has started or an asset was materialized.
+PROGRESS_LABELS = {
     "ingest": "ingesting landing files",
-    "segment_membership": "evaluating segments",
-    "segment_history": "recording history",
-    "audience_recipients": "building audiences",
-    "analyst_warehouse": "publishing",
+    "segments": "evaluating segments",
+    "segment_membership": "recording history",
+    "segment_history": "building audiences",
+    "audience_recipients": "publishing",
 }
 
 
@@ -162,11 +163,8 @@ def step_progress(console: Console | None, instance, run_id: str):
     if console is None or not console.is_terminal:
         yield
         return
-    import dagster as dg
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     stop = threading.Event()
-    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.ASSET_MATERIALIZATION}
 
     def watch() -> None:
         if stop.wait(PROGRESS_AFTER_S):
@@ -175,10 +173,10 @@ def step_progress(console: Console | None, instance, run_id: str):
                       transient=True) as progress:
             task = progress.add_task("refresh: starting", total=None)
             while not stop.wait(0.25):
-                started = [e.step_key for e in instance.all_logs(run_id, of_type=kinds)
-                           if e.dagster_event.event_type == dg.DagsterEventType.STEP_START]
-                current = next((STEP_LABELS[k] for k in reversed(started) if k in STEP_LABELS), "starting")
-                progress.update(task, description=f"refresh: {current} ({len(started)} step(s) started)")
+                events = [e.dagster_event for e in instance.all_logs(run_id, of_type=kinds)]
+                names = [e.asset_key.to_user_string() if e.asset_key else e.step_key for e in events]
+                current = next((PROGRESS_LABELS[n] for n in reversed(names) if n in PROGRESS_LABELS), "starting")
+                progress.update(task, description=f"refresh: {current}")
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
@@ -213,8 +211,6 @@ def release_dead_command_runs(instance) -> list[str]:
     (SIGKILL, out of memory), and free the pool slots they held: otherwise the
     publish step of every later run waits for the dead run's slot forever. With
     no daemon, nothing else notices such a run. Returns their run ids."""
-    import dagster as dg
-
     released = []
     in_progress = instance.get_runs(filters=dg.RunsFilter(
         statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
@@ -249,10 +245,6 @@ def _failure_message(result) -> str:
 
 def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: Console | None = None) -> None:
     """The run in a few lines, the segment and audience tables; warnings go to `err` (stderr)."""
-    import duckdb
-
-    from .cli_render import escape, render_run_facts, render_warnings
-
     if summary.unchanged:
         console.print(f"[bold]Nothing changed[/]: the same inputs were already published for as_of {summary.as_of}.")
     else:

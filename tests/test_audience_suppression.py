@@ -2,8 +2,8 @@
 suppression by address, the suppression list, unsubscribes kept through quarantine,
 one recipient per address, the holdout, spreadsheet-safe CSV and repaired send lists.
 
-Every test runs the refresh job production runs (`run_steps` or the CLI in a
-subprocess) on real landing files, and reads the published warehouse and files.
+Every test runs the refresh job production runs (`execute_refresh`, what `segments
+run` runs, or the CLI in a subprocess) on real landing files, and reads the published warehouse and files.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.clock import parse_as_of
 from pipelines.errors import UserError
 from pipelines.publish.fsutil import PAUSE_AT_ENV, PAUSE_DIR_ENV
-from pipelines.refresh import parse_params, run_steps
+from pipelines.runner import execute_refresh
 from pipelines.segments.loader import load_project
 from pipelines.settings import Paths
 
@@ -63,9 +63,9 @@ def land_suppressions(paths: Paths, body: str, stamp: str, header: str = "email,
     return target
 
 
-def run(paths: Paths, as_of: str, run_id: str) -> None:
-    moment = parse_as_of(as_of)
-    run_steps(paths, parse_params(run_id, moment, started_at=moment))
+def run(paths: Paths, as_of: str) -> None:
+    with dg.instance_for_test() as instance:
+        execute_refresh(paths, as_of=as_of, instance=instance)
 
 
 def query(paths: Paths, sql: str) -> list[tuple]:
@@ -91,7 +91,7 @@ def test_an_address_unsubscribed_under_one_id_is_not_mailed_under_another(tmp_pa
                                 "s03,Bob@Example.com,complained,C\n"
                                 "s04,  bob@example.com ,active,D\n"
                                 "s05,ok@example.com,active,E\n")
-    run(paths, "2026-11-02T00:00:00Z", "r1")
+    run(paths, "2026-11-02T00:00:00Z")
     assert recipients(paths) == [("s05", "ok@example.com", "send")]
     assert exported_ids(paths) == ["s05"]
     rows = query(paths, "SELECT email, reason, source FROM suppressions ORDER BY email")
@@ -102,7 +102,7 @@ def test_one_recipient_per_address_keeps_the_smallest_subscriber_id(tmp_path):
     paths = make_data(tmp_path, "s20,Same@Example.com,active,B\n"
                                 "s10,same@example.com,active,A\n"
                                 "s30,other@example.com,active,C\n")
-    run(paths, "2026-11-02T00:00:00Z", "r1")
+    run(paths, "2026-11-02T00:00:00Z")
     assert [r[0] for r in recipients(paths)] == ["s10", "s30"]
 
 
@@ -115,7 +115,7 @@ def test_the_suppression_list_suppresses_in_every_later_run(tmp_path):
     landed = land_suppressions(paths, " ANN@example.com ,legal request,2026-10-01T00:00:00Z\n"
                                       ",no address,\n"
                                       "cy@example.com,typo date,yesterday\n", "20261101T010000Z")
-    run(paths, "2026-11-02T00:00:00Z", "r1")
+    run(paths, "2026-11-02T00:00:00Z")
     assert [r[0] for r in recipients(paths)] == ["s2"]
     assert query(paths, "SELECT email, reason, source, suppressed_at::VARCHAR FROM suppressions ORDER BY email") == [
         ("ann@example.com", "legal request", landed.name, "2026-10-01 00:00:00"),
@@ -131,17 +131,17 @@ def test_the_suppression_list_suppresses_in_every_later_run(tmp_path):
     landed.unlink()
     land_snapshot(paths, "s1,ann@example.com,active,A\ns2,bo@example.com,active,B\ns3,cy@example.com,active,C\n"
                          "s4,di@example.com,active,D\n", "20261103T000000Z")
-    run(paths, "2026-11-04T00:00:00Z", "r2")
+    run(paths, "2026-11-04T00:00:00Z")
     assert [r[0] for r in recipients(paths)] == ["s2", "s4"]
     assert exported_ids(paths) == ["s2", "s4"]
 
 
 def test_a_new_suppression_file_alone_changes_the_send_list(tmp_path):
     paths = make_data(tmp_path, "s1,ann@example.com,active,A\ns2,bo@example.com,active,B\n")
-    run(paths, "2026-11-02T00:00:00Z", "r1")
+    run(paths, "2026-11-02T00:00:00Z")
     assert exported_ids(paths) == ["s1", "s2"]
     land_suppressions(paths, "bo@example.com\n", "20261101T020000Z", header="email\n")
-    run(paths, "2026-11-02T00:00:00Z", "r2")  # same as_of, same snapshot: not "unchanged"
+    run(paths, "2026-11-02T00:00:00Z")  # same as_of, same snapshot: not "unchanged"
     assert exported_ids(paths) == ["s1"]
 
 
@@ -149,7 +149,7 @@ def test_a_suppression_file_that_cannot_be_read_is_rejected(tmp_path):
     paths = make_data(tmp_path, "s1,ann@example.com,active,A\n")
     land_suppressions(paths, "ann@example.com\n", "20261101T020000Z", header="address\n")
     with pytest.raises(UserError, match="missing required column 'email'"):
-        run(paths, "2026-11-02T00:00:00Z", "r1")
+        run(paths, "2026-11-02T00:00:00Z")
     assert (paths.data / "rejected" / "suppressions").is_dir()
 
 
@@ -165,7 +165,7 @@ def test_a_quarantined_unsubscribe_still_suppresses(tmp_path):
                                 "s63,s63@example.com,active,E\n"
                                 "s64,s64@example.com,unsubscribed,F\n"
                                 "s64,s64@example.com,active,F\n")
-    run(paths, "2026-11-02T00:00:00Z", "r1")
+    run(paths, "2026-11-02T00:00:00Z")
     # s60: its quarantined row (no email) holds it; s64: its superseded row does.
     assert [r[0] for r in recipients(paths)] == ["s62", "s63"]
     reasons = dict(query(paths, "SELECT row_number, reason FROM quarantine ORDER BY row_number"))
@@ -186,7 +186,7 @@ def _held(salt: str, subscriber_id: str, percent: float) -> bool:
 def test_holdout_is_the_formula_and_is_kept_out_of_the_send_files(tmp_path):
     rows = "".join(f"s{i:03d},p{i}@example.com,active,N{i}\n" for i in range(200))
     paths = make_data(tmp_path, rows, audience="name: All\ninclude: [everyone]\nholdout: {percent: 20, salt: bf26}\n")
-    run(paths, "2026-11-02T00:00:00Z", "r1")
+    run(paths, "2026-11-02T00:00:00Z")
     got = recipients(paths)
     expected = {f"s{i:03d}": "holdout" if _held("bf26", f"s{i:03d}", 20) else "send" for i in range(200)}
     assert {sid: group for sid, _, group in got} == expected
@@ -203,7 +203,7 @@ def test_holdout_is_the_formula_and_is_kept_out_of_the_send_files(tmp_path):
 
     # Dropping the holdout drops its files.
     (paths.defs / "audiences" / "all.yaml").write_text("name: All\ninclude: [everyone]\n")
-    run(paths, "2026-11-03T00:00:00Z", "r2")
+    run(paths, "2026-11-03T00:00:00Z")
     assert not (paths.data / "audiences" / "all" / "holdout.csv").exists()
     assert len(exported_ids(paths)) == 200
 
@@ -239,7 +239,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_defused(tmp_path):
                                 "s3,c@example.com,active,-2\n"
                                 "s4,d@example.com,active,@SUM(A1)\n"
                                 "s5,e@example.com,active,Plain\n")
-    run(paths, "2026-11-02T00:00:00Z", "r1")
+    run(paths, "2026-11-02T00:00:00Z")
     folder = paths.data / "audiences" / "all"
     with open(folder / "recipients.csv", newline="") as f:
         names = [r["first_name"] for r in csv.DictReader(f)]
@@ -250,10 +250,10 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_defused(tmp_path):
 
 def test_the_next_run_removes_stale_export_temporaries(tmp_path):
     paths = make_data(tmp_path, "s1,a@example.com,active,A\n")
-    run(paths, "2026-11-02T00:00:00Z", "r1")
+    run(paths, "2026-11-02T00:00:00Z")
     stale = paths.data / "audiences" / "all" / ".recipients.parquet.99999.tmp"
     stale.write_text("subscriber_id,email\ns1,a@example.com\n")
-    run(paths, "2026-11-02T00:00:00Z", "r2")  # even a run with nothing to do
+    run(paths, "2026-11-02T00:00:00Z")  # even a run with nothing to do
     assert not stale.exists()
 
 
@@ -308,8 +308,8 @@ def test_the_suppression_check_catches_a_bug_in_the_recipients_own_rule(tmp_path
         return np.ones(subscribers.num_rows, dtype=bool), codes
 
     monkeypatch.setattr(audiences, "sendable", everyone_may_be_mailed)
-    with pytest.raises(UserError, match="refusing to publish: 2 recipient row"):
-        run(paths, "2026-11-02T00:00:00Z", "r1")
+    with pytest.raises(UserError, match="blocking check 'suppression' failed on audience_recipients"):
+        run(paths, "2026-11-02T00:00:00Z")
     assert not paths.warehouse.exists()
 
 
@@ -326,7 +326,7 @@ def test_suppression_files_in_every_landing_format(tmp_path):
         '{"email": "p1@example.com", "reason": "complaint", "suppressed_at": "2026-10-02T00:00:00Z"}\n')
     with gzip.open(folder / "crm_20261101T030000Z.csv.gz", "wt") as f:
         f.write("Email\np2@example.com\n")
-    run(paths, "2026-11-02T00:00:00Z", "r1")
+    run(paths, "2026-11-02T00:00:00Z")
     assert exported_ids(paths) == ["s3", "s4"]
     assert [r[0] for r in query(paths, "SELECT source FROM suppressions ORDER BY email")] == [
         "crm_20261101T010000Z.parquet", "crm_20261101T020000Z.jsonl", "crm_20261101T030000Z.csv.gz"]

@@ -158,10 +158,10 @@ def webhook():
 
 
 def test_a_failed_run_posts_an_alert_to_the_webhook(project_paths, monkeypatch, webhook):
-    from pipelines import refresh
     from pipelines.definitions import defs
     from pipelines.defs.automation import alert_failed_refresh
     from pipelines.defs.resources import SegmentsResource
+    from pipelines.run import execute
 
     url, received = webhook
     paths = project_paths
@@ -171,7 +171,7 @@ def test_a_failed_run_posts_an_alert_to_the_webhook(project_paths, monkeypatch, 
         raise UserError("the disk is full")
 
     with dg.instance_for_test() as instance:
-        monkeypatch.setattr(refresh, "step_history", broken_history)
+        monkeypatch.setattr(execute, "extend_history", broken_history)
         failed = defs.resolve_job_def("refresh").execute_in_process(
             instance=instance, raise_on_error=False, resources={"segments": resource},
             tags={"segments/as_of": AS_OF}, run_config={"ops": {"ingest": {"config": {"as_of": AS_OF}}}})

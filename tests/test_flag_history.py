@@ -44,7 +44,7 @@ RELATIONS = {
 
 
 def publish_flags(paths, project, as_of, members, statuses, run_id, tmp):
-    """What `pipelines.refresh` does: flags -> extend_history -> stage_version (files)."""
+    """What `pipelines.run.execute` does: flags -> extend_history -> stage_version (files)."""
     return publish(paths, project, as_of, members, statuses, run_id=run_id)
 
 

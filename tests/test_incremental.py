@@ -14,6 +14,7 @@ import importlib.util
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipelines.clock import format_ts
 from pipelines.engine import evaluate_flags
 from pipelines.engine.flags import sort_by_id
 from pipelines.engine.incremental import EvaluationRecord, evaluate_incremental
@@ -29,12 +31,19 @@ from pipelines.engine.tables import conform
 from pipelines.lake.layout import row_hashes_path
 from pipelines.lake.parts import write_row_hashes
 from pipelines.publish.scratch import scratch_connection
+from pipelines.runner import execute_refresh
 from pipelines.sample_data import generate_events, generate_subscribers
 from pipelines.segments.fields import REQUIRED_EVENT_FIELDS
 from pipelines.segments.loader import load_project
 from pipelines.segments.plan import build_plan
 
 AS_OF = datetime(2026, 11, 1)
+
+
+def run(paths, at: datetime, **options):
+    """One `segments run` (the refresh job in-process) at `at`: its summary."""
+    with dg.instance_for_test() as instance:
+        return execute_refresh(paths, as_of=format_ts(at), instance=instance, **options)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -257,21 +266,20 @@ def test_a_changed_row_is_found_by_its_hash_or_by_the_columns_read(tmp_path, row
 def test_a_run_writes_the_row_hashes_an_older_lake_lacks(tmp_path):
     """Snapshots ingested before row hashes existed get them when a run uses them."""
     from pipelines.lake.snapshots import list_snapshots
-    from pipelines.refresh import RunParams, run_steps
     from pipelines.sample_data import write_landing
     from pipelines.settings import Paths
 
     paths = Paths(defs=write_definitions(tmp_path / "defs", 5, 3), data=tmp_path / "data")
     write_landing(paths, as_of=AS_OF, n_subscribers=200, fmt="parquet")
     first = AS_OF + timedelta(hours=1)
-    run_steps(paths, RunParams(run_id="r1", as_of=first, started_at=first))
+    run(paths, first)
     (snapshot,) = list_snapshots(paths)
     hashes = row_hashes_path(snapshot.file)
     written = pq.read_table(hashes)
     assert written.column_names == ["subscriber_id", "row_hash"] and written.num_rows == snapshot.rows
     hashes.unlink()  # as in a lake ingested by an older version
     later = first + timedelta(hours=1)
-    run_steps(paths, RunParams(run_id="r2", as_of=later, started_at=later))
+    run(paths, later)
     assert pq.read_table(hashes).equals(written)
 
 
@@ -307,11 +315,13 @@ def test_row_hashes_tell_apart_values_that_look_alike(tmp_path):
     assert len(set(hashes)) == len(rows)
 
 
-def _query(paths, sql):
+def _query(paths, sql, run_id: str | None = None):
+    """The rows of `sql`, with `run_id` (if given) read as "this run"."""
     import duckdb
 
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        return con.execute(sql).fetchall()
+        rows = con.execute(sql).fetchall()
+    return [tuple("this run" if run_id is not None and v == run_id else v for v in row) for row in rows]
 
 
 def test_incremental_run_publishes_what_a_full_run_does(tmp_path):
@@ -321,7 +331,6 @@ def test_incremental_run_publishes_what_a_full_run_does(tmp_path):
     import shutil
 
     from pipelines.lake.snapshots import list_snapshots
-    from pipelines.refresh import RunParams, run_steps
     from pipelines.sample_data import write_landing
     from pipelines.sample_data.changes import write_changed_landing
     from pipelines.settings import Paths
@@ -330,19 +339,19 @@ def test_incremental_run_publishes_what_a_full_run_does(tmp_path):
     paths = Paths(defs=defs, data=tmp_path / "a")
     write_landing(paths, as_of=AS_OF, n_subscribers=3000, fmt="parquet")
     first = AS_OF + timedelta(hours=1)
-    run_steps(paths, RunParams(run_id="r1", as_of=first, started_at=first))
+    run(paths, first)
     changed = AS_OF + timedelta(hours=2)
     write_changed_landing(paths, as_of=AS_OF, changed_as_of=changed, since=first, n_subscribers=3000, share=0.02)
     other = Paths(defs=defs, data=tmp_path / "b")
     shutil.copytree(paths.data, other.data)
 
     later = changed + timedelta(minutes=30)
-    ctx, _ = run_steps(paths, RunParams(run_id="r2", as_of=later, started_at=later))
-    assert any(w.startswith("incremental:") for w in ctx.warnings)
+    summary = run(paths, later)
+    assert summary.mode.startswith("incremental:")
     # ingest wrote each snapshot's row hashes: the run compared those, not the columns
     assert all(row_hashes_path(s.file).is_file() for s in list_snapshots(paths))
-    ctx_full, _ = run_steps(other, RunParams(run_id="r2", as_of=later, started_at=later, full=True))
-    assert not any(w.startswith("incremental:") for w in ctx_full.warnings)
+    summary_full = run(other, later, full=True)
+    assert summary_full.mode == "full"
     for sql in (
         "SELECT segment, subscriber_id FROM segment_membership ORDER BY ALL",
         "SELECT * FROM segment_membership_history ORDER BY ALL",
@@ -351,8 +360,9 @@ def test_incremental_run_publishes_what_a_full_run_does(tmp_path):
         "SELECT * EXCLUDE (run_id) FROM recipients ORDER BY ALL",
         "SELECT segment, members, entered, exited FROM segments ORDER BY ALL",
     ):
-        assert _query(paths, sql) == _query(other, sql), sql
-    assert _query(paths, "SELECT count(*) FROM membership_changes WHERE run_id = 'r2'")[0][0] > 0
+        # the two copies' second runs have their own run ids: compared as one
+        assert _query(paths, sql, summary.run_id) == _query(other, sql, summary_full.run_id), sql
+    assert _query(paths, f"SELECT count(*) FROM membership_changes WHERE run_id = '{summary.run_id}'")[0][0] > 0
 
 
 def test_flags_of_older_semantics_are_not_reused(tmp_path, monkeypatch):
@@ -362,24 +372,23 @@ def test_flags_of_older_semantics_are_not_reused(tmp_path, monkeypatch):
 
     from pipelines.engine import incremental
     from pipelines.publish.state import current_state
-    from pipelines.refresh import RunParams, run_steps
     from pipelines.sample_data import write_landing
     from pipelines.settings import Paths
 
     paths = Paths(defs=write_definitions(tmp_path / "defs", 5, 3), data=tmp_path / "data")
     write_landing(paths, as_of=AS_OF, n_subscribers=200, fmt="parquet")
     first = AS_OF + timedelta(hours=1)
-    run_steps(paths, RunParams(run_id="r1", as_of=first, started_at=first))
+    run(paths, first)
     record_file = current_state(paths).version_dir / incremental.RECORD_FILE
     assert json.loads(record_file.read_text())["semantics"] == incremental.SEMANTICS_VERSION
     later = first + timedelta(hours=1)
-    ctx, _ = run_steps(paths, RunParams(run_id="r2", as_of=later, started_at=later))
-    assert any(w.startswith("incremental:") for w in ctx.warnings)
+    summary = run(paths, later)
+    assert summary.mode.startswith("incremental:")
 
     monkeypatch.setattr(incremental, "SEMANTICS_VERSION", "next")
     latest = later + timedelta(hours=1)
-    ctx, _ = run_steps(paths, RunParams(run_id="r3", as_of=latest, started_at=latest))
-    assert not any(w.startswith("incremental:") for w in ctx.warnings)
+    summary = run(paths, latest)
+    assert summary.mode == "full"
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "polars"])

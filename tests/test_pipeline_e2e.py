@@ -84,9 +84,10 @@ def test_materialize_with_polars_engine_gives_the_same_membership(project_paths)
             instance=instance, resources={"segments": resource},
         )
         assert result.success
-        keys = {m.asset_key.to_user_string() for m in result.asset_materializations_for_node("analyst_warehouse")}
-        assert keys == {"analyst_warehouse"}
-        [membership] = result.asset_materializations_for_node("segment_membership")
+        materialized = {m.asset_key.to_user_string(): m for m in result.asset_materializations_for_node("segments")}
+        assert set(materialized) == {"segment_membership", "segment_history", "audience_recipients",
+                                     "analyst_warehouse"}
+        membership = materialized["segment_membership"]
         assert membership.metadata["dagster/row_count"].value == sum(len(v) for v in EXPECTED.values())
         assert "| new_customers | 1 |" in membership.metadata["segments"].value
         assert "SELECT" in membership.metadata["compiled_sql"].value

@@ -81,23 +81,25 @@ def fingerprint_of(*parts) -> str:
 def stage_args(paths: Paths, project: Project, as_of: datetime, members: dict[str, list[str]],
                statuses: dict[str, str], *, run_id: str | None = None, fingerprint: str | None = None,
                quarantine: pa.Table | None = None) -> dict:
-    """The arguments of `stage_version` for one run, made the way `pipelines.refresh`
+    """The arguments of `stage_version` for one run, made the way `pipelines.run.execute`
     makes them after evaluation: the run's flags in its workspace, history files
     (extend_history) on the published version and the recipients file (write_recipients)."""
     from pipelines.engine.flags import sort_by_id
     from pipelines.publish.audiences import write_recipients
     from pipelines.publish.flag_history import extend_history, membership_to_flags
+    from pipelines.publish.history_files import write_flags
     from pipelines.publish.state import current_state
-    from pipelines.refresh import RunWorkspace
+    from pipelines.run.params import Workspace
 
     run_id = run_id or f"run-{as_of:%Y%m%dT%H%M%S}"
     subscribers = subscribers_table(statuses)
     ids = sort_by_id(subscribers.select(["subscriber_id"])).column("subscriber_id")
     flags = membership_to_flags(membership_table(members), ids, keys=project.segments)
-    ws = RunWorkspace(paths, run_id)
-    ws.save_flags(flags)
+    ws = Workspace(paths, run_id)
+    ws.dir.mkdir(parents=True, exist_ok=True)
+    write_flags(flags, ws.flags_file)
     delta = extend_history(current_state(paths), flags, run_id, as_of, segments=project.segments,
-                           out_dir=ws.dir / "history")
+                           out_dir=ws.history_dir)
     write_recipients(project, flags, subscribers, run_id, ws.recipients_file)
     return dict(
         project=project, run_id=run_id, as_of=as_of, started_at=as_of,
@@ -113,7 +115,7 @@ def stage_args(paths: Paths, project: Project, as_of: datetime, members: dict[st
 def publish(paths: Paths, project: Project, as_of: datetime, members: dict[str, list[str]],
             statuses: dict[str, str], *, run_id: str | None = None, fingerprint: str | None = None,
             quarantine: pa.Table | None = None, keep_versions: int = 5):
-    """Publish one run the way `pipelines.refresh` does after evaluation (the steps
+    """Publish one run the way `pipelines.run.execute` does after evaluation (the steps
     `segments run` and Dagster call): stage_version from the run's files (stage_args),
     then publish_version."""
     from pipelines.publish.warehouse import publish_version, stage_version

@@ -16,12 +16,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_incremental import write_definitions
+from test_incremental import run, write_definitions
 
 from pipelines.lake import ingest_landing, list_snapshots, read_events, read_snapshot
 from pipelines.lake import parts as lake_parts
 from pipelines.lake.snapshots import snapshot_ranges
-from pipelines.refresh import RunParams, load_valid_project, run_steps
+from pipelines.run.prepare import load_valid_project
 from pipelines.sample_data import write_landing
 from pipelines.settings import Paths
 
@@ -89,7 +89,7 @@ def _published(paths: Paths, sql: str):
         return con.execute(sql).fetchall()
 
 
-def test_a_run_by_ranges_publishes_what_a_run_in_one_piece_does(tmp_path, small_row_groups):
+def test_a_run_by_ranges_publishes_what_a_run_in_one_piece_does(tmp_path, small_row_groups, monkeypatch):
     """Both runs' steps, on two copies of one lake: the first evaluated in ranges of
     one row group (2,048 subscribers), the other in one piece."""
     paths = _landing(tmp_path / "a", 7000)
@@ -99,8 +99,10 @@ def test_a_run_by_ranges_publishes_what_a_run_in_one_piece_does(tmp_path, small_
     assert len(snapshot_ranges(list_snapshots(paths)[-1], 2048)) == 4
 
     at = AS_OF + timedelta(hours=1)
-    run_steps(paths, RunParams(run_id="r1", as_of=at, started_at=at, range_rows=2048))
-    run_steps(other, RunParams(run_id="r1", as_of=at, started_at=at, range_rows=10**9))
+    monkeypatch.setenv("SEGMENTS_RANGE_ROWS", "2048")
+    run(paths, at)
+    monkeypatch.setenv("SEGMENTS_RANGE_ROWS", str(10**9))
+    run(other, at)
     members = "SELECT segment, subscriber_id FROM segment_membership ORDER BY ALL"
     assert len(_published(paths, members)) > 7000
     for sql in (members, "SELECT * EXCLUDE (run_id) FROM recipients ORDER BY ALL",

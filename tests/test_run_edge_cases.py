@@ -109,18 +109,18 @@ def test_the_drop_rule_counts_subscribers_not_rows(paths, rows, held):
 
 def test_a_second_run_on_the_same_folder_stops_at_once(paths, monkeypatch):
     """While a run holds the folder, another gets one clear line and changes nothing."""
-    from pipelines import refresh
+    from pipelines.run import prepare
 
     snapshot(paths, "20261102", [("s1", "NY")])
     entered, release = threading.Event(), threading.Event()
-    real_prepare = refresh.prepare_run
+    real_prepare = prepare.prepare_run
 
     def slow_prepare(*args, **kwargs):
         entered.set()
         release.wait(60)
         return real_prepare(*args, **kwargs)
 
-    monkeypatch.setattr(refresh, "prepare_run", slow_prepare)
+    monkeypatch.setattr(prepare, "prepare_run", slow_prepare)
     outcome = {}
     first = threading.Thread(target=lambda: outcome.setdefault("first", run(paths, "2026-11-02")))
     first.start()
@@ -234,14 +234,15 @@ def test_a_run_keeps_the_workspaces_of_runs_still_in_progress(paths):
     Dagster still has in progress (the ingest asset passes their ids)."""
     from datetime import datetime
 
-    from pipelines import refresh
+    from pipelines.run.params import RunParams
+    from pipelines.run.prepare import prepare
 
     snapshot(paths, "20261102", [("s1", "NY")])
     work = Path(paths.data) / "work"
     for run_id in ("finished", "scheduled-in-progress"):
         (work / run_id).mkdir(parents=True)
-    params = refresh.RunParams(run_id="now", as_of=datetime(2026, 11, 2, 12), started_at=datetime(2026, 11, 2, 12))
-    refresh.step_prepare(paths, params, in_progress=["scheduled-in-progress"])
+    params = RunParams(run_id="now", as_of=datetime(2026, 11, 2, 12), started_at=datetime(2026, 11, 2, 12))
+    prepare(paths, params, in_progress=["scheduled-in-progress"])
     assert sorted(p.name for p in work.iterdir()) == ["now", "scheduled-in-progress"]
 
 
@@ -271,10 +272,10 @@ def test_quarantine_rate_is_the_worst_new_files_share(paths):
 def test_a_scheduled_run_that_fails_after_ingest_shows_in_runs(paths, monkeypatch):
     """Runs launched by Dagster (schedules, the sensor) are recorded when they fail
     after ingest, by the `record_failed_refresh` run-failure sensor."""
-    from pipelines import refresh
     from pipelines.definitions import defs
     from pipelines.defs.automation import record_failed_refresh
     from pipelines.defs.resources import SegmentsResource
+    from pipelines.run import execute
 
     snapshot(paths, "20261102", [("s1", "NY")])
     resource = SegmentsResource(defs_dir=str(paths.defs), data_dir=str(paths.data))
@@ -284,7 +285,7 @@ def test_a_scheduled_run_that_fails_after_ingest_shows_in_runs(paths, monkeypatc
         raise UserError("the disk is full")
 
     with dg.instance_for_test() as instance:
-        monkeypatch.setattr(refresh, "step_history", broken_history)
+        monkeypatch.setattr(execute, "extend_history", broken_history)
         failed = job.execute_in_process(
             instance=instance, raise_on_error=False, resources={"segments": resource},
             run_config={"ops": {"ingest": {"config": {"as_of": "2026-11-02T12:00:00Z"}}}})
@@ -333,7 +334,7 @@ def refresh_job_for_reexecution():
 def test_reexecution_from_failure_finishes_the_run(paths, monkeypatch):
     """Dagster's "re-execute from failure" runs only the failed steps, under a new
     run id: they find the workspace the first attempt's steps left."""
-    from pipelines import refresh
+    from pipelines.run import execute
 
     snapshot(paths, "20261102", [("s1", "NY")])
     monkeypatch.setenv("SEGMENTS_DEFS", str(paths.defs))
@@ -344,7 +345,7 @@ def test_reexecution_from_failure_finishes_the_run(paths, monkeypatch):
         raise UserError("the disk is full")
 
     with dg.instance_for_test() as instance:
-        monkeypatch.setattr(refresh, "step_publish", broken_publish)
+        monkeypatch.setattr(execute, "publish_version", broken_publish)
         first = dg.execute_job(dg.reconstructable(refresh_job_for_reexecution), instance=instance,
                                run_config=config, raise_on_error=False)
         assert not first.success and not Path(paths.warehouse).exists()

@@ -1,1 +1,1 @@
-"""Dagster definitions: thin wrappers over the library steps in `pipelines.refresh`."""
+"""Dagster definitions: the asset graph, its schedules and sensors, over `pipelines.run`."""

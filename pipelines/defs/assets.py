@@ -1,5 +1,12 @@
 """The asset graph: landing files -> lake -> membership -> history -> recipients -> warehouse.
 
+Two steps, as the data is persisted: `ingest` writes the lake (and the run's
+decision: which snapshot, whether anything changed), and `segments` evaluates,
+records history, builds recipients and publishes the new version, its checks
+run in between (a failed blocking check stops it before the publish). Each
+yields a MaterializeResult per asset and an AssetCheckResult per check; the
+work itself is in `pipelines.run`.
+
 All segments are ONE asset (`segment_membership`), not one asset per
 segment: a team with hundreds of segments would otherwise get hundreds of
 nodes in the UI, and the engine evaluates them in one pass anyway. Per-segment
@@ -7,31 +14,31 @@ sizes and changes are numeric metadata entries (`members/<segment>`,
 `entered/<segment>`, `exited/<segment>`, `recipients/<audience>`), which the
 asset's Plots tab draws over runs, plus a markdown table.
 
-Each asset is a thin wrapper over a step in `pipelines.refresh`; steps pass
-data through the run's workspace, and only `analyst_warehouse` publishes.
 A run whose inputs were already published materializes nothing: the ingest
 step records an observation of every asset instead (see `_observe_unchanged`).
 """
 
-
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .. import refresh
 from ..clock import utc_now
 from ..errors import UserError
+from ..lake.snapshots import event_part_files
 from ..publish import schemas
+from ..run import checks
+from ..run.execute import Run
+from ..run.params import RunContext, parse_params
+from ..run.prepare import prepare, record_failure
 from .metadata import (
     as_of_value,
     column_schema,
     edited_segments,
     event_rows,
     holdout_counts,
-    lake_event_files,
     relation_schemas,
 )
 from .resources import SegmentsResource
@@ -62,7 +69,7 @@ def _fail(error: UserError) -> dg.Failure:
 
 def workspace_id(run: dg.DagsterRun) -> str:
     """The run workspace of a Dagster run: its own, or for a re-execution (say, from
-    failure) that of the run it re-executes, where the earlier steps left their results."""
+    failure) that of the run it re-executes, where ingest left the run's context."""
     return run.root_run_id or run.run_id
 
 
@@ -78,35 +85,58 @@ def _runs_in_progress(context: dg.AssetExecutionContext) -> list[str]:
             if r.run_id != context.run.run_id]
 
 
+def _check_result(asset: str, name: str, outcome: checks.CheckOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset, check_name=name, passed=outcome.passed, description=outcome.description,
+        severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
+        metadata=outcome.metadata)
+
+
+def _checked(asset: str, outcomes: list[tuple[str, checks.CheckOutcome]]):
+    """The check results; then, if a blocking one failed, the end of the run: nothing is published."""
+    for name, outcome in outcomes:
+        yield _check_result(asset, name, outcome)
+    failed = [name for name, outcome in outcomes if outcome.blocking and not outcome.passed]
+    if failed:
+        raise dg.Failure(description=f"blocking check '{failed[0]}' failed on {asset}; nothing was published",
+                         allow_retries=False)
+
+
 @dg.multi_asset(
     specs=[
-        # skippable: an unchanged run materializes nothing, and every later step skips.
+        # skippable: an unchanged run materializes nothing, and the later step skips.
         dg.AssetSpec("lake_subscribers", deps=[landing_files], group_name="lake", kinds={"parquet"},
                      description="Typed subscriber snapshots; bad rows quarantined.", skippable=True),
         dg.AssetSpec("lake_events", deps=[landing_files], group_name="lake", kinds={"parquet"},
                      description="De-duplicated event exports.", skippable=True),
     ],
+    check_specs=[dg.AssetCheckSpec(
+        "quarantine_rate", asset="lake_subscribers",
+        description="Share of quarantined rows in each landing file this run ingested (the worst file).")],
     name="ingest",
 )
 def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: SegmentsResource):
     """Ingest new landing files and choose this run's snapshot (the hold rule applies here)."""
-    started = utc_now()
-    params = refresh.parse_params(
-        workspace_id(context.run), config.as_of, started,
+    paths = segments.paths()
+    params = parse_params(
+        workspace_id(context.run), config.as_of, utc_now(),
         engine=config.engine or segments.engine, force=config.force, full=config.full,
         allow_future=config.allow_future,
         overtaken_ok=context.run.tags.get("segments/trigger") in SCHEDULED_TRIGGERS,
     )
     try:
-        ctx = refresh.step_prepare(segments.paths(), params, in_progress=_runs_in_progress(context),
-                                  limits=segments.ingest_limits())
+        ctx = prepare(paths, params, in_progress=_runs_in_progress(context), limits=segments.ingest_limits())
     except UserError as error:
-        refresh.record_failure(segments.paths(), params, error)
+        record_failure(paths, params, error)
         raise _fail(error) from None
     for warning in ctx.warnings:
         context.log.warning(warning)
+    # The files this run ingested, whether or not it goes on to publish.
+    quarantine = _check_result("lake_subscribers", "quarantine_rate",
+                               checks.quarantine_rate(ctx, segments.max_quarantine_rate))
     if ctx.unchanged:
         _observe_unchanged(context, ctx)
+        yield quarantine
         return
     yield dg.MaterializeResult(
         asset_key="lake_subscribers",
@@ -119,7 +149,8 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
             "quarantined_rows": ctx.quarantined_rows,
         },
     )
-    event_files = lake_event_files(segments.paths())
+    yield quarantine
+    event_files = event_part_files(paths)
     yield dg.MaterializeResult(
         asset_key="lake_events",
         metadata={
@@ -136,7 +167,7 @@ JOB_ASSETS = ("lake_subscribers", "lake_events", "segment_membership", "segment_
               "analyst_warehouse")
 
 
-def _observe_unchanged(context: dg.AssetExecutionContext, ctx: refresh.RunContext):
+def _observe_unchanged(context: dg.AssetExecutionContext, ctx: RunContext):
     """A run whose inputs were already published (or that a later run overtook) publishes
     nothing: it records an observation of each asset that carries the last real
     materialization's metadata forward, not a materialization. So the plots keep their
@@ -148,21 +179,55 @@ def _observe_unchanged(context: dg.AssetExecutionContext, ctx: refresh.RunContex
             asset_key=key, metadata={**carried, "unchanged_since_run": ctx.unchanged_run_id or ""}))
 
 
-@dg.asset(deps=["lake_subscribers", "lake_events"], group_name="segments", kinds={"duckdb", "polars", "spark"})
-def segment_membership(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
-    """Every segment evaluated on the run's snapshot and as_of, in one pass per dependency wave."""
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("segment_membership", deps=["lake_subscribers", "lake_events"], group_name="segments",
+                     kinds={"duckdb", "polars", "spark"}, skippable=True,
+                     description="Every segment evaluated on the run's snapshot and as_of, in one pass per "
+                                 "dependency wave."),
+        dg.AssetSpec("segment_history", deps=["segment_membership"], group_name="segments", skippable=True,
+                     description="Stays (valid_from/valid_to), entered/exited changes and sizes for this run."),
+        dg.AssetSpec("audience_recipients", deps=["segment_membership"], group_name="publish", skippable=True,
+                     description="Recipients per audience: any include, minus any exclude, minus every "
+                                 "non-active subscriber."),
+        dg.AssetSpec(
+            "analyst_warehouse", deps=["segment_history", "audience_recipients"], group_name="publish",
+            kinds={"duckdb"}, skippable=True,
+            description="Atomically publishes the new version: warehouse.duckdb and the audience files.",
+            # Freshness of the published tables: warn after 2 hours without a
+            # publish (hourly runs), fail after 26 (the nightly run was missed).
+            freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26),
+                                                            warn_window=timedelta(hours=2))),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec("unique_members", asset="segment_membership", blocking=True,
+                          description="Each (segment, subscriber_id) pair appears once."),
+        dg.AssetCheckSpec("no_sudden_shrink", asset="segment_membership", blocking=True,
+                          description="No segment lost more than the configured share of its members since "
+                                      "the last publish."),
+        dg.AssetCheckSpec("suppression", asset="audience_recipients", blocking=True,
+                          description="No suppressed subscriber or address is a recipient, and no address twice "
+                                      "in an audience (derived on its own from the snapshot, its quarantine and "
+                                      "the suppression list)."),
+    ],
+    name="segments",
+    pool="warehouse_publish",
+)
+def segments_and_audiences(context: dg.AssetExecutionContext, segments: SegmentsResource):
+    """Evaluate, record history, build recipients, check, publish: one version."""
+    paths = segments.paths()
     try:
-        ctx, counts = refresh.step_evaluate(segments.paths(), workspace_id(context.run))
+        run = Run(paths, workspace_id(context.run))
+        evaluation = run.evaluate()
     except UserError as error:
         raise _fail(error) from None
+    ctx = run.ctx
+    counts = evaluation.counts
     table = "| segment | members |\n|---|---:|\n" + "\n".join(f"| {k} | {v:,} |" for k, v in sorted(counts.items()))
-    paths = segments.paths()
-    compiled = refresh.RunWorkspace(paths, workspace_id(context.run)).compiled_sql()
     # The query of each segment whose definition changed since the published run (every
     # query is in the warehouse's `segments.sql`): not ~1 KB per segment on every run.
-    project = refresh.load_valid_project(paths)
-    edited = edited_segments(paths, {key: s.definition_sha256() for key, s in project.segments.items()})
-    metadata = {
+    edited = edited_segments(paths, {key: s.definition_sha256() for key, s in run.project.segments.items()})
+    metadata: dict[str, Any] = {
         "dagster/row_count": sum(counts.values()),  # (segment, subscriber_id) pairs
         "dagster/column_schema": column_schema(schemas.MEMBERSHIP),
         **{f"members/{key}": count for key, count in sorted(counts.items())},
@@ -170,91 +235,64 @@ def segment_membership(context: dg.AssetExecutionContext, segments: SegmentsReso
         "engine": ctx.params.engine,
         "as_of": as_of_value(ctx),
         # engine/incremental.py: whether only subscribers whose inputs changed were re-evaluated
-        "evaluation": next((w for w in ctx.warnings if w.startswith("incremental:")), "full"),
+        "evaluation": ctx.mode,
     }
-    changed = {key: sql for key, sql in sorted(compiled.items()) if key in edited}
+    changed = {key: sql for key, sql in sorted(evaluation.compiled_sql.items()) if key in edited}
     if changed:
         metadata["compiled_sql"] = dg.MetadataValue.md(
             "\n\n".join(f"**{key}**\n```sql\n{sql}\n```" for key, sql in changed.items()))
-    return dg.MaterializeResult(metadata=metadata)
+    yield dg.MaterializeResult(asset_key="segment_membership", metadata=metadata)
 
+    shrink = checks.no_sudden_shrink(paths, counts, segments.max_segment_shrink, segments.block_on_shrink)
+    yield from _checked("segment_membership", [("unique_members", checks.unique_members(evaluation.flags)),
+                                               ("no_sudden_shrink", shrink)])
 
-@dg.asset(deps=[segment_membership], group_name="segments")
-def segment_history(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
-    """Stays (valid_from/valid_to), entered/exited changes and sizes for this run."""
     try:
-        ctx, history = refresh.step_history(segments.paths(), workspace_id(context.run))
+        history = run.history(evaluation.flags)
+        recipients = run.recipients(evaluation.flags)
     except UserError as error:
         raise _fail(error) from None
-    sizes = history.run_sizes(workspace_id(context.run))
+    sizes = history.run_sizes()
     sizes = list(zip(sizes.column("segment").to_pylist(), sizes.column("members").to_pylist(),
                      sizes.column("entered").to_pylist(), sizes.column("exited").to_pylist(), strict=True))
     rows = [f"| {s} | {m:,} | +{e:,} | -{x:,} |" for s, m, e, x in sizes]
-    table = "| segment | members | entered | exited |\n|---|---:|---:|---:|\n" + "\n".join(rows)
-    return dg.MaterializeResult(
-        metadata={
-            "changes": dg.MetadataValue.md(table),
-            # This run's changes; the stays relation's size is not counted, so no dagster/row_count.
-            "entered": history.entered,
-            "exited": history.exited,
-            **{f"entered/{s}": e for s, _, e, _ in sizes},
-            **{f"exited/{s}": x for s, _, _, x in sizes},
-            "dagster/column_schema": column_schema(schemas.HISTORY),
-            "as_of": as_of_value(ctx),
-        }
-    )
+    yield dg.MaterializeResult(asset_key="segment_history", metadata={
+        "changes": dg.MetadataValue.md("| segment | members | entered | exited |\n|---|---:|---:|---:|\n"
+                                       + "\n".join(rows)),
+        # This run's changes; the stays relation's size is not counted, so no dagster/row_count.
+        "entered": history.entered,
+        "exited": history.exited,
+        **{f"entered/{s}": e for s, _, e, _ in sizes},
+        **{f"exited/{s}": x for s, _, _, x in sizes},
+        "dagster/column_schema": column_schema(schemas.HISTORY),
+        "as_of": as_of_value(ctx),
+    })
 
-
-@dg.asset(deps=[segment_membership], group_name="publish")
-def audience_recipients(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
-    """Recipients per audience: any include, minus any exclude, minus every non-active subscriber."""
-    try:
-        ctx, counts = refresh.step_recipients(segments.paths(), workspace_id(context.run))
-    except UserError as error:
-        raise _fail(error) from None
-    table = "| audience | recipients |\n|---|---:|\n" + "\n".join(f"| {a} | {n:,} |" for a, n in sorted(counts.items()))
-    recipients_file = refresh.RunWorkspace(segments.paths(), workspace_id(context.run)).recipients_file
+    recipients_file = run.workspace.recipients_file
     holdout = holdout_counts(recipients_file)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": sum(counts.values()),  # rows of `recipients`, every audience
-            "dagster/column_schema": column_schema(pq.read_schema(recipients_file)),
-            **{f"recipients/{key}": n for key, n in sorted(counts.items())},
-            **{f"holdout/{key}": holdout.get(key, 0) for key in sorted(counts)},
-            "audiences": dg.MetadataValue.md(table),
-            "as_of": as_of_value(ctx),
-        }
-    )
+    yield dg.MaterializeResult(asset_key="audience_recipients", metadata={
+        "dagster/row_count": sum(recipients.values()),  # rows of `recipients`, every audience
+        "dagster/column_schema": column_schema(pq.read_schema(recipients_file)),
+        **{f"recipients/{key}": n for key, n in sorted(recipients.items())},
+        **{f"holdout/{key}": holdout.get(key, 0) for key in sorted(recipients)},
+        "audiences": dg.MetadataValue.md("| audience | recipients |\n|---|---:|\n" + "\n".join(
+            f"| {a} | {n:,} |" for a, n in sorted(recipients.items()))),
+        "as_of": as_of_value(ctx),
+    })
+    yield from _checked("audience_recipients",
+                        [("suppression", checks.suppression(recipients_file, run.subscribers, run.suppressions))])
 
-
-@dg.asset(
-    deps=[segment_history, audience_recipients],
-    group_name="publish",
-    kinds={"duckdb"},
-    pool="warehouse_publish",
-    # Freshness of the published tables: warn after 2 hours without a
-    # publish (hourly runs), fail after 26 (the nightly run was missed).
-    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)),
-)
-def analyst_warehouse(context: dg.AssetExecutionContext, segments: SegmentsResource) -> dg.MaterializeResult:
-    """Atomically publishes the new version: warehouse.duckdb and the audience files."""
-    paths = segments.paths()
     try:
-        ctx, result = refresh.step_publish(paths, workspace_id(context.run), keep_versions=segments.keep_versions)
+        result = run.publish(evaluation, history, keep_versions=segments.keep_versions)
     except UserError as error:
         raise _fail(error) from None
     relations = relation_schemas(paths)
-    return dg.MaterializeResult(metadata={
+    yield dg.MaterializeResult(asset_key="analyst_warehouse", metadata={
         "warehouse": dg.MetadataValue.path(str(paths.warehouse)),
-        "run_id": workspace_id(context.run),
+        "run_id": run.run_id,
         "as_of": as_of_value(ctx),
         "version": result.version if result is not None else "",
         # The analyst relations' columns, as the published catalog has them.
         "dagster/column_schema": relations.pop("segments", dg.TableSchema(columns=[])),
         **{f"schema/{name}": schema for name, schema in sorted(relations.items())},
     })
-
-
-def count_nonunique(table, columns: list[str]) -> int:
-    grouped = table.group_by(columns).aggregate([([], "count_all")])
-    return int(pc.sum(pc.greater(grouped.column("count_all"), 1)).as_py() or 0)

@@ -11,13 +11,18 @@ Runs never overlap: dagster.yaml limits the run queue to one run at a time.
 
 import hashlib
 import json
+import urllib.request
 
 import dagster as dg
 
 from ..clock import format_ts, utc_now
+from ..errors import UserError
 from ..lake.columns import KINDS
 from ..lake.landing import list_landing
+from ..run.params import Workspace
+from ..run.prepare import record_failure
 from ..settings import Paths
+from .assets import workspace_id
 from .resources import SegmentsResource
 
 refresh_job = dg.define_asset_job(
@@ -100,13 +105,9 @@ def record_failed_refresh(context: dg.RunFailureSensorContext, segments: Segment
     """A run launched by a schedule or the sensor that fails (a step raised, a blocking
     check stopped it) shows in `runs` as `failed`, as a `segments run` does. A run that
     failed in ingest is recorded there already."""
-    from ..errors import UserError
-    from ..refresh import RunWorkspace, record_failure
-    from .assets import workspace_id
-
     paths = segments.paths()
-    workspace = RunWorkspace(paths, workspace_id(context.dagster_run))
-    if not (workspace.dir / "context.json").is_file():
+    workspace = Workspace(paths, workspace_id(context.dagster_run))
+    if not workspace.context_file.is_file():
         return dg.SkipReason("failed before its workspace existed (ingest records those)")
     record_failure(paths, workspace.load_context().params, UserError(failure_reason(context)))
     return None
@@ -143,8 +144,6 @@ def alert_failed_refresh(context: dg.RunFailureSensorContext, segments: Segments
 
 def post_json(url: str, payload: dict) -> None:
     """POST `payload` as JSON; an http(s) URL only (never file:// or the like)."""
-    import urllib.request
-
     if not url.startswith(("http://", "https://")):
         # Not the URL itself: a webhook URL carries its secret token.
         raise ValueError("alert_webhook_url must be an http(s) URL")

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..publish.catalog import open_warehouse
 from ..settings import Paths
 
 
@@ -24,12 +26,6 @@ def as_of_value(ctx) -> dg.TimestampMetadataValue:
     return dg.MetadataValue.timestamp(as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC))
 
 
-def lake_event_files(paths: Paths) -> list[Path]:
-    from ..lake.snapshots import event_part_files
-
-    return event_part_files(paths)
-
-
 def event_rows(files: list[Path]) -> int:
     return sum(pq.read_metadata(f).num_rows for f in files)
 
@@ -37,8 +33,6 @@ def event_rows(files: list[Path]) -> int:
 def edited_segments(paths: Paths, definitions: dict[str, str]) -> set[str]:
     """Keys of `definitions` (segment -> definition sha256) that the published warehouse
     lacks or has with another definition: every key before the first publish."""
-    from ..publish.catalog import open_warehouse
-
     if not Path(paths.warehouse).exists():
         return set(definitions)
     with open_warehouse(paths) as con:
@@ -48,8 +42,6 @@ def edited_segments(paths: Paths, definitions: dict[str, str]) -> set[str]:
 
 def holdout_counts(recipients_file: Path) -> dict[str, int]:
     """Recipients per audience in the `holdout` group."""
-    import pyarrow.compute as pc
-
     table = pq.read_table(recipients_file, columns=["audience", "group"])
     held = table.filter(pc.equal(table.column("group"), "holdout"))
     counts = held.group_by("audience").aggregate([([], "count_all")])
@@ -58,8 +50,6 @@ def holdout_counts(recipients_file: Path) -> dict[str, int]:
 
 def relation_schemas(paths: Paths) -> dict[str, dg.TableSchema]:
     """Column schemas of the published warehouse's relations, as the catalog has them."""
-    from ..publish.catalog import open_warehouse
-
     with open_warehouse(paths) as con:
         rows = con.execute(
             """SELECT table_name, column_name, data_type FROM information_schema.columns

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
+from ..publish.fsutil import private_umask
 from ..settings import IngestLimits, Paths, ingest_limits, resolve_paths
 
 
@@ -31,8 +32,6 @@ class SegmentsResource(dg.ConfigurableResource):
     max_record_bytes: int | None = Field(default=None, description="Largest CSV record or JSONL line, bytes")
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        from ..publish.fsutil import private_umask
-
         private_umask()  # every step writes lake, warehouse or audience files
 
     def paths(self) -> Paths:

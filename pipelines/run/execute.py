@@ -1,0 +1,91 @@
+"""The steps after ingest, over one run's data held in memory: evaluate, history,
+recipients, publish. The snapshot columns they share and the suppressions are
+read once; only the files the new version links in go to the workspace."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..errors import UserError
+from ..lake.snapshots import event_part_files, quarantine_table
+from ..lake.suppressions import read_held_rows, read_suppression_list
+from ..publish.audiences import Suppressions, audience_field_columns, write_recipients
+from ..publish.flag_history import HistoryDelta, extend_history
+from ..publish.lock import writer_lock
+from ..publish.state import current_state
+from ..publish.warehouse import lake_file_is_publishable, publish_version, stage_version
+from ..settings import Paths
+from .evaluate import Evaluation, evaluate, read_subscribers
+from .params import Workspace
+from .prepare import load_valid_project
+
+
+class Run:
+    """A prepared run (its context is in the workspace), taken to publish."""
+
+    def __init__(self, paths: Paths, run_id: str):
+        self.paths = paths
+        self.run_id = run_id
+        self.workspace = Workspace(paths, run_id)
+        self.ctx = self.workspace.load_context()
+        self.project = load_valid_project(paths)
+
+    @cached_property
+    def subscribers(self) -> pa.Table:
+        """What recipients, the suppression check and the publish read of the snapshot."""
+        columns = ["subscriber_id", "status", "email", *audience_field_columns(self.project)]
+        return read_subscribers(self.paths, self.ctx, self.project, columns)
+
+    @cached_property
+    def suppressions(self) -> Suppressions:
+        """The suppression list and the held rows of the run's snapshot (publish/audiences.py)."""
+        return Suppressions(listed=read_suppression_list(self.paths),
+                            held=read_held_rows(self.paths, self.ctx.snapshot_file),
+                            snapshot_at=datetime.fromisoformat(self.ctx.snapshot_at) if self.ctx.snapshot_at else None)
+
+    def _check_parent(self):
+        previous = current_state(self.paths)
+        if (previous.version if previous else None) != self.ctx.parent_version:
+            raise UserError("another run published while this one was running; start this run again")
+        return previous
+
+    def evaluate(self) -> Evaluation:
+        evaluation = evaluate(self.paths, self.ctx, self.project, self.workspace)
+        self.workspace.save_context(self.ctx)  # how the flags were made, for the run's summary
+        return evaluation
+
+    def history(self, flags: pa.Table) -> HistoryDelta:
+        """Stays, changes and sizes against the published state this run started from."""
+        return extend_history(self._check_parent(), flags, self.run_id, self.ctx.params.as_of,
+                              segments=self.project.segments, out_dir=self.workspace.history_dir)
+
+    def recipients(self, flags: pa.Table) -> dict[str, int]:
+        """Recipients of every audience, written to the workspace as the version publishes
+        them (sorted by audience, subscriber_id); recipients per audience."""
+        # Written a part at a time: at 100M subscribers the table would not fit in memory.
+        return write_recipients(self.project, flags, self.subscribers, self.run_id,
+                                self.workspace.recipients_file, self.suppressions)
+
+    def publish(self, evaluation: Evaluation, history: HistoryDelta, keep_versions: int = 5):
+        """Stage the new version and swap it in atomically."""
+        # The lake's snapshot file is published as it is when it already has the published columns.
+        snapshot_file = Path(self.ctx.snapshot_file)
+        linkable = lake_file_is_publishable(self.project, snapshot_file)
+        subscribers = self.subscribers if linkable else read_subscribers(self.paths, self.ctx, self.project)
+        with writer_lock(self.paths):
+            self._check_parent()
+            staged = stage_version(
+                self.paths, project=self.project, run_id=self.run_id, as_of=self.ctx.params.as_of,
+                started_at=self.ctx.params.started_at, snapshot_name=self.ctx.snapshot_name,
+                snapshot_rows=self.ctx.snapshot_rows, fingerprint=self.ctx.fingerprint, subscribers=subscribers,
+                history=history, compiled_sql=evaluation.compiled_sql,
+                quarantine=quarantine_table(self.paths), event_files=event_part_files(self.paths),
+                flags_file=self.workspace.flags_file, subscribers_file=snapshot_file if linkable else None,
+                extra_files=[self.workspace.dir / "evaluation.json"], recipients_file=self.workspace.recipients_file,
+                suppressions=self.suppressions,
+            )
+            return publish_version(self.paths, staged, keep_versions=keep_versions)

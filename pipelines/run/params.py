@@ -1,0 +1,96 @@
+"""A run's parameters, what its first step decided, and its scratch folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ..clock import parse_as_of
+from ..errors import UserError
+from ..publish.history_files import FLAGS_FILE
+from ..settings import Paths
+
+
+@dataclass
+class RunParams:
+    run_id: str
+    as_of: datetime
+    started_at: datetime
+    engine: str = "duckdb"
+    force: bool = False
+    full: bool = False
+    allow_future: bool = False  # accept an as_of more than clock.FUTURE_TOLERANCE after started_at
+    # A scheduled tick that a later run overtook (the sensor queued one first) has
+    # nothing to do: it ends as unchanged instead of failing on "history only moves forward".
+    overtaken_ok: bool = False
+
+
+def parse_params(run_id: str, as_of: str | datetime | None, started_at: datetime, **options) -> RunParams:
+    resolved = parse_as_of(as_of) if as_of is not None else None
+    return RunParams(run_id=run_id, as_of=resolved or started_at, started_at=started_at, **options)
+
+
+@dataclass
+class RunContext:
+    """What the first step decided, read by the later step of the same run."""
+
+    params: RunParams
+    snapshot_file: str = ""
+    snapshot_name: str = ""
+    snapshot_at: str = ""
+    snapshot_rows: int = 0
+    fingerprint: str = ""
+    parent_version: str | None = None
+    unchanged_run_id: str | None = None  # set when the same inputs were already published
+    ingested: list[str] = field(default_factory=list)
+    quarantined_rows: int = 0
+    row_counts: dict[str, list[int]] = field(default_factory=dict)  # new file -> [loaded, quarantined]
+    warnings: list[str] = field(default_factory=list)
+    mode: str = "full"  # how the flags were made: "full" or "incremental: ..." (engine/incremental.py)
+
+    @property
+    def unchanged(self) -> bool:
+        return self.unchanged_run_id is not None
+
+
+class Workspace:
+    """Scratch space of one run, `DATA/work/<run_id>/`: the run's context (what ingest
+    decided, for the publishing step and a re-execution) and the files the new
+    version links in. Removed when a later run starts."""
+
+    def __init__(self, paths: Paths, run_id: str):
+        self.dir = Path(paths.data) / "work" / run_id
+        self.context_file = self.dir / "context.json"
+        self.flags_file = self.dir / FLAGS_FILE
+        self.recipients_file = self.dir / "recipients.parquet"
+        self.history_dir = self.dir / "history"
+
+    def save_context(self, ctx: RunContext) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        payload = asdict(ctx)
+        payload["params"]["as_of"] = ctx.params.as_of.isoformat()
+        payload["params"]["started_at"] = ctx.params.started_at.isoformat()
+        self.context_file.write_text(json.dumps(payload, indent=2))
+
+    def load_context(self) -> RunContext:
+        if not self.context_file.exists():
+            raise UserError(f"run workspace {self.dir} is missing: materialize the whole refresh job")
+        payload = json.loads(self.context_file.read_text())
+        params = payload.pop("params")
+        params["as_of"] = datetime.fromisoformat(params["as_of"])
+        params["started_at"] = datetime.fromisoformat(params["started_at"])
+        return RunContext(params=RunParams(**params), **payload)
+
+
+def remove_stale_workspaces(paths: Paths, keep: Iterable[str]) -> None:
+    """Workspaces of other runs (those in `keep`, runs still in progress, stay)."""
+    root = Path(paths.data) / "work"
+    keep = set(keep)
+    if root.exists():
+        for child in root.iterdir():
+            if child.name not in keep:
+                shutil.rmtree(child, ignore_errors=True)
