@@ -31,8 +31,8 @@ except ImportError:  # pragma: no cover - typer on top of click
     from click.exceptions import NoArgsIsHelpError, UsageError
 
 from .cli_render import one_line
+from .core.settings import Paths, resolve_paths
 from .errors import UserError
-from .settings import Paths, resolve_paths
 
 
 class SegmentsGroup(TyperGroup):
@@ -90,7 +90,7 @@ DataOption = Annotated[
 
 def _checked_as_of(value: str | None) -> str | None:
     """A timestamp that does not parse is a usage error (exit 2), like any bad option value."""
-    from .clock import parse_as_of
+    from .core.clock import parse_as_of
 
     try:
         parse_as_of(value)
@@ -304,8 +304,8 @@ def compile(  # noqa: A001 - the command is called compile
 
     Example: segments compile subscribers_in_new_york --dialect spark
     """
-    from .clock import parse_as_of, utc_now
     from .commands.common import unknown_segment_message
+    from .core.clock import parse_as_of, utc_now
     from .refresh import load_valid_project
     from .segments.to_sql import compile_segment
 

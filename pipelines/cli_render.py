@@ -17,7 +17,7 @@ from rich import markup
 from rich.console import Console
 from rich.table import Table
 
-from .clock import format_ts
+from .core.clock import format_ts
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .clock import format_ts, parse_as_of
+from .core.clock import format_ts, parse_as_of
+from .core.settings import Paths
 from .errors import UserError
-from .settings import Paths
 
 # A fixed clock keeps the demo reproducible: a second `make demo` finds the
 # same landing files and the same as_of, and changes nothing. It is the last

@@ -16,8 +16,8 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
+from .core.settings import Paths
 from .errors import UserError
-from .settings import Paths
 
 # Statement types (DuckDB's own parser) that only read. EXPLAIN is allowed only
 # over one of these (EXPLAIN ANALYZE executes its statement).

@@ -103,7 +103,7 @@ def _now_project(tmp_path):
     """A project whose snapshot is an hour old by the wall clock."""
     from datetime import timedelta
 
-    from pipelines.clock import utc_now
+    from pipelines.core.clock import utc_now
 
     hour_ago = utc_now() - timedelta(hours=1)
     return write_project(tmp_path, snapshot_name=f"subscribers_{hour_ago:%Y%m%dT%H%M%S}Z.csv")
@@ -112,7 +112,7 @@ def _now_project(tmp_path):
 def _ts(delta_minutes: float) -> str:
     from datetime import timedelta
 
-    from pipelines.clock import format_ts, utc_now
+    from pipelines.core.clock import format_ts, utc_now
 
     return format_ts(utc_now() + timedelta(minutes=delta_minutes))
 
@@ -259,7 +259,7 @@ def test_every_relation_reads_the_new_folder_once_the_old_is_gone(project_paths,
     from typer.testing import CliRunner
 
     from pipelines.cli import app
-    from pipelines.settings import Paths
+    from pipelines.core.settings import Paths
 
     paths = project_paths
     run(paths, "2026-11-27T06:00:00Z")

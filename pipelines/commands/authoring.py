@@ -10,9 +10,9 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.definition_rules import KEY_PATTERN, NAME_MAX
-from ..settings import Paths
 from .common import (
     audience_files,
     load_definitions,

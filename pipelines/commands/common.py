@@ -18,11 +18,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..clock import format_ts, parse_as_of, utc_now
+from ..core.clock import format_ts, parse_as_of, utc_now
+from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.model import EventFilter, Project, Segment
 from ..segments.problems import Problem
-from ..settings import Paths
 
 
 class DefinitionProblems(UserError):

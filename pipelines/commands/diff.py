@@ -20,9 +20,9 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.model import Audience, Project
-from ..settings import Paths
 from .common import (
     DefinitionProblems,
     closure,
@@ -189,7 +189,7 @@ def _published_audiences(con) -> dict[str, Audience]:
 
 def _audience_changes(con, project: Project, after: pa.Table, affected: list[str],
                       subscribers: pa.Table) -> list[AudienceChange]:
-    from ..publish import schemas
+    from ..core import schemas
     from ..publish.audiences import Suppressions, compute_recipients
 
     touched = {k: a for k, a in _published_audiences(con).items() if set(a.include + a.exclude) & set(affected)}

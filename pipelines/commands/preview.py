@@ -18,10 +18,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..clock import format_ts
+from ..core.clock import format_ts
+from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.model import EventFilter, Segment
-from ..settings import Paths
 from .common import (
     DefinitionProblems,
     Definitions,

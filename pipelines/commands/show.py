@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..clock import utc_now
+from ..core.clock import utc_now
+from ..core.settings import Paths
 from ..errors import UserError
-from ..settings import Paths
 from .common import (
     load_definitions,
     published_connection,

@@ -28,9 +28,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core.flags import bitmap
 from ..segments.model import EventFilter, FieldFilter, Filter, Project, SegmentFilter
 from ..segments.plan import EvaluationPlan
-from .flags import bitmap
 
 _COUNT_OPS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     "gt": operator.gt,

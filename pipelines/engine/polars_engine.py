@@ -23,14 +23,14 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ..core.flags import flags_to_membership, sort_by_id
+from ..core.tables import conform, decode_dictionaries, empty_membership, membership_table
 from ..segments.fields import REQUIRED_EVENT_FIELDS
 from ..segments.model import EventFilter, FieldFilter, Project
 from ..segments.plan import build_plan, event_count_column, segment_column
 from ..segments.to_polars import event_condition, field_predicate, segment_predicate
 from .combine import EventCounts, combine_segments
 from .encoded import Precomputed, ValueEvaluator, precompute
-from .flags import flags_to_membership, sort_by_id
-from .tables import conform, decode_dictionaries, empty_membership, membership_table
 
 
 def evaluate_polars_plain(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime) -> pa.Table:

@@ -39,9 +39,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..publish.fsutil import private_umask
+from ..core.files import private_umask
+from ..core.settings import IngestLimits, Paths, ingest_limits
 from ..segments.fields import FieldCatalog
-from ..settings import IngestLimits, Paths, ingest_limits
 from .columns import KINDS, TableSpec
 from .landing import LandingIndex, LinkNotFollowed, archive_landing_file, linked_landing_dir, list_landing
 from .layout import (

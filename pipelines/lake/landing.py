@@ -29,7 +29,7 @@ import os
 import stat as stat_module
 from pathlib import Path
 
-from ..settings import Paths
+from ..core.settings import Paths
 from .layout import archive_path, publish_file, remove_quietly, temp_sibling, write_text_atomic
 
 _CHUNK = 1 << 20

@@ -29,7 +29,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from ..settings import Paths
+from ..core.settings import Paths
 
 
 def short(sha256: str) -> str:

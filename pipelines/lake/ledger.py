@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ..core.settings import Paths
 from ..errors import UserError
-from ..settings import Paths
 from .layout import ledger_dir, write_text_atomic
 
 INGESTED = "ingested"

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..publish.scratch import bounded_connection
+from ..core.duck import bounded_connection
 from ..segments.fields import arrow_type
 from .columns import ROW_COLUMN, TableSpec
 from .layout import publish_file, remove_quietly, temp_sibling

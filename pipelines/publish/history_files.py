@@ -34,9 +34,9 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-from . import schemas
+from ..core import schemas
+from ..core.duck import parquet_scan
 from .membership_files import membership_files, read_membership
-from .scratch import parquet_scan
 from .versions import relation_path
 
 HISTORY_DIR = "history"

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..core.settings import Paths
 from ..errors import UserError
-from ..settings import Paths
 
 _registry_guard = threading.Lock()
 # lock file -> [owning thread id, depth, fd]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import duckdb
 
+from ..core.duck import scratch_connection
+from ..core.settings import Paths
 from ..errors import UserError
-from ..settings import Paths
 from .lock import writer_lock
-from .scratch import scratch_connection
 from .versions import versions_root
 
 STATE_FILE = "state.json"

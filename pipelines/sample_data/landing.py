@@ -28,9 +28,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from pipelines.core.settings import Paths
 from pipelines.sample_data.generate import EVENT_SCHEMA, SUBSCRIBER_SCHEMA, as_of_seconds, iter_blocks
 from pipelines.sample_data.strings import iso_utc
-from pipelines.settings import Paths
 
 FORMATS = ("csv", "csv.gz", "jsonl", "parquet")
 TAG_SEPARATOR = "|"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..settings import env_flag
+from .settings import env_flag
 
 # Failpoints: with SEGMENTS_PUBLISH_PAUSE_AT=<name> a process that reaches the
 # failpoint <name> writes `<name>.reached` into SEGMENTS_PUBLISH_PAUSE_DIR and
