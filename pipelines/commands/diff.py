@@ -20,8 +20,10 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core import schemas
 from ..core.settings import Paths
 from ..errors import UserError
+from ..publish.audiences import Suppressions, compute_recipients
 from ..segments.model import Audience, Project
 from .common import (
     DefinitionProblems,
@@ -189,9 +191,6 @@ def _published_audiences(con) -> dict[str, Audience]:
 
 def _audience_changes(con, project: Project, after: pa.Table, affected: list[str],
                       subscribers: pa.Table) -> list[AudienceChange]:
-    from ..core import schemas
-    from ..publish.audiences import Suppressions, compute_recipients
-
     touched = {k: a for k, a in _published_audiences(con).items() if set(a.include + a.exclude) & set(affected)}
     if not touched:
         return []

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from ..core.clock import format_ts
 from ..core.settings import Paths
 from ..errors import UserError
+from ..segments.loader import AUDIENCES_DIR, load_segment_file
 from ..segments.model import EventFilter, Segment
 from .common import (
     DefinitionProblems,
@@ -84,8 +85,6 @@ def _is_inside(path: Path, folder: Path) -> bool:
 
 def load_draft(paths: Paths, defs: Definitions, file: Path) -> Segment:
     """A segment file anywhere, validated against the definitions folder."""
-    from ..segments.loader import AUDIENCES_DIR, load_segment_file
-
     if not file.is_file():
         raise UserError(f"segment file not found: {file}")
     if _is_inside(file, Path(paths.defs) / AUDIENCES_DIR):

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -121,8 +122,6 @@ def _landing_writer(path: Path, schema: pa.Schema, fmt: str) -> Iterator:
             with pq.ParquetWriter(partial, schema, compression="zstd", use_dictionary=dictionary) as writer:
                 yield writer.write_table
         elif fmt == "jsonl":
-            import polars as pl  # only this format needs it; keeps the import light
-
             with open(partial, "wb") as sink:
                 yield lambda table: pl.from_arrow(table).write_ndjson(sink)
         elif fmt == "csv.gz":
