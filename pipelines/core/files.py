@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -69,9 +70,26 @@ def replace_durably(source: Path, target: Path) -> None:
     fsync_dir(target.parent)
 
 
+def temp_sibling(target: Path) -> Path:
+    """A temporary name in the target's folder (same file system, so the final
+    os.replace is atomic); `.*.tmp`, which cleanups of a killed run look for."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+
+
 def write_bytes_atomically(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = temp_sibling(target)
     tmp.write_bytes(data)
+    replace_durably(tmp, target)
+
+
+def write_text_atomically(target: Path, text: str) -> None:
+    write_bytes_atomically(target, text.encode("utf-8"))
+
+
+def copy_atomically(source: Path, target: Path) -> None:
+    tmp = temp_sibling(target)
+    shutil.copyfile(source, tmp)
     replace_durably(tmp, target)
 
 

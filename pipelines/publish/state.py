@@ -17,6 +17,7 @@ import duckdb
 
 from ..core.duck import scratch_connection
 from ..core.settings import Paths
+from ..core.sql import string
 from ..errors import UserError
 from .lock import writer_lock
 from .versions import versions_root
@@ -110,10 +111,6 @@ def read_version_state(paths: Paths, version: str) -> PublishedState:
     return read_state_file(versions_root(paths) / version)
 
 
-def _sql_string(path: Path) -> str:
-    return str(path.absolute()).replace("'", "''")
-
-
 def open_catalog_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the catalog file as it is *now*.
 
@@ -124,7 +121,7 @@ def open_catalog_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
     """
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{_sql_string(warehouse)}' AS warehouse (READ_ONLY)")
+        con.execute(f"ATTACH {string(str(warehouse.absolute()))} AS warehouse (READ_ONLY)")
         con.execute("USE warehouse")
     except duckdb.Error:
         con.close()
@@ -160,7 +157,7 @@ def _read_catalog_state(paths: Paths, warehouse: Path) -> PublishedState:
     con = scratch_connection()
     try:
         try:
-            con.execute(f"ATTACH '{_sql_string(warehouse)}' AS {alias} (READ_ONLY)")
+            con.execute(f"ATTACH {string(str(warehouse.absolute()))} AS {alias} (READ_ONLY)")
         except duckdb.Error as error:
             raise UserError(f"cannot open {warehouse}: {error}") from None
         try:
