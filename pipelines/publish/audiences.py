@@ -115,7 +115,7 @@ def compute_recipients(project: Project, membership: pa.Table, subscribers: pa.T
     """Current recipients of every audience, sorted by audience then subscriber_id.
 
     `membership` is either the long shape (segment, subscriber_id) or membership
-    flags (engine/flags.py: subscriber_id plus a `segment:KEY` column per
+    flags (core/flags.py: subscriber_id plus a `segment:KEY` column per
     segment). `subscribers` holds subscriber_id, status, email and the
     audience fields (several rows of one subscriber: any non-active row suppresses it).
 
