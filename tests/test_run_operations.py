@@ -236,6 +236,16 @@ def test_a_data_folder_path_with_name_value_folders_adds_no_columns(tmp_path):
     assert "status" in columns and not {"snapshot_date", "export_date"} & columns
 
 
+
+def test_a_data_folder_path_with_quotes_runs_and_publishes(tmp_path):
+    """Quotes in the data folder's path are data, not SQL: the lake's COPY TO, the
+    catalog's ATTACH and every read_parquet list quote it (core/sql.py)."""
+    paths = write_project(tmp_path / "O'Brien \"shared\"")
+    assert run(paths, "2026-11-27T06:00:00Z").status == "published"
+    assert query(paths, "SELECT count(*) FROM subscribers WHERE status = 'active'") == [(3,)]
+    assert query(paths, "SELECT count(*) FROM recipients")[0][0] > 0
+
+
 # ------------------------------------------------ 4. a copied or moved data folder
 
 
