@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..core.clock import format_ts, parse_as_of, utc_now
+from ..core.duck import scratch_connection
 from ..core.settings import Paths
 from ..engine import evaluate
 from ..errors import UserError
@@ -189,7 +190,7 @@ def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Ta
         return {}
     names = {key: f"n_{i}" for i, key in enumerate(aggregates)}
     sql = event_counts_cte(aggregates, project.catalog, as_of, lambda key: names[key]).sql(dialect="duckdb")
-    con = duckdb.connect()
+    con = scratch_connection()
     try:
         con.register("events", events)
         rows = con.execute(sql).fetchall()
