@@ -31,6 +31,7 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check pipelines tests bench
+	$(BIN)/lint-imports
 
 test: setup-spark lint
 	$(BIN)/pytest -n 2 --dist loadfile

@@ -23,8 +23,8 @@ try:
 except ImportError:  # running from a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipelines.core.settings import Paths
 from pipelines.sample_data import FORMATS, write_landing
-from pipelines.settings import Paths
 
 # Fixed, so benchmark inputs are comparable from one day to the next.
 DEFAULT_AS_OF = "2026-11-01T00:00:00Z"

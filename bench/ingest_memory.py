@@ -84,9 +84,9 @@ def generate(path: Path, rows: int) -> None:
 
 
 def ingest_child(data: Path) -> None:
+    from pipelines.core.settings import Paths
     from pipelines.lake import ingest_landing
     from pipelines.segments.fields import FieldCatalog
-    from pipelines.settings import Paths
 
     started = time.perf_counter()
     report = ingest_landing(Paths(defs=Path("segment_defs"), data=data), FieldCatalog.with_custom(CUSTOM, {}))
@@ -122,8 +122,8 @@ def main() -> None:
         sys.exit(f"ingest failed:\n{child.stderr}")
     result = json.loads(child.stdout.strip().splitlines()[-1])
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux reports KiB
+    from pipelines.core.settings import Paths
     from pipelines.lake import list_snapshots
-    from pipelines.settings import Paths
 
     snapshot = list_snapshots(Paths(defs=Path("segment_defs"), data=data))[0]
     verdict = "OK" if peak <= LIMIT_BYTES else "OVER"

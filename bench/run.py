@@ -86,7 +86,7 @@ def _label(n: int) -> str:
 
 
 def _paths(data: Path, defs: Path):
-    from pipelines.settings import Paths
+    from pipelines.core.settings import Paths
 
     return Paths(defs=defs, data=data)
 
@@ -523,7 +523,7 @@ def _comparison_connection(scratch: Path):
     """DuckDB for the checks: a memory limit and a spill folder in the bench's scratch,
     so comparing 129M-row relations neither takes the machine's memory nor leaves
     `.tmp/` in the current directory."""
-    from pipelines.publish.scratch import bounded_connection
+    from pipelines.core.duck import bounded_connection
 
     return bounded_connection(COMPARE_MEMORY_LIMIT, scratch)
 
@@ -799,8 +799,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"definitions": args.definitions, "skip": sorted(skip)}
     common = {"data": data, "defs": defs, "engine": args.engine}
     results["refresh"] = run_child("refresh", **common)
+    from pipelines.core.settings import Paths
     from pipelines.publish.state import current_state
-    from pipelines.settings import Paths
 
     published = current_state(Paths(defs=defs, data=data))
     ours = published.version_dir / "segment_membership.parquet"

@@ -59,9 +59,9 @@ def _ts(moment: datetime) -> str:
 
 def landing_sets(n: int, root: Path) -> tuple[list[Path], list[Path]]:
     """(T0 landing files, T0+3h landing files) for n subscribers, cached under root."""
+    from pipelines.core.settings import Paths
     from pipelines.sample_data import write_landing
     from pipelines.sample_data.changes import write_changed_landing
-    from pipelines.settings import Paths
 
     first, hourly = root / "first", root / "hourly"
     marker = root / ".ready"
@@ -88,10 +88,10 @@ def naive_script(defs: Path, snapshot: Path, events: list[Path], as_of: datetime
     """The naive baseline as one DuckDB SQL script (built as sqlglot ASTs, rendered once)."""
     from sqlglot import exp
 
+    from pipelines.core.settings import Paths
     from pipelines.run.prepare import load_valid_project
     from pipelines.segments.plan import evaluation_waves
     from pipelines.segments.to_sql import segment_query
-    from pipelines.settings import Paths
 
     project = load_valid_project(Paths(defs=defs, data=out.parent))
 

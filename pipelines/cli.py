@@ -6,7 +6,7 @@ usage errors are one line too, with exit 2. Set SEGMENTS_DEBUG=1 to see a
 traceback for unexpected errors.
 
 The logic lives in `pipelines/commands/` (show, preview, explain, diff, new,
-delete), `pipelines/warehouse_query.py` (query, list), `pipelines/runner.py`
+delete), `pipelines/warehouse_query.py` (query), `pipelines/runner.py`
 (run) and `pipelines/demo.py` (demo); `pipelines/cli_render.py` lays out the
 results.
 """
@@ -30,9 +30,18 @@ try:  # typer 0.2x vendors its own click
 except ImportError:  # pragma: no cover - typer on top of click
     from click.exceptions import NoArgsIsHelpError, UsageError
 
-from .cli_render import one_line
+from .cli_render import (
+    one_line,
+    print_json,
+    render_diff,
+    render_explain,
+    render_list,
+    render_preview,
+    render_show,
+)
+from .core.clock import parse_as_of, utc_now
+from .core.settings import Paths, resolve_paths
 from .errors import UserError
-from .settings import Paths, resolve_paths
 
 
 class SegmentsGroup(TyperGroup):
@@ -90,8 +99,6 @@ DataOption = Annotated[
 
 def _checked_as_of(value: str | None) -> str | None:
     """A timestamp that does not parse is a usage error (exit 2), like any bad option value."""
-    from .clock import parse_as_of
-
     try:
         parse_as_of(value)
     except UserError as error:
@@ -162,7 +169,7 @@ _group_roots: dict[str, str | None] = {"defs": None, "data": None}
 
 def _print_version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
+        from importlib.metadata import version  # 40 ms: only for --version
 
         print(f"segments {version('segment-pipeline')}")
         raise typer.Exit(0)
@@ -254,8 +261,7 @@ def list_segments(as_json: JsonOption = False, defs: DefsOption = None, data: Da
 
     Example: segments list --json
     """
-    from .cli_render import print_json, render_list
-    from .warehouse_query import segment_listing
+    from .commands.listing import segment_listing
 
     rows = segment_listing(_paths(defs, data))
     if as_json:
@@ -277,7 +283,6 @@ def show(
 
     Example: segments show subscribers_in_new_york
     """
-    from .cli_render import print_json, render_show
     from .commands.show import show as show_segment
 
     result = show_segment(_paths(defs, data), key, runs=runs)
@@ -304,16 +309,9 @@ def compile(  # noqa: A001 - the command is called compile
 
     Example: segments compile subscribers_in_new_york --dialect spark
     """
-    from .clock import parse_as_of, utc_now
-    from .commands.common import unknown_segment_message
-    from .run.prepare import load_valid_project
-    from .segments.to_sql import compile_segment
+    from .commands.show import compile_sql
 
-    clock = parse_as_of(as_of) or utc_now()
-    project = load_valid_project(_paths(defs, data))
-    if key not in project.segments:
-        raise UserError(unknown_segment_message(key, project.segments))
-    print(compile_segment(project, key, clock, dialect=dialect.value))
+    print(compile_sql(_paths(defs, data), key, parse_as_of(as_of) or utc_now(), dialect.value))
 
 
 @app.command()
@@ -335,7 +333,6 @@ def preview(
 
     Example: segments preview ~/drafts/vip_new_york.yaml
     """
-    from .cli_render import print_json, render_preview
     from .commands.preview import preview as preview_definition
 
     result = preview_definition(_paths(defs, data), target, as_of=as_of, engine=engine.value, sample_size=sample)
@@ -360,7 +357,6 @@ def explain(
 
     Example: segments explain new_customers s1
     """
-    from .cli_render import print_json, render_explain
     from .commands.explain import explain as explain_member
 
     result = explain_member(_paths(defs, data), key, subscriber_id, as_of=as_of, engine=engine.value)
@@ -387,7 +383,6 @@ def diff(
 
     Example: segments diff active_users
     """
-    from .cli_render import print_json, render_diff
     from .commands.diff import diff as diff_segment
 
     result = diff_segment(_paths(defs, data), key, engine=engine.value, sample_size=sample)

@@ -17,7 +17,7 @@ from rich import markup
 from rich.console import Console
 from rich.table import Table
 
-from .clock import format_ts
+from .core.clock import format_ts
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 
@@ -79,13 +79,24 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{value:.1%}"
 
 
+def display_value(value) -> str:
+    """A subscriber value as people read it: missing values are explicit."""
+    if value is None:
+        return "(missing)"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]" if value else "[] (empty)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return format_ts(value)
+    return str(value)
+
+
 def _signed(value: int | None) -> str:
     return "" if value is None else f"{value:+,}"
 
 
 def _cell(value) -> str:
-    from .commands.common import display_value
-
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else display_value(value)
 
 

@@ -14,9 +14,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .clock import format_ts, parse_as_of
+from .core.clock import format_ts, parse_as_of
+from .core.settings import Paths
 from .errors import UserError
-from .settings import Paths
+from .publish.state import current_state
+from .runner import RunSummary, execute_refresh, print_run_summary
+from .sample_data import write_landing
+from .sample_data.changes import write_changed_landing
 
 # A fixed clock keeps the demo reproducible: a second `make demo` finds the
 # same landing files and the same as_of, and changes nothing. It is the last
@@ -31,11 +35,6 @@ DAILY_CHURN = 0.05
 
 def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Console,
              err: Console | None = None) -> None:
-    from .publish.state import current_state
-    from .runner import RunSummary, execute_refresh, print_run_summary
-    from .sample_data import write_landing
-    from .sample_data.changes import write_changed_landing
-
     if not Path(paths.defs).is_dir():
         raise UserError(f"no definitions folder at {paths.defs}: run the demo from the repository root or pass --defs")
     clock = parse_as_of(as_of or DEMO_AS_OF)

@@ -24,17 +24,17 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .cli_render import escape, render_run_facts, render_warnings
-from .clock import format_ts, parse_as_of, refuse_future, utc_now
+from .core.clock import format_ts, parse_as_of, refuse_future, utc_now
+from .core.files import private_umask
+from .core.settings import Paths
 from .definitions import defs
 from .defs.automation import AS_OF_TAG
 from .defs.resources import SegmentsResource
 from .errors import UserError
 from .publish.catalog import open_warehouse
-from .publish.fsutil import private_umask
 from .publish.lock import writer_lock
 from .run.params import Workspace
 from .run.prepare import record_failure
-from .settings import Paths
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 

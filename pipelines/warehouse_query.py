@@ -16,8 +16,10 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
+from .cli_render import escape
+from .core.settings import Paths
 from .errors import UserError
-from .settings import Paths
+from .publish.catalog import open_warehouse as open_published
 
 # Statement types (DuckDB's own parser) that only read. EXPLAIN is allowed only
 # over one of these (EXPLAIN ANALYZE executes its statement).
@@ -40,8 +42,6 @@ def open_warehouse(paths: Paths):
     The catalog is attached read-only into a fresh in-memory database, so a
     replaced catalog is never served from DuckDB's per-process cache.
     """
-    from .publish.catalog import open_warehouse as open_published
-
     if not Path(paths.warehouse).exists():
         raise UserError(f"no warehouse at {paths.warehouse}: run `segments run` (or `make demo`) first")
     try:
@@ -167,8 +167,6 @@ def print_result(columns: list[str], rows: list[tuple], fmt: str, console: Conso
         records = [dict(zip(columns, _json_safe(row), strict=True)) for row in rows]
         print(json.dumps(records, indent=2, default=_json_value, ensure_ascii=False, allow_nan=False))
     else:
-        from .cli_render import escape
-
         table = Table()
         for column in columns:
             table.add_column(escape(column), overflow="fold")
@@ -178,73 +176,3 @@ def print_result(columns: list[str], rows: list[tuple], fmt: str, console: Conso
         wide = console if console.is_terminal else Console(file=console.file, width=100_000, highlight=False)
         wide.print(table)
         console.print(f"{len(rows):,} row(s)")
-
-
-def segment_listing(paths: Paths) -> list[dict]:
-    """Every published segment plus every defined one: current members, change
-    since the previous run, the last run, and how the definition file relates
-    to what was published (`definition`: unchanged | edited | not run yet |
-    deleted | has problems)."""
-    with open_warehouse(paths) as con:
-        run_id, as_of = con.execute("SELECT run_id, as_of FROM published_state").fetchall()[0]
-        finished = con.execute("SELECT max(finished_at) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
-        previous_run = con.execute(
-            "SELECT run_id FROM segment_sizes WHERE as_of < ? ORDER BY as_of DESC, run_id DESC LIMIT 1", [as_of]
-        ).fetchall()
-        previous_run_id = previous_run[0][0] if previous_run else None
-        rows = con.execute(
-            """
-            SELECT s.segment, s.name, s.members, s.entered, s.exited, s.definition_sha256,
-                   p.members AS previous_members
-            FROM segments s
-            LEFT JOIN segment_sizes p ON p.segment = s.segment AND p.run_id = $previous
-            ORDER BY s.segment
-            """,
-            {"previous": previous_run_id},
-        ).fetchall()
-    listing = []
-    for segment, name, members, entered, exited, sha, previous in rows:
-        listing.append({
-            "segment": segment, "name": name, "members": members,
-            # None when the segment is new in the last run (or that run is the first)
-            "change": None if previous is None else members - previous,
-            "previous_members": previous, "entered": entered, "exited": exited,
-            "last_run_id": run_id, "last_run_as_of": as_of, "last_run_finished_at": finished,
-            "previous_run_id": previous_run_id, "definition": "unchanged", "_sha": sha,
-        })
-    _add_definitions(paths, listing)
-    for row in listing:
-        row.pop("_sha", None)
-    return listing
-
-
-def _add_definitions(paths: Paths, listing: list[dict]) -> None:
-    """Compare with the definitions folder, when there is one."""
-    from .commands.common import segment_files
-    from .segments.loader import load_project
-
-    try:
-        project, _ = load_project(paths.defs)
-        files = segment_files(paths.defs)
-    except UserError:
-        for row in listing:
-            row["definition"] = None  # no definitions folder to compare with
-        return
-    published = {row["segment"]: row for row in listing}
-    for row in listing:
-        key = row["segment"]
-        if key not in files:
-            row["definition"] = "deleted"
-        elif key not in project.segments:
-            row["definition"] = "has problems"
-        elif project.segments[key].definition_sha256() != row["_sha"]:
-            row["definition"] = "edited"
-    for key in sorted(set(files) - set(published)):
-        segment = project.segments.get(key)
-        listing.append({
-            "segment": key, "name": segment.name if segment else None, "members": None, "change": None,
-            "previous_members": None, "entered": None, "exited": None, "last_run_id": None,
-            "last_run_as_of": None, "last_run_finished_at": None, "previous_run_id": None,
-            "definition": "not run yet" if segment else "has problems",
-        })
-    listing.sort(key=lambda row: row["segment"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.settings import Paths
+from pipelines.core.settings import Paths
 
 REPO = Path(__file__).resolve().parent.parent
 # A copy of ../shared/spec/examples/segment_defs, so tests run wherever the repo is cloned.

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.clock import to_naive_utc
-from pipelines.publish import schemas
+from pipelines.core import schemas
+from pipelines.core.clock import to_naive_utc
+from pipelines.core.duck import scratch_connection
 from pipelines.publish.history import history_base
 from pipelines.publish.relations import RELATIONS
-from pipelines.publish.scratch import scratch_connection
 from pipelines.publish.state import PublishedState
 from pipelines.publish.versions import relation_path
 

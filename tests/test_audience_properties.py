@@ -11,7 +11,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.publish import schemas
+from pipelines.core import schemas
 from pipelines.publish.audiences import Suppressions, compute_recipients
 from pipelines.segments.fields import STATUSES
 from pipelines.segments.model import Holdout

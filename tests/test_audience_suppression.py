@@ -23,11 +23,11 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.core.files import PAUSE_AT_ENV, PAUSE_DIR_ENV
+from pipelines.core.settings import Paths
 from pipelines.errors import UserError
-from pipelines.publish.fsutil import PAUSE_AT_ENV, PAUSE_DIR_ENV
 from pipelines.runner import execute_refresh
 from pipelines.segments.loader import load_project
-from pipelines.settings import Paths
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER = "subscriber_id,email,status,first_name\n"

@@ -34,10 +34,10 @@ from typer.testing import CliRunner
 from pipelines import cli
 from pipelines.cli import app
 from pipelines.commands.explain import explain
+from pipelines.core.settings import Paths
 from pipelines.lake.snapshots import read_events
 from pipelines.runner import execute_refresh
 from pipelines.segments.loader import load_project
-from pipelines.settings import Paths
 
 AS_OF2 = "2026-12-20T06:00:00Z"
 REPO = Path(__file__).resolve().parent.parent

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipelines.core.flags import bitmap, bools, one_array
 from pipelines.engine import combine
 from pipelines.engine.combine import aggregate_counts
 from pipelines.engine.encoded import gather_luts
-from pipelines.engine.flags import bitmap, bools, one_array
 
 
 @settings(max_examples=60, deadline=None)
@@ -74,7 +74,7 @@ def test_encoded_list_filters_match_plain_evaluation():
 @given(sizes=st.lists(st.integers(0, 6), min_size=0, max_size=5), data=st.data())
 def test_take_rows_chunk_by_chunk_equals_take(sizes, data):
     """`take_rows` (used where a string column passes 2 GiB) picks what `take` picks."""
-    from pipelines.engine.flags import take_rows
+    from pipelines.core.flags import take_rows
 
     values = [f"v{i}" if i % 3 else None for i in range(sum(sizes))]
     chunks, start = [], 0

@@ -25,9 +25,9 @@ from test_publish_support import (
     subscribers_table,
 )
 
-from pipelines.engine.flags import sort_by_id
+from pipelines.core.flags import membership_to_flags, sort_by_id
 from pipelines.publish import flag_history, history_files, membership_files
-from pipelines.publish.flag_history import extend_history, membership_to_flags
+from pipelines.publish.flag_history import extend_history
 from pipelines.publish.state import current_state
 
 T0 = datetime(2026, 5, 1, 6)

@@ -23,14 +23,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.clock import format_ts
+from pipelines.core.clock import format_ts
+from pipelines.core.duck import scratch_connection
+from pipelines.core.flags import sort_by_id
+from pipelines.core.tables import conform
 from pipelines.engine import evaluate_flags
-from pipelines.engine.flags import sort_by_id
 from pipelines.engine.incremental import EvaluationRecord, evaluate_incremental
-from pipelines.engine.tables import conform
 from pipelines.lake.layout import row_hashes_path
 from pipelines.lake.parts import write_row_hashes
-from pipelines.publish.scratch import scratch_connection
 from pipelines.runner import execute_refresh
 from pipelines.sample_data import generate_events, generate_subscribers
 from pipelines.segments.fields import REQUIRED_EVENT_FIELDS
@@ -265,9 +265,9 @@ def test_a_changed_row_is_found_by_its_hash_or_by_the_columns_read(tmp_path, row
 
 def test_a_run_writes_the_row_hashes_an_older_lake_lacks(tmp_path):
     """Snapshots ingested before row hashes existed get them when a run uses them."""
+    from pipelines.core.settings import Paths
     from pipelines.lake.snapshots import list_snapshots
     from pipelines.sample_data import write_landing
-    from pipelines.settings import Paths
 
     paths = Paths(defs=write_definitions(tmp_path / "defs", 5, 3), data=tmp_path / "data")
     write_landing(paths, as_of=AS_OF, n_subscribers=200, fmt="parquet")
@@ -330,10 +330,10 @@ def test_incremental_run_publishes_what_a_full_run_does(tmp_path):
     another, publishes the same membership, history and recipients."""
     import shutil
 
+    from pipelines.core.settings import Paths
     from pipelines.lake.snapshots import list_snapshots
     from pipelines.sample_data import write_landing
     from pipelines.sample_data.changes import write_changed_landing
-    from pipelines.settings import Paths
 
     defs = write_definitions(tmp_path / "defs", 40, 3)
     paths = Paths(defs=defs, data=tmp_path / "a")
@@ -370,10 +370,10 @@ def test_flags_of_older_semantics_are_not_reused(tmp_path, monkeypatch):
     (another SEMANTICS_VERSION, or none recorded) is not built on: the run is full."""
     import json
 
+    from pipelines.core.settings import Paths
     from pipelines.engine import incremental
     from pipelines.publish.state import current_state
     from pipelines.sample_data import write_landing
-    from pipelines.settings import Paths
 
     paths = Paths(defs=write_definitions(tmp_path / "defs", 5, 3), data=tmp_path / "data")
     write_landing(paths, as_of=AS_OF, n_subscribers=200, fmt="parquet")

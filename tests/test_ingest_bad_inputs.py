@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.core.settings import Paths
 from pipelines.lake import (
     ingest_landing,
     list_snapshots,
@@ -24,7 +25,6 @@ from pipelines.lake import (
     rejected_files,
 )
 from pipelines.segments.fields import FieldCatalog
-from pipelines.settings import Paths
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
 _spec = importlib.util.spec_from_file_location("bad_input_cases", CORPUS / "cases.py")

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.core.settings import Paths
 from pipelines.lake import ingest_landing, list_snapshots, read_events, read_snapshot
 from pipelines.segments.fields import FieldCatalog
-from pipelines.settings import Paths
 
 CATALOG = FieldCatalog.with_custom({"loyalty_points": "integer", "vip": "boolean", "birthday": "date"},
                                    {"coupon": "string"})

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pytest
 
+from pipelines.core.settings import Paths
 from pipelines.lake import (
     Rejection,
     ingest_landing,
@@ -20,7 +21,6 @@ from pipelines.lake import (
 from pipelines.lake import ingest as ingest_module
 from pipelines.lake.ledger import Ledger
 from pipelines.segments.fields import FieldCatalog
-from pipelines.settings import Paths
 
 CATALOG = FieldCatalog()
 SNAPSHOT = "subscriber_id,email,status\ns1,a@example.com,active\ns2,b@example.com,active\n"

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipelines.core.settings import Paths
 from pipelines.lake import ingest_landing, list_snapshots, quarantine_table, read_snapshot, readers
 from pipelines.lake.columns import TableSpec
 from pipelines.lake.naming import BadLandingName, parse_landing_name
@@ -24,7 +25,6 @@ from pipelines.lake.textparse import (
     parse_text,
 )
 from pipelines.segments.fields import FieldCatalog
-from pipelines.settings import Paths
 
 
 def parsed(values, field_type):

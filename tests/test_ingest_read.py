@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.core.settings import Paths
 from pipelines.errors import UserError
 from pipelines.lake import (
     ingest_landing,
@@ -17,7 +18,6 @@ from pipelines.lake import (
     snapshot_at_or_before,
 )
 from pipelines.segments.fields import FieldCatalog
-from pipelines.settings import Paths
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.core.files import PAUSE_AT_ENV, PAUSE_DIR_ENV, sha256_file
 from pipelines.publish import current_state
-from pipelines.publish.fsutil import PAUSE_AT_ENV, PAUSE_DIR_ENV, sha256_file
 
 try:  # tests/ on sys.path (no tests/__init__.py)
     from test_publish_support import (

@@ -16,9 +16,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.core.settings import Paths
 from pipelines.segments.fields import FieldCatalog
 from pipelines.segments.model import Audience, FieldFilter, Group, Project, Segment
-from pipelines.settings import Paths
 
 CATALOG = FieldCatalog.with_custom({"loyalty_points": "integer", "vip": "boolean"}, {})
 
@@ -84,9 +84,9 @@ def stage_args(paths: Paths, project: Project, as_of: datetime, members: dict[st
     """The arguments of `stage_version` for one run, made the way `pipelines.run.execute`
     makes them after evaluation: the run's flags in its workspace, history files
     (extend_history) on the published version and the recipients file (write_recipients)."""
-    from pipelines.engine.flags import sort_by_id
+    from pipelines.core.flags import membership_to_flags, sort_by_id
     from pipelines.publish.audiences import write_recipients
-    from pipelines.publish.flag_history import extend_history, membership_to_flags
+    from pipelines.publish.flag_history import extend_history
     from pipelines.publish.history_files import write_flags
     from pipelines.publish.state import current_state
     from pipelines.run.params import Workspace

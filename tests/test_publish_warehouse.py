@@ -260,7 +260,7 @@ def test_a_second_writer_is_refused(tmp_path):
     paths = make_paths(tmp_path)
     code = (
         "import sys; from pipelines.publish import writer_lock; from pipelines.errors import UserError\n"
-        "from pipelines.settings import Paths; from pathlib import Path\n"
+        "from pipelines.core.settings import Paths; from pathlib import Path\n"
         f"p = Paths(defs=Path('.'), data=Path({str(paths.data)!r}))\n"
         "try:\n    with writer_lock(p): pass\nexcept UserError as e:\n    print(e); sys.exit(3)\n"
     )

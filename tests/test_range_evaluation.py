@@ -18,12 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 from test_incremental import run, write_definitions
 
+from pipelines.core.settings import Paths
 from pipelines.lake import ingest_landing, list_snapshots, read_events, read_snapshot
 from pipelines.lake import parts as lake_parts
 from pipelines.lake.snapshots import snapshot_ranges
 from pipelines.run.prepare import load_valid_project
 from pipelines.sample_data import write_landing
-from pipelines.settings import Paths
 
 AS_OF = datetime(2026, 11, 1)
 
@@ -111,8 +111,8 @@ def test_a_run_by_ranges_publishes_what_a_run_in_one_piece_does(tmp_path, small_
 
 
 def test_range_rows_setting(monkeypatch):
+    from pipelines.core.settings import DEFAULT_RANGE_ROWS, range_rows
     from pipelines.errors import UserError
-    from pipelines.settings import DEFAULT_RANGE_ROWS, range_rows
 
     monkeypatch.delenv("SEGMENTS_RANGE_ROWS", raising=False)
     assert range_rows() == DEFAULT_RANGE_ROWS

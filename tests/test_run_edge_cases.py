@@ -152,7 +152,7 @@ def test_a_moved_data_folder_is_relinked_by_the_next_command(paths, tmp_path):
     the copy left behind keeps working on its own files."""
     import shutil
 
-    from pipelines.settings import Paths
+    from pipelines.core.settings import Paths
 
     snapshot(paths, "20261102", [("s1", "NY"), ("s2", "CA")])
     run(paths, "2026-11-02")
@@ -183,7 +183,7 @@ def test_demo_after_a_later_run_shows_the_published_state(tmp_path):
 
     from conftest import REPO
 
-    from pipelines.settings import Paths
+    from pipelines.core.settings import Paths
 
     defs, data = tmp_path / "segment_defs", tmp_path / "data"
     shutil.copytree(REPO / "segment_defs", defs)

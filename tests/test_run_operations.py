@@ -103,7 +103,7 @@ def _now_project(tmp_path):
     """A project whose snapshot is an hour old by the wall clock."""
     from datetime import timedelta
 
-    from pipelines.clock import utc_now
+    from pipelines.core.clock import utc_now
 
     hour_ago = utc_now() - timedelta(hours=1)
     return write_project(tmp_path, snapshot_name=f"subscribers_{hour_ago:%Y%m%dT%H%M%S}Z.csv")
@@ -112,7 +112,7 @@ def _now_project(tmp_path):
 def _ts(delta_minutes: float) -> str:
     from datetime import timedelta
 
-    from pipelines.clock import format_ts, utc_now
+    from pipelines.core.clock import format_ts, utc_now
 
     return format_ts(utc_now() + timedelta(minutes=delta_minutes))
 
@@ -229,6 +229,16 @@ def test_a_data_folder_path_with_name_value_folders_adds_no_columns(tmp_path):
     assert "status" in columns and not {"snapshot_date", "export_date"} & columns
 
 
+
+def test_a_data_folder_path_with_quotes_runs_and_publishes(tmp_path):
+    """Quotes in the data folder's path are data, not SQL: the lake's COPY TO, the
+    catalog's ATTACH and every read_parquet list quote it (core/sql.py)."""
+    paths = write_project(tmp_path / "O'Brien \"shared\"")
+    assert run(paths, "2026-11-27T06:00:00Z").status == "published"
+    assert query(paths, "SELECT count(*) FROM subscribers WHERE status = 'active'") == [(3,)]
+    assert query(paths, "SELECT count(*) FROM recipients")[0][0] > 0
+
+
 # ------------------------------------------------ 4. a copied or moved data folder
 
 
@@ -252,7 +262,7 @@ def test_every_relation_reads_the_new_folder_once_the_old_is_gone(project_paths,
     from typer.testing import CliRunner
 
     from pipelines.cli import app
-    from pipelines.settings import Paths
+    from pipelines.core.settings import Paths
 
     paths = project_paths
     run(paths, "2026-11-27T06:00:00Z")

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipelines.sample_data.generate as gen
+from pipelines.core.settings import Paths
 from pipelines.sample_data import (
     EVENT_SCHEMA,
     FORMATS,
@@ -29,7 +30,6 @@ from pipelines.sample_data import (
 )
 from pipelines.sample_data.strings import iso_utc, numbered
 from pipelines.segments.fields import STATUSES
-from pipelines.settings import Paths
 
 AS_OF = datetime(2026, 3, 15, 9, 30, 0, tzinfo=UTC)
 AS_OF_SQL = f"timestamp '{AS_OF.replace(tzinfo=None).isoformat()}'"  # timestamps mean UTC

@@ -445,7 +445,7 @@ def warehouse_state(paths) -> dict[str, list[tuple]]:
 
 
 def test_refresh_job_on_spark_publishes_what_duckdb_publishes(spark, tmp_path, monkeypatch):
-    from pipelines.engine import spark_engine
+    from pipelines import engine
     from pipelines.engine.spark_engine import evaluate_spark, lake_sources
     from pipelines.runner import execute_refresh
     from pipelines.segments.loader import load_project
@@ -456,7 +456,7 @@ def test_refresh_job_on_spark_publishes_what_duckdb_publishes(spark, tmp_path, m
         calls.append(args)
         return evaluate_spark(*args, **kwargs)
 
-    monkeypatch.setattr(spark_engine, "evaluate_spark", spy)
+    monkeypatch.setattr(engine, "evaluate_spark", spy)  # what engine.evaluate calls
     duck_paths = write_project(tmp_path / "duckdb")
     spark_paths = write_project(tmp_path / "spark")
     with dg.instance_for_test() as instance:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.definition_rules import KEY_PATTERN, NAME_MAX
-from ..settings import Paths
+from ..segments.loader import load_segment_file
 from .common import (
     audience_files,
     load_definitions,
@@ -84,8 +85,6 @@ def default_name(key: str) -> str:
 
 def new_segment(paths: Paths, key: str, name: str | None = None, description: str | None = None) -> Path:
     """Write a valid, commented starter definition `DEFS/KEY.yaml`; refuse a taken or invalid key."""
-    from ..segments.loader import load_segment_file
-
     _check_key(key)
     name = default_name(key) if name is None else name.strip()
     if not name or len(name) > NAME_MAX:

@@ -14,15 +14,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..clock import format_ts, parse_as_of, utc_now
+from ..core.clock import format_ts, parse_as_of, utc_now
+from ..core.duck import scratch_connection
+from ..core.settings import Paths
+from ..engine import evaluate
 from ..errors import UserError
+from ..lake.snapshots import list_snapshots, read_events, read_snapshot, snapshot_at_or_before
+from ..publish.state import current_state
+from ..segments.loader import discover, load_project
 from ..segments.model import EventFilter, Project, Segment
 from ..segments.problems import Problem
-from ..settings import Paths
+from ..segments.to_sql import event_counts_cte
+from ..warehouse_query import open_warehouse
 
 
 class DefinitionProblems(UserError):
@@ -52,8 +58,6 @@ def segment_files(defs: Path | str) -> dict[str, Path]:
     """key -> file of every segment file below the definitions folder (the first
     file owns a key that is defined twice, as in the loader). Keys are not
     validated here: a broken file still has a key to point at."""
-    from ..segments.loader import discover
-
     files: dict[str, Path] = {}
     for f in discover(defs):
         if f.kind == "segment":
@@ -62,8 +66,6 @@ def segment_files(defs: Path | str) -> dict[str, Path]:
 
 
 def audience_files(defs: Path | str) -> dict[str, Path]:
-    from ..segments.loader import discover
-
     files: dict[str, Path] = {}
     for f in discover(defs):
         if f.kind == "audience":
@@ -82,8 +84,6 @@ class Definitions:
 
 
 def load_definitions(paths: Paths) -> Definitions:
-    from ..segments.loader import load_project
-
     project, problems = load_project(paths.defs)
     return Definitions(project, problems, segment_files(paths.defs))
 
@@ -115,8 +115,6 @@ def closure(segments: Mapping[str, Segment], keys: Iterable[str]) -> dict[str, S
 
 
 def published_state(paths: Paths):
-    from ..publish.state import current_state
-
     return current_state(paths)
 
 
@@ -143,8 +141,6 @@ def load_inputs(paths: Paths, project: Project, as_of: datetime, *, snapshot_sou
                 subscriber_id: str | None = None) -> Inputs:
     """The lake snapshot at or before `as_of` (or the one named `snapshot_source`)
     and the events up to `as_of`, optionally only those of one subscriber."""
-    from ..lake.snapshots import list_snapshots, read_events, read_snapshot, snapshot_at_or_before
-
     info = None
     if snapshot_source is not None:
         info = next((s for s in reversed(list_snapshots(paths)) if s.source == snapshot_source), None)
@@ -167,8 +163,6 @@ def evaluate_segments(project: Project, segments: Mapping[str, Segment], inputs:
                       engine: str = "duckdb") -> pa.Table:
     """Membership (segment, subscriber_id) of `segments` (which must include
     everything they reference), evaluated by the real engine."""
-    from ..engine import evaluate
-
     subset = Project(catalog=project.catalog, segments=dict(segments), audiences={})
     return evaluate(subset, inputs.subscribers, inputs.events, inputs.as_of, engine=engine)
 
@@ -177,8 +171,6 @@ def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Ta
                  as_of: datetime) -> dict[str, dict[str, int]]:
     """aggregate_key -> {subscriber_id: number of matching events}, counted with
     the compiler's own event condition (the one the engines use)."""
-    from ..segments.to_sql import event_counts_cte
-
     aggregates: dict[str, EventFilter] = {}  # filters sharing an aggregate share one count
     for f in filters:
         aggregates.setdefault(f.aggregate_key(), f)
@@ -186,7 +178,7 @@ def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Ta
         return {}
     names = {key: f"n_{i}" for i, key in enumerate(aggregates)}
     sql = event_counts_cte(aggregates, project.catalog, as_of, lambda key: names[key]).sql(dialect="duckdb")
-    con = duckdb.connect()
+    con = scratch_connection()
     try:
         con.register("events", events)
         rows = con.execute(sql).fetchall()
@@ -205,8 +197,6 @@ def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Ta
 @contextmanager
 def published_connection(paths: Paths, *, required: bool = False):
     """A read-only connection to the published warehouse, or None when there is none."""
-    from ..warehouse_query import open_warehouse
-
     if not required and not Path(paths.warehouse).exists():
         yield None
         return
@@ -222,19 +212,6 @@ def published_segments(con) -> dict[str, dict]:
     return {r[0]: {"name": r[1], "members": r[2], "definition_sha256": r[3]} for r in rows}
 
 
-def display_value(value) -> str:
-    """A subscriber value as people read it: missing values are explicit."""
-    if value is None:
-        return "(missing)"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]" if value else "[] (empty)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return format_ts(value)
-    return str(value)
-
-
 __all__ = [
     "DefinitionProblems",
     "Definitions",
@@ -242,7 +219,6 @@ __all__ = [
     "audience_files",
     "closure",
     "did_you_mean",
-    "display_value",
     "evaluate_segments",
     "event_counts",
     "load_definitions",

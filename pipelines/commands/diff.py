@@ -20,10 +20,12 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core import schemas
+from ..core.settings import Paths
 from ..errors import UserError
+from ..publish.audiences import Suppressions, compute_recipients
 from ..segments.graph import dependents_of
 from ..segments.model import Audience, Project
-from ..settings import Paths
 from .common import (
     DefinitionProblems,
     closure,
@@ -190,9 +192,6 @@ def _published_audiences(con) -> dict[str, Audience]:
 
 def _audience_changes(con, project: Project, after: pa.Table, affected: list[str],
                       subscribers: pa.Table) -> list[AudienceChange]:
-    from ..publish import schemas
-    from ..publish.audiences import Suppressions, compute_recipients
-
     touched = {k: a for k, a in _published_audiences(con).items() if set(a.include + a.exclude) & set(affected)}
     if not touched:
         return []

@@ -14,13 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..clock import format_ts
+from ..cli_render import display_value
+from ..core.clock import format_ts
+from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.model import EventFilter, FieldFilter, Group, Segment, SegmentFilter
-from ..settings import Paths
 from .common import (
     closure,
-    display_value,
     evaluate_segments,
     event_counts,
     load_definitions,

@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..clock import format_ts
+from ..core.clock import format_ts
+from ..core.duck import scratch_connection
+from ..core.settings import Paths
+from ..core.sql import identifier
 from ..errors import UserError
+from ..segments.loader import AUDIENCES_DIR, load_segment_file
 from ..segments.model import EventFilter, Segment
-from ..settings import Paths
 from .common import (
     DefinitionProblems,
     Definitions,
@@ -84,8 +86,6 @@ def _is_inside(path: Path, folder: Path) -> bool:
 
 def load_draft(paths: Paths, defs: Definitions, file: Path) -> Segment:
     """A segment file anywhere, validated against the definitions folder."""
-    from ..segments.loader import AUDIENCES_DIR, load_segment_file
-
     if not file.is_file():
         raise UserError(f"segment file not found: {file}")
     if _is_inside(file, Path(paths.defs) / AUDIENCES_DIR):
@@ -175,11 +175,11 @@ def _fill_sample(result: Preview, project, segment: Segment, inputs, members: pa
     if size <= 0 or members.num_rows == 0:
         result.sample_columns = columns
         return
-    con = duckdb.connect()
+    con = scratch_connection()
     try:
         con.register("snapshot_subscribers", inputs.subscribers.select(columns))
         con.register("preview_members", members)
-        quoted = ", ".join(f's."{c}"' for c in columns)
+        quoted = ", ".join(f"s.{identifier(c)}" for c in columns)
         # A spread-out but reproducible sample: ordered by a hash of the id.
         sample = con.execute(
             f"""SELECT {quoted} FROM snapshot_subscribers s

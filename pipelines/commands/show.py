@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..clock import utc_now
+from ..core.clock import utc_now
+from ..core.settings import Paths
 from ..errors import UserError
-from ..settings import Paths
+from ..run.prepare import load_valid_project
+from ..segments.to_sql import compile_segment
 from .common import (
     load_definitions,
     published_connection,
@@ -49,8 +51,6 @@ class ShowResult:
 
 
 def show(paths: Paths, key: str, *, runs: int = DEFAULT_RUNS) -> ShowResult:
-    from ..segments.to_sql import compile_segment
-
     defs = load_definitions(paths)
     state = published_state(paths)
     with published_connection(paths) as con:
@@ -103,3 +103,11 @@ def show(paths: Paths, key: str, *, runs: int = DEFAULT_RUNS) -> ShowResult:
     elif published[key]["definition_sha256"] != segment.definition_sha256():
         result.notes.append("edited since the last run: `segments diff " + key + "` shows who would enter and leave")
     return result
+
+
+def compile_sql(paths: Paths, key: str, as_of: datetime, dialect: str) -> str:
+    """`segments compile KEY`: the SQL query a segment compiles to."""
+    project = load_valid_project(paths)
+    if key not in project.segments:
+        raise UserError(unknown_segment_message(key, project.segments))
+    return compile_segment(project, key, as_of, dialect=dialect)

@@ -25,10 +25,10 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..clock import utc_now
+from ..core import schemas
+from ..core.clock import utc_now
 from ..errors import UserError
 from ..lake.snapshots import event_part_files
-from ..publish import schemas
 from ..run import checks
 from ..run.execute import Run
 from ..run.params import RunContext, parse_params

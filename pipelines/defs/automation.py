@@ -15,13 +15,13 @@ import urllib.request
 
 import dagster as dg
 
-from ..clock import format_ts, utc_now
+from ..core.clock import format_ts, utc_now
+from ..core.settings import Paths
 from ..errors import UserError
 from ..lake.columns import KINDS
 from ..lake.landing import list_landing
 from ..run.params import Workspace
 from ..run.prepare import record_failure
-from ..settings import Paths
 from .assets import workspace_id
 from .resources import SegmentsResource
 

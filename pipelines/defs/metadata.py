@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..core.settings import Paths
 from ..publish.catalog import open_warehouse
-from ..settings import Paths
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from ..publish.fsutil import private_umask
-from ..settings import IngestLimits, Paths, ingest_limits, resolve_paths
+from ..core.files import private_umask
+from ..core.settings import IngestLimits, Paths, ingest_limits, resolve_paths
 
 
 class SegmentsResource(dg.ConfigurableResource):

@@ -11,12 +11,16 @@ from datetime import datetime
 
 import pyarrow as pa
 
+from ..core.flags import flags_to_membership, membership_to_flags, sort_by_id
+from ..core.tables import MEMBERSHIP_SCHEMA
 from ..errors import UserError
 from ..segments.gc_pause import gc_paused
 from ..segments.model import Project
 from ..segments.plan import naive_utc
 from ..segments.to_sql import compile_segment
-from .tables import MEMBERSHIP_SCHEMA
+from .duckdb_engine import evaluate_flags_duckdb
+from .polars_engine import evaluate_flags_polars
+from .spark_engine import evaluate_spark  # imports pyspark only when it runs
 
 ENGINES = ("duckdb", "polars")
 # Engines behind an optional extra (`pip install "segment-pipeline[spark]"`): accepted by
@@ -46,11 +50,7 @@ def evaluate(
     `as_of` is naive UTC (an aware datetime is converted).
     """
     if engine == "spark":
-        from .spark_engine import evaluate_spark  # imports pyspark only when it runs
-
         return evaluate_spark(project, subscribers, events, naive_utc(as_of))
-    from .flags import flags_to_membership
-
     return flags_to_membership(evaluate_flags(project, subscribers, events, as_of, engine=engine))
 
 
@@ -58,22 +58,15 @@ def evaluate_flags(
     project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime, engine: str = "duckdb",
     *, encode: bool = True,
 ) -> pa.Table:
-    """Membership as flags (engine/flags.py): `subscriber_id` sorted, then one
+    """Membership as flags (core/flags.py): `subscriber_id` sorted, then one
     boolean `segment:KEY` column per segment in key order. What a run keeps and
     publishes; `evaluate` is its long shape. `encode=False` evaluates string and
     tag filters row by row instead of per distinct value (cheaper for a few rows)."""
     if engine == "duckdb":
-        from .duckdb_engine import evaluate_flags_duckdb
-
         return evaluate_flags_duckdb(project, subscribers, events, naive_utc(as_of), encode=encode)
     if engine == "polars":
-        from .polars_engine import evaluate_flags_polars
-
         return evaluate_flags_polars(project, subscribers, events, naive_utc(as_of), encode=encode)
     if engine in ALL_ENGINES:  # engines without a flags path: their long shape, folded
-        from ..publish.flag_history import membership_to_flags
-        from .flags import sort_by_id
-
         membership = evaluate(project, subscribers, events, as_of, engine=engine)
         ids = sort_by_id(subscribers.select(["subscriber_id"])).column("subscriber_id")
         return membership_to_flags(membership, ids, keys=project.segments)

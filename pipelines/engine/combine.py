@@ -24,11 +24,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core.flags import bitmap
 from ..segments.model import EventFilter, FieldFilter, Project
 from ..segments.operators import COMPARISONS
 from ..segments.plan import EvaluationPlan
 from ..segments.tree import Backend, walk
-from .flags import bitmap
 
 
 @dataclass

@@ -24,7 +24,6 @@ showed to cost most taken out of the per-row work:
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 
 import duckdb
@@ -33,6 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
+from ..core.duck import scratch_connection
+from ..core.flags import bitmap, sort_by_id
+from ..core.tables import conform, decode_dictionaries
 from ..segments.fields import REQUIRED_EVENT_FIELDS
 from ..segments.model import EventFilter, FieldFilter, Project
 from ..segments.plan import EvaluationPlan, build_plan, event_count_column, segment_column
@@ -52,29 +54,8 @@ from ..segments.to_sql import (
 )
 from .combine import EventCounts, aggregate_counts, combine_segments
 from .encoded import Precomputed, ValueEvaluator, precompute
-from .flags import bitmap, sort_by_id
-from .tables import conform, decode_dictionaries
 
 BASE = "base"
-
-_shared: duckdb.DuckDBPyConnection | None = None
-_shared_lock = threading.Lock()
-
-
-def _database() -> duckdb.DuckDBPyConnection:
-    """One in-memory DuckDB per process, opened on first use.
-
-    Opening a database costs ~50-100 ms; a cursor on a shared one costs well
-    under 1 ms. Each evaluation works on its own cursor (a separate connection),
-    so temp tables and registered Arrow tables never leak between evaluations
-    or threads, and are dropped when the cursor closes.
-    """
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = duckdb.connect(":memory:")
-        return _shared
-
 
 def flags_query(project: Project, plan: EvaluationPlan) -> exp.Select:
     """subscriber_id plus one boolean column per segment (`"segment:KEY"`)."""
@@ -267,7 +248,7 @@ def evaluate_flags_duckdb(project: Project, subscribers: pa.Table, events: pa.Ta
     if not plan.segment_keys:
         return decode_dictionaries(subscribers.select(["subscriber_id"]))
     n = subscribers.num_rows
-    con = _database().cursor()
+    con = scratch_connection()
     try:
         filters = list(dict.fromkeys(f for key in plan.segment_keys for f in project.segments[key].field_filters()))
         pre = Precomputed()

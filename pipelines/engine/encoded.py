@@ -33,9 +33,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core.flags import bitmap
 from ..segments.model import FieldFilter
 from ..segments.operators import OPERATORS
-from .flags import bitmap
 
 # (field name, field type, filters on it, one-column table of values named after
 # the field) -> one never-null boolean numpy array per filter, aligned with the values.

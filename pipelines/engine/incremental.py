@@ -45,12 +45,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
+from ..core.flags import ID, align_ids, bitmap, bools, flag_keys, move_positions, moved, one_array
 from ..lake.layout import row_hashes_path
 from ..segments.model import FieldFilter, Project
 from ..segments.operators import OPERATORS, between_open, window_start
 from ..segments.plan import build_plan, naive_utc, segment_column
 from ..segments.to_sql import string_literal, timestamp_literal
-from .flags import ID, align_ids, bitmap, bools, flag_keys, move_positions, moved, one_array
+from . import evaluate_flags
 
 RECORD_FILE = "evaluation.json"
 ROW_HASH = "row_hash"
@@ -383,8 +384,6 @@ def evaluate_incremental(
     the typed columns asked for (and the rows of the given subscribers only);
     `run_query` runs a DuckDB query (the affected subscribers); `root` is the
     data folder the record's relative paths are in."""
-    from . import evaluate_flags
-
     base = base.resolved(root)
     as_of = naive_utc(as_of)
     if base.catalog != catalog_fingerprint(project) or datetime.fromisoformat(base.as_of) > as_of:

@@ -15,14 +15,14 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ..core.flags import sort_by_id
+from ..core.tables import conform, decode_dictionaries
 from ..segments.fields import REQUIRED_EVENT_FIELDS
 from ..segments.model import FieldFilter, Project
 from ..segments.plan import build_plan, segment_column
 from ..segments.to_polars import event_condition, field_predicate
 from .combine import EventCounts, combine_segments
 from .encoded import Precomputed, ValueEvaluator, precompute
-from .flags import sort_by_id
-from .tables import conform, decode_dictionaries
 
 # --------------------------------------------------------------------------- the run's path: flags
 

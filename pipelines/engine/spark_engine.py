@@ -52,7 +52,9 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from ..core.tables import conform, empty_membership, membership_table
 from ..errors import UserError
+from ..lake.snapshots import event_part_files, snapshot_at_or_before
 from ..segments.dialects import render
 from ..segments.fields import REQUIRED_EVENT_FIELDS
 from ..segments.model import Project
@@ -60,7 +62,6 @@ from ..segments.plan import EvaluationPlan, build_plan, naive_utc, segment_colum
 from ..segments.to_sql import EVENTS, SUBSCRIBERS, field_column, string_literal
 from .duckdb_engine import flags_query
 from .spark_session import get_spark_session, require_pyspark
-from .tables import conform, empty_membership, membership_table
 
 # Spark SQL type of each catalog field type (timestamps are naive UTC: TIMESTAMP_NTZ).
 SPARK_TYPES: dict[str, str] = {
@@ -92,8 +93,6 @@ def lake_sources(paths: Any, as_of: datetime) -> tuple[ParquetSource, ParquetSou
     """The lake files a run at `as_of` evaluates: the latest snapshot at or before
     `as_of`, and every ingested event file (already de-duplicated by event_id at
     ingest; events after `as_of` are never counted). `paths` is a settings.Paths."""
-    from ..lake.snapshots import event_part_files, snapshot_at_or_before
-
     snapshot = snapshot_at_or_before(paths, naive_utc(as_of))
     if snapshot is None:
         raise UserError(f"no subscriber snapshot at or before {naive_utc(as_of).isoformat()} in {paths.lake}")

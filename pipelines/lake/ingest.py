@@ -39,21 +39,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..publish.fsutil import private_umask
+from ..core.files import copy_atomically, private_umask, remove_path, write_text_atomically
+from ..core.settings import IngestLimits, Paths, ingest_limits
 from ..segments.fields import FieldCatalog
-from ..settings import IngestLimits, Paths, ingest_limits
 from .columns import KINDS, TableSpec
 from .landing import LandingIndex, LinkNotFollowed, archive_landing_file, linked_landing_dir, list_landing
 from .layout import (
-    copy_atomic,
     part_path,
     quarantine_path,
     rejected_path,
-    remove_quietly,
     remove_stale_temporaries,
     row_hashes_path,
     scratch_dir,
-    write_text_atomic,
 )
 from .ledger import INGESTED, REJECTED, Ledger, LedgerEntry
 from .naming import BadLandingName, LandingName, parse_landing_name
@@ -134,7 +131,7 @@ def ensure_row_hashes(paths: Paths, snapshot_file: Path) -> None:
         write_row_hashes(con, Path(snapshot_file), target)
     finally:
         con.close()
-        remove_quietly(scratch)
+        remove_path(scratch)
 
 
 def _in_order(files: list[Path]) -> list[tuple[Path, LandingName | BadLandingName]]:
@@ -158,7 +155,7 @@ class _IngestRun:
         self.ledger = Ledger(paths)
         self.index = LandingIndex(paths)
         self.scratch = scratch_dir(paths)
-        remove_quietly(self.scratch)  # left over by a crashed run; only ever ours
+        remove_path(self.scratch)  # left over by a crashed run; only ever ours
         for folder in (paths.lake, paths.archive, paths.rejected):
             remove_stale_temporaries(folder)
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -173,7 +170,7 @@ class _IngestRun:
         self.index.save()
         if self._con is not None:
             self._con.close()
-        remove_quietly(self.scratch)
+        remove_path(self.scratch)
 
     # ------------------------------------------------------------ one file
 
@@ -225,7 +222,7 @@ class _IngestRun:
     def _load(self, spec: TableSpec, archived: Path, name: LandingName, sha256: str) -> _Loaded:
         staging_dir = self.scratch / sha256
         for block_size in csv_block_sizes(self.limits):
-            remove_quietly(staging_dir)
+            remove_path(staging_dir)
             staging = Staging(staging_dir)
             reader = open_reader(archived, name.fmt, spec, block_size, self.limits)
             try:
@@ -261,7 +258,7 @@ class _IngestRun:
             ignored = staging.good_rows - rows
         quarantine = quarantine_path(self.paths, spec.kind, name.at, sha256)
         quarantined = write_quarantine(self.con, staging, name.name, quarantine)
-        remove_quietly(staging_dir)
+        remove_path(staging_dir)
         return _Loaded(rows, quarantined, ignored, part, quarantine if quarantined else None, staging.extras)
 
     def _superseded_rows(self, spec: TableSpec, archived: Path, name: LandingName, block_size: int,
@@ -297,8 +294,8 @@ class _IngestRun:
                 reason: str, *, name_bound: bool) -> None:
         kept = rejected_path(self.paths, kind, sha256, file)
         if not kept.is_file():
-            copy_atomic(archived, kept)
-        write_text_atomic(kept.with_name(f"{file}.reason.txt"), reason + "\n")
+            copy_atomically(archived, kept)
+        write_text_atomically(kept.with_name(f"{file}.reason.txt"), reason + "\n")
         self.ledger.record(LedgerEntry(
             sha256=sha256, kind=kind, file=file, status=REJECTED, recorded_at=_now(), file_time=file_time,
             reason=reason, name_bound=name_bound,
@@ -316,7 +313,7 @@ class _IngestRun:
             self.report.skipped.append(path.name)
             return
         reason = f"a symbolic link (to {shown(target)}); links are not followed"
-        write_text_atomic(rejected_path(self.paths, kind, key, path.name).with_name(f"{path.name}.reason.txt"),
+        write_text_atomically(rejected_path(self.paths, kind, key, path.name).with_name(f"{path.name}.reason.txt"),
                           reason + "\n")
         self.ledger.record(LedgerEntry(
             sha256=key, kind=kind, file=path.name, status=REJECTED, recorded_at=_now(), reason=reason,

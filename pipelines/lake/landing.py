@@ -29,8 +29,9 @@ import os
 import stat as stat_module
 from pathlib import Path
 
-from ..settings import Paths
-from .layout import archive_path, publish_file, remove_quietly, temp_sibling, write_text_atomic
+from ..core.files import remove_path, replace_durably, temp_sibling, write_text_atomically
+from ..core.settings import Paths
+from .layout import archive_path
 
 _CHUNK = 1 << 20
 
@@ -89,7 +90,7 @@ class LandingIndex:
 
     def save(self) -> None:
         if self._dirty:
-            write_text_atomic(self.file, json.dumps(self._data, indent=1, sort_keys=True))
+            write_text_atomically(self.file, json.dumps(self._data, indent=1, sort_keys=True))
             self._dirty = False
 
 
@@ -117,12 +118,12 @@ def archive_landing_file(paths: Paths, kind: str, path: Path, index: LandingInde
         sha256 = digest.hexdigest()
         target = archive_path(paths, kind, sha256, path.name)
         if target.is_file():
-            remove_quietly(temp)
+            remove_path(temp)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-            publish_file(temp, target)
+            replace_durably(temp, target)
     except BaseException:
-        remove_quietly(temp)
+        remove_path(temp)
         raise
     index.remember(kind, path, sha256, stat.st_size, stat.st_mtime_ns)
     return sha256, target

@@ -17,19 +17,16 @@ crash rewrites the same file instead of adding a second copy. Every file is
 written to a temporary name in its final folder and moved into place with
 `os.replace`, so a reader never sees half a file; and readers only look at
 files the ledger lists, so a file written just before a crash is invisible
-until the ledger records it.
+until the ledger records it (core/files.py writes them).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import uuid
 from datetime import datetime
 from pathlib import Path
 
-from ..settings import Paths
+from ..core.files import remove_path
+from ..core.settings import Paths
 
 
 def short(sha256: str) -> str:
@@ -70,51 +67,8 @@ def scratch_dir(paths: Paths) -> Path:
     return paths.lake / "_tmp"
 
 
-def temp_sibling(target: Path) -> Path:
-    """A temporary name in the target's folder (same file system, so os.replace is atomic)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
-
-
-def fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def publish_file(temp: Path, target: Path) -> None:
-    """Durably move a finished temporary file into place."""
-    fsync_file(temp)
-    os.replace(temp, target)
-    with contextlib.suppress(OSError):  # directory fsync is not supported everywhere
-        fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_text_atomic(target: Path, text: str) -> None:
-    temp = temp_sibling(target)
-    temp.write_text(text, encoding="utf-8")
-    publish_file(temp, target)
-
-
-def copy_atomic(source: Path, target: Path) -> None:
-    temp = temp_sibling(target)
-    shutil.copyfile(source, temp)
-    publish_file(temp, target)
-
-
 def remove_stale_temporaries(folder: Path) -> None:
     """Delete temporary files (see temp_sibling) that a killed run left behind."""
     if folder.is_dir():
         for temp in folder.rglob(".*.tmp"):
-            remove_quietly(temp)
-
-
-def remove_quietly(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            remove_path(temp)

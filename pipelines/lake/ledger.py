@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ..core.files import write_text_atomically
+from ..core.settings import Paths
 from ..errors import UserError
-from ..settings import Paths
-from .layout import ledger_dir, write_text_atomic
+from .layout import ledger_dir
 
 INGESTED = "ingested"
 REJECTED = "rejected"
@@ -82,7 +83,7 @@ class Ledger:
 
     def record(self, entry: LedgerEntry) -> LedgerEntry:
         key = _entry_name(entry.sha256, entry.file if entry.name_bound else None)
-        write_text_atomic(self.folder / key, entry.to_json())
+        write_text_atomically(self.folder / key, entry.to_json())
         self._entries[key] = entry
         return entry
 

@@ -23,10 +23,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..publish.scratch import bounded_connection
+from ..core.duck import bounded_connection, parquet_scan
+from ..core.files import remove_path, replace_durably, temp_sibling
+from ..core.sql import identifier, string
 from ..segments.fields import arrow_type
 from .columns import ROW_COLUMN, TableSpec
-from .layout import publish_file, remove_quietly, temp_sibling
 from .normalize import QUARANTINE_SCHEMA, Normalized
 
 ROW_GROUP_ROWS = 512 * 1024
@@ -34,23 +35,8 @@ DUCKDB_MEMORY_LIMIT = "1GB"
 QUARANTINE_FILE_SCHEMA = pa.schema([("file", pa.string()), *QUARANTINE_SCHEMA])
 
 
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _file_list(files: list[Path]) -> str:
-    return "[" + ", ".join(literal(str(f)) for f in files) + "]"
-
-
 def _scan(files: list[Path]) -> str:
-    """read_parquet over `files`. Never hive partitioning: DuckDB would otherwise turn
-    every `name=value` folder of the path (the lake's snapshot_date=...) into a
-    column, replacing a column of the same name."""
-    return f"read_parquet({_file_list(files)}, union_by_name = true, hive_partitioning = false)"
+    return parquet_scan(files, union_by_name=True).sql("duckdb")
 
 
 def duckdb_connection(scratch: Path) -> duckdb.DuckDBPyConnection:
@@ -124,12 +110,12 @@ def _copy_to(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> int:
     """Write a query's rows to `target` atomically; return the row count."""
     temp = temp_sibling(target)
     try:
-        con.execute(f"COPY ({query}) TO {literal(str(temp))} "
+        con.execute(f"COPY ({query}) TO {string(str(temp))} "
                     f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
         rows = pq.ParquetFile(temp).metadata.num_rows
-        publish_file(temp, target)
+        replace_durably(temp, target)
     except BaseException:
-        remove_quietly(temp)
+        remove_path(temp)
         raise
     return rows
 
@@ -137,7 +123,7 @@ def _copy_to(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> int:
 def _write_empty(table: pa.Table, target: Path) -> int:
     temp = temp_sibling(target)
     pq.write_table(table, temp, compression="zstd")
-    publish_file(temp, target)
+    replace_durably(temp, target)
     return 0
 
 
@@ -161,8 +147,8 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: Table
         empty = pa.array([], pa.string())
         return _write_empty(_empty_table(spec, staging.extras), target), Superseded(
             np.zeros(0, np.int64), empty, np.zeros(0, np.int64), empty, empty)
-    status, email = ident("status"), ident("email")
-    row, key = ident(ROW_COLUMN), ident(spec.key)
+    status, email = identifier("status"), identifier("email")
+    row, key = identifier(ROW_COLUMN), identifier(spec.key)
     staged = _scan(staging.good_files)
     # Finding the keys that repeat is one cheap aggregate; the window only runs over their rows.
     con.execute(f"""
@@ -200,7 +186,7 @@ def write_row_hashes(con: duckdb.DuckDBPyConnection, snapshot_part: Path, target
     of the row as JSON: DuckDB's hash of a row itself gives a NULL list, an empty
     list and a list holding one NULL the same hash, and JSON tells them apart."""
     source = _scan([snapshot_part])
-    return _copy_to(con, f"SELECT s.{ident('subscriber_id')}, hash(to_json(s)) AS row_hash FROM {source} s", target)
+    return _copy_to(con, f"SELECT s.{identifier('subscriber_id')}, hash(to_json(s)) AS row_hash FROM {source} s", target)
 
 
 def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec, target: Path,
@@ -211,7 +197,7 @@ def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSp
     of subscribers at a time reads only the row groups of that range."""
     if not staging.good_files:
         return _write_empty(_empty_table(spec, staging.extras), target)
-    row, key = ident(ROW_COLUMN), ident(spec.key)
+    row, key = identifier(ROW_COLUMN), identifier(spec.key)
     staged = _scan(staging.good_files)
     seen = ""
     if earlier_parts:
@@ -219,14 +205,14 @@ def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSp
     return _copy_to(con, f"""
         SELECT s.* EXCLUDE ({row}) FROM {staged} s {seen}
         QUALIFY row_number() OVER (PARTITION BY s.{key} ORDER BY s.{row}) = 1
-        ORDER BY s.{ident('subscriber_id')}, s.{ident('occurred_at')}, s.{row}""", target)
+        ORDER BY s.{identifier('subscriber_id')}, s.{identifier('occurred_at')}, s.{row}""", target)
 
 
 def write_suppressions(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec, target: Path) -> int:
     """Write a suppression file's rows as they came (every address counts, repeats are harmless)."""
     if not staging.good_files:
         return _write_empty(_empty_table(spec, staging.extras), target)
-    row = ident(ROW_COLUMN)
+    row = identifier(ROW_COLUMN)
     return _copy_to(con, f"SELECT s.* EXCLUDE ({row}) FROM {_scan(staging.good_files)} s ORDER BY s.{row}", target)
 
 
@@ -234,6 +220,6 @@ def write_quarantine(con: duckdb.DuckDBPyConnection, staging: Staging, file_name
     if not staging.quarantine_files:
         return 0
     return _copy_to(con, f"""
-        SELECT {literal(file_name)} AS file, row_number, reason, raw, held_subscriber_id, held_email, held_status
+        SELECT {string(file_name)} AS file, row_number, reason, raw, held_subscriber_id, held_email, held_status
         FROM {_scan(staging.quarantine_files)}
         ORDER BY row_number""", target)

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from ..settings import IngestLimits
+from ..core.settings import IngestLimits
 from .columns import ROW_COLUMN, TableSpec, check_required_columns, match_header
 from .problems import FileRejected, RecordTooLarge
 

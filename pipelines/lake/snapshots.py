@@ -17,11 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from sqlglot import exp
 
+from ..core.duck import parquet_scan, scratch_connection
+from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.fields import FieldCatalog, arrow_type
-from ..settings import Paths
 from .ingest import Rejection
 from .ledger import INGESTED, REJECTED, Ledger
 from .parts import QUARANTINE_FILE_SCHEMA
@@ -56,10 +59,6 @@ def list_snapshots(paths: Paths) -> list[SnapshotInfo]:
 def dropped_subscribers(previous: SnapshotInfo, current: SnapshotInfo) -> int:
     """How many subscribers of `previous` are not in `current` (an anti-join in DuckDB,
     which reads only the id columns)."""
-    from sqlglot import exp
-
-    from ..publish.scratch import parquet_scan, scratch_connection
-
     def ids(file: Path) -> exp.Expression:
         return exp.select("subscriber_id").from_(parquet_scan([file]))
 
@@ -128,8 +127,6 @@ def snapshot_ranges(info: SnapshotInfo, max_rows: int) -> list[IdRange]:
 
 
 def _range_filter(id_range: IdRange | None):
-    import pyarrow.compute as pc
-
     if id_range is None:
         return None
     parts = []
@@ -273,8 +270,6 @@ def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = No
     only `columns` (in that order), and only events in `id_range`, when given;
     `dictionaries` as for `read_snapshot`. Event files are stored sorted by
     subscriber_id, so a range reads only its row groups."""
-    import pyarrow.compute as pc
-
     ledger = Ledger(paths)
     filters = pc.field("occurred_at") <= pa.scalar(_utc(as_of), pa.timestamp("us")) if as_of is not None else None
     rows = _range_filter(id_range)
@@ -314,10 +309,6 @@ def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids:
     """`columns` of the rows of subscribers `ids` in `files`, read by DuckDB (a parallel
     scan that materializes only matching rows: far cheaper than reading every row when
     `ids` are a few percent of them), typed like `read_snapshot` / `read_events`."""
-    from sqlglot import exp
-
-    from ..publish.scratch import parquet_scan, scratch_connection
-
     for file in files:
         if not file.is_file():
             raise UserError(f"{file}: lake file listed in the ingest ledger is missing")

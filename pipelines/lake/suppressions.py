@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..publish import schemas
-from ..settings import Paths
+from ..core import schemas
+from ..core.settings import Paths
 from .ledger import INGESTED, Ledger
 
 

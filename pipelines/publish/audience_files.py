@@ -39,11 +39,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ..clock import format_ts
-from ..settings import Paths
+from ..core.clock import format_ts
+from ..core.files import failpoint, fsync_dir, remove_path, replace_durably, sha256_file
+from ..core.settings import Paths
 from .audiences import HOLDOUT, SEND, UNIQUE_COLUMNS
-from .fsutil import failpoint, fsync_dir, remove_path, replace_durably, sha256_file
-from .state import PublishedState
+from .lock import writer_lock
+from .state import PublishedState, current_state
 from .versions import relation_path
 
 MANIFEST = "manifest.json"
@@ -162,9 +163,6 @@ def remove_stale_temporaries(paths: Paths) -> list[Path]:
 def resync_audience_files(paths: Paths) -> dict[str, Path]:
     """Bring every audience's files in line with the published warehouse and remove
     stale temporaries: what the next run does first after any crash."""
-    from .lock import writer_lock
-    from .state import current_state
-
     with writer_lock(paths):
         state = current_state(paths)
         if state is None:

@@ -36,10 +36,21 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
+from ..core import schemas
+from ..core.duck import bounded_connection, parquet_scan, scratch_connection
+from ..core.flags import (
+    ID,
+    bools,
+    flags_to_membership,
+    is_sorted_unique,
+    membership_to_flags,
+    one_array,
+    repeated,
+    take_rows,
+)
 from ..segments.fields import arrow_type
 from ..segments.model import Holdout, Project
-from . import schemas
-from .scratch import bounded_connection, parquet_scan, scratch_connection
+from ..segments.plan import segment_column
 
 # Columns every recipient row has; an audience's `fields` come between
 # `group` and `run_id`.
@@ -104,7 +115,7 @@ def compute_recipients(project: Project, membership: pa.Table, subscribers: pa.T
     """Current recipients of every audience, sorted by audience then subscriber_id.
 
     `membership` is either the long shape (segment, subscriber_id) or membership
-    flags (engine/flags.py: subscriber_id plus a `segment:KEY` column per
+    flags (core/flags.py: subscriber_id plus a `segment:KEY` column per
     segment). `subscribers` holds subscriber_id, status, email and the
     audience fields (several rows of one subscriber: any non-active row suppresses it).
 
@@ -112,9 +123,6 @@ def compute_recipients(project: Project, membership: pa.Table, subscribers: pa.T
     so one wide table serves all audiences without leaking columns into an
     audience's own export (see `audience_files`).
     """
-    from ..engine.flags import ID
-    from .flag_history import membership_to_flags
-
     subscribers, suppressions = _one_row_per_subscriber(subscribers, suppressions or Suppressions())
     if "segment" in membership.column_names:
         membership = membership_to_flags(membership, ids=subscribers.column(ID), keys=_audience_segments(project))
@@ -131,8 +139,6 @@ def _one_row_per_subscriber(subscribers: pa.Table, suppressions: Suppressions) -
     """Subscribers sorted by id, one row each (the lake's snapshots are; hand-made
     tables may not be). The non-active rows of a repeated id join `held`, so they
     suppress that subscriber and their address all the same."""
-    from ..engine.flags import ID, is_sorted_unique
-
     ids = subscribers.column(ID)
     if is_sorted_unique(ids):
         return subscribers, suppressions
@@ -157,8 +163,6 @@ def _first_of_each(sorted_ids: pa.ChunkedArray) -> np.ndarray:
 
 def normalized_addresses(email: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Addresses as they are compared: trimmed, lower case (NULL stays NULL)."""
-    from ..engine.flags import one_array
-
     array = one_array(email)
     if pa.types.is_dictionary(array.type):
         array = array.cast(pa.string())
@@ -188,8 +192,6 @@ def sendable(subscribers: pa.Table, suppressions: Suppressions) -> tuple[np.ndar
     """Per subscriber row (one row per subscriber): whether it may be mailed at all,
     and per row a code of its normalized address when another row shares it (-1
     otherwise), to keep one row per address (`one_per_address`)."""
-    from ..engine.flags import ID
-
     n = subscribers.num_rows
     active = active_mask(subscribers.column("status"))
     held = suppressions.held
@@ -355,8 +357,6 @@ def suppressions_table(subscribers: pa.Table, suppressions: Suppressions) -> pa.
     """The published `suppressions` relation: one row per suppressed address in force
     (normalized), from the suppression list (earliest first) or else the snapshot
     (reason: the status, or the reason of the quarantined row that holds it)."""
-    from ..engine.flags import ID
-
     subscribers, suppressions = _one_row_per_subscriber(subscribers, suppressions)
     held = suppressions.held
     held_ids = pc.drop_null(held.column("subscriber_id")).combine_chunks() if held.num_rows \
@@ -422,8 +422,6 @@ def audiences_table(project: Project, recipients: pa.Table | Path) -> pa.Table:
 
 def active_mask(status: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Per row, whether the status is 'active' (trimmed, any case); evaluated once per distinct status."""
-    from ..engine.flags import one_array
-
     array = one_array(status)
     encoded = array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array.cast(pa.string()))
     words = pc.utf8_lower(pc.utf8_trim_whitespace(encoded.dictionary.cast(pa.string())))
@@ -444,8 +442,6 @@ PART_ROWS = 4_000_000
 def _aligned(subscribers: pa.Table, ids: pa.ChunkedArray) -> pa.Table:
     """The rows of `subscribers` (one per id) for flags `ids`, in their order; an id
     missing from the snapshot gets NULLs (so it is not active)."""
-    from ..engine.flags import ID
-
     if subscribers.column(ID).equals(ids):  # the run's case: both are the snapshot's ids
         return subscribers
     positions = pc.index_in(ids.combine_chunks(), value_set=subscribers.column(ID).combine_chunks())
@@ -460,10 +456,6 @@ def recipient_parts(project: Project, flags: pa.Table, subscribers: pa.Table, ru
 
     `subscribers` holds subscriber_id, status, email and the audience fields, one
     row per subscriber, sorted by id (as the lake's snapshots are)."""
-    from ..engine.flags import ID, bools, flags_to_membership, is_sorted_unique, repeated, take_rows
-    from ..segments.plan import segment_column
-    from .flag_history import membership_to_flags
-
     suppressions = suppressions or Suppressions()
     subscribers, suppressions = _one_row_per_subscriber(subscribers, suppressions)
     if not is_sorted_unique(flags.column(ID)):

@@ -18,11 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from ..core.files import fsync_file, remove_path, replace_durably
+from ..core.settings import Paths
 from ..segments.model import Project
-from ..settings import Paths
-from .fsutil import fsync_file, remove_path, replace_durably
+from .lock import writer_lock
 from .relations import EMPTY_EVENTS, EVENT_FILES, MACROS, RELATIONS, Relation, data_root
-from .state import STATE_TABLE, PublishedState, open_catalog_read_only
+from .state import STATE_TABLE, PublishedState, current_state, open_catalog_read_only
 
 TEMP_CATALOG_PREFIX = ".warehouse.duckdb."
 
@@ -117,9 +118,6 @@ def relink_if_moved(paths: Paths) -> bool:
     """Point the warehouse's views at this data folder again when the folder was
     moved or copied since the last publish (the views read files by absolute path).
     Rebuilds the catalog of the same published state and swaps it in; True if it did."""
-    from .lock import writer_lock
-    from .state import current_state
-
     def moved(state) -> bool:
         return state is not None and state.recorded_dir is not None \
             and Path(state.recorded_dir).resolve() != state.version_dir.resolve()

@@ -34,8 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..clock import to_naive_utc
-from ..engine.flags import (
+from ..core import schemas
+from ..core.clock import to_naive_utc
+from ..core.flags import (
     ID,
     align_ids,
     bitmap,
@@ -48,7 +49,6 @@ from ..engine.flags import (
     take_rows,
 )
 from ..segments.plan import segment_column
-from . import schemas
 from .history import history_base
 from .history_files import read_flags, write_table
 from .membership_files import PartsWriter
@@ -98,20 +98,6 @@ def _us(moment: datetime) -> int:
     return int(np.datetime64(moment, "us").astype(np.int64))
 
 
-def membership_to_flags(membership: pa.Table, ids: pa.Array | None = None,
-                        keys: Iterable[str] | None = None) -> pa.Table:
-    """Flags from the long shape, over `ids` (default: every member, sorted)."""
-    membership = membership.select(["segment", "subscriber_id"]).cast(schemas.MEMBERSHIP)
-    if ids is None:
-        ids = pc.unique(membership.column("subscriber_id")).sort() if membership.num_rows else pa.array([], pa.string())
-    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-    keys = sorted(set(keys) if keys is not None else set(membership.column("segment").to_pylist()))
-    columns = {ID: ids}
-    for key in keys:
-        members = membership.filter(pc.equal(membership.column("segment"), key)).column("subscriber_id")
-        columns[segment_column(key)] = pc.is_in(ids, value_set=members.combine_chunks()) if len(members) \
-            else pa.array(np.zeros(len(ids), dtype=bool))
-    return pa.table(columns)
 
 
 class _RowsWriter:
@@ -452,4 +438,4 @@ def _strings(values: list[str], codes: np.ndarray) -> pa.Array:
         pa.string())
 
 
-__all__ = ["HistoryDelta", "extend_history", "membership_to_flags"]
+__all__ = ["HistoryDelta", "extend_history"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..clock import format_ts
+from ..core.clock import format_ts
 from ..errors import UserError
 from .state import PublishedState, read_state_file
 

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
-from . import schemas
+from ..core import schemas
 
 HISTORY_DIR = "history"
 MANIFEST = "manifest.json"

@@ -19,11 +19,11 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from . import schemas
+from ..core import schemas
+from ..core.duck import parquet_scan
 from .audiences import FIXED_COLUMNS
 from .history_files import HISTORY_DIR, read_manifest
 from .membership_files import membership_files
-from .scratch import parquet_scan
 from .versions import relation_path
 
 EVENT_FILES = "event_files.json"

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..clock import to_naive_utc
-from ..settings import Paths
-from . import schemas
+from ..core import schemas
+from ..core.clock import to_naive_utc
+from ..core.settings import Paths
 
 PUBLISHED = "success"
 REPLACED = "replaced"

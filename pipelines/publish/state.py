@@ -15,10 +15,11 @@ from pathlib import Path
 
 import duckdb
 
+from ..core.duck import scratch_connection
+from ..core.settings import Paths
+from ..core.sql import string
 from ..errors import UserError
-from ..settings import Paths
 from .lock import writer_lock
-from .scratch import scratch_connection
 from .versions import versions_root
 
 STATE_FILE = "state.json"
@@ -105,8 +106,6 @@ def read_state_file(version_dir: Path) -> PublishedState:
     return PublishedState.from_record(record, version_dir.parent)
 
 
-def _sql_string(path: Path) -> str:
-    return str(path.absolute()).replace("'", "''")
 
 
 def open_catalog_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
@@ -119,7 +118,7 @@ def open_catalog_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
     """
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{_sql_string(warehouse)}' AS warehouse (READ_ONLY)")
+        con.execute(f"ATTACH {string(str(warehouse.absolute()))} AS warehouse (READ_ONLY)")
         con.execute("USE warehouse")
     except duckdb.Error:
         con.close()
@@ -155,7 +154,7 @@ def _read_catalog_state(paths: Paths, warehouse: Path) -> PublishedState:
     con = scratch_connection()
     try:
         try:
-            con.execute(f"ATTACH '{_sql_string(warehouse)}' AS {alias} (READ_ONLY)")
+            con.execute(f"ATTACH {string(str(warehouse.absolute()))} AS {alias} (READ_ONLY)")
         except duckdb.Error as error:
             raise UserError(f"cannot open {warehouse}: {error}") from None
         try:

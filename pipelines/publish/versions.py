@@ -14,8 +14,8 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
-from ..settings import Paths
-from .fsutil import fsync_dir, remove_path
+from ..core.files import fsync_dir, remove_path
+from ..core.settings import Paths
 
 STAGING_PREFIX = ".staging-"
 _VERSION_NAME = re.compile(r"^(\d{6,})-\d{8}T\d{6}Z\Z")

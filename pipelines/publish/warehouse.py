@@ -29,11 +29,12 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..clock import to_naive_utc
+from ..core import schemas
+from ..core.clock import to_naive_utc
+from ..core.files import failpoint, fsync_dir, remove_path, write_parquet
+from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.model import Project
-from ..settings import Paths
-from . import schemas
 from .audience_files import sync_audience_files
 from .audiences import (
     Suppressions,
@@ -49,7 +50,6 @@ from .catalog import (
     write_event_file_list,
 )
 from .flag_history import STAYS_FILE, HistoryDelta
-from .fsutil import failpoint, fsync_dir, remove_path, write_parquet
 from .history import history_base
 from .history_files import (
     FLAGS_FILE,

@@ -9,10 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..engine.flags import flags_to_membership, is_sorted_unique
+from ..core.flags import flags_to_membership, is_sorted_unique
+from ..core.settings import Paths
 from ..publish.audiences import Suppressions, suppression_violations
 from ..publish.catalog import open_warehouse
-from ..settings import Paths
 from .params import RunContext
 
 

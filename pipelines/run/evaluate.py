@@ -12,8 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import engine
+from ..core.duck import scratch_connection
+from ..core.flags import member_counts, sort_by_id
+from ..core.settings import Paths, range_rows
 from ..engine import incremental
-from ..engine.flags import member_counts, sort_by_id
 from ..engine.incremental import RECORD_FILE, EvaluationRecord, evaluate_incremental
 from ..errors import UserError
 from ..lake.snapshots import (
@@ -27,11 +29,9 @@ from ..lake.snapshots import (
 )
 from ..publish.history import history_base
 from ..publish.history_files import read_flags, write_flags
-from ..publish.scratch import scratch_connection
 from ..publish.state import current_state
 from ..segments.model import Project
 from ..segments.plan import build_plan
-from ..settings import Paths, range_rows
 from .params import RunContext, Workspace
 
 _IDS = ("subscriber_id", "event_id")

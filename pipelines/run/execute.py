@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..core.settings import Paths
 from ..errors import UserError
 from ..lake.snapshots import event_part_files, quarantine_table
 from ..lake.suppressions import read_held_rows, read_suppression_list
@@ -18,7 +19,6 @@ from ..publish.flag_history import HistoryDelta, extend_history
 from ..publish.lock import writer_lock
 from ..publish.state import current_state
 from ..publish.warehouse import lake_file_is_publishable, publish_version, stage_version
-from ..settings import Paths
 from .evaluate import Evaluation, evaluate, read_subscribers
 from .params import Workspace
 from .prepare import load_valid_project

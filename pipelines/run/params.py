@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..clock import parse_as_of
+from ..core.clock import parse_as_of
+from ..core.settings import Paths
 from ..errors import UserError
 from ..publish.history_files import FLAGS_FILE
-from ..settings import Paths
 
 
 @dataclass

@@ -8,7 +8,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..clock import format_ts, refuse_future
+from ..core.clock import format_ts, refuse_future
+from ..core.settings import IngestLimits, Paths
 from ..engine import incremental
 from ..errors import UserError
 from ..lake.ingest import ensure_row_hashes, ingest_landing
@@ -21,7 +22,6 @@ from ..publish.runlog import record_failed_run
 from ..publish.state import current_state
 from ..segments.loader import load_project
 from ..segments.model import Project
-from ..settings import IngestLimits, Paths
 from .params import RunContext, RunParams, Workspace, remove_stale_workspaces
 
 # A snapshot that loses more than this share of the previous one is held back.

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pipelines.core.settings import Paths
 from pipelines.sample_data.generate import (
     BLOCK_ROWS,
     EVENT_SCHEMA,
@@ -29,7 +30,6 @@ from pipelines.sample_data.generate import (
 )
 from pipelines.sample_data.landing import _landing_writer, landing_file_paths
 from pipelines.sample_data.strings import numbered
-from pipelines.settings import Paths
 
 _CHANGE_STREAM = 2
 # Columns a change may touch (ids, emails and creation times stay).

@@ -23,14 +23,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from pipelines.core.settings import Paths
 from pipelines.sample_data.generate import EVENT_SCHEMA, SUBSCRIBER_SCHEMA, as_of_seconds, iter_blocks
 from pipelines.sample_data.strings import iso_utc
-from pipelines.settings import Paths
 
 FORMATS = ("csv", "csv.gz", "jsonl", "parquet")
 TAG_SEPARATOR = "|"
@@ -121,8 +122,6 @@ def _landing_writer(path: Path, schema: pa.Schema, fmt: str) -> Iterator:
             with pq.ParquetWriter(partial, schema, compression="zstd", use_dictionary=dictionary) as writer:
                 yield writer.write_table
         elif fmt == "jsonl":
-            import polars as pl  # only this format needs it; keeps the import light
-
             with open(partial, "wb") as sink:
                 yield lambda table: pl.from_arrow(table).write_ndjson(sink)
         elif fmt == "csv.gz":

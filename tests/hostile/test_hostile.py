@@ -29,13 +29,13 @@ from conftest import AS_OF, SUBSCRIBERS_CSV, write_project
 from typer.testing import CliRunner
 
 from pipelines.cli import app
+from pipelines.core.settings import Paths
 from pipelines.lake import ingest_landing, list_snapshots, quarantine_table
 from pipelines.publish.catalog import open_warehouse
 from pipelines.runner import execute_refresh
 from pipelines.segments.definition_rules import CUSTOM_FIELD_PATTERN, KEY_PATTERN
 from pipelines.segments.fields import FieldCatalog
 from pipelines.segments.loader import load_project
-from pipelines.settings import Paths
 
 CASES = Path(__file__).resolve().parent / "cases"
 runner = CliRunner()
@@ -251,7 +251,7 @@ def test_segments_run_reports_a_link_in_one_line_without_its_content(tmp_path):
 
 def limits(**given: int):
     # imported here, as in the other sections: on code without limits each test fails alone
-    from pipelines.settings import ingest_limits
+    from pipelines.core.settings import ingest_limits
 
     return ingest_limits(**given)
 
@@ -353,8 +353,8 @@ def test_a_huge_cell_is_quarantined_with_its_raw_row_cut(tmp_path, fmt):
 
 
 def test_the_limits_are_set_in_the_resource_and_the_environment(tmp_path, monkeypatch):
+    from pipelines.core.settings import IngestLimits
     from pipelines.defs.resources import SegmentsResource
-    from pipelines.settings import IngestLimits
 
     assert SegmentsResource(max_columns=7, max_record_bytes=99).ingest_limits() == IngestLimits(
         max_columns=7, max_record_bytes=99)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PAUSE_AT_ENV = "SEGMENTS_PUBLISH_PAUSE_AT"  # pipelines/publish/fsutil.py
+PAUSE_AT_ENV = "SEGMENTS_PUBLISH_PAUSE_AT"  # pipelines/core/files.py
 PAUSE_DIR_ENV = "SEGMENTS_PUBLISH_PAUSE_DIR"
 
 # Every failpoint of the publish path, in the order a run reaches them.

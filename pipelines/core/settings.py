@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ..errors import UserError
+
 
 @dataclass(frozen=True)
 class Paths:
@@ -90,12 +92,8 @@ def range_rows() -> int:
     try:
         value = int(text.replace("_", "")) if text.strip() else DEFAULT_RANGE_ROWS
     except ValueError:
-        from .errors import UserError
-
         raise UserError(f"SEGMENTS_RANGE_ROWS must be a whole number of rows, got {text!r}") from None
     if value < 1:
-        from .errors import UserError
-
         raise UserError(f"SEGMENTS_RANGE_ROWS must be at least 1, got {value}")
     return value
 
@@ -118,8 +116,6 @@ _LIMIT_ENV = {"max_file_bytes": "SEGMENTS_MAX_FILE_BYTES", "max_columns": "SEGME
 
 def ingest_limits(**given: int | None) -> IngestLimits:
     """The limits given (None: not given), else the environment's, else the defaults."""
-    from .errors import UserError
-
     values: dict[str, int] = {}
     for item in fields(IngestLimits):
         value = given.get(item.name)

@@ -1,11 +1,11 @@
 """DuckDB connections for work on Arrow tables and files.
 
-`scratch_connection` is the cheap one, for small in-memory work.
+`scratch_connection` is the cheap one: evaluations and small in-memory work.
 
 `duckdb.connect()` builds a new database each time (tens of milliseconds);
 `cursor()` on one process-wide in-memory database is nearly free and still
-gives each caller its own registrations and temp tables, and is safe to use
-from several threads.
+gives each caller its own registrations and temp tables (dropped when it closes),
+and is safe to use from several threads.
 """
 
 from __future__ import annotations

@@ -10,12 +10,13 @@ import hashlib
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..settings import env_flag
+from .settings import env_flag
 
 # Failpoints: with SEGMENTS_PUBLISH_PAUSE_AT=<name> a process that reaches the
 # failpoint <name> writes `<name>.reached` into SEGMENTS_PUBLISH_PAUSE_DIR and
@@ -67,6 +68,25 @@ def replace_durably(source: Path, target: Path) -> None:
         fsync_file(source)
     os.replace(source, target)
     fsync_dir(target.parent)
+
+
+def temp_sibling(target: Path) -> Path:
+    """A temporary name in the target's folder (same file system, so the final
+    os.replace is atomic); `.*.tmp`, which cleanups of a killed run look for."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+
+
+def write_text_atomically(target: Path, text: str) -> None:
+    tmp = temp_sibling(target)
+    tmp.write_bytes(text.encode("utf-8"))
+    replace_durably(tmp, target)
+
+
+def copy_atomically(source: Path, target: Path) -> None:
+    tmp = temp_sibling(target)
+    shutil.copyfile(source, tmp)
+    replace_durably(tmp, target)
 
 
 def write_parquet(table: pa.Table, target: Path) -> None:

@@ -15,13 +15,14 @@ come out one at a time in key order, and each one's ids in row order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..segments.plan import SEGMENT_PREFIX, segment_column
+from .duck import scratch_connection
 from .tables import MEMBERSHIP_SCHEMA
 
 ID = "subscriber_id"
@@ -76,6 +77,22 @@ def flags_to_membership(flags: pa.Table, keys: Sequence[str] | None = None, *, d
     if dictionary:
         return pa.table({"segment": pa.chunked_array([segment]), "subscriber_id": ids})
     return pa.Table.from_arrays([pa.chunked_array([segment.cast(pa.string())]), ids], schema=MEMBERSHIP_SCHEMA)
+
+
+def membership_to_flags(membership: pa.Table, ids: pa.Array | None = None,
+                        keys: Iterable[str] | None = None) -> pa.Table:
+    """Flags from the long shape, over `ids` (default: every member, sorted)."""
+    membership = membership.select(["segment", "subscriber_id"]).cast(MEMBERSHIP_SCHEMA)
+    if ids is None:
+        ids = pc.unique(membership.column("subscriber_id")).sort() if membership.num_rows else pa.array([], pa.string())
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    keys = sorted(set(keys) if keys is not None else set(membership.column("segment").to_pylist()))
+    columns = {ID: ids}
+    for key in keys:
+        members = membership.filter(pc.equal(membership.column("segment"), key)).column("subscriber_id")
+        columns[segment_column(key)] = pc.is_in(ids, value_set=members.combine_chunks()) if len(members) \
+            else pa.array(np.zeros(len(ids), dtype=bool))
+    return pa.table(columns)
 
 
 def member_counts(flags: pa.Table, keys: Sequence[str] | None = None) -> dict[str, int]:
@@ -155,9 +172,7 @@ def align_ids(prev_ids: pa.ChunkedArray | pa.Array,
     prev_ids, cur_ids = one_array(prev_ids), one_array(cur_ids)
     if len(prev_ids) == len(cur_ids) and prev_ids.equals(cur_ids):
         return None
-    from .duckdb_engine import _database
-
-    con = _database().cursor()
+    con = scratch_connection()
     try:
         con.register("prev_ids", pa.table({"id": prev_ids, "p": pa.array(np.arange(len(prev_ids)))}))
         con.register("cur_ids", pa.table({"id": cur_ids, "c": pa.array(np.arange(len(cur_ids)))}))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from .errors import UserError
+from ..errors import UserError
 
 # How far past the wall clock a run's as_of may be without --allow-future
 # (data-contract.md, "Sending safely"): room for clocks a little apart.
