@@ -31,7 +31,7 @@ from .definitions import defs
 from .defs.automation import AS_OF_TAG
 from .defs.resources import SegmentsResource
 from .errors import UserError
-from .publish.catalog import open_warehouse
+from .publish.catalog import open_warehouse, relink_if_moved
 from .publish.lock import writer_lock
 from .run.params import Workspace
 from .run.prepare import record_failure
@@ -74,6 +74,7 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     """Execute the `refresh` job in-process; a failed step becomes one UserError line."""
     resolved = parse_as_of(as_of) or utc_now()  # one clock for the whole run
     private_umask()  # before the data folder and the Dagster instance's files are made
+    relink_if_moved(paths)  # a moved data folder is re-pointed even by a run refused below
     refuse_future(resolved, utc_now(), allowed=allow_future)  # before a run exists: a usage error
     Path(paths.data).mkdir(parents=True, exist_ok=True)
     job = defs.resolve_job_def("refresh")

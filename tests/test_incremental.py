@@ -316,12 +316,14 @@ def test_row_hashes_tell_apart_values_that_look_alike(tmp_path):
 
 
 def _query(paths, sql, run_id: str | None = None):
-    """The rows of `sql`, with `run_id` (if given) read as "this run"."""
+    """The rows of `sql`, with `run_id` (if given) read as "this run", sorted again
+    after that: each copy's run id is random, so it sorts anywhere among the others."""
     import duckdb
 
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         rows = con.execute(sql).fetchall()
-    return [tuple("this run" if run_id is not None and v == run_id else v for v in row) for row in rows]
+    named = [tuple("this run" if run_id is not None and v == run_id else v for v in row) for row in rows]
+    return named if run_id is None else sorted(named, key=repr)
 
 
 def test_incremental_run_publishes_what_a_full_run_does(tmp_path):

@@ -253,8 +253,13 @@ def _every_relation_reads(paths) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize("how", ["copy", "move"])
-def test_every_relation_reads_the_new_folder_once_the_old_is_gone(project_paths, tmp_path, how):
+@pytest.mark.parametrize(("how", "command", "exit_code"), [
+    ("copy", ["list"], 0),
+    ("move", ["list"], 0),
+    # refused before it starts, but the views are re-pointed all the same (found by the soak)
+    ("move", ["run", "--as-of", "2099-01-01T00:00:00Z"], 2),
+])
+def test_every_relation_reads_the_new_folder_once_the_old_is_gone(project_paths, tmp_path, how, command, exit_code):
     """Copy (or move) the data folder, run a command on the new one, delete the old:
     every relation, `events` included, reads the new folder's files."""
     import shutil
@@ -270,8 +275,9 @@ def test_every_relation_reads_the_new_folder_once_the_old_is_gone(project_paths,
     assert before["events"] == 6 and before["segment_members_at"] > 0
     new = Paths(defs=paths.defs, data=tmp_path / "elsewhere" / "data")
     (shutil.copytree if how == "copy" else shutil.move)(str(paths.data), str(new.data))
-    listed = CliRunner().invoke(app, ["list", "--defs", str(new.defs), "--data", str(new.data)])
-    assert listed.exit_code == 0, listed.output
+    with dg.instance_for_test():
+        result = CliRunner().invoke(app, [*command, "--defs", str(new.defs), "--data", str(new.data)])
+    assert result.exit_code == exit_code, result.output
     shutil.rmtree(paths.data, ignore_errors=True)
     assert _every_relation_reads(new) == before
 

@@ -83,9 +83,9 @@ def prepare_run(paths: Paths, params: RunParams, limits: IngestLimits | None = N
     landing file was rejected in this run, no snapshot exists at or before
     `as_of`, or the snapshot is held back.
     """
+    relink_if_moved(paths)  # a moved data folder, even when this run is refused below
     refuse_future(params.as_of, params.started_at, allowed=params.allow_future)
     project = load_valid_project(paths)
-    relink_if_moved(paths)  # a moved data folder: the checks read the published warehouse
     with writer_lock(paths, run_id=params.run_id):  # ingest writes the lake: one run at a time
         report = ingest_landing(paths, project.catalog, limits)
     if report.rejected:
