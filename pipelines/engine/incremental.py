@@ -317,7 +317,7 @@ def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
     aligned = align_ids(base_flags.column(ID), current_ids)
     at = _positions(update.column(ID), current_ids)
     full_keys = set(flag_keys(full)) if full is not None else set()
-    # numpy on unpacked bitmaps (engine.flags.bools): Arrow's take and filter on
+    # numpy on unpacked bitmaps (core.flags.bools): Arrow's take and filter on
     # boolean arrays cost several times more. The base column moves to the current
     # rows when subscribers came or went, then the updated rows are written over it.
     if aligned is not None:

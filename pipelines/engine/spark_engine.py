@@ -16,7 +16,7 @@ the very same tree, rendered with the project's Spark dialect
 Everything runs in the JVM as Spark SQL: no Python UDFs, so executors need no
 Python packages. The driver collects the membership as Arrow and sorts it
 (binary string order, like every engine). `evaluate_flags_spark` returns the
-wide shape instead (pipelines/engine/flags.py: subscriber_id sorted, one
+wide shape instead (pipelines/core/flags.py: subscriber_id sorted, one
 boolean column per segment in key order) for callers that keep flags.
 
 Inputs, either of:
@@ -261,7 +261,7 @@ def evaluate_spark(project: Project, subscribers: Input, events: Input, as_of: d
 
 def evaluate_flags_spark(project: Project, subscribers: Input, events: Input, as_of: datetime,
                          spark: Any = None) -> pa.Table:
-    """Membership in the wide shape (pipelines/engine/flags.py): `subscriber_id`,
+    """Membership in the wide shape (pipelines/core/flags.py): `subscriber_id`,
     sorted (binary string order), then one boolean `segment:KEY` column per
     segment in key order, never NULL."""
     plan = build_plan(project, naive_utc(as_of))

@@ -1,4 +1,4 @@
-"""Membership flags of every segment on the run's snapshot (engine/flags.py):
+"""Membership flags of every segment on the run's snapshot (core/flags.py):
 incremental from the base version's flags when it can, else in full, one
 subscriber-id range at a time."""
 
