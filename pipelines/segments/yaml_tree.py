@@ -92,7 +92,7 @@ def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Data | None]:
     """(parsed, root as `to_data` gives it). An empty document parses to None;
     syntax errors are reported at the parser's mark and give (False, None)."""
     try:
-        root = YAML(typ="rt").compose(text)
+        root = YAML(typ="safe", pure=True).compose(text)  # rt would also gather comments: ~3x slower
         anchored = _first_anchor(root)
         if anchored is not None:
             raise _Anchored(anchored.start_mark)
