@@ -59,7 +59,7 @@ def list_snapshots(paths: Paths) -> list[SnapshotInfo]:
 def dropped_subscribers(previous: SnapshotInfo, current: SnapshotInfo) -> int:
     """How many subscribers of `previous` are not in `current` (an anti-join in DuckDB,
     which reads only the id columns)."""
-    def ids(file: Path) -> exp.Expression:
+    def ids(file: Path) -> exp.Expr:
         return exp.select("subscriber_id").from_(parquet_scan([file]))
 
     kept = exp.In(this=exp.column("subscriber_id"), query=exp.Subquery(this=ids(current.file)))
@@ -317,7 +317,7 @@ def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids:
         stored |= set(pq.read_schema(file).names)
     present = [c for c in dict.fromkeys(columns) if c in stored]
     source = parquet_scan(files, union_by_name=True)
-    condition: exp.Expression = exp.In(this=exp.column("subscriber_id"),
+    condition: exp.Expr = exp.In(this=exp.column("subscriber_id"),
                                        query=exp.Subquery(this=exp.select("subscriber_id").from_("wanted_ids")))
     if as_of is not None:
         moment = exp.cast(exp.Literal.string(_utc(as_of).isoformat(sep=" ")), exp.DataType.build("TIMESTAMP"))

@@ -73,7 +73,7 @@ def exact_members(values: Iterable[int | float], field_type: str) -> list[int | 
     out: list[int | float] = []
     for v in values:
         bound = exact_bound("is", v, field_type)
-        if bound is not False and bound[1] not in out:
+        if isinstance(bound, tuple) and bound[1] not in out:  # "is" is never True
             out.append(bound[1])
     return out
 
