@@ -205,14 +205,14 @@ def _event_counts(con: duckdb.DuckDBPyConnection, project: Project, plan: Evalua
         aggregates = list(plan.aggregates.items())
         words = []
         for first in range(0, len(aggregates), 64):
-            bits = []
+            bits: list[exp.Expr] = []
             for k, (_key, f) in enumerate(aggregates[first:first + 64]):
                 condition = two_valued(event_condition(f, catalog, plan.as_of, event_column, resolve))
                 bit = exp.cast(condition, ubigint, copy=False)
                 bits.append(bit if k == 0 else exp.BitwiseLeftShift(this=bit, expression=exp.Literal.number(k)))
-            word = bits[0]
-            for bit in bits[1:]:
-                word = exp.BitwiseOr(this=word, expression=bit)
+            word: exp.Expr = bits[0]
+            for shifted in bits[1:]:
+                word = exp.BitwiseOr(this=word, expression=shifted)
             words.append(exp.alias_(word, f"w{first // 64}", copy=False))
         names = sorted({f.event for f in plan.aggregates.values()})
         prune = exp.and_(

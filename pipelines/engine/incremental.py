@@ -217,7 +217,7 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
             # Row hashes written at ingest: a join of two (id, hash) files. A change in a
             # column no definition reads marks the subscriber too (more work, same result).
             now, before = str(now_hashes), str(before_hashes)
-            differs = [exp.NEQ(this=_col(ROW_HASH, "c"), expression=_col(ROW_HASH, "p"))]
+            differs: list[exp.Expr] = [exp.NEQ(this=_col(ROW_HASH, "c"), expression=_col(ROW_HASH, "p"))]
         else:  # lake files ingested before row hashes: compare the columns read, exactly
             now, before = snapshot_file, base.snapshot_file
             differs = [exp.NullSafeNEQ(this=_col(f, "c"), expression=_col(f, "p"))
@@ -325,7 +325,7 @@ def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
     columns = [current_ids]
     for key in keys:
         name = segment_column(key)
-        if key in full_keys:
+        if full is not None and key in full_keys:
             columns.append(full.column(name))
             continue
         new = bools(update.column(name)) if update.num_rows else np.zeros(0, dtype=bool)

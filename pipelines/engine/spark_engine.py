@@ -47,7 +47,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 from sqlglot import exp
@@ -86,7 +86,7 @@ class ParquetSource:
         return cls(tuple(os.fspath(p) for p in paths))
 
 
-Input = pa.Table | ParquetSource
+Input: TypeAlias = pa.Table | ParquetSource
 
 
 def lake_sources(paths: Any, as_of: datetime) -> tuple[ParquetSource, ParquetSource]:

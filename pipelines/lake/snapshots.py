@@ -68,7 +68,7 @@ def dropped_subscribers(previous: SnapshotInfo, current: SnapshotInfo) -> int:
     ).where(exp.Not(this=kept))  # ids are never NULL: NOT IN is a plain anti-join
     con = scratch_connection()
     try:
-        return int(con.execute(query.sql(dialect="duckdb")).fetchone()[0])
+        return int(con.execute(query.sql(dialect="duckdb")).fetchall()[0][0])
     finally:
         con.close()
 
@@ -110,7 +110,9 @@ def snapshot_ranges(info: SnapshotInfo, max_rows: int) -> list[IdRange]:
         bounds.append((stats.min, stats.max, metadata.row_group(g).num_rows))
     if any(bounds[g][0] <= bounds[g - 1][1] for g in range(1, len(bounds))):
         return whole
-    ranges, groups, rows = [], [], 0
+    ranges: list[tuple[list[int], int]] = []
+    groups: list[int] = []
+    rows = 0
     for g, (_low, _high, count) in enumerate(bounds):
         if groups and rows + count > max_rows:
             ranges.append((groups, rows))

@@ -58,7 +58,9 @@ def _double_bound(op: str, value: int | float) -> Bound:
     # Between two neighbouring doubles: no stored value equals it.
     low, high = (nearest, math.nextafter(nearest, math.inf)) if nearest < value else (
         math.nextafter(nearest, -math.inf), nearest)
-    return {"is": False, "gt": ("gt", low), "gte": ("gte", high), "lt": ("lt", high), "lte": ("lte", low)}[op]
+    bounds: dict[str, Bound] = {"is": False, "gt": ("gt", low), "gte": ("gte", high), "lt": ("lt", high),
+                                "lte": ("lte", low)}
+    return bounds[op]
 
 
 def exact_bound(op: str, value: int | float, field_type: str) -> Bound:
