@@ -14,9 +14,8 @@ import re
 from datetime import date, datetime
 
 from rich import markup
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
-from rich.text import JustifyMethod
 
 from .core.clock import format_ts
 
