@@ -32,6 +32,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check pipelines tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy pipelines
 
 test: setup-spark lint
 	$(BIN)/pytest -n 2 --dist loadfile

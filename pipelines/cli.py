@@ -28,7 +28,7 @@ from typer.core import TyperGroup, TyperOption
 try:  # typer 0.2x vendors its own click
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - typer on top of click
-    from click.exceptions import NoArgsIsHelpError, UsageError
+    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 from .cli_render import (
     one_line,
@@ -76,7 +76,7 @@ def _flag_without_type(self, ctx):
     return None if self.is_flag else _display_type_rich(self, ctx)
 
 
-TyperOption.display_type_rich = _flag_without_type
+TyperOption.display_type_rich = _flag_without_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="segments",

@@ -14,10 +14,13 @@ import re
 from datetime import date, datetime
 
 from rich import markup
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from .core.clock import format_ts
+
+# (header, justify) per column of a table.
+Columns = tuple[tuple[str, JustifyMethod], ...]
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 
@@ -66,7 +69,7 @@ def _json_default(value):
 
 
 def print_json(data) -> None:
-    if dataclasses.is_dataclass(data):
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
         data = dataclasses.asdict(data)
     print(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False))
 
@@ -122,8 +125,9 @@ def render_list(rows: list[dict], console: Console) -> None:
     table = Table(title="Segments")
     # Keys and timestamps are never cut (a pipe gets 80 columns): the name gives way.
     widths = {"segment": max([len(r["segment"]) for r in rows] + [7]), "last run (as_of)": 20}
-    for column, justify in (("segment", "left"), ("name", "left"), ("members", "right"), ("change", "right"),
-                            ("last run (as_of)", "left"), ("definition", "left")):
+    columns: Columns = (("segment", "left"), ("name", "left"), ("members", "right"), ("change", "right"),
+                        ("last run (as_of)", "left"), ("definition", "left"))
+    for column, justify in columns:
         table.add_column(column, justify=justify, overflow="fold", min_width=widths.get(column))
     for row in rows:
         if row["members"] is None:
@@ -200,8 +204,9 @@ def render_preview(result, console: Console) -> None:
         console.print(table)
     if result.overlaps:
         table = Table(title=f"Overlap with the largest published segments (run {escape(result.overlap_run_id)})")
-        for column, justify in (("segment", "left"), ("members", "right"), ("shared", "right"),
-                                ("% of preview", "right"), ("% of segment", "right")):
+        columns: Columns = (("segment", "left"), ("members", "right"), ("shared", "right"),
+                            ("% of preview", "right"), ("% of segment", "right"))
+        for column, justify in columns:
             table.add_column(column, justify=justify, overflow="fold")
         for o in result.overlaps:
             table.add_row(escape(o.segment), f"{o.members:,}", f"{o.shared:,}", _pct(o.share_of_preview),
@@ -271,16 +276,18 @@ def render_diff(result, console: Console) -> None:
                                     result.exited_sample))
     if result.dependants:
         table = Table(title="Segments that read it (evaluated again)", title_justify="left")
-        for column, justify in (("segment", "left"), ("members", "right"), ("would be", "right"),
-                                ("enter", "right"), ("leave", "right")):
+        columns: Columns = (("segment", "left"), ("members", "right"), ("would be", "right"),
+                            ("enter", "right"), ("leave", "right"))
+        for column, justify in columns:
             table.add_column(column, justify=justify)
         for d in result.dependants:
             table.add_row(escape(d.segment), f"{d.before:,}", f"{d.after:,}", f"+{d.entered:,}", f"-{d.exited:,}")
         console.print(table)
     if result.audiences:
         table = Table(title="Audiences (recipients after suppression)", title_justify="left")
-        for column, justify in (("audience", "left"), ("recipients", "right"), ("would be", "right"),
-                                ("change", "right"), ("added", "right"), ("removed", "right")):
+        columns = (("audience", "left"), ("recipients", "right"), ("would be", "right"),
+                   ("change", "right"), ("added", "right"), ("removed", "right"))
+        for column, justify in columns:
             table.add_column(column, justify=justify)
         for a in result.audiences:
             table.add_row(escape(a.audience), f"{a.before:,}", f"{a.after:,}", _signed(a.change), f"+{a.added:,}",

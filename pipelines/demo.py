@@ -38,6 +38,7 @@ def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Co
     if not Path(paths.defs).is_dir():
         raise UserError(f"no definitions folder at {paths.defs}: run the demo from the repository root or pass --defs")
     clock = parse_as_of(as_of or DEMO_AS_OF)
+    assert clock is not None  # a non-empty text parses or raises
     days = [clock - timedelta(days=DEMO_DAYS - 1 - k) for k in range(DEMO_DAYS)]
     published = current_state(paths)
     if as_of is None and published is not None and published.as_of > clock:
@@ -66,6 +67,7 @@ def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Co
         if day != clock:
             console.print(f"  day {index + 1}/{DEMO_DAYS}, as_of {summary.as_of}: {summary.status} "
                           f"({summary.mode}, {summary.duration_s:.1f} s)")
+    assert summary is not None  # the last day always runs
     print_run_summary(paths, summary, console, err)
     warehouse = paths.warehouse
     console.print()

@@ -85,7 +85,7 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     }
     # The resource as the Definitions configure it (thresholds, blocking checks, versions
     # kept), pointed at this command's folders and engine: the same job the schedules run.
-    configured = defs.resources.get("segments")
+    configured = (defs.resources or {}).get("segments")
     overrides = {"defs_dir": str(paths.defs), "data_dir": str(paths.data), "engine": engine}
     # Built anew (not model_copy): Dagster configures a resource from its constructor arguments.
     settings = configured.model_dump() if isinstance(configured, SegmentsResource) else {}

@@ -23,7 +23,7 @@ from ..core.settings import Paths
 from ..engine import evaluate
 from ..errors import UserError
 from ..lake.snapshots import list_snapshots, read_events, read_snapshot, snapshot_at_or_before
-from ..publish.state import current_state
+from ..publish.state import PublishedState, current_state
 from ..segments.loader import discover, load_project
 from ..segments.model import EventFilter, Project, Segment
 from ..segments.problems import Problem
@@ -114,11 +114,11 @@ def closure(segments: Mapping[str, Segment], keys: Iterable[str]) -> dict[str, S
 # --------------------------------------------------------------------------- clock and inputs
 
 
-def published_state(paths: Paths):
+def published_state(paths: Paths) -> PublishedState | None:
     return current_state(paths)
 
 
-def resolve_as_of(paths: Paths, text: str | None) -> tuple[datetime, object | None]:
+def resolve_as_of(paths: Paths, text: str | None) -> tuple[datetime, PublishedState | None]:
     """(as_of, published state): `--as-of` if given, else the last published
     run's as_of, else now (UTC)."""
     state = published_state(paths)

@@ -181,10 +181,11 @@ def _fill_sample(result: Preview, project, segment: Segment, inputs, members: pa
         con.register("preview_members", members)
         quoted = ", ".join(f"s.{identifier(c)}" for c in columns)
         # A spread-out but reproducible sample: ordered by a hash of the id.
-        sample = con.execute(
+        sample = con.sql(
             f"""SELECT {quoted} FROM snapshot_subscribers s
                 SEMI JOIN preview_members m ON m.subscriber_id = s.subscriber_id
-                ORDER BY md5(s.subscriber_id), s.subscriber_id LIMIT {int(size)}"""
+                ORDER BY md5(s.subscriber_id), s.subscriber_id LIMIT ?""",
+            params=[int(size)],
         ).to_arrow_table()
     finally:
         con.close()

@@ -37,7 +37,7 @@ def bounded_connection(memory_limit: str, spill_dir: Path | str) -> duckdb.DuckD
     return duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill_dir)})
 
 
-def parquet_scan(files: Iterable[Path | str], *, union_by_name: bool = False) -> exp.Expression:
+def parquet_scan(files: Iterable[Path | str], *, union_by_name: bool = False) -> exp.Expr:
     """`read_parquet([...])` over exactly these files, for a FROM clause.
 
     Never with hive partitioning: DuckDB would otherwise make a column of every

@@ -156,6 +156,8 @@ def post_json(url: str, payload: dict) -> None:
 def failure_reason(context: dg.RunFailureSensorContext) -> str:
     """One line: the first failed step's own message (say, "the disk is full"), else Dagster's."""
     for record in context.instance.all_logs(context.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        if record.dagster_event is None:  # STEP_FAILURE records carry their event
+            continue
         data = record.dagster_event.step_failure_data
         if data.user_failure_data is not None and data.user_failure_data.description:
             return f"{record.step_key}: {data.user_failure_data.description.strip().splitlines()[0]}"

@@ -85,10 +85,10 @@ def flags_query(project: Project, plan: EvaluationPlan) -> exp.Select:
         )
     query = with_cte(query, BASE, base)
 
-    def event_count(f: EventFilter) -> exp.Expression:
+    def event_count(f: EventFilter) -> exp.Expr:
         return exp.column(event_count_column(f.aggregate_key()))
 
-    def member_of(key: str) -> exp.Expression:
+    def member_of(key: str) -> exp.Expr:
         return exp.column(segment_column(key))  # computed in an earlier wave
 
     previous = BASE
@@ -139,14 +139,14 @@ def _value_evaluator(con: duckdb.DuckDBPyConnection, as_of: datetime) -> ValueEv
 
 
 def _resolver(pre: Precomputed, table: str | None = None):
-    def resolve(f: FieldFilter) -> exp.Expression | None:
+    def resolve(f: FieldFilter) -> exp.Expr | None:
         name = pre.name_of(f)
         return exp.column(name, table=table) if name else None
 
     return resolve
 
 
-def _as_flag(predicate: exp.Expression) -> exp.Expression:
+def _as_flag(predicate: exp.Expr) -> exp.Expr:
     """A never-null predicate as 0/1: DuckDB hands UTINYINT columns to Arrow
     much faster than BOOLEAN ones."""
     return exp.cast(predicate, exp.DataType.build("UTINYINT", dialect="duckdb"), copy=False)
@@ -197,7 +197,7 @@ def _event_counts(con: duckdb.DuckDBPyConnection, project: Project, plan: Evalua
     con.register(_ROWS, pa.table({"subscriber_id": subscribers.column("subscriber_id"),
                                   _ROW: pa.array(np.arange(n, dtype=np.int64))}))
     try:
-        def event_column(name: str) -> exp.Expression:
+        def event_column(name: str) -> exp.Expr:
             return field_column(name, table=EVENTS)
 
         ubigint = exp.DataType.build("UBIGINT", dialect="duckdb")
@@ -205,14 +205,14 @@ def _event_counts(con: duckdb.DuckDBPyConnection, project: Project, plan: Evalua
         aggregates = list(plan.aggregates.items())
         words = []
         for first in range(0, len(aggregates), 64):
-            bits = []
+            bits: list[exp.Expr] = []
             for k, (_key, f) in enumerate(aggregates[first:first + 64]):
                 condition = two_valued(event_condition(f, catalog, plan.as_of, event_column, resolve))
                 bit = exp.cast(condition, ubigint, copy=False)
                 bits.append(bit if k == 0 else exp.BitwiseLeftShift(this=bit, expression=exp.Literal.number(k)))
-            word = bits[0]
-            for bit in bits[1:]:
-                word = exp.BitwiseOr(this=word, expression=bit)
+            word: exp.Expr = bits[0]
+            for shifted in bits[1:]:
+                word = exp.BitwiseOr(this=word, expression=shifted)
             words.append(exp.alias_(word, f"w{first // 64}", copy=False))
         names = sorted({f.event for f in plan.aggregates.values()})
         prune = exp.and_(

@@ -148,7 +148,7 @@ def gather_luts(luts: list[np.ndarray], codes: np.ndarray) -> list[np.ndarray]:
     for word in range(0, len(luts), 64):
         group = luts[word:word + 64]
         dtype = _bits_dtype(len(group))
-        packed = np.zeros(len(group[0]), dtype=dtype)
+        packed: np.ndarray = np.zeros(len(group[0]), dtype=dtype)
         for j, lut in enumerate(group):
             packed |= np.asarray(lut, dtype=bool).astype(dtype) << dtype(j)
         gathered = packed[codes]
@@ -175,7 +175,7 @@ def _list_filters(name: str, array: pa.Array, filters: list[FieldFilter],
     masks: list[np.ndarray] = []  # one word per 64 wanted values, as narrow as they fit
     for word in range(0, len(wanted), 64):
         dtype = _bits_dtype(len(wanted[word:word + 64]))
-        bits = np.zeros(len(encoded.dictionary) + 1, dtype=dtype)
+        bits: np.ndarray = np.zeros(len(encoded.dictionary) + 1, dtype=dtype)
         for j, lut in enumerate(element_luts[word:word + 64]):
             bits[:-1] |= lut.astype(dtype) << dtype(j)
         per_element = np.append(bits[codes], dtype(0))  # sentinel: trailing empty rows stay in range

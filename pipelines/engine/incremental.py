@@ -155,11 +155,11 @@ def segments_to_recompute(project: Project, base: EvaluationRecord) -> list[str]
     return sorted(out)
 
 
-def _files(paths: Sequence[str]) -> exp.Expression:
+def _files(paths: Sequence[str]) -> exp.Expr:
     return exp.Array(expressions=[exp.Literal.string(p) for p in paths])
 
 
-def _read_parquet(paths: Sequence[str], *, by_name: bool = False) -> exp.Expression:
+def _read_parquet(paths: Sequence[str], *, by_name: bool = False) -> exp.Expr:
     # Never hive partitioning: the lake's `snapshot_date=...` folder would replace a
     # custom field of that name.
     args = [_files(paths), exp.EQ(this=exp.var("hive_partitioning"), expression=exp.false())]
@@ -168,12 +168,12 @@ def _read_parquet(paths: Sequence[str], *, by_name: bool = False) -> exp.Express
     return exp.func("read_parquet", *args)
 
 
-def _source(paths: Sequence[str], alias: str, *, by_name: bool = False) -> exp.Expression:
+def _source(paths: Sequence[str], alias: str, *, by_name: bool = False) -> exp.Expr:
     """`read_parquet([...]) AS alias` for a FROM or JOIN."""
     return exp.Table(this=_read_parquet(paths, by_name=by_name), alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
-def _col(name: str, table: str) -> exp.Expression:
+def _col(name: str, table: str) -> exp.Expr:
     return exp.column(exp.to_identifier(name, quoted=True), table=table)
 
 
@@ -182,7 +182,7 @@ def _time_relative(filters: Iterable[FieldFilter]) -> list[FieldFilter]:
 
 
 def _crossed(filters: Sequence[FieldFilter], types: dict[str, str], table: str, base_as_of: datetime,
-             as_of: datetime) -> list[exp.Expression]:
+             as_of: datetime) -> list[exp.Expr]:
     """Conditions on `table`'s rows: a time-relative filter's result may have changed."""
     out = []
     for f in filters:
@@ -203,7 +203,7 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
     base_as_of = datetime.fromisoformat(base.as_of)
     plan = build_plan(project, as_of)
     catalog = project.catalog
-    parts: list[exp.Expression] = []
+    parts: list[exp.Expr] = []
 
     # 1. Rows that changed, or are new.
     if str(Path(snapshot_file).absolute()) != base.snapshot_file:
@@ -217,7 +217,7 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
             # Row hashes written at ingest: a join of two (id, hash) files. A change in a
             # column no definition reads marks the subscriber too (more work, same result).
             now, before = str(now_hashes), str(before_hashes)
-            differs = [exp.NEQ(this=_col(ROW_HASH, "c"), expression=_col(ROW_HASH, "p"))]
+            differs: list[exp.Expr] = [exp.NEQ(this=_col(ROW_HASH, "c"), expression=_col(ROW_HASH, "p"))]
         else:  # lake files ingested before row hashes: compare the columns read, exactly
             now, before = snapshot_file, base.snapshot_file
             differs = [exp.NullSafeNEQ(this=_col(f, "c"), expression=_col(f, "p"))
@@ -325,7 +325,7 @@ def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
     columns = [current_ids]
     for key in keys:
         name = segment_column(key)
-        if key in full_keys:
+        if full is not None and key in full_keys:
             columns.append(full.column(name))
             continue
         new = bools(update.column(name)) if update.num_rows else np.zeros(0, dtype=bool)
@@ -376,7 +376,7 @@ def evaluate_incremental(
     read_subscribers: Reader,
     read_events: Reader,
     stored_columns: Callable[[str], set[str]],
-    run_query: Callable[[exp.Expression], pa.Table],
+    run_query: Callable[[exp.Expr], pa.Table],
     root: Path | None = None,
 ) -> tuple[pa.Table, IncrementalPlan] | None:
     """The run's flags from the base's, or None when a full evaluation is needed

@@ -29,9 +29,15 @@ from .encoded import Precomputed, ValueEvaluator, precompute
 _ROW = "row_number"
 
 
+def _frame(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)  # a Table always gives a DataFrame (typed: or a Series)
+    return frame
+
+
 def _value_evaluator(as_of: datetime) -> ValueEvaluator:
     def run(name: str, field_type: str, filters: list[FieldFilter], values: pa.Table) -> list[np.ndarray]:
-        frame = pl.from_arrow(values)
+        frame = _frame(values)
         result = frame.select(
             field_predicate(f, field_type, pl.col(name), as_of).alias(f"p{i}") for i, f in enumerate(filters)
         )
@@ -55,11 +61,11 @@ def _event_counts(project: Project, plan, subscribers: pa.Table, events: pa.Tabl
         return pl.col(name) if name else None
 
     n = subscribers.num_rows
-    rows = pl.from_arrow(pa.table({"subscriber_id": subscribers.column("subscriber_id"),
+    rows = _frame(pa.table({"subscriber_id": subscribers.column("subscriber_id"),
                                    _ROW: pa.array(np.arange(n, dtype=np.int64))})).lazy()
     keys = list(plan.aggregates)
     counts = (
-        pl.from_arrow(pre.append_to(events))
+        _frame(pre.append_to(events))
         .lazy()
         .filter(
             (pl.col("occurred_at") <= pl.lit(plan.as_of, dtype=pl.Datetime("us")))
@@ -95,7 +101,7 @@ def evaluate_flags_polars(project: Project, subscribers: pa.Table, events: pa.Ta
     rest = [f for f in filters if pre.name_of(f) is None]
     leaves: dict[FieldFilter, pa.Array] = {}
     if rest:
-        frame = pl.from_arrow(decode_dictionaries(subscribers.select(list(dict.fromkeys(f.field for f in rest))))).select(
+        frame = _frame(decode_dictionaries(subscribers.select(list(dict.fromkeys(f.field for f in rest))))).select(
             field_predicate(f, catalog.subscriber[f.field], pl.col(f.field), plan.as_of).alias(f"p{i}")
             for i, f in enumerate(rest)
         )

@@ -47,7 +47,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 from sqlglot import exp
@@ -86,7 +86,7 @@ class ParquetSource:
         return cls(tuple(os.fspath(p) for p in paths))
 
 
-Input = pa.Table | ParquetSource
+Input: TypeAlias = pa.Table | ParquetSource
 
 
 def lake_sources(paths: Any, as_of: datetime) -> tuple[ParquetSource, ParquetSource]:
@@ -140,15 +140,15 @@ class _Views:
         self.created.clear()
 
 
-def _render(tree: exp.Expression) -> str:
+def _render(tree: exp.Expr) -> str:
     return render(tree, "spark")
 
 
-def _bind(tree: exp.Expression, views: dict[str, str]) -> exp.Expression:
+def _bind(tree: exp.Expr, views: dict[str, str]) -> exp.Expr:
     """Point the relations `subscribers`/`events` at this evaluation's views, keeping
     the original names as aliases (the columns stay `subscribers.x`, `events.y`)."""
 
-    def swap(node: exp.Expression) -> exp.Expression:
+    def swap(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Table) and not node.args.get("db") and not node.alias and node.name in views:
             return exp.Table(this=exp.to_identifier(views[node.name]),
                              alias=exp.TableAlias(this=exp.to_identifier(node.name)))
@@ -175,13 +175,13 @@ def _parquet_frame(spark: Any, views: _Views, source: ParquetSource, fields: dic
     raw = spark.read.option("mergeSchema", "true").parquet(*source.paths)
     stored = {f.name: f.dataType.simpleString() for f in raw.schema.fields}
     raw_view = views.register(raw, f"{what}_raw")
-    columns: list[exp.Expression] = []
+    columns: list[exp.Expr] = []
     for name in names:
         target = spark_type(fields[name])
         if name not in stored:
             if name in set(required):
                 raise UserError(f"{what} Parquet files {list(source.paths)} have no '{name}' column")
-            value: exp.Expression = exp.cast(exp.Null(), target)
+            value: exp.Expr = exp.cast(exp.Null(), target)
         elif stored[name] == target.sql(dialect="spark").lower():
             value = field_column(name)
         else:
@@ -216,7 +216,7 @@ def membership_query(flags_view: str, keys: list[str]) -> exp.Select:
 
 def spark_flags_sql(project: Project, plan: EvaluationPlan, views: dict[str, str] | None = None) -> str:
     """The Spark SQL text of the flags query (relations renamed per `views`)."""
-    tree: exp.Expression = flags_query(project, plan)
+    tree: exp.Expr = flags_query(project, plan)
     if views:
         tree = _bind(tree, views)
     return _render(tree)

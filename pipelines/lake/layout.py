@@ -47,7 +47,7 @@ def part_path(paths: Paths, kind: str, at: datetime, sha256: str) -> Path:
     return paths.lake / kind / f"{partition}={at:%Y-%m-%d}" / f"{kind}_{stamp}_{short(sha256)}.parquet"
 
 
-def row_hashes_path(snapshot_part: Path) -> Path:
+def row_hashes_path(snapshot_part: Path | str) -> Path:
     """The snapshot's row hashes (subscriber_id, row_hash), next to it. The `_`
     prefix keeps the file out of readers that load the folder as a dataset
     (Spark, pyarrow datasets); our readers only open files the ledger lists."""

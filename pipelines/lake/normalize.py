@@ -19,8 +19,9 @@ Decisions where the contract is silent:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -61,11 +62,12 @@ def shown(value: object, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
-def capped_raw(raws: list[str | None], reasons: list[str]) -> tuple[list[str | None], list[str]]:
+def capped_raw(raws: Sequence[str | None], reasons: list[str]) -> tuple[Sequence[str | None], list[str]]:
     """Raw rows cut to MAX_RAW_CHARS; the reason of a cut row says so."""
     if all(raw is None or len(raw) <= MAX_RAW_CHARS for raw in raws):
         return raws, reasons
-    out_raws, out_reasons = [], []
+    out_raws: list[str | None] = []
+    out_reasons: list[str] = []
     for raw, reason in zip(raws, reasons, strict=True):
         if raw is not None and len(raw) > MAX_RAW_CHARS:
             reason = f"{reason} (raw row cut to its first {MAX_RAW_CHARS:,} of {len(raw):,} characters)"
@@ -132,7 +134,7 @@ def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:
     for name in spec.required:
         missing = out[name].is_null().to_numpy(zero_copy_only=False)
         if missing.any():
-            checks.append((name, missing, lambda i, name=name: f"column '{name}' is required but missing"))
+            checks.append((name, missing, partial(_required_missing, name)))
     if spec.kind == "subscribers":
         _status_rule(out, checks)
         _email_rule(out, checks)
@@ -177,11 +179,15 @@ def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:
     return Normalized(good=good, quarantine=quarantine, extras=extras)
 
 
+def _required_missing(name: str, i: int) -> str:
+    return f"column '{name}' is required but missing"
+
+
 def _held(out: dict[str, pa.Array], spec: TableSpec, positions: np.ndarray) -> dict[str, list]:
     """The held_* columns of the quarantined rows at `positions`, and the clause each
     row's reason gets when it still suppresses."""
     n = len(positions)
-    empty = {"held_subscriber_id": [None] * n, "held_email": [None] * n, "held_status": [None] * n,
+    empty: dict[str, list] = {"held_subscriber_id": [None] * n, "held_email": [None] * n, "held_status": [None] * n,
              "clause": [""] * n}
     if not n or spec.kind not in ("subscribers", "suppressions"):
         return empty

@@ -33,6 +33,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -249,11 +250,10 @@ class CsvReader(SourceReader):
             for record_batch in reader:
                 n = record_batch.num_rows
                 numbers, next_row = self._number_rows(next_row, n)
-                source = record_batch
                 yield SourceBatch(
                     columns={canon: record_batch.column(i) for i, canon in enumerate(self.columns)},
                     row_numbers=numbers,
-                    raw=lambda idx, source=source: _csv_lines(source, idx),
+                    raw=partial(_csv_lines, record_batch),
                     broken=self._drain(),
                 )
         if stream.over_limit:
@@ -462,7 +462,7 @@ def _from_json(name: str, field_type: str | None, value: object) -> tuple[object
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
     if field_type in ("string", "date", "timestamp") and isinstance(value, str):
         return value, None
-    if field_type == "integer" and is_number and float(value).is_integer():
+    if field_type == "integer" and isinstance(value, int | float) and is_number and float(value).is_integer():
         return str(int(value)), None
     if field_type == "number" and is_number:
         return repr(value), None
@@ -552,18 +552,19 @@ class ParquetReader(SourceReader):
                     name: _from_parquet(name, batch.column(i), self.spec.fields.get(name))
                     for i, name in enumerate(self.columns)
                 }
-                source = batch
                 yield SourceBatch(
                     columns=columns,
                     row_numbers=np.arange(offset + 1, offset + batch.num_rows + 1, dtype=np.int64),
-                    raw=lambda idx, source=source: [
-                        json.dumps(row, ensure_ascii=False, default=str)
-                        for row in source.take(pa.array(idx, pa.int64())).to_pylist()
-                    ],
+                    raw=partial(_parquet_rows, batch),
                 )
                 offset += batch.num_rows
         except (pa.ArrowException, OSError) as exc:
             raise FileRejected(f"the Parquet file cannot be read past row {offset} ({_first_line(exc)})") from None
+
+
+def _parquet_rows(batch: pa.RecordBatch, positions: np.ndarray) -> list[str]:
+    return [json.dumps(row, ensure_ascii=False, default=str)
+            for row in batch.take(pa.array(positions, pa.int64())).to_pylist()]
 
 
 def _first_line(exc: BaseException) -> str:

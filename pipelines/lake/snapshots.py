@@ -59,7 +59,7 @@ def list_snapshots(paths: Paths) -> list[SnapshotInfo]:
 def dropped_subscribers(previous: SnapshotInfo, current: SnapshotInfo) -> int:
     """How many subscribers of `previous` are not in `current` (an anti-join in DuckDB,
     which reads only the id columns)."""
-    def ids(file: Path) -> exp.Expression:
+    def ids(file: Path) -> exp.Expr:
         return exp.select("subscriber_id").from_(parquet_scan([file]))
 
     kept = exp.In(this=exp.column("subscriber_id"), query=exp.Subquery(this=ids(current.file)))
@@ -68,7 +68,7 @@ def dropped_subscribers(previous: SnapshotInfo, current: SnapshotInfo) -> int:
     ).where(exp.Not(this=kept))  # ids are never NULL: NOT IN is a plain anti-join
     con = scratch_connection()
     try:
-        return int(con.execute(query.sql(dialect="duckdb")).fetchone()[0])
+        return int(con.execute(query.sql(dialect="duckdb")).fetchall()[0][0])
     finally:
         con.close()
 
@@ -110,7 +110,9 @@ def snapshot_ranges(info: SnapshotInfo, max_rows: int) -> list[IdRange]:
         bounds.append((stats.min, stats.max, metadata.row_group(g).num_rows))
     if any(bounds[g][0] <= bounds[g - 1][1] for g in range(1, len(bounds))):
         return whole
-    ranges, groups, rows = [], [], 0
+    ranges: list[tuple[list[int], int]] = []
+    groups: list[int] = []
+    rows = 0
     for g, (_low, _high, count) in enumerate(bounds):
         if groups and rows + count > max_rows:
             ranges.append((groups, rows))
@@ -317,7 +319,7 @@ def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids:
         stored |= set(pq.read_schema(file).names)
     present = [c for c in dict.fromkeys(columns) if c in stored]
     source = parquet_scan(files, union_by_name=True)
-    condition: exp.Expression = exp.In(this=exp.column("subscriber_id"),
+    condition: exp.Expr = exp.In(this=exp.column("subscriber_id"),
                                        query=exp.Subquery(this=exp.select("subscriber_id").from_("wanted_ids")))
     if as_of is not None:
         moment = exp.cast(exp.Literal.string(_utc(as_of).isoformat(sep=" ")), exp.DataType.build("TIMESTAMP"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeGuard
 
 import duckdb
 import pyarrow as pa
@@ -118,7 +119,7 @@ def relink_if_moved(paths: Paths) -> bool:
     """Point the warehouse's views at this data folder again when the folder was
     moved or copied since the last publish (the views read files by absolute path).
     Rebuilds the catalog of the same published state and swaps it in; True if it did."""
-    def moved(state) -> bool:
+    def moved(state: PublishedState | None) -> TypeGuard[PublishedState]:
         return state is not None and state.recorded_dir is not None \
             and Path(state.recorded_dir).resolve() != state.version_dir.resolve()
 
@@ -156,7 +157,7 @@ def lock_session(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
     """Leave the connection able to read the published versions and the lake (what
     the views read) and nothing else: no other file, URL or database, no
     extension install or load, and no setting can be changed back."""
-    (recorded,) = con.execute(f"SELECT version_dir FROM {STATE_TABLE}").fetchone()
+    (recorded,) = con.execute(f"SELECT version_dir FROM {STATE_TABLE}").fetchall()[0]
     # The views name files by the path recorded at publish; the CLI may reach
     # the same folder by another spelling (relative, through a symlink).
     roots = {Path(recorded).absolute().parents[2], Path(paths.data).absolute(), Path(paths.data).resolve()}

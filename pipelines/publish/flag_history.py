@@ -28,6 +28,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -70,7 +71,7 @@ OPEN_STAYS_FILE_SCHEMA = pa.schema([
 # Statistics on `segment` only: readers skip row groups by segment; min/max of
 # every subscriber_id page cost a third of the write and serve no query.
 # Few distinct values in the others: dictionary-encoded (and run-length encoded).
-OPEN_STAYS_WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": ["segment", "valid_from", "entered_run_id"],
+OPEN_STAYS_WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": ["segment", "valid_from", "entered_run_id"],
                             "write_statistics": ["segment"]}
 
 
@@ -230,7 +231,7 @@ def extend_history(
     # stays are one slice (the file is sorted like the flags' columns).
     prev_codes, runs = _base_stays(base_dir)
     starts: dict[str, int] = {}
-    if prev_flags is not None:
+    if base is not None and prev_flags is not None:  # flags come from the base version
         first = 0
         for key, count in member_counts(prev_flags).items():
             starts[key] = first

@@ -99,7 +99,7 @@ def extend_manifest(base_dir: Path | None, staging: Path, deltas: dict[str, pa.T
     root.mkdir(parents=True, exist_ok=True)
     base = read_manifest(base_dir)
     manifest = Manifest()
-    if base is not None:
+    if base is not None and base_dir is not None:
         for kind in KINDS:
             for file in base.files[kind]:
                 link_or_copy(Path(base_dir) / HISTORY_DIR / file, root / file)

@@ -63,9 +63,10 @@ class PartsWriter:
         """`table` as one row group of the next file in turn."""
         index, self.next = self.next, (self.next + 1) % self.count
         self._wait(index)
-        if self.writers[index] is None:
-            self.writers[index] = pq.ParquetWriter(part_path(self.main, index), self.schema, **self.options)
-        self.pending[index] = self.pool.submit(self.writers[index].write_table, table,
+        writer = self.writers[index]
+        if writer is None:
+            writer = self.writers[index] = pq.ParquetWriter(part_path(self.main, index), self.schema, **self.options)
+        self.pending[index] = self.pool.submit(writer.write_table, table,
                                                row_group_size=max(table.num_rows, 1))
 
     def _wait(self, index: int) -> None:

@@ -39,7 +39,7 @@ class Relation:
     name: str
     columns: tuple[str, ...]  # always there (the contract's among them)
     holds: str  # as the README's table says
-    source: Callable[[Path], exp.Expression] | None = None  # FROM; None: `<name>.parquet`
+    source: Callable[[Path], exp.Expr] | None = None  # FROM; None: `<name>.parquet`
     more_columns: bool = False  # every column of the files comes through (declared fields)
     counted: bool = True  # publishing counts its rows (from Parquet metadata) to prove the files read
 
@@ -50,9 +50,9 @@ class Relation:
         return exp.select(*(("*",) if self.more_columns else self.columns)).from_(source)
 
 
-def _history(kind: str) -> Callable[[Path], exp.Expression]:
+def _history(kind: str) -> Callable[[Path], exp.Expr]:
     """Every file of one kind in the version's history manifest (history_files.py)."""
-    def source(version_dir: Path) -> exp.Expression:
+    def source(version_dir: Path) -> exp.Expr:
         manifest = read_manifest(version_dir)
         if manifest is None:
             raise ValueError(f"{version_dir} has no history manifest")
@@ -60,11 +60,11 @@ def _history(kind: str) -> Callable[[Path], exp.Expression]:
     return source
 
 
-def _membership(version_dir: Path) -> exp.Expression:
+def _membership(version_dir: Path) -> exp.Expr:
     return parquet_scan(membership_files(relation_path(version_dir, "segment_membership")))
 
 
-def _stays(version_dir: Path) -> exp.Expression:
+def _stays(version_dir: Path) -> exp.Expr:
     """Closed stays from the history files, open ones from the membership files."""
     closed = exp.select(*schemas.HISTORY.names).from_(_history("closed")(version_dir))
     null = {name: exp.alias_(exp.cast(exp.Null(), exp.DataType.build(kind)), name)
@@ -73,7 +73,7 @@ def _stays(version_dir: Path) -> exp.Expression:
     return exp.union(closed, current, distinct=False).subquery("stays")
 
 
-def _events(version_dir: Path) -> exp.Expression:
+def _events(version_dir: Path) -> exp.Expr:
     # The lake files the run saw, resolved against the version's own data folder
     # (where it is now); with none yet, the stand-in with the declared columns.
     listing = json.loads((version_dir / EVENT_FILES).read_text(encoding="utf-8"))
@@ -95,7 +95,7 @@ FROM pairs p JOIN sizes sa ON sa.segment = p.segment_a JOIN sizes sb ON sb.segme
 """
 
 
-def _overlap(version_dir: Path) -> exp.Expression:
+def _overlap(version_dir: Path) -> exp.Expr:
     return exp.Subquery(this=sqlglot.parse_one(_OVERLAP, dialect="duckdb"), alias=exp.TableAlias(
         this=exp.to_identifier("overlap")))
 

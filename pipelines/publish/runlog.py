@@ -19,6 +19,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -52,7 +53,7 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, record: dict) -> RunRecord:
-        values = {k: record.get(k) for k in cls.__dataclass_fields__}
+        values: dict[str, Any] = {k: record.get(k) for k in cls.__dataclass_fields__}
         for key in ("as_of", "started_at", "finished_at"):
             if isinstance(values[key], str):
                 values[key] = to_naive_utc(datetime.fromisoformat(values[key]))

@@ -269,7 +269,7 @@ def stage_version(
         runs = merge_runs(read_run_log(paths), published_runs, [r for r in (replaced, run_record) if r])
 
         relations: dict[str, pa.Table | Path] = {}
-        if lake_file_is_publishable(project, subscribers_file):
+        if subscribers_file is not None and lake_file_is_publishable(project, subscribers_file):
             relations["subscribers"] = Path(subscribers_file)
         else:
             relations["subscribers"] = _subscribers_table(project, subscribers)

@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 import pyarrow as pa
@@ -123,13 +124,13 @@ def _landing_writer(path: Path, schema: pa.Schema, fmt: str) -> Iterator:
                 yield writer.write_table
         elif fmt == "jsonl":
             with open(partial, "wb") as sink:
-                yield lambda table: pl.from_arrow(table).write_ndjson(sink)
+                yield lambda table: cast(pl.DataFrame, pl.from_arrow(table)).write_ndjson(sink)
         elif fmt == "csv.gz":
             # Python's gzip: level 6 is ~3x faster than Arrow's level 9; mtime=0 and no
             # file name in the header keep the bytes reproducible.
             with open(partial, "wb") as raw, gzip.GzipFile(filename="", mode="wb", compresslevel=6,
-                                                            fileobj=raw, mtime=0) as sink, \
-                    pa_csv.CSVWriter(sink, text_schema, write_options=_CSV_OPTIONS) as writer:
+                                                            fileobj=raw, mtime=0) as gz, \
+                    pa_csv.CSVWriter(gz, text_schema, write_options=_CSV_OPTIONS) as writer:
                 yield writer.write_table
         else:
             with pa.OSFile(str(partial), "wb") as sink, \

@@ -38,7 +38,7 @@ TIMESTAMP = exp.DataType.build("TIMESTAMPNTZ")
 _DOUBLE = exp.DataType.build("DOUBLE")
 
 
-def cast(expression: exp.Expression, to: exp.DataType) -> exp.Cast:
+def cast(expression: exp.Expr, to: exp.DataType) -> exp.Cast:
     """CAST(expression AS to) with a fresh type node (`exp.cast` deep-copies `to`)."""
     return exp.Cast(this=expression, to=exp.DataType(this=to.this, nested=False))
 
@@ -49,7 +49,7 @@ def string_literal(value: str) -> exp.Literal:
     return exp.Literal.string(value)
 
 
-def number_literal(value: int | float) -> exp.Expression:
+def number_literal(value: int | float) -> exp.Expr:
     """Integers stay exact BIGINT literals. Floats become `CAST('<repr>' AS DOUBLE)`:
     a bare `0.1` is a DECIMAL in DuckDB, and DECIMAL -> DOUBLE can round
     differently from parsing the shortest repr, which round-trips exactly."""
@@ -66,22 +66,22 @@ def boolean_literal(value: bool) -> exp.Boolean:
     return exp.Boolean(this=value)
 
 
-def date_literal(value: date) -> exp.Expression:
+def date_literal(value: date) -> exp.Expr:
     if isinstance(value, datetime) or not isinstance(value, date):
         raise TypeError(f"expected a date, got {value!r}")
     return cast(exp.Literal.string(value.isoformat()), DATE)
 
 
-def timestamp_literal(value: datetime) -> exp.Expression:
+def timestamp_literal(value: datetime) -> exp.Expr:
     return cast(exp.Literal.string(value.isoformat(sep=" ")), TIMESTAMP)
 
 
-def folded_literal(value: str) -> exp.Expression:
+def folded_literal(value: str) -> exp.Expr:
     """A string value folded with the table the engines apply to the column (rule 4)."""
     return string_literal(fold(value))
 
 
-def fold_sql(e: exp.Expression) -> exp.Expression:
+def fold_sql(e: exp.Expr) -> exp.Expr:
     """`e` case-folded (case.py). DuckDB's LOWER follows the table except for two
     characters, fixed around it; the Spark dialect rewrites LOWER into a TRANSLATE
     of the whole table (below)."""
@@ -90,13 +90,13 @@ def fold_sql(e: exp.Expression) -> exp.Expression:
                        replacement=exp.Literal.string("σ"))
 
 
-def _spark_lower(node: exp.Expression) -> exp.Expression:
+def _spark_lower(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.Lower):  # case.py's table, not the JVM's newer Unicode one
         return exp.Translate(this=node.this, from_=exp.Literal.string(FOLD_FROM), to=exp.Literal.string(FOLD_TO))
     return node
 
 
-def _spark_node(node: exp.Expression) -> exp.Expression:
+def _spark_node(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.ArrayOverlaps):
         return exp.Anonymous(this="ARRAYS_OVERLAP", expressions=[node.this, node.expression])
     if isinstance(node, exp.ArrayContainsAll):
@@ -106,7 +106,7 @@ def _spark_node(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def for_spark(tree: exp.Expression, copy: bool = True) -> exp.Expression:
+def for_spark(tree: exp.Expr, copy: bool = True) -> exp.Expr:
     """The tree with LOWER and the two list operators Spark SQL lacks rewritten (module docstring).
     A tree rewrite rather than a generator subclass: the compiled sqlglot
     (`sqlglot[c]`) does not allow subclassing its classes."""
@@ -114,7 +114,7 @@ def for_spark(tree: exp.Expression, copy: bool = True) -> exp.Expression:
     return tree.transform(_spark_lower, copy=copy).transform(_spark_node, copy=False)
 
 
-def render(tree: exp.Expression, dialect: str, pretty: bool = False, copy: bool = True) -> str:
+def render(tree: exp.Expr, dialect: str, pretty: bool = False, copy: bool = True) -> str:
     """The text of `tree` in `dialect` (`duckdb` or `spark`)."""
     if dialect == "duckdb":
         return tree.sql(dialect="duckdb", pretty=pretty, copy=copy)

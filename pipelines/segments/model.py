@@ -268,7 +268,7 @@ class _Node(BaseModel):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str)
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._identity() == other._identity()  # type: ignore[attr-defined]
+        return type(self) is type(other) and self._identity() == other._identity()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._identity()))

@@ -58,7 +58,9 @@ def _double_bound(op: str, value: int | float) -> Bound:
     # Between two neighbouring doubles: no stored value equals it.
     low, high = (nearest, math.nextafter(nearest, math.inf)) if nearest < value else (
         math.nextafter(nearest, -math.inf), nearest)
-    return {"is": False, "gt": ("gt", low), "gte": ("gte", high), "lt": ("lt", high), "lte": ("lte", low)}[op]
+    bounds: dict[str, Bound] = {"is": False, "gt": ("gt", low), "gte": ("gte", high), "lt": ("lt", high),
+                                "lte": ("lte", low)}
+    return bounds[op]
 
 
 def exact_bound(op: str, value: int | float, field_type: str) -> Bound:
@@ -73,7 +75,7 @@ def exact_members(values: Iterable[int | float], field_type: str) -> list[int | 
     out: list[int | float] = []
     for v in values:
         bound = exact_bound("is", v, field_type)
-        if bound is not False and bound[1] not in out:
+        if isinstance(bound, tuple) and bound[1] not in out:  # "is" is never True
             out.append(bound[1])
     return out
 

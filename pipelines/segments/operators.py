@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # the models are generated from this registry
 # (column, value, field type, as_of) -> expression
 Builder = Callable[[Any, Any, str, datetime], Any]
 # (timestamp column, value, base as_of, as_of) -> condition
-Crossing = Callable[[exp.Expression, Any, datetime, datetime], exp.Expression]
+Crossing = Callable[[exp.Expr, Any, datetime, datetime], exp.Expr]
 
 _SCALAR = ("string", "integer", "number", "boolean", "date", "timestamp")
 _NUMERIC = ("integer", "number")
@@ -140,7 +140,7 @@ def operators_of_type(field_type: str) -> tuple[str, ...]:
 # STRPOS/STARTS_WITH/ENDS_WITH, never LIKE: '%' and '_' in values are literal.
 
 
-def _sql_is_set(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
+def _sql_is_set(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
     if t == "list":  # NULL for a missing list: made FALSE by the compiler
         return exp.GT(this=exp.ArraySize(this=c), expression=exp.Literal.number(0))
     return exp.Is(this=c, expression=exp.Not(this=exp.Null()))
@@ -148,7 +148,7 @@ def _sql_is_set(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expressio
 
 def _sql_number(op: str) -> Builder:
     """`c op v`, compared against a value of the column's own type (numeric.py: exact)."""
-    def build(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
+    def build(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
         bound = exact_bound(op, v, t)
         if isinstance(bound, bool):
             return _sql_is_set(c, v, t, a) if bound else exp.false()
@@ -157,7 +157,7 @@ def _sql_number(op: str) -> Builder:
     return build
 
 
-def _sql_is(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
+def _sql_is(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
     if t == "string":
         return exp.EQ(this=fold_sql(c), expression=folded_literal(v))
     if t == "boolean":
@@ -165,14 +165,14 @@ def _sql_is(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
     return _sql_number("is")(c, v, t, a)
 
 
-def _sql_in(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
+def _sql_in(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
     if t == "string":
         return exp.In(this=fold_sql(c), expressions=[folded_literal(x) for x in v])
     members = exact_members(v, t)
     return exp.In(this=c, expressions=[number_literal(x) for x in members]) if members else exp.false()
 
 
-def _sql_day(c: exp.Expression, field_type: str) -> exp.Expression:
+def _sql_day(c: exp.Expr, field_type: str) -> exp.Expr:
     """The value's UTC calendar date (timestamps are naive UTC)."""
     return c if field_type == "date" else cast(c, DATE)
 
@@ -181,7 +181,7 @@ def _sql_on_day(node: type[exp.Binary]) -> Builder:
     return lambda c, v, t, a: node(this=_sql_day(c, t), expression=date_literal(v))
 
 
-def _sql_between(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
+def _sql_between(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
     if t in _TEMPORAL:
         return exp.Between(this=_sql_day(c, t), low=date_literal(v[0]), high=date_literal(v[1]))
     low, high = exact_bound("gte", v[0], t), exact_bound("lte", v[1], t)
@@ -190,7 +190,7 @@ def _sql_between(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expressi
     return exp.Between(this=c, low=number_literal(low[1]), high=number_literal(high[1]))
 
 
-def _sql_in_last_days(c: exp.Expression, days: int, t: str, as_of: datetime) -> exp.Expression:
+def _sql_in_last_days(c: exp.Expr, days: int, t: str, as_of: datetime) -> exp.Expr:
     at = c if t == "timestamp" else cast(c, TIMESTAMP)  # a date means its midnight UTC
     return exp.and_(
         exp.GTE(this=at, expression=timestamp_literal(window_start(as_of, days))),
@@ -201,7 +201,7 @@ def _sql_in_last_days(c: exp.Expression, days: int, t: str, as_of: datetime) -> 
 
 def _sql_has(node: type[exp.Binary]) -> Builder:
     """`has_any` / `has_all` over the folded tags (a missing list is the empty list)."""
-    def build(c: exp.Expression, v: Any, t: str, a: datetime) -> exp.Expression:
+    def build(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
         var = exp.to_identifier("tag")
         tags = exp.Transform(this=c, expression=exp.Lambda(this=fold_sql(var.copy()), expressions=[var]))
         return node(this=tags, expression=exp.Array(expressions=[folded_literal(x) for x in v]))
@@ -209,15 +209,15 @@ def _sql_has(node: type[exp.Binary]) -> Builder:
     return build
 
 
-def between_open(column: exp.Expression, low: datetime, high: datetime, *, low_open: bool,
-                 high_open: bool) -> exp.Expression:
+def between_open(column: exp.Expr, low: datetime, high: datetime, *, low_open: bool,
+                 high_open: bool) -> exp.Expr:
     lower = (exp.GT if low_open else exp.GTE)(this=column, expression=timestamp_literal(low))
     upper = (exp.LT if high_open else exp.LTE)(this=column.copy(), expression=timestamp_literal(high))
     return exp.and_(lower, upper, copy=False)
 
 
-def _crossed_last_days(column: exp.Expression, days: int, base_as_of: datetime,
-                       as_of: datetime) -> exp.Expression:
+def _crossed_last_days(column: exp.Expr, days: int, base_as_of: datetime,
+                       as_of: datetime) -> exp.Expr:
     """Values whose `in_last_days days` result may differ between base_as_of and as_of:
     [base - days, as_of - days) or (base, as_of]."""
     left = between_open(column, window_start(base_as_of, days), window_start(as_of, days),

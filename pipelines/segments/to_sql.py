@@ -32,12 +32,12 @@ from .operators import SQL_COMPARISONS, operator_for, window_start
 from .plan import distinct_event_aggregates, naive_utc
 from .tree import Backend, field_leaf, walk
 
-ColumnResolver = Callable[[str], exp.Expression]
-EventCountResolver = Callable[[EventFilter], exp.Expression]
-MemberResolver = Callable[[str], exp.Expression]
+ColumnResolver = Callable[[str], exp.Expr]
+EventCountResolver = Callable[[EventFilter], exp.Expr]
+MemberResolver = Callable[[str], exp.Expr]
 # An engine may evaluate some field filters ahead of the query (pipelines/engine/encoded.py):
 # it returns the (two-valued) column holding a filter's result, or None to build the filter here.
-PrecomputedResolver = Callable[[FieldFilter], exp.Expression | None]
+PrecomputedResolver = Callable[[FieldFilter], exp.Expr | None]
 
 # Relations a standalone segment query reads (present in the run and in the
 # published warehouse alike).
@@ -76,7 +76,7 @@ def field_column(name: str, table: str | None = None) -> exp.Column:
     )
 
 
-def with_cte(query: exp.Select, name: str, cte: exp.Expression) -> exp.Select:
+def with_cte(query: exp.Select, name: str, cte: exp.Expr) -> exp.Select:
     """`WITH name AS (cte)` added to query; the nodes built directly (`Select.with_`
     parses the name as SQL text)."""
     node = exp.CTE(this=cte, alias=exp.TableAlias(this=exp.Identifier(this=name, quoted=_needs_quotes(name))))
@@ -91,27 +91,27 @@ def with_cte(query: exp.Select, name: str, cte: exp.Expression) -> exp.Select:
 # --------------------------------------------------------------------------- predicates
 
 
-def two_valued(predicate: exp.Expression) -> exp.Expression:
+def two_valued(predicate: exp.Expr) -> exp.Expr:
     """NULL (unknown, e.g. a missing value) becomes FALSE."""
     return exp.Coalesce(this=predicate, expressions=[exp.false()])
 
 
-def negate(predicate: exp.Expression) -> exp.Expression:
+def negate(predicate: exp.Expr) -> exp.Expr:
     # Parenthesize anything but a function call or a column, so the text reads
     # as what it means (`NOT (x IS NOT NULL)`, not `NOT x IS NOT NULL`).
     simple = isinstance(predicate, exp.Func | exp.Column | exp.Paren) and not isinstance(predicate, exp.Connector)
     return exp.Not(this=predicate if simple else exp.paren(predicate))
 
 
-def all_of(conditions: Sequence[exp.Expression]) -> exp.Expression:
+def all_of(conditions: Sequence[exp.Expr]) -> exp.Expr:
     return exp.and_(*conditions, copy=False) if conditions else exp.true()
 
 
-def any_of(conditions: Sequence[exp.Expression]) -> exp.Expression:
+def any_of(conditions: Sequence[exp.Expr]) -> exp.Expr:
     return exp.or_(*conditions, copy=False) if conditions else exp.false()
 
 
-def field_predicate(f: FieldFilter, field_type: str, column: exp.Expression, as_of: datetime) -> exp.Expression:
+def field_predicate(f: FieldFilter, field_type: str, column: exp.Expr, as_of: datetime) -> exp.Expr:
     """A two-valued predicate for one field filter on `column` (of `field_type`)."""
     op = operator_for(f, field_type)
     predicate = op.sql(column, f.value, field_type, naive_utc(as_of))
@@ -120,7 +120,7 @@ def field_predicate(f: FieldFilter, field_type: str, column: exp.Expression, as_
     return negate(predicate) if op.negation_of else predicate
 
 
-def count_predicate(n: exp.Expression, count: EventCount) -> exp.Expression:
+def count_predicate(n: exp.Expr, count: EventCount) -> exp.Expr:
     return SQL_COMPARISONS[count.op](this=n, expression=number_literal(count.value))
 
 
@@ -130,11 +130,11 @@ def event_condition(
     as_of: datetime,
     column: ColumnResolver = field_column,
     precomputed: PrecomputedResolver | None = None,
-) -> exp.Expression:
+) -> exp.Expr:
     """Which event rows a filter counts: its name (exact), not after `as_of`, in the
     window, and every `where` filter (same operator semantics, over event fields)."""
     as_of = naive_utc(as_of)
-    conditions: list[exp.Expression] = [
+    conditions: list[exp.Expr] = [
         exp.EQ(this=column("event"), expression=string_literal(f.event)),
         exp.LTE(this=column("occurred_at"), expression=timestamp_literal(as_of)),
     ]
@@ -156,7 +156,7 @@ def segment_predicate(
     member_of: MemberResolver,
     column: ColumnResolver = field_column,
     precomputed: PrecomputedResolver | None = None,
-) -> exp.Expression:
+) -> exp.Expr:
     """The segment's membership condition for one subscriber row.
 
     The resolvers say where event counts (never NULL) and other segments'
@@ -182,7 +182,7 @@ def event_counts_cte(
     """One scan of `events`: per subscriber, `COUNT(*) FILTER (WHERE ...)` per
     distinct aggregate. The WHERE prunes rows no aggregate can count."""
 
-    def event_column(name: str) -> exp.Expression:
+    def event_column(name: str) -> exp.Expr:
         return field_column(name, table=EVENTS)
 
     counts = [
@@ -226,14 +226,14 @@ def segment_query(project: Project, key: str, as_of: datetime) -> exp.Select:
     as_of = naive_utc(as_of)
     aggregates = distinct_event_aggregates([segment])
 
-    def subscriber_column(name: str) -> exp.Expression:
+    def subscriber_column(name: str) -> exp.Expr:
         return field_column(name, table=SUBSCRIBERS)
 
-    def event_count(f: EventFilter) -> exp.Expression:
+    def event_count(f: EventFilter) -> exp.Expr:
         n = field_column(standalone_count_column(f.aggregate_key()), table=EVENT_COUNTS)
         return exp.Coalesce(this=n, expressions=[exp.Literal.number(0)])
 
-    def member_of(ref: str) -> exp.Expression:
+    def member_of(ref: str) -> exp.Expr:
         members = (
             exp.select(field_column("subscriber_id", table=MEMBERSHIP))
             .from_(exp.table_(MEMBERSHIP), copy=False)
