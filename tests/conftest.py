@@ -138,3 +138,15 @@ def spark_connect_url(tmp_path_factory) -> Iterator[str]:
         yield f"sc://127.0.0.1:{port}"
     finally:
         _stop_group(server)
+
+
+# Fixtures that start a JVM or a webserver. A test taking one must be marked `slow`, so
+# `pytest -m "not slow"` stays the quick loop (issue 21); a forgotten mark stops collection.
+SLOW_FIXTURES = frozenset({"spark", "spark_connect_url", "webserver"})
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [item.nodeid for item in items
+                if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow")]
+    if unmarked:
+        raise pytest.UsageError("mark @pytest.mark.slow (they start a JVM or a webserver): " + ", ".join(unmarked))

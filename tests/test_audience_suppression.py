@@ -264,6 +264,7 @@ def _segments(paths: Paths, *args: str, env: dict | None = None) -> subprocess.P
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # SIGKILLs a `segments run`
 def test_a_crash_after_the_swap_is_repaired_by_the_next_run_even_with_nothing_to_do(tmp_path):
     paths = make_data(tmp_path, "s1,a@example.com,active,A\ns2,b@example.com,active,B\n")
     first = _segments(paths, "run", "--as-of", "2026-11-02T00:00:00Z")

@@ -13,6 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.slow  # starts dagster-webserver
+
 
 def _free_port() -> int:
     with socket.socket() as s:

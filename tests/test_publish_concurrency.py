@@ -129,6 +129,7 @@ def _kill_at(paths, point: str, n: int, tmp_path: Path) -> None:
     child.communicate(timeout=30)
 
 
+@pytest.mark.slow  # SIGKILLs child processes
 def test_sigkill_at_each_step_leaves_a_readable_state_and_the_next_run_completes(tmp_path):
     paths = make_paths(tmp_path)
     publish_scenario_run(paths, 0)
@@ -163,6 +164,7 @@ def test_sigkill_at_each_step_leaves_a_readable_state_and_the_next_run_completes
     assert [r[0] for r in runs] == [f"run{k:03d}" for k in published]
 
 
+@pytest.mark.slow  # SIGKILLs child processes
 def test_sigkill_after_random_delays(tmp_path):
     paths = make_paths(tmp_path)
     publish_scenario_run(paths, 0)

@@ -80,7 +80,9 @@ SPARK_TEST_CONF = {
 }
 
 
-@pytest.fixture(scope="session", params=["classic", pytest.param("connect", marks=pytest.mark.slow)])
+# Both start a JVM, so every test that takes `spark` is `slow` (left out by `-m "not slow"`).
+@pytest.fixture(scope="session", params=[pytest.param("classic", marks=pytest.mark.slow),
+                                         pytest.param("connect", marks=pytest.mark.slow)])
 def spark(request):
     """The process's Spark session: first in-process (`local[1]`), then, for the same
     tests, a Spark Connect session on a server the test session starts
@@ -257,6 +259,7 @@ def test_spark_text_uses_spark_forms(spark):
 
 
 # The same JVM string functions on both kinds of session; 140k rows: run once.
+@pytest.mark.slow  # an explicit `spark` parameter drops the fixture's marks
 @pytest.mark.parametrize("spark", ["classic"], indirect=True)
 def test_spark_folds_case_like_the_other_engines(spark):
     """Case-insensitive matching folds text in Spark as in DuckDB, Polars and the
