@@ -11,8 +11,8 @@ All segments are ONE asset (`segment_membership`), not one asset per
 segment: a team with hundreds of segments would otherwise get hundreds of
 nodes in the UI, and the engine evaluates them in one pass anyway. Per-segment
 sizes and changes are numeric metadata entries (`members/<segment>`,
-`entered/<segment>`, `exited/<segment>`, `recipients/<audience>`), which the
-asset's Plots tab draws over runs, plus a markdown table.
+`entered/<segment>`, `exited/<segment>`, `recipients/<audience>`), listed in each
+materialization's metadata in the UI, plus a markdown table.
 
 A run whose inputs were already published materializes nothing: the ingest
 step records an observation of every asset instead (see `_observe_unchanged`).
