@@ -36,13 +36,17 @@ _ALLOWED = "SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN or a 
 
 
 @contextmanager
-def open_warehouse(paths: Paths):
-    """A read-only connection to the published warehouse as it is now.
+def open_warehouse(paths: Paths, *, required: bool = True):
+    """A read-only connection to the published warehouse as it is now (None when
+    there is none and it is not `required`).
 
     The catalog is attached read-only into a fresh in-memory database, so a
     replaced catalog is never served from DuckDB's per-process cache.
     """
     if not Path(paths.warehouse).exists():
+        if not required:
+            yield None
+            return
         raise UserError(f"no warehouse at {paths.warehouse}: run `segments run` (or `make demo`) first")
     try:
         con = open_published(paths)  # re-points the views first if the data folder moved

@@ -14,10 +14,9 @@ from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.definition_rules import KEY_PATTERN, NAME_MAX
 from ..segments.loader import load_segment_file
+from ..warehouse_query import open_warehouse
 from .common import (
-    audience_files,
     load_definitions,
-    published_connection,
     published_segments,
     segment_files,
     unknown_segment_message,
@@ -155,7 +154,7 @@ def referrers(paths: Paths, key: str) -> list[str]:
     for other, path in sorted(segment_files(paths.defs).items()):
         if other != key and key in _segment_refs(_load_quietly(path)):
             found.append(f"segment {other} ({path})")
-    for other, path in sorted(audience_files(paths.defs).items()):
+    for other, path in sorted(segment_files(paths.defs, "audience").items()):
         if key in _audience_refs(_load_quietly(path)):
             found.append(f"audience {other} ({path})")
     return found
@@ -163,7 +162,7 @@ def referrers(paths: Paths, key: str) -> list[str]:
 
 def plan_delete(paths: Paths, key: str) -> DeletePlan:
     files = segment_files(paths.defs)
-    with published_connection(paths) as con:
+    with open_warehouse(paths, required=False) as con:
         published = published_segments(con)
     if key not in files:
         if key in published:

@@ -7,9 +7,7 @@ segments are evaluated in memory with the real engine (`pipelines.engine`).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +26,7 @@ from ..segments.loader import discover, load_project
 from ..segments.model import EventFilter, Project, Segment
 from ..segments.problems import Problem
 from ..segments.to_sql import event_counts_cte
-from ..warehouse_query import open_warehouse
+from ..segments.yaml_tree import did_you_mean
 
 
 class DefinitionProblems(UserError):
@@ -42,11 +40,6 @@ class DefinitionProblems(UserError):
         super().__init__(first + more)
 
 
-def did_you_mean(word: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(known), n=1)
-    return f" — did you mean '{close[0]}'?" if close else ""
-
-
 def unknown_segment_message(key: str, known: Iterable[str]) -> str:
     return f"unknown segment '{key}'{did_you_mean(key, known)}"
 
@@ -54,21 +47,13 @@ def unknown_segment_message(key: str, known: Iterable[str]) -> str:
 # --------------------------------------------------------------------------- definitions
 
 
-def segment_files(defs: Path | str) -> dict[str, Path]:
-    """key -> file of every segment file below the definitions folder (the first
-    file owns a key that is defined twice, as in the loader). Keys are not
-    validated here: a broken file still has a key to point at."""
+def segment_files(defs: Path | str, kind: str = "segment") -> dict[str, Path]:
+    """key -> file of every segment (or audience) file below the definitions folder
+    (the first file owns a key that is defined twice, as in the loader). Keys are
+    not validated here: a broken file still has a key to point at."""
     files: dict[str, Path] = {}
     for f in discover(defs):
-        if f.kind == "segment":
-            files.setdefault(f.key, Path(f.path))
-    return files
-
-
-def audience_files(defs: Path | str) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    for f in discover(defs):
-        if f.kind == "audience":
+        if f.kind == kind:
             files.setdefault(f.key, Path(f.path))
     return files
 
@@ -114,14 +99,10 @@ def closure(segments: Mapping[str, Segment], keys: Iterable[str]) -> dict[str, S
 # --------------------------------------------------------------------------- clock and inputs
 
 
-def published_state(paths: Paths) -> PublishedState | None:
-    return current_state(paths)
-
-
 def resolve_as_of(paths: Paths, text: str | None) -> tuple[datetime, PublishedState | None]:
     """(as_of, published state): `--as-of` if given, else the last published
     run's as_of, else now (UTC)."""
-    state = published_state(paths)
+    state = current_state(paths)
     as_of = parse_as_of(text)
     if as_of is None:
         as_of = state.as_of if state is not None else utc_now()
@@ -194,16 +175,6 @@ def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Ta
 # --------------------------------------------------------------------------- published state
 
 
-@contextmanager
-def published_connection(paths: Paths, *, required: bool = False):
-    """A read-only connection to the published warehouse, or None when there is none."""
-    if not required and not Path(paths.warehouse).exists():
-        yield None
-        return
-    with open_warehouse(paths) as con:
-        yield con
-
-
 def published_segments(con) -> dict[str, dict]:
     """segment -> {name, members, definition_sha256} of the published state ({} without one)."""
     if con is None:
@@ -211,23 +182,3 @@ def published_segments(con) -> dict[str, dict]:
     rows = con.execute("SELECT segment, name, members, definition_sha256 FROM segments").fetchall()
     return {r[0]: {"name": r[1], "members": r[2], "definition_sha256": r[3]} for r in rows}
 
-
-__all__ = [
-    "DefinitionProblems",
-    "Definitions",
-    "Inputs",
-    "audience_files",
-    "closure",
-    "did_you_mean",
-    "evaluate_segments",
-    "event_counts",
-    "load_definitions",
-    "load_inputs",
-    "published_connection",
-    "published_segments",
-    "published_state",
-    "require_segment",
-    "resolve_as_of",
-    "segment_files",
-    "unknown_segment_message",
-]

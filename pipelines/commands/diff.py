@@ -24,18 +24,17 @@ from ..core import schemas
 from ..core.settings import Paths
 from ..errors import UserError
 from ..publish.audiences import Suppressions, compute_recipients
+from ..publish.state import current_state
 from ..segments.graph import dependents_of
 from ..segments.model import Audience, Project
+from ..warehouse_query import open_warehouse
 from .common import (
-    DefinitionProblems,
     closure,
     evaluate_segments,
     load_definitions,
     load_inputs,
-    published_connection,
     published_segments,
-    published_state,
-    unknown_segment_message,
+    require_segment,
 )
 
 DEFAULT_SAMPLE = 10
@@ -80,28 +79,21 @@ class Diff:
 
 
 def diff(paths: Paths, key: str, *, engine: str = "duckdb", sample_size: int = DEFAULT_SAMPLE) -> Diff:
-    state = published_state(paths)
+    state = current_state(paths)
     if state is None:
         raise UserError(f"no published run to compare with (no warehouse at {paths.warehouse}): "
                         "run `segments run` first")
     defs = load_definitions(paths)
     project = defs.project
-    with published_connection(paths, required=True) as con:
+    with open_warehouse(paths) as con:
         published = published_segments(con)
-        if key in project.segments:
-            segment = project.segments[key]
-            if key not in published:
-                status = "new"
-            elif published[key]["definition_sha256"] == segment.definition_sha256():
-                status = "unchanged"
-            else:
-                status = "changed"
-        elif key in defs.files:
-            raise DefinitionProblems(defs.problems_of(defs.files[key]) or defs.problems)
-        elif key in published:
+        if key not in defs.files and key in published:
             status = "deleted"
         else:
-            raise UserError(unknown_segment_message(key, {*defs.files, *published}))
+            segment = require_segment(defs, key, published=published)
+            status = ("new" if key not in published
+                      else "unchanged" if published[key]["definition_sha256"] == segment.definition_sha256()
+                      else "changed")
 
         inputs = load_inputs(paths, project, state.as_of, snapshot_source=state.snapshot)
         references = {k: s.references() for k, s in project.segments.items()}
@@ -112,20 +104,19 @@ def diff(paths: Paths, key: str, *, engine: str = "duckdb", sample_size: int = D
 
         con.register("diff_after", after)
         con.register("diff_subscribers", inputs.subscribers.select(["subscriber_id", "email"]))
-        con.register("diff_affected", pa.table({"segment": pa.array(affected, pa.string())}))
         try:
-            changes = _segment_changes(con, affected)
+            counts = _changes(con, "segment", affected, "segment_membership", "diff_after")
             entered_sample = _sample(con, key, "entered", sample_size)
             exited_sample = _sample(con, key, "exited", sample_size)
             audiences = _audience_changes(con, project, after, affected, inputs.subscribers)
         finally:
-            for name in ("diff_after", "diff_subscribers", "diff_affected"):
+            for name in ("diff_after", "diff_subscribers"):
                 con.unregister(name)
 
     result = Diff(
         segment=key, status=status, run_id=state.run_id, as_of=state.as_of, snapshot=inputs.snapshot,
-        change=changes[key], entered_sample=entered_sample, exited_sample=exited_sample,
-        dependants=[changes[k] for k in affected[1:]], audiences=audiences,
+        change=SegmentChange(key, *counts[key]), entered_sample=entered_sample, exited_sample=exited_sample,
+        dependants=[SegmentChange(k, *counts[k]) for k in affected[1:]], audiences=audiences,
     )
     if inputs.snapshot != state.snapshot:
         result.notes.append(f"the published snapshot {state.snapshot} is no longer in the lake; "
@@ -146,24 +137,26 @@ def diff(paths: Paths, key: str, *, engine: str = "duckdb", sample_size: int = D
     return result
 
 
-def _segment_changes(con, affected: list[str]) -> dict[str, SegmentChange]:
+def _changes(con, column: str, keys: list[str], old: str, new: str) -> dict[str, tuple[int, int, int, int]]:
+    """key -> (before, after, entering, leaving) between the published (`old`) and
+    the new (`new`) rows of `keys`, both relations of (`column`, subscriber_id)."""
     rows = con.execute(
-        """
-        WITH before AS (
-            SELECT segment, subscriber_id FROM segment_membership
-            WHERE segment IN (SELECT segment FROM diff_affected)
-        )
-        SELECT a.segment,
-               (SELECT count(*) FROM before b WHERE b.segment = a.segment),
-               (SELECT count(*) FROM diff_after n WHERE n.segment = a.segment),
-               (SELECT count(*) FROM (SELECT subscriber_id FROM diff_after n WHERE n.segment = a.segment
-                                      EXCEPT SELECT subscriber_id FROM before b WHERE b.segment = a.segment)),
-               (SELECT count(*) FROM (SELECT subscriber_id FROM before b WHERE b.segment = a.segment
-                                      EXCEPT SELECT subscriber_id FROM diff_after n WHERE n.segment = a.segment))
-        FROM diff_affected a
-        """
+        f"""
+        WITH k AS (SELECT unnest($keys) AS k),
+        old AS (SELECT {column} AS k, subscriber_id FROM {old} WHERE {column} IN (SELECT k FROM k)),
+        new AS (SELECT {column} AS k, subscriber_id FROM {new})
+        SELECT k.k,
+               (SELECT count(*) FROM old o WHERE o.k = k.k),
+               (SELECT count(*) FROM new n WHERE n.k = k.k),
+               (SELECT count(*) FROM (SELECT subscriber_id FROM new n WHERE n.k = k.k
+                                      EXCEPT SELECT subscriber_id FROM old o WHERE o.k = k.k)),
+               (SELECT count(*) FROM (SELECT subscriber_id FROM old o WHERE o.k = k.k
+                                      EXCEPT SELECT subscriber_id FROM new n WHERE n.k = k.k))
+        FROM k ORDER BY k.k
+        """,
+        {"keys": keys},
     ).fetchall()
-    return {r[0]: SegmentChange(r[0], r[1], r[2], r[3], r[4]) for r in rows}
+    return {r[0]: r[1:] for r in rows}
 
 
 def _sample(con, key: str, which: str, size: int) -> list[dict]:
@@ -213,23 +206,7 @@ def _audience_changes(con, project: Project, after: pa.Table, affected: list[str
     )
     con.register("diff_recipients", recipients.select(["audience", "subscriber_id"]))
     try:
-        rows = con.execute(
-            """
-            WITH touched AS (SELECT unnest($keys) AS audience),
-            old AS (SELECT audience, subscriber_id FROM recipients WHERE audience IN (SELECT audience FROM touched)),
-            new AS (SELECT audience, subscriber_id FROM diff_recipients)
-            SELECT t.audience,
-                   (SELECT count(*) FROM old o WHERE o.audience = t.audience),
-                   (SELECT count(*) FROM new n WHERE n.audience = t.audience),
-                   (SELECT count(*) FROM (SELECT subscriber_id FROM new n WHERE n.audience = t.audience
-                                          EXCEPT SELECT subscriber_id FROM old o WHERE o.audience = t.audience)),
-                   (SELECT count(*) FROM (SELECT subscriber_id FROM old o WHERE o.audience = t.audience
-                                          EXCEPT SELECT subscriber_id FROM new n WHERE n.audience = t.audience))
-            FROM touched t ORDER BY t.audience
-            """,
-            {"keys": sorted(touched)},
-        ).fetchall()
+        changes = _changes(con, "audience", sorted(touched), "recipients", "diff_recipients")
     finally:
         con.unregister("diff_recipients")
-    return [AudienceChange(a, touched[a].name, before, after, added, removed)
-            for a, before, after, added, removed in rows]
+    return [AudienceChange(a, touched[a].name, *counts) for a, counts in changes.items()]

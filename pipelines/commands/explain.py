@@ -19,13 +19,13 @@ from ..core.clock import format_ts
 from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.model import EventFilter, FieldFilter, Group, Segment, SegmentFilter
+from ..warehouse_query import open_warehouse
 from .common import (
     closure,
     evaluate_segments,
     event_counts,
     load_definitions,
     load_inputs,
-    published_connection,
     require_segment,
     resolve_as_of,
 )
@@ -129,20 +129,16 @@ def explain(paths: Paths, key: str, subscriber_id: str, *, as_of: str | None = N
         member=key in holds,
     )
     if state is not None and state.as_of == inputs.as_of:
-        with published_connection(paths) as con:
-            if con is not None:
-                found = con.execute(
-                    "SELECT count(*) FROM segment_membership WHERE segment = ? AND subscriber_id = ?",
-                    [key, subscriber_id],
-                ).fetchall()[0][0]
-                result.published_member = bool(found)
-                result.published_run_id = state.run_id
-                if result.published_member != result.member:
-                    result.notes.append(
-                        f"the last published run ({state.run_id}) has this subscriber "
-                        f"{'in' if result.published_member else 'out of'} the segment: the definition "
-                        "or the inputs changed since; `segments diff " + key + "` shows the whole effect"
-                    )
+        with open_warehouse(paths) as con:
+            found = con.execute("SELECT count(*) FROM segment_membership WHERE segment = ? AND subscriber_id = ?",
+                                [key, subscriber_id]).fetchall()[0][0]
+        result.published_member, result.published_run_id = bool(found), state.run_id
+        if result.published_member != result.member:
+            result.notes.append(
+                f"the last published run ({state.run_id}) has this subscriber "
+                f"{'in' if result.published_member else 'out of'} the segment: the definition "
+                "or the inputs changed since; `segments diff " + key + "` shows the whole effect"
+            )
     if result.status and result.status != "active":
         result.notes.append(
             f"status is '{result.status}': segments include every status, but no audience sends to this subscriber"

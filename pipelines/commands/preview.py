@@ -24,6 +24,7 @@ from ..core.sql import identifier
 from ..errors import UserError
 from ..segments.loader import AUDIENCES_DIR, load_segment_file
 from ..segments.model import EventFilter, Segment
+from ..warehouse_query import open_warehouse
 from .common import (
     DefinitionProblems,
     Definitions,
@@ -32,7 +33,6 @@ from .common import (
     event_counts,
     load_definitions,
     load_inputs,
-    published_connection,
     require_segment,
     resolve_as_of,
 )
@@ -154,7 +154,7 @@ def preview(paths: Paths, target: str, *, as_of: str | None = None, engine: str 
             f"{len(other_problems)} problem(s) in other definitions (see `segments validate`); "
             "a run refuses to start until they are fixed"
         )
-    with published_connection(paths) as con:
+    with open_warehouse(paths, required=False) as con:
         if con is None or state is None:
             result.notes.append("no published run yet: overlaps with other segments need `segments run`")
             return result

@@ -9,13 +9,13 @@ from pathlib import Path
 from ..core.clock import utc_now
 from ..core.settings import Paths
 from ..errors import UserError
+from ..publish.state import current_state
 from ..run.prepare import load_valid_project
 from ..segments.to_sql import compile_segment
+from ..warehouse_query import open_warehouse
 from .common import (
     load_definitions,
-    published_connection,
     published_segments,
-    published_state,
     unknown_segment_message,
 )
 
@@ -52,8 +52,8 @@ class ShowResult:
 
 def show(paths: Paths, key: str, *, runs: int = DEFAULT_RUNS) -> ShowResult:
     defs = load_definitions(paths)
-    state = published_state(paths)
-    with published_connection(paths) as con:
+    state = current_state(paths)
+    with open_warehouse(paths, required=False) as con:
         published = published_segments(con)
         if key not in defs.files and key not in published:
             raise UserError(unknown_segment_message(key, {*defs.files, *published}))
