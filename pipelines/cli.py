@@ -5,15 +5,13 @@ Bad input is one line on stderr and exit 1 (an invalid definition: one
 usage errors are one line too, with exit 2. Set SEGMENTS_DEBUG=1 to see a
 traceback for unexpected errors.
 
-The logic lives in `pipelines/commands/` (show, preview, explain, diff, new,
-delete), `pipelines/warehouse_query.py` (query), `pipelines/runner.py`
-(run) and `pipelines/demo.py` (demo); `pipelines/cli_render.py` lays out the
-results.
+The logic lives in the modules each command imports; `cli_render` lays out the results.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 import warnings
@@ -47,9 +45,7 @@ from .errors import UserError
 class SegmentsGroup(TyperGroup):
     """Prints usage errors as one line (`error: ...`, exit 2) instead of a box."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+    def main(self, args=None, prog_name=None, complete_var=None, **extra):
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except NoArgsIsHelpError as error:
@@ -139,32 +135,48 @@ class Format(StrEnum):
 EngineOption = Annotated[Engine, typer.Option("--engine", help="Evaluation engine.")]
 
 
-def command(fn):
-    """Turn UserError (and unexpected errors) into one line on stderr with exit 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        warnings.filterwarnings("ignore")
-        try:
-            return fn(*args, **kwargs)
-        except UserError as error:
-            err.print(f"error: {one_line(error)}", markup=False, soft_wrap=True)
-            raise typer.Exit(error.exit_code) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
-            raise  # BrokenPipeError: `segments query ... | head`, handled quietly by typer
-        except Exception as error:  # a bug, not bad input: still one line unless debugging
-            if os.environ.get("SEGMENTS_DEBUG"):
-                raise
-            err.print(f"error: unexpected {type(error).__name__}: {one_line(error)} (set SEGMENTS_DEBUG=1 for details)",
-                      markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
+# --defs/--data given before the command (`segments --data D list`) or after it (which
+# wins); reset by every invocation.
+_roots: dict[str, str | None] = {"defs": None, "data": None}
+_ROOT_OPTIONS = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=option)
+                 for name, option in (("defs", DefsOption), ("data", DataOption))]
 
 
-# --defs/--data given before the command (`segments --data D list`) apply when
-# the command's own options are not given; reset by every invocation.
-_group_roots: dict[str, str | None] = {"defs": None, "data": None}
+def command(**settings):
+    """Register an `app` command: it takes --defs and --data too (read by `_paths()`), and its
+    UserError (and unexpected errors) print as one line on stderr with exit 1."""
+
+    def register(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, defs: str | None = None, data: str | None = None, **kwargs):
+            warnings.filterwarnings("ignore")
+            _roots.update({name: value for name, value in (("defs", defs), ("data", data)) if value})
+            try:
+                return fn(*args, **kwargs)
+            except UserError as error:
+                err.print(f"error: {one_line(error)}", markup=False, soft_wrap=True)
+                raise typer.Exit(error.exit_code) from None
+            except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
+                raise  # BrokenPipeError: `segments query ... | head`, handled quietly by typer
+            except Exception as error:  # a bug, not bad input: still one line unless debugging
+                if os.environ.get("SEGMENTS_DEBUG"):
+                    raise
+                err.print(f"error: unexpected {type(error).__name__}: {one_line(error)} "
+                          "(set SEGMENTS_DEBUG=1 for details)", markup=False, soft_wrap=True)
+                raise typer.Exit(1) from None
+
+        own = inspect.signature(fn, eval_str=True)
+        wrapper.__signature__ = own.replace(parameters=[*own.parameters.values(), *_ROOT_OPTIONS])
+        return app.command(**settings)(wrapper)
+
+    return register
+
+
+def _print(result, as_json: bool, render) -> None:
+    if as_json:
+        print_json(result)
+    else:
+        render(result, out)
 
 
 def _print_version(value: bool) -> None:
@@ -182,15 +194,11 @@ def _group(
     version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    """Dynamic email-marketing segments as a batch pipeline: validate, preview, run, query.
-
-    Every command takes --defs and --data (env SEGMENTS_DEFS / SEGMENTS_DATA).
-    """
-    _group_roots.update(defs=defs, data=data)
+    _roots.update(defs=defs, data=data)
 
 
-def _paths(defs: str | None, data: str | None) -> Paths:
-    paths = resolve_paths(defs or _group_roots["defs"], data or _group_roots["data"])
+def _paths() -> Paths:
+    paths = resolve_paths(_roots["defs"], _roots["data"])
     for option, folder in (("--data", paths.data), ("--defs", paths.defs)):
         if Path(folder).exists() and not Path(folder).is_dir():
             raise UserError(f"{option} {folder} is a file, not a folder")
@@ -200,8 +208,7 @@ def _paths(defs: str | None, data: str | None) -> Paths:
 # --------------------------------------------------------------------------- running
 
 
-@app.command()
-@command
+@command()
 def run(
     as_of: Annotated[str | None, typer.Option("--as-of", callback=_checked_as_of,
                                               help="The run's clock (ISO 8601, UTC; default now).")] = None,
@@ -210,8 +217,6 @@ def run(
     allow_future: Annotated[bool, typer.Option(
         "--allow-future", help="Accept an --as-of more than 5 minutes after the current time.")] = False,
     engine: Annotated[RunEngine, typer.Option("--engine", help="Evaluation engine.")] = RunEngine.duckdb,
-    defs: DefsOption = None,
-    data: DataOption = None,
 ) -> None:
     """Ingest new landing files, evaluate all segments, record history, publish.
 
@@ -222,22 +227,21 @@ def run(
     """
     from .runner import execute_refresh, print_run_summary
 
-    paths = _paths(defs, data)
+    paths = _paths()
     summary = execute_refresh(paths, as_of=as_of, full=full, force=force, allow_future=allow_future,
                               engine=engine.value, console=out)
     print_run_summary(paths, summary, out, err)
 
 
-@app.command()
-@command
-def validate(defs: DefsOption = None, data: DataOption = None) -> None:
+@command()
+def validate() -> None:
     """Check every definition; print each problem as PATH:LINE:COLUMN: message.
 
     Example: segments validate --defs segment_defs
     """
     from .segments.loader import load_project
 
-    paths = _paths(defs, data)
+    paths = _paths()
     project, problems = load_project(paths.defs)
     # Problems are errors, so they go to stderr (data-contract.md, command line).
     for problem in problems:
@@ -251,9 +255,8 @@ def validate(defs: DefsOption = None, data: DataOption = None) -> None:
 # --------------------------------------------------------------------------- looking at segments
 
 
-@app.command(name="list")
-@command
-def list_segments(as_json: JsonOption = False, defs: DefsOption = None, data: DataOption = None) -> None:
+@command(name="list")
+def list_segments(as_json: JsonOption = False) -> None:
     """Segments with their current size and change since the previous run.
 
     Also lists defined segments not run yet, and marks definitions edited or
@@ -263,21 +266,15 @@ def list_segments(as_json: JsonOption = False, defs: DefsOption = None, data: Da
     """
     from .commands.listing import segment_listing
 
-    rows = segment_listing(_paths(defs, data))
-    if as_json:
-        print_json(rows)
-    else:
-        render_list(rows, out)
+    rows = segment_listing(_paths())
+    _print(rows, as_json, render_list)
 
 
-@app.command()
-@command
+@command()
 def show(
     key: Annotated[str, typer.Argument(metavar="KEY", help="Segment key (its file name without .yaml).")],
     runs: Annotated[int, typer.Option("--runs", min=1, help="How many recent runs the size history covers.")] = 20,
     as_json: JsonOption = False,
-    defs: DefsOption = None,
-    data: DataOption = None,
 ) -> None:
     """A segment's definition, compiled SQL, current members and size over the last runs.
 
@@ -285,22 +282,16 @@ def show(
     """
     from .commands.show import show as show_segment
 
-    result = show_segment(_paths(defs, data), key, runs=runs)
-    if as_json:
-        print_json(result)
-    else:
-        render_show(result, out)
+    result = show_segment(_paths(), key, runs=runs)
+    _print(result, as_json, render_show)
 
 
-@app.command()
-@command
+@command()
 def compile(  # noqa: A001 - the command is called compile
     key: Annotated[str, typer.Argument(metavar="KEY", help="Segment key (its file name without .yaml).")],
     dialect: Annotated[Dialect, typer.Option("--dialect", help="SQL dialect.")] = Dialect.duckdb,
     as_of: Annotated[str | None, typer.Option("--as-of", callback=_checked_as_of,
                                               help="Timestamp for relative windows (default now, UTC).")] = None,
-    defs: DefsOption = None,
-    data: DataOption = None,
 ) -> None:
     """Print the SQL query a segment compiles to.
 
@@ -311,11 +302,10 @@ def compile(  # noqa: A001 - the command is called compile
     """
     from .commands.show import compile_sql
 
-    print(compile_sql(_paths(defs, data), key, parse_as_of(as_of) or utc_now(), dialect.value))
+    print(compile_sql(_paths(), key, parse_as_of(as_of) or utc_now(), dialect.value))
 
 
-@app.command()
-@command
+@command()
 def preview(
     target: Annotated[str, typer.Argument(metavar="FILE|KEY",
                                           help="A segment YAML file anywhere (a draft), or a saved segment's key.")],
@@ -323,8 +313,6 @@ def preview(
     sample: Annotated[int, typer.Option("--sample", min=0, help="How many members to show.")] = 10,
     engine: EngineOption = Engine.duckdb,
     as_json: JsonOption = False,
-    defs: DefsOption = None,
-    data: DataOption = None,
 ) -> None:
     """Size, a sample and overlaps of a definition not yet saved; writes nothing.
 
@@ -335,23 +323,17 @@ def preview(
     """
     from .commands.preview import preview as preview_definition
 
-    result = preview_definition(_paths(defs, data), target, as_of=as_of, engine=engine.value, sample_size=sample)
-    if as_json:
-        print_json(result)
-    else:
-        render_preview(result, out)
+    result = preview_definition(_paths(), target, as_of=as_of, engine=engine.value, sample_size=sample)
+    _print(result, as_json, render_preview)
 
 
-@app.command()
-@command
+@command()
 def explain(
     key: Annotated[str, typer.Argument(metavar="KEY", help="Segment key.")],
     subscriber_id: Annotated[str, typer.Argument(metavar="SUBSCRIBER_ID", help="The subscriber's subscriber_id.")],
     as_of: AsOfOption = None,
     engine: EngineOption = Engine.duckdb,
     as_json: JsonOption = False,
-    defs: DefsOption = None,
-    data: DataOption = None,
 ) -> None:
     """Why a subscriber is or is not a member: every group and filter, with their values.
 
@@ -359,22 +341,16 @@ def explain(
     """
     from .commands.explain import explain as explain_member
 
-    result = explain_member(_paths(defs, data), key, subscriber_id, as_of=as_of, engine=engine.value)
-    if as_json:
-        print_json(result)
-    else:
-        render_explain(result, out)
+    result = explain_member(_paths(), key, subscriber_id, as_of=as_of, engine=engine.value)
+    _print(result, as_json, render_explain)
 
 
-@app.command()
-@command
+@command()
 def diff(
     key: Annotated[str, typer.Argument(metavar="KEY", help="Segment key.")],
     sample: Annotated[int, typer.Option("--sample", min=0, help="How many entering/leaving members to show.")] = 10,
     engine: EngineOption = Engine.duckdb,
     as_json: JsonOption = False,
-    defs: DefsOption = None,
-    data: DataOption = None,
 ) -> None:
     """Who would enter and leave if the edited definition replaced the published one.
 
@@ -385,11 +361,8 @@ def diff(
     """
     from .commands.diff import diff as diff_segment
 
-    result = diff_segment(_paths(defs, data), key, engine=engine.value, sample_size=sample)
-    if as_json:
-        print_json(result)
-    else:
-        render_diff(result, out)
+    result = diff_segment(_paths(), key, engine=engine.value, sample_size=sample)
+    _print(result, as_json, render_diff)
 
 
 # --------------------------------------------------------------------------- editing definitions
@@ -400,14 +373,11 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-@app.command()
-@command
+@command()
 def new(
     key: Annotated[str, typer.Argument(metavar="KEY", help="The new segment's key (file name without .yaml).")],
     name: Annotated[str | None, typer.Option("--name", help="Display name (default: from the key).")] = None,
     description: Annotated[str | None, typer.Option("--description", help="Optional description.")] = None,
-    defs: DefsOption = None,
-    data: DataOption = None,
 ) -> None:
     """Write a commented, valid starter definition DEFS/KEY.yaml.
 
@@ -415,19 +385,16 @@ def new(
     """
     from .commands.authoring import new_segment
 
-    path = new_segment(_paths(defs, data), key, name=name, description=description)
+    path = new_segment(_paths(), key, name=name, description=description)
     out.print(f"created {one_line(path)}", markup=False)
     out.print(f"edit it, then: segments preview {key}   (and segments diff {key} before the next run)",
               markup=False)
 
 
-@app.command()
-@command
+@command()
 def delete(
     key: Annotated[str, typer.Argument(metavar="KEY", help="Segment key.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    defs: DefsOption = None,
-    data: DataOption = None,
 ) -> None:
     """Delete a segment's definition file; refused while others reference it.
 
@@ -438,7 +405,7 @@ def delete(
     """
     from .commands.authoring import delete_segment, plan_delete
 
-    plan = plan_delete(_paths(defs, data), key)
+    plan = plan_delete(_paths(), key)
     if not yes and _interactive():
         size = f" ({plan.members:,} current members)" if plan.members is not None else ""
         if not typer.confirm(f"Delete segment '{key}'{size}, file {plan.path}?", default=False):
@@ -459,13 +426,10 @@ def delete(
 
 
 # SQL that starts with a `--` comment (every file in sql/examples/) is the statement, not an option.
-@app.command(context_settings={"ignore_unknown_options": True})
-@command
+@command(context_settings={"ignore_unknown_options": True})
 def query(
     sql: Annotated[str, typer.Argument(metavar="SQL", help="A read-only SQL statement.")],
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
-    defs: DefsOption = None,
-    data: DataOption = None,
 ) -> None:
     """Run read-only SQL against the analyst warehouse.
 
@@ -473,18 +437,15 @@ def query(
     """
     from .warehouse_query import print_result, run_query
 
-    columns, rows = run_query(_paths(defs, data), sql)
+    columns, rows = run_query(_paths(), sql)
     print_result(columns, rows, fmt.value, out)
 
 
-@app.command()
-@command
+@command()
 def demo(
     as_of: Annotated[str | None, typer.Option("--as-of", callback=_checked_as_of,
                                               help="The demo's clock (default: a fixed date).")] = None,
     subscribers: Annotated[int, typer.Option("--subscribers", help="How many subscribers to generate.")] = 10_000,
-    defs: DefsOption = None,
-    data: DataOption = None,
 ) -> None:
     """Make sample data and run everything end to end on it.
 
@@ -492,7 +453,7 @@ def demo(
     """
     from .demo import run_demo
 
-    run_demo(_paths(defs, data), as_of=as_of, n_subscribers=subscribers, console=out, err=err)
+    run_demo(_paths(), as_of=as_of, n_subscribers=subscribers, console=out, err=err)
 
 
 def main() -> None:
