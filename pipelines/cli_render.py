@@ -14,7 +14,7 @@ import re
 from datetime import date, datetime
 
 from rich import markup
-from rich.console import Console, JustifyMethod
+from rich.console import Console, JustifyMethod, OverflowMethod
 from rich.table import Table
 
 from .core.clock import format_ts
@@ -101,6 +101,16 @@ def _signed(value: int | None) -> str:
 
 def _cell(value) -> str:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else display_value(value)
+
+
+def _print_table(console: Console, title: str, columns: Columns, rows, overflow: OverflowMethod = "ellipsis",
+                 **options) -> None:
+    table = Table(title=title, **options)
+    for header, justify in columns:
+        table.add_column(header, justify=justify, overflow=overflow)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def _notes(console: Console, notes: list[str]) -> None:
@@ -203,15 +213,11 @@ def render_preview(result, console: Console) -> None:
             table.add_row(*(escape(_cell(row.get(c))) for c in result.sample_columns))
         console.print(table)
     if result.overlaps:
-        table = Table(title=f"Overlap with the largest published segments (run {escape(result.overlap_run_id)})")
-        columns: Columns = (("segment", "left"), ("members", "right"), ("shared", "right"),
-                            ("% of preview", "right"), ("% of segment", "right"))
-        for column, justify in columns:
-            table.add_column(column, justify=justify, overflow="fold")
-        for o in result.overlaps:
-            table.add_row(escape(o.segment), f"{o.members:,}", f"{o.shared:,}", _pct(o.share_of_preview),
-                          _pct(o.share_of_segment))
-        console.print(table)
+        title = f"Overlap with the largest published segments (run {escape(result.overlap_run_id)})"
+        _print_table(console, title, (("segment", "left"), ("members", "right"), ("shared", "right"),
+                                      ("% of preview", "right"), ("% of segment", "right")),
+                     [(escape(o.segment), f"{o.members:,}", f"{o.shared:,}", _pct(o.share_of_preview),
+                       _pct(o.share_of_segment)) for o in result.overlaps], overflow="fold")
     _notes(console, result.notes)
 
 
@@ -250,13 +256,10 @@ def render_explain(result, console: Console) -> None:
 # --------------------------------------------------------------------------- diff
 
 
-def _sample_table(title: str, rows: list[dict]) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("subscriber_id", overflow="fold")
-    table.add_column("email", overflow="fold")
-    for row in rows:
-        table.add_row(escape(str(row["subscriber_id"])), escape(str(row["email"] or "")))
-    return table
+def _sample_table(console: Console, title: str, rows: list[dict]) -> None:
+    _print_table(console, title, (("subscriber_id", "left"), ("email", "left")),
+                 [(escape(str(row["subscriber_id"])), escape(str(row["email"] or ""))) for row in rows],
+                 overflow="fold", title_justify="left")
 
 
 def render_diff(result, console: Console) -> None:
@@ -269,55 +272,24 @@ def render_diff(result, console: Console) -> None:
     console.print(f"members: {c.before:,} → [bold]{c.after:,}[/] "
                   f"([green]+{c.entered:,} would enter[/], [red]-{c.exited:,} would leave[/])")
     if result.entered_sample:
-        console.print(_sample_table(f"Would enter (sample of {len(result.entered_sample)} of {c.entered:,})",
-                                    result.entered_sample))
+        _sample_table(console, f"Would enter (sample of {len(result.entered_sample)} of {c.entered:,})",
+                      result.entered_sample)
     if result.exited_sample:
-        console.print(_sample_table(f"Would leave (sample of {len(result.exited_sample)} of {c.exited:,})",
-                                    result.exited_sample))
+        _sample_table(console, f"Would leave (sample of {len(result.exited_sample)} of {c.exited:,})",
+                      result.exited_sample)
     if result.dependants:
-        table = Table(title="Segments that read it (evaluated again)", title_justify="left")
-        columns: Columns = (("segment", "left"), ("members", "right"), ("would be", "right"),
-                            ("enter", "right"), ("leave", "right"))
-        for column, justify in columns:
-            table.add_column(column, justify=justify)
-        for d in result.dependants:
-            table.add_row(escape(d.segment), f"{d.before:,}", f"{d.after:,}", f"+{d.entered:,}", f"-{d.exited:,}")
-        console.print(table)
+        _print_table(console, "Segments that read it (evaluated again)",
+                     (("segment", "left"), ("members", "right"), ("would be", "right"), ("enter", "right"),
+                      ("leave", "right")),
+                     [(escape(d.segment), f"{d.before:,}", f"{d.after:,}", f"+{d.entered:,}",
+                       f"-{d.exited:,}") for d in result.dependants], title_justify="left")
     if result.audiences:
-        table = Table(title="Audiences (recipients after suppression)", title_justify="left")
-        columns = (("audience", "left"), ("recipients", "right"), ("would be", "right"),
-                   ("change", "right"), ("added", "right"), ("removed", "right"))
-        for column, justify in columns:
-            table.add_column(column, justify=justify)
-        for a in result.audiences:
-            table.add_row(escape(a.audience), f"{a.before:,}", f"{a.after:,}", _signed(a.change), f"+{a.added:,}",
-                          f"-{a.removed:,}")
-        console.print(table)
+        _print_table(console, "Audiences (recipients after suppression)",
+                     (("audience", "left"), ("recipients", "right"), ("would be", "right"),
+                      ("change", "right"), ("added", "right"), ("removed", "right")),
+                     [(escape(a.audience), f"{a.before:,}", f"{a.after:,}", _signed(a.change),
+                       f"+{a.added:,}", f"-{a.removed:,}") for a in result.audiences], title_justify="left")
     else:
         console.print("audiences: none reads this segment or the segments that read it")
     _notes(console, result.notes)
 
-
-# --------------------------------------------------------------------------- run
-
-
-def render_run_facts(summary, console: Console) -> None:
-    """What the run did, one fact a line: how long, on what, from which inputs."""
-    if summary.duration_s is not None:
-        console.print(f"  took {summary.duration_s:.1f} s · engine {summary.engine} · {escape(summary.mode)}")
-    if summary.snapshot:
-        console.print(f"  snapshot {escape(summary.snapshot)}")
-    files = summary.files_ingested
-    listing = f": {escape(', '.join(files[:5]))}{' …' if len(files) > 5 else ''}" if files else ""
-    console.print(f"  files ingested: {len(files)}{listing}")
-    line = f"  quarantined rows: {summary.quarantined_rows:,}"
-    if summary.worst_file:
-        name, bad, rows = summary.worst_file
-        line += f" (worst file {escape(name)}: {bad:,} of {rows:,} rows, {bad / rows:.0%})"
-    console.print(line)
-
-
-def render_warnings(warnings: list[str], err: Console) -> None:
-    """Warnings on stderr (the run still exits 0): a person sees them, a pipe's data stays clean."""
-    for warning in warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}")

@@ -47,7 +47,7 @@ def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Co
         console.print(f"{paths.data} already has runs up to {format_ts(published.as_of)}, after the demo's clock "
                       f"({DEMO_AS_OF}); nothing new to run. Pass --as-of to run the demo at a later time.", markup=False)
         print_run_summary(paths, RunSummary(run_id=published.run_id, as_of=format_ts(published.as_of),
-                                            unchanged=True, status="unchanged"), console, err)
+                                            status="unchanged"), console, err)
         return
     # Days already published are not run again (history only moves forward); the last
     # day always runs, so a second demo ends with "Nothing changed".

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .cli_render import escape, render_run_facts, render_warnings
+from .cli_render import escape
 from .core.clock import format_ts, parse_as_of, refuse_future, utc_now
 from .core.files import private_umask
 from .core.settings import Paths
@@ -31,7 +31,7 @@ from .definitions import defs
 from .defs.automation import AS_OF_TAG
 from .defs.resources import SegmentsResource
 from .errors import UserError
-from .publish.catalog import open_warehouse, relink_if_moved
+from .publish.catalog import open_warehouse
 from .publish.lock import writer_lock
 from .run.params import Workspace
 from .run.prepare import record_failure
@@ -43,8 +43,7 @@ REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 class RunSummary:
     run_id: str
     as_of: str
-    unchanged: bool
-    status: str
+    status: str  # "published" | "unchanged"
     duration_s: float | None = None
     engine: str = ""
     mode: str = ""  # "full" | "incremental: ..." (what was re-evaluated)
@@ -74,7 +73,8 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     """Execute the `refresh` job in-process; a failed step becomes one UserError line."""
     resolved = parse_as_of(as_of) or utc_now()  # one clock for the whole run
     private_umask()  # before the data folder and the Dagster instance's files are made
-    relink_if_moved(paths)  # a moved data folder is re-pointed even by a run refused below
+    # Opening the warehouse re-points a moved data folder's views, even for a run refused below.
+    audiences_before = _published_audiences(paths)
     refuse_future(resolved, utc_now(), allowed=allow_future)  # before a run exists: a usage error
     Path(paths.data).mkdir(parents=True, exist_ok=True)
     job = defs.resolve_job_def("refresh")
@@ -92,14 +92,14 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     resource = SegmentsResource(**{**settings, **overrides})
     instance = instance or dagster_instance(paths)
     started = time.monotonic()
-    audiences_before = _published_audiences(paths)
     run_id = str(uuid.uuid4())
     # The whole run holds the data folder's writer lock (the steps take it again,
     # re-entrantly): a second `segments run` on the same folder stops at once
     # with one line, instead of colliding in ingest.
     with writer_lock(paths), step_progress(console, instance, run_id):
         release_dead_command_runs(instance)
-        tags = {**_command_run_tags(), AS_OF_TAG: format_ts(resolved)}
+        tags = {COMMAND_HOST_TAG: socket.gethostname(), COMMAND_PID_TAG: str(os.getpid()),
+                AS_OF_TAG: format_ts(resolved)}
         result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags, run_id=run_id,
                                         resources={"segments": resource}, raise_on_error=False)
     if not result.success:
@@ -113,13 +113,11 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
              if quarantined}
     worst = max(rates, key=lambda name: rates[name][0] / rates[name][1]) if rates else None
     return RunSummary(
-        run_id=result.run_id, as_of=format_ts(ctx.params.as_of), unchanged=ctx.unchanged,
-        status="unchanged" if ctx.unchanged else "published", duration_s=time.monotonic() - started,
-        engine=ctx.params.engine,
-        mode=ctx.mode,
+        run_id=result.run_id, as_of=format_ts(ctx.params.as_of),
+        status="unchanged" if ctx.unchanged else "published",
+        duration_s=time.monotonic() - started, engine=ctx.params.engine, mode=ctx.mode,
         snapshot=ctx.snapshot_name, files_ingested=list(ctx.ingested), quarantined_rows=ctx.quarantined_rows,
-        worst_file=(worst, *rates[worst]) if worst else None,
-        warnings=ctx.warnings + _check_warnings(result),
+        worst_file=(worst, *rates[worst]) if worst else None, warnings=ctx.warnings + _check_warnings(result),
         audiences_before=audiences_before,
     )
 
@@ -193,26 +191,21 @@ COMMAND_HOST_TAG = "segments/host"
 COMMAND_PID_TAG = "segments/pid"
 
 
-def _command_run_tags() -> dict[str, str]:
-    return {COMMAND_HOST_TAG: socket.gethostname(), COMMAND_PID_TAG: str(os.getpid())}
-
-
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive
-        return True
+        pass
     return True
 
 
-def release_dead_command_runs(instance) -> list[str]:
+def release_dead_command_runs(instance) -> None:
     """Mark failed the runs of `segments run` processes on this host that died mid-run
     (SIGKILL, out of memory), and free the pool slots they held: otherwise the
     publish step of every later run waits for the dead run's slot forever. With
-    no daemon, nothing else notices such a run. Returns their run ids."""
-    released = []
+    no daemon, nothing else notices such a run."""
     in_progress = instance.get_runs(filters=dg.RunsFilter(
         statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
         tags={COMMAND_HOST_TAG: socket.gethostname()}))
@@ -221,8 +214,6 @@ def release_dead_command_runs(instance) -> list[str]:
         if pid and pid != os.getpid() and not _process_alive(pid):
             instance.report_run_failed(run, message=f"the `segments run` process (pid {pid}) died during the run")
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-            released.append(run.run_id)
-    return released
 
 
 def _failure_message(result) -> str:
@@ -246,12 +237,23 @@ def _failure_message(result) -> str:
 
 def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: Console | None = None) -> None:
     """The run in a few lines, the segment and audience tables; warnings go to `err` (stderr)."""
-    if summary.unchanged:
+    if summary.status == "unchanged":
         console.print(f"[bold]Nothing changed[/]: the same inputs were already published for as_of {summary.as_of}.")
     else:
         console.print(f"[bold green]Published[/] run {summary.run_id} (as_of {summary.as_of}) to "
                       f"{escape(paths.warehouse)}")
-    render_run_facts(summary, console)
+    if summary.duration_s is not None:
+        console.print(f"  took {summary.duration_s:.1f} s · engine {summary.engine} · {escape(summary.mode)}")
+    if summary.snapshot:
+        console.print(f"  snapshot {escape(summary.snapshot)}")
+    files = summary.files_ingested
+    listing = f": {escape(', '.join(files[:5]))}{' …' if len(files) > 5 else ''}" if files else ""
+    console.print(f"  files ingested: {len(files)}{listing}")
+    line = f"  quarantined rows: {summary.quarantined_rows:,}"
+    if summary.worst_file:
+        worst, bad, total = summary.worst_file
+        line += f" (worst file {escape(worst)}: {bad:,} of {total:,} rows, {bad / total:.0%})"
+    console.print(line)
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         sizes = con.execute(
             """SELECT s.segment, s.name, s.members, z.entered, z.exited
@@ -286,4 +288,6 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: 
             "" if before is None else f"{count - before:+,}"
         table.add_row(escape(key), f"{count:,}", change)
     console.print(table)
-    render_warnings(summary.warnings, err or console)
+    # Warnings on stderr (the run still exits 0): a person sees them, a pipe's data stays clean.
+    for warning in summary.warnings:
+        (err or console).print(f"[yellow]warning:[/] {escape(warning)}")
