@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .core.clock import format_ts, parse_as_of
+from .core.clock import FUTURE_TOLERANCE, format_ts, parse_as_of, utc_now
 from .core.settings import Paths
 from .errors import UserError
 from .publish.state import current_state
@@ -39,6 +39,10 @@ def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Co
         raise UserError(f"no definitions folder at {paths.defs}: run the demo from the repository root or pass --defs")
     clock = parse_as_of(as_of or DEMO_AS_OF)
     assert clock is not None  # a non-empty text parses or raises
+    now = utc_now()
+    if clock > now + FUTURE_TOLERANCE:  # refused as `segments run` does, but demo has no --allow-future
+        raise UserError(f"--as-of {format_ts(clock)} is more than {FUTURE_TOLERANCE.seconds // 60} minutes after "
+                        f"the current time ({format_ts(now)}); pass an earlier --as-of", exit_code=2)
     days = [clock - timedelta(days=DEMO_DAYS - 1 - k) for k in range(DEMO_DAYS)]
     published = current_state(paths)
     if as_of is None and published is not None and published.as_of > clock:

@@ -98,6 +98,21 @@ def test_demo_leaves_a_week_of_history_that_every_example_query_shows(tmp_path):
     assert int(runs.stdout.splitlines()[1]) == 8
 
 
+def test_demo_refuses_a_future_as_of_without_offering_a_flag_it_lacks(tmp_path):
+    """`segments demo --as-of <next year>`: exit 2, one line naming --as-of (demo has no
+    --allow-future to suggest), and no sample data written."""
+    from conftest import REPO
+
+    data = tmp_path / "demo"
+    result = _run("demo", "--as-of", "2099-01-01T00:00:00Z", "--defs", str(REPO / "segment_defs"),
+                  "--data", str(data))
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: --as-of 2099-01-01T00:00:00Z is more than 5 minutes after the current time")
+    assert "--allow-future" not in line and "earlier --as-of" in line
+    assert not (data / "landing").exists()
+
+
 def test_progress_names_the_steps_on_a_terminal_only(project_paths, monkeypatch):
     """On a terminal a run that takes more than a second shows which step runs; piped, nothing."""
     import io
