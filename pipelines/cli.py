@@ -110,27 +110,11 @@ AsOfOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
-class Dialect(StrEnum):
-    duckdb = "duckdb"
-    spark = "spark"
-
-
-class RunEngine(StrEnum):
-    duckdb = "duckdb"
-    polars = "polars"
-    spark = "spark"
-
-
-class Engine(StrEnum):
-    duckdb = "duckdb"
-    polars = "polars"
-
-
-class Format(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-
+# The choices of --dialect, --engine and --format (values are the members' names).
+Dialect = StrEnum("Dialect", ["duckdb", "spark"])
+RunEngine = StrEnum("RunEngine", ["duckdb", "polars", "spark"])
+Engine = StrEnum("Engine", ["duckdb", "polars"])
+Format = StrEnum("Format", ["table", "csv", "json"])
 
 EngineOption = Annotated[Engine, typer.Option("--engine", help="Evaluation engine.")]
 
@@ -266,8 +250,7 @@ def list_segments(as_json: JsonOption = False) -> None:
     """
     from .commands.listing import segment_listing
 
-    rows = segment_listing(_paths())
-    _print(rows, as_json, render_list)
+    _print(segment_listing(_paths()), as_json, render_list)
 
 
 @command()
@@ -282,8 +265,7 @@ def show(
     """
     from .commands.show import show as show_segment
 
-    result = show_segment(_paths(), key, runs=runs)
-    _print(result, as_json, render_show)
+    _print(show_segment(_paths(), key, runs=runs), as_json, render_show)
 
 
 @command()
@@ -361,8 +343,7 @@ def diff(
     """
     from .commands.diff import diff as diff_segment
 
-    result = diff_segment(_paths(), key, engine=engine.value, sample_size=sample)
-    _print(result, as_json, render_diff)
+    _print(diff_segment(_paths(), key, engine=engine.value, sample_size=sample), as_json, render_diff)
 
 
 # --------------------------------------------------------------------------- editing definitions

@@ -226,10 +226,6 @@ def render_preview(result, console: Console) -> None:
 _MATCH = {"all": "all of these must hold", "any": "at least one must hold", "none": "none may hold"}
 
 
-def _mark(held: bool) -> str:
-    return "[green]✓ holds[/]" if held else "[red]✗ fails[/]"
-
-
 def render_explain(result, console: Console) -> None:
     console.print(f"[bold]Why subscriber {escape(result.subscriber_id)}[/] is "
                   f"{'' if result.member else 'not '}in [bold]{escape(result.segment)}[/] — {escape(result.name)}")
@@ -242,7 +238,7 @@ def render_explain(result, console: Console) -> None:
         table.add_column("this subscriber", overflow="fold")
         table.add_column("result")
         for f in group.filters:
-            table.add_row(escape(f.text), escape(f.value), _mark(f.held))
+            table.add_row(escape(f.text), escape(f.value), "[green]✓ holds[/]" if f.held else "[red]✗ fails[/]")
         console.print(table)
     combine = "all groups must hold" if result.match == "all" else "at least one group must hold"
     verdict = "[bold green]IS a member[/]" if result.member else "[bold red]is NOT a member[/]"

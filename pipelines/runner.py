@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -254,7 +253,7 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: 
         worst, bad, total = summary.worst_file
         line += f" (worst file {escape(worst)}: {bad:,} of {total:,} rows, {bad / total:.0%})"
     console.print(line)
-    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+    with open_warehouse(paths) as con:
         sizes = con.execute(
             """SELECT s.segment, s.name, s.members, z.entered, z.exited
                FROM segments s LEFT JOIN segment_sizes z

@@ -55,14 +55,6 @@ groups:
 """
 
 
-def _check_key(key: str) -> None:
-    if not KEY_PATTERN.match(key):
-        raise UserError(
-            f"invalid segment key '{key}': use lowercase letters, digits and _, starting with a letter, "
-            "at most 63 characters (the key is the file name)"
-        )
-
-
 def _yaml_string(text: str) -> str:
     # A JSON string is a valid YAML double-quoted scalar.
     return json.dumps(text, ensure_ascii=False)
@@ -78,14 +70,14 @@ def starter_text(key: str, name: str, description: str | None, other: str = "oth
                           validate=validate, preview=preview, diff=diff)
 
 
-def default_name(key: str) -> str:
-    return key.replace("_", " ").strip().capitalize() or key
-
-
 def new_segment(paths: Paths, key: str, name: str | None = None, description: str | None = None) -> Path:
     """Write a valid, commented starter definition `DEFS/KEY.yaml`; refuse a taken or invalid key."""
-    _check_key(key)
-    name = default_name(key) if name is None else name.strip()
+    if not KEY_PATTERN.match(key):
+        raise UserError(
+            f"invalid segment key '{key}': use lowercase letters, digits and _, starting with a letter, "
+            "at most 63 characters (the key is the file name)"
+        )
+    name = (key.replace("_", " ").strip().capitalize() or key) if name is None else name.strip()
     if not name or len(name) > NAME_MAX:
         raise UserError(f"--name must be 1 to {NAME_MAX} characters")
     defs = load_definitions(paths)

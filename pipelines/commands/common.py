@@ -34,9 +34,8 @@ class DefinitionProblems(UserError):
     `PATH:LINE:COLUMN: message` and how many more (`segments validate` lists them all)."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        first = str(self.problems[0]) if self.problems else "invalid definition"
-        more = f" (and {len(self.problems) - 1} more; run `segments validate`)" if len(self.problems) > 1 else ""
+        first = str(problems[0]) if problems else "invalid definition"
+        more = f" (and {len(problems) - 1} more; run `segments validate`)" if len(problems) > 1 else ""
         super().__init__(first + more)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from ..segments.model import EventFilter, FieldFilter, SegmentFilter
+from ..segments.model import EventFilter, FieldFilter, Filter, SegmentFilter
 from ..segments.operators import OPERATORS
 
 _COUNT_SIGNS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "is": "="}
@@ -39,11 +39,9 @@ def describe_event_filter(f: EventFilter) -> str:
     return " ".join(parts)
 
 
-def describe_filter(f) -> str:
+def describe_filter(f: Filter) -> str:
     if isinstance(f, FieldFilter):
         return describe_field_filter(f)
     if isinstance(f, SegmentFilter):
         return f"{'in' if f.op == 'is' else 'not in'} segment {f.segment}"
-    if isinstance(f, EventFilter):
-        return describe_event_filter(f)
-    raise TypeError(f"unknown filter {f!r}")
+    return describe_event_filter(f)  # the model has three filter kinds

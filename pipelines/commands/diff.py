@@ -37,8 +37,6 @@ from .common import (
     require_segment,
 )
 
-DEFAULT_SAMPLE = 10
-
 
 @dataclass
 class SegmentChange:
@@ -78,7 +76,7 @@ class Diff:
     notes: list[str] = field(default_factory=list)
 
 
-def diff(paths: Paths, key: str, *, engine: str = "duckdb", sample_size: int = DEFAULT_SAMPLE) -> Diff:
+def diff(paths: Paths, key: str, *, engine: str, sample_size: int) -> Diff:
     state = current_state(paths)
     if state is None:
         raise UserError(f"no published run to compare with (no warehouse at {paths.warehouse}): "

@@ -18,7 +18,7 @@ from ..cli_render import display_value
 from ..core.clock import format_ts
 from ..core.settings import Paths
 from ..errors import UserError
-from ..segments.model import EventFilter, FieldFilter, Group, Segment, SegmentFilter
+from ..segments.model import EventFilter, FieldFilter, Group, Segment
 from ..warehouse_query import open_warehouse
 from .common import (
     closure,
@@ -115,11 +115,9 @@ def explain(paths: Paths, key: str, subscriber_id: str, *, as_of: str | None = N
                 n = counts.get(f.aggregate_key(), {}).get(subscriber_id, 0)
                 kind, observed = "event", n
                 value = f"{n} matching event{'s' if n != 1 else ''} (needs {describe_count(f)})"
-            elif isinstance(f, SegmentFilter):
+            else:  # a segment filter: the model has three filter kinds
                 kind, observed = "segment", f.segment in holds
                 value = f"{'member' if observed else 'not a member'} of {f.segment}"
-            else:  # pragma: no cover - the model has three filter kinds
-                raise TypeError(f)
             verdicts.append(FilterVerdict(kind, describe_filter(f), value, _filter_key(gi, fi) in holds, observed))
         groups.append(GroupVerdict(gi + 1, group.match, verdicts, _group_key(gi) in holds))
 

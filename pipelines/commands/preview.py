@@ -37,8 +37,8 @@ from .common import (
     resolve_as_of,
 )
 
-DEFAULT_SAMPLE = 10
-DEFAULT_OVERLAPS = 5
+# How many of the largest published segments the overlaps cover.
+OVERLAPS = 5
 
 
 @dataclass
@@ -76,19 +76,11 @@ def looks_like_file(target: str) -> bool:
     return Path(target).is_file() or target.endswith((".yaml", ".yml")) or "/" in target or "\\" in target
 
 
-def _is_inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
-
-
 def load_draft(paths: Paths, defs: Definitions, file: Path) -> Segment:
     """A segment file anywhere, validated against the definitions folder."""
     if not file.is_file():
         raise UserError(f"segment file not found: {file}")
-    if _is_inside(file, Path(paths.defs) / AUDIENCES_DIR):
+    if file.resolve().is_relative_to((Path(paths.defs) / AUDIENCES_DIR).resolve()):
         raise UserError(f"{file} is an audience definition; preview takes a segment file or key")
     key = file.stem
     project = defs.project
@@ -119,8 +111,7 @@ def event_column_label(f: EventFilter) -> str:
     return label
 
 
-def preview(paths: Paths, target: str, *, as_of: str | None = None, engine: str = "duckdb",
-            sample_size: int = DEFAULT_SAMPLE, overlaps: int = DEFAULT_OVERLAPS) -> Preview:
+def preview(paths: Paths, target: str, *, as_of: str | None, engine: str, sample_size: int) -> Preview:
     defs = load_definitions(paths)
     if looks_like_file(target):
         file = Path(target)
@@ -166,7 +157,7 @@ def preview(paths: Paths, target: str, *, as_of: str | None = None, engine: str 
             )
         rows = con.execute("SELECT members FROM segments WHERE segment = ?", [key]).fetchall()
         result.published_members = rows[0][0] if rows else None
-        result.overlaps = _overlaps(con, key, members, overlaps)
+        result.overlaps = _overlaps(con, key, members, OVERLAPS)
     return result
 
 

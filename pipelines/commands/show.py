@@ -19,8 +19,6 @@ from .common import (
     unknown_segment_message,
 )
 
-DEFAULT_RUNS = 20
-
 
 @dataclass
 class SizePoint:
@@ -50,7 +48,7 @@ class ShowResult:
     notes: list[str] = field(default_factory=list)
 
 
-def show(paths: Paths, key: str, *, runs: int = DEFAULT_RUNS) -> ShowResult:
+def show(paths: Paths, key: str, *, runs: int) -> ShowResult:
     defs = load_definitions(paths)
     state = current_state(paths)
     with open_warehouse(paths, required=False) as con:
