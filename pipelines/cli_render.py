@@ -99,10 +99,6 @@ def _signed(value: int | None) -> str:
     return "" if value is None else f"{value:+,}"
 
 
-def _cell(value) -> str:
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else display_value(value)
-
-
 def _print_table(console: Console, title: str, columns: Columns, rows, overflow: OverflowMethod = "ellipsis",
                  **options) -> None:
     table = Table(title=title, **options)
@@ -210,7 +206,7 @@ def render_preview(result, console: Console) -> None:
         for column in result.sample_columns:
             table.add_column(escape(column), overflow="fold")
         for row in result.sample:
-            table.add_row(*(escape(_cell(row.get(c))) for c in result.sample_columns))
+            table.add_row(*(escape(display_value(row.get(c))) for c in result.sample_columns))
         console.print(table)
     if result.overlaps:
         title = f"Overlap with the largest published segments (run {escape(result.overlap_run_id)})"

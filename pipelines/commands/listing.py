@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from ..core.settings import Paths
 from ..errors import UserError
-from ..segments.loader import load_project
 from ..warehouse_query import open_warehouse
-from .common import segment_files
+from .common import load_definitions
 
 
 def segment_listing(paths: Paths) -> list[dict]:
@@ -50,13 +49,12 @@ def segment_listing(paths: Paths) -> list[dict]:
 def _add_definitions(paths: Paths, listing: list[dict]) -> None:
     """Compare with the definitions folder, when there is one."""
     try:
-        project, _ = load_project(paths.defs)
-        files = segment_files(paths.defs)
+        defs = load_definitions(paths)
     except UserError:
         for row in listing:
             row["definition"] = None  # no definitions folder to compare with
         return
-    published = {row["segment"]: row for row in listing}
+    project, files, published = defs.project, defs.files, {row["segment"] for row in listing}
     for row in listing:
         key = row["segment"]
         if key not in files:
