@@ -32,6 +32,7 @@ from .defs.resources import SegmentsResource
 from .errors import UserError
 from .publish.catalog import open_warehouse
 from .publish.lock import writer_lock
+from .publish.state import open_catalog_read_only
 from .run.params import Workspace
 from .run.prepare import record_failure
 
@@ -253,7 +254,8 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: 
         worst, bad, total = summary.worst_file
         line += f" (worst file {escape(worst)}: {bad:,} of {total:,} rows, {bad / total:.0%})"
     console.print(line)
-    with open_warehouse(paths) as con:
+    # The catalog as it is now, without re-pointing views again (the run did that).
+    with open_catalog_read_only(Path(paths.warehouse)) as con:
         sizes = con.execute(
             """SELECT s.segment, s.name, s.members, z.entered, z.exited
                FROM segments s LEFT JOIN segment_sizes z
