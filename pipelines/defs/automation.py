@@ -11,6 +11,7 @@ Runs never overlap: dagster.yaml limits the run queue to one run at a time.
 
 import hashlib
 import json
+import urllib.error
 import urllib.request
 
 import dagster as dg
@@ -138,7 +139,15 @@ def alert_failed_refresh(context: dg.RunFailureSensorContext, segments: Segments
         "trigger": trigger,
         "message": message,
     }
-    post_json(segments.alert_webhook_url, payload)
+    try:
+        post_json(segments.alert_webhook_url, payload)
+    except OSError as error:  # URLError (refused, unreachable), HTTPError (4xx, 5xx), a timeout
+        # A URLError's reason, not its "<urlopen error ...>"; never the URL, which carries the
+        # webhook's secret token.
+        reason = error if isinstance(error, urllib.error.HTTPError) else getattr(error, "reason", error)
+        line = f"could not post the alert: {reason}"
+        context.log.error(line)
+        return dg.SkipReason(line)
     return None
 
 
