@@ -46,15 +46,11 @@ _DICTIONARY_COLUMNS = frozenset({
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=True, quoting_style="needed")
 
 
-def snapshot_stamp(as_of: datetime) -> str:
-    """`as_of` (whole seconds, UTC) as it appears in landing file names."""
-    return datetime.fromtimestamp(as_of_seconds(as_of), UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
 def landing_file_paths(paths: Paths, *, as_of: datetime, fmt: str = "csv") -> tuple[Path, Path]:
-    """(subscriber snapshot, events export) that `write_landing` writes."""
-    _check_format(fmt)
-    stamp = snapshot_stamp(as_of)
+    """(subscriber snapshot, events export) that `write_landing` writes, stamped with `as_of`."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    stamp = datetime.fromtimestamp(as_of_seconds(as_of), UTC).strftime("%Y%m%dT%H%M%SZ")
     return (paths.landing_subscribers / f"subscribers_{stamp}.{fmt}",
             paths.landing_events / f"events_{stamp}.{fmt}")
 
@@ -79,10 +75,8 @@ def write_landing(paths: Paths, *, as_of: datetime, n_subscribers: int = 10_000,
 
 
 def render_for(table: pa.Table, fmt: str) -> pa.Table:
-    """The columns as the file format carries them: Parquet keeps the Arrow types;
-    text formats get ISO 8601 `...Z` timestamps; CSV also gets `|`-joined tags."""
-    if fmt == "parquet":
-        return table
+    """The columns as a text format carries them: ISO 8601 `...Z` timestamps; CSV
+    also gets `|`-joined tags. (Parquet keeps the Arrow types.)"""
     columns = []
     for column, field in zip(table.columns, table.schema, strict=True):
         if pa.types.is_timestamp(field.type):
@@ -103,20 +97,13 @@ def _iso_timestamps(column: pa.ChunkedArray) -> pa.Array:
     return pc.if_else(column.is_valid(), text, None) if column.null_count else text
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-
-
 @contextlib.contextmanager
 def _landing_writer(path: Path, schema: pa.Schema, fmt: str) -> Iterator:
     """Yield `write(table)` taking tables already `render_for`-ed; on success the
     file appears at `path` in one rename."""
-    _check_format(fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Beside the landing folder, not in it: ingest must never pick up a partial file.
     partial = path.parent.parent / f".{path.name}.partial"
-    text_schema = render_for(schema.empty_table(), fmt).schema
     try:
         if fmt == "parquet":
             dictionary = [name for name in schema.names if name in _DICTIONARY_COLUMNS]
@@ -125,16 +112,14 @@ def _landing_writer(path: Path, schema: pa.Schema, fmt: str) -> Iterator:
         elif fmt == "jsonl":
             with open(partial, "wb") as sink:
                 yield lambda table: cast(pl.DataFrame, pl.from_arrow(table)).write_ndjson(sink)
-        elif fmt == "csv.gz":
+        else:
+            text_schema = render_for(schema.empty_table(), fmt).schema
             # Python's gzip: level 6 is ~3x faster than Arrow's level 9; mtime=0 and no
             # file name in the header keep the bytes reproducible.
-            with open(partial, "wb") as raw, gzip.GzipFile(filename="", mode="wb", compresslevel=6,
-                                                            fileobj=raw, mtime=0) as gz, \
-                    pa_csv.CSVWriter(gz, text_schema, write_options=_CSV_OPTIONS) as writer:
-                yield writer.write_table
-        else:
-            with pa.OSFile(str(partial), "wb") as sink, \
-                    pa_csv.CSVWriter(sink, text_schema, write_options=_CSV_OPTIONS) as writer:
+            with pa.OSFile(str(partial), "wb") as raw, \
+                    (gzip.GzipFile(filename="", mode="wb", compresslevel=6, fileobj=raw, mtime=0)
+                     if fmt == "csv.gz" else contextlib.nullcontext(raw)) as out, \
+                    pa_csv.CSVWriter(out, text_schema, write_options=_CSV_OPTIONS) as writer:
                 yield writer.write_table
         # An identical file stays untouched (same mtime too): re-running the demo changes nothing.
         if not (path.is_file() and filecmp.cmp(partial, path, shallow=False)):

@@ -7,12 +7,9 @@ write their bytes directly and Arrow can wrap the buffer without copying.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
 import pyarrow as pa
-
-_DAY = 86_400
+import pyarrow.compute as pc
 
 
 def fixed_width_strings(matrix: np.ndarray) -> pa.Array:
@@ -52,39 +49,12 @@ def numbered(prefix: str, first: int, count: int, width: int) -> pa.Array:
     return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
 
 
-def _rows(matrix: np.ndarray) -> np.ndarray:
-    """View each row of a uint8 matrix as one opaque value, so gathers move whole rows."""
-    matrix = np.ascontiguousarray(matrix, dtype=np.uint8)
-    return matrix.view(np.dtype((np.void, matrix.shape[1]))).ravel()
-
-
-# "HH:MM:SSZ" for every second of a day, made once.
-_hms = np.arange(_DAY)
-_TIMES = _rows(np.hstack([
-    _digits(_hms // 3600, 2), np.full((_DAY, 1), ord(":"), np.uint8),
-    _digits(_hms // 60 % 60, 2), np.full((_DAY, 1), ord(":"), np.uint8),
-    _digits(_hms % 60, 2), np.full((_DAY, 1), ord("Z"), np.uint8),
-]))
-
-
 def iso_utc(seconds: np.ndarray) -> pa.Array:
-    """Epoch seconds as `YYYY-MM-DDTHH:MM:SSZ` (years 1000..9999)."""
-    seconds = np.asarray(seconds, dtype=np.int64)
-    if seconds.size == 0:
-        return pa.array([], pa.string())
-    days, second_of_day = np.divmod(seconds, _DAY)
-    # Dates repeat a lot: format each distinct day once, in Python, then gather rows.
-    first_day = int(days.min())
-    n_days = int(days.max()) - first_day + 1
-    dates = _rows(
-        np.frombuffer(
-            "".join(
-                datetime.fromtimestamp((first_day + i) * _DAY, UTC).strftime("%Y-%m-%dT") for i in range(n_days)
-            ).encode(),
-            dtype=np.uint8,
-        ).reshape(n_days, 11)
-    )
-    out = np.empty(seconds.size, dtype=[("date", "V11"), ("time", "V9")])
-    out["date"] = dates[days - first_day]
-    out["time"] = _TIMES[second_of_day]
-    return fixed_width_strings(out.view(np.uint8).reshape(seconds.size, 20))
+    """Epoch seconds as `YYYY-MM-DDTHH:MM:SSZ` (years 1000..9999): Arrow's cast writes
+    `YYYY-MM-DD HH:MM:SS`, fixed-width, so numpy swaps the space for `T` and adds `Z`."""
+    text = pc.cast(pa.array(seconds, pa.timestamp("s")), pa.string())
+    chars = np.frombuffer(text.buffers()[2], dtype=np.uint8, count=19 * len(text)).reshape(-1, 19)
+    iso = np.empty((len(text), 20), dtype=np.uint8)
+    iso[:, :19] = chars
+    iso[:, 10], iso[:, 19] = ord("T"), ord("Z")
+    return fixed_width_strings(iso)
