@@ -48,23 +48,13 @@ _SUBSCRIBER_STREAM, _EVENT_STREAM = 0, 1
 CUSTOM_SUBSCRIBER_FIELDS = {"loyalty_points": "integer", "vip": "boolean", "birthday": "date"}
 CUSTOM_EVENT_FIELDS = {"coupon": "string"}
 
-SUBSCRIBER_SCHEMA = pa.schema(
-    [(name, ARROW_TYPES[t]) for name, t in {**STANDARD_SUBSCRIBER_FIELDS, **CUSTOM_SUBSCRIBER_FIELDS}.items()]
+# Required event columns first, as the contract lists them.
+_EVENT_FIELDS = {"event_id": "string", "subscriber_id": "string", "event": "string", "occurred_at": "timestamp",
+                 "amount": "number", "product": "string", "campaign": "string", **CUSTOM_EVENT_FIELDS}
+SUBSCRIBER_SCHEMA, EVENT_SCHEMA = (
+    pa.schema([(name, ARROW_TYPES[t]) for name, t in fields.items()])
+    for fields in ({**STANDARD_SUBSCRIBER_FIELDS, **CUSTOM_SUBSCRIBER_FIELDS}, _EVENT_FIELDS)
 )
-# Required columns first, as the contract lists them.
-EVENT_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("subscriber_id", pa.string()),
-        ("event", pa.string()),
-        ("occurred_at", ARROW_TYPES["timestamp"]),
-        ("amount", pa.float64()),
-        ("product", pa.string()),
-        ("campaign", pa.string()),
-        ("coupon", pa.string()),
-    ]
-)
-
 _EVENT_BODY_SCHEMA = pa.schema(list(EVENT_SCHEMA)[1:])
 
 # Share of rows with a missing value, per column.
