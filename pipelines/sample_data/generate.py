@@ -27,7 +27,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.sample_data import vocab
-from pipelines.sample_data.strings import numbered
 from pipelines.segments.fields import ARROW_TYPES, STANDARD_SUBSCRIBER_FIELDS
 
 _T = TypeVar("_T")
@@ -316,6 +315,13 @@ def _ordered_map(fn: Callable[[_T], _U], items: Iterable[_T]) -> Iterator[_U]:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def numbered(prefix: str, first: int, count: int, width: int) -> pa.Array:
+    """prefix + zero-padded first .. first+count-1, like `f"{prefix}{i:0{width}d}"`:
+    numbers wider than `width` keep all their digits."""
+    digits = pc.utf8_lpad(pc.cast(pa.array(np.arange(first, first + count)), pa.string()), width, "0")
+    return pc.binary_join_element_wise(prefix, digits, "")
 
 
 def _blocks(n: int) -> Iterator[tuple[int, int, int]]:
