@@ -43,18 +43,13 @@ def _changed_block(block: pa.Table, rng: np.random.Generator, share: float) -> t
     changed = rng.random(k) < share
     which = rng.integers(0, len(_CHANGEABLE), k)
     source = rng.integers(0, max(k, 1), k)
-    columns = []
-    for name in block.column_names:
-        column = block.column(name).combine_chunks()
-        if name in _CHANGEABLE:
-            rows = changed & (which == _CHANGEABLE.index(name))
-            if rows.any():
-                index = np.arange(k)
-                index[rows] = source[rows]
-                column = column.take(pa.array(index))
-        columns.append(column)
+    columns = {name: block.column(name) for name in block.column_names}
+    for i, name in enumerate(_CHANGEABLE):
+        rows = changed & (which == i)
+        if rows.any():
+            columns[name] = columns[name].take(np.where(rows, source, np.arange(k)))
     keep = rng.random(k) >= share / 10
-    return pa.Table.from_arrays(columns, schema=block.schema).filter(pa.array(keep)), changed[keep]
+    return pa.table(columns, schema=block.schema).filter(keep), changed[keep]
 
 
 def write_changed_landing(paths: Paths, *, as_of: datetime, changed_as_of: datetime, since: datetime,

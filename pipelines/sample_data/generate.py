@@ -93,8 +93,7 @@ _NAME_SLUGS = _strings(
 # Zipf-like: the first names of each list are the most common.
 _FIRST_P = _probabilities(1.0 / (np.arange(len(vocab.FIRST_NAMES)) + 8.0))
 _LAST_P = _probabilities(1.0 / (np.arange(len(vocab.LAST_NAMES)) + 8.0))
-_AT_DOMAIN = _strings(f"@{d}" for d, _ in vocab.EMAIL_DOMAINS)
-_DOMAIN_P = _probabilities([w for _, w in vocab.EMAIL_DOMAINS])
+_AT_DOMAIN, _DOMAIN_P = _weighted([(f"@{d}", w) for d, w in vocab.EMAIL_DOMAINS])
 _CITY, _CITY_P = _weighted(vocab.CITIES, weight=4)
 _STATE = _strings(c[1] for c in vocab.CITIES)
 _CITY_ZIP0, _CITY_ZIPS = np.array([c[2:4] for c in vocab.CITIES], dtype=np.int64).T
@@ -118,9 +117,7 @@ _COUPON, _COUPON_P = _weighted(vocab.COUPONS)
 
 def as_of_seconds(as_of: datetime) -> int:
     """`as_of` as whole UTC epoch seconds; a naive datetime means UTC."""
-    if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=UTC)
-    return math.floor(as_of.timestamp())
+    return math.floor(as_of.replace(tzinfo=as_of.tzinfo or UTC).timestamp())
 
 
 def _timestamps(seconds: np.ndarray) -> pa.Array:
@@ -304,9 +301,6 @@ def _event_block(subs: pa.Table, *, now: int, seed: int, block: int, per_subscri
 def _ordered_map(fn: Callable[[_T], _U], items: Iterable[_T]) -> Iterator[_U]:
     """`map(fn, items)` on a thread pool (numpy and Arrow release the GIL), results
     in input order, with a few items in flight so memory stays bounded."""
-    if THREADS <= 1:
-        yield from map(fn, items)
-        return
     with ThreadPoolExecutor(THREADS) as pool:
         pending: deque = deque()
         for item in items:

@@ -1,10 +1,5 @@
-"""Write sample data as landing files in the contract's format.
-
-`DATA/landing/subscribers/subscribers_<YYYYMMDDTHHMMSSZ>.<ext>` (one full
-snapshot) and `DATA/landing/events/events_<...>.<ext>` (one export), the
-stamp being `as_of`. Text formats carry timestamps as ISO 8601 with `Z`,
-dates as `YYYY-MM-DD`, booleans as `true`/`false`; CSV joins tags with `|`
-and leaves missing values (and empty tag lists) as empty cells.
+"""Write sample data as landing files in the contract's format (data-contract.md,
+"Landing files"): one subscriber snapshot and one events export, stamped `as_of`.
 
 Files are streamed block by block (bounded memory at any size), written under
 a temporary name outside the landing folders and renamed into place, so an
@@ -32,9 +27,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from pipelines.core.settings import Paths
+from pipelines.lake.naming import FORMATS
 from pipelines.sample_data.generate import EVENT_SCHEMA, SUBSCRIBER_SCHEMA, as_of_seconds, iter_blocks
 
-FORMATS = ("csv", "csv.gz", "jsonl", "parquet")
 TAG_SEPARATOR = "|"
 # Parquet dictionary-encodes only columns with few distinct values: trying it on
 # ids and timestamps costs a third of the write time for nothing.
