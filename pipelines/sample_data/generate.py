@@ -176,27 +176,24 @@ def _subscriber_block(block: int, start: int, stop: int, *, now: int, seed: int)
 
     tags = _tags(rng, k, form=np.where(no_form, -1, form), days_ago=days_ago, vip=vip & ~no_vip, status=status)
 
-    return pa.Table.from_arrays(
-        [
-            numbered("sub_", start + 1, k, 7),
-            email,
-            _STATUS.take(status),
-            _take(_FIRST, first, missing("first_name")),
-            _take(_LAST, last, missing("last_name")),
-            _take(_FORM, form, no_form),
-            _take(_CITY, city, no_location),
-            _take(_STATE, city, no_location),
-            _take(_COUNTRY, np.zeros(k, np.int64), no_location),
-            postal_code,
-            pa.array(age, pa.int64(), mask=no_age),
-            _timestamps(created),
-            tags,
-            pa.array(points, pa.int64(), mask=missing("loyalty_points")),
-            pa.array(vip, pa.bool_(), mask=no_vip),
-            pa.array(birthday.astype(np.int32), pa.date32(), mask=no_birthday),
-        ],
-        schema=SUBSCRIBER_SCHEMA,
-    )
+    return pa.Table.from_arrays([
+        numbered("sub_", start + 1, k, 7),
+        email,
+        _STATUS.take(status),
+        _take(_FIRST, first, missing("first_name")),
+        _take(_LAST, last, missing("last_name")),
+        _take(_FORM, form, no_form),
+        _take(_CITY, city, no_location),
+        _take(_STATE, city, no_location),
+        _take(_COUNTRY, np.zeros(k, np.int64), no_location),
+        postal_code,
+        pa.array(age, pa.int64(), mask=no_age),
+        _timestamps(created),
+        tags,
+        pa.array(points, pa.int64(), mask=missing("loyalty_points")),
+        pa.array(vip, pa.bool_(), mask=no_vip),
+        pa.array(birthday.astype(np.int32), pa.date32(), mask=no_birthday),
+    ], schema=SUBSCRIBER_SCHEMA)
 
 
 def _tags(rng: np.random.Generator, k: int, *, form: np.ndarray, days_ago: np.ndarray, vip: np.ndarray,
@@ -284,18 +281,15 @@ def _event_block(subs: pa.Table, *, now: int, seed: int, block: int, per_subscri
     coupon = np.where(first_buy & (rng.random(n) < 0.4), 0, rng.choice(len(_COUPON), n, p=_COUPON_P))
     with_coupon = is_purchase & ((first_buy & (coupon == 0)) | (rng.random(n) < 0.25))
 
-    return pa.Table.from_arrays(
-        [
-            subs["subscriber_id"].take(pa.array(owner, pa.int64())),
-            _EVENT.take(kind),
-            _timestamps(at),
-            pa.array(amount, pa.float64(), mask=~is_purchase),
-            _take(_PRODUCT, product, ~with_product),
-            campaign,
-            _take(_COUPON, coupon, ~with_coupon),
-        ],
-        schema=_EVENT_BODY_SCHEMA,
-    )
+    return pa.Table.from_arrays([
+        subs["subscriber_id"].take(pa.array(owner, pa.int64())),
+        _EVENT.take(kind),
+        _timestamps(at),
+        pa.array(amount, pa.float64(), mask=~is_purchase),
+        _take(_PRODUCT, product, ~with_product),
+        campaign,
+        _take(_COUPON, coupon, ~with_coupon),
+    ], schema=_EVENT_BODY_SCHEMA)
 
 
 def _ordered_map(fn: Callable[[_T], _U], items: Iterable[_T]) -> Iterator[_U]:
@@ -327,28 +321,6 @@ def _blocks(n: int) -> Iterator[tuple[int, int, int]]:
 def _with_event_ids(events: pa.Table, first_number: int, prefix: str = "evt_") -> pa.Table:
     """Ids follow the export order across blocks, so they are added once blocks are back in order."""
     return events.add_column(0, EVENT_SCHEMA.field("event_id"), numbered(prefix, first_number, events.num_rows, 10))
-
-
-def iter_blocks(n: int, *, as_of: datetime, seed: int = 7, per_subscriber: float = 2.0,
-                render: Callable[[pa.Table], pa.Table] | None = None) -> Iterator[tuple[pa.Table, pa.Table]]:
-    """(subscribers, events) one block at a time: the streaming form of
-    `generate_subscribers` + `generate_events`, same rows, bounded memory.
-
-    `render`, if given, is applied to both tables on the worker threads (the
-    writers use it to format text columns in parallel); it must keep columns
-    other than the event id where they are.
-    """
-    now = as_of_seconds(as_of)
-
-    def make(rows: tuple[int, int, int]) -> tuple[pa.Table, pa.Table]:
-        subs = _subscriber_block(*rows, now=now, seed=seed)
-        events = _event_block(subs, now=now, seed=seed, block=rows[0], per_subscriber=per_subscriber)
-        return (render(subs), render(events)) if render else (subs, events)
-
-    next_event = 1
-    for subs, events in _ordered_map(make, _blocks(n)):
-        yield subs, _with_event_ids(events, next_event)
-        next_event += events.num_rows
 
 
 def generate_subscribers(n: int, *, as_of: datetime, seed: int = 7) -> pa.Table:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import filecmp
-import functools
 import gzip
 import os
 from collections.abc import Iterator
@@ -28,7 +27,16 @@ import pyarrow.parquet as pq
 
 from pipelines.core.settings import Paths
 from pipelines.lake.naming import FORMATS
-from pipelines.sample_data.generate import EVENT_SCHEMA, SUBSCRIBER_SCHEMA, as_of_seconds, iter_blocks
+from pipelines.sample_data.generate import (
+    EVENT_SCHEMA,
+    SUBSCRIBER_SCHEMA,
+    _blocks,
+    _event_block,
+    _ordered_map,
+    _subscriber_block,
+    _with_event_ids,
+    as_of_seconds,
+)
 
 TAG_SEPARATOR = "|"
 # Parquet dictionary-encodes only columns with few distinct values: trying it on
@@ -59,13 +67,21 @@ def write_landing(paths: Paths, *, as_of: datetime, n_subscribers: int = 10_000,
     if n_subscribers < 0:
         raise ValueError(f"n_subscribers must be >= 0, got {n_subscribers}")
     subscribers_path, events_path = landing_file_paths(paths, as_of=as_of, fmt=fmt)
-    render = None if fmt == "parquet" else functools.partial(render_for, fmt=fmt)
+    now = as_of_seconds(as_of)
+
+    def make(rows: tuple[int, int, int]) -> tuple[pa.Table, pa.Table]:
+        # On the worker threads: text formatting runs in parallel too.
+        subscribers = _subscriber_block(*rows, now=now, seed=seed)
+        events = _event_block(subscribers, now=now, seed=seed, block=rows[0], per_subscriber=per_subscriber)
+        return (subscribers, events) if fmt == "parquet" else (render_for(subscribers, fmt), render_for(events, fmt))
+
+    next_event = 1
     with (_landing_writer(subscribers_path, SUBSCRIBER_SCHEMA, fmt) as write_subscribers,
           _landing_writer(events_path, EVENT_SCHEMA, fmt) as write_events):
-        for subscribers, events in iter_blocks(n_subscribers, as_of=as_of, seed=seed,
-                                               per_subscriber=per_subscriber, render=render):
+        for subscribers, events in _ordered_map(make, _blocks(n_subscribers)):
             write_subscribers(subscribers)
-            write_events(events)
+            write_events(_with_event_ids(events, next_event))
+            next_event += events.num_rows
     return [subscribers_path, events_path]
 
 
