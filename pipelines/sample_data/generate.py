@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.sample_data import vocab
-from pipelines.segments.fields import ARROW_TYPES, STANDARD_SUBSCRIBER_FIELDS
+from pipelines.segments.fields import ARROW_TYPES, FieldCatalog
 
 _T = TypeVar("_T")
 _U = TypeVar("_U")
@@ -47,13 +47,11 @@ _SUBSCRIBER_STREAM, _EVENT_STREAM = 0, 1
 CUSTOM_SUBSCRIBER_FIELDS = {"loyalty_points": "integer", "vip": "boolean", "birthday": "date"}
 CUSTOM_EVENT_FIELDS = {"coupon": "string"}
 
-# Required event columns first, as the contract lists them.
+SUBSCRIBER_SCHEMA = FieldCatalog.with_custom(CUSTOM_SUBSCRIBER_FIELDS, {}).subscriber_schema()
+# Required event columns first, as the contract lists them (not the catalog's order).
 _EVENT_FIELDS = {"event_id": "string", "subscriber_id": "string", "event": "string", "occurred_at": "timestamp",
                  "amount": "number", "product": "string", "campaign": "string", **CUSTOM_EVENT_FIELDS}
-SUBSCRIBER_SCHEMA, EVENT_SCHEMA = (
-    pa.schema([(name, ARROW_TYPES[t]) for name, t in fields.items()])
-    for fields in ({**STANDARD_SUBSCRIBER_FIELDS, **CUSTOM_SUBSCRIBER_FIELDS}, _EVENT_FIELDS)
-)
+EVENT_SCHEMA = pa.schema([(name, ARROW_TYPES[t]) for name, t in _EVENT_FIELDS.items()])
 _EVENT_BODY_SCHEMA = pa.schema(list(EVENT_SCHEMA)[1:])
 
 # Share of rows with a missing value, per column.
