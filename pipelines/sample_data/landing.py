@@ -38,7 +38,6 @@ from pipelines.sample_data.generate import (
     as_of_seconds,
 )
 
-TAG_SEPARATOR = "|"
 # Parquet dictionary-encodes only columns with few distinct values: trying it on
 # ids and timestamps costs a third of the write time for nothing.
 _DICTIONARY_COLUMNS = frozenset({
@@ -93,7 +92,7 @@ def render_for(table: pa.Table, fmt: str) -> pa.Table:
         if pa.types.is_timestamp(field.type):
             column = iso_utc(column)
         elif pa.types.is_list(field.type) and fmt != "jsonl":
-            joined = pc.binary_join(column, TAG_SEPARATOR)
+            joined = pc.binary_join(column, "|")
             # An empty list is an empty cell (missing == empty list), not `""`.
             column = pc.if_else(pc.equal(pc.list_value_length(column), 0), None, joined)
         columns.append(column)
