@@ -336,14 +336,10 @@ def generate_events(subscribers: pa.Table, *, as_of: datetime, seed: int = 7, pe
     Uses `subscriber_id`, `created_at` and `signup_form` of `subscribers`.
     """
     now = as_of_seconds(as_of)
-
-    def make(rows: tuple[int, int, int]) -> pa.Table:
-        block, start, stop = rows
-        return _event_block(subscribers.slice(start, stop - start), now=now, seed=seed, block=block,
-                            per_subscriber=per_subscriber)
-
     parts, next_event = [EVENT_SCHEMA.empty_table()], 1
-    for events in _ordered_map(make, _blocks(subscribers.num_rows)):
+    for block, start, stop in _blocks(subscribers.num_rows):
+        events = _event_block(subscribers.slice(start, stop - start), now=now, seed=seed, block=block,
+                              per_subscriber=per_subscriber)
         parts.append(_with_event_ids(events, next_event))
         next_event += events.num_rows
     return pa.concat_tables(parts)
