@@ -194,7 +194,8 @@ def test_a_failed_run_posts_an_alert_to_the_webhook(project_paths, monkeypatch, 
         with socket.socket() as closed:
             closed.bind(("127.0.0.1", 0))
             refused = f"http://127.0.0.1:{closed.getsockname()[1]}/hooks/segments?token=secret"
-        for down, reason in [(refused, "Connection refused"), (url + "/down?token=secret", "HTTP Error 503")]:
+        for down, reason in [(refused, "Connection refused"), (url + "/down?token=secret", "HTTP Error 503"),
+                             ("file:///secret", "must be an http(s) URL")]:
             skipped = tick(SegmentsResource(data_dir=str(paths.data), alert_webhook_url=down))
             assert isinstance(skipped, dg.SkipReason)
             assert reason in skipped.skip_message and "secret" not in skipped.skip_message

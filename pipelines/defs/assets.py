@@ -288,7 +288,8 @@ def segments_and_audiences(context: dg.AssetExecutionContext, segments: Segments
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
     """The columns readers see (lake files keep internal `_`-prefixed columns beside them)."""
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema if not f.name.startswith("_")])
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type))
+                                   for f in schema if not f.name.startswith("_")])
 
 
 def as_of_value(ctx: RunContext) -> dg.TimestampMetadataValue:

@@ -1,13 +1,7 @@
-"""Schedules and the landing sensor.
-
-- nightly full refresh at 02:00 UTC;
-- hourly refresh at minute 0 of every hour but 02:00 (which belongs to the nightly run);
-- a sensor that starts one run per new set of landing files, and observes `landing_files`;
-- two run-failure sensors, on by default: one records the failure in `runs`, one
-  posts it to a webhook (`alert_webhook_url` of the `segments` resource).
+"""The refresh job's schedules (nightly full, hourly), the landing sensor and the two
+run-failure sensors (record in `runs`, alert a webhook), each described where defined.
 Runs never overlap: dagster.yaml limits the run queue to one run at a time.
 """
-
 
 import hashlib
 import json
@@ -141,7 +135,7 @@ def alert_failed_refresh(context: dg.RunFailureSensorContext, segments: Segments
     }
     try:
         post_json(segments.alert_webhook_url, payload)
-    except OSError as error:  # URLError (refused, unreachable), HTTPError (4xx, 5xx), a timeout
+    except (OSError, ValueError) as error:  # URLError (refused, unreachable), HTTPError, a timeout, a bad URL
         # A URLError's reason, not its "<urlopen error ...>"; never the URL, which carries the
         # webhook's secret token.
         reason = error if isinstance(error, urllib.error.HTTPError) else getattr(error, "reason", error)

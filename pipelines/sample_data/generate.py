@@ -49,8 +49,9 @@ CUSTOM_EVENT_FIELDS = {"coupon": "string"}
 
 SUBSCRIBER_SCHEMA = FieldCatalog.with_custom(CUSTOM_SUBSCRIBER_FIELDS, {}).subscriber_schema()
 # Required event columns first, as the contract lists them (not the catalog's order).
-_EVENT_FIELDS = {"event_id": "string", "subscriber_id": "string", "event": "string", "occurred_at": "timestamp",
-                 "amount": "number", "product": "string", "campaign": "string", **CUSTOM_EVENT_FIELDS}
+_EVENT_FIELDS = {"event_id": "string", "subscriber_id": "string", "event": "string",
+                 "occurred_at": "timestamp", "amount": "number", "product": "string", "campaign": "string",
+                 **CUSTOM_EVENT_FIELDS}
 EVENT_SCHEMA = pa.schema([(name, ARROW_TYPES[t]) for name, t in _EVENT_FIELDS.items()])
 _EVENT_BODY_SCHEMA = pa.schema(list(EVENT_SCHEMA)[1:])
 
@@ -318,7 +319,8 @@ def _blocks(n: int) -> Iterator[tuple[int, int, int]]:
 
 def _with_event_ids(events: pa.Table, first_number: int, prefix: str = "evt_") -> pa.Table:
     """Ids follow the export order across blocks, so they are added once blocks are back in order."""
-    return events.add_column(0, EVENT_SCHEMA.field("event_id"), numbered(prefix, first_number, events.num_rows, 10))
+    ids = numbered(prefix, first_number, events.num_rows, 10)
+    return events.add_column(0, EVENT_SCHEMA.field("event_id"), ids)
 
 
 def generate_subscribers(n: int, *, as_of: datetime, seed: int = 7) -> pa.Table:

@@ -72,7 +72,9 @@ def write_landing(paths: Paths, *, as_of: datetime, n_subscribers: int = 10_000,
         # On the worker threads: text formatting runs in parallel too.
         subscribers = _subscriber_block(*rows, now=now, seed=seed)
         events = _event_block(subscribers, now=now, seed=seed, block=rows[0], per_subscriber=per_subscriber)
-        return (subscribers, events) if fmt == "parquet" else (render_for(subscribers, fmt), render_for(events, fmt))
+        if fmt == "parquet":
+            return subscribers, events
+        return render_for(subscribers, fmt), render_for(events, fmt)
 
     next_event = 1
     with (_landing_writer(subscribers_path, SUBSCRIBER_SCHEMA, fmt) as write_subscribers,
