@@ -11,7 +11,6 @@ import urllib.request
 import dagster as dg
 
 from ..core.clock import format_ts, utc_now
-from ..core.settings import Paths
 from ..errors import UserError
 from ..lake.columns import KINDS
 from ..lake.landing import list_landing
@@ -54,21 +53,17 @@ def hourly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
                          tags={"segments/trigger": "hourly", AS_OF_TAG: as_of})
 
 
-def landing_listing(paths: Paths) -> dict[str, str]:
-    """The landing files ingest would read (not sub-folders), with size and modification time."""
-    listing: dict[str, str] = {}
-    for kind in KINDS:  # subscribers, events, suppressions
-        for path in list_landing(paths, kind):
-            stat = path.lstat()  # a link is listed, never followed
-            listing[f"{kind}/{path.name}"] = f"{stat.st_size}:{stat.st_mtime_ns}"
-    return listing
-
-
 @dg.sensor(job=refresh_job, minimum_interval_seconds=60,
            description="Starts a refresh when new files land in DATA/landing/ (one run per new file set).")
 def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResource):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    current = landing_listing(segments.paths())  # the data folder the runs will use
+    # The landing files ingest would read (not sub-folders) in the data folder the runs
+    # will use, with size and modification time.
+    current: dict[str, str] = {}
+    for kind in KINDS:  # subscribers, events, suppressions
+        for path in list_landing(segments.paths(), kind):
+            stat = path.lstat()  # a link is listed, never followed
+            current[f"{kind}/{path.name}"] = f"{stat.st_size}:{stat.st_mtime_ns}"
     new = {name: sig for name, sig in current.items() if seen.get(name) != sig}
     if not new:
         return dg.SkipReason("no new landing files")
