@@ -6,6 +6,7 @@ and the failure alert posted to a webhook."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -137,7 +138,7 @@ class _Hook(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 - http.server's name
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.headers["Content-Type"], json.loads(body)))
-        self.send_response(204)
+        self.send_response(503 if "/down" in self.path else 204)
         self.end_headers()
 
     def log_message(self, *args):
@@ -187,7 +188,19 @@ def test_a_failed_run_posts_an_alert_to_the_webhook(project_paths, monkeypatch, 
 
         tick(resource)
         assert isinstance(tick(SegmentsResource(data_dir=str(paths.data))), dg.SkipReason)  # no URL: off
-    [(content_type, payload)] = received
+
+        # A webhook that refuses the connection or answers an error: one line, not a traceback,
+        # and not the URL (it carries the webhook's secret token).
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            refused = f"http://127.0.0.1:{closed.getsockname()[1]}/hooks/segments?token=secret"
+        for down, reason in [(refused, "Connection refused"), (url + "/down?token=secret", "HTTP Error 503"),
+                             ("file:///secret", "must be an http(s) URL")]:
+            skipped = tick(SegmentsResource(data_dir=str(paths.data), alert_webhook_url=down))
+            assert isinstance(skipped, dg.SkipReason)
+            assert reason in skipped.skip_message and "secret" not in skipped.skip_message
+            assert "\n" not in skipped.skip_message
+    [(content_type, payload), _] = received
     assert content_type == "application/json"
     assert payload["run_id"] == failed.run_id and payload["as_of"] == AS_OF and payload["job"] == "refresh"
     assert "the disk is full" in payload["message"] and failed.run_id in payload["text"]

@@ -28,7 +28,8 @@ from pipelines.sample_data import (
     landing_file_paths,
     write_landing,
 )
-from pipelines.sample_data.strings import iso_utc, numbered
+from pipelines.sample_data.generate import numbered
+from pipelines.sample_data.landing import iso_utc
 from pipelines.segments.fields import STATUSES
 
 AS_OF = datetime(2026, 3, 15, 9, 30, 0, tzinfo=UTC)
@@ -201,7 +202,8 @@ def test_bad_format_is_refused(tmp_path: Path) -> None:
 
 def test_string_helpers() -> None:
     assert numbered("sub_", 9_999_998, 3, 7).to_pylist() == ["sub_9999998", "sub_9999999", "sub_10000000"]
-    assert iso_utc([0, 951_827_696]).to_pylist() == ["1970-01-01T00:00:00Z", "2000-02-29T12:34:56Z"]
+    stamps = pa.chunked_array([pa.array([0, 951_827_696_654_321, None], pa.timestamp("us"))])
+    assert iso_utc(stamps).to_pylist() == ["1970-01-01T00:00:00Z", "2000-02-29T12:34:56Z", None]
 
 
 # -- realism -------------------------------------------------------------------

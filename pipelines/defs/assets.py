@@ -18,29 +18,25 @@ A run whose inputs were already published materializes nothing: the ingest
 step records an observation of every asset instead (see `_observe_unchanged`).
 """
 
-from datetime import timedelta
+from datetime import UTC, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..core import schemas
 from ..core.clock import utc_now
+from ..core.settings import Paths
 from ..errors import UserError
 from ..lake.snapshots import event_part_files
+from ..publish.catalog import open_warehouse
 from ..run import checks
 from ..run.execute import Run
 from ..run.params import RunContext, parse_params
 from ..run.prepare import prepare, record_failure
-from .metadata import (
-    as_of_value,
-    column_schema,
-    edited_segments,
-    event_rows,
-    holdout_counts,
-    relation_schemas,
-)
 from .resources import SegmentsResource
 
 
@@ -85,17 +81,13 @@ def _runs_in_progress(context: dg.AssetExecutionContext) -> list[str]:
             if r.run_id != context.run.run_id]
 
 
-def _check_result(asset: str, name: str, outcome: checks.CheckOutcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        asset_key=asset, check_name=name, passed=outcome.passed, description=outcome.description,
-        severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
-        metadata=outcome.metadata)
-
-
 def _checked(asset: str, outcomes: list[tuple[str, checks.CheckOutcome]]):
     """The check results; then, if a blocking one failed, the end of the run: nothing is published."""
     for name, outcome in outcomes:
-        yield _check_result(asset, name, outcome)
+        yield dg.AssetCheckResult(
+            asset_key=asset, check_name=name, passed=outcome.passed, description=outcome.description,
+            severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
+            metadata=outcome.metadata)
     failed = [name for name, outcome in outcomes if outcome.blocking and not outcome.passed]
     if failed:
         raise dg.Failure(description=f"blocking check '{failed[0]}' failed on {asset}; nothing was published",
@@ -131,12 +123,11 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
         raise _fail(error) from None
     for warning in ctx.warnings:
         context.log.warning(warning)
-    # The files this run ingested, whether or not it goes on to publish.
-    quarantine = _check_result("lake_subscribers", "quarantine_rate",
-                               checks.quarantine_rate(ctx, segments.max_quarantine_rate))
+    # The files this run ingested, whether or not it goes on to publish (not blocking).
+    quarantine = [("quarantine_rate", checks.quarantine_rate(ctx, segments.max_quarantine_rate))]
     if ctx.unchanged:
         _observe_unchanged(context, ctx)
-        yield quarantine
+        yield from _checked("lake_subscribers", quarantine)
         return
     yield dg.MaterializeResult(
         asset_key="lake_subscribers",
@@ -149,12 +140,12 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
             "quarantined_rows": ctx.quarantined_rows,
         },
     )
-    yield quarantine
+    yield from _checked("lake_subscribers", quarantine)
     event_files = event_part_files(paths)
     yield dg.MaterializeResult(
         asset_key="lake_events",
         metadata={
-            "dagster/row_count": event_rows(event_files),  # events in the lake
+            "dagster/row_count": sum(pq.read_metadata(f).num_rows for f in event_files),  # events in the lake
             "dagster/column_schema": column_schema(pq.read_schema(event_files[0]) if event_files else pa.schema([])),
             "files_ingested": len(ctx.ingested),
             "as_of": as_of_value(ctx),
@@ -162,18 +153,13 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
     )
 
 
-# Every asset the refresh job materializes, in order.
-JOB_ASSETS = ("lake_subscribers", "lake_events", "segment_membership", "segment_history", "audience_recipients",
-              "analyst_warehouse")
-
-
 def _observe_unchanged(context: dg.AssetExecutionContext, ctx: RunContext):
     """A run whose inputs were already published (or that a later run overtook) publishes
     nothing: it records an observation of each asset that carries the last real
     materialization's metadata forward, not a materialization. So the plots keep their
     values, and the freshness policy sees no publish."""
-    for key in JOB_ASSETS:
-        latest = context.instance.get_latest_materialization_event(dg.AssetKey(key))
+    for key in [*ingest.keys, *segments_and_audiences.keys]:  # every asset of the job
+        latest = context.instance.get_latest_materialization_event(key)
         carried = dict(latest.asset_materialization.metadata) if latest and latest.asset_materialization else {}
         context.log_event(dg.AssetObservation(
             asset_key=key, metadata={**carried, "unchanged_since_run": ctx.unchanged_run_id or ""}))
@@ -252,9 +238,7 @@ def segments_and_audiences(context: dg.AssetExecutionContext, segments: Segments
         recipients = run.recipients(evaluation.flags)
     except UserError as error:
         raise _fail(error) from None
-    sizes = history.run_sizes()
-    sizes = list(zip(sizes.column("segment").to_pylist(), sizes.column("members").to_pylist(),
-                     sizes.column("entered").to_pylist(), sizes.column("exited").to_pylist(), strict=True))
+    sizes = [(r["segment"], r["members"], r["entered"], r["exited"]) for r in history.run_sizes().to_pylist()]
     rows = [f"| {s} | {m:,} | +{e:,} | -{x:,} |" for s, m, e, x in sizes]
     yield dg.MaterializeResult(asset_key="segment_history", metadata={
         "changes": dg.MetadataValue.md("| segment | members | entered | exited |\n|---|---:|---:|---:|\n"
@@ -296,3 +280,46 @@ def segments_and_audiences(context: dg.AssetExecutionContext, segments: Segments
         "dagster/column_schema": relations.pop("segments", dg.TableSchema(columns=[])),
         **{f"schema/{name}": schema for name, schema in sorted(relations.items())},
     })
+
+
+# What the assets record besides their results: column schemas, the run's clock,
+# which definitions changed, holdout counts.
+
+
+def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    """The columns readers see (lake files keep internal `_`-prefixed columns beside them)."""
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type))
+                                   for f in schema if not f.name.startswith("_")])
+
+
+def as_of_value(ctx: RunContext) -> dg.TimestampMetadataValue:
+    """The run's clock (naive UTC) as a timestamp: the UI shows it in the viewer's time zone."""
+    return dg.MetadataValue.timestamp(ctx.params.as_of.replace(tzinfo=UTC))
+
+
+def edited_segments(paths: Paths, definitions: dict[str, str]) -> set[str]:
+    """Keys of `definitions` (segment -> definition sha256) that the published warehouse
+    lacks or has with another definition: every key before the first publish."""
+    if not Path(paths.warehouse).exists():
+        return set(definitions)
+    with open_warehouse(paths) as con:
+        published = dict(con.execute("SELECT segment, definition_sha256 FROM segments").fetchall())
+    return {key for key, sha in definitions.items() if published.get(key) != sha}
+
+
+def holdout_counts(recipients_file: Path) -> dict[str, int]:
+    """Recipients per audience in the `holdout` group."""
+    held = pq.read_table(recipients_file, columns=["audience"], filters=[("group", "=", "holdout")])
+    return {row["values"]: row["counts"] for row in pc.value_counts(held["audience"]).to_pylist()}
+
+
+def relation_schemas(paths: Paths) -> dict[str, dg.TableSchema]:
+    """Column schemas of the published warehouse's relations, as the catalog has them."""
+    with open_warehouse(paths) as con:
+        rows = con.execute(
+            """SELECT table_name, column_name, data_type FROM information_schema.columns
+               WHERE table_schema = 'main' ORDER BY table_name, ordinal_position""").fetchall()
+    columns: dict[str, list[dg.TableColumn]] = {}
+    for table, column, kind in rows:
+        columns.setdefault(table, []).append(dg.TableColumn(column, kind))
+    return {table: dg.TableSchema(columns=cols) for table, cols in columns.items()}

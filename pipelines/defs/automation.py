@@ -1,22 +1,16 @@
-"""Schedules and the landing sensor.
-
-- nightly full refresh at 02:00 UTC;
-- hourly refresh at minute 0 of every hour but 02:00 (which belongs to the nightly run);
-- a sensor that starts one run per new set of landing files, and observes `landing_files`;
-- two run-failure sensors, on by default: one records the failure in `runs`, one
-  posts it to a webhook (`alert_webhook_url` of the `segments` resource).
+"""The refresh job's schedules (nightly full, hourly), the landing sensor and the two
+run-failure sensors (record in `runs`, alert a webhook), each described where defined.
 Runs never overlap: dagster.yaml limits the run queue to one run at a time.
 """
 
-
 import hashlib
 import json
+import urllib.error
 import urllib.request
 
 import dagster as dg
 
 from ..core.clock import format_ts, utc_now
-from ..core.settings import Paths
 from ..errors import UserError
 from ..lake.columns import KINDS
 from ..lake.landing import list_landing
@@ -59,21 +53,17 @@ def hourly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
                          tags={"segments/trigger": "hourly", AS_OF_TAG: as_of})
 
 
-def landing_listing(paths: Paths) -> dict[str, str]:
-    """The landing files ingest would read (not sub-folders), with size and modification time."""
-    listing: dict[str, str] = {}
-    for kind in KINDS:  # subscribers, events, suppressions
-        for path in list_landing(paths, kind):
-            stat = path.lstat()  # a link is listed, never followed
-            listing[f"{kind}/{path.name}"] = f"{stat.st_size}:{stat.st_mtime_ns}"
-    return listing
-
-
 @dg.sensor(job=refresh_job, minimum_interval_seconds=60,
            description="Starts a refresh when new files land in DATA/landing/ (one run per new file set).")
 def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResource):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    current = landing_listing(segments.paths())  # the data folder the runs will use
+    # The landing files ingest would read (not sub-folders) in the data folder the runs
+    # will use, with size and modification time.
+    current: dict[str, str] = {}
+    for kind in KINDS:  # subscribers, events, suppressions
+        for path in list_landing(segments.paths(), kind):
+            stat = path.lstat()  # a link is listed, never followed
+            current[f"{kind}/{path.name}"] = f"{stat.st_size}:{stat.st_mtime_ns}"
     new = {name: sig for name, sig in current.items() if seen.get(name) != sig}
     if not new:
         return dg.SkipReason("no new landing files")
@@ -138,7 +128,15 @@ def alert_failed_refresh(context: dg.RunFailureSensorContext, segments: Segments
         "trigger": trigger,
         "message": message,
     }
-    post_json(segments.alert_webhook_url, payload)
+    try:
+        post_json(segments.alert_webhook_url, payload)
+    except (OSError, ValueError) as error:  # URLError (refused, unreachable), HTTPError, a timeout, a bad URL
+        # A URLError's reason, not its "<urlopen error ...>"; never the URL, which carries the
+        # webhook's secret token.
+        reason = error if isinstance(error, urllib.error.HTTPError) else getattr(error, "reason", error)
+        line = f"could not post the alert: {reason}"
+        context.log.error(line)
+        return dg.SkipReason(line)
     return None
 
 

@@ -21,15 +21,15 @@ import pyarrow as pa
 
 from pipelines.core.settings import Paths
 from pipelines.sample_data.generate import (
-    BLOCK_ROWS,
     EVENT_SCHEMA,
     SUBSCRIBER_SCHEMA,
+    _blocks,
     _event_block,
     _subscriber_block,
+    _with_event_ids,
     as_of_seconds,
 )
 from pipelines.sample_data.landing import _landing_writer, landing_file_paths
-from pipelines.sample_data.strings import numbered
 
 _CHANGE_STREAM = 2
 # Columns a change may touch (ids, emails and creation times stay).
@@ -43,18 +43,13 @@ def _changed_block(block: pa.Table, rng: np.random.Generator, share: float) -> t
     changed = rng.random(k) < share
     which = rng.integers(0, len(_CHANGEABLE), k)
     source = rng.integers(0, max(k, 1), k)
-    columns = []
-    for name in block.column_names:
-        column = block.column(name).combine_chunks()
-        if name in _CHANGEABLE:
-            rows = changed & (which == _CHANGEABLE.index(name))
-            if rows.any():
-                index = np.arange(k)
-                index[rows] = source[rows]
-                column = column.take(pa.array(index))
-        columns.append(column)
+    columns = {name: block.column(name) for name in block.column_names}
+    for i, name in enumerate(_CHANGEABLE):
+        rows = changed & (which == i)
+        if rows.any():
+            columns[name] = columns[name].take(np.where(rows, source, np.arange(k)))
     keep = rng.random(k) >= share / 10
-    return pa.Table.from_arrays(columns, schema=block.schema).filter(pa.array(keep)), changed[keep]
+    return pa.table(columns, schema=block.schema).filter(keep), changed[keep]
 
 
 def write_changed_landing(paths: Paths, *, as_of: datetime, changed_as_of: datetime, since: datetime,
@@ -67,11 +62,10 @@ def write_changed_landing(paths: Paths, *, as_of: datetime, changed_as_of: datet
     next_event = 1
     with (_landing_writer(subscribers_path, SUBSCRIBER_SCHEMA, "parquet") as write_subscribers,
           _landing_writer(events_path, EVENT_SCHEMA, "parquet") as write_events):
-        blocks = list(enumerate(range(0, n_subscribers, BLOCK_ROWS)))
-        extra = (len(blocks), n_subscribers)  # the new subscribers, numbered after everyone
-        for block, start in [*blocks, extra]:
-            stop = min(start + BLOCK_ROWS, n_subscribers) if start < n_subscribers else start + new_subscribers
-            rows = _subscriber_block(start, stop, now=now, seed=seed, block=block)
+        blocks = list(_blocks(n_subscribers))
+        extra = (len(blocks), n_subscribers, n_subscribers + new_subscribers)  # numbered after everyone
+        for block, start, stop in [*blocks, extra]:
+            rows = _subscriber_block(block, start, stop, now=now, seed=seed)
             rng = np.random.default_rng([seed, _CHANGE_STREAM, variant, block])
             if start < n_subscribers:
                 rows, touched = _changed_block(rows, rng, share)
@@ -86,10 +80,6 @@ def write_changed_landing(paths: Paths, *, as_of: datetime, changed_as_of: datet
                 at = rng.integers(first + 1, last + 1, events.num_rows) * 1_000_000
                 events = events.set_column(events.schema.get_field_index("occurred_at"), "occurred_at",
                                            pa.array(at, pa.timestamp("us")))
-                ids = numbered(f"evt_{last}_", next_event, events.num_rows, 10)
+                write_events(_with_event_ids(events, next_event, prefix=f"evt_{last}_"))
                 next_event += events.num_rows
-                write_events(events.add_column(0, EVENT_SCHEMA.field("event_id"), ids))
     return [subscribers_path, events_path]
-
-
-__all__ = ["write_changed_landing"]

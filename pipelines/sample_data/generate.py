@@ -27,8 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.sample_data import vocab
-from pipelines.sample_data.strings import numbered
-from pipelines.segments.fields import ARROW_TYPES, STANDARD_SUBSCRIBER_FIELDS
+from pipelines.segments.fields import ARROW_TYPES, FieldCatalog
 
 _T = TypeVar("_T")
 _U = TypeVar("_U")
@@ -48,23 +47,12 @@ _SUBSCRIBER_STREAM, _EVENT_STREAM = 0, 1
 CUSTOM_SUBSCRIBER_FIELDS = {"loyalty_points": "integer", "vip": "boolean", "birthday": "date"}
 CUSTOM_EVENT_FIELDS = {"coupon": "string"}
 
-SUBSCRIBER_SCHEMA = pa.schema(
-    [(name, ARROW_TYPES[t]) for name, t in {**STANDARD_SUBSCRIBER_FIELDS, **CUSTOM_SUBSCRIBER_FIELDS}.items()]
-)
-# Required columns first, as the contract lists them.
-EVENT_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("subscriber_id", pa.string()),
-        ("event", pa.string()),
-        ("occurred_at", ARROW_TYPES["timestamp"]),
-        ("amount", pa.float64()),
-        ("product", pa.string()),
-        ("campaign", pa.string()),
-        ("coupon", pa.string()),
-    ]
-)
-
+SUBSCRIBER_SCHEMA = FieldCatalog.with_custom(CUSTOM_SUBSCRIBER_FIELDS, {}).subscriber_schema()
+# Required event columns first, as the contract lists them (not the catalog's order).
+_EVENT_FIELDS = {"event_id": "string", "subscriber_id": "string", "event": "string",
+                 "occurred_at": "timestamp", "amount": "number", "product": "string", "campaign": "string",
+                 **CUSTOM_EVENT_FIELDS}
+EVENT_SCHEMA = pa.schema([(name, ARROW_TYPES[t]) for name, t in _EVENT_FIELDS.items()])
 _EVENT_BODY_SCHEMA = pa.schema(list(EVENT_SCHEMA)[1:])
 
 # Share of rows with a missing value, per column.
@@ -86,9 +74,13 @@ def _strings(values) -> pa.Array:
     return pa.array(list(values), pa.string())
 
 
+def _weighted(rows, weight: int = 1) -> tuple[pa.Array, np.ndarray]:
+    """A vocabulary table's first column as strings, and its weights as probabilities."""
+    return _strings(row[0] for row in rows), _probabilities([row[weight] for row in rows])
+
+
 # Lookup tables: the generator draws integer indices, then `take`s strings.
-_STATUS = _strings(s for s, _ in vocab.STATUS_WEIGHTS)
-_STATUS_P = _probabilities([w for _, w in vocab.STATUS_WEIGHTS])
+_STATUS, _STATUS_P = _weighted(vocab.STATUS_WEIGHTS)
 _FIRST = _strings(vocab.FIRST_NAMES)
 _LAST = _strings(vocab.LAST_NAMES)
 # Every "first.last" local-part prefix, indexed by first * len(LAST_NAMES) + last.
@@ -100,40 +92,31 @@ _NAME_SLUGS = _strings(
 # Zipf-like: the first names of each list are the most common.
 _FIRST_P = _probabilities(1.0 / (np.arange(len(vocab.FIRST_NAMES)) + 8.0))
 _LAST_P = _probabilities(1.0 / (np.arange(len(vocab.LAST_NAMES)) + 8.0))
-_AT_DOMAIN = _strings(f"@{d}" for d, _ in vocab.EMAIL_DOMAINS)
-_DOMAIN_P = _probabilities([w for _, w in vocab.EMAIL_DOMAINS])
-_CITY = _strings(c[0] for c in vocab.CITIES)
+_AT_DOMAIN, _DOMAIN_P = _weighted([(f"@{d}", w) for d, w in vocab.EMAIL_DOMAINS])
+_CITY, _CITY_P = _weighted(vocab.CITIES, weight=4)
 _STATE = _strings(c[1] for c in vocab.CITIES)
-_CITY_ZIP0 = np.array([c[2] for c in vocab.CITIES], dtype=np.int64)
-_CITY_ZIPS = np.array([c[3] for c in vocab.CITIES], dtype=np.int64)
-_CITY_P = _probabilities([c[4] for c in vocab.CITIES])
+_CITY_ZIP0, _CITY_ZIPS = np.array([c[2:4] for c in vocab.CITIES], dtype=np.int64).T
 _CITY_IN_NY = np.array([c[1] == "NY" for c in vocab.CITIES])
 _COUNTRY = _strings(["US"])
-_FORM = _strings(f for f, _ in vocab.SIGNUP_FORMS)
-_FORM_P = _probabilities([w for _, w in vocab.SIGNUP_FORMS])
+_FORM, _FORM_P = _weighted(vocab.SIGNUP_FORMS)
 _FORM_INDEX = {f: i for i, (f, _) in enumerate(vocab.SIGNUP_FORMS)}
 _TAG_INDEX = {t: i for i, (t, _, _) in enumerate(vocab.TAGS)}
 _TAG_P = np.array([p for _, _, p in vocab.TAGS])
 # Canonical spelling at 2*i, the other casing at 2*i + 1.
 _TAG_STRINGS = _strings(s for canonical, variant, _ in vocab.TAGS for s in (canonical, variant))
 
-_EVENT = _strings(e for e, _ in vocab.EVENT_TYPES)
-_EVENT_P = _probabilities([w for _, w in vocab.EVENT_TYPES])
+_EVENT, _EVENT_P = _weighted(vocab.EVENT_TYPES)
 _EVENT_INDEX = {e: i for i, (e, _) in enumerate(vocab.EVENT_TYPES)}
-_PRODUCT = _strings(p for p, _, _ in vocab.PRODUCTS)
-_PRODUCT_P = _probabilities([w for _, w, _ in vocab.PRODUCTS])
+_PRODUCT, _PRODUCT_P = _weighted(vocab.PRODUCTS)
 _PRODUCT_PRICE = np.array([price for _, _, price in vocab.PRODUCTS])
 _CAMPAIGN_KINDS = [k for k, _ in vocab.CAMPAIGN_KINDS] + ["webinar"]
 _CAMPAIGN_P = _probabilities([w for _, w in vocab.CAMPAIGN_KINDS])
-_COUPON = _strings(c for c, _ in vocab.COUPONS)
-_COUPON_P = _probabilities([w for _, w in vocab.COUPONS])
+_COUPON, _COUPON_P = _weighted(vocab.COUPONS)
 
 
 def as_of_seconds(as_of: datetime) -> int:
     """`as_of` as whole UTC epoch seconds; a naive datetime means UTC."""
-    if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=UTC)
-    return math.floor(as_of.timestamp())
+    return math.floor(as_of.replace(tzinfo=as_of.tzinfo or UTC).timestamp())
 
 
 def _timestamps(seconds: np.ndarray) -> pa.Array:
@@ -145,7 +128,7 @@ def _take(values: pa.Array, index: np.ndarray, missing: np.ndarray | None = None
     return values.take(pa.array(index, pa.int64(), mask=missing))
 
 
-def _subscriber_block(start: int, stop: int, *, now: int, seed: int, block: int) -> pa.Table:
+def _subscriber_block(block: int, start: int, stop: int, *, now: int, seed: int) -> pa.Table:
     """Subscribers number start+1 .. stop; every draw has a fixed size, so the
     block is a pure function of its arguments."""
     rng = np.random.default_rng([seed, _SUBSCRIBER_STREAM, block])
@@ -192,27 +175,24 @@ def _subscriber_block(start: int, stop: int, *, now: int, seed: int, block: int)
 
     tags = _tags(rng, k, form=np.where(no_form, -1, form), days_ago=days_ago, vip=vip & ~no_vip, status=status)
 
-    return pa.Table.from_arrays(
-        [
-            numbered("sub_", start + 1, k, 7),
-            email,
-            _STATUS.take(status),
-            _take(_FIRST, first, missing("first_name")),
-            _take(_LAST, last, missing("last_name")),
-            _take(_FORM, form, no_form),
-            _take(_CITY, city, no_location),
-            _take(_STATE, city, no_location),
-            _take(_COUNTRY, np.zeros(k, np.int64), no_location),
-            postal_code,
-            pa.array(age, pa.int64(), mask=no_age),
-            _timestamps(created),
-            tags,
-            pa.array(points, pa.int64(), mask=missing("loyalty_points")),
-            pa.array(vip, pa.bool_(), mask=no_vip),
-            pa.array(birthday.astype(np.int32), pa.date32(), mask=no_birthday),
-        ],
-        schema=SUBSCRIBER_SCHEMA,
-    )
+    return pa.Table.from_arrays([
+        numbered("sub_", start + 1, k, 7),
+        email,
+        _STATUS.take(status),
+        _take(_FIRST, first, missing("first_name")),
+        _take(_LAST, last, missing("last_name")),
+        _take(_FORM, form, no_form),
+        _take(_CITY, city, no_location),
+        _take(_STATE, city, no_location),
+        _take(_COUNTRY, np.zeros(k, np.int64), no_location),
+        postal_code,
+        pa.array(age, pa.int64(), mask=no_age),
+        _timestamps(created),
+        tags,
+        pa.array(points, pa.int64(), mask=missing("loyalty_points")),
+        pa.array(vip, pa.bool_(), mask=no_vip),
+        pa.array(birthday.astype(np.int32), pa.date32(), mask=no_birthday),
+    ], schema=SUBSCRIBER_SCHEMA)
 
 
 def _tags(rng: np.random.Generator, k: int, *, form: np.ndarray, days_ago: np.ndarray, vip: np.ndarray,
@@ -220,18 +200,15 @@ def _tags(rng: np.random.Generator, k: int, *, form: np.ndarray, days_ago: np.nd
     """Independent draws per (subscriber, tag), with probabilities that follow
     the subscriber: webinar sign-ups attended webinars, fresh sign-ups are new
     customers, VIPs carry the tag, lapsed subscribers look at risk."""
+    p = np.tile(_TAG_P, (k, 1))
     webinar_form = form == _FORM_INDEX["Webinar registration"]
-    special = {
-        "webinar-attendee": np.where(webinar_form, 0.75, _TAG_P[_TAG_INDEX["webinar-attendee"]]),
-        "webinar-2026": np.where(webinar_form, 0.45, _TAG_P[_TAG_INDEX["webinar-2026"]]),
-        "new-customer": np.select([days_ago < 30, days_ago < 90], [0.5, 0.2], _TAG_P[_TAG_INDEX["new-customer"]]),
-        "vip": np.where(vip, 0.7, _TAG_P[_TAG_INDEX["vip"]]),
-        "churn-risk": np.where(status != 0, 0.3, _TAG_P[_TAG_INDEX["churn-risk"]]),
-    }
-    draws = rng.random((k, len(_TAG_P)), dtype=np.float32)
-    has = draws < _TAG_P
-    for tag, p in special.items():
-        has[:, _TAG_INDEX[tag]] = draws[:, _TAG_INDEX[tag]] < p
+    p[webinar_form, _TAG_INDEX["webinar-attendee"]] = 0.75
+    p[webinar_form, _TAG_INDEX["webinar-2026"]] = 0.45
+    p[days_ago < 90, _TAG_INDEX["new-customer"]] = 0.2
+    p[days_ago < 30, _TAG_INDEX["new-customer"]] = 0.5
+    p[vip, _TAG_INDEX["vip"]] = 0.7
+    p[status != 0, _TAG_INDEX["churn-risk"]] = 0.3
+    has = rng.random((k, len(_TAG_P)), dtype=np.float32) < p
     rows, cols = np.nonzero(has)  # row-major: each subscriber's tags stay together, in vocabulary order
     variant = rng.random(cols.size, dtype=np.float32) < _TAG_VARIANT_SHARE
     values = _TAG_STRINGS.take(cols * 2 + variant)
@@ -303,26 +280,20 @@ def _event_block(subs: pa.Table, *, now: int, seed: int, block: int, per_subscri
     coupon = np.where(first_buy & (rng.random(n) < 0.4), 0, rng.choice(len(_COUPON), n, p=_COUPON_P))
     with_coupon = is_purchase & ((first_buy & (coupon == 0)) | (rng.random(n) < 0.25))
 
-    return pa.Table.from_arrays(
-        [
-            subs["subscriber_id"].take(pa.array(owner, pa.int64())),
-            _EVENT.take(kind),
-            _timestamps(at),
-            pa.array(amount, pa.float64(), mask=~is_purchase),
-            _take(_PRODUCT, product, ~with_product),
-            campaign,
-            _take(_COUPON, coupon, ~with_coupon),
-        ],
-        schema=_EVENT_BODY_SCHEMA,
-    )
+    return pa.Table.from_arrays([
+        subs["subscriber_id"].take(pa.array(owner, pa.int64())),
+        _EVENT.take(kind),
+        _timestamps(at),
+        pa.array(amount, pa.float64(), mask=~is_purchase),
+        _take(_PRODUCT, product, ~with_product),
+        campaign,
+        _take(_COUPON, coupon, ~with_coupon),
+    ], schema=_EVENT_BODY_SCHEMA)
 
 
 def _ordered_map(fn: Callable[[_T], _U], items: Iterable[_T]) -> Iterator[_U]:
     """`map(fn, items)` on a thread pool (numpy and Arrow release the GIL), results
     in input order, with a few items in flight so memory stays bounded."""
-    if THREADS <= 1:
-        yield from map(fn, items)
-        return
     with ThreadPoolExecutor(THREADS) as pool:
         pending: deque = deque()
         for item in items:
@@ -333,46 +304,30 @@ def _ordered_map(fn: Callable[[_T], _U], items: Iterable[_T]) -> Iterator[_U]:
             yield pending.popleft().result()
 
 
-def _with_event_ids(events: pa.Table, first_number: int) -> pa.Table:
+def numbered(prefix: str, first: int, count: int, width: int) -> pa.Array:
+    """prefix + zero-padded first .. first+count-1, like `f"{prefix}{i:0{width}d}"`:
+    numbers wider than `width` keep all their digits."""
+    digits = pc.utf8_lpad(pc.cast(pa.array(np.arange(first, first + count)), pa.string()), width, "0")
+    return pc.binary_join_element_wise(prefix, digits, "")
+
+
+def _blocks(n: int) -> Iterator[tuple[int, int, int]]:
+    """(block number, first row, end row) of each block of n rows."""
+    for block, start in enumerate(range(0, n, BLOCK_ROWS)):
+        yield block, start, min(start + BLOCK_ROWS, n)
+
+
+def _with_event_ids(events: pa.Table, first_number: int, prefix: str = "evt_") -> pa.Table:
     """Ids follow the export order across blocks, so they are added once blocks are back in order."""
-    return events.add_column(0, EVENT_SCHEMA.field("event_id"), numbered("evt_", first_number, events.num_rows, 10))
-
-
-def iter_blocks(n: int, *, as_of: datetime, seed: int = 7, per_subscriber: float = 2.0,
-                render: Callable[[pa.Table], pa.Table] | None = None) -> Iterator[tuple[pa.Table, pa.Table]]:
-    """(subscribers, events) one block at a time: the streaming form of
-    `generate_subscribers` + `generate_events`, same rows, bounded memory.
-
-    `render`, if given, is applied to both tables on the worker threads (the
-    writers use it to format text columns in parallel); it must keep columns
-    other than the event id where they are.
-    """
-    now = as_of_seconds(as_of)
-
-    def make(block_start: tuple[int, int]) -> tuple[pa.Table, pa.Table]:
-        block, start = block_start
-        subs = _subscriber_block(start, min(start + BLOCK_ROWS, n), now=now, seed=seed, block=block)
-        events = _event_block(subs, now=now, seed=seed, block=block, per_subscriber=per_subscriber)
-        return (render(subs), render(events)) if render else (subs, events)
-
-    next_event = 1
-    for subs, events in _ordered_map(make, enumerate(range(0, n, BLOCK_ROWS))):
-        yield subs, _with_event_ids(events, next_event)
-        next_event += events.num_rows
+    ids = numbered(prefix, first_number, events.num_rows, 10)
+    return events.add_column(0, EVENT_SCHEMA.field("event_id"), ids)
 
 
 def generate_subscribers(n: int, *, as_of: datetime, seed: int = 7) -> pa.Table:
     """n subscribers `sub_0000001`.. as of `as_of`; deterministic for (n, as_of, seed)."""
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
     now = as_of_seconds(as_of)
-
-    def make(block_start: tuple[int, int]) -> pa.Table:
-        block, start = block_start
-        return _subscriber_block(start, min(start + BLOCK_ROWS, n), now=now, seed=seed, block=block)
-
-    blocks = list(_ordered_map(make, enumerate(range(0, n, BLOCK_ROWS))))
-    return pa.concat_tables(blocks) if blocks else SUBSCRIBER_SCHEMA.empty_table()
+    blocks = _ordered_map(lambda rows: _subscriber_block(*rows, now=now, seed=seed), _blocks(n))
+    return pa.concat_tables([SUBSCRIBER_SCHEMA.empty_table(), *blocks])
 
 
 def generate_events(subscribers: pa.Table, *, as_of: datetime, seed: int = 7, per_subscriber: float = 2.0
@@ -383,14 +338,10 @@ def generate_events(subscribers: pa.Table, *, as_of: datetime, seed: int = 7, pe
     Uses `subscriber_id`, `created_at` and `signup_form` of `subscribers`.
     """
     now = as_of_seconds(as_of)
-
-    def make(block_start: tuple[int, int]) -> pa.Table:
-        block, start = block_start
-        return _event_block(subscribers.slice(start, BLOCK_ROWS), now=now, seed=seed, block=block,
-                            per_subscriber=per_subscriber)
-
-    parts, next_event = [], 1
-    for events in _ordered_map(make, enumerate(range(0, subscribers.num_rows, BLOCK_ROWS))):
+    parts, next_event = [EVENT_SCHEMA.empty_table()], 1
+    for block, start, stop in _blocks(subscribers.num_rows):
+        events = _event_block(subscribers.slice(start, stop - start), now=now, seed=seed, block=block,
+                              per_subscriber=per_subscriber)
         parts.append(_with_event_ids(events, next_event))
         next_event += events.num_rows
-    return pa.concat_tables(parts) if parts else EVENT_SCHEMA.empty_table()
+    return pa.concat_tables(parts)
