@@ -21,6 +21,7 @@ from pipelines.segments import (
     load_project,
     load_segment_file,
 )
+from pipelines.segments.fields import STANDARD_EVENT_FIELDS, STANDARD_SUBSCRIBER_FIELDS
 
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "spec_examples" / "segment_defs"
 OK_SEGMENT = "name: Fine\ngroups:\n  - filters:\n      - {field: state, op: is, value: NY}\n"
@@ -64,9 +65,10 @@ def test_examples_load_every_file(examples) -> None:
 
 
 def test_example_catalog(examples) -> None:
-    assert examples.catalog.custom_subscriber_fields == {"loyalty_points": "integer", "vip": "boolean",
-                                                         "birthday": "date"}
-    assert examples.catalog.custom_event_fields == {"coupon": "string"}
+    catalog = examples.catalog
+    assert {k: t for k, t in catalog.subscriber.items() if k not in STANDARD_SUBSCRIBER_FIELDS} == {
+        "loyalty_points": "integer", "vip": "boolean", "birthday": "date"}
+    assert {k: t for k, t in catalog.event.items() if k not in STANDARD_EVENT_FIELDS} == {"coupon": "string"}
     assert examples.catalog.subscriber["state"] == "string"
 
 
@@ -154,7 +156,7 @@ def test_discovery_rules(tmp_path: Path) -> None:
     assert problems == []
     assert sorted(project.segments) == ["deep", "not_an_audience", "top"]
     assert sorted(project.audiences) == ["launch", "send"]
-    assert project.catalog.custom_subscriber_fields == {}
+    assert project.catalog.subscriber == STANDARD_SUBSCRIBER_FIELDS
     assert project.segments["deep"].path == str(defs / "a/b/deep.yaml")
     send, launch = project.audiences["send"], project.audiences["launch"]
     assert (send.name, send.description, send.exclude, send.fields) == ("send", None, (), ())
@@ -245,7 +247,7 @@ def test_redeclaring_a_standard_field_with_its_own_type_is_allowed(tmp_path: Pat
     defs = write_defs(tmp_path / "defs", {"_fields.yaml": "subscriber_fields:\n  age: integer\n"})
     project, problems = load_project(defs)
     assert problems == [] and project.catalog.subscriber["age"] == "integer"
-    assert project.catalog.custom_subscriber_fields == {}
+    assert project.catalog.subscriber == STANDARD_SUBSCRIBER_FIELDS
 
 
 def test_formatting_and_comments_do_not_change_the_hash(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from .model import (
     SegmentFilter,
 )
 from .problems import Problem
-from .validate import validate_defs
 
 __all__ = [
     "Audience",
@@ -31,5 +30,4 @@ __all__ = [
     "load_fields",
     "load_project",
     "load_segment_file",
-    "validate_defs",
 ]

@@ -22,8 +22,6 @@ bump incremental.SEMANTICS_VERSION with it.
 
 from __future__ import annotations
 
-UNICODE_VERSION = "14.0.0"
-
 # (first, last, step, offset): code points first, first + step, ..., last lower-case to
 # code point + offset. Generated from Python 3.11's str.lower (single-character results).
 _RUNS = (
@@ -93,5 +91,3 @@ def fold(text: str) -> str:
     """The folded form of `text`, as every engine computes it."""
     return text.translate(_ORDINALS)
 
-
-__all__ = ["FOLD", "FOLD_FROM", "FOLD_TO", "UNICODE_VERSION", "fold"]

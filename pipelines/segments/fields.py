@@ -80,10 +80,3 @@ class FieldCatalog:
     def event_schema(self) -> pa.Schema:
         return pa.schema([(name, arrow_type(t)) for name, t in self.event.items()])
 
-    @property
-    def custom_subscriber_fields(self) -> dict[str, str]:
-        return {k: v for k, v in self.subscriber.items() if k not in STANDARD_SUBSCRIBER_FIELDS}
-
-    @property
-    def custom_event_fields(self) -> dict[str, str]:
-        return {k: v for k, v in self.event.items() if k not in STANDARD_EVENT_FIELDS}

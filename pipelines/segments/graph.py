@@ -1,10 +1,4 @@
-"""Segment references as a graph: dependency waves and cycle detection.
-
-A segment that filters on another (`{segment: KEY, op: is}`) is evaluated
-after it and reads its materialized membership. Waves group segments that can
-be evaluated together in one pass: wave 0 references nothing, wave n only
-references segments of earlier waves.
-"""
+"""Segment references as a graph: cycles (each reported once) and dependents."""
 
 from __future__ import annotations
 
@@ -38,31 +32,6 @@ def find_cycles(references: Mapping[str, Sequence[str]]) -> list[list[str]]:
         if node not in state:
             visit(node)
     return list(cycles.values())
-
-
-def dependency_waves(references: Mapping[str, Sequence[str]]) -> list[list[str]]:
-    """Keys grouped by dependency depth, each wave sorted. Raises ValueError on a cycle;
-    references to unknown keys are ignored (validation reports them)."""
-    depth: dict[str, int] = {}
-    visiting: set[str] = set()
-
-    def level(node: str) -> int:
-        if node in depth:
-            return depth[node]
-        if node in visiting:
-            raise ValueError(f"reference cycle through '{node}'")
-        visiting.add(node)
-        refs = [r for r in references.get(node, ()) if r in references]
-        depth[node] = 1 + max((level(r) for r in refs), default=-1)
-        visiting.discard(node)
-        return depth[node]
-
-    for node in references:
-        level(node)
-    waves: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-    for node, d in depth.items():
-        waves[d].append(node)
-    return [sorted(w) for w in waves]
 
 
 def dependents_of(references: Mapping[str, Sequence[str]], key: str) -> list[str]:

@@ -42,11 +42,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from ruamel.yaml.nodes import ScalarNode
 
+from . import value_rules
 from .definition_rules import NAME_MAX, RESERVED_AUDIENCE_FIELDS, DeclaredFields
 from .fields import FieldCatalog
 from .operators import OPERATORS, operators_of_type
-from .problems import Problem, ProblemLog
-from .value_rules import BAD, read_count_value, read_field_value, read_positive_days
+from .problems import ProblemLog
+from .value_rules import Wrong
 from .yaml_tree import (
     FLOAT,
     INT,
@@ -63,6 +64,7 @@ from .yaml_tree import (
 )
 
 _INTERNAL = ("pos", "kind", "key", "path")  # model fields that no YAML key sets
+BAD: Any = object()  # no `value` given
 HOLDOUT_MAX_PERCENT = 50
 
 
@@ -87,9 +89,9 @@ def _problem(message: str, at: str = "node") -> PydanticCustomError:
     return PydanticCustomError("problem", "{message}", {"message": message, "at": at})
 
 
-def _placed(problems: list[Problem]) -> PydanticCustomError:
-    """Problems whose positions are already known (e.g. from value_rules)."""
-    return PydanticCustomError("placed", "{problems}", {"problems": [(p.line, p.col, p.message) for p in problems]})
+def _at(*problems: tuple[Any, str]) -> PydanticCustomError:
+    """Problems at nodes of their own: (node, message) pairs."""
+    return PydanticCustomError("placed", "{problems}", {"problems": problems})
 
 
 def _reported() -> PydanticCustomError:
@@ -143,19 +145,19 @@ def _choice(value: Any) -> Any:
     return text_of(value) if isinstance(value, ScalarNode) and text_of(value) is not None else value
 
 
-def _with_log(read: Callable[[Any, ProblemLog], Any]) -> BeforeValidator:
-    """A slot checked by a value_rules reader (it reports into a log and returns None or BAD)."""
+def _read_value(what: str, rule: Callable[[str, Any], Any], field_type: str, value: Any) -> Any:
+    """`value` read by a value_rules rule; "{what} needs ..." at the wrong node if it fails."""
+    try:
+        return rule(field_type, node_of(value))
+    except Wrong as wrong:
+        got = wrong.detail or f"got {describe(wrong.node)}"
+        raise _at((wrong.node, f"{what} needs {wrong.expected}; {got}")) from None
 
-    def check(value: Any, info: ValidationInfo) -> Any:
-        if not _from_yaml(value) or not info.context:
-            return value
-        log = ProblemLog(info.context["path"])
-        result = read(node_of(value), log)
-        if log.problems:
-            raise _placed(log.problems)
-        return result
 
-    return BeforeValidator(check)
+def _rule(what: str, rule: Callable[[str, Any], Any]) -> BeforeValidator:
+    """A number slot checked by a value_rules rule."""
+    return BeforeValidator(lambda value, info: _read_value(what, rule, "integer", value)
+                           if _from_yaml(value) and info.context else value)
 
 
 def _short(name: str) -> str:
@@ -227,8 +229,8 @@ class _Node(BaseModel):
         if kind == "reported":
             return
         if kind == "placed":
-            for line, col, message in ctx["problems"]:
-                log.at(line, col, message)
+            for node, message in ctx["problems"]:
+                log.node(node, message)
             return
         at = "node"
         what, a_what = cls._names(context)
@@ -341,17 +343,14 @@ class FieldFilter(_Node):
         op, field_type = info.data.get("op"), cls._type_of(info)
         if op is None or field_type is None:
             return None  # the field or the operator is wrong, and reported
-        if OPERATORS[op].value is None:
+        rule, what = OPERATORS[op].value, f"operator '{op}' on field '{info.data['field']}'"
+        if rule is None:
             if value is not BAD:
                 raise _problem(f"operator '{op}' takes no 'value'", at="key")
             return None
         if value is BAD:
-            raise _problem(f"operator '{op}' on field '{info.data['field']}' needs a 'value'", at="map")
-        log = ProblemLog(info.context["path"])
-        result = read_field_value(OPERATORS[op], info.data["field"], field_type, node_of(value), log)
-        if result is BAD:
-            raise _placed(log.problems)
-        return result
+            raise _problem(f"{what} needs a 'value'", at="map")
+        return _read_value(what, rule, field_type, value)
 
 
 def _known_segment(ref: str, info: ValidationInfo) -> str:
@@ -379,7 +378,7 @@ class SegmentFilter(_Node):
 
 class EventCount(_Node):
     op: Annotated[Literal["gt", "gte", "lt", "lte", "is"], Choice] = "gte"
-    value: Annotated[int, _with_log(read_count_value)] = 1
+    value: Annotated[int, _rule("count 'value'", value_rules.count)] = 1
     yaml_required: ClassVar[tuple[str, ...]] = ("op", "value")
     what: ClassVar[str] = "count"
     a_what: ClassVar[str] = "'count'"
@@ -389,10 +388,8 @@ def _where_item(value: Any) -> Any:
     if isinstance(value, YamlMap):
         for other in ("segment", "event"):
             if other in value:
-                log = ProblemLog("")
-                log.node(value.key_nodes[other], f"a 'where' filter tests the event's own fields with 'field', "
-                                                 f"not '{other}'")
-                raise _placed(log.problems)
+                raise _at((value.key_nodes[other], f"a 'where' filter tests the event's own fields with 'field', "
+                                                   f"not '{other}'"))
     return value
 
 
@@ -400,8 +397,7 @@ class EventFilter(_Node):
     kind: Literal["event"] = "event"
     event: Annotated[str, _text("'event' must be a non-empty event name", str.strip)]
     op: Annotated[Literal["performed", "not_performed"], Choice]
-    in_last_days: Annotated[int | None, _with_log(lambda node, log: read_positive_days(node, "in_last_days", log))] \
-        = None
+    in_last_days: Annotated[int | None, _rule("'in_last_days'", value_rules.days)] = None
     where: Annotated[tuple[Annotated[FieldFilter, BeforeValidator(_where_item)], ...], _list("where", False)] = ()
     count: EventCount = EventCount()
     what: ClassVar[str] = "event filter"
@@ -445,16 +441,15 @@ def _one_kind(value: Any) -> Any:
     kinds = [k for k in FILTER_KINDS if k in value]
     if len(kinds) == 1:
         return value
-    problems = ProblemLog("")
     unknown = [k for k in value if k not in ALL_FILTER_KEYS]
-    for key in unknown:
-        problems.node(value.key_nodes[key], f"unknown key '{key}'{did_you_mean(key, ALL_FILTER_KEYS)}")
+    problems = [(value.key_nodes[k], f"unknown key '{k}'{did_you_mean(k, ALL_FILTER_KEYS)}") for k in unknown]
     if kinds:
         listed = " and ".join(f"'{k}'" for k in kinds)
-        problems.node(value.node, f"a filter must have exactly one of 'field', 'segment' or 'event', but has {listed}")
+        problems.append((value.node, f"a filter must have exactly one of 'field', 'segment' or 'event', "
+                                     f"but has {listed}"))
     elif not unknown:
-        problems.node(value.node, "a filter needs one of 'field', 'segment' or 'event'")
-    raise _placed(problems.problems)
+        problems.append((value.node, "a filter needs one of 'field', 'segment' or 'event'"))
+    raise _at(*problems)
 
 
 def _kind_of(value: Any) -> str | None:

@@ -79,5 +79,3 @@ def exact_members(values: Iterable[int | float], field_type: str) -> list[int | 
             out.append(bound[1])
     return out
 
-
-__all__ = ["Bound", "exact_bound", "exact_members"]

@@ -127,11 +127,6 @@ def window_start(as_of: datetime, days: int) -> datetime:
         return datetime(1, 1, 1)
 
 
-def positive(name: str) -> str:
-    """The operator a negative one complements (itself for a positive one)."""
-    return OPERATORS[name].negation_of or name
-
-
 def operators_of_type(field_type: str) -> tuple[str, ...]:
     return tuple(op.name for op in OPERATORS.values() if field_type in op.types)
 
@@ -365,7 +360,3 @@ register(Operator("is_set", (*_SCALAR, "list"), None, _sql_is_set, _pl_is_set, t
                   null_safe=_SCALAR, per_value=False))
 register(negation("is_not_set", of="is_set"))
 
-
-__all__ = [
-    "OPERATORS", "Operator", "negation", "operator_for", "operators_of_type", "positive", "register", "window_start",
-]

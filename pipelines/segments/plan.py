@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from graphlib import TopologicalSorter
 
 from ..errors import UserError
-from .graph import dependency_waves, find_cycles
+from .graph import find_cycles
 from .model import EventFilter, Project, Segment
 
 # Names the engines give to computed columns. A ':' cannot occur in a field name
@@ -51,9 +52,9 @@ def naive_utc(as_of: datetime | date) -> datetime:
 
 
 def evaluation_waves(project: Project) -> list[list[str]]:
-    """Segment keys in dependency waves (each sorted). Raises UserError on an
-    unknown reference or a cycle; the validator reports these first, so this is
-    a guard for models built by hand."""
+    """Segment keys in dependency waves (each sorted): wave 0 references nothing, wave n
+    only earlier waves. Raises UserError on an unknown reference or a cycle; the
+    validator reports these first, so this is a guard for models built by hand."""
     refs = {key: seg.references() for key, seg in project.segments.items()}
     for key, targets in refs.items():
         for target in targets:
@@ -62,7 +63,13 @@ def evaluation_waves(project: Project) -> list[list[str]]:
     cycles = find_cycles(refs)
     if cycles:
         raise UserError("segment reference cycle: " + " -> ".join(cycles[0]))
-    return dependency_waves(refs)
+    sorter = TopologicalSorter(refs)
+    sorter.prepare()
+    waves: list[list[str]] = []
+    while sorter.is_active():
+        waves.append(sorted(sorter.get_ready()))
+        sorter.done(*waves[-1])
+    return waves
 
 
 def distinct_event_aggregates(segments: Iterable[Segment]) -> dict[str, EventFilter]:
