@@ -12,12 +12,10 @@ from pipelines.segments import (
     Audience,
     EventCount,
     EventFilter,
-    FieldCatalog,
     FieldFilter,
     Group,
     Segment,
     SegmentFilter,
-    load_fields,
     load_project,
     load_segment_file,
 )
@@ -270,18 +268,6 @@ def test_model_tree_is_made_of_model_types(examples) -> None:
 
 
 # -- other entry points --------------------------------------------------------------------
-
-
-def test_load_fields(tmp_path: Path) -> None:
-    catalog, problems = load_fields(EXAMPLES)
-    assert problems == [] and catalog.subscriber["vip"] == "boolean" and catalog.event["coupon"] == "string"
-    catalog, problems = load_fields(tmp_path)
-    assert problems == [] and catalog == FieldCatalog()
-    (tmp_path / "_fields.yaml").write_text("subscriber_fields:\n  vip: bool\n")
-    catalog, problems = load_fields(tmp_path)
-    assert [str(p) for p in problems] == [
-        f"{tmp_path}/_fields.yaml:2:8: unknown type 'bool' for field 'vip' — did you mean 'boolean'?"]
-    assert "vip" not in catalog.subscriber
 
 
 def test_load_segment_file_outside_the_folder(tmp_path: Path, examples) -> None:

@@ -1,7 +1,7 @@
 """The segment definition language: load, validate and model definitions (no Dagster here)."""
 
 from .fields import FieldCatalog
-from .loader import load_fields, load_project, load_segment_file
+from .loader import load_project, load_segment_file
 from .model import (
     Audience,
     EventCount,
@@ -27,7 +27,6 @@ __all__ = [
     "Project",
     "Segment",
     "SegmentFilter",
-    "load_fields",
     "load_project",
     "load_segment_file",
 ]

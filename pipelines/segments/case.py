@@ -90,4 +90,3 @@ _ORDINALS = {ord(k): v for k, v in FOLD.items()}
 def fold(text: str) -> str:
     """The folded form of `text`, as every engine computes it."""
     return text.translate(_ORDINALS)
-

@@ -79,4 +79,3 @@ class FieldCatalog:
 
     def event_schema(self) -> pa.Schema:
         return pa.schema([(name, arrow_type(t)) for name, t in self.event.items()])
-

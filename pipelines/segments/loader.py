@@ -48,14 +48,16 @@ class DefinitionFile:
     def key(self) -> str:
         return self.relative.name.removesuffix(".yaml")
 
-    def parse(self, file_on_disk: Path) -> None:
-        text = read_text(file_on_disk, self.log)
+    def parse(self) -> None:
+        text = read_text(Path(self.path), self.log)
         if text is not None:
             self.parsed, self.root = parse_yaml(text, self.log)
 
     def read(self, model: type[Segment | Audience], declared: DeclaredFields, segments: Collection[str],
              references: list | None = None):  # noqa: ANN201 - the model's type
         """The definition, or None when anything in the file is wrong (all of it reported)."""
+        if not self.parsed:
+            return None
         if self.root is None:
             needs = "'name' and 'groups'" if model is Segment else "'include'"
             self.log.at(1, 1, f"empty file: {'a segment' if model is Segment else 'an audience'} needs {needs}")
@@ -99,23 +101,16 @@ def load_project(defs_dir: str | os.PathLike) -> tuple[Project, list[Problem]]:
 def _load_project(root: Path) -> tuple[Project, list[Problem]]:
     files = [f for f in discover(root) if f.kind != "ignored"]
     for f in files:
-        f.parse(root / f.relative)
+        f.parse()
 
-    declared = DeclaredFields()
-    for f in files:
-        if f.kind == "fields" and f.parsed:
-            declared = read_fields_file(f.log, f.root)
+    # A file that does not parse declares nothing (its root is None).
+    declared = next((read_fields_file(f.log, f.root) for f in files if f.kind == "fields"), DeclaredFields())
 
-    problems: list[Problem] = []
     segment_files = [f for f in files if f.kind == "segment"]
-    owners, key_problems = check_keys(((f.key, f.path) for f in segment_files), "segment")
-    problems += key_problems
-
+    owners, problems = check_keys(((f.key, f.path) for f in segment_files), "segment")
     segments: dict[str, Segment] = {}
     references: dict[str, list] = {}
     for f in segment_files:
-        if not f.parsed:
-            continue
         refs: list = []
         segment = f.read(Segment, declared, owners, refs)
         if owners.get(f.key) == f.path:
@@ -131,8 +126,6 @@ def _load_project(root: Path) -> tuple[Project, list[Problem]]:
     problems += key_problems
     audiences: dict[str, Audience] = {}
     for f in audience_files:
-        if not f.parsed:
-            continue
         audience = f.read(Audience, declared, owners)
         if audience is not None and audience_owners.get(f.key) == f.path:
             audiences[f.key] = audience
@@ -142,19 +135,6 @@ def _load_project(root: Path) -> tuple[Project, list[Problem]]:
     project = Project(catalog=declared.catalog, segments=segments,
                       audiences=runnable_audiences(audiences, segments))
     return project, sorted(problems)
-
-
-def load_fields(defs_dir: str | os.PathLike) -> tuple[FieldCatalog, list[Problem]]:
-    """Only the field catalog (standard + `_fields.yaml`), e.g. for ingest."""
-    path = Path(defs_dir) / FIELDS_FILE
-    if not Path(defs_dir).is_dir():
-        raise UserError(f"definitions folder not found: {defs_dir} (set --defs or SEGMENTS_DEFS)")
-    if not path.is_file():
-        return FieldCatalog(), []
-    f = DefinitionFile(Path(FIELDS_FILE), str(path), "fields")
-    f.parse(path)
-    declared = read_fields_file(f.log, f.root) if f.parsed else DeclaredFields()
-    return declared.catalog, sorted(f.log.problems)
 
 
 def load_segment_file(path: str | os.PathLike, catalog: FieldCatalog,
@@ -169,11 +149,9 @@ def load_segment_file(path: str | os.PathLike, catalog: FieldCatalog,
     if not file_path.is_file():
         raise UserError(f"segment file not found: {file_path}")
     f = DefinitionFile(Path(file_path.name), str(file_path), "segment")
-    f.parse(file_path)
+    f.parse()
     key = file_path.stem
     owners, problems = check_keys([(key, f.path)], "segment")
-    if not f.parsed:
-        return None, sorted(problems + f.log.problems)
     known = {*known_segments, key}  # a reference to itself is reported as a cycle, not as unknown
     references: list = []
     read = f.read(Segment, DeclaredFields(catalog), known, references)

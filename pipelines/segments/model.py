@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
@@ -49,17 +48,13 @@ from .operators import OPERATORS, operators_of_type
 from .problems import ProblemLog
 from .value_rules import Wrong
 from .yaml_tree import (
-    FLOAT,
-    INT,
     Data,
-    Unreadable,
     YamlMap,
     YamlSeq,
     describe,
     did_you_mean,
     is_null,
     node_of,
-    scalar_value,
     text_of,
 )
 
@@ -265,19 +260,15 @@ class _Node(BaseModel):
         return value
 
     # Two nodes are equal when they mean the same thing, wherever they stand in
-    # which file: equality and hashing ignore positions (excluded from dumps).
+    # which file: equality, hashing and `definition_sha256` ignore positions (excluded from dumps).
     def _identity(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str)
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, default=str)
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self._identity() == other._identity()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._identity()))
-
-
-def _declared(context: dict) -> DeclaredFields:
-    return context["declared"]
 
 
 class FieldFilter(_Node):
@@ -296,7 +287,7 @@ class FieldFilter(_Node):
 
     @staticmethod
     def _catalog(context: dict) -> tuple[dict[str, str], frozenset[str]]:
-        declared = _declared(context)
+        declared: DeclaredFields = context["declared"]
         if context.get("scope") == "event":
             return declared.catalog.event, declared.broken_event
         return declared.catalog.subscriber, declared.broken_subscriber
@@ -478,6 +469,10 @@ class _Definition(_Node):
     def _defaults(cls, data: YamlMap, context: dict) -> dict[str, Any]:
         return {**super()._defaults(data, context), "key": context["key"], "path": context["path"]}
 
+    def definition_sha256(self) -> str:
+        """A stable hash of the definition's meaning (not its formatting or comments)."""
+        return hashlib.sha256(self._identity().encode()).hexdigest()
+
 
 class Segment(_Definition):
     key: str
@@ -499,20 +494,16 @@ class Segment(_Definition):
     def field_filters(self) -> list[FieldFilter]:
         return [f for g in self.groups for f in g.filters if isinstance(f, FieldFilter)]
 
-    def definition_sha256(self) -> str:
-        return sha256_of(self)
-
 
 def _percent(value: Any) -> Any:
     if not _from_yaml(value):
         return value
-    if isinstance(value, ScalarNode) and value.tag in (INT, FLOAT):
-        try:
-            number = scalar_value(value)
-        except Unreadable:
-            number = None
-        if isinstance(number, int | float) and math.isfinite(number) and 0 <= number <= HOLDOUT_MAX_PERCENT:
-            return float(number)
+    try:
+        number = value_rules.number("number", value)
+    except Wrong:
+        number = -1
+    if 0 <= number <= HOLDOUT_MAX_PERCENT:
+        return float(number)
     raise _problem(f"holdout 'percent' must be a number from 0 to {HOLDOUT_MAX_PERCENT}, not {describe(value)}")
 
 
@@ -531,7 +522,7 @@ def _audience_field(column: str, info: ValidationInfo) -> str:
     if column in RESERVED_AUDIENCE_FIELDS:
         raise _problem(f"field '{column}' clashes with the recipients column of that name "
                        f"(reserved: {', '.join(RESERVED_AUDIENCE_FIELDS)})")
-    declared = _declared(info.context)
+    declared: DeclaredFields = info.context["declared"]
     if column in declared.broken_subscriber:
         raise _reported()  # the cause is reported once, in _fields.yaml
     if column not in declared.catalog.subscriber:
@@ -567,9 +558,6 @@ class Audience(_Definition):
     def _defaults(cls, data: YamlMap, context: dict) -> dict[str, Any]:
         return {**super()._defaults(data, context), "name": context["key"]}  # `name` defaults to the key
 
-    def definition_sha256(self) -> str:
-        return sha256_of(self)
-
 
 class Project(BaseModel):
     """All definitions of one `segment_defs/` folder."""
@@ -591,10 +579,3 @@ def read_definition(model: type[_Definition], data: Data, key: str, log: Problem
         return model.model_validate(data, context=context)
     except ValidationError:
         return None
-
-
-def sha256_of(node: BaseModel) -> str:
-    """A stable hash of a definition's meaning (not its formatting or comments)."""
-    payload = node.model_dump(mode="json")
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
-

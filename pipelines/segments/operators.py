@@ -359,4 +359,3 @@ register(negation("has_none", of="has_any"))
 register(Operator("is_set", (*_SCALAR, "list"), None, _sql_is_set, _pl_is_set, text="{field} {op}",
                   null_safe=_SCALAR, per_value=False))
 register(negation("is_not_set", of="is_set"))
-

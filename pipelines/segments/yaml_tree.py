@@ -64,14 +64,6 @@ def read_text(path: Path, log: ProblemLog) -> str | None:
         return None
 
 
-class _Anchored(Exception):
-    """An anchor or alias, at this (0-based) mark."""
-
-    def __init__(self, mark) -> None:  # noqa: ANN001 - a YAML mark
-        super().__init__()
-        self.mark = mark
-
-
 def _first_anchor(root: Node | None):
     """The first anchored or aliased node of a ruamel tree (each node visited once)."""
     seen: set[int] = set()
@@ -95,10 +87,9 @@ def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Data | None]:
         root = YAML(typ="safe", pure=True).compose(text)  # rt would also gather comments: ~3x slower
         anchored = _first_anchor(root)
         if anchored is not None:
-            raise _Anchored(anchored.start_mark)
+            log.node(anchored, ANCHOR_MESSAGE)
+            return False, None
         return True, None if root is None else to_data(root)
-    except _Anchored as found:
-        log.at(found.mark.line + 1, found.mark.column + 1, ANCHOR_MESSAGE)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         if exc.problem and "another document" in exc.problem:
