@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from ruamel.yaml.nodes import Node, ScalarNode
+from ruamel.yaml.nodes import Node, ScalarNode, SequenceNode
 
-from .yaml_tree import BOOL, FLOAT, INT, TIMESTAMP, Unreadable, is_seq, scalar_value, text_of
+from .yaml_tree import BOOL, FLOAT, INT, text_of
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 
@@ -35,13 +35,34 @@ def text(field_type: str, node: Node, what: str = "a non-empty string") -> str:
     return value
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    try:
+        return int(text.replace("_", ""), 10)  # 02134: decimal, as YAML 1.2 reads it
+    except ValueError:
+        raise ValueError(f"cannot read '{text}' as a number") from None
+
+
+def _float(text: str) -> float:
+    lowered = text.lower().replace("_", "")
+    specials = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
+    if lowered in specials:
+        return specials[lowered]
+    try:
+        return float(lowered)
+    except ValueError:
+        raise ValueError(f"cannot read '{text}' as a number") from None
+
+
 def number(field_type: str, node: Node) -> int | float:
     if isinstance(node, ScalarNode) and node.tag in (INT, FLOAT):
         try:
-            value = scalar_value(node)
-        except Unreadable as exc:
+            value = _int(node.value) if node.tag == INT else _float(node.value)
+        except ValueError as exc:
             raise Wrong(node, "a number", str(exc)) from None
-        assert isinstance(value, int | float)
         if isinstance(value, float) and not math.isfinite(value):
             raise Wrong(node, "a finite number")
         return value
@@ -52,10 +73,9 @@ def _whole(node: Node, what: str, low: int, detail: bool) -> int:
     """A YAML integer >= low; `detail`: say why an unreadable one is wrong."""
     if isinstance(node, ScalarNode) and node.tag == INT:
         try:
-            value = scalar_value(node)
-        except Unreadable as exc:
+            value = _int(node.value)
+        except ValueError as exc:
             raise Wrong(node, what, str(exc) if detail else None) from None
-        assert isinstance(value, int)
         if value >= low:
             return value
     raise Wrong(node, what)
@@ -76,14 +96,6 @@ def day(field_type: str, node: Node) -> date:
     value = text_of(node)
     if value is None or not _ISO_DATE.match(value.strip()):
         raise Wrong(node, what)
-    if isinstance(node, ScalarNode) and node.tag == TIMESTAMP:
-        try:
-            parsed = scalar_value(node)
-        except Unreadable as exc:
-            raise Wrong(node, what, str(exc)) from None
-        if isinstance(parsed, date) and not isinstance(parsed, datetime):
-            return parsed
-        raise Wrong(node, what)
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
@@ -100,12 +112,12 @@ def one(field_type: str, node: Node) -> Any:
     if field_type in ("date", "timestamp"):
         return day(field_type, node)
     if isinstance(node, ScalarNode) and node.tag == BOOL:  # `is` applies to no other type
-        return bool(scalar_value(node))
+        return node.value.lower() in ("true", "yes", "on", "y")  # YAML 1.1 spellings only under %YAML 1.1
     raise Wrong(node, "true or false")
 
 
 def _list_items(node: Node, what: str) -> list[Node]:
-    if not is_seq(node) or not node.value:
+    if not isinstance(node, SequenceNode) or not node.value:
         raise Wrong(node, what)
     return list(node.value)
 

@@ -12,9 +12,7 @@ validate, keeping every node for positions (one pass, ruamel the one parser).
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Iterable
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +36,6 @@ _SCALAR_TAGS = {STR, INT, FLOAT, BOOL, NULL, TIMESTAMP}
 MAX_DEFINITION_BYTES = 1 << 20
 ANCHOR_MESSAGE = ("YAML anchors and aliases (&name, *name) are not allowed in definitions: "
                   "write the value out (an alias can expand to billions of nodes)")
-
-
-class Unreadable(ValueError):
-    """A scalar YAML typed one way whose text cannot be read that way (e.g. 2024-02-30)."""
 
 
 def read_text(path: Path, log: ProblemLog) -> str | None:
@@ -120,10 +114,6 @@ def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Data | None]:
 # -- node kinds ---------------------------------------------------------------
 
 
-def is_seq(node: object) -> bool:
-    return isinstance(node, SequenceNode)
-
-
 def is_null(node: object) -> bool:
     return node is None or (isinstance(node, ScalarNode) and node.tag == NULL)
 
@@ -142,49 +132,6 @@ def describe(node: object) -> str:
             TIMESTAMP: "the date"}.get(str(node.tag), f"a {node.tag} value")
     text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
     return f"{kind} {text!r}" if node.tag == STR else f"{kind} {text}"
-
-
-def scalar_value(node: ScalarNode) -> object:
-    """The Python value of a scalar by its resolved tag. Raises Unreadable."""
-    tag, text = node.tag, node.value
-    if tag == STR:
-        return text
-    if tag == NULL:
-        return None
-    if tag == BOOL:
-        return text.lower() in ("true", "yes", "on", "y")  # YAML 1.1 spellings only under %YAML 1.1
-    if tag == INT:
-        return _read_int(text)
-    if tag == FLOAT:
-        return _read_float(text)
-    if tag == TIMESTAMP:
-        try:
-            return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
-        except ValueError:
-            raise Unreadable(f"'{text}' is not a real date") from None
-    raise Unreadable(f"unsupported YAML tag '{tag}'")
-
-
-def _read_int(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        pass
-    try:
-        return int(text.replace("_", ""), 10)  # 02134: decimal, as YAML 1.2 reads it
-    except ValueError:
-        raise Unreadable(f"cannot read '{text}' as a number") from None
-
-
-def _read_float(text: str) -> float:
-    lowered = text.lower().replace("_", "")
-    specials = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
-    if lowered in specials:
-        return specials[lowered]
-    try:
-        return float(lowered)
-    except ValueError:
-        raise Unreadable(f"cannot read '{text}' as a number") from None
 
 
 def text_of(node: object) -> str | None:
