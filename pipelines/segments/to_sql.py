@@ -5,7 +5,7 @@ a negative operator is `NOT` of its positive partner after the partner has been
 made two-valued with `COALESCE(..., FALSE)`. That single rule gives the spec's
 complement semantics (rule 3): a subscriber with a missing value is in
 `is_not`, `not_in`, `has_none`, ... and never in a positive operator or in
-`gt`/`before`/`starts_with`/`has_all`/.... The and/or/none tree is tree.py's.
+`gt`/`before`/`starts_with`/`has_all`/.... The builders are tree.py's.
 
 Values only ever enter the tree as literals (dialects.py); identifiers only
 come from the field catalog, the fixed relation names below and the planner's
@@ -25,16 +25,14 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from ..errors import UserError
+from . import tree
 from .dialects import number_literal, render, string_literal, timestamp_literal
 from .fields import FieldCatalog
-from .model import EventCount, EventFilter, FieldFilter, Project, Segment
-from .operators import SQL_COMPARISONS, operator_for, window_start
+from .model import EventFilter, FieldFilter, Project
+from .operators import SQL_COMPARISONS
 from .plan import distinct_event_aggregates, naive_utc
-from .tree import Backend, field_leaf, walk
+from .tree import Language
 
-ColumnResolver = Callable[[str], exp.Expr]
-EventCountResolver = Callable[[EventFilter], exp.Expr]
-MemberResolver = Callable[[str], exp.Expr]
 # An engine may evaluate some field filters ahead of the query (pipelines/engine/encoded.py):
 # it returns the (two-valued) column holding a filter's result, or None to build the filter here.
 PrecomputedResolver = Callable[[FieldFilter], exp.Expr | None]
@@ -111,62 +109,16 @@ def any_of(conditions: Sequence[exp.Expr]) -> exp.Expr:
     return exp.or_(*conditions, copy=False) if conditions else exp.false()
 
 
-def field_predicate(f: FieldFilter, field_type: str, column: exp.Expr, as_of: datetime) -> exp.Expr:
-    """A two-valued predicate for one field filter on `column` (of `field_type`)."""
-    op = operator_for(f, field_type)
-    predicate = op.sql(column, f.value, field_type, naive_utc(as_of))
-    if field_type not in op.null_safe:  # a builder that may return NULL
-        predicate = two_valued(predicate)
-    return negate(predicate) if op.negation_of else predicate
-
-
-def count_predicate(n: exp.Expr, count: EventCount) -> exp.Expr:
-    return SQL_COMPARISONS[count.op](this=n, expression=number_literal(count.value))
-
-
-def event_condition(
-    f: EventFilter,
-    catalog: FieldCatalog,
-    as_of: datetime,
-    column: ColumnResolver = field_column,
-    precomputed: PrecomputedResolver | None = None,
-) -> exp.Expr:
-    """Which event rows a filter counts: its name (exact), not after `as_of`, in the
-    window, and every `where` filter (same operator semantics, over event fields)."""
-    as_of = naive_utc(as_of)
-    conditions: list[exp.Expr] = [
-        exp.EQ(this=column("event"), expression=string_literal(f.event)),
-        exp.LTE(this=column("occurred_at"), expression=timestamp_literal(as_of)),
-    ]
-    if f.in_last_days is not None:
-        start = window_start(as_of, f.in_last_days)
-        conditions.append(exp.GTE(this=column("occurred_at"), expression=timestamp_literal(start)))
-    where = field_leaf(field_predicate, catalog.event, "event", column, as_of, precomputed)
-    return all_of([*conditions, *(where(w) for w in f.where)])
-
-
-# --------------------------------------------------------------------------- segments
-
-
-def segment_predicate(
-    segment: Segment,
-    catalog: FieldCatalog,
-    as_of: datetime,
-    event_count: EventCountResolver,
-    member_of: MemberResolver,
-    column: ColumnResolver = field_column,
-    precomputed: PrecomputedResolver | None = None,
-) -> exp.Expr:
-    """The segment's membership condition for one subscriber row.
-
-    The resolvers say where event counts (never NULL) and other segments'
-    membership (never NULL) come from, so the standalone query and the one-pass
-    engine share this builder. `column` maps a subscriber field to its column.
-    """
-    backend = Backend(all_of, any_of, negate,
-                      field_leaf(field_predicate, catalog.subscriber, "subscriber", column, as_of, precomputed),
-                      lambda f: count_predicate(event_count(f), f.count), member_of)
-    return walk(segment, backend)
+SQL = Language(
+    all=all_of, any=any_of, negate=negate, two_valued=two_valued,
+    compare=lambda op, a, b: SQL_COMPARISONS[op](this=a, expression=b), text=string_literal,
+    number=number_literal, moment=timestamp_literal, column=field_column, builder="sql",
+)
+# One field filter on a column; the event rows a filter counts (NULL possible: wrap
+# in two_valued); a segment's membership condition (see tree.py).
+field_predicate = functools.partial(tree.field_predicate, SQL)
+event_condition = functools.partial(tree.event_condition, SQL)
+segment_predicate = functools.partial(tree.segment_predicate, SQL)
 
 
 # --------------------------------------------------------------------------- standalone query
