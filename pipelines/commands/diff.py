@@ -24,8 +24,8 @@ from ..core import schemas
 from ..core.settings import Paths
 from ..errors import UserError
 from ..publish.audiences import Suppressions, compute_recipients
-from ..segments.graph import dependents_of
 from ..segments.model import Audience, Project
+from ..segments.project_rules import dependents_of
 from .common import (
     DefinitionProblems,
     closure,

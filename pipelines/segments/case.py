@@ -74,14 +74,11 @@ _RUNS = (
 )
 
 
-def _table() -> dict[str, str]:
-    table = {chr(c): chr(c + offset) for first, last, step, offset in _RUNS for c in range(first, last + 1, step)}
-    table["İ"] = "i"
-    table["ς"] = "σ"
-    return table
-
-
-FOLD: dict[str, str] = _table()
+FOLD: dict[str, str] = {
+    chr(c): chr(c + offset) for first, last, step, offset in _RUNS for c in range(first, last + 1, step)
+}
+FOLD["İ"] = "i"
+FOLD["ς"] = "σ"
 FOLD_FROM = "".join(FOLD)
 FOLD_TO = "".join(FOLD.values())
 _ORDINALS = {ord(k): v for k, v in FOLD.items()}

@@ -106,18 +106,14 @@ def _spark_node(node: exp.Expr) -> exp.Expr:
     return node
 
 
-def for_spark(tree: exp.Expr, copy: bool = True) -> exp.Expr:
-    """The tree with LOWER and the two list operators Spark SQL lacks rewritten (module docstring).
-    A tree rewrite rather than a generator subclass: the compiled sqlglot
-    (`sqlglot[c]`) does not allow subclassing its classes."""
-    # Two passes: a replaced node's children are not visited again.
-    return tree.transform(_spark_lower, copy=copy).transform(_spark_node, copy=False)
-
-
 def render(tree: exp.Expr, dialect: str, pretty: bool = False, copy: bool = True) -> str:
     """The text of `tree` in `dialect` (`duckdb` or `spark`)."""
     if dialect == "duckdb":
         return tree.sql(dialect="duckdb", pretty=pretty, copy=copy)
     if dialect == "spark":
-        return for_spark(tree, copy=copy).sql(dialect="spark", pretty=pretty, copy=False)
+        # LOWER and the two list operators Spark SQL lacks, rewritten in the tree: the
+        # compiled sqlglot (`sqlglot[c]`) does not allow subclassing its generators.
+        # Two passes: a replaced node's children are not visited again.
+        spark = tree.transform(_spark_lower, copy=copy).transform(_spark_node, copy=False)
+        return spark.sql(dialect="spark", pretty=pretty, copy=False)
     raise UserError(f"unknown SQL dialect '{dialect}' (choose one of: {', '.join(DIALECT_NAMES)})")

@@ -92,14 +92,10 @@ def _kind_of(relative: Path) -> str:
     return "segment"
 
 
+@gc_paused()
 def load_project(defs_dir: str | os.PathLike) -> tuple[Project, list[Problem]]:
     """All definitions of a folder: the runnable Project and every problem (sorted)."""
-    with gc_paused():
-        return _load_project(Path(defs_dir))
-
-
-def _load_project(root: Path) -> tuple[Project, list[Problem]]:
-    files = [f for f in discover(root) if f.kind != "ignored"]
+    files = [f for f in discover(defs_dir) if f.kind != "ignored"]
     for f in files:
         f.parse()
 

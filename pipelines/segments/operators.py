@@ -88,10 +88,6 @@ class Operator:
     crossing: Crossing | None = None
     negation_of: str | None = None
 
-    @property
-    def time_relative(self) -> bool:
-        return self.crossing is not None
-
 
 OPERATORS: dict[str, Operator] = {}
 
@@ -187,11 +183,7 @@ def _sql_between(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
 
 def _sql_in_last_days(c: exp.Expr, days: int, t: str, as_of: datetime) -> exp.Expr:
     at = c if t == "timestamp" else cast(c, TIMESTAMP)  # a date means its midnight UTC
-    return exp.and_(
-        exp.GTE(this=at, expression=timestamp_literal(window_start(as_of, days))),
-        exp.LTE(this=at.copy(), expression=timestamp_literal(as_of)),
-        copy=False,
-    )
+    return between_open(at, window_start(as_of, days), as_of, low_open=False, high_open=False)
 
 
 def _sql_has(node: type[exp.Binary]) -> Builder:

@@ -21,8 +21,8 @@ from datetime import UTC, date, datetime, time
 from graphlib import TopologicalSorter
 
 from ..errors import UserError
-from .graph import find_cycles
 from .model import EventFilter, Project, Segment
+from .project_rules import find_cycles
 
 # Names the engines give to computed columns. A ':' cannot occur in a field name
 # or a segment key, so these never collide with subscriber columns.

@@ -20,14 +20,11 @@ class Problem:
 
     def __post_init__(self) -> None:
         # Messages quote user text (keys, values); a problem must still print as one line.
-        object.__setattr__(self, "message", _one_line(self.message))
+        printable = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in self.message)
+        object.__setattr__(self, "message", printable)
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}: {self.message}"
-
-
-def _one_line(text: str) -> str:
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 class ProblemLog:
