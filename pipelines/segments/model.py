@@ -135,11 +135,6 @@ def _list(key: str, non_empty: bool) -> BeforeValidator:
     return BeforeValidator(read)
 
 
-def _choice(value: Any) -> Any:
-    """A `Literal` slot reads the text; anything else fails the Literal and is described."""
-    return text_of(value) if isinstance(value, ScalarNode) and text_of(value) is not None else value
-
-
 def _read_value(what: str, rule: Callable[[str, Any], Any], field_type: str, value: Any) -> Any:
     """`value` read by a value_rules rule; "{what} needs ..." at the wrong node if it fails."""
     try:
@@ -167,7 +162,8 @@ def _nullable(value: Any) -> Any:
 
 Name = Annotated[str, _text("'name' must be a non-empty string", bool), AfterValidator(_short)]
 Description = Annotated[str | None, _text("'description' must be a string"), BeforeValidator(_nullable)]
-Choice = BeforeValidator(_choice)
+# A `Literal` slot reads the text; anything else fails the Literal and is described.
+Choice = BeforeValidator(lambda value: value if text_of(value) is None else text_of(value))
 
 
 # -- nodes -------------------------------------------------------------------------------------
