@@ -1,19 +1,15 @@
 """Typed model of segment and audience definitions, which validates what it reads.
 
-The loader hands each model the `yaml_tree.to_data` tree of a file with a
-validation context (`read_definition`). The models check the structure
-themselves: unknown and missing keys, `Literal` choices (field operators come
-from the registry in operators.py), one filter kind per filter; field
-validators check what needs the project (declared fields, known segments) and
-call value_rules.py for each operator's `value`. Every error is worded and
-placed at its YAML node by the innermost model that sees it (`_Node._read`),
-so `segments validate` keeps its one-line `PATH:LINE:COLUMN: message`s.
+The loader hands each model a file's `yaml_tree.to_data` tree with a validation
+context (`read_definition`). The models check the structure (unknown and missing
+keys, `Literal` choices, one kind per filter); validators check what needs the
+project (declared fields, the operators of the registry, known segments) and read
+each `value` with value_rules.py. The innermost model that sees an error words it
+and places it at its YAML node (`_Node._read`): `PATH:LINE:COLUMN: message`.
 
-Code that receives a model can trust it: operators fit field types, values
-are normalized (dates are `datetime.date`, lists are tuples, `between` is a
-`(low, high)` tuple). Built in Python (no context), models take values as given.
-
-Every node keeps its source position (`pos`); positions are excluded from
+Code that receives a model can trust it: operators fit field types, values are
+normalized (`datetime.date`, tuples, `between` as `(low, high)`). Built in Python
+(no context), models take values as given. Positions (`pos`) are excluded from
 dumps, so `definition_sha256` only changes when meaning does.
 """
 
@@ -47,16 +43,7 @@ from .fields import FieldCatalog
 from .operators import OPERATORS, operators_of_type
 from .problems import ProblemLog
 from .value_rules import Wrong
-from .yaml_tree import (
-    Data,
-    YamlMap,
-    YamlSeq,
-    describe,
-    did_you_mean,
-    is_null,
-    node_of,
-    text_of,
-)
+from .yaml_tree import Data, YamlMap, YamlSeq, describe, did_you_mean, is_null, node_of, text_of
 
 _INTERNAL = ("pos", "kind", "key", "path")  # model fields that no YAML key sets
 BAD: Any = object()  # no `value` given

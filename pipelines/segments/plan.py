@@ -1,16 +1,8 @@
-"""Planning shared by both compilers and every engine.
-
-A run evaluates all segments together. The plan says what must be computed
-once for all of them:
-
-- the distinct event aggregates (one count per `EventFilter.aggregate_key()`,
-  however many filters use it), so events are scanned once;
-- the dependency waves (segments that reference others are evaluated after
-  them and read their membership);
-- the one clock: `as_of` as a naive UTC timestamp (windows start at
-  operators.window_start).
-
-No SQL or Polars here: the compilers turn the plan into their own expressions.
+"""Planning shared by both compilers and every engine: what a run computes once
+for all segments. The distinct event aggregates (one count per
+`EventFilter.aggregate_key()`, so events are scanned once), the dependency waves
+(a segment is evaluated after those it references and reads their membership),
+and the one clock (`as_of` as a naive UTC timestamp).
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
-"""Segment model -> sqlglot expressions.
+"""Segment model -> sqlglot expressions, and the standalone query of a segment.
 
-Each field filter is built by its operator's `sql` builder (operators.py);
-a negative operator is `NOT` of its positive partner after the partner has been
-made two-valued with `COALESCE(..., FALSE)`. That single rule gives the spec's
-complement semantics (rule 3): a subscriber with a missing value is in
-`is_not`, `not_in`, `has_none`, ... and never in a positive operator or in
-`gt`/`before`/`starts_with`/`has_all`/.... The builders are tree.py's.
-
-Values only ever enter the tree as literals (dialects.py); identifiers only
-come from the field catalog, the fixed relation names below and the planner's
-column names. A definition can change literal values, never the query's shape.
-
-Rendering to text (`compile_segment`) is the last step, per dialect.
+Each field filter is built by its operator's `sql` builder (operators.py); a
+negative operator is `NOT` of its positive partner made two-valued with
+`COALESCE(..., FALSE)`, which gives the spec's complement semantics (rule 3). The
+builders are tree.py's. Values only enter as literals (dialects.py); identifiers
+only come from the field catalog, the relation names below and the planner.
 """
 
 from __future__ import annotations

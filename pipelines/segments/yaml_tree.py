@@ -1,12 +1,9 @@
 """YAML text -> ruamel node tree, with a position on every node.
 
-We read the *composed* node graph (`YAML.compose`) rather than constructed
-Python objects because it gives, for every scalar, its start mark, the exact
-source text and the tag YAML resolved. That lets the rules point at the
-offending node, report duplicate keys as problems instead of exceptions, and
-keep a plain `02134` as the text the user wrote when the slot is a string.
-`to_data` then turns the tree into the plain dicts and lists the models
-validate, keeping every node for positions (one pass, ruamel the one parser).
+The *composed* node graph (`YAML.compose`), not constructed objects, gives every
+scalar its start mark, its exact source text (`02134` stays "02134" in a string
+slot) and its resolved tag, and lets duplicate keys be reported as problems.
+`to_data` turns it into the dicts and lists the models validate, keeping nodes.
 """
 
 from __future__ import annotations
