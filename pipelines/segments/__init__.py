@@ -6,6 +6,6 @@ from .model import Audience, EventCount, EventFilter, FieldFilter, Group, Pos, P
 from .problems import Problem
 
 __all__ = [
-    "Audience", "EventCount", "EventFilter", "FieldCatalog", "FieldFilter", "Group", "Pos", "Problem", "Project",
-    "Segment", "SegmentFilter", "load_project", "load_segment_file",
+    "Audience", "EventCount", "EventFilter", "FieldCatalog", "FieldFilter", "Group", "Pos", "Problem",
+    "Project", "Segment", "SegmentFilter", "load_project", "load_segment_file",
 ]

@@ -19,11 +19,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ..errors import UserError
 from .definition_rules import DeclaredFields, read_fields_file
 from .fields import FieldCatalog
 from .gc_pause import gc_paused
-from .model import Audience, Project, Segment, read_definition
+from .model import Audience, Project, Segment
 from .problems import Problem, ProblemLog
 from .project_rules import check_cycles, check_keys, runnable_audiences, runnable_segments
 from .yaml_tree import Data, parse_yaml, read_text
@@ -55,14 +57,22 @@ class DefinitionFile:
 
     def read(self, model: type[Segment | Audience], declared: DeclaredFields, segments: Collection[str],
              references: list | None = None):  # noqa: ANN201 - the model's type
-        """The definition, or None when anything in the file is wrong (all of it reported)."""
+        """The definition, or None when anything in the file is wrong (all of it reported).
+        `segments` are the keys it may reference; `references` collects every
+        `{segment: KEY}` with its node (model.py reads this context)."""
         if not self.parsed:
             return None
         if self.root is None:
             needs = "'name' and 'groups'" if model is Segment else "'include'"
             self.log.at(1, 1, f"empty file: {'a segment' if model is Segment else 'an audience'} needs {needs}")
             return None
-        found = read_definition(model, self.root, self.key, self.log, declared, segments, references)
+        context = {"path": self.path, "key": self.key, "log": self.log, "declared": declared,
+                   "segments": segments, "references": references if references is not None else [],
+                   "scope": "subscriber"}
+        try:
+            found = model.model_validate(self.root, context=context)
+        except ValidationError:
+            return None
         return None if self.log.problems else found
 
 

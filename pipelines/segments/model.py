@@ -43,7 +43,7 @@ from .fields import FieldCatalog
 from .operators import OPERATORS, operators_of_type
 from .problems import ProblemLog
 from .value_rules import Wrong
-from .yaml_tree import Data, YamlMap, YamlSeq, describe, did_you_mean, is_null, node_of, text_of
+from .yaml_tree import YamlMap, YamlSeq, describe, did_you_mean, is_null, node_of, text_of, unknown_key
 
 _INTERNAL = ("pos", "kind", "key", "path")  # model fields that no YAML key sets
 BAD: Any = object()  # no `value` given
@@ -89,10 +89,6 @@ def _walk(data: Any, loc: tuple) -> Any:
     for part in loc:
         data = data[part] if isinstance(data, YamlMap | YamlSeq) else None
     return data
-
-
-def _unknown_key(key: str, allowed: tuple[str, ...]) -> str:
-    return f"unknown key '{key}'{did_you_mean(key, allowed) or ' (expected one of: ' + ', '.join(allowed) + ')'}"
 
 
 # -- slots read from YAML nodes ----------------------------------------------------------------
@@ -217,7 +213,7 @@ class _Node(BaseModel):
         elif kind == "missing":
             message, at = f"missing required key '{loc[-1]}' in {what}", "map"
         elif kind == "extra_forbidden":
-            message, at = _unknown_key(str(loc[-1]), cls.yaml_keys()), "key"
+            message, at = unknown_key(str(loc[-1]), cls.yaml_keys()), "key"
         elif kind == "literal_error":
             choices = re.findall(r"'([^']*)'", ctx["expected"])
             allowed = ctx["expected"] if len(choices) == 2 else f"one of {ctx['expected']}"
@@ -239,7 +235,7 @@ class _Node(BaseModel):
     @classmethod
     def _internal(cls, value: Any, info: ValidationInfo) -> Any:
         if _from_yaml(value):
-            raise _problem(_unknown_key(str(info.field_name), cls.yaml_keys()), at="key")
+            raise _problem(unknown_key(str(info.field_name), cls.yaml_keys()), at="key")
         return value
 
     # Two nodes are equal when they mean the same thing, wherever they stand in
@@ -550,15 +546,3 @@ class Project(BaseModel):
     segments: dict[str, Segment] = Field(default_factory=dict)
     audiences: dict[str, Audience] = Field(default_factory=dict)
 
-
-def read_definition(model: type[_Definition], data: Data, key: str, log: ProblemLog, declared: DeclaredFields,
-                    segments: Any, references: list | None = None) -> Any:
-    """A segment or audience from its file's data; None after reporting into `log`.
-    `segments` are the keys a definition may reference (None: not checked here);
-    `references` collects every `{segment: KEY}` with its node."""
-    context = {"path": log.path, "key": key, "log": log, "declared": declared, "segments": segments,
-               "references": references if references is not None else [], "scope": "subscriber"}
-    try:
-        return model.model_validate(data, context=context)
-    except ValidationError:
-        return None

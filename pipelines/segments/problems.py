@@ -40,10 +40,5 @@ class ProblemLog:
     def node(self, node: object, message: str) -> None:
         """Report at a ruamel node (its start mark is 0-based); None means the file start."""
         mark = getattr(node, "start_mark", None)
-        if mark is None:
-            self.at(1, 1, message)
-        else:
-            self.at(mark.line + 1, mark.column + 1, message)
-
-    def __len__(self) -> int:
-        return len(self.problems)
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        self.at(line, col, message)

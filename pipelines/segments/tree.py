@@ -84,7 +84,7 @@ def field_predicate(lang: Language, f: FieldFilter, field_type: str, column: Any
 
 
 def _field_leaf(lang: Language, fields: dict[str, str], table: str, column: Callable[[str], Any],
-                as_of: datetime, precomputed: Callable[[FieldFilter], Any] | None) -> Callable[[FieldFilter], Any]:
+                as_of: datetime, precomputed: Callable[[FieldFilter], Any] | None) -> Callable[..., Any]:
     """A field filter's result: the column `precomputed` names (engine/encoded.py), else
     its predicate over `table`'s `fields`."""
 

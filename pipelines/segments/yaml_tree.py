@@ -200,6 +200,11 @@ def node_of(data: object) -> Any:
     return getattr(data, "node", data)
 
 
+def unknown_key(key: str, allowed: tuple[str, ...]) -> str:
+    hint = did_you_mean(key, allowed) or f" (expected one of: {', '.join(allowed)})"
+    return f"unknown key '{key}'{hint}"
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """" — did you mean 'x'?" or "" (an em dash, as the spec's examples)."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
