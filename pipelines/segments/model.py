@@ -444,6 +444,11 @@ class Group(_Node):
 
 
 class _Definition(_Node):
+    key: str
+    name: Name
+    description: Description = None
+    path: str = Field(default="", exclude=True)
+
     @classmethod
     def _defaults(cls, data: YamlMap, context: dict) -> dict[str, Any]:
         return {**super()._defaults(data, context), "key": context["key"], "path": context["path"]}
@@ -454,12 +459,8 @@ class _Definition(_Node):
 
 
 class Segment(_Definition):
-    key: str
-    name: Name
-    description: Description = None
     match: Annotated[Literal["any", "all"], Choice] = "any"
     groups: Annotated[tuple[Group, ...], _list("groups", True)]
-    path: str = Field(default="", exclude=True)
     what: ClassVar[str] = "segment"
     a_what: ClassVar[str] = "a segment definition"
 
@@ -520,16 +521,12 @@ def _segment_keys(key: str) -> Any:
 
 
 class Audience(_Definition):
-    key: str
-    name: Name
-    description: Description = None
     include: _segment_keys("include")  # type: ignore[valid-type]
     exclude: _segment_keys("exclude") = ()  # type: ignore[valid-type]
     fields: Annotated[tuple[Annotated[str, _text("'fields' lists subscriber field names"),
                                       AfterValidator(_audience_field)], ...],
                       _list("fields", False), AfterValidator(_distinct)] = ()
     holdout: Annotated[Holdout | None, BeforeValidator(_nullable)] = None
-    path: str = Field(default="", exclude=True)
     what: ClassVar[str] = "audience"
     a_what: ClassVar[str] = "an audience definition"
 
