@@ -385,16 +385,10 @@ class EventFilter(_Node):
             info.context["scope"] = "subscriber"
 
     def aggregate_key(self) -> str:
-        """Identity of the event count this filter needs: (event, window, where).
-
-        Filters that differ only in `op` or `count` share one aggregate, so the
-        engine scans events once per distinct key.
-        """
-        payload = {
-            "event": self.event,
-            "in_last_days": self.in_last_days,
-            "where": [w.model_dump(mode="json") for w in self.where],
-        }
+        """Identity of the event count this filter needs: (event, window, where). Filters that
+        differ only in `op` or `count` share one aggregate, so events are scanned once per key."""
+        payload = {"event": self.event, "in_last_days": self.in_last_days,
+                   "where": [w.model_dump(mode="json") for w in self.where]}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

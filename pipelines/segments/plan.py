@@ -30,10 +30,8 @@ def segment_column(segment_key: str) -> str:
 
 
 def naive_utc(as_of: datetime | date) -> datetime:
-    """`as_of` as a naive datetime meaning UTC (the project-wide convention).
-
-    An aware datetime is converted to UTC; a bare date means its midnight UTC.
-    """
+    """`as_of` as a naive datetime meaning UTC (the project-wide convention): an aware
+    datetime is converted to UTC; a bare date means its midnight UTC."""
     if not isinstance(as_of, datetime):
         if isinstance(as_of, date):
             return datetime.combine(as_of, time())
@@ -65,10 +63,7 @@ def evaluation_waves(project: Project) -> list[list[str]]:
 
 
 def distinct_event_aggregates(segments: Iterable[Segment]) -> dict[str, EventFilter]:
-    """aggregate_key -> the first filter using it, in order of first use.
-
-    Filters differing only in `op`/`count` share one count column.
-    """
+    """aggregate_key -> the first filter using it, in order of first use."""
     out: dict[str, EventFilter] = {}
     for seg in segments:
         for f in seg.event_filters():
@@ -102,10 +97,5 @@ def build_plan(project: Project, as_of: datetime) -> EvaluationPlan:
     aggregates = distinct_event_aggregates(ordered)
     subscriber_fields = ["subscriber_id", *(f.field for seg in ordered for f in seg.field_filters())]
     event_fields = ["subscriber_id", "event", "occurred_at", *(w.field for f in aggregates.values() for w in f.where)]
-    return EvaluationPlan(
-        as_of=naive_utc(as_of),
-        waves=waves,
-        aggregates=aggregates,
-        subscriber_fields=list(dict.fromkeys(subscriber_fields)),
-        event_fields=list(dict.fromkeys(event_fields)),
-    )
+    return EvaluationPlan(naive_utc(as_of), waves, aggregates, list(dict.fromkeys(subscriber_fields)),
+                          list(dict.fromkeys(event_fields)))
