@@ -156,8 +156,7 @@ class _Node(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
     pos: Pos | None = Field(default=None, exclude=True, repr=False)
     # How messages name this node: "missing required key 'x' in {what}", "{a_what} must be a mapping".
-    what: ClassVar[str] = ""
-    a_what: ClassVar[str] = ""
+    names: ClassVar[tuple[str, str]] = ("", "")  # (what, a_what)
     yaml_required: ClassVar[tuple[str, ...]] = ()  # required in a file though the model has a default
 
     @classmethod
@@ -166,7 +165,7 @@ class _Node(BaseModel):
 
     @classmethod
     def _names(cls, context: dict) -> tuple[str, str]:
-        return cls.what, cls.a_what
+        return cls.names
 
     @classmethod
     def _defaults(cls, data: YamlMap, context: dict) -> dict[str, Any]:
@@ -334,7 +333,7 @@ class SegmentFilter(_Node):
     kind: Literal["segment"] = "segment"
     segment: Annotated[str, _text("'segment' must be a segment key", str.strip), AfterValidator(_known_segment)]
     op: Annotated[Literal["is", "is_not"], Choice]
-    what: ClassVar[str] = "segment filter"
+    names: ClassVar[tuple[str, str]] = ("segment filter", "")
 
     @classmethod
     def _defaults(cls, data: YamlMap, context: dict) -> dict[str, Any]:
@@ -350,8 +349,7 @@ class EventCount(_Node):
     op: Annotated[Literal["gt", "gte", "lt", "lte", "is"], Choice] = "gte"
     value: Annotated[int, _rule("count 'value'", value_rules.count)] = 1
     yaml_required: ClassVar[tuple[str, ...]] = ("op", "value")
-    what: ClassVar[str] = "count"
-    a_what: ClassVar[str] = "'count'"
+    names: ClassVar[tuple[str, str]] = ("count", "'count'")
 
 
 def _where_item(value: Any) -> Any:
@@ -370,7 +368,7 @@ class EventFilter(_Node):
     in_last_days: Annotated[int | None, _rule("'in_last_days'", value_rules.days)] = None
     where: Annotated[tuple[Annotated[FieldFilter, BeforeValidator(_where_item)], ...], _list("where", False)] = ()
     count: EventCount = EventCount()
-    what: ClassVar[str] = "event filter"
+    names: ClassVar[tuple[str, str]] = ("event filter", "")
 
     @model_validator(mode="wrap")
     @classmethod
@@ -433,8 +431,7 @@ Filter = Annotated[
 class Group(_Node):
     match: Annotated[Literal["all", "any", "none"], Choice] = "all"
     filters: Annotated[tuple[Filter, ...], _list("filters", True)]
-    what: ClassVar[str] = "group"
-    a_what: ClassVar[str] = "a group"
+    names: ClassVar[tuple[str, str]] = ("group", "a group")
 
 
 class _Definition(_Node):
@@ -455,8 +452,7 @@ class _Definition(_Node):
 class Segment(_Definition):
     match: Annotated[Literal["any", "all"], Choice] = "any"
     groups: Annotated[tuple[Group, ...], _list("groups", True)]
-    what: ClassVar[str] = "segment"
-    a_what: ClassVar[str] = "a segment definition"
+    names: ClassVar[tuple[str, str]] = ("segment", "a segment definition")
 
     def references(self) -> list[str]:
         """Keys of the segments this one reads (segment filters), in order."""
@@ -486,8 +482,7 @@ class Holdout(_Node):
 
     percent: Annotated[float, BeforeValidator(_percent)]
     salt: Annotated[str, _text("holdout 'salt' must be a non-empty string", bool)]
-    what: ClassVar[str] = "'holdout'"
-    a_what: ClassVar[str] = "'holdout'"
+    names: ClassVar[tuple[str, str]] = ("'holdout'", "'holdout'")
 
 
 def _audience_field(column: str, info: ValidationInfo) -> str:
@@ -521,8 +516,7 @@ class Audience(_Definition):
                                       AfterValidator(_audience_field)], ...],
                       _list("fields", False), AfterValidator(_distinct)] = ()
     holdout: Annotated[Holdout | None, BeforeValidator(_nullable)] = None
-    what: ClassVar[str] = "audience"
-    a_what: ClassVar[str] = "an audience definition"
+    names: ClassVar[tuple[str, str]] = ("audience", "an audience definition")
 
     @classmethod
     def _defaults(cls, data: YamlMap, context: dict) -> dict[str, Any]:
