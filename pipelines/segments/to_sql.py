@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlglot import exp
@@ -94,16 +94,9 @@ def negate(predicate: exp.Expr) -> exp.Expr:
     return exp.Not(this=predicate if simple else exp.paren(predicate))
 
 
-def all_of(conditions: Sequence[exp.Expr]) -> exp.Expr:
-    return exp.and_(*conditions, copy=False) if conditions else exp.true()
-
-
-def any_of(conditions: Sequence[exp.Expr]) -> exp.Expr:
-    return exp.or_(*conditions, copy=False) if conditions else exp.false()
-
-
 SQL = Language(
-    all=all_of, any=any_of, negate=negate, two_valued=two_valued,
+    all=lambda parts: exp.and_(*parts, copy=False) if parts else exp.true(),
+    any=lambda parts: exp.or_(*parts, copy=False) if parts else exp.false(), negate=negate, two_valued=two_valued,
     compare=lambda op, a, b: SQL_COMPARISONS[op](this=a, expression=b), text=string_literal,
     number=number_literal, moment=timestamp_literal, column=field_column, builder="sql",
 )
