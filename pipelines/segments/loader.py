@@ -1,15 +1,14 @@
 """Definition files -> `Project` + every problem, in one pass.
 
 Discovery (segment-language.md, "Files"): every `*.yaml` below the definitions
-folder at any depth. Files under `audiences/` (directly below the root, any
-depth under it) are audiences; files whose name starts with `_` are
-configuration (only the root `_fields.yaml` means something, other `_` files are
-ignored, which is a handy way to park a draft); every other file is a segment
-keyed by its stem. Hidden files and folders (starting with `.`) are skipped.
+folder. Files under `audiences/` (directly below the root) are audiences; files
+whose name starts with `_` are configuration (only the root `_fields.yaml` means
+something: another `_` file is a handy way to park a draft); every other file is
+a segment keyed by its stem. Hidden files and folders are skipped.
 
-The returned Project holds only runnable definitions: a segment or audience
-with any problem, or that depends on one, is left out. Callers decide whether
-problems stop them (`segments validate` and runs do).
+The returned Project holds only runnable definitions: a segment or audience with
+any problem, or that depends on one, is left out; callers decide whether problems
+stop them (`segments validate` and runs do).
 """
 
 from __future__ import annotations

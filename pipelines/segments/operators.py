@@ -1,28 +1,21 @@
 """The field operators: everything the code knows about each one, in one row.
 
-One `Operator` per operator (segment-language.md, "Field filters"). Code that
-needs something about an operator looks its row up here instead of keeping its
-own table of names, so adding an operator means registering one row
-(`register`), with:
+Code that needs something about an operator (segment-language.md, "Field
+filters") looks its `Operator` up here, so adding one means registering a row:
 
 - `types`: the field types it applies to (in the order each type lists them);
 - `value`: the rule reading its YAML `value` (value_rules.py); None: it takes none;
-- `sql` / `polars`: the builders of its POSITIVE predicate, as a sqlglot or a
-  Polars expression, from (column, value, field type, as_of); it may be NULL on
-  a missing value, the compilers make it two-valued (to_sql.py, to_polars.py);
+- `sql` / `polars`: builders of its POSITIVE predicate from (column, value, field
+  type, as_of); it may be NULL on a missing value (tree.py makes it two-valued);
 - `text`: how `segments explain` words it (commands/describe.py);
-- `null_safe`: field types on which `sql` never yields NULL for a missing
-  value (the SQL compiler skips the COALESCE there);
+- `null_safe`: field types on which `sql` is never NULL (no COALESCE needed);
 - `per_value`: worth evaluating once per distinct value and broadcasting
-  (engine/encoded.py); on a list field only with `tags`: whether "any" or
-  "all" of the named tags must be carried;
-- `crossing`: for an operator whose result depends on the run's `as_of`, the
-  stored values whose result may differ between two clocks (a condition on a
-  timestamp column, engine/incremental.py); set means time-relative.
+  (engine/encoded.py); on a list field only with `tags` ("any" or "all");
+- `crossing`: set for an operator whose result depends on the run's `as_of`: the
+  stored values whose result may differ between two clocks (engine/incremental.py).
 
-A negative operator (`negation`) is the exact complement of its positive
-partner (spec rule 3): it shares every property and builder of the partner and
-is evaluated as NOT of the partner's two-valued result.
+A negative operator (`negation`) is the exact complement of its positive partner
+(spec rule 3): it shares its row and is NOT of the partner's two-valued result.
 """
 
 from __future__ import annotations
