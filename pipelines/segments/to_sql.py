@@ -110,30 +110,19 @@ segment_predicate = functools.partial(tree.segment_predicate, SQL)
 # --------------------------------------------------------------------------- standalone query
 
 
-def event_counts_cte(
-    aggregates: dict[str, EventFilter],
-    catalog: FieldCatalog,
-    as_of: datetime,
-    column_name: Callable[[str], str],
-    precomputed: PrecomputedResolver | None = None,
-) -> exp.Select:
+def event_counts_cte(aggregates: dict[str, EventFilter], catalog: FieldCatalog, as_of: datetime,
+                     column_name: Callable[[str], str], precomputed: PrecomputedResolver | None = None) -> exp.Select:
     """One scan of `events`: per subscriber, `COUNT(*) FILTER (WHERE ...)` per
     distinct aggregate. The WHERE prunes rows no aggregate can count."""
 
     def event_column(name: str) -> exp.Expr:
         return field_column(name, table=EVENTS)
 
-    counts = [
-        exp.alias_(
-            exp.Filter(
-                this=exp.Count(this=exp.Star()),
-                expression=exp.Where(this=event_condition(f, catalog, as_of, event_column, precomputed)),
-            ),
-            column_name(key),
-            copy=False,
-        )
-        for key, f in aggregates.items()
-    ]
+    def count(f: EventFilter) -> exp.Expr:
+        where = exp.Where(this=event_condition(f, catalog, as_of, event_column, precomputed))
+        return exp.Filter(this=exp.Count(this=exp.Star()), expression=where)
+
+    counts = [exp.alias_(count(f), column_name(key), copy=False) for key, f in aggregates.items()]
     names = sorted({f.event for f in aggregates.values()})
     prune = exp.and_(
         exp.LTE(this=event_column("occurred_at"), expression=timestamp_literal(naive_utc(as_of))),
