@@ -174,13 +174,9 @@ def segment_query(project: Project, key: str, as_of: datetime) -> exp.Select:
         cte = event_counts_cte(aggregates, project.catalog, as_of, standalone_count_column)
         query = with_cte(query, EVENT_COUNTS, cte)
         # The Join node itself: `Select.join()` would parse a "LEFT JOIN" text to build it (~1 ms).
-        query.append("joins", exp.Join(
-            this=exp.table_(EVENT_COUNTS),
-            on=exp.EQ(
-                this=field_column("subscriber_id", table=EVENT_COUNTS), expression=subscriber_column("subscriber_id")
-            ),
-            side="LEFT",
-        ))
+        on = exp.EQ(this=field_column("subscriber_id", table=EVENT_COUNTS),
+                    expression=subscriber_column("subscriber_id"))
+        query.append("joins", exp.Join(this=exp.table_(EVENT_COUNTS), on=on, side="LEFT"))
     return query.where(predicate, copy=False).order_by(subscriber_column("subscriber_id"), copy=False)
 
 
