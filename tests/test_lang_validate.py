@@ -469,7 +469,7 @@ def test_every_problem_of_every_file_in_one_pass(tmp_path: Path) -> None:
     assert sorted(project.audiences) == ["ok"]
 
 
-def test_validate_defs_on_examples_is_clean() -> None:
+def test_the_examples_validate_clean() -> None:
     assert load_project(Path(__file__).resolve().parent / "fixtures" / "spec_examples" / "segment_defs")[1] == []
 
 
