@@ -56,14 +56,13 @@ def read_text(path: Path, log: ProblemLog) -> str | None:
 
 
 def _first_anchor(root: Node | None):
-    """The first anchored or aliased node of a ruamel tree (each node visited once)."""
-    seen: set[int] = set()
+    """The first anchored or aliased node of a ruamel tree. Only an alias shares a node,
+    and it shares an anchored one, so the walk stops before visiting any node twice."""
     pending = [root] if root is not None else []
     while pending:
         node = pending.pop()
-        if id(node) in seen or getattr(node, "anchor", None) is not None:
+        if getattr(node, "anchor", None) is not None:
             return node
-        seen.add(id(node))
         if isinstance(node, MappingNode):
             pending.extend(item for pair in reversed(node.value) for item in reversed(pair))
         elif isinstance(node, SequenceNode):
