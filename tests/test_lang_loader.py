@@ -12,15 +12,14 @@ from pipelines.segments import (
     Audience,
     EventCount,
     EventFilter,
-    FieldCatalog,
     FieldFilter,
     Group,
     Segment,
     SegmentFilter,
-    load_fields,
     load_project,
     load_segment_file,
 )
+from pipelines.segments.fields import STANDARD_EVENT_FIELDS, STANDARD_SUBSCRIBER_FIELDS
 
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "spec_examples" / "segment_defs"
 OK_SEGMENT = "name: Fine\ngroups:\n  - filters:\n      - {field: state, op: is, value: NY}\n"
@@ -64,9 +63,10 @@ def test_examples_load_every_file(examples) -> None:
 
 
 def test_example_catalog(examples) -> None:
-    assert examples.catalog.custom_subscriber_fields == {"loyalty_points": "integer", "vip": "boolean",
-                                                         "birthday": "date"}
-    assert examples.catalog.custom_event_fields == {"coupon": "string"}
+    catalog = examples.catalog
+    assert {k: t for k, t in catalog.subscriber.items() if k not in STANDARD_SUBSCRIBER_FIELDS} == {
+        "loyalty_points": "integer", "vip": "boolean", "birthday": "date"}
+    assert {k: t for k, t in catalog.event.items() if k not in STANDARD_EVENT_FIELDS} == {"coupon": "string"}
     assert examples.catalog.subscriber["state"] == "string"
 
 
@@ -154,7 +154,7 @@ def test_discovery_rules(tmp_path: Path) -> None:
     assert problems == []
     assert sorted(project.segments) == ["deep", "not_an_audience", "top"]
     assert sorted(project.audiences) == ["launch", "send"]
-    assert project.catalog.custom_subscriber_fields == {}
+    assert project.catalog.subscriber == STANDARD_SUBSCRIBER_FIELDS
     assert project.segments["deep"].path == str(defs / "a/b/deep.yaml")
     send, launch = project.audiences["send"], project.audiences["launch"]
     assert (send.name, send.description, send.exclude, send.fields) == ("send", None, (), ())
@@ -245,7 +245,7 @@ def test_redeclaring_a_standard_field_with_its_own_type_is_allowed(tmp_path: Pat
     defs = write_defs(tmp_path / "defs", {"_fields.yaml": "subscriber_fields:\n  age: integer\n"})
     project, problems = load_project(defs)
     assert problems == [] and project.catalog.subscriber["age"] == "integer"
-    assert project.catalog.custom_subscriber_fields == {}
+    assert project.catalog.subscriber == STANDARD_SUBSCRIBER_FIELDS
 
 
 def test_formatting_and_comments_do_not_change_the_hash(tmp_path: Path) -> None:
@@ -268,18 +268,6 @@ def test_model_tree_is_made_of_model_types(examples) -> None:
 
 
 # -- other entry points --------------------------------------------------------------------
-
-
-def test_load_fields(tmp_path: Path) -> None:
-    catalog, problems = load_fields(EXAMPLES)
-    assert problems == [] and catalog.subscriber["vip"] == "boolean" and catalog.event["coupon"] == "string"
-    catalog, problems = load_fields(tmp_path)
-    assert problems == [] and catalog == FieldCatalog()
-    (tmp_path / "_fields.yaml").write_text("subscriber_fields:\n  vip: bool\n")
-    catalog, problems = load_fields(tmp_path)
-    assert [str(p) for p in problems] == [
-        f"{tmp_path}/_fields.yaml:2:8: unknown type 'bool' for field 'vip' — did you mean 'boolean'?"]
-    assert "vip" not in catalog.subscriber
 
 
 def test_load_segment_file_outside_the_folder(tmp_path: Path, examples) -> None:

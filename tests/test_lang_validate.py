@@ -1,7 +1,7 @@
 """Every kind of definition error, as the exact `PATH:LINE:COLUMN: message` line.
 
 Each case writes real files into a fresh definitions folder and runs
-`validate_defs`; `{d}` in an expected line stands for that folder as given.
+`load_project`; `{d}` in an expected line stands for that folder as given.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pipelines.segments import (
     SegmentFilter,
     load_project,
     load_segment_file,
-    validate_defs,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +52,7 @@ def one_filter(*lines: str) -> str:
 
 def problems_of(tmp_path: Path, files: dict[str, str | bytes]) -> list[str]:
     defs = write_defs(tmp_path / "defs", files)
-    return [str(p) for p in validate_defs(defs)]
+    return [str(p) for p in load_project(defs)[1]]
 
 
 def expect(tmp_path: Path, lines: list[str]) -> list[str]:
@@ -470,8 +469,8 @@ def test_every_problem_of_every_file_in_one_pass(tmp_path: Path) -> None:
     assert sorted(project.audiences) == ["ok"]
 
 
-def test_validate_defs_on_examples_is_clean() -> None:
-    assert validate_defs(Path(__file__).resolve().parent / "fixtures" / "spec_examples" / "segment_defs") == []
+def test_the_examples_validate_clean() -> None:
+    assert load_project(Path(__file__).resolve().parent / "fixtures" / "spec_examples" / "segment_defs")[1] == []
 
 
 def test_whitespace_is_text_like_any_other(tmp_path: Path) -> None:
@@ -491,7 +490,7 @@ def test_whitespace_is_text_like_any_other(tmp_path: Path) -> None:
 
 def test_missing_folder_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="definitions folder not found: .*nowhere"):
-        validate_defs(tmp_path / "nowhere")
+        load_project(tmp_path / "nowhere")
     (tmp_path / "file.yaml").write_text(OK_SEGMENT)
     with pytest.raises(UserError, match="not a folder"):
         load_project(tmp_path / "file.yaml")
@@ -500,9 +499,9 @@ def test_missing_folder_is_a_user_error(tmp_path: Path) -> None:
 def test_paths_are_reported_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_defs(tmp_path / "defs", {"sub/s.yaml": one_filter("field: stat", "op: is", "value: NY")})
     monkeypatch.chdir(tmp_path)
-    assert [str(p) for p in validate_defs("defs")] == [
+    assert [str(p) for p in load_project("defs")[1]] == [
         "defs/sub/s.yaml:4:16: unknown field 'stat' — did you mean 'state'?"]
-    assert [str(p) for p in validate_defs("./defs/")] == [
+    assert [str(p) for p in load_project("./defs/")[1]] == [
         "defs/sub/s.yaml:4:16: unknown field 'stat' — did you mean 'state'?"]
 
 
@@ -636,7 +635,7 @@ def test_models_built_in_python_validate() -> None:
 def test_loading_never_imports_pyyaml() -> None:
     """ruamel is the one YAML parser: loading definitions never imports PyYAML."""
     code = ("import sys\n"
-            "from pipelines.segments import validate_defs\n"
-            f"assert validate_defs({str(EXAMPLES)!r}) == []\n"
+            "from pipelines.segments import load_project\n"
+            f"assert load_project({str(EXAMPLES)!r})[1] == []\n"
             "assert 'yaml' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -25,8 +25,8 @@ from ..core.settings import Paths
 from ..errors import UserError
 from ..publish.audiences import Suppressions, compute_recipients
 from ..publish.state import current_state
-from ..segments.graph import dependents_of
 from ..segments.model import Audience, Project
+from ..segments.project_rules import dependents_of
 from ..warehouse_query import open_warehouse
 from .common import (
     closure,

@@ -178,7 +178,7 @@ def _col(name: str, table: str) -> exp.Expr:
 
 
 def _time_relative(filters: Iterable[FieldFilter]) -> list[FieldFilter]:
-    return list(dict.fromkeys(f for f in filters if OPERATORS[f.op].time_relative))
+    return list(dict.fromkeys(f for f in filters if OPERATORS[f.op].crossing is not None))
 
 
 def _crossed(filters: Sequence[FieldFilter], types: dict[str, str], table: str, base_as_of: datetime,

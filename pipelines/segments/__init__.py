@@ -1,35 +1,11 @@
 """The segment definition language: load, validate and model definitions (no Dagster here)."""
 
 from .fields import FieldCatalog
-from .loader import load_fields, load_project, load_segment_file
-from .model import (
-    Audience,
-    EventCount,
-    EventFilter,
-    FieldFilter,
-    Group,
-    Pos,
-    Project,
-    Segment,
-    SegmentFilter,
-)
+from .loader import load_project, load_segment_file
+from .model import Audience, EventCount, EventFilter, FieldFilter, Group, Pos, Project, Segment, SegmentFilter
 from .problems import Problem
-from .validate import validate_defs
 
 __all__ = [
-    "Audience",
-    "EventCount",
-    "EventFilter",
-    "FieldCatalog",
-    "FieldFilter",
-    "Group",
-    "Pos",
-    "Problem",
-    "Project",
-    "Segment",
-    "SegmentFilter",
-    "load_fields",
-    "load_project",
-    "load_segment_file",
-    "validate_defs",
+    "Audience", "EventCount", "EventFilter", "FieldCatalog", "FieldFilter", "Group", "Pos", "Problem",
+    "Project", "Segment", "SegmentFilter", "load_project", "load_segment_file",
 ]

@@ -22,8 +22,6 @@ bump incremental.SEMANTICS_VERSION with it.
 
 from __future__ import annotations
 
-UNICODE_VERSION = "14.0.0"
-
 # (first, last, step, offset): code points first, first + step, ..., last lower-case to
 # code point + offset. Generated from Python 3.11's str.lower (single-character results).
 _RUNS = (
@@ -76,14 +74,11 @@ _RUNS = (
 )
 
 
-def _table() -> dict[str, str]:
-    table = {chr(c): chr(c + offset) for first, last, step, offset in _RUNS for c in range(first, last + 1, step)}
-    table["İ"] = "i"
-    table["ς"] = "σ"
-    return table
-
-
-FOLD: dict[str, str] = _table()
+FOLD: dict[str, str] = {
+    chr(c): chr(c + offset) for first, last, step, offset in _RUNS for c in range(first, last + 1, step)
+}
+FOLD["İ"] = "i"
+FOLD["ς"] = "σ"
 FOLD_FROM = "".join(FOLD)
 FOLD_TO = "".join(FOLD.values())
 _ORDINALS = {ord(k): v for k, v in FOLD.items()}
@@ -92,6 +87,3 @@ _ORDINALS = {ord(k): v for k, v in FOLD.items()}
 def fold(text: str) -> str:
     """The folded form of `text`, as every engine computes it."""
     return text.translate(_ORDINALS)
-
-
-__all__ = ["FOLD", "FOLD_FROM", "FOLD_TO", "UNICODE_VERSION", "fold"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .fields import FIELD_TYPES, STANDARD_EVENT_FIELDS, STANDARD_SUBSCRIBER_FIELDS, FieldCatalog
 from .problems import ProblemLog
-from .yaml_tree import Data, YamlMap, describe, did_you_mean, is_null, node_of, text_of
+from .yaml_tree import Data, YamlMap, describe, did_you_mean, is_null, node_of, text_of, unknown_key
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")  # \Z: `$` also matches before a final newline
 CUSTOM_FIELD_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
@@ -41,11 +41,9 @@ def read_fields_file(log: ProblemLog, root: Data | None) -> DeclaredFields:
         log.node(node_of(root), f"_fields.yaml must be a mapping (key: value), not {describe(root)}")
         return DeclaredFields()
     root.report_keys(log)
-    sections = tuple(FIELDS_FILE_SECTIONS)
     for key in root:
         if key not in FIELDS_FILE_SECTIONS:
-            hint = did_you_mean(key, sections) or f" (expected one of: {', '.join(sections)})"
-            log.node(root.key_nodes[key], f"unknown key '{key}'{hint}")
+            log.node(root.key_nodes[key], unknown_key(key, tuple(FIELDS_FILE_SECTIONS)))
     declared: dict[str, dict[str, str]] = {}
     broken: dict[str, frozenset[str]] = {}
     for section, standard in FIELDS_FILE_SECTIONS.items():

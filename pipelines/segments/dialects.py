@@ -1,24 +1,16 @@
-"""The sqlglot vocabulary shared by the SQL compiler and the operator registry
-(values as literals, case folding), and the SQL dialects it renders to, with
-the few fixes sqlglot's stock generators need for our expressions.
+"""The sqlglot vocabulary of the SQL compiler and the operator registry (literals,
+case folding), and the two dialects it renders to.
 
-Values only ever enter a tree through the literal builders below
-(`exp.Literal`, `exp.Boolean`, casts of string literals): a definition can
-change literal values, never a query's shape.
+Values only ever enter a tree through the literal builders below: a definition
+can change literal values, never a query's shape.
 
-- DuckDB: sqlglot's generator already renders lambdas as `LAMBDA x : ...`, the
-  only form DuckDB 2.0 accepts (`x -> ...` is an error there), `&&` for list
-  overlap and `@>` for "contains all"; the stock dialect is used as is (a test
-  executes the rendered text in DuckDB).
-- Spark: `LOWER` follows a newer Unicode than case.py's table: it becomes
-  `TRANSLATE(x, <table>)`. `&&` and `@>` are not Spark SQL. List overlap becomes
-  `ARRAYS_OVERLAP(a, b)` and "a contains all of b" becomes
-  `SIZE(ARRAY_EXCEPT(b, a)) = 0`.
-
-Spark timestamps: the compiler writes timestamp literals as `TIMESTAMP_NTZ`
-(naive values meaning UTC, like the lake). A Spark engine must run with
-`spark.sql.session.timeZone=UTC` so `CAST(ts AS DATE)` is the UTC calendar date
-even for session-local `TIMESTAMP` columns.
+- DuckDB: the stock generator is right as is (`LAMBDA x : ...`, the only lambda
+  DuckDB 2.0 accepts; `&&` and `@>` for list overlap and "contains all").
+- Spark: `LOWER` follows a newer Unicode than case.py's table, so it becomes
+  `TRANSLATE(x, <table>)`; list overlap becomes `ARRAYS_OVERLAP(a, b)` and
+  "a contains all of b" `SIZE(ARRAY_EXCEPT(b, a)) = 0`. Timestamp literals are
+  `TIMESTAMP_NTZ` (naive UTC, like the lake), and a Spark engine must run with
+  `spark.sql.session.timeZone=UTC` so `CAST(ts AS DATE)` is the UTC date.
 """
 
 from __future__ import annotations
@@ -106,18 +98,14 @@ def _spark_node(node: exp.Expr) -> exp.Expr:
     return node
 
 
-def for_spark(tree: exp.Expr, copy: bool = True) -> exp.Expr:
-    """The tree with LOWER and the two list operators Spark SQL lacks rewritten (module docstring).
-    A tree rewrite rather than a generator subclass: the compiled sqlglot
-    (`sqlglot[c]`) does not allow subclassing its classes."""
-    # Two passes: a replaced node's children are not visited again.
-    return tree.transform(_spark_lower, copy=copy).transform(_spark_node, copy=False)
-
-
 def render(tree: exp.Expr, dialect: str, pretty: bool = False, copy: bool = True) -> str:
     """The text of `tree` in `dialect` (`duckdb` or `spark`)."""
     if dialect == "duckdb":
         return tree.sql(dialect="duckdb", pretty=pretty, copy=copy)
     if dialect == "spark":
-        return for_spark(tree, copy=copy).sql(dialect="spark", pretty=pretty, copy=False)
+        # LOWER and the two list operators Spark SQL lacks, rewritten in the tree: the
+        # compiled sqlglot (`sqlglot[c]`) does not allow subclassing its generators.
+        # Two passes: a replaced node's children are not visited again.
+        spark = tree.transform(_spark_lower, copy=copy).transform(_spark_node, copy=False)
+        return spark.sql(dialect="spark", pretty=pretty, copy=False)
     raise UserError(f"unknown SQL dialect '{dialect}' (choose one of: {', '.join(DIALECT_NAMES)})")

@@ -15,44 +15,24 @@ import pyarrow as pa
 FIELD_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean", "date", "timestamp", "list")
 
 STANDARD_SUBSCRIBER_FIELDS: dict[str, str] = {
-    "subscriber_id": "string",
-    "email": "string",
-    "status": "string",
-    "first_name": "string",
-    "last_name": "string",
-    "signup_form": "string",
-    "city": "string",
-    "state": "string",
-    "country": "string",
-    "postal_code": "string",
-    "age": "integer",
-    "created_at": "timestamp",
-    "tags": "list",
+    **dict.fromkeys(("subscriber_id", "email", "status", "first_name", "last_name", "signup_form", "city", "state",
+                     "country", "postal_code"), "string"),
+    "age": "integer", "created_at": "timestamp", "tags": "list",
 }
 REQUIRED_SUBSCRIBER_FIELDS = ("subscriber_id", "email", "status")
 
 STANDARD_EVENT_FIELDS: dict[str, str] = {
-    "event_id": "string",
-    "subscriber_id": "string",
-    "event": "string",
-    "product": "string",
-    "campaign": "string",
-    "amount": "number",
-    "occurred_at": "timestamp",
+    **dict.fromkeys(("event_id", "subscriber_id", "event", "product", "campaign"), "string"),
+    "amount": "number", "occurred_at": "timestamp",
 }
 REQUIRED_EVENT_FIELDS = ("event_id", "subscriber_id", "event", "occurred_at")
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 
+# Timestamps are stored as naive microsecond values that mean UTC.
 ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "integer": pa.int64(),
-    "number": pa.float64(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    # Timestamps are stored as naive microsecond values that mean UTC.
-    "timestamp": pa.timestamp("us"),
-    "list": pa.list_(pa.string()),
+    "string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(),
+    "date": pa.date32(), "timestamp": pa.timestamp("us"), "list": pa.list_(pa.string()),
 }
 
 
@@ -79,11 +59,3 @@ class FieldCatalog:
 
     def event_schema(self) -> pa.Schema:
         return pa.schema([(name, arrow_type(t)) for name, t in self.event.items()])
-
-    @property
-    def custom_subscriber_fields(self) -> dict[str, str]:
-        return {k: v for k, v in self.subscriber.items() if k not in STANDARD_SUBSCRIBER_FIELDS}
-
-    @property
-    def custom_event_fields(self) -> dict[str, str]:
-        return {k: v for k, v in self.event.items() if k not in STANDARD_EVENT_FIELDS}

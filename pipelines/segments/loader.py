@@ -1,15 +1,14 @@
 """Definition files -> `Project` + every problem, in one pass.
 
 Discovery (segment-language.md, "Files"): every `*.yaml` below the definitions
-folder at any depth. Files under `audiences/` (directly below the root, any
-depth under it) are audiences; files whose name starts with `_` are
-configuration (only the root `_fields.yaml` means something, other `_` files are
-ignored, which is a handy way to park a draft); every other file is a segment
-keyed by its stem. Hidden files and folders (starting with `.`) are skipped.
+folder. Files under `audiences/` (directly below the root) are audiences; files
+whose name starts with `_` are configuration (only the root `_fields.yaml` means
+something: another `_` file is a handy way to park a draft); every other file is
+a segment keyed by its stem. Hidden files and folders are skipped.
 
-The returned Project holds only runnable definitions: a segment or audience
-with any problem, or that depends on one, is left out. Callers decide whether
-problems stop them (`segments validate` and runs do).
+The returned Project holds only runnable definitions: a segment or audience with
+any problem, or that depends on one, is left out; callers decide whether problems
+stop them (`segments validate` and runs do).
 """
 
 from __future__ import annotations
@@ -19,11 +18,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ..errors import UserError
 from .definition_rules import DeclaredFields, read_fields_file
 from .fields import FieldCatalog
 from .gc_pause import gc_paused
-from .model import Audience, Project, Segment, read_definition
+from .model import Audience, Project, Segment
 from .problems import Problem, ProblemLog
 from .project_rules import check_cycles, check_keys, runnable_audiences, runnable_segments
 from .yaml_tree import Data, parse_yaml, read_text
@@ -48,19 +49,29 @@ class DefinitionFile:
     def key(self) -> str:
         return self.relative.name.removesuffix(".yaml")
 
-    def parse(self, file_on_disk: Path) -> None:
-        text = read_text(file_on_disk, self.log)
+    def parse(self) -> None:
+        text = read_text(Path(self.path), self.log)
         if text is not None:
             self.parsed, self.root = parse_yaml(text, self.log)
 
     def read(self, model: type[Segment | Audience], declared: DeclaredFields, segments: Collection[str],
              references: list | None = None):  # noqa: ANN201 - the model's type
-        """The definition, or None when anything in the file is wrong (all of it reported)."""
+        """The definition, or None when anything in the file is wrong (all of it reported).
+        `segments` are the keys it may reference; `references` collects every
+        `{segment: KEY}` with its node (model.py reads this context)."""
+        if not self.parsed:
+            return None
         if self.root is None:
             needs = "'name' and 'groups'" if model is Segment else "'include'"
             self.log.at(1, 1, f"empty file: {'a segment' if model is Segment else 'an audience'} needs {needs}")
             return None
-        found = read_definition(model, self.root, self.key, self.log, declared, segments, references)
+        context = {"path": self.path, "key": self.key, "log": self.log, "declared": declared,
+                   "segments": segments, "references": references if references is not None else [],
+                   "scope": "subscriber"}
+        try:
+            found = model.model_validate(self.root, context=context)
+        except ValidationError:
+            return None
         return None if self.log.problems else found
 
 
@@ -90,32 +101,21 @@ def _kind_of(relative: Path) -> str:
     return "segment"
 
 
+@gc_paused()
 def load_project(defs_dir: str | os.PathLike) -> tuple[Project, list[Problem]]:
     """All definitions of a folder: the runnable Project and every problem (sorted)."""
-    with gc_paused():
-        return _load_project(Path(defs_dir))
-
-
-def _load_project(root: Path) -> tuple[Project, list[Problem]]:
-    files = [f for f in discover(root) if f.kind != "ignored"]
+    files = [f for f in discover(defs_dir) if f.kind != "ignored"]
     for f in files:
-        f.parse(root / f.relative)
+        f.parse()
 
-    declared = DeclaredFields()
-    for f in files:
-        if f.kind == "fields" and f.parsed:
-            declared = read_fields_file(f.log, f.root)
+    # A file that does not parse declares nothing (its root is None).
+    declared = next((read_fields_file(f.log, f.root) for f in files if f.kind == "fields"), DeclaredFields())
 
-    problems: list[Problem] = []
     segment_files = [f for f in files if f.kind == "segment"]
-    owners, key_problems = check_keys(((f.key, f.path) for f in segment_files), "segment")
-    problems += key_problems
-
+    owners, problems = check_keys(((f.key, f.path) for f in segment_files), "segment")
     segments: dict[str, Segment] = {}
     references: dict[str, list] = {}
     for f in segment_files:
-        if not f.parsed:
-            continue
         refs: list = []
         segment = f.read(Segment, declared, owners, refs)
         if owners.get(f.key) == f.path:
@@ -131,8 +131,6 @@ def _load_project(root: Path) -> tuple[Project, list[Problem]]:
     problems += key_problems
     audiences: dict[str, Audience] = {}
     for f in audience_files:
-        if not f.parsed:
-            continue
         audience = f.read(Audience, declared, owners)
         if audience is not None and audience_owners.get(f.key) == f.path:
             audiences[f.key] = audience
@@ -142,19 +140,6 @@ def _load_project(root: Path) -> tuple[Project, list[Problem]]:
     project = Project(catalog=declared.catalog, segments=segments,
                       audiences=runnable_audiences(audiences, segments))
     return project, sorted(problems)
-
-
-def load_fields(defs_dir: str | os.PathLike) -> tuple[FieldCatalog, list[Problem]]:
-    """Only the field catalog (standard + `_fields.yaml`), e.g. for ingest."""
-    path = Path(defs_dir) / FIELDS_FILE
-    if not Path(defs_dir).is_dir():
-        raise UserError(f"definitions folder not found: {defs_dir} (set --defs or SEGMENTS_DEFS)")
-    if not path.is_file():
-        return FieldCatalog(), []
-    f = DefinitionFile(Path(FIELDS_FILE), str(path), "fields")
-    f.parse(path)
-    declared = read_fields_file(f.log, f.root) if f.parsed else DeclaredFields()
-    return declared.catalog, sorted(f.log.problems)
 
 
 def load_segment_file(path: str | os.PathLike, catalog: FieldCatalog,
@@ -169,11 +154,9 @@ def load_segment_file(path: str | os.PathLike, catalog: FieldCatalog,
     if not file_path.is_file():
         raise UserError(f"segment file not found: {file_path}")
     f = DefinitionFile(Path(file_path.name), str(file_path), "segment")
-    f.parse(file_path)
+    f.parse()
     key = file_path.stem
     owners, problems = check_keys([(key, f.path)], "segment")
-    if not f.parsed:
-        return None, sorted(problems + f.log.problems)
     known = {*known_segments, key}  # a reference to itself is reported as a cycle, not as unknown
     references: list = []
     read = f.read(Segment, DeclaredFields(catalog), known, references)

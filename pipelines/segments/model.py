@@ -1,19 +1,15 @@
 """Typed model of segment and audience definitions, which validates what it reads.
 
-The loader hands each model the `yaml_tree.to_data` tree of a file with a
-validation context (`read_definition`). The models check the structure
-themselves: unknown and missing keys, `Literal` choices (field operators come
-from the registry in operators.py), one filter kind per filter; field
-validators check what needs the project (declared fields, known segments) and
-call value_rules.py for each operator's `value`. Every error is worded and
-placed at its YAML node by the innermost model that sees it (`_Node._read`),
-so `segments validate` keeps its one-line `PATH:LINE:COLUMN: message`s.
+The loader hands each model a file's `yaml_tree.to_data` tree with a validation
+context (`read_definition`). The models check the structure (unknown and missing
+keys, `Literal` choices, one kind per filter); validators check what needs the
+project (declared fields, the operators of the registry, known segments) and read
+each `value` with value_rules.py. The innermost model that sees an error words it
+and places it at its YAML node (`_Node._read`): `PATH:LINE:COLUMN: message`.
 
-Code that receives a model can trust it: operators fit field types, values
-are normalized (dates are `datetime.date`, lists are tuples, `between` is a
-`(low, high)` tuple). Built in Python (no context), models take values as given.
-
-Every node keeps its source position (`pos`); positions are excluded from
+Code that receives a model can trust it: operators fit field types, values are
+normalized (`datetime.date`, tuples, `between` as `(low, high)`). Built in Python
+(no context), models take values as given. Positions (`pos`) are excluded from
 dumps, so `definition_sha256` only changes when meaning does.
 """
 
@@ -21,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
@@ -42,27 +37,16 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from ruamel.yaml.nodes import ScalarNode
 
+from . import value_rules
 from .definition_rules import NAME_MAX, RESERVED_AUDIENCE_FIELDS, DeclaredFields
 from .fields import FieldCatalog
 from .operators import OPERATORS, operators_of_type
-from .problems import Problem, ProblemLog
-from .value_rules import BAD, read_count_value, read_field_value, read_positive_days
-from .yaml_tree import (
-    FLOAT,
-    INT,
-    Data,
-    Unreadable,
-    YamlMap,
-    YamlSeq,
-    describe,
-    did_you_mean,
-    is_null,
-    node_of,
-    scalar_value,
-    text_of,
-)
+from .problems import ProblemLog
+from .value_rules import Wrong
+from .yaml_tree import YamlMap, YamlSeq, describe, did_you_mean, is_null, node_of, text_of, unknown_key
 
 _INTERNAL = ("pos", "kind", "key", "path")  # model fields that no YAML key sets
+BAD: Any = object()  # no `value` given
 HOLDOUT_MAX_PERCENT = 50
 
 
@@ -87,9 +71,9 @@ def _problem(message: str, at: str = "node") -> PydanticCustomError:
     return PydanticCustomError("problem", "{message}", {"message": message, "at": at})
 
 
-def _placed(problems: list[Problem]) -> PydanticCustomError:
-    """Problems whose positions are already known (e.g. from value_rules)."""
-    return PydanticCustomError("placed", "{problems}", {"problems": [(p.line, p.col, p.message) for p in problems]})
+def _at(*problems: tuple[Any, str]) -> PydanticCustomError:
+    """Problems at nodes of their own: (node, message) pairs."""
+    return PydanticCustomError("placed", "{problems}", {"problems": problems})
 
 
 def _reported() -> PydanticCustomError:
@@ -105,10 +89,6 @@ def _walk(data: Any, loc: tuple) -> Any:
     for part in loc:
         data = data[part] if isinstance(data, YamlMap | YamlSeq) else None
     return data
-
-
-def _unknown_key(key: str, allowed: tuple[str, ...]) -> str:
-    return f"unknown key '{key}'{did_you_mean(key, allowed) or ' (expected one of: ' + ', '.join(allowed) + ')'}"
 
 
 # -- slots read from YAML nodes ----------------------------------------------------------------
@@ -138,24 +118,19 @@ def _list(key: str, non_empty: bool) -> BeforeValidator:
     return BeforeValidator(read)
 
 
-def _choice(value: Any) -> Any:
-    """A `Literal` slot reads the text; anything else fails the Literal and is described."""
-    return text_of(value) if isinstance(value, ScalarNode) and text_of(value) is not None else value
+def _read_value(what: str, rule: Callable[[str, Any], Any], field_type: str, value: Any) -> Any:
+    """`value` read by a value_rules rule; "{what} needs ..." at the wrong node if it fails."""
+    try:
+        return rule(field_type, node_of(value))
+    except Wrong as wrong:
+        got = wrong.detail or f"got {describe(wrong.node)}"
+        raise _at((wrong.node, f"{what} needs {wrong.expected}; {got}")) from None
 
 
-def _with_log(read: Callable[[Any, ProblemLog], Any]) -> BeforeValidator:
-    """A slot checked by a value_rules reader (it reports into a log and returns None or BAD)."""
-
-    def check(value: Any, info: ValidationInfo) -> Any:
-        if not _from_yaml(value) or not info.context:
-            return value
-        log = ProblemLog(info.context["path"])
-        result = read(node_of(value), log)
-        if log.problems:
-            raise _placed(log.problems)
-        return result
-
-    return BeforeValidator(check)
+def _rule(what: str, rule: Callable[[str, Any], Any]) -> BeforeValidator:
+    """A number slot checked by a value_rules rule."""
+    return BeforeValidator(lambda value, info: _read_value(what, rule, "integer", value)
+                           if _from_yaml(value) and info.context else value)
 
 
 def _short(name: str) -> str:
@@ -170,7 +145,8 @@ def _nullable(value: Any) -> Any:
 
 Name = Annotated[str, _text("'name' must be a non-empty string", bool), AfterValidator(_short)]
 Description = Annotated[str | None, _text("'description' must be a string"), BeforeValidator(_nullable)]
-Choice = BeforeValidator(_choice)
+# A `Literal` slot reads the text; anything else fails the Literal and is described.
+Choice = BeforeValidator(lambda value: value if text_of(value) is None else text_of(value))
 
 
 # -- nodes -------------------------------------------------------------------------------------
@@ -180,8 +156,7 @@ class _Node(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
     pos: Pos | None = Field(default=None, exclude=True, repr=False)
     # How messages name this node: "missing required key 'x' in {what}", "{a_what} must be a mapping".
-    what: ClassVar[str] = ""
-    a_what: ClassVar[str] = ""
+    names: ClassVar[tuple[str, str]] = ("", "")  # (what, a_what)
     yaml_required: ClassVar[tuple[str, ...]] = ()  # required in a file though the model has a default
 
     @classmethod
@@ -190,7 +165,7 @@ class _Node(BaseModel):
 
     @classmethod
     def _names(cls, context: dict) -> tuple[str, str]:
-        return cls.what, cls.a_what
+        return cls.names
 
     @classmethod
     def _defaults(cls, data: YamlMap, context: dict) -> dict[str, Any]:
@@ -227,8 +202,8 @@ class _Node(BaseModel):
         if kind == "reported":
             return
         if kind == "placed":
-            for line, col, message in ctx["problems"]:
-                log.at(line, col, message)
+            for node, message in ctx["problems"]:
+                log.node(node, message)
             return
         at = "node"
         what, a_what = cls._names(context)
@@ -237,7 +212,7 @@ class _Node(BaseModel):
         elif kind == "missing":
             message, at = f"missing required key '{loc[-1]}' in {what}", "map"
         elif kind == "extra_forbidden":
-            message, at = _unknown_key(str(loc[-1]), cls.yaml_keys()), "key"
+            message, at = unknown_key(str(loc[-1]), cls.yaml_keys()), "key"
         elif kind == "literal_error":
             choices = re.findall(r"'([^']*)'", ctx["expected"])
             allowed = ctx["expected"] if len(choices) == 2 else f"one of {ctx['expected']}"
@@ -259,23 +234,19 @@ class _Node(BaseModel):
     @classmethod
     def _internal(cls, value: Any, info: ValidationInfo) -> Any:
         if _from_yaml(value):
-            raise _problem(_unknown_key(str(info.field_name), cls.yaml_keys()), at="key")
+            raise _problem(unknown_key(str(info.field_name), cls.yaml_keys()), at="key")
         return value
 
     # Two nodes are equal when they mean the same thing, wherever they stand in
-    # which file: equality and hashing ignore positions (excluded from dumps).
+    # which file: equality, hashing and `definition_sha256` ignore positions (excluded from dumps).
     def _identity(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str)
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, default=str)
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self._identity() == other._identity()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._identity()))
-
-
-def _declared(context: dict) -> DeclaredFields:
-    return context["declared"]
 
 
 class FieldFilter(_Node):
@@ -294,7 +265,7 @@ class FieldFilter(_Node):
 
     @staticmethod
     def _catalog(context: dict) -> tuple[dict[str, str], frozenset[str]]:
-        declared = _declared(context)
+        declared: DeclaredFields = context["declared"]
         if context.get("scope") == "event":
             return declared.catalog.event, declared.broken_event
         return declared.catalog.subscriber, declared.broken_subscriber
@@ -341,17 +312,14 @@ class FieldFilter(_Node):
         op, field_type = info.data.get("op"), cls._type_of(info)
         if op is None or field_type is None:
             return None  # the field or the operator is wrong, and reported
-        if OPERATORS[op].value is None:
+        rule, what = OPERATORS[op].value, f"operator '{op}' on field '{info.data['field']}'"
+        if rule is None:
             if value is not BAD:
                 raise _problem(f"operator '{op}' takes no 'value'", at="key")
             return None
         if value is BAD:
-            raise _problem(f"operator '{op}' on field '{info.data['field']}' needs a 'value'", at="map")
-        log = ProblemLog(info.context["path"])
-        result = read_field_value(OPERATORS[op], info.data["field"], field_type, node_of(value), log)
-        if result is BAD:
-            raise _placed(log.problems)
-        return result
+            raise _problem(f"{what} needs a 'value'", at="map")
+        return _read_value(what, rule, field_type, value)
 
 
 def _known_segment(ref: str, info: ValidationInfo) -> str:
@@ -365,7 +333,7 @@ class SegmentFilter(_Node):
     kind: Literal["segment"] = "segment"
     segment: Annotated[str, _text("'segment' must be a segment key", str.strip), AfterValidator(_known_segment)]
     op: Annotated[Literal["is", "is_not"], Choice]
-    what: ClassVar[str] = "segment filter"
+    names: ClassVar[tuple[str, str]] = ("segment filter", "")
 
     @classmethod
     def _defaults(cls, data: YamlMap, context: dict) -> dict[str, Any]:
@@ -379,20 +347,17 @@ class SegmentFilter(_Node):
 
 class EventCount(_Node):
     op: Annotated[Literal["gt", "gte", "lt", "lte", "is"], Choice] = "gte"
-    value: Annotated[int, _with_log(read_count_value)] = 1
+    value: Annotated[int, _rule("count 'value'", value_rules.count)] = 1
     yaml_required: ClassVar[tuple[str, ...]] = ("op", "value")
-    what: ClassVar[str] = "count"
-    a_what: ClassVar[str] = "'count'"
+    names: ClassVar[tuple[str, str]] = ("count", "'count'")
 
 
 def _where_item(value: Any) -> Any:
     if isinstance(value, YamlMap):
         for other in ("segment", "event"):
             if other in value:
-                log = ProblemLog("")
-                log.node(value.key_nodes[other], f"a 'where' filter tests the event's own fields with 'field', "
-                                                 f"not '{other}'")
-                raise _placed(log.problems)
+                raise _at((value.key_nodes[other], f"a 'where' filter tests the event's own fields with 'field', "
+                                                   f"not '{other}'"))
     return value
 
 
@@ -400,11 +365,10 @@ class EventFilter(_Node):
     kind: Literal["event"] = "event"
     event: Annotated[str, _text("'event' must be a non-empty event name", str.strip)]
     op: Annotated[Literal["performed", "not_performed"], Choice]
-    in_last_days: Annotated[int | None, _with_log(lambda node, log: read_positive_days(node, "in_last_days", log))] \
-        = None
+    in_last_days: Annotated[int | None, _rule("'in_last_days'", value_rules.days)] = None
     where: Annotated[tuple[Annotated[FieldFilter, BeforeValidator(_where_item)], ...], _list("where", False)] = ()
     count: EventCount = EventCount()
-    what: ClassVar[str] = "event filter"
+    names: ClassVar[tuple[str, str]] = ("event filter", "")
 
     @model_validator(mode="wrap")
     @classmethod
@@ -419,16 +383,10 @@ class EventFilter(_Node):
             info.context["scope"] = "subscriber"
 
     def aggregate_key(self) -> str:
-        """Identity of the event count this filter needs: (event, window, where).
-
-        Filters that differ only in `op` or `count` share one aggregate, so the
-        engine scans events once per distinct key.
-        """
-        payload = {
-            "event": self.event,
-            "in_last_days": self.in_last_days,
-            "where": [w.model_dump(mode="json") for w in self.where],
-        }
+        """Identity of the event count this filter needs: (event, window, where). Filters that
+        differ only in `op` or `count` share one aggregate, so events are scanned once per key."""
+        payload = {"event": self.event, "in_last_days": self.in_last_days,
+                   "where": [w.model_dump(mode="json") for w in self.where]}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -445,16 +403,15 @@ def _one_kind(value: Any) -> Any:
     kinds = [k for k in FILTER_KINDS if k in value]
     if len(kinds) == 1:
         return value
-    problems = ProblemLog("")
     unknown = [k for k in value if k not in ALL_FILTER_KEYS]
-    for key in unknown:
-        problems.node(value.key_nodes[key], f"unknown key '{key}'{did_you_mean(key, ALL_FILTER_KEYS)}")
+    problems = [(value.key_nodes[k], f"unknown key '{k}'{did_you_mean(k, ALL_FILTER_KEYS)}") for k in unknown]
     if kinds:
         listed = " and ".join(f"'{k}'" for k in kinds)
-        problems.node(value.node, f"a filter must have exactly one of 'field', 'segment' or 'event', but has {listed}")
+        problems.append((value.node, f"a filter must have exactly one of 'field', 'segment' or 'event', "
+                                     f"but has {listed}"))
     elif not unknown:
-        problems.node(value.node, "a filter needs one of 'field', 'segment' or 'event'")
-    raise _placed(problems.problems)
+        problems.append((value.node, "a filter needs one of 'field', 'segment' or 'event'"))
+    raise _at(*problems)
 
 
 def _kind_of(value: Any) -> str | None:
@@ -474,25 +431,28 @@ Filter = Annotated[
 class Group(_Node):
     match: Annotated[Literal["all", "any", "none"], Choice] = "all"
     filters: Annotated[tuple[Filter, ...], _list("filters", True)]
-    what: ClassVar[str] = "group"
-    a_what: ClassVar[str] = "a group"
+    names: ClassVar[tuple[str, str]] = ("group", "a group")
 
 
 class _Definition(_Node):
+    key: str
+    name: Name
+    description: Description = None
+    path: str = Field(default="", exclude=True)
+
     @classmethod
     def _defaults(cls, data: YamlMap, context: dict) -> dict[str, Any]:
         return {**super()._defaults(data, context), "key": context["key"], "path": context["path"]}
 
+    def definition_sha256(self) -> str:
+        """A stable hash of the definition's meaning (not its formatting or comments)."""
+        return hashlib.sha256(self._identity().encode()).hexdigest()
+
 
 class Segment(_Definition):
-    key: str
-    name: Name
-    description: Description = None
     match: Annotated[Literal["any", "all"], Choice] = "any"
     groups: Annotated[tuple[Group, ...], _list("groups", True)]
-    path: str = Field(default="", exclude=True)
-    what: ClassVar[str] = "segment"
-    a_what: ClassVar[str] = "a segment definition"
+    names: ClassVar[tuple[str, str]] = ("segment", "a segment definition")
 
     def references(self) -> list[str]:
         """Keys of the segments this one reads (segment filters), in order."""
@@ -504,20 +464,16 @@ class Segment(_Definition):
     def field_filters(self) -> list[FieldFilter]:
         return [f for g in self.groups for f in g.filters if isinstance(f, FieldFilter)]
 
-    def definition_sha256(self) -> str:
-        return sha256_of(self)
-
 
 def _percent(value: Any) -> Any:
     if not _from_yaml(value):
         return value
-    if isinstance(value, ScalarNode) and value.tag in (INT, FLOAT):
-        try:
-            number = scalar_value(value)
-        except Unreadable:
-            number = None
-        if isinstance(number, int | float) and math.isfinite(number) and 0 <= number <= HOLDOUT_MAX_PERCENT:
-            return float(number)
+    try:
+        number = value_rules.number("number", value)
+    except Wrong:
+        number = -1
+    if 0 <= number <= HOLDOUT_MAX_PERCENT:
+        return float(number)
     raise _problem(f"holdout 'percent' must be a number from 0 to {HOLDOUT_MAX_PERCENT}, not {describe(value)}")
 
 
@@ -526,8 +482,7 @@ class Holdout(_Node):
 
     percent: Annotated[float, BeforeValidator(_percent)]
     salt: Annotated[str, _text("holdout 'salt' must be a non-empty string", bool)]
-    what: ClassVar[str] = "'holdout'"
-    a_what: ClassVar[str] = "'holdout'"
+    names: ClassVar[tuple[str, str]] = ("'holdout'", "'holdout'")
 
 
 def _audience_field(column: str, info: ValidationInfo) -> str:
@@ -536,7 +491,7 @@ def _audience_field(column: str, info: ValidationInfo) -> str:
     if column in RESERVED_AUDIENCE_FIELDS:
         raise _problem(f"field '{column}' clashes with the recipients column of that name "
                        f"(reserved: {', '.join(RESERVED_AUDIENCE_FIELDS)})")
-    declared = _declared(info.context)
+    declared: DeclaredFields = info.context["declared"]
     if column in declared.broken_subscriber:
         raise _reported()  # the cause is reported once, in _fields.yaml
     if column not in declared.catalog.subscriber:
@@ -555,25 +510,17 @@ def _segment_keys(key: str) -> Any:
 
 
 class Audience(_Definition):
-    key: str
-    name: Name
-    description: Description = None
     include: _segment_keys("include")  # type: ignore[valid-type]
     exclude: _segment_keys("exclude") = ()  # type: ignore[valid-type]
     fields: Annotated[tuple[Annotated[str, _text("'fields' lists subscriber field names"),
                                       AfterValidator(_audience_field)], ...],
                       _list("fields", False), AfterValidator(_distinct)] = ()
     holdout: Annotated[Holdout | None, BeforeValidator(_nullable)] = None
-    path: str = Field(default="", exclude=True)
-    what: ClassVar[str] = "audience"
-    a_what: ClassVar[str] = "an audience definition"
+    names: ClassVar[tuple[str, str]] = ("audience", "an audience definition")
 
     @classmethod
     def _defaults(cls, data: YamlMap, context: dict) -> dict[str, Any]:
         return {**super()._defaults(data, context), "name": context["key"]}  # `name` defaults to the key
-
-    def definition_sha256(self) -> str:
-        return sha256_of(self)
 
 
 class Project(BaseModel):
@@ -583,23 +530,4 @@ class Project(BaseModel):
     catalog: FieldCatalog = Field(default_factory=FieldCatalog)
     segments: dict[str, Segment] = Field(default_factory=dict)
     audiences: dict[str, Audience] = Field(default_factory=dict)
-
-
-def read_definition(model: type[_Definition], data: Data, key: str, log: ProblemLog, declared: DeclaredFields,
-                    segments: Any, references: list | None = None) -> Any:
-    """A segment or audience from its file's data; None after reporting into `log`.
-    `segments` are the keys a definition may reference (None: not checked here);
-    `references` collects every `{segment: KEY}` with its node."""
-    context = {"path": log.path, "key": key, "log": log, "declared": declared, "segments": segments,
-               "references": references if references is not None else [], "scope": "subscriber"}
-    try:
-        return model.model_validate(data, context=context)
-    except ValidationError:
-        return None
-
-
-def sha256_of(node: BaseModel) -> str:
-    """A stable hash of a definition's meaning (not its formatting or comments)."""
-    payload = node.model_dump(mode="json")
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
 

@@ -78,6 +78,3 @@ def exact_members(values: Iterable[int | float], field_type: str) -> list[int | 
         if isinstance(bound, tuple) and bound[1] not in out:  # "is" is never True
             out.append(bound[1])
     return out
-
-
-__all__ = ["Bound", "exact_bound", "exact_members"]

@@ -1,28 +1,21 @@
 """The field operators: everything the code knows about each one, in one row.
 
-One `Operator` per operator (segment-language.md, "Field filters"). Code that
-needs something about an operator looks its row up here instead of keeping its
-own table of names, so adding an operator means registering one row
-(`register`), with:
+Code that needs something about an operator (segment-language.md, "Field
+filters") looks its `Operator` up here, so adding one means registering a row:
 
 - `types`: the field types it applies to (in the order each type lists them);
 - `value`: the rule reading its YAML `value` (value_rules.py); None: it takes none;
-- `sql` / `polars`: the builders of its POSITIVE predicate, as a sqlglot or a
-  Polars expression, from (column, value, field type, as_of); it may be NULL on
-  a missing value, the compilers make it two-valued (to_sql.py, to_polars.py);
+- `sql` / `polars`: builders of its POSITIVE predicate from (column, value, field
+  type, as_of); it may be NULL on a missing value (tree.py makes it two-valued);
 - `text`: how `segments explain` words it (commands/describe.py);
-- `null_safe`: field types on which `sql` never yields NULL for a missing
-  value (the SQL compiler skips the COALESCE there);
+- `null_safe`: field types on which `sql` is never NULL (no COALESCE needed);
 - `per_value`: worth evaluating once per distinct value and broadcasting
-  (engine/encoded.py); on a list field only with `tags`: whether "any" or
-  "all" of the named tags must be carried;
-- `crossing`: for an operator whose result depends on the run's `as_of`, the
-  stored values whose result may differ between two clocks (a condition on a
-  timestamp column, engine/incremental.py); set means time-relative.
+  (engine/encoded.py); on a list field only with `tags` ("any" or "all");
+- `crossing`: set for an operator whose result depends on the run's `as_of`: the
+  stored values whose result may differ between two clocks (engine/incremental.py).
 
-A negative operator (`negation`) is the exact complement of its positive
-partner (spec rule 3): it shares every property and builder of the partner and
-is evaluated as NOT of the partner's two-valued result.
+A negative operator (`negation`) is the exact complement of its positive partner
+(spec rule 3): it shares its row and is NOT of the partner's two-valued result.
 """
 
 from __future__ import annotations
@@ -88,10 +81,6 @@ class Operator:
     crossing: Crossing | None = None
     negation_of: str | None = None
 
-    @property
-    def time_relative(self) -> bool:
-        return self.crossing is not None
-
 
 OPERATORS: dict[str, Operator] = {}
 
@@ -125,11 +114,6 @@ def window_start(as_of: datetime, days: int) -> datetime:
         return as_of - timedelta(days=days)
     except OverflowError:
         return datetime(1, 1, 1)
-
-
-def positive(name: str) -> str:
-    """The operator a negative one complements (itself for a positive one)."""
-    return OPERATORS[name].negation_of or name
 
 
 def operators_of_type(field_type: str) -> tuple[str, ...]:
@@ -192,11 +176,7 @@ def _sql_between(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
 
 def _sql_in_last_days(c: exp.Expr, days: int, t: str, as_of: datetime) -> exp.Expr:
     at = c if t == "timestamp" else cast(c, TIMESTAMP)  # a date means its midnight UTC
-    return exp.and_(
-        exp.GTE(this=at, expression=timestamp_literal(window_start(as_of, days))),
-        exp.LTE(this=at.copy(), expression=timestamp_literal(as_of)),
-        copy=False,
-    )
+    return between_open(at, window_start(as_of, days), as_of, low_open=False, high_open=False)
 
 
 def _sql_has(node: type[exp.Binary]) -> Builder:
@@ -364,8 +344,3 @@ register(negation("has_none", of="has_any"))
 register(Operator("is_set", (*_SCALAR, "list"), None, _sql_is_set, _pl_is_set, text="{field} {op}",
                   null_safe=_SCALAR, per_value=False))
 register(negation("is_not_set", of="is_set"))
-
-
-__all__ = [
-    "OPERATORS", "Operator", "negation", "operator_for", "operators_of_type", "positive", "register", "window_start",
-]

@@ -1,16 +1,8 @@
-"""Planning shared by both compilers and every engine.
-
-A run evaluates all segments together. The plan says what must be computed
-once for all of them:
-
-- the distinct event aggregates (one count per `EventFilter.aggregate_key()`,
-  however many filters use it), so events are scanned once;
-- the dependency waves (segments that reference others are evaluated after
-  them and read their membership);
-- the one clock: `as_of` as a naive UTC timestamp (windows start at
-  operators.window_start).
-
-No SQL or Polars here: the compilers turn the plan into their own expressions.
+"""Planning shared by both compilers and every engine: what a run computes once
+for all segments. The distinct event aggregates (one count per
+`EventFilter.aggregate_key()`, so events are scanned once), the dependency waves
+(a segment is evaluated after those it references and reads their membership),
+and the one clock (`as_of` as a naive UTC timestamp).
 """
 
 from __future__ import annotations
@@ -18,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from graphlib import TopologicalSorter
 
 from ..errors import UserError
-from .graph import dependency_waves, find_cycles
 from .model import EventFilter, Project, Segment
+from .project_rules import find_cycles
 
 # Names the engines give to computed columns. A ':' cannot occur in a field name
 # or a segment key, so these never collide with subscriber columns.
@@ -37,10 +30,8 @@ def segment_column(segment_key: str) -> str:
 
 
 def naive_utc(as_of: datetime | date) -> datetime:
-    """`as_of` as a naive datetime meaning UTC (the project-wide convention).
-
-    An aware datetime is converted to UTC; a bare date means its midnight UTC.
-    """
+    """`as_of` as a naive datetime meaning UTC (the project-wide convention): an aware
+    datetime is converted to UTC; a bare date means its midnight UTC."""
     if not isinstance(as_of, datetime):
         if isinstance(as_of, date):
             return datetime.combine(as_of, time())
@@ -51,9 +42,9 @@ def naive_utc(as_of: datetime | date) -> datetime:
 
 
 def evaluation_waves(project: Project) -> list[list[str]]:
-    """Segment keys in dependency waves (each sorted). Raises UserError on an
-    unknown reference or a cycle; the validator reports these first, so this is
-    a guard for models built by hand."""
+    """Segment keys in dependency waves (each sorted): wave 0 references nothing, wave n
+    only earlier waves. Raises UserError on an unknown reference or a cycle; the
+    validator reports these first, so this is a guard for models built by hand."""
     refs = {key: seg.references() for key, seg in project.segments.items()}
     for key, targets in refs.items():
         for target in targets:
@@ -62,14 +53,17 @@ def evaluation_waves(project: Project) -> list[list[str]]:
     cycles = find_cycles(refs)
     if cycles:
         raise UserError("segment reference cycle: " + " -> ".join(cycles[0]))
-    return dependency_waves(refs)
+    sorter = TopologicalSorter(refs)
+    sorter.prepare()
+    waves: list[list[str]] = []
+    while sorter.is_active():
+        waves.append(sorted(sorter.get_ready()))
+        sorter.done(*waves[-1])
+    return waves
 
 
 def distinct_event_aggregates(segments: Iterable[Segment]) -> dict[str, EventFilter]:
-    """aggregate_key -> the first filter using it, in order of first use.
-
-    Filters differing only in `op`/`count` share one count column.
-    """
+    """aggregate_key -> the first filter using it, in order of first use."""
     out: dict[str, EventFilter] = {}
     for seg in segments:
         for f in seg.event_filters():
@@ -103,10 +97,5 @@ def build_plan(project: Project, as_of: datetime) -> EvaluationPlan:
     aggregates = distinct_event_aggregates(ordered)
     subscriber_fields = ["subscriber_id", *(f.field for seg in ordered for f in seg.field_filters())]
     event_fields = ["subscriber_id", "event", "occurred_at", *(w.field for f in aggregates.values() for w in f.where)]
-    return EvaluationPlan(
-        as_of=naive_utc(as_of),
-        waves=waves,
-        aggregates=aggregates,
-        subscriber_fields=list(dict.fromkeys(subscriber_fields)),
-        event_fields=list(dict.fromkeys(event_fields)),
-    )
+    return EvaluationPlan(naive_utc(as_of), waves, aggregates, list(dict.fromkeys(subscriber_fields)),
+                          list(dict.fromkeys(event_fields)))

@@ -20,14 +20,11 @@ class Problem:
 
     def __post_init__(self) -> None:
         # Messages quote user text (keys, values); a problem must still print as one line.
-        object.__setattr__(self, "message", _one_line(self.message))
+        printable = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in self.message)
+        object.__setattr__(self, "message", printable)
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}: {self.message}"
-
-
-def _one_line(text: str) -> str:
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 class ProblemLog:
@@ -43,10 +40,5 @@ class ProblemLog:
     def node(self, node: object, message: str) -> None:
         """Report at a ruamel node (its start mark is 0-based); None means the file start."""
         mark = getattr(node, "start_mark", None)
-        if mark is None:
-            self.at(1, 1, message)
-        else:
-            self.at(mark.line + 1, mark.column + 1, message)
-
-    def __len__(self) -> int:
-        return len(self.problems)
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        self.at(line, col, message)

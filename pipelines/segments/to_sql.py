@@ -1,40 +1,31 @@
-"""Segment model -> sqlglot expressions.
+"""Segment model -> sqlglot expressions, and the standalone query of a segment.
 
-Each field filter is built by its operator's `sql` builder (operators.py);
-a negative operator is `NOT` of its positive partner after the partner has been
-made two-valued with `COALESCE(..., FALSE)`. That single rule gives the spec's
-complement semantics (rule 3): a subscriber with a missing value is in
-`is_not`, `not_in`, `has_none`, ... and never in a positive operator or in
-`gt`/`before`/`starts_with`/`has_all`/.... The and/or/none tree is tree.py's.
-
-Values only ever enter the tree as literals (dialects.py); identifiers only
-come from the field catalog, the fixed relation names below and the planner's
-column names. A definition can change literal values, never the query's shape.
-
-Rendering to text (`compile_segment`) is the last step, per dialect.
+Each field filter is built by its operator's `sql` builder (operators.py); a
+negative operator is `NOT` of its positive partner made two-valued with
+`COALESCE(..., FALSE)`, which gives the spec's complement semantics (rule 3). The
+builders are tree.py's. Values only enter as literals (dialects.py); identifiers
+only come from the field catalog, the relation names below and the planner.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from ..errors import UserError
+from . import tree
 from .dialects import number_literal, render, string_literal, timestamp_literal
 from .fields import FieldCatalog
-from .model import EventCount, EventFilter, FieldFilter, Project, Segment
-from .operators import SQL_COMPARISONS, operator_for, window_start
+from .model import EventFilter, FieldFilter, Project
+from .operators import SQL_COMPARISONS
 from .plan import distinct_event_aggregates, naive_utc
-from .tree import Backend, field_leaf, walk
+from .tree import Language
 
-ColumnResolver = Callable[[str], exp.Expr]
-EventCountResolver = Callable[[EventFilter], exp.Expr]
-MemberResolver = Callable[[str], exp.Expr]
 # An engine may evaluate some field filters ahead of the query (pipelines/engine/encoded.py):
 # it returns the (two-valued) column holding a filter's result, or None to build the filter here.
 PrecomputedResolver = Callable[[FieldFilter], exp.Expr | None]
@@ -103,99 +94,35 @@ def negate(predicate: exp.Expr) -> exp.Expr:
     return exp.Not(this=predicate if simple else exp.paren(predicate))
 
 
-def all_of(conditions: Sequence[exp.Expr]) -> exp.Expr:
-    return exp.and_(*conditions, copy=False) if conditions else exp.true()
-
-
-def any_of(conditions: Sequence[exp.Expr]) -> exp.Expr:
-    return exp.or_(*conditions, copy=False) if conditions else exp.false()
-
-
-def field_predicate(f: FieldFilter, field_type: str, column: exp.Expr, as_of: datetime) -> exp.Expr:
-    """A two-valued predicate for one field filter on `column` (of `field_type`)."""
-    op = operator_for(f, field_type)
-    predicate = op.sql(column, f.value, field_type, naive_utc(as_of))
-    if field_type not in op.null_safe:  # a builder that may return NULL
-        predicate = two_valued(predicate)
-    return negate(predicate) if op.negation_of else predicate
-
-
-def count_predicate(n: exp.Expr, count: EventCount) -> exp.Expr:
-    return SQL_COMPARISONS[count.op](this=n, expression=number_literal(count.value))
-
-
-def event_condition(
-    f: EventFilter,
-    catalog: FieldCatalog,
-    as_of: datetime,
-    column: ColumnResolver = field_column,
-    precomputed: PrecomputedResolver | None = None,
-) -> exp.Expr:
-    """Which event rows a filter counts: its name (exact), not after `as_of`, in the
-    window, and every `where` filter (same operator semantics, over event fields)."""
-    as_of = naive_utc(as_of)
-    conditions: list[exp.Expr] = [
-        exp.EQ(this=column("event"), expression=string_literal(f.event)),
-        exp.LTE(this=column("occurred_at"), expression=timestamp_literal(as_of)),
-    ]
-    if f.in_last_days is not None:
-        start = window_start(as_of, f.in_last_days)
-        conditions.append(exp.GTE(this=column("occurred_at"), expression=timestamp_literal(start)))
-    where = field_leaf(field_predicate, catalog.event, "event", column, as_of, precomputed)
-    return all_of([*conditions, *(where(w) for w in f.where)])
-
-
-# --------------------------------------------------------------------------- segments
-
-
-def segment_predicate(
-    segment: Segment,
-    catalog: FieldCatalog,
-    as_of: datetime,
-    event_count: EventCountResolver,
-    member_of: MemberResolver,
-    column: ColumnResolver = field_column,
-    precomputed: PrecomputedResolver | None = None,
-) -> exp.Expr:
-    """The segment's membership condition for one subscriber row.
-
-    The resolvers say where event counts (never NULL) and other segments'
-    membership (never NULL) come from, so the standalone query and the one-pass
-    engine share this builder. `column` maps a subscriber field to its column.
-    """
-    backend = Backend(all_of, any_of, negate,
-                      field_leaf(field_predicate, catalog.subscriber, "subscriber", column, as_of, precomputed),
-                      lambda f: count_predicate(event_count(f), f.count), member_of)
-    return walk(segment, backend)
+SQL = Language(
+    all=lambda parts: exp.and_(*parts, copy=False) if parts else exp.true(),
+    any=lambda parts: exp.or_(*parts, copy=False) if parts else exp.false(), negate=negate, two_valued=two_valued,
+    compare=lambda op, a, b: SQL_COMPARISONS[op](this=a, expression=b), text=string_literal,
+    number=number_literal, moment=timestamp_literal, column=field_column, builder="sql",
+)
+# One field filter on a column; the event rows a filter counts (NULL possible: wrap
+# in two_valued); a segment's membership condition (see tree.py).
+field_predicate = functools.partial(tree.field_predicate, SQL)
+event_condition = functools.partial(tree.event_condition, SQL)
+segment_predicate = functools.partial(tree.segment_predicate, SQL)
 
 
 # --------------------------------------------------------------------------- standalone query
 
 
-def event_counts_cte(
-    aggregates: dict[str, EventFilter],
-    catalog: FieldCatalog,
-    as_of: datetime,
-    column_name: Callable[[str], str],
-    precomputed: PrecomputedResolver | None = None,
-) -> exp.Select:
+def event_counts_cte(aggregates: dict[str, EventFilter], catalog: FieldCatalog, as_of: datetime,
+                     column_name: Callable[[str], str], precomputed: PrecomputedResolver | None = None) -> exp.Select:
     """One scan of `events`: per subscriber, `COUNT(*) FILTER (WHERE ...)` per
     distinct aggregate. The WHERE prunes rows no aggregate can count."""
 
     def event_column(name: str) -> exp.Expr:
         return field_column(name, table=EVENTS)
 
-    counts = [
-        exp.alias_(
-            exp.Filter(
-                this=exp.Count(this=exp.Star()),
-                expression=exp.Where(this=event_condition(f, catalog, as_of, event_column, precomputed)),
-            ),
-            column_name(key),
-            copy=False,
-        )
-        for key, f in aggregates.items()
-    ]
+    def count(f: EventFilter) -> exp.Expr:
+        where = exp.Where(this=event_condition(f, catalog, as_of, event_column, precomputed))
+        return exp.Filter(this=exp.Count(this=exp.Star()), expression=where)
+
+    counts = [exp.alias_(count(f), column_name(key), copy=False) for key, f in aggregates.items()]
     names = sorted({f.event for f in aggregates.values()})
     prune = exp.and_(
         exp.LTE(this=event_column("occurred_at"), expression=timestamp_literal(naive_utc(as_of))),
@@ -247,13 +174,9 @@ def segment_query(project: Project, key: str, as_of: datetime) -> exp.Select:
         cte = event_counts_cte(aggregates, project.catalog, as_of, standalone_count_column)
         query = with_cte(query, EVENT_COUNTS, cte)
         # The Join node itself: `Select.join()` would parse a "LEFT JOIN" text to build it (~1 ms).
-        query.append("joins", exp.Join(
-            this=exp.table_(EVENT_COUNTS),
-            on=exp.EQ(
-                this=field_column("subscriber_id", table=EVENT_COUNTS), expression=subscriber_column("subscriber_id")
-            ),
-            side="LEFT",
-        ))
+        on = exp.EQ(this=field_column("subscriber_id", table=EVENT_COUNTS),
+                    expression=subscriber_column("subscriber_id"))
+        query.append("joins", exp.Join(this=exp.table_(EVENT_COUNTS), on=on, side="LEFT"))
     return query.where(predicate, copy=False).order_by(subscriber_column("subscriber_id"), copy=False)
 
 

@@ -5,8 +5,9 @@
     segment filter   -> the referenced segment's membership, NOT for is_not
     group / segment  -> AND (all), OR (any), NOT OR (none) of the above
 
-The SQL and Polars compilers and the bitmap combiner (engine/combine.py) each
-supply a `Backend`: the leaves and the three connectives, over never-null values.
+The bitmap combiner (engine/combine.py) supplies a `Backend`: the leaves and the
+three connectives, over never-null values. The SQL and Polars compilers supply a
+`Language` and share the builders of the leaves below.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..errors import UserError
+from .fields import FieldCatalog
 from .model import EventFilter, FieldFilter, Filter, Segment, SegmentFilter
+from .operators import operator_for, window_start
+from .plan import naive_utc
 
 X = TypeVar("X")
-C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -53,18 +56,74 @@ def walk(segment: Segment, b: Backend[X]) -> X:
     return match(segment.match, [match(g.match, [leaf(f) for f in g.filters]) for g in segment.groups])
 
 
-def field_leaf(build: Callable[[FieldFilter, str, C, datetime], X], fields: dict[str, str], table: str,
-               column: Callable[[str], C], as_of: datetime,
-               precomputed: Callable[[FieldFilter], X | None] | None = None) -> Callable[[FieldFilter], X]:
-    """A field filter's result: the column `precomputed` names (engine/encoded.py), else
-    `build(filter, field type, column(field), as_of)` over `table`'s `fields`."""
+@dataclass(frozen=True)
+class Language:
+    """What a compiler (to_sql.py, to_polars.py) brings to the builders below: its
+    connectives, literals and columns, and which builder of each operator it uses."""
 
-    def leaf(f: FieldFilter) -> X:
+    all: Callable[[Sequence[Any]], Any]  # AND (true for no parts)
+    any: Callable[[Sequence[Any]], Any]  # OR (false for no parts)
+    negate: Callable[[Any], Any]
+    two_valued: Callable[[Any], Any]  # NULL (unknown, e.g. a missing value) becomes false
+    compare: Callable[[str, Any, Any], Any]  # `a op b` for is, gt, gte, lt, lte
+    text: Callable[[str], Any]
+    number: Callable[[int], Any]
+    moment: Callable[[datetime], Any]
+    column: Callable[[str], Any]  # a subscriber or event field
+    builder: str  # the Operator attribute: "sql" or "polars"
+
+
+def field_predicate(lang: Language, f: FieldFilter, field_type: str, column: Any, as_of: datetime) -> Any:
+    """A two-valued predicate for one field filter on `column` (of `field_type`): a
+    negative operator is NOT of its positive partner made two-valued (spec rule 3)."""
+    op = operator_for(f, field_type)
+    predicate = getattr(op, lang.builder)(column, f.value, field_type, naive_utc(as_of))
+    if field_type not in op.null_safe:  # a builder that may return NULL
+        predicate = lang.two_valued(predicate)
+    return lang.negate(predicate) if op.negation_of else predicate
+
+
+def _field_leaf(lang: Language, fields: dict[str, str], table: str, column: Callable[[str], Any],
+                as_of: datetime, precomputed: Callable[[FieldFilter], Any] | None) -> Callable[..., Any]:
+    """A field filter's result: the column `precomputed` names (engine/encoded.py), else
+    its predicate over `table`'s `fields`."""
+
+    def leaf(f: FieldFilter) -> Any:
         done = precomputed(f) if precomputed is not None else None
         if done is not None:
             return done
         if f.field not in fields:
             raise UserError(f"unknown {table} field '{f.field}'")
-        return build(f, fields[f.field], column(f.field), as_of)
+        return field_predicate(lang, f, fields[f.field], column(f.field), as_of)
 
     return leaf
+
+
+def event_condition(lang: Language, f: EventFilter, catalog: FieldCatalog, as_of: datetime,
+                    column: Callable[[str], Any] | None = None,
+                    precomputed: Callable[[FieldFilter], Any] | None = None) -> Any:
+    """Which event rows a filter counts: its name (exact), not after `as_of`, in the
+    window, and every `where` filter (same operator semantics, over event fields)."""
+    as_of, column = naive_utc(as_of), column or lang.column
+    conditions = [lang.compare("is", column("event"), lang.text(f.event)),
+                  lang.compare("lte", column("occurred_at"), lang.moment(as_of))]
+    if f.in_last_days is not None:
+        start = lang.moment(window_start(as_of, f.in_last_days))
+        conditions.append(lang.compare("gte", column("occurred_at"), start))
+    where = _field_leaf(lang, catalog.event, "event", column, as_of, precomputed)
+    return lang.all([*conditions, *(where(w) for w in f.where)])
+
+
+def segment_predicate(lang: Language, segment: Segment, catalog: FieldCatalog, as_of: datetime,
+                      event_count: Callable[[EventFilter], Any], member_of: Callable[[str], Any],
+                      column: Callable[[str], Any] | None = None,
+                      precomputed: Callable[[FieldFilter], Any] | None = None) -> Any:
+    """The segment's membership condition for one subscriber row. The resolvers say
+    where event counts and other segments' membership (both never NULL) come from,
+    so the standalone query and the engines share this builder."""
+    field = _field_leaf(lang, catalog.subscriber, "subscriber", column or lang.column, as_of, precomputed)
+
+    def performed(f: EventFilter) -> Any:
+        return lang.compare(f.count.op, event_count(f), lang.number(f.count.value))
+
+    return walk(segment, Backend(lang.all, lang.any, lang.negate, field, performed, member_of))

@@ -1,191 +1,143 @@
-"""The `value` of a field filter (segment-language.md, "Values").
+"""The `value` of a field filter (segment-language.md, "Values"), and the other numbers of a definition.
 
-Each rule (the `value` of an operator in operators.py) checks the shape of the
-YAML node and returns the normalized value the model stores: strings,
+Each rule (the `value` of an operator in operators.py) takes the field type and
+the YAML node, and returns the normalized value the model stores: strings,
 int/float, `datetime.date`, tuples for lists and a 2-tuple for `between`. On a
-bad value `read_field_value` reports one problem at the offending node and
-returns `BAD`.
+bad value it raises `Wrong`, which model.py words and places at the node.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import date
+from typing import Any
 
-from ruamel.yaml.nodes import Node, ScalarNode
+from ruamel.yaml.nodes import Node, ScalarNode, SequenceNode
 
-from .problems import ProblemLog
-from .yaml_tree import BOOL, FLOAT, INT, TIMESTAMP, Unreadable, describe, is_seq, scalar_value, text_of
-
-if TYPE_CHECKING:
-    from .operators import Operator
-
-BAD: Any = object()  # sentinel: the value was reported as wrong
+from .yaml_tree import BOOL, FLOAT, INT, text_of
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 
 
-class _Wrong(Exception):
-    """A value rule failed; the message says what was expected and at which node."""
+class Wrong(Exception):
+    """A value rule failed: what was `expected` at `node` (and what was got instead, if not just the node)."""
 
     def __init__(self, node: object, expected: str, detail: str | None = None) -> None:
         super().__init__(expected)
         self.node, self.expected, self.detail = node, expected, detail
 
 
-def read_field_value(op: Operator, field: str, field_type: str, node: Node, log: ProblemLog) -> Any:
-    """The normalized value of `{field, op, value}`; `op` already fits `field_type` and takes a value."""
-    assert op.value is not None
+def text(field_type: str, node: Node, what: str = "a non-empty string") -> str:
+    value = text_of(node)
+    if not value:  # " " is a string of one character: `contains: " "` finds a space
+        raise Wrong(node, what)
+    return value
+
+
+def _int(text: str) -> int:
     try:
-        return op.value(field_type, node)
-    except _Wrong as wrong:
-        got = wrong.detail or f"got {describe(wrong.node)}"
-        log.node(wrong.node, f"operator '{op.name}' on field '{field}' needs {wrong.expected}; {got}")
-        return BAD
-
-
-# -- scalars ------------------------------------------------------------------------
-
-
-def _non_empty_text(node: object, what: str = "a non-empty string") -> str:
-    text = text_of(node)
-    if not text:  # " " is a string of one character: `contains: " "` finds a space
-        raise _Wrong(node, what)
-    return text
-
-
-def _number(node: object) -> int | float:
-    if isinstance(node, ScalarNode) and node.tag in (INT, FLOAT):
-        try:
-            value = scalar_value(node)
-        except Unreadable as exc:
-            raise _Wrong(node, "a number", str(exc)) from None
-        assert isinstance(value, int | float)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _Wrong(node, "a finite number")
-        return value
-    raise _Wrong(node, "a number")  # booleans are not numbers, "5" is text
-
-
-def _positive_int(node: object) -> int:
-    what = "a positive whole number of days"
-    if isinstance(node, ScalarNode) and node.tag == INT:
-        try:
-            value = scalar_value(node)
-        except Unreadable as exc:
-            raise _Wrong(node, what, str(exc)) from None
-        assert isinstance(value, int)
-        if value >= 1:
-            return value
-    raise _Wrong(node, what)
-
-
-def _date(node: object) -> date:
-    """A calendar date: a YAML date or the text YYYY-MM-DD; impossible dates are refused."""
-    what = "a date YYYY-MM-DD"
-    text = text_of(node)
-    if text is None or not _ISO_DATE.match(text.strip()):
-        raise _Wrong(node, what)
-    if isinstance(node, ScalarNode) and node.tag == TIMESTAMP:
-        try:
-            value = scalar_value(node)
-        except Unreadable as exc:
-            raise _Wrong(node, what, str(exc)) from None
-        if isinstance(value, date) and not isinstance(value, datetime):
-            return value
-        raise _Wrong(node, what)
-    try:
-        return date.fromisoformat(text.strip())
+        return int(text, 0)
     except ValueError:
-        raise _Wrong(node, what, f"'{text.strip()}' is not a real date") from None
+        pass
+    try:
+        return int(text.replace("_", ""), 10)  # 02134: decimal, as YAML 1.2 reads it
+    except ValueError:
+        raise ValueError(f"cannot read '{text}' as a number") from None
 
 
-def _boolean(node: object) -> bool:
-    if isinstance(node, ScalarNode) and node.tag == BOOL:
-        return bool(scalar_value(node))
-    raise _Wrong(node, "true or false")
-
-
-def one(field_type: str, node: object) -> Any:
-    """One value of the field's type (`is`, items of `in`)."""
-    if field_type == "string":
-        # An empty string is stored as missing, so `is ""` could never hold.
-        return _non_empty_text(node, "a non-empty string (test a missing value with is_not_set)")
-    if field_type in ("integer", "number"):
-        return _number(node)
-    if field_type == "boolean":
-        return _boolean(node)
-    if field_type in ("date", "timestamp"):
-        return _date(node)
-    raise _Wrong(node, "a single value")  # list fields have no `is`; kept total for safety
-
-
-def _list_items(node: object, what: str) -> list[Node]:
-    if not is_seq(node) or not node.value:  # type: ignore[attr-defined]
-        raise _Wrong(node, what)
-    return list(node.value)  # type: ignore[attr-defined]
-
-
-# -- rules (operators.py names each operator's) --------------------------------------
-
-
-def one_of(field_type: str, node: Node) -> tuple:
-    items = _list_items(node, "a non-empty list of values")
-    return tuple(one(field_type, item) for item in items)
-
-
-def text(field_type: str, node: Node) -> str:
-    return _non_empty_text(node)
+def _float(text: str) -> float:
+    lowered = text.lower().replace("_", "")
+    specials = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
+    if lowered in specials:
+        return specials[lowered]
+    try:
+        return float(lowered)
+    except ValueError:
+        raise ValueError(f"cannot read '{text}' as a number") from None
 
 
 def number(field_type: str, node: Node) -> int | float:
-    return _number(node)
+    if isinstance(node, ScalarNode) and node.tag in (INT, FLOAT):
+        try:
+            value = _int(node.value) if node.tag == INT else _float(node.value)
+        except ValueError as exc:
+            raise Wrong(node, "a number", str(exc)) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise Wrong(node, "a finite number")
+        return value
+    raise Wrong(node, "a number")  # booleans are not numbers, "5" is text
 
 
-def bounds(field_type: str, node: Node) -> tuple:
-    bound = _date if field_type in ("date", "timestamp") else _number
-    shape = "[low, high] dates YYYY-MM-DD" if bound is _date else "[low, high] numbers"
-    items = _list_items(node, shape)
-    if len(items) != 2:
-        raise _Wrong(node, shape, f"got a list of {len(items)}")
-    low, high = bound(items[0]), bound(items[1])
-    if low > high:  # type: ignore[operator]
-        raise _Wrong(node, f"{shape} with low <= high", f"got {low} > {high}")
-    return (low, high)
-
-
-def day(field_type: str, node: Node) -> date:
-    return _date(node)
+def _whole(node: Node, what: str, low: int, detail: bool) -> int:
+    """A YAML integer >= low; `detail`: say why an unreadable one is wrong."""
+    if isinstance(node, ScalarNode) and node.tag == INT:
+        try:
+            value = _int(node.value)
+        except ValueError as exc:
+            raise Wrong(node, what, str(exc) if detail else None) from None
+        if value >= low:
+            return value
+    raise Wrong(node, what)
 
 
 def days(field_type: str, node: Node) -> int:
-    return _positive_int(node)
+    return _whole(node, "a positive whole number of days", 1, detail=True)
+
+
+def count(field_type: str, node: Node) -> int:
+    """`count: {value: N}` of an event filter."""
+    return _whole(node, "a whole number >= 0", 0, detail=False)
+
+
+def day(field_type: str, node: Node) -> date:
+    """A calendar date: a YAML date or the text YYYY-MM-DD; impossible dates are refused."""
+    what = "a date YYYY-MM-DD"
+    value = text_of(node)
+    if value is None or not _ISO_DATE.match(value.strip()):
+        raise Wrong(node, what)
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise Wrong(node, what, f"'{value.strip()}' is not a real date") from None
+
+
+def one(field_type: str, node: Node) -> Any:
+    """One value of the field's type (`is`, items of `in`)."""
+    if field_type == "string":
+        # An empty string is stored as missing, so `is ""` could never hold.
+        return text(field_type, node, "a non-empty string (test a missing value with is_not_set)")
+    if field_type in ("integer", "number"):
+        return number(field_type, node)
+    if field_type in ("date", "timestamp"):
+        return day(field_type, node)
+    if isinstance(node, ScalarNode) and node.tag == BOOL:  # `is` applies to no other type
+        return node.value.lower() in ("true", "yes", "on", "y")  # YAML 1.1 spellings only under %YAML 1.1
+    raise Wrong(node, "true or false")
+
+
+def _list_items(node: Node, what: str) -> list[Node]:
+    if not isinstance(node, SequenceNode) or not node.value:
+        raise Wrong(node, what)
+    return list(node.value)
+
+
+def one_of(field_type: str, node: Node) -> tuple:
+    return tuple(one(field_type, item) for item in _list_items(node, "a non-empty list of values"))
+
+
+def bounds(field_type: str, node: Node) -> tuple:
+    bound = day if field_type in ("date", "timestamp") else number
+    shape = "[low, high] dates YYYY-MM-DD" if bound is day else "[low, high] numbers"
+    items = _list_items(node, shape)
+    if len(items) != 2:
+        raise Wrong(node, shape, f"got a list of {len(items)}")
+    low, high = bound(field_type, items[0]), bound(field_type, items[1])
+    if low > high:  # type: ignore[operator]
+        raise Wrong(node, f"{shape} with low <= high", f"got {low} > {high}")
+    return (low, high)
 
 
 def tags(field_type: str, node: Node) -> tuple[str, ...]:
     items = _list_items(node, "a non-empty list of strings")
-    return tuple(_non_empty_text(item, "non-empty strings in its list") for item in items)
-
-
-def read_positive_days(node: Node, key: str, log: ProblemLog) -> int | None:
-    """`in_last_days` of an event filter."""
-    try:
-        return _positive_int(node)
-    except _Wrong as wrong:
-        log.node(wrong.node, f"'{key}' needs {wrong.expected}; {wrong.detail or 'got ' + describe(wrong.node)}")
-        return None
-
-
-def read_count_value(node: Node, log: ProblemLog) -> int | None:
-    """`count: {value: N}`: a whole number >= 0."""
-    if isinstance(node, ScalarNode) and node.tag == INT:
-        try:
-            value = scalar_value(node)
-        except Unreadable:
-            value = -1
-        if isinstance(value, int) and value >= 0:
-            return value
-    log.node(node, f"count 'value' needs a whole number >= 0; got {describe(node)}")
-    return None
+    return tuple(text(field_type, item, "non-empty strings in its list") for item in items)

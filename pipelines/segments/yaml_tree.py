@@ -1,20 +1,15 @@
 """YAML text -> ruamel node tree, with a position on every node.
 
-We read the *composed* node graph (`YAML.compose`) rather than constructed
-Python objects because it gives, for every scalar, its start mark, the exact
-source text and the tag YAML resolved. That lets the rules point at the
-offending node, report duplicate keys as problems instead of exceptions, and
-keep a plain `02134` as the text the user wrote when the slot is a string.
-`to_data` then turns the tree into the plain dicts and lists the models
-validate, keeping every node for positions (one pass, ruamel the one parser).
+The *composed* node graph (`YAML.compose`), not constructed objects, gives every
+scalar its start mark, its exact source text (`02134` stays "02134" in a string
+slot) and its resolved tag, and lets duplicate keys be reported as problems.
+`to_data` turns it into the dicts and lists the models validate, keeping nodes.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Iterable
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +35,6 @@ ANCHOR_MESSAGE = ("YAML anchors and aliases (&name, *name) are not allowed in de
                   "write the value out (an alias can expand to billions of nodes)")
 
 
-class Unreadable(ValueError):
-    """A scalar YAML typed one way whose text cannot be read that way (e.g. 2024-02-30)."""
-
-
 def read_text(path: Path, log: ProblemLog) -> str | None:
     """The file's text (UTF-8, a BOM is allowed), or None after reporting why not."""
     try:
@@ -64,23 +55,14 @@ def read_text(path: Path, log: ProblemLog) -> str | None:
         return None
 
 
-class _Anchored(Exception):
-    """An anchor or alias, at this (0-based) mark."""
-
-    def __init__(self, mark) -> None:  # noqa: ANN001 - a YAML mark
-        super().__init__()
-        self.mark = mark
-
-
 def _first_anchor(root: Node | None):
-    """The first anchored or aliased node of a ruamel tree (each node visited once)."""
-    seen: set[int] = set()
+    """The first anchored or aliased node of a ruamel tree. Only an alias shares a node,
+    and it shares an anchored one, so the walk stops before visiting any node twice."""
     pending = [root] if root is not None else []
     while pending:
         node = pending.pop()
-        if id(node) in seen or getattr(node, "anchor", None) is not None:
+        if getattr(node, "anchor", None) is not None:
             return node
-        seen.add(id(node))
         if isinstance(node, MappingNode):
             pending.extend(item for pair in reversed(node.value) for item in reversed(pair))
         elif isinstance(node, SequenceNode):
@@ -95,10 +77,9 @@ def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Data | None]:
         root = YAML(typ="safe", pure=True).compose(text)  # rt would also gather comments: ~3x slower
         anchored = _first_anchor(root)
         if anchored is not None:
-            raise _Anchored(anchored.start_mark)
+            log.node(anchored, ANCHOR_MESSAGE)
+            return False, None
         return True, None if root is None else to_data(root)
-    except _Anchored as found:
-        log.at(found.mark.line + 1, found.mark.column + 1, ANCHOR_MESSAGE)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         if exc.problem and "another document" in exc.problem:
@@ -129,10 +110,6 @@ def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Data | None]:
 # -- node kinds ---------------------------------------------------------------
 
 
-def is_seq(node: object) -> bool:
-    return isinstance(node, SequenceNode)
-
-
 def is_null(node: object) -> bool:
     return node is None or (isinstance(node, ScalarNode) and node.tag == NULL)
 
@@ -151,49 +128,6 @@ def describe(node: object) -> str:
             TIMESTAMP: "the date"}.get(str(node.tag), f"a {node.tag} value")
     text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
     return f"{kind} {text!r}" if node.tag == STR else f"{kind} {text}"
-
-
-def scalar_value(node: ScalarNode) -> object:
-    """The Python value of a scalar by its resolved tag. Raises Unreadable."""
-    tag, text = node.tag, node.value
-    if tag == STR:
-        return text
-    if tag == NULL:
-        return None
-    if tag == BOOL:
-        return text.lower() in ("true", "yes", "on", "y")  # YAML 1.1 spellings only under %YAML 1.1
-    if tag == INT:
-        return _read_int(text)
-    if tag == FLOAT:
-        return _read_float(text)
-    if tag == TIMESTAMP:
-        try:
-            return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
-        except ValueError:
-            raise Unreadable(f"'{text}' is not a real date") from None
-    raise Unreadable(f"unsupported YAML tag '{tag}'")
-
-
-def _read_int(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        pass
-    try:
-        return int(text.replace("_", ""), 10)  # 02134: decimal, as YAML 1.2 reads it
-    except ValueError:
-        raise Unreadable(f"cannot read '{text}' as a number") from None
-
-
-def _read_float(text: str) -> float:
-    lowered = text.lower().replace("_", "")
-    specials = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
-    if lowered in specials:
-        return specials[lowered]
-    try:
-        return float(lowered)
-    except ValueError:
-        raise Unreadable(f"cannot read '{text}' as a number") from None
 
 
 def text_of(node: object) -> str | None:
@@ -263,6 +197,11 @@ def to_data(node: Node) -> Data:
 def node_of(data: object) -> Any:
     """The YAML node behind a value of `to_data`."""
     return getattr(data, "node", data)
+
+
+def unknown_key(key: str, allowed: tuple[str, ...]) -> str:
+    hint = did_you_mean(key, allowed) or f" (expected one of: {', '.join(allowed)})"
+    return f"unknown key '{key}'{hint}"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
