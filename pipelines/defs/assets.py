@@ -252,7 +252,7 @@ def segments_and_audiences(context: dg.AssetExecutionContext, segments: Segments
         recipients = run.recipients(evaluation.flags)
     except UserError as error:
         raise _fail(error) from None
-    sizes = history.run_sizes()
+    sizes = history.sizes
     sizes = list(zip(sizes.column("segment").to_pylist(), sizes.column("members").to_pylist(),
                      sizes.column("entered").to_pylist(), sizes.column("exited").to_pylist(), strict=True))
     rows = [f"| {s} | {m:,} | +{e:,} | -{x:,} |" for s, m, e, x in sizes]

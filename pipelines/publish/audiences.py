@@ -41,11 +41,10 @@ from ..core.duck import bounded_connection, parquet_scan, scratch_connection
 from ..core.flags import (
     ID,
     bools,
-    flags_to_membership,
-    is_sorted_unique,
     membership_to_flags,
     one_array,
     repeated,
+    sort_by_id,
     take_rows,
 )
 from ..segments.fields import arrow_type
@@ -55,6 +54,8 @@ from ..segments.plan import segment_column
 # Columns every recipient row has; an audience's `fields` come between
 # `group` and `run_id`.
 FIXED_COLUMNS = ("audience", "subscriber_id", "email", "group", "run_id")
+# The file a run writes them to (in its workspace), linked into the version it publishes.
+RECIPIENTS_FILE = "recipients.parquet"
 SEND, HOLDOUT = "send", "holdout"
 
 
@@ -106,59 +107,24 @@ def recipients_schema(project: Project, subscribers_schema: pa.Schema | None = N
     return pa.schema(fields)
 
 
-def _field_columns(schema: pa.Schema) -> list[str]:
-    return schema.names[4:-1]
-
-
 def compute_recipients(project: Project, membership: pa.Table, subscribers: pa.Table, run_id: str,
                        suppressions: Suppressions | None = None) -> pa.Table:
-    """Current recipients of every audience, sorted by audience then subscriber_id.
-
-    `membership` is either the long shape (segment, subscriber_id) or membership
-    flags (core/flags.py: subscriber_id plus a `segment:KEY` column per
-    segment). `subscribers` holds subscriber_id, status, email and the
-    audience fields (several rows of one subscriber: any non-active row suppresses it).
+    """Current recipients of every audience, sorted by audience then subscriber_id, from
+    `membership` in the long shape (segment, subscriber_id); `subscribers` holds
+    subscriber_id (one row each, as in the lake), status, email and the audience fields.
 
     A field column holds NULL on the rows of audiences that did not ask for it,
     so one wide table serves all audiences without leaking columns into an
     audience's own export (see `audience_files`).
     """
-    subscribers, suppressions = _one_row_per_subscriber(subscribers, suppressions or Suppressions())
-    if "segment" in membership.column_names:
-        membership = membership_to_flags(membership, ids=subscribers.column(ID), keys=_audience_segments(project))
-    schema = recipients_schema(project, subscribers.schema)
-    parts = list(recipient_parts(project, membership, subscribers, run_id, suppressions))
-    return pa.concat_tables(parts) if parts else schema.empty_table()
+    subscribers = sort_by_id(subscribers)
+    flags = membership_to_flags(membership, ids=subscribers.column(ID), keys=_audience_segments(project))
+    parts = list(recipient_parts(project, flags, subscribers, run_id, suppressions))
+    return pa.concat_tables(parts) if parts else recipients_schema(project, subscribers.schema).empty_table()
 
 
 def _audience_segments(project: Project) -> list[str]:
     return sorted({s for a in project.audiences.values() for s in (*a.include, *a.exclude)})
-
-
-def _one_row_per_subscriber(subscribers: pa.Table, suppressions: Suppressions) -> tuple[pa.Table, Suppressions]:
-    """Subscribers sorted by id, one row each (the lake's snapshots are; hand-made
-    tables may not be). The non-active rows of a repeated id join `held`, so they
-    suppress that subscriber and their address all the same."""
-    ids = subscribers.column(ID)
-    if is_sorted_unique(ids):
-        return subscribers, suppressions
-    subscribers = subscribers.take(pc.sort_indices(ids))
-    inactive = subscribers.filter(pa.array(~active_mask(subscribers.column("status"))))
-    extra = pa.table({
-        "subscriber_id": inactive.column(ID).cast(pa.string()),
-        "email": inactive.column("email").cast(pa.string()),
-        "status": inactive.column("status").cast(pa.string()),
-        "reason": pa.nulls(inactive.num_rows, pa.string()),
-    }, schema=schemas.HELD_ROWS)
-    held = pa.concat_tables([suppressions.held.cast(schemas.HELD_ROWS), extra])
-    keep = _first_of_each(subscribers.column(ID))
-    return subscribers.take(pa.array(keep)), Suppressions(suppressions.listed, held, suppressions.snapshot_at)
-
-
-def _first_of_each(sorted_ids: pa.ChunkedArray) -> np.ndarray:
-    codes = pc.dictionary_encode(sorted_ids.combine_chunks()).indices.to_numpy(zero_copy_only=False)
-    _, first = np.unique(codes, return_index=True)
-    return np.sort(first)
 
 
 def normalized_addresses(email: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -357,7 +323,6 @@ def suppressions_table(subscribers: pa.Table, suppressions: Suppressions) -> pa.
     """The published `suppressions` relation: one row per suppressed address in force
     (normalized), from the suppression list (earliest first) or else the snapshot
     (reason: the status, or the reason of the quarantined row that holds it)."""
-    subscribers, suppressions = _one_row_per_subscriber(subscribers, suppressions)
     held = suppressions.held
     held_ids = pc.drop_null(held.column("subscriber_id")).combine_chunks() if held.num_rows \
         else pa.array([], pa.string())
@@ -456,15 +421,11 @@ def recipient_parts(project: Project, flags: pa.Table, subscribers: pa.Table, ru
 
     `subscribers` holds subscriber_id, status, email and the audience fields, one
     row per subscriber, sorted by id (as the lake's snapshots are)."""
-    suppressions = suppressions or Suppressions()
-    subscribers, suppressions = _one_row_per_subscriber(subscribers, suppressions)
-    if not is_sorted_unique(flags.column(ID)):
-        flags = membership_to_flags(flags_to_membership(flags), keys=_audience_segments(project))
     ids = flags.column(ID)
     subscribers = _aligned(subscribers, ids)
     schema = recipients_schema(project, subscribers.schema)
-    field_columns = _field_columns(schema)
-    ok, address_codes = sendable(subscribers, suppressions)
+    field_columns = schema.names[4:-1]  # between `group` and `run_id`
+    ok, address_codes = sendable(subscribers, suppressions or Suppressions())
     n = flags.num_rows
 
     def member(key: str) -> np.ndarray:

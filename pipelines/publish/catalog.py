@@ -167,15 +167,3 @@ def lock_session(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
     con.execute("SET allowed_directories = ?", [allowed])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
-
-
-__all__ = [
-    "build_catalog",
-    "check_relation",
-    "lock_session",
-    "open_warehouse",
-    "relink_if_moved",
-    "remove_temp_catalogs",
-    "swap_in_catalog",
-    "temp_catalog_path",
-]

@@ -82,17 +82,12 @@ class HistoryDelta:
     run_id: str
     as_of: datetime
     base_version: str | None
-    replaces_run_id: str | None
     open_stays: Path  # segment_membership.parquet of the new version
+    stays: Path  # its STAYS_FILE
     deltas: dict[str, Path]  # kind -> file with this run's rows (history_files.KINDS)
     sizes: pa.Table  # this run's segment_sizes rows
-    stays: Path | None = None  # STAYS_FILE of the new version
-    members: int = 0
-    entered: int = 0
-    exited: int = 0
-
-    def run_sizes(self, run_id: str | None = None) -> pa.Table:
-        return self.sizes
+    entered: int
+    exited: int
 
 
 def _us(moment: datetime) -> int:
@@ -199,7 +194,7 @@ def extend_history(
 ) -> HistoryDelta:
     """This run's history rows and open stays, from its flags and the base version's."""
     as_of = to_naive_utc(as_of)
-    base, replaces_run_id = history_base(previous, as_of)
+    base, _ = history_base(previous, as_of)
     keys = flag_keys(flags)
     current = set(segments) if segments is not None else set(keys)
     unknown = sorted(set(keys) - current)
@@ -291,9 +286,8 @@ def extend_history(
     }, schema=schemas.SIZES)
     write_table(schemas.conform(sizes, schemas.SIZES, what="sizes"), deltas["sizes"])
     return HistoryDelta(
-        run_id=run_id, as_of=as_of, base_version=base.version if base else None, replaces_run_id=replaces_run_id,
-        open_stays=out_dir / OPEN_STAYS_FILE, stays=out_dir / STAYS_FILE, deltas=deltas, sizes=sizes,
-        members=sum(r[1] for r in size_rows), entered=sum(r[2] for r in size_rows),
+        run_id=run_id, as_of=as_of, base_version=base.version if base else None, open_stays=out_dir / OPEN_STAYS_FILE,
+        stays=out_dir / STAYS_FILE, deltas=deltas, sizes=sizes, entered=sum(r[2] for r in size_rows),
         exited=sum(r[3] for r in size_rows),
     )
 
@@ -437,6 +431,3 @@ def _strings(values: list[str], codes: np.ndarray) -> pa.Array:
     """values[codes] as a plain string array (built through a dictionary: no Python loop)."""
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values, pa.string())).cast(
         pa.string())
-
-
-__all__ = ["HistoryDelta", "extend_history"]

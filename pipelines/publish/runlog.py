@@ -34,10 +34,10 @@ REPLACED = "replaced"
 @dataclass(frozen=True)
 class RunRecord:
     run_id: str
-    as_of: datetime | None
+    as_of: datetime
     started_at: datetime | None
-    finished_at: datetime | None
-    status: str
+    finished_at: datetime | None = None
+    status: str = PUBLISHED
     snapshot: str | None = None
     snapshot_rows: int | None = None
     message: str | None = None
@@ -78,16 +78,8 @@ def append_run_record(paths: Paths, record: RunRecord) -> None:
         os.close(fd)
 
 
-def record_failed_run(
-    paths: Paths,
-    run_id: str,
-    as_of: datetime | None,
-    started_at: datetime | None,
-    status: str = "failed",
-    message: str = "",
-    *,
-    snapshot: str | None = None,
-) -> RunRecord:
+def record_failed_run(paths: Paths, run_id: str, as_of: datetime, started_at: datetime | None,
+                      status: str = "failed", message: str = "") -> RunRecord:
     """Record a run that did not publish (status e.g. 'failed', 'held', 'canceled').
 
     It appears in the `runs` relation after the next publish. `finished_at` is
@@ -95,15 +87,8 @@ def record_failed_run(
     """
     if status in (PUBLISHED, REPLACED):
         raise ValueError(f"status '{status}' is reserved for runs recorded by the publish itself")
-    record = RunRecord(
-        run_id=run_id,
-        as_of=to_naive_utc(as_of) if as_of else None,
-        started_at=to_naive_utc(started_at) if started_at else None,
-        finished_at=datetime.now(UTC).replace(tzinfo=None),
-        status=status,
-        snapshot=snapshot,
-        message=message or None,
-    )
+    record = RunRecord(run_id=run_id, as_of=to_naive_utc(as_of), started_at=started_at and to_naive_utc(started_at),
+                       finished_at=datetime.now(UTC).replace(tzinfo=None), status=status, message=message or None)
     append_run_record(paths, record)
     return record
 

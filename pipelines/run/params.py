@@ -12,6 +12,7 @@ from pathlib import Path
 from ..core.clock import parse_as_of
 from ..core.settings import Paths
 from ..errors import UserError
+from ..publish.audiences import RECIPIENTS_FILE
 from ..publish.history_files import FLAGS_FILE
 
 
@@ -66,7 +67,7 @@ class Workspace:
         self.dir = Path(paths.data) / "work" / run_id
         self.context_file = self.dir / "context.json"
         self.flags_file = self.dir / FLAGS_FILE
-        self.recipients_file = self.dir / "recipients.parquet"
+        self.recipients_file = self.dir / RECIPIENTS_FILE
         self.history_dir = self.dir / "history"
 
     def save_context(self, ctx: RunContext) -> None:

@@ -83,6 +83,10 @@ def prepare_run(paths: Paths, params: RunParams, limits: IngestLimits | None = N
     landing file was rejected in this run, no snapshot exists at or before
     `as_of`, or the snapshot is held back.
     """
+    if "\\" in str(Path(paths.data).resolve()):
+        # DuckDB turns it into '/' in a database file's path, however quoted.
+        raise UserError(f"the data folder {paths.data} has a backslash in its path, where DuckDB cannot open "
+                        "warehouse.duckdb; use a folder without one")
     relink_if_moved(paths)  # a moved data folder, even when this run is refused below
     refuse_future(params.as_of, params.started_at, allowed=params.allow_future)
     project = load_valid_project(paths)
