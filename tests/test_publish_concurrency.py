@@ -183,6 +183,7 @@ def test_sigkill_after_random_delays(tmp_path):
             for name, sql in READER_CHECKS.items():
                 assert con.execute(sql).fetchall()[0][0] == 0, name
         first = int(state.run_id[3:]) + 1
-        assert current_state(paths) == publish_scenario_run(paths, first)
+        result = publish_scenario_run(paths, first)
+        assert current_state(paths) == result
         _check_consistent(paths)
         first += 1

@@ -20,8 +20,9 @@ from pipelines.errors import UserError
 from pipelines.publish.catalog import check_relation, open_warehouse
 from pipelines.publish.lock import writer_lock
 from pipelines.publish.relations import MACROS, RELATIONS
-from pipelines.publish.runlog import record_failed_run
 from pipelines.publish.state import current_state
+from pipelines.run.params import RunParams
+from pipelines.run.prepare import record_failure
 
 try:  # tests/ on sys.path (no tests/__init__.py)
     from test_publish_support import (
@@ -247,13 +248,12 @@ def test_failed_runs_appear_in_runs_after_the_next_publish(tmp_path):
     paths = make_paths(tmp_path)
     project = make_project(["s"])
     publish(paths, project, T[0], {"s": ["a"]}, {"a": "active"}, run_id="ok1")
-    record_failed_run(paths, "bad", T[1], datetime(2026, 1, 8, 2, 0, 5), "held", "snapshot dropped 80%")
+    record_failure(paths, RunParams(run_id="bad", as_of=T[1], started_at=datetime(2026, 1, 8, 2, 0, 5)),
+                   UserError("snapshot dropped 80%", run_status="held"))
     assert [r[0] for r in query(paths, "SELECT run_id FROM runs")] == ["ok1"]  # published state untouched
     publish(paths, project, T[2], {"s": ["a"]}, {"a": "active"}, run_id="ok2")
     assert query(paths, "SELECT run_id, status, message FROM runs ORDER BY started_at") == [
         ("ok1", "success", None), ("bad", "held", "snapshot dropped 80%"), ("ok2", "success", None)]
-    with pytest.raises(ValueError):
-        record_failed_run(paths, "x", T[2], T[2], "success")
 
 
 def test_old_versions_and_crash_leftovers_are_pruned(tmp_path):

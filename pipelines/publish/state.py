@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from ..core.clock import format_ts
 from ..core.settings import Paths
 from ..core.sql import string
 from ..errors import UserError
@@ -93,6 +94,25 @@ def read_state_file(version_dir: Path) -> PublishedState:
     return PublishedState.from_record(record, version_dir.parent)
 
 
+def history_base(previous: PublishedState | None,
+                 as_of: datetime) -> tuple[PublishedState | None, str | None]:
+    """The state a run at `as_of` builds on, and the run it replaces (if any).
+
+    `previous` is the currently published state.
+    """
+    if previous is None:
+        return None, None
+    if as_of > previous.as_of:
+        return previous, None
+    if as_of == previous.as_of:
+        base_dir = previous.version_dir.parent / previous.base_version if previous.base_version else None
+        return (read_state_file(base_dir) if base_dir else None), previous.run_id
+    raise UserError(
+        f"as_of {format_ts(as_of)} is before the last published run {previous.run_id} "
+        f"(as_of {format_ts(previous.as_of)}); history only moves forward — run with a later as_of"
+    )
+
+
 def open_catalog_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the catalog file as it is *now*.
 
@@ -143,7 +163,8 @@ def _read_catalog_state(paths: Paths, warehouse: Path) -> PublishedState:
         rows = cursor.fetchall()
     except duckdb.CatalogException:
         raise UserError(
-            f"{warehouse} was not published by this pipeline (no {STATE_TABLE} table); move it away to start over"
+            f"{warehouse} was not published by this pipeline (no {STATE_TABLE} table); "
+            "move it away to start over"
         ) from None
     finally:
         con.close()

@@ -41,12 +41,11 @@ from .catalog import (
     write_event_file_list,
 )
 from .flag_history import STAYS_FILE, HistoryDelta
-from .history import history_base
 from .history_files import FLAGS_FILE, extend_manifest, link_or_copy
 from .lock import writer_lock
 from .membership_files import membership_files, part_path
 from .runlog import RunRecord, append_run_record, merge_runs, read_run_log, records_from_table
-from .state import PublishedState, current_state, write_state_file
+from .state import PublishedState, current_state, history_base, write_state_file
 from .versions import finish_staging, new_staging_dir, next_seq, prune_versions, relation_path, version_name
 
 DEFAULT_KEEP_VERSIONS = 5
@@ -122,9 +121,9 @@ def lake_file_is_publishable(project: Project, snapshot_file: Path) -> bool:
         pa.types.is_string(stored.field(name).type) for name in stored.names[len(expected):])
 
 
-
 def stage_version(paths: Paths, project: Project, record: RunRecord, workdir: Path, history: HistoryDelta, *,
-                  subscribers: pa.Table | Path, suppressions: pa.Table, compiled_sql: dict[str, str]) -> StagedVersion:
+                  subscribers: pa.Table | Path, suppressions: pa.Table,
+                  compiled_sql: dict[str, str]) -> StagedVersion:
     """Write the new version directory; nothing is visible to readers yet.
 
     `record` names the run (run_id, as_of, started_at, snapshot, snapshot_rows,
@@ -144,13 +143,10 @@ def stage_version(paths: Paths, project: Project, record: RunRecord, workdir: Pa
         current = current_state(paths)
         base, replaces = history_base(current, as_of)  # raises for an as_of in the past
         _check_delta(history, base, run_id, as_of)
-        counts = dict(zip(history.sizes.column("segment").to_pylist(), history.sizes.column("members").to_pylist(),
-                          strict=True))
-        unknown = {k for k, n in counts.items() if n} - set(project.segments)
-        if unknown:
-            raise ValueError(f"membership has segment(s) that are not defined: {', '.join(sorted(unknown))}")
-
-        seq = next_seq(paths, current.version if current else None)
+        # (extend_history refused flags of segments the project does not define.)
+        counts = dict(zip(history.sizes.column("segment").to_pylist(),
+                          history.sizes.column("members").to_pylist(), strict=True))
+        seq = next_seq(paths)
         name = version_name(seq, as_of)
         staging = new_staging_dir(paths)
         final = staging.parent / name
@@ -160,9 +156,9 @@ def stage_version(paths: Paths, project: Project, record: RunRecord, workdir: Pa
             fingerprint=record.fingerprint or "", base_version=base.version if base else None,
             replaces_run_id=replaces,
         )
-        run_record = replace(record, as_of=as_of, version=name, started_at=record.started_at
-                             and to_naive_utc(record.started_at),
-                             finished_at=datetime.now(UTC).replace(tzinfo=None))  # bookkeeping: the wall clock
+        started_at = record.started_at and to_naive_utc(record.started_at)
+        run_record = replace(record, as_of=as_of, started_at=started_at, version=name,
+                             finished_at=datetime.now(UTC).replace(tzinfo=None))  # bookkeeping: wall clock
         published_runs = records_from_table(pq.read_table(relation_path(current.version_dir, "runs"))) \
             if current else []
         replaced = None
@@ -172,7 +168,8 @@ def stage_version(paths: Paths, project: Project, record: RunRecord, workdir: Pa
                         ).replaced_by(run_id)
         recipients = workdir / RECIPIENTS_FILE
         relations: dict[str, pa.Table | Path] = {
-            "subscribers": subscribers if isinstance(subscribers, Path) else _subscribers_table(project, subscribers),
+            "subscribers": subscribers if isinstance(subscribers, Path)
+            else _subscribers_table(project, subscribers),
             "segments": _segments_table(project, counts, history.sizes, compiled_sql),
             "segment_membership": history.open_stays,
             "runs": merge_runs(read_run_log(paths), published_runs, [r for r in (replaced, run_record) if r]),
@@ -185,7 +182,8 @@ def stage_version(paths: Paths, project: Project, record: RunRecord, workdir: Pa
             for index, (relation, table) in enumerate(relations.items()):
                 target = relation_path(staging, relation)
                 if relation == "segment_membership":
-                    for number, part in enumerate(membership_files(history.open_stays)):  # written in parallel
+                    # The files written in parallel.
+                    for number, part in enumerate(membership_files(history.open_stays)):
                         link_or_copy(part, part_path(target, number))
                 elif isinstance(table, Path):
                     link_or_copy(table, target)
@@ -197,7 +195,7 @@ def stage_version(paths: Paths, project: Project, record: RunRecord, workdir: Pa
             if (workdir / RECORD_FILE).is_file():
                 link_or_copy(workdir / RECORD_FILE, staging / RECORD_FILE)
             link_or_copy(history.stays, staging / STAYS_FILE)
-            extend_manifest(base.version_dir if base else None, staging, dict(history.deltas), f"{seq:06d}")
+            extend_manifest(base.version_dir if base else None, staging, history.deltas, f"{seq:06d}")
             write_event_file_list(staging, project, event_part_files(paths))
             write_state_file(staging, state)
             finish_staging(staging, final)
@@ -224,7 +222,8 @@ def publish_version(paths: Paths, staged: StagedVersion, keep_versions: int = DE
                 f"was staged on {staged.expected_current}; start the run again"
             )
         if not (state.version_dir / "state.json").is_file():
-            raise UserError(f"staged version {state.version} is missing ({state.version_dir}); start the run again")
+            raise UserError(f"staged version {state.version} is missing ({state.version_dir}); "
+                            "start the run again")
 
         catalog = temp_catalog_path(paths, state.version)
         build_catalog(catalog, state)

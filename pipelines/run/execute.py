@@ -76,11 +76,13 @@ class Run:
         return write_recipients(self.project, flags, self.subscribers, self.run_id,
                                 self.workspace.recipients_file, self.suppressions)
 
-    def publish(self, evaluation: Evaluation, history: HistoryDelta, keep_versions: int = 5) -> PublishedState:
+    def publish(self, evaluation: Evaluation, history: HistoryDelta,
+                keep_versions: int = 5) -> PublishedState:
         """Stage the new version and swap it in atomically (only after the blocking checks passed)."""
         ctx = self.ctx
         record = RunRecord(run_id=self.run_id, as_of=ctx.params.as_of, started_at=ctx.params.started_at,
-                           snapshot=ctx.snapshot_name, snapshot_rows=ctx.snapshot_rows, fingerprint=ctx.fingerprint)
+                           snapshot=ctx.snapshot_name, snapshot_rows=ctx.snapshot_rows,
+                           fingerprint=ctx.fingerprint)
         with writer_lock(self.paths):
             self._check_parent()
             staged = stage_version(

@@ -72,10 +72,7 @@ class Workspace:
 
     def save_context(self, ctx: RunContext) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        payload = asdict(ctx)
-        payload["params"]["as_of"] = ctx.params.as_of.isoformat()
-        payload["params"]["started_at"] = ctx.params.started_at.isoformat()
-        self.context_file.write_text(json.dumps(payload, indent=2))
+        self.context_file.write_text(json.dumps(asdict(ctx), indent=2, default=datetime.isoformat))
 
     def load_context(self) -> RunContext:
         if not self.context_file.exists():
