@@ -43,7 +43,7 @@ RELATIONS = {
 
 
 def publish_flags(paths, project, as_of, members, statuses, run_id, tmp):
-    """What `pipelines.run.execute` does: flags -> extend_history -> stage_version (files)."""
+    """What `pipelines.run.execute` does: flags -> extend_history -> publish_version (files)."""
     return publish(paths, project, as_of, members, statuses, run_id=run_id)
 
 

@@ -80,7 +80,7 @@ def fingerprint_of(*parts) -> str:
 
 def stage_args(paths: Paths, project: Project, as_of: datetime, members: dict[str, list[str]],
                statuses: dict[str, str], *, run_id: str | None = None, fingerprint: str | None = None) -> dict:
-    """The arguments of `stage_version` for one run, made the way `pipelines.run.execute`
+    """The arguments of `publish_version` for one run, made the way `pipelines.run.execute`
     makes them after evaluation: the run's flags in its workspace, history files
     (extend_history) on the published version and the recipients file (write_recipients)."""
     from pipelines.core.flags import membership_to_flags, sort_by_id
@@ -116,13 +116,11 @@ def publish(paths: Paths, project: Project, as_of: datetime, members: dict[str, 
             statuses: dict[str, str], *, run_id: str | None = None, fingerprint: str | None = None,
             keep_versions: int = 5):
     """Publish one run the way `pipelines.run.execute` does after evaluation (the steps
-    `segments run` and Dagster call): stage_version from the run's files (stage_args),
-    then publish_version."""
-    from pipelines.publish.warehouse import publish_version, stage_version
+    `segments run` and Dagster call): publish_version on the run's files (stage_args)."""
+    from pipelines.publish.warehouse import publish_version
 
-    staged = stage_version(paths, **stage_args(paths, project, as_of, members, statuses, run_id=run_id,
-                                               fingerprint=fingerprint))
-    return publish_version(paths, staged, keep_versions)
+    return publish_version(paths, **stage_args(paths, project, as_of, members, statuses, run_id=run_id,
+                                               fingerprint=fingerprint), keep_versions=keep_versions)
 
 
 def violations(recipients: pa.Table, subscribers: pa.Table, suppressions=None) -> int:

@@ -1,10 +1,10 @@
-"""Staging and atomically publishing a version of the analyst warehouse.
+"""Publishing a run as a new version of the analyst warehouse, atomically.
 
-    stage_version   writes DATA/published/versions/<version>/ (one Parquet file
-                    per relation + state.json); publishes nothing
-    publish_version builds a catalog for it beside warehouse.duckdb, renames it
-                    over warehouse.duckdb (the atomic step), records the run,
-                    refreshes the audience files and prunes old versions
+Under the writer lock, `publish_version` first writes
+DATA/published/versions/<version>/ (one Parquet file per relation +
+state.json; nothing visible yet), then builds a catalog for it beside
+warehouse.duckdb and renames it over warehouse.duckdb (the atomic step), and
+last records the run, refreshes the audience files and prunes old versions.
 
 A run with the same as_of and inputs as the published one never gets here
 (run/prepare.py ends it as unchanged). The same as_of with other inputs (a late
@@ -16,7 +16,7 @@ replaced run survives, and the replaced run stays in `runs` with status
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,14 +49,6 @@ from .state import PublishedState, current_state, history_base, write_state_file
 from .versions import finish_staging, new_staging_dir, next_seq, prune_versions, relation_path, version_name
 
 DEFAULT_KEEP_VERSIONS = 5
-
-
-@dataclass(frozen=True)
-class StagedVersion:
-    state: PublishedState  # what will be published
-    expected_current: str | None  # the version that must still be current at publish time
-    run_record: RunRecord
-    replaced_record: RunRecord | None = None
 
 def _check_delta(history: HistoryDelta, base: PublishedState | None, run_id: str, as_of: datetime) -> None:
     base_version = base.version if base else None
@@ -121,10 +113,10 @@ def lake_file_is_publishable(project: Project, snapshot_file: Path) -> bool:
         pa.types.is_string(stored.field(name).type) for name in stored.names[len(expected):])
 
 
-def stage_version(paths: Paths, project: Project, record: RunRecord, workdir: Path, history: HistoryDelta, *,
-                  subscribers: pa.Table | Path, suppressions: pa.Table,
-                  compiled_sql: dict[str, str]) -> StagedVersion:
-    """Write the new version directory; nothing is visible to readers yet.
+def publish_version(paths: Paths, project: Project, record: RunRecord, workdir: Path,
+                    history: HistoryDelta, *, subscribers: pa.Table | Path, suppressions: pa.Table, compiled_sql: dict[str, str],
+                    keep_versions: int = DEFAULT_KEEP_VERSIONS) -> PublishedState:
+    """Stage the run's version, swap it in, then export audiences and prune.
 
     `record` names the run (run_id, as_of, started_at, snapshot, snapshot_rows,
     fingerprint). The run's files go in linked, not rewritten: from `workdir` its
@@ -137,94 +129,11 @@ def stage_version(paths: Paths, project: Project, record: RunRecord, workdir: Pa
     The version lists the lake's (immutable) event files, so the `events` view
     never picks up a file that a later run ingests.
     """
-    as_of = to_naive_utc(record.as_of)
-    run_id = record.run_id
-    with writer_lock(paths, run_id=run_id):
-        current = current_state(paths)
-        base, replaces = history_base(current, as_of)  # raises for an as_of in the past
-        _check_delta(history, base, run_id, as_of)
-        # (extend_history refused flags of segments the project does not define.)
-        counts = dict(zip(history.sizes.column("segment").to_pylist(),
-                          history.sizes.column("members").to_pylist(), strict=True))
-        seq = next_seq(paths)
-        name = version_name(seq, as_of)
-        staging = new_staging_dir(paths)
-        final = staging.parent / name
-        state = PublishedState(
-            version=name, version_dir=final.absolute(), run_id=run_id, as_of=as_of,
-            snapshot_rows=int(record.snapshot_rows or 0), snapshot=record.snapshot or "",
-            fingerprint=record.fingerprint or "", base_version=base.version if base else None,
-            replaces_run_id=replaces,
-        )
-        started_at = record.started_at and to_naive_utc(record.started_at)
-        run_record = replace(record, as_of=as_of, started_at=started_at, version=name,
-                             finished_at=datetime.now(UTC).replace(tzinfo=None))  # bookkeeping: wall clock
-        published_runs = records_from_table(pq.read_table(relation_path(current.version_dir, "runs"))) \
-            if current else []
-        replaced = None
-        if replaces and current is not None:
-            previous = next((r for r in published_runs if r.run_id == current.run_id), None)
-            replaced = (previous or RunRecord(run_id=current.run_id, as_of=current.as_of, started_at=None)
-                        ).replaced_by(run_id)
-        recipients = workdir / RECIPIENTS_FILE
-        relations: dict[str, pa.Table | Path] = {
-            "subscribers": subscribers if isinstance(subscribers, Path)
-            else _subscribers_table(project, subscribers),
-            "segments": _segments_table(project, counts, history.sizes, compiled_sql),
-            "segment_membership": history.open_stays,
-            "runs": merge_runs(read_run_log(paths), published_runs, [r for r in (replaced, run_record) if r]),
-            "recipients": recipients,
-            "suppressions": suppressions,
-            "audiences": audiences_table(project, recipients),
-            "quarantine": schemas.conform(quarantine_table(paths), schemas.QUARANTINE, what="quarantine"),
-        }
-        try:
-            for index, (relation, table) in enumerate(relations.items()):
-                target = relation_path(staging, relation)
-                if relation == "segment_membership":
-                    # The files written in parallel.
-                    for number, part in enumerate(membership_files(history.open_stays)):
-                        link_or_copy(part, part_path(target, number))
-                elif isinstance(table, Path):
-                    link_or_copy(table, target)
-                else:
-                    write_parquet(table, target)
-                if index == 2:
-                    failpoint("stage:files")
-            link_or_copy(workdir / FLAGS_FILE, staging / FLAGS_FILE)
-            if (workdir / RECORD_FILE).is_file():
-                link_or_copy(workdir / RECORD_FILE, staging / RECORD_FILE)
-            link_or_copy(history.stays, staging / STAYS_FILE)
-            extend_manifest(base.version_dir if base else None, staging, history.deltas, f"{seq:06d}")
-            write_event_file_list(staging, project, event_part_files(paths))
-            write_state_file(staging, state)
-            finish_staging(staging, final)
-        except BaseException:
-            # A crash (SIGKILL) leaves it behind instead; the next publish prunes it.
-            remove_path(staging)
-            raise
-        failpoint("stage:done")
-        return StagedVersion(state=state, expected_current=current.version if current else None,
-                             run_record=run_record, replaced_record=replaced)
-
-
-def publish_version(paths: Paths, staged: StagedVersion, keep_versions: int = DEFAULT_KEEP_VERSIONS
-                    ) -> PublishedState:
-    """Atomically make `staged` the published state, then export audiences and prune."""
     if keep_versions < 1:
         raise UserError(f"keep_versions must be at least 1, got {keep_versions}")
-    state = staged.state
-    with writer_lock(paths, run_id=state.run_id):
-        current = current_state(paths)
-        if (current.version if current else None) != staged.expected_current:
-            raise UserError(
-                f"another run published version {current.version if current else None} after this run "
-                f"was staged on {staged.expected_current}; start the run again"
-            )
-        if not (state.version_dir / "state.json").is_file():
-            raise UserError(f"staged version {state.version} is missing ({state.version_dir}); "
-                            "start the run again")
-
+    with writer_lock(paths, run_id=record.run_id):
+        state, records = _stage(paths, project, record, workdir, history, subscribers, suppressions,
+                                compiled_sql)
         catalog = temp_catalog_path(paths, state.version)
         build_catalog(catalog, state)
         failpoint("publish:catalog_built")
@@ -232,9 +141,8 @@ def publish_version(paths: Paths, staged: StagedVersion, keep_versions: int = DE
         failpoint("publish:swapped")
 
         # After the swap: everything below can be redone by the next run.
-        for record in (staged.replaced_record, staged.run_record):
-            if record is not None:
-                append_run_record(paths, record)
+        for run in records:
+            append_run_record(paths, run)
         sync_audience_files(paths, state)
         failpoint("publish:cleanup")
         protected = {state.base_version} if state.base_version else set()
@@ -242,3 +150,78 @@ def publish_version(paths: Paths, staged: StagedVersion, keep_versions: int = DE
         remove_temp_catalogs(paths)
         fsync_dir(Path(paths.data))
         return state
+
+
+def _stage(paths: Paths, project: Project, record: RunRecord, workdir: Path, history: HistoryDelta,
+           subscribers: pa.Table | Path, suppressions: pa.Table,
+           compiled_sql: dict[str, str]) -> tuple[PublishedState, list[RunRecord]]:
+    """The new version directory (invisible to readers until the swap), and the run
+    records to append once it is published (the replaced run's first)."""
+    as_of = to_naive_utc(record.as_of)
+    run_id = record.run_id
+    current = current_state(paths)
+    base, replaces = history_base(current, as_of)  # raises for an as_of in the past
+    _check_delta(history, base, run_id, as_of)
+    # (extend_history refused flags of segments the project does not define.)
+    counts = dict(zip(history.sizes.column("segment").to_pylist(),
+                      history.sizes.column("members").to_pylist(), strict=True))
+    seq = next_seq(paths)
+    name = version_name(seq, as_of)
+    staging = new_staging_dir(paths)
+    final = staging.parent / name
+    state = PublishedState(
+        version=name, version_dir=final.absolute(), run_id=run_id, as_of=as_of,
+        snapshot_rows=int(record.snapshot_rows or 0), snapshot=record.snapshot or "",
+        fingerprint=record.fingerprint or "", base_version=base.version if base else None,
+        replaces_run_id=replaces,
+    )
+    started_at = record.started_at and to_naive_utc(record.started_at)
+    run_record = replace(record, as_of=as_of, started_at=started_at, version=name,
+                         finished_at=datetime.now(UTC).replace(tzinfo=None))  # bookkeeping: wall clock
+    published_runs = records_from_table(pq.read_table(relation_path(current.version_dir, "runs"))) \
+        if current else []
+    replaced = None
+    if replaces and current is not None:
+        previous = next((r for r in published_runs if r.run_id == current.run_id), None)
+        replaced = (previous or RunRecord(run_id=current.run_id, as_of=current.as_of, started_at=None)
+                    ).replaced_by(run_id)
+    records = [r for r in (replaced, run_record) if r]
+    recipients = workdir / RECIPIENTS_FILE
+    relations: dict[str, pa.Table | Path] = {
+        "subscribers": subscribers if isinstance(subscribers, Path)
+        else _subscribers_table(project, subscribers),
+        "segments": _segments_table(project, counts, history.sizes, compiled_sql),
+        "segment_membership": history.open_stays,
+        "runs": merge_runs(read_run_log(paths), published_runs, records),
+        "recipients": recipients,
+        "suppressions": suppressions,
+        "audiences": audiences_table(project, recipients),
+        "quarantine": schemas.conform(quarantine_table(paths), schemas.QUARANTINE, what="quarantine"),
+    }
+    try:
+        for index, (relation, table) in enumerate(relations.items()):
+            target = relation_path(staging, relation)
+            if relation == "segment_membership":
+                # The files written in parallel.
+                for number, part in enumerate(membership_files(history.open_stays)):
+                    link_or_copy(part, part_path(target, number))
+            elif isinstance(table, Path):
+                link_or_copy(table, target)
+            else:
+                write_parquet(table, target)
+            if index == 2:
+                failpoint("stage:files")
+        link_or_copy(workdir / FLAGS_FILE, staging / FLAGS_FILE)
+        if (workdir / RECORD_FILE).is_file():
+            link_or_copy(workdir / RECORD_FILE, staging / RECORD_FILE)
+        link_or_copy(history.stays, staging / STAYS_FILE)
+        extend_manifest(base.version_dir if base else None, staging, history.deltas, f"{seq:06d}")
+        write_event_file_list(staging, project, event_part_files(paths))
+        write_state_file(staging, state)
+        finish_staging(staging, final)
+    except BaseException:
+        # A crash (SIGKILL) leaves it behind instead; the next publish prunes it.
+        remove_path(staging)
+        raise
+    failpoint("stage:done")
+    return state, records

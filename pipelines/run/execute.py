@@ -18,7 +18,7 @@ from ..publish.flag_history import HistoryDelta, extend_history
 from ..publish.lock import writer_lock
 from ..publish.runlog import RunRecord
 from ..publish.state import PublishedState, current_state
-from ..publish.warehouse import lake_file_is_publishable, publish_version, stage_version
+from ..publish.warehouse import lake_file_is_publishable, publish_version
 from .evaluate import Evaluation, evaluate, read_subscribers
 from .params import Workspace
 from .prepare import load_valid_project
@@ -85,10 +85,9 @@ class Run:
                            fingerprint=ctx.fingerprint)
         with writer_lock(self.paths):
             self._check_parent()
-            staged = stage_version(
+            return publish_version(
                 self.paths, self.project, record, self.workspace.dir, history,
                 subscribers=Path(ctx.snapshot_file) if self.linkable else self.subscribers,
                 suppressions=suppressions_table(self.subscribers, self.suppressions),
-                compiled_sql=evaluation.compiled_sql,
+                compiled_sql=evaluation.compiled_sql, keep_versions=keep_versions,
             )
-            return publish_version(self.paths, staged, keep_versions=keep_versions)
