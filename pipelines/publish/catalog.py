@@ -99,24 +99,22 @@ def remove_temp_catalogs(paths: Paths) -> None:
             remove_path(child)
 
 
-def relink_if_moved(paths: Paths) -> bool:
+def relink_if_moved(paths: Paths) -> None:
     """Point the warehouse's views at this data folder again when the folder was
-    moved or copied since the last publish (the views read files by absolute path).
-    Rebuilds the catalog of the same published state and swaps it in; True if it did."""
+    moved or copied since the last publish (the views read files by absolute path):
+    rebuilds the catalog of the same published state and swaps it in."""
     def moved(state: PublishedState | None) -> TypeGuard[PublishedState]:
         return state is not None and state.recorded_dir is not None \
             and Path(state.recorded_dir).resolve() != state.version_dir.resolve()
 
     if not moved(current_state(paths)):
-        return False
+        return
     with writer_lock(paths):
         state = current_state(paths)  # again, under the lock: another process may have done it
-        if not moved(state):
-            return False
-        built = temp_catalog_path(paths, state.version)
-        build_catalog(built, state)
-        swap_in_catalog(paths, built)
-    return True
+        if moved(state):
+            built = temp_catalog_path(paths, state.version)
+            build_catalog(built, state)
+            swap_in_catalog(paths, built)
 
 
 def open_warehouse(paths: Paths) -> duckdb.DuckDBPyConnection:

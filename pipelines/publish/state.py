@@ -26,6 +26,7 @@ STATE_TABLE = "published_state"
 # read half-right: there is no conversion (2: event files relative to the data folder).
 FORMAT_VERSION = 2
 
+
 @dataclass(frozen=True)
 class PublishedState:
     version: str
@@ -96,10 +97,8 @@ def read_state_file(version_dir: Path) -> PublishedState:
 
 def history_base(previous: PublishedState | None,
                  as_of: datetime) -> tuple[PublishedState | None, str | None]:
-    """The state a run at `as_of` builds on, and the run it replaces (if any).
-
-    `previous` is the currently published state.
-    """
+    """The state a run at `as_of` builds on, and the run it replaces (if any), given
+    the published state `previous`."""
     if previous is None:
         return None, None
     if as_of > previous.as_of:

@@ -79,8 +79,7 @@ def _subscribers_table(project: Project, subscribers: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
-def _segments_table(project: Project, counts_by: dict[str, int], run_sizes: pa.Table,
-                    compiled_sql: dict[str, str]) -> pa.Table:
+def _segments_table(project: Project, run_sizes: pa.Table, compiled_sql: dict[str, str]) -> pa.Table:
     moves = {row["segment"]: row for row in run_sizes.to_pylist()}
     rows = sorted(project.segments.items())
     return pa.table({
@@ -88,7 +87,7 @@ def _segments_table(project: Project, counts_by: dict[str, int], run_sizes: pa.T
         "name": [s.name for _, s in rows],
         "description": [s.description for _, s in rows],
         "definition_sha256": [s.definition_sha256() for _, s in rows],
-        "members": [counts_by.get(k, 0) for k, _ in rows],
+        "members": [moves.get(k, {}).get("members", 0) for k, _ in rows],
         "entered": [moves.get(k, {}).get("entered", 0) for k, _ in rows],
         "exited": [moves.get(k, {}).get("exited", 0) for k, _ in rows],
         "depends_on": [s.references() for _, s in rows],
@@ -162,9 +161,6 @@ def _stage(paths: Paths, project: Project, record: RunRecord, workdir: Path, his
     current = current_state(paths)
     base, replaces = history_base(current, as_of)  # raises for an as_of in the past
     _check_delta(history, base, run_id, as_of)
-    # (extend_history refused flags of segments the project does not define.)
-    counts = dict(zip(history.sizes.column("segment").to_pylist(),
-                      history.sizes.column("members").to_pylist(), strict=True))
     seq = next_seq(paths)
     name = version_name(seq, as_of)
     staging = new_staging_dir(paths)
@@ -190,7 +186,7 @@ def _stage(paths: Paths, project: Project, record: RunRecord, workdir: Path, his
     relations: dict[str, pa.Table | Path] = {
         "subscribers": subscribers if isinstance(subscribers, Path)
         else _subscribers_table(project, subscribers),
-        "segments": _segments_table(project, counts, history.sizes, compiled_sql),
+        "segments": _segments_table(project, history.sizes, compiled_sql),
         "segment_membership": history.open_stays,
         "runs": merge_runs(read_run_log(paths), published_runs, records),
         "recipients": recipients,
