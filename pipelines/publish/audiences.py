@@ -114,21 +114,15 @@ def compute_recipients(project: Project, membership: pa.Table, subscribers: pa.T
     audience's own export (see `audience_files`).
     """
     subscribers = sort_by_id(subscribers)
-    flags = membership_to_flags(membership, ids=subscribers.column(ID), keys=_audience_segments(project))
+    segments = sorted({s for a in project.audiences.values() for s in (*a.include, *a.exclude)})
+    flags = membership_to_flags(membership, ids=subscribers.column(ID), keys=segments)
     parts = list(recipient_parts(project, flags, subscribers, run_id, suppressions))
     return pa.concat_tables(parts) if parts else recipients_schema(project, subscribers.schema).empty_table()
 
 
-def _audience_segments(project: Project) -> list[str]:
-    return sorted({s for a in project.audiences.values() for s in (*a.include, *a.exclude)})
-
-
 def normalized_addresses(email: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Addresses as they are compared: trimmed, lower case (NULL stays NULL)."""
-    array = one_array(email)
-    if pa.types.is_dictionary(array.type):
-        array = array.cast(pa.string())
-    return pc.utf8_lower(pc.utf8_trim_whitespace(array.cast(pa.string())))
+    return pc.utf8_lower(pc.utf8_trim_whitespace(one_array(email).cast(pa.string())))
 
 
 # Which snapshot rows carry a suppressed address, and which share an address with

@@ -31,8 +31,7 @@ class RunParams:
 
 
 def parse_params(run_id: str, as_of: str | datetime | None, started_at: datetime, **options) -> RunParams:
-    resolved = parse_as_of(as_of) if as_of is not None else None
-    return RunParams(run_id=run_id, as_of=resolved or started_at, started_at=started_at, **options)
+    return RunParams(run_id=run_id, as_of=parse_as_of(as_of) or started_at, started_at=started_at, **options)
 
 
 @dataclass
