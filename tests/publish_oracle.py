@@ -3,7 +3,7 @@
 Production extends history from membership flags (pipelines/publish/flag_history.py);
 this recomputes every stay, change and size with set differences in SQL, so
 tests can check each published version against it (tests/test_flag_history.py).
-The rules are those of pipelines/publish/history.py.
+The rules are those of pipelines/publish/flag_history.py.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import pyarrow.parquet as pq
 from pipelines.core import schemas
 from pipelines.core.clock import to_naive_utc
 from pipelines.core.duck import scratch_connection
-from pipelines.publish.history import history_base
 from pipelines.publish.relations import RELATIONS
-from pipelines.publish.state import PublishedState
+from pipelines.publish.state import PublishedState, history_base
 from pipelines.publish.versions import relation_path
 
 

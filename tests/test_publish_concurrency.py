@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from pipelines.core.files import PAUSE_AT_ENV, PAUSE_DIR_ENV, sha256_file
-from pipelines.publish import current_state
+from pipelines.publish.state import current_state
 
 try:  # tests/ on sys.path (no tests/__init__.py)
     from test_publish_support import (
@@ -149,7 +149,7 @@ def test_sigkill_at_each_step_leaves_a_readable_state_and_the_next_run_completes
         # The next run completes, repairs what the crash left and cleans up.
         n += 1
         result = publish_scenario_run(paths, n)
-        assert result.status == "published"
+        assert result.run_id == f"run{n:03d}" and current_state(paths) == result
         published.append(n)
         n += 1
         _check_consistent(paths)
@@ -183,6 +183,7 @@ def test_sigkill_after_random_delays(tmp_path):
             for name, sql in READER_CHECKS.items():
                 assert con.execute(sql).fetchall()[0][0] == 0, name
         first = int(state.run_id[3:]) + 1
-        assert publish_scenario_run(paths, first).status == "published"
+        result = publish_scenario_run(paths, first)
+        assert current_state(paths) == result
         _check_consistent(paths)
         first += 1

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.errors import UserError
-from pipelines.publish import current_state
+from pipelines.publish.state import current_state
 
 try:  # tests/ on sys.path (no tests/__init__.py)
     from test_publish_support import make_paths, make_project, publish, query
@@ -57,7 +57,7 @@ def three_runs(tmp_path_factory):
     paths = make_paths(tmp_path_factory.mktemp("history"))
     for as_of, run_id, keys, members in RUNS:
         result = publish(paths, make_project(keys), as_of, members, STATUSES, run_id=run_id)
-        assert result.status == "published"
+        assert current_state(paths) == result
     return paths
 
 
@@ -133,7 +133,7 @@ def test_same_as_of_with_new_inputs_replaces_the_last_run(tmp_path):
     base = current_state(paths)
     # A late file changes T2's inputs: r2b replaces r2 and builds on r1's version.
     result = publish(paths, make_project(["a"]), T2, {"a": ["s2", "s4"]}, STATUSES, run_id="r2b")
-    assert result.status == "published" and result.replaced_run_id == "r2"
+    assert result.run_id == "r2b" and result.replaces_run_id == "r2"
     state = current_state(paths)
     assert state.base_version == base.base_version and state.replaces_run_id == "r2"
     assert query(paths, "SELECT * FROM membership_changes ORDER BY run_id, subscriber_id") == [

@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.publish import audiences, compute_recipients, suppression_violations
+from pipelines.publish import audiences
+from pipelines.publish.audiences import compute_recipients, suppression_violations
 from pipelines.segments.fields import STATUSES
 
 try:  # tests/ on sys.path (no tests/__init__.py)

@@ -79,15 +79,15 @@ def fingerprint_of(*parts) -> str:
 
 
 def stage_args(paths: Paths, project: Project, as_of: datetime, members: dict[str, list[str]],
-               statuses: dict[str, str], *, run_id: str | None = None, fingerprint: str | None = None,
-               quarantine: pa.Table | None = None) -> dict:
-    """The arguments of `stage_version` for one run, made the way `pipelines.run.execute`
+               statuses: dict[str, str], *, run_id: str | None = None, fingerprint: str | None = None) -> dict:
+    """The arguments of `publish_version` for one run, made the way `pipelines.run.execute`
     makes them after evaluation: the run's flags in its workspace, history files
     (extend_history) on the published version and the recipients file (write_recipients)."""
     from pipelines.core.flags import membership_to_flags, sort_by_id
-    from pipelines.publish.audiences import write_recipients
+    from pipelines.publish.audiences import Suppressions, suppressions_table, write_recipients
     from pipelines.publish.flag_history import extend_history
     from pipelines.publish.history_files import write_flags
+    from pipelines.publish.runlog import RunRecord
     from pipelines.publish.state import current_state
     from pipelines.run.params import Workspace
 
@@ -101,28 +101,26 @@ def stage_args(paths: Paths, project: Project, as_of: datetime, members: dict[st
     delta = extend_history(current_state(paths), flags, run_id, as_of, segments=project.segments,
                            out_dir=ws.history_dir)
     write_recipients(project, flags, subscribers, run_id, ws.recipients_file)
+    record = RunRecord(run_id=run_id, as_of=as_of, started_at=as_of,
+                       snapshot=f"subscribers_{as_of:%Y%m%dT%H%M%S}Z.csv", snapshot_rows=len(statuses),
+                       fingerprint=fingerprint or fingerprint_of(sorted(project.segments), members, statuses,
+                                                                 sorted(project.audiences)))
     return dict(
-        project=project, run_id=run_id, as_of=as_of, started_at=as_of,
-        snapshot_name=f"subscribers_{as_of:%Y%m%dT%H%M%S}Z.csv", snapshot_rows=len(statuses),
-        fingerprint=fingerprint or fingerprint_of(sorted(project.segments), members, statuses,
-                                                  sorted(project.audiences)),
-        subscribers=subscribers, history=delta,
+        project=project, record=record, workdir=ws.dir, history=delta, subscribers=subscribers,
+        suppressions=suppressions_table(subscribers, Suppressions()),
         compiled_sql={k: f"SELECT subscriber_id FROM subscribers /* {k} */" for k in project.segments},
-        quarantine=quarantine, flags_file=ws.flags_file, recipients_file=ws.recipients_file,
     )
 
 
 def publish(paths: Paths, project: Project, as_of: datetime, members: dict[str, list[str]],
             statuses: dict[str, str], *, run_id: str | None = None, fingerprint: str | None = None,
-            quarantine: pa.Table | None = None, keep_versions: int = 5):
+            keep_versions: int = 5):
     """Publish one run the way `pipelines.run.execute` does after evaluation (the steps
-    `segments run` and Dagster call): stage_version from the run's files (stage_args),
-    then publish_version."""
-    from pipelines.publish.warehouse import publish_version, stage_version
+    `segments run` and Dagster call): publish_version on the run's files (stage_args)."""
+    from pipelines.publish.warehouse import publish_version
 
-    staged = stage_version(paths, **stage_args(paths, project, as_of, members, statuses, run_id=run_id,
-                                               fingerprint=fingerprint, quarantine=quarantine))
-    return publish_version(paths, staged, keep_versions)
+    return publish_version(paths, **stage_args(paths, project, as_of, members, statuses, run_id=run_id,
+                                               fingerprint=fingerprint), keep_versions=keep_versions)
 
 
 def violations(recipients: pa.Table, subscribers: pa.Table, suppressions=None) -> int:

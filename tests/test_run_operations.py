@@ -319,3 +319,18 @@ def test_a_window_on_an_event_field_named_like_a_lake_folder_moves_with_the_cloc
     summary = run(paths, "2026-11-29T06:00:00Z")
     assert summary.mode.startswith("incremental:")
     assert members(paths, "fresh_export") == {"s1"}
+
+
+def test_a_data_folder_with_a_backslash_in_its_path_is_refused_before_ingest(tmp_path):
+    """DuckDB rewrites a backslash in a database file's path to '/', however the path
+    is quoted (connect, ATTACH, a symlink or a relative path alike), so no warehouse
+    can live there. The run used to ingest and evaluate, then fail at the catalog
+    with "IO Error: Cannot open file"; it now says so in one line and touches nothing."""
+    from pipelines.errors import UserError
+
+    root = tmp_path / "exports\\2026"
+    root.mkdir()
+    paths = write_project(root)
+    with pytest.raises(UserError, match=r"has a backslash in its path.*use a folder without one"):
+        run(paths, "2026-11-27T06:00:00Z")
+    assert not (Path(paths.data) / "lake").exists() and not paths.warehouse.exists()

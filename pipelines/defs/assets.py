@@ -238,7 +238,7 @@ def segments_and_audiences(context: dg.AssetExecutionContext, segments: Segments
         recipients = run.recipients(evaluation.flags)
     except UserError as error:
         raise _fail(error) from None
-    sizes = [(r["segment"], r["members"], r["entered"], r["exited"]) for r in history.run_sizes().to_pylist()]
+    sizes = [(r["segment"], r["members"], r["entered"], r["exited"]) for r in history.sizes.to_pylist()]
     rows = [f"| {s} | {m:,} | +{e:,} | -{x:,} |" for s, m, e, x in sizes]
     yield dg.MaterializeResult(asset_key="segment_history", metadata={
         "changes": dg.MetadataValue.md("| segment | members | entered | exited |\n|---|---:|---:|---:|\n"

@@ -85,10 +85,6 @@ def write_csv(table: pa.Table, target: Path) -> None:
     pacsv.write_csv(text_table, target, pacsv.WriteOptions(quoting_style="needed"))
 
 
-def export_columns(fields: list[str]) -> list[str]:
-    return ["subscriber_id", "email", *[f for f in fields if f not in ("subscriber_id", "email")]]
-
-
 def _manifest_is_current(folder: Path, version: str) -> bool:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
@@ -99,9 +95,10 @@ def _manifest_is_current(folder: Path, version: str) -> bool:
         return False
 
 
-def _write_audience(folder: Path, source: tuple[Path, str, list[str], bool], manifest: dict) -> None:
-    recipients, key, columns, has_holdout = source
-    table = pq.read_table(recipients, columns=[*columns, "group"], filters=pc.field("audience") == key)
+def _write_audience(folder: Path, recipients: Path, manifest: dict) -> None:
+    columns, has_holdout = manifest["columns"], manifest["holdout"] is not None
+    table = pq.read_table(recipients, columns=[*columns, "group"],
+                          filters=pc.field("audience") == manifest["audience"])
     groups = {PARQUET_FILE: SEND}
     if has_holdout:
         groups[HOLDOUT_PARQUET_FILE] = HOLDOUT
@@ -146,33 +143,30 @@ def _remove_audience(folder: Path) -> None:
         folder.rmdir()
 
 
-def remove_stale_temporaries(paths: Paths) -> list[Path]:
+def remove_stale_temporaries(paths: Paths) -> None:
     """Temporaries left in audience folders by a killed export (call under the writer lock)."""
     root = audiences_root(paths)
-    removed = []
     if root.is_dir():
         for folder in root.iterdir():
             if folder.is_dir() and not folder.is_symlink():
                 for child in folder.iterdir():
                     if _is_temporary(child.name) and child.is_file():
                         remove_path(child)
-                        removed.append(child)
-    return removed
 
 
-def resync_audience_files(paths: Paths) -> dict[str, Path]:
+def resync_audience_files(paths: Paths) -> None:
     """Bring every audience's files in line with the published warehouse and remove
     stale temporaries: what the next run does first after any crash."""
     with writer_lock(paths):
         state = current_state(paths)
         if state is None:
             remove_stale_temporaries(paths)
-            return {}
-        return sync_audience_files(paths, state)
+        else:
+            sync_audience_files(paths, state)
 
 
-def sync_audience_files(paths: Paths, state: PublishedState) -> dict[str, Path]:
-    """Make DATA/audiences/ match the published version `state`; returns folder per audience.
+def sync_audience_files(paths: Paths, state: PublishedState) -> None:
+    """Make DATA/audiences/ match the published version `state`.
 
     Idempotent: an audience whose manifest already names this version is left
     alone, so calling it again after a crash finishes the job.
@@ -181,15 +175,12 @@ def sync_audience_files(paths: Paths, state: PublishedState) -> dict[str, Path]:
     remove_stale_temporaries(paths)
     audiences = pq.read_table(relation_path(state.version_dir, "audiences")).to_pylist()
     recipients = relation_path(state.version_dir, "recipients")
-    folders: dict[str, Path] = {}
     writes = []
     for audience in audiences:
         key = audience["audience"]
-        folder = root / key
-        folders[key] = folder
-        if _manifest_is_current(folder, state.version):
+        if _manifest_is_current(root / key, state.version):
             continue
-        columns = export_columns(audience["fields"] or [])
+        fields = [f for f in audience["fields"] or [] if f not in ("subscriber_id", "email")]
         manifest = {
             "audience": key,
             "name": audience["name"],
@@ -199,10 +190,10 @@ def sync_audience_files(paths: Paths, state: PublishedState) -> dict[str, Path]:
             "rows": None,  # set when the audience's rows are read: the 'send' group
             "holdout": {"percent": audience["holdout_percent"], "salt": audience["holdout_salt"]}
             if audience["holdout_percent"] is not None else None,
-            "columns": columns,
+            "columns": ["subscriber_id", "email", *fields],
             "definition_sha256": audience["definition_sha256"],
         }
-        writes.append((folder, (recipients, key, columns, audience["holdout_percent"] is not None), manifest))
+        writes.append((root / key, recipients, manifest))
     # Each audience is its own folder; Arrow's writers release the GIL, so the files
     # are written on every core (about 2x on two cores, measured at 1M subscribers).
     # Each worker reads its own audience's rows (row groups skipped by their
@@ -210,8 +201,8 @@ def sync_audience_files(paths: Paths, state: PublishedState) -> dict[str, Path]:
     with ThreadPoolExecutor(max_workers=max(1, min(len(writes), os.cpu_count() or 1))) as pool:
         for done in [pool.submit(_write_audience, *w) for w in writes]:
             done.result()
+    defined = {audience["audience"] for audience in audiences}
     if root.exists():
         for folder in sorted(root.iterdir()):
-            if folder.is_dir() and folder.name not in folders:
+            if folder.is_dir() and folder.name not in defined:
                 _remove_audience(folder)
-    return folders

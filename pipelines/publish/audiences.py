@@ -41,11 +41,10 @@ from ..core.duck import bounded_connection, parquet_scan, scratch_connection
 from ..core.flags import (
     ID,
     bools,
-    flags_to_membership,
-    is_sorted_unique,
     membership_to_flags,
     one_array,
     repeated,
+    sort_by_id,
     take_rows,
 )
 from ..segments.fields import arrow_type
@@ -55,6 +54,8 @@ from ..segments.plan import segment_column
 # Columns every recipient row has; an audience's `fields` come between
 # `group` and `run_id`.
 FIXED_COLUMNS = ("audience", "subscriber_id", "email", "group", "run_id")
+# The file a run writes them to (in its workspace), linked into the version it publishes.
+RECIPIENTS_FILE = "recipients.parquet"
 SEND, HOLDOUT = "send", "holdout"
 
 
@@ -75,29 +76,25 @@ class Suppressions:
 def audience_field_columns(project: Project) -> list[str]:
     """The union of all audiences' `fields`, in order of first appearance
     (audiences by key), without the columns every recipient row has anyway."""
+    # (validate refuses a field named like another recipients column, or no subscriber field)
     columns: list[str] = []
     for key in sorted(project.audiences):
         for name in project.audiences[key].fields:
-            if name in ("subscriber_id", "email") or name in columns:
-                continue
-            if name in FIXED_COLUMNS:  # validate refuses these; a hand-made Project may not
-                raise ValueError(f"audience {key}: field '{name}' clashes with the recipients column of that name")
-            columns.append(name)
+            if name not in ("subscriber_id", "email") and name not in columns:
+                columns.append(name)
     return columns
 
 
-def recipients_schema(project: Project, subscribers_schema: pa.Schema | None = None) -> pa.Schema:
+def recipients_schema(project: Project, subscribers_schema: pa.Schema) -> pa.Schema:
     """audience, subscriber_id, email, group, <every audience field>, run_id.
 
     A field's type is the snapshot column's type when present, else the
     catalog's (declared fields are typed, never guessed).
     """
     def type_of(name: str) -> pa.DataType:
-        if subscribers_schema is not None and name in subscribers_schema.names:
+        if name in subscribers_schema.names:
             return subscribers_schema.field(name).type
-        if name in project.catalog.subscriber:
-            return arrow_type(project.catalog.subscriber[name])
-        raise ValueError(f"audience field '{name}' is not a subscriber field")
+        return arrow_type(project.catalog.subscriber[name])
 
     fields = [("audience", pa.string()), ("subscriber_id", pa.string()), ("email", pa.string()),
               ("group", pa.string())]
@@ -106,67 +103,26 @@ def recipients_schema(project: Project, subscribers_schema: pa.Schema | None = N
     return pa.schema(fields)
 
 
-def _field_columns(schema: pa.Schema) -> list[str]:
-    return schema.names[4:-1]
-
-
 def compute_recipients(project: Project, membership: pa.Table, subscribers: pa.Table, run_id: str,
                        suppressions: Suppressions | None = None) -> pa.Table:
-    """Current recipients of every audience, sorted by audience then subscriber_id.
-
-    `membership` is either the long shape (segment, subscriber_id) or membership
-    flags (core/flags.py: subscriber_id plus a `segment:KEY` column per
-    segment). `subscribers` holds subscriber_id, status, email and the
-    audience fields (several rows of one subscriber: any non-active row suppresses it).
+    """Current recipients of every audience, sorted by audience then subscriber_id, from
+    `membership` in the long shape (segment, subscriber_id); `subscribers` holds
+    subscriber_id (one row each, as in the lake), status, email and the audience fields.
 
     A field column holds NULL on the rows of audiences that did not ask for it,
     so one wide table serves all audiences without leaking columns into an
     audience's own export (see `audience_files`).
     """
-    subscribers, suppressions = _one_row_per_subscriber(subscribers, suppressions or Suppressions())
-    if "segment" in membership.column_names:
-        membership = membership_to_flags(membership, ids=subscribers.column(ID), keys=_audience_segments(project))
-    schema = recipients_schema(project, subscribers.schema)
-    parts = list(recipient_parts(project, membership, subscribers, run_id, suppressions))
-    return pa.concat_tables(parts) if parts else schema.empty_table()
-
-
-def _audience_segments(project: Project) -> list[str]:
-    return sorted({s for a in project.audiences.values() for s in (*a.include, *a.exclude)})
-
-
-def _one_row_per_subscriber(subscribers: pa.Table, suppressions: Suppressions) -> tuple[pa.Table, Suppressions]:
-    """Subscribers sorted by id, one row each (the lake's snapshots are; hand-made
-    tables may not be). The non-active rows of a repeated id join `held`, so they
-    suppress that subscriber and their address all the same."""
-    ids = subscribers.column(ID)
-    if is_sorted_unique(ids):
-        return subscribers, suppressions
-    subscribers = subscribers.take(pc.sort_indices(ids))
-    inactive = subscribers.filter(pa.array(~active_mask(subscribers.column("status"))))
-    extra = pa.table({
-        "subscriber_id": inactive.column(ID).cast(pa.string()),
-        "email": inactive.column("email").cast(pa.string()),
-        "status": inactive.column("status").cast(pa.string()),
-        "reason": pa.nulls(inactive.num_rows, pa.string()),
-    }, schema=schemas.HELD_ROWS)
-    held = pa.concat_tables([suppressions.held.cast(schemas.HELD_ROWS), extra])
-    keep = _first_of_each(subscribers.column(ID))
-    return subscribers.take(pa.array(keep)), Suppressions(suppressions.listed, held, suppressions.snapshot_at)
-
-
-def _first_of_each(sorted_ids: pa.ChunkedArray) -> np.ndarray:
-    codes = pc.dictionary_encode(sorted_ids.combine_chunks()).indices.to_numpy(zero_copy_only=False)
-    _, first = np.unique(codes, return_index=True)
-    return np.sort(first)
+    subscribers = sort_by_id(subscribers)
+    segments = sorted({s for a in project.audiences.values() for s in (*a.include, *a.exclude)})
+    flags = membership_to_flags(membership, ids=subscribers.column(ID), keys=segments)
+    parts = list(recipient_parts(project, flags, subscribers, run_id, suppressions))
+    return pa.concat_tables(parts) if parts else recipients_schema(project, subscribers.schema).empty_table()
 
 
 def normalized_addresses(email: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Addresses as they are compared: trimmed, lower case (NULL stays NULL)."""
-    array = one_array(email)
-    if pa.types.is_dictionary(array.type):
-        array = array.cast(pa.string())
-    return pc.utf8_lower(pc.utf8_trim_whitespace(array.cast(pa.string())))
+    return pc.utf8_lower(pc.utf8_trim_whitespace(one_array(email).cast(pa.string())))
 
 
 # Which snapshot rows carry a suppressed address, and which share an address with
@@ -188,34 +144,36 @@ WHERE b.address IS NOT NULL OR d.address IS NOT NULL
 """
 
 
+def _held(subscribers: pa.Table, held: pa.Table) -> np.ndarray:
+    """Per subscriber row, whether a quarantined row of the snapshot still holds it."""
+    ids = pc.drop_null(held.column("subscriber_id").cast(pa.string())).combine_chunks()
+    if not len(ids):
+        return np.zeros(subscribers.num_rows, dtype=bool)
+    return bools(pc.fill_null(pc.is_in(subscribers.column(ID), value_set=ids), False))
+
+
 def sendable(subscribers: pa.Table, suppressions: Suppressions) -> tuple[np.ndarray, np.ndarray]:
     """Per subscriber row (one row per subscriber): whether it may be mailed at all,
     and per row a code of its normalized address when another row shares it (-1
     otherwise), to keep one row per address (`one_per_address`)."""
     n = subscribers.num_rows
     active = active_mask(subscribers.column("status"))
-    held = suppressions.held
-    held_ids = pc.drop_null(held.column("subscriber_id").cast(pa.string())).combine_chunks() \
-        if held.num_rows else pa.array([], pa.string())
-    id_held = np.asarray(pc.fill_null(pc.is_in(subscribers.column(ID), value_set=held_ids), False)
-                         .to_numpy(zero_copy_only=False), dtype=bool) if len(held_ids) else np.zeros(n, dtype=bool)
+    id_held = _held(subscribers, suppressions.held)
     rows = pa.table({"i": pa.array(np.arange(n, dtype=np.int64)), "email": subscribers.column("email"),
                      "blocked": pa.array(~active | id_held)})
-    with tempfile.TemporaryDirectory(prefix="segments-addresses-") as spill:
-        con = bounded_connection(SUPPRESSION_MEMORY_LIMIT, spill)
-        try:
-            con.execute("SET preserve_insertion_order = false")
-            con.register("subscriber_rows", rows)
-            con.register("listed_rows", suppressions.listed.select(["email"]))
-            con.register("held_rows", held.select(["email"]))
-            found = con.sql(sqlglot.parse_one(_ADDRESSES_SQL, dialect="duckdb").sql(dialect="duckdb")).to_arrow_table()
-        finally:
-            con.close()
+    with tempfile.TemporaryDirectory(prefix="segments-addresses-") as spill, \
+            bounded_connection(SUPPRESSION_MEMORY_LIMIT, spill) as con:
+        con.execute("SET preserve_insertion_order = false")
+        con.register("subscriber_rows", rows)
+        con.register("listed_rows", suppressions.listed.select(["email"]))
+        con.register("held_rows", suppressions.held.select(["email"]))
+        found = con.sql(sqlglot.parse_one(_ADDRESSES_SQL, dialect="duckdb").sql(dialect="duckdb")
+                        ).to_arrow_table()
     index = found.column("i").to_numpy()
     address_blocked = np.zeros(n, dtype=bool)
-    address_blocked[index[np.asarray(found.column("address_blocked").to_numpy(zero_copy_only=False), dtype=bool)]] = True
+    address_blocked[index[bools(found.column("address_blocked"))]] = True
     codes = np.full(n, -1, dtype=np.int64)
-    shared = np.asarray(found.column("shared").to_numpy(zero_copy_only=False), dtype=bool)
+    shared = bools(found.column("shared"))
     if shared.any():
         addresses = found.column("address").filter(pa.array(shared)).combine_chunks()
         codes[index[shared]] = pc.dictionary_encode(addresses).indices.to_numpy(zero_copy_only=False)
@@ -245,13 +203,10 @@ def held_out(subscriber_ids: pa.Array, holdout: Holdout | None) -> np.ndarray:
     n = len(subscriber_ids)
     if holdout is None or holdout.percent <= 0 or not n:
         return np.zeros(n, dtype=bool)
-    con = scratch_connection()
-    try:
+    with scratch_connection() as con:
         con.register("ids", pa.table({"subscriber_id": subscriber_ids.cast(pa.string())}))
         buckets = con.sql(sqlglot.parse_one(_BUCKET_SQL, dialect="duckdb").sql(dialect="duckdb"),
                           params={"salt": holdout.salt}).to_arrow_table().column("bucket")
-    finally:
-        con.close()
     return buckets.to_numpy() < holdout.percent * 100
 
 
@@ -311,24 +266,21 @@ def suppression_violations(recipients: Path, subscribers: pa.Table,
     suppressions = suppressions or Suppressions()
     states = subscribers.select(["subscriber_id", "status", "email"])
     states = pa.table([c.cast(pa.string()) for c in states.columns], names=states.column_names)
-    with tempfile.TemporaryDirectory(prefix="segments-suppression-") as spill:
-        con = bounded_connection(SUPPRESSION_MEMORY_LIMIT, spill)
-        try:
-            con.execute("SET preserve_insertion_order = false")  # only counts come out: let joins spill freely
-            con.register("snapshot_states", states)
-            con.register("listed_rows", suppressions.listed.select(["email"]))
-            con.register("held_rows", suppressions.held.select(["subscriber_id", "email"]))
-            source = exp.Table(this=parquet_scan([recipients]), alias=exp.TableAlias(this=exp.to_identifier("r")))
-            total = 0
-            for text in _VIOLATIONS_SQL:
-                statement = sqlglot.parse_one(text, dialect="duckdb").transform(
-                    lambda node: source.copy() if isinstance(node, exp.Table) and node.name == "r" else node)
-                rows = con.execute(statement.sql(dialect="duckdb")).fetchall()
-                if isinstance(statement, exp.Select):  # the counts; the others build tables
-                    total += int(rows[0][0])
-            return total
-        finally:
-            con.close()
+    with tempfile.TemporaryDirectory(prefix="segments-suppression-") as spill, \
+            bounded_connection(SUPPRESSION_MEMORY_LIMIT, spill) as con:
+        con.execute("SET preserve_insertion_order = false")  # only counts come out: let joins spill freely
+        con.register("snapshot_states", states)
+        con.register("listed_rows", suppressions.listed.select(["email"]))
+        con.register("held_rows", suppressions.held.select(["subscriber_id", "email"]))
+        source = exp.Table(this=parquet_scan([recipients]), alias=exp.TableAlias(this=exp.to_identifier("r")))
+        total = 0
+        for text in _VIOLATIONS_SQL:
+            statement = sqlglot.parse_one(text, dialect="duckdb").transform(
+                lambda node: source.copy() if isinstance(node, exp.Table) and node.name == "r" else node)
+            rows = con.execute(statement.sql(dialect="duckdb")).fetchall()
+            if isinstance(statement, exp.Select):  # the counts; the others build tables
+                total += int(rows[0][0])
+        return total
 
 
 _SUPPRESSIONS_SQL = """
@@ -357,15 +309,9 @@ def suppressions_table(subscribers: pa.Table, suppressions: Suppressions) -> pa.
     """The published `suppressions` relation: one row per suppressed address in force
     (normalized), from the suppression list (earliest first) or else the snapshot
     (reason: the status, or the reason of the quarantined row that holds it)."""
-    subscribers, suppressions = _one_row_per_subscriber(subscribers, suppressions)
     held = suppressions.held
-    held_ids = pc.drop_null(held.column("subscriber_id")).combine_chunks() if held.num_rows \
-        else pa.array([], pa.string())
-    inactive = ~active_mask(subscribers.column("status"))
-    id_held = np.asarray(pc.fill_null(pc.is_in(subscribers.column(ID), value_set=held_ids), False)
-                         .to_numpy(zero_copy_only=False), dtype=bool) if len(held_ids) else inactive & False
-    rows = pa.array(np.flatnonzero(inactive | id_held), pa.int64())
-    mine = subscribers.take(rows)
+    suppressed = ~active_mask(subscribers.column("status")) | _held(subscribers, held)
+    mine = subscribers.take(pa.array(np.flatnonzero(suppressed), pa.int64()))
     by_status = pa.table({
         "subscriber_id": mine.column(ID).cast(pa.string()),
         "address": normalized_addresses(mine.column("email")),
@@ -376,26 +322,21 @@ def suppressions_table(subscribers: pa.Table, suppressions: Suppressions) -> pa.
         "address": normalized_addresses(held.column("email").combine_chunks()),
         "reason": held.column("reason").cast(pa.string()),
     })
-    con = scratch_connection()
-    try:
+    with scratch_connection() as con:
         con.register("by_status", by_status)
         con.register("by_row", by_row)
         con.register("listed_rows", suppressions.listed.cast(schemas.SUPPRESSION_LIST))
         table = con.sql(sqlglot.parse_one(_SUPPRESSIONS_SQL, dialect="duckdb").sql(dialect="duckdb"),
                         params={"snapshot_at": suppressions.snapshot_at}).to_arrow_table()
-    finally:
-        con.close()
     return schemas.conform(table, schemas.SUPPRESSIONS, what="suppressions")
 
 
-def recipient_counts(recipients: pa.Table | Path) -> dict[str, int]:
-    """Recipients per audience, of a table or a Parquet file of it."""
-    if isinstance(recipients, Path):  # as a dictionary per row group: no string per row
-        recipients = pq.read_table(recipients, columns=["audience"], read_dictionary=["audience"])
+def recipient_counts(recipients: Path) -> dict[str, int]:
+    """Recipients per audience in the run's recipients file."""
+    # As a dictionary per row group: no string per row.
+    column = pq.read_table(recipients, columns=["audience"], read_dictionary=["audience"]).column("audience")
     counts: dict[str, int] = {}
-    for chunk in recipients.column("audience").chunks:
-        if not pa.types.is_dictionary(chunk.type):
-            chunk = pc.dictionary_encode(chunk)
+    for chunk in column.chunks:
         tally = np.bincount(chunk.indices.to_numpy(zero_copy_only=False), minlength=len(chunk.dictionary))
         for name, count in zip(chunk.dictionary.to_pylist(), tally.tolist(), strict=True):
             if count:
@@ -403,7 +344,7 @@ def recipient_counts(recipients: pa.Table | Path) -> dict[str, int]:
     return counts
 
 
-def audiences_table(project: Project, recipients: pa.Table | Path) -> pa.Table:
+def audiences_table(project: Project, recipients: Path) -> pa.Table:
     """One row per current audience, with its definition and recipient count."""
     counts = recipient_counts(recipients)
     rows = sorted(project.audiences.items())
@@ -456,15 +397,11 @@ def recipient_parts(project: Project, flags: pa.Table, subscribers: pa.Table, ru
 
     `subscribers` holds subscriber_id, status, email and the audience fields, one
     row per subscriber, sorted by id (as the lake's snapshots are)."""
-    suppressions = suppressions or Suppressions()
-    subscribers, suppressions = _one_row_per_subscriber(subscribers, suppressions)
-    if not is_sorted_unique(flags.column(ID)):
-        flags = membership_to_flags(flags_to_membership(flags), keys=_audience_segments(project))
     ids = flags.column(ID)
     subscribers = _aligned(subscribers, ids)
     schema = recipients_schema(project, subscribers.schema)
-    field_columns = _field_columns(schema)
-    ok, address_codes = sendable(subscribers, suppressions)
+    field_columns = schema.names[4:-1]  # between `group` and `run_id`
+    ok, address_codes = sendable(subscribers, suppressions or Suppressions())
     n = flags.num_rows
 
     def member(key: str) -> np.ndarray:
@@ -517,8 +454,8 @@ def write_recipients(project: Project, flags: pa.Table, subscribers: pa.Table, r
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(writer.write_table, part)
-                for key, count in recipient_counts(part).items():
-                    counts[key] = counts.get(key, 0) + count
+                key = part.column("audience")[0].as_py()  # a part is of one audience
+                counts[key] += part.num_rows
         if pending is not None:
             pending.result()
     return counts

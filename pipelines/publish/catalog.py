@@ -47,33 +47,23 @@ def build_catalog(target: Path, state: PublishedState) -> None:
     """Write a complete catalog for `state` into `target` (a new file)."""
     remove_path(target)
     remove_path(target.with_name(target.name + ".wal"))
-    con = duckdb.connect(str(target))
-    try:
+    with duckdb.connect(str(target)) as con:
         for relation in RELATIONS:
             view = exp.Create(this=exp.to_table(relation.name), kind="VIEW",
                               expression=relation.query(state.version_dir))
             con.execute(view.sql(dialect="duckdb"))
         for macro in MACROS.values():
             con.execute(macro)
-        record = state.to_record()
-        con.register("state_row", pa.Table.from_pylist([record]))
-        con.execute(f"""
-            CREATE TABLE {STATE_TABLE} AS
-            SELECT version, version_dir, run_id, CAST(as_of AS TIMESTAMP) AS as_of, snapshot,
-                   CAST(snapshot_rows AS BIGINT) AS snapshot_rows, fingerprint,
-                   CAST(base_version AS VARCHAR) AS base_version,
-                   CAST(replaces_run_id AS VARCHAR) AS replaces_run_id,
-                   CAST(format_version AS INTEGER) AS format_version
-            FROM state_row
-        """)
-        con.unregister("state_row")
+        con.execute(f"""CREATE TABLE {STATE_TABLE} (version VARCHAR, version_dir VARCHAR, run_id VARCHAR,
+            as_of TIMESTAMP, snapshot VARCHAR, snapshot_rows BIGINT, fingerprint VARCHAR,
+            base_version VARCHAR, replaces_run_id VARCHAR, format_version INTEGER)""")
+        con.register("state_row", pa.Table.from_pylist([state.to_record()]))
+        con.execute(f"INSERT INTO {STATE_TABLE} BY NAME SELECT * FROM state_row")
         # Touch every relation before anyone else can: a view that does not
         # bind (a missing file, a missing column) fails the publish here.
         for relation in RELATIONS:
             check_relation(con, relation)
         con.execute("CHECKPOINT")
-    finally:
-        con.close()
     fsync_file(target)
 
 
@@ -102,37 +92,29 @@ def swap_in_catalog(paths: Paths, built: Path) -> None:
     replace_durably(built, warehouse)
 
 
-def remove_temp_catalogs(paths: Paths) -> list[str]:
+def remove_temp_catalogs(paths: Paths) -> None:
     """Catalogs (and their WAL files) left behind by a run that crashed before the swap."""
-    root = Path(paths.data)
-    if not root.exists():
-        return []
-    removed = []
-    for child in root.iterdir():
+    for child in Path(paths.data).iterdir():
         if child.name.startswith(TEMP_CATALOG_PREFIX):
             remove_path(child)
-            removed.append(child.name)
-    return removed
 
 
-def relink_if_moved(paths: Paths) -> bool:
+def relink_if_moved(paths: Paths) -> None:
     """Point the warehouse's views at this data folder again when the folder was
-    moved or copied since the last publish (the views read files by absolute path).
-    Rebuilds the catalog of the same published state and swaps it in; True if it did."""
+    moved or copied since the last publish (the views read files by absolute path):
+    rebuilds the catalog of the same published state and swaps it in."""
     def moved(state: PublishedState | None) -> TypeGuard[PublishedState]:
         return state is not None and state.recorded_dir is not None \
             and Path(state.recorded_dir).resolve() != state.version_dir.resolve()
 
     if not moved(current_state(paths)):
-        return False
+        return
     with writer_lock(paths):
         state = current_state(paths)  # again, under the lock: another process may have done it
-        if not moved(state):
-            return False
-        built = temp_catalog_path(paths, state.version)
-        build_catalog(built, state)
-        swap_in_catalog(paths, built)
-    return True
+        if moved(state):
+            built = temp_catalog_path(paths, state.version)
+            build_catalog(built, state)
+            swap_in_catalog(paths, built)
 
 
 def open_warehouse(paths: Paths) -> duckdb.DuckDBPyConnection:
@@ -167,15 +149,3 @@ def lock_session(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
     con.execute("SET allowed_directories = ?", [allowed])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
-
-
-__all__ = [
-    "build_catalog",
-    "check_relation",
-    "lock_session",
-    "open_warehouse",
-    "relink_if_moved",
-    "remove_temp_catalogs",
-    "swap_in_catalog",
-    "temp_catalog_path",
-]

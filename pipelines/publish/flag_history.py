@@ -1,23 +1,34 @@
-"""Extend history from membership flags: what the run writes, at the cost of what changed.
+"""Membership history: stays, changes and sizes, extended by one run.
 
-The same rules as the test oracle `tests/publish_oracle.py` `compute_history`, computed
-another way: the run's flags (one bitmap per segment, rows sorted by
-subscriber_id) are compared with the flags the base version kept
-(history_files.FLAGS_FILE), segment by segment:
+A *stay* is one uninterrupted membership of a subscriber in a segment:
+`valid_from` is the `as_of` of the run that first saw it, `valid_to` the
+`as_of` of the first run that no longer did (NULL while it lasts). So a
+subscriber was a member at `ts` when `valid_from <= ts < valid_to`.
+
+Rules:
+- the first run opens a stay for everyone present (they all "enter" then);
+- leaving closes the open stay, coming back opens a new one;
+- a segment that is no longer defined has all its open stays closed at the
+  first run without it (its members "exit"), and that run still gets one
+  `segment_sizes` row for it (members 0), so sizes and changes add up;
+- runs move forward: `as_of` must be later than the published run's, except
+  that the same `as_of` *replaces* the published run: its history is rebuilt
+  on the version the replaced run built on, so no row of the replaced run
+  survives.
+
+A run pays for what changed, not for the history so far (the test oracle
+`tests/publish_oracle.py` computes the same from whole tables): its flags (a
+bitmap per segment, rows sorted by subscriber_id) are compared with the flags
+the base version kept (history_files.FLAGS_FILE), segment by segment,
 
     entered = now AND NOT before        exited = before AND NOT now
 
-Subscribers are matched by id: when both snapshots hold the same ids (the
-common case) rows line up as they are; otherwise one DuckDB join maps rows of
-one to rows of the other. Open stays keep their `valid_from` and
-`entered_run_id`, read from the base version's `segment_membership.parquet`
-(sorted like the flags, so a segment's stays are a slice of it).
-
-Outputs, in `out_dir`: `segment_membership.parquet` (every open stay, sorted:
-the relation the version publishes, written one segment at a time so memory
-stays bounded, as a few files written in parallel: membership_files.py) and
-this run's `changes`, `closed` and `sizes` rows, each a small file
-(history_files.py appends them to the base version's files).
+matching subscribers by id (rows line up as they are when both snapshots hold
+the same ids). Open stays keep their `valid_from` and `entered_run_id`, read
+from the base version's stays (sorted like the flags: a segment's are one slice).
+The open stays are written one segment at a time (bounded memory) as a few
+files in parallel (membership_files.py); the run's changes, closed stays and
+sizes are small files history_files.py appends to the base version's.
 """
 
 from __future__ import annotations
@@ -50,10 +61,9 @@ from ..core.flags import (
     take_rows,
 )
 from ..segments.plan import segment_column
-from .history import history_base
 from .history_files import read_flags, write_table
 from .membership_files import PartsWriter
-from .state import PublishedState
+from .state import PublishedState, history_base
 from .versions import relation_path
 
 OPEN_STAYS_FILE = "segment_membership.parquet"
@@ -82,23 +92,16 @@ class HistoryDelta:
     run_id: str
     as_of: datetime
     base_version: str | None
-    replaces_run_id: str | None
     open_stays: Path  # segment_membership.parquet of the new version
+    stays: Path  # its STAYS_FILE
     deltas: dict[str, Path]  # kind -> file with this run's rows (history_files.KINDS)
     sizes: pa.Table  # this run's segment_sizes rows
-    stays: Path | None = None  # STAYS_FILE of the new version
-    members: int = 0
-    entered: int = 0
-    exited: int = 0
-
-    def run_sizes(self, run_id: str | None = None) -> pa.Table:
-        return self.sizes
+    entered: int
+    exited: int
 
 
 def _us(moment: datetime) -> int:
     return int(np.datetime64(moment, "us").astype(np.int64))
-
-
 
 
 class _RowsWriter:
@@ -188,20 +191,14 @@ class _StaysWriter:
             self.stays.close()
 
 
-def extend_history(
-    previous: PublishedState | None,
-    flags: pa.Table,
-    run_id: str,
-    as_of: datetime,
-    *,
-    segments: Iterable[str] | None = None,
-    out_dir: Path,
-) -> HistoryDelta:
-    """This run's history rows and open stays, from its flags and the base version's."""
+def extend_history(previous: PublishedState | None, flags: pa.Table, run_id: str, as_of: datetime, *,
+                   segments: Iterable[str], out_dir: Path) -> HistoryDelta:
+    """This run's history rows and open stays, from its flags and the base version's;
+    `segments`: the keys the project defines."""
     as_of = to_naive_utc(as_of)
-    base, replaces_run_id = history_base(previous, as_of)
+    base, _ = history_base(previous, as_of)
     keys = flag_keys(flags)
-    current = set(segments) if segments is not None else set(keys)
+    current = set(segments)
     unknown = sorted(set(keys) - current)
     if unknown:
         raise ValueError(f"membership has segment(s) that are not defined: {', '.join(unknown)}")
@@ -270,31 +267,23 @@ def extend_history(
                 _add_exits(record, *left)
             if key in current:
                 writer.add(key, record["members_ids"], record["codes"])
-            if record["entered_ids"] is not None or record["exited_ids"] is not None:
-                empty = pa.array([], pa.string())
-                entered_ids = record["entered_ids"] if record["entered_ids"] is not None else empty
-                exited_ids = record["exited_ids"] if record["exited_ids"] is not None else empty
-                _add_changes(changes, key, entered_ids, exited_ids, run_id, now)
-                if len(exited_ids):
-                    _add_closed(closed, key, exited_ids, record["exited_codes"], run_ids, run_from, now, run_id)
+            if record["entered"] or record["exited"]:
+                _add_changes(changes, key, record["entered_ids"], record["exited_ids"], run_id, now)
+            if record["exited"]:
+                _add_closed(closed, key, record["exited_ids"], record["exited_codes"], run_ids, run_from, now,
+                            run_id)
             size_rows.append((key, record["members"], record["entered"], record["exited"]))
         writer.close()
         changes.close()
         closed.close()
-    sizes = pa.table({
-        "run_id": pa.array([run_id] * len(size_rows), pa.string()),
-        "as_of": pa.array([as_of] * len(size_rows), schemas.TS),
-        "segment": pa.array([r[0] for r in size_rows], pa.string()),
-        "members": pa.array([r[1] for r in size_rows], pa.int64()),
-        "entered": pa.array([r[2] for r in size_rows], pa.int64()),
-        "exited": pa.array([r[3] for r in size_rows], pa.int64()),
-    }, schema=schemas.SIZES)
-    write_table(schemas.conform(sizes, schemas.SIZES, what="sizes"), deltas["sizes"])
+    sizes = pa.Table.from_pylist([{"run_id": run_id, "as_of": as_of, "segment": key, "members": members,
+                                   "entered": entered, "exited": exited}
+                                  for key, members, entered, exited in size_rows], schema=schemas.SIZES)
+    write_table(sizes, deltas["sizes"])
     return HistoryDelta(
-        run_id=run_id, as_of=as_of, base_version=base.version if base else None, replaces_run_id=replaces_run_id,
+        run_id=run_id, as_of=as_of, base_version=base.version if base else None,
         open_stays=out_dir / OPEN_STAYS_FILE, stays=out_dir / STAYS_FILE, deltas=deltas, sizes=sizes,
-        members=sum(r[1] for r in size_rows), entered=sum(r[2] for r in size_rows),
-        exited=sum(r[3] for r in size_rows),
+        entered=sum(r[2] for r in size_rows), exited=sum(r[3] for r in size_rows),
     )
 
 
@@ -321,10 +310,8 @@ def _same_rows(key: str, now: pa.Array, before: pa.Array, ids: pa.Array, base_co
     n_entered = int(pc.sum(entered).as_py() or 0)
     n_exited = int(pc.sum(exited).as_py() or 0)
     base_codes = base_codes[:base_members]
-    if not n_entered and not n_exited:
-        codes = base_codes  # nobody came or went: every stay goes on as it was
-        exited_codes = None
-    else:
+    codes, exited_codes = base_codes, base_codes[:0]  # nobody came or went: every stay goes on as it was
+    if n_entered or n_exited:
         # Row numbers, not boolean filters: filtering one bitmap by another costs
         # 40 ms per 10M rows, these few index operations a quarter of it.
         base_rows = np.flatnonzero(bools(before))
@@ -334,11 +321,12 @@ def _same_rows(key: str, now: pa.Array, before: pa.Array, ids: pa.Array, base_co
         entered_rows = np.flatnonzero(bools(entered))
         codes = np.insert(base_codes[kept], np.searchsorted(base_rows[kept], entered_rows), np.int32(new_code))
         exited_codes = base_codes[exited_at]
+    empty = pa.array([], pa.string())
     return {
         "members": members, "entered": n_entered, "exited": n_exited, "codes": codes,
-        "members_ids": one_array(ids.filter(now)) if members else pa.array([], pa.string()),
-        "entered_ids": one_array(ids.filter(entered)) if n_entered else None,
-        "exited_ids": one_array(ids.filter(exited)) if n_exited else None,
+        "members_ids": one_array(ids.filter(now)) if members else empty,
+        "entered_ids": one_array(ids.filter(entered)) if n_entered else empty,
+        "exited_ids": one_array(ids.filter(exited)) if n_exited else empty,
         "exited_codes": exited_codes,
     }
 
@@ -362,7 +350,7 @@ def _onto_current_rows(before: pa.ChunkedArray, base_codes: np.ndarray, gather_p
 
 def _add_exits(record: dict, ids: pa.Array, codes: np.ndarray) -> None:
     """Exits of members who left the snapshot, merged into `_same_rows`' record (kept sorted by id)."""
-    if record["exited_ids"] is not None:
+    if record["exited"]:
         ids = pa.concat_arrays([record["exited_ids"], ids])
         codes = np.concatenate([record["exited_codes"], codes])
         order = pc.sort_indices(ids)
@@ -437,6 +425,3 @@ def _strings(values: list[str], codes: np.ndarray) -> pa.Array:
     """values[codes] as a plain string array (built through a dictionary: no Python loop)."""
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values, pa.string())).cast(
         pa.string())
-
-
-__all__ = ["HistoryDelta", "extend_history"]

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -44,28 +43,14 @@ COMPACT_AFTER = 32
 # The schema of the rows each kind of file holds.
 KIND_SCHEMAS = {"changes": schemas.CHANGES, "closed": schemas.HISTORY, "sizes": schemas.SIZES}
 
-@dataclass
-class Manifest:
-    files: dict[str, list[str]] = field(default_factory=lambda: {kind: [] for kind in KINDS})
 
-    def to_json(self) -> str:
-        return json.dumps({"format": 1, "files": self.files}, indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> Manifest:
-        files = json.loads(text)["files"]
-        return cls({kind: list(files.get(kind, [])) for kind in KINDS})
-
-
-def read_manifest(version_dir: Path | None) -> Manifest | None:
-    if version_dir is None:
-        return None
+def read_manifest(version_dir: Path) -> dict[str, list[str]] | None:
+    """The history files of a version, per kind (None for a version without history)."""
     target = Path(version_dir) / HISTORY_DIR / MANIFEST
-    return Manifest.from_json(target.read_text(encoding="utf-8")) if target.is_file() else None
-
-
-def write_manifest(version_dir: Path, manifest: Manifest) -> None:
-    (Path(version_dir) / HISTORY_DIR / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    if not target.is_file():
+        return None
+    files = json.loads(target.read_text(encoding="utf-8"))["files"]
+    return {kind: list(files.get(kind, [])) for kind in KINDS}
 
 
 def link_or_copy(source: Path, target: Path) -> None:
@@ -76,51 +61,35 @@ def link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def write_table(table: pa.Table, target: Path, dictionary: list[str] | bool = True) -> None:
-    """Parquet as readers want it: zstd, statistics, dictionaries where asked."""
-    pq.write_table(table, target, compression="zstd", use_dictionary=dictionary)
+def write_table(table: pa.Table, target: Path) -> None:
+    """Parquet as readers want it: zstd, statistics, dictionaries."""
+    pq.write_table(table, target, compression="zstd")
 
 
-def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    tables = [schemas.conform(t, schema, what="history") for t in tables]
-    return pa.concat_tables(tables) if tables else schema.empty_table()
-
-
-def _read_kind(version_dir: Path, manifest: Manifest, kind: str) -> pa.Table:
-    root = Path(version_dir) / HISTORY_DIR
-    return _concat([pq.read_table(root / name) for name in manifest.files[kind]], KIND_SCHEMAS[kind])
-
-
-def extend_manifest(base_dir: Path | None, staging: Path, deltas: dict[str, pa.Table | Path],
-                    name: str) -> Manifest:
+def extend_manifest(base_dir: Path | None, staging: Path, deltas: dict[str, Path], name: str) -> None:
     """`staging/history/`: the base version's files (linked) plus this run's
-    `deltas` (one table or written file per kind), compacted when long."""
+    `deltas` (one written file per kind), compacted when long."""
     root = staging / HISTORY_DIR
     root.mkdir(parents=True, exist_ok=True)
-    base = read_manifest(base_dir)
-    manifest = Manifest()
-    if base is not None and base_dir is not None:
-        for kind in KINDS:
-            for file in base.files[kind]:
-                link_or_copy(Path(base_dir) / HISTORY_DIR / file, root / file)
-                manifest.files[kind].append(file)
+    manifest: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    if base_dir is not None:
+        for kind, files in (read_manifest(base_dir) or {}).items():
+            for file in files:
+                link_or_copy(base_dir / HISTORY_DIR / file, root / file)
+                manifest[kind].append(file)
     for kind in KINDS:
         target = f"{name}-{kind}.parquet"
-        delta = deltas[kind]
-        if isinstance(delta, Path):
-            link_or_copy(delta, root / target)
-        else:
-            write_table(schemas.conform(delta, KIND_SCHEMAS[kind], what=kind), root / target)
-        manifest.files[kind].append(target)
-        if len(manifest.files[kind]) > COMPACT_AFTER:
-            merged = _read_kind(staging, manifest, kind)
+        link_or_copy(deltas[kind], root / target)
+        manifest[kind].append(target)
+        if len(manifest[kind]) > COMPACT_AFTER:
+            tables = [schemas.conform(pq.read_table(root / file), KIND_SCHEMAS[kind], what="history")
+                      for file in manifest[kind]]
             compacted = f"{name}-{kind}-compacted.parquet"
-            write_table(merged, root / compacted)
-            for file in manifest.files[kind]:
+            write_table(pa.concat_tables(tables), root / compacted)
+            for file in manifest[kind]:
                 (root / file).unlink()
-            manifest.files[kind] = [compacted]
-    write_manifest(staging, manifest)
-    return manifest
+            manifest[kind] = [compacted]
+    (root / MANIFEST).write_text(json.dumps({"format": 1, "files": manifest}, indent=1), encoding="utf-8")
 
 
 def write_flags(flags: pa.Table, target: Path) -> None:

@@ -5,7 +5,7 @@ process: the kernel releases it when the holder dies, even by SIGKILL, so a
 crashed run never leaves a stale lock behind.
 
 The lock is re-entrant for the thread that holds it, so the orchestrator can
-hold it for a whole run while `stage_version` / `publish_version` take it again
+hold it for a whole run while `publish_version` takes it again
 inside. Another thread or process gets a UserError at once (or after
 `timeout` seconds of polling).
 """

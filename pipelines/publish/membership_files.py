@@ -91,6 +91,3 @@ class PartsWriter:
                 writer.close()
         if error is not None:
             raise error
-
-
-__all__ = ["PartsWriter", "membership_files", "part_path", "writer_count"]

@@ -56,7 +56,7 @@ def _history(kind: str) -> Callable[[Path], exp.Expr]:
         manifest = read_manifest(version_dir)
         if manifest is None:
             raise ValueError(f"{version_dir} has no history manifest")
-        return parquet_scan(version_dir / HISTORY_DIR / name for name in manifest.files[kind])
+        return parquet_scan(version_dir / HISTORY_DIR / name for name in manifest[kind])
     return source
 
 

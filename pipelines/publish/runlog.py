@@ -1,7 +1,7 @@
 """The run log: `DATA/published/runs.jsonl`, one JSON record per line, append-only.
 
 Published runs are recorded by `publish_version`; failed or held runs by the
-orchestrator through `record_failed_run`. The `runs` relation of each new
+orchestrator through `run.prepare.record_failure`. The `runs` relation of each new
 version merges the log with the previous version's `runs`, so a failed run
 shows up in the warehouse after the next publish (the published state itself
 never changes outside a publish).
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,10 @@ REPLACED = "replaced"
 @dataclass(frozen=True)
 class RunRecord:
     run_id: str
-    as_of: datetime | None
+    as_of: datetime
     started_at: datetime | None
-    finished_at: datetime | None
-    status: str
+    finished_at: datetime | None = None
+    status: str = PUBLISHED
     snapshot: str | None = None
     snapshot_rows: int | None = None
     message: str | None = None
@@ -45,11 +45,7 @@ class RunRecord:
     version: str | None = None
 
     def to_json(self) -> str:
-        record = asdict(self)
-        for key in ("as_of", "started_at", "finished_at"):
-            if record[key] is not None:
-                record[key] = record[key].isoformat()
-        return json.dumps(record, ensure_ascii=False)
+        return json.dumps(asdict(self), default=datetime.isoformat, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, record: dict) -> RunRecord:
@@ -76,36 +72,6 @@ def append_run_record(paths: Paths, record: RunRecord) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def record_failed_run(
-    paths: Paths,
-    run_id: str,
-    as_of: datetime | None,
-    started_at: datetime | None,
-    status: str = "failed",
-    message: str = "",
-    *,
-    snapshot: str | None = None,
-) -> RunRecord:
-    """Record a run that did not publish (status e.g. 'failed', 'held', 'canceled').
-
-    It appears in the `runs` relation after the next publish. `finished_at` is
-    the wall clock now (bookkeeping only).
-    """
-    if status in (PUBLISHED, REPLACED):
-        raise ValueError(f"status '{status}' is reserved for runs recorded by the publish itself")
-    record = RunRecord(
-        run_id=run_id,
-        as_of=to_naive_utc(as_of) if as_of else None,
-        started_at=to_naive_utc(started_at) if started_at else None,
-        finished_at=datetime.now(UTC).replace(tzinfo=None),
-        status=status,
-        snapshot=snapshot,
-        message=message or None,
-    )
-    append_run_record(paths, record)
-    return record
 
 
 def read_run_log(paths: Paths) -> list[RunRecord]:

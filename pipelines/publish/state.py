@@ -8,18 +8,16 @@ a replacement run builds on can be read without a catalog.
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
-from ..core.duck import scratch_connection
+from ..core.clock import format_ts
 from ..core.settings import Paths
 from ..core.sql import string
 from ..errors import UserError
-from .lock import writer_lock
 from .versions import versions_root
 
 STATE_FILE = "state.json"
@@ -27,15 +25,6 @@ STATE_TABLE = "published_state"
 # The layout of published versions. A version of another format is refused, not
 # read half-right: there is no conversion (2: event files relative to the data folder).
 FORMAT_VERSION = 2
-
-__all__ = [
-    "STATE_FILE",
-    "STATE_TABLE",
-    "PublishedState",
-    "current_state",
-    "read_state_file",
-    "writer_lock",
-]
 
 
 @dataclass(frozen=True)
@@ -106,6 +95,21 @@ def read_state_file(version_dir: Path) -> PublishedState:
     return PublishedState.from_record(record, version_dir.parent)
 
 
+def history_base(previous: PublishedState | None,
+                 as_of: datetime) -> tuple[PublishedState | None, str | None]:
+    """The state a run at `as_of` builds on, and the run it replaces (if any), given
+    the published state `previous`."""
+    if previous is None:
+        return None, None
+    if as_of > previous.as_of:
+        return previous, None
+    if as_of == previous.as_of:
+        base_dir = previous.version_dir.parent / previous.base_version if previous.base_version else None
+        return (read_state_file(base_dir) if base_dir else None), previous.run_id
+    raise UserError(
+        f"as_of {format_ts(as_of)} is before the last published run {previous.run_id} "
+        f"(as_of {format_ts(previous.as_of)}); history only moves forward — run with a later as_of"
+    )
 
 
 def open_catalog_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
@@ -148,26 +152,19 @@ def current_state(paths: Paths) -> PublishedState | None:
 
 
 def _read_catalog_state(paths: Paths, warehouse: Path) -> PublishedState:
-    # Attached under a unique name into the shared scratch database (cheaper
-    # than a new database), and detached again at once.
-    alias = f"catalog_{secrets.token_hex(6)}"
-    con = scratch_connection()
     try:
-        try:
-            con.execute(f"ATTACH {string(str(warehouse.absolute()))} AS {alias} (READ_ONLY)")
-        except duckdb.Error as error:
-            raise UserError(f"cannot open {warehouse}: {error}") from None
-        try:
-            cursor = con.execute(f"SELECT * FROM {alias}.main.{STATE_TABLE}")
-            columns = [d[0] for d in cursor.description]
-            rows = cursor.fetchall()
-        except duckdb.CatalogException:
-            raise UserError(
-                f"{warehouse} was not published by this pipeline (no {STATE_TABLE} table); "
-                "move it away to start over"
-            ) from None
-        finally:
-            con.execute(f"DETACH {alias}")
+        con = open_catalog_read_only(warehouse)
+    except duckdb.Error as error:
+        raise UserError(f"cannot open {warehouse}: {error}") from None
+    try:
+        cursor = con.execute(f"SELECT * FROM {STATE_TABLE}")
+        columns = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    except duckdb.CatalogException:
+        raise UserError(
+            f"{warehouse} was not published by this pipeline (no {STATE_TABLE} table); "
+            "move it away to start over"
+        ) from None
     finally:
         con.close()
     if len(rows) != 1:

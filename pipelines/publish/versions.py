@@ -43,12 +43,10 @@ def list_versions(paths: Paths) -> list[str]:
     return sorted(names, key=lambda n: version_seq(n) or 0)
 
 
-def next_seq(paths: Paths, current_version: str | None) -> int:
-    """One more than any version seen, published or not, so a name is never reused."""
-    seqs = [version_seq(n) or 0 for n in list_versions(paths)]
-    if current_version:
-        seqs.append(version_seq(current_version) or 0)
-    return max(seqs, default=0) + 1
+def next_seq(paths: Paths) -> int:
+    """One more than any version on disk (the current one among them: current_state
+    refuses a missing one), published or not, so a name is never reused."""
+    return max((version_seq(n) or 0 for n in list_versions(paths)), default=0) + 1
 
 
 def new_staging_dir(paths: Paths) -> Path:
@@ -66,8 +64,8 @@ def finish_staging(staging: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
-def prune_versions(paths: Paths, *, current: str, protected: set[str], keep: int) -> list[str]:
-    """Remove versions nobody needs any more; returns the removed names.
+def prune_versions(paths: Paths, *, current: str, protected: set[str], keep: int) -> None:
+    """Remove versions nobody needs any more.
 
     Kept: the newest `keep` versions up to the current one (readers that opened
     an older catalog keep working while it lasts) and `protected` ones (the
@@ -77,21 +75,14 @@ def prune_versions(paths: Paths, *, current: str, protected: set[str], keep: int
     this while holding the writer lock.
     """
     root = versions_root(paths)
-    if not root.exists():
-        return []
     current_seq = version_seq(current) or 0
-    names = list_versions(paths)
-    published = [n for n in names if (version_seq(n) or 0) <= current_seq]
+    published = [n for n in list_versions(paths) if (version_seq(n) or 0) <= current_seq]
     kept = set(published[-keep:]) | {current} | protected
-    removed = []
     for child in root.iterdir():
         stale_staging = child.name.startswith(STAGING_PREFIX)
         if stale_staging or (version_seq(child.name) is not None and child.name not in kept):
             remove_path(child)
-            removed.append(child.name)
-    if removed:
-        fsync_dir(root)
-    return sorted(removed)
+    fsync_dir(root)
 
 
 def relation_path(version_dir: Path, relation: str) -> Path:

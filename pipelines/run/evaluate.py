@@ -27,9 +27,8 @@ from ..lake.snapshots import (
     snapshot_at_or_before,
     snapshot_ranges,
 )
-from ..publish.history import history_base
 from ..publish.history_files import read_flags, write_flags
-from ..publish.state import current_state
+from ..publish.state import current_state, history_base
 from ..segments.model import Project
 from ..segments.plan import build_plan
 from .params import RunContext, Workspace
@@ -45,11 +44,10 @@ def run_snapshot(paths: Paths, ctx: RunContext):
     return snapshot
 
 
-def read_subscribers(paths: Paths, ctx: RunContext, project: Project, columns: list[str] | None = None,
-                     dictionaries: list[str] | None = None) -> pa.Table:
-    """The run's snapshot (only `columns`, if given), typed by the catalog, in subscriber_id order."""
-    table = read_snapshot(run_snapshot(paths, ctx), project.catalog, columns, dictionaries)
-    return sort_by_id(table) if "subscriber_id" in table.column_names else table
+def read_subscribers(paths: Paths, ctx: RunContext, project: Project, columns: list[str] | None) -> pa.Table:
+    """The run's snapshot (only `columns`, with subscriber_id, if given), typed by the
+    catalog, in subscriber_id order."""
+    return sort_by_id(read_snapshot(run_snapshot(paths, ctx), project.catalog, columns))
 
 
 def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
@@ -84,11 +82,8 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
         return set(pq.read_schema(file).names)
 
     def run_query(query) -> pa.Table:
-        con = scratch_connection()
-        try:
+        with scratch_connection() as con:
             return con.sql(query.sql(dialect="duckdb")).to_arrow_table()
-        finally:
-            con.close()
 
     current_ids = subscribers(["subscriber_id"], None).column("subscriber_id").combine_chunks()
     return evaluate_incremental(

@@ -12,13 +12,13 @@ import pyarrow as pa
 
 from ..core.settings import Paths
 from ..errors import UserError
-from ..lake.snapshots import event_part_files, quarantine_table
 from ..lake.suppressions import read_held_rows, read_suppression_list
-from ..publish.audiences import Suppressions, audience_field_columns, write_recipients
+from ..publish.audiences import Suppressions, audience_field_columns, suppressions_table, write_recipients
 from ..publish.flag_history import HistoryDelta, extend_history
 from ..publish.lock import writer_lock
-from ..publish.state import current_state
-from ..publish.warehouse import lake_file_is_publishable, publish_version, stage_version
+from ..publish.runlog import RunRecord
+from ..publish.state import PublishedState, current_state
+from ..publish.warehouse import lake_file_is_publishable, publish_version
 from .evaluate import Evaluation, evaluate, read_subscribers
 from .params import Workspace
 from .prepare import load_valid_project
@@ -35,10 +35,16 @@ class Run:
         self.project = load_valid_project(paths)
 
     @cached_property
+    def linkable(self) -> bool:
+        """Whether the lake's snapshot file is published as it is (it has the published columns)."""
+        return lake_file_is_publishable(self.project, Path(self.ctx.snapshot_file))
+
+    @cached_property
     def subscribers(self) -> pa.Table:
-        """What recipients, the suppression check and the publish read of the snapshot."""
+        """The snapshot, read once for recipients, the suppression check and the publish:
+        only the columns they use, unless the publish must write every column itself."""
         columns = ["subscriber_id", "status", "email", *audience_field_columns(self.project)]
-        return read_subscribers(self.paths, self.ctx, self.project, columns)
+        return read_subscribers(self.paths, self.ctx, self.project, columns if self.linkable else None)
 
     @cached_property
     def suppressions(self) -> Suppressions:
@@ -70,22 +76,18 @@ class Run:
         return write_recipients(self.project, flags, self.subscribers, self.run_id,
                                 self.workspace.recipients_file, self.suppressions)
 
-    def publish(self, evaluation: Evaluation, history: HistoryDelta, keep_versions: int = 5):
-        """Stage the new version and swap it in atomically."""
-        # The lake's snapshot file is published as it is when it already has the published columns.
-        snapshot_file = Path(self.ctx.snapshot_file)
-        linkable = lake_file_is_publishable(self.project, snapshot_file)
-        subscribers = self.subscribers if linkable else read_subscribers(self.paths, self.ctx, self.project)
+    def publish(self, evaluation: Evaluation, history: HistoryDelta,
+                keep_versions: int = 5) -> PublishedState:
+        """Stage the new version and swap it in atomically (only after the blocking checks passed)."""
+        ctx = self.ctx
+        record = RunRecord(run_id=self.run_id, as_of=ctx.params.as_of, started_at=ctx.params.started_at,
+                           snapshot=ctx.snapshot_name, snapshot_rows=ctx.snapshot_rows,
+                           fingerprint=ctx.fingerprint)
         with writer_lock(self.paths):
             self._check_parent()
-            staged = stage_version(
-                self.paths, project=self.project, run_id=self.run_id, as_of=self.ctx.params.as_of,
-                started_at=self.ctx.params.started_at, snapshot_name=self.ctx.snapshot_name,
-                snapshot_rows=self.ctx.snapshot_rows, fingerprint=self.ctx.fingerprint, subscribers=subscribers,
-                history=history, compiled_sql=evaluation.compiled_sql,
-                quarantine=quarantine_table(self.paths), event_files=event_part_files(self.paths),
-                flags_file=self.workspace.flags_file, subscribers_file=snapshot_file if linkable else None,
-                extra_files=[self.workspace.dir / "evaluation.json"], recipients_file=self.workspace.recipients_file,
-                suppressions=self.suppressions,
+            return publish_version(
+                self.paths, self.project, record, self.workspace.dir, history,
+                subscribers=Path(ctx.snapshot_file) if self.linkable else self.subscribers,
+                suppressions=suppressions_table(self.subscribers, self.suppressions),
+                compiled_sql=evaluation.compiled_sql, keep_versions=keep_versions,
             )
-            return publish_version(self.paths, staged, keep_versions=keep_versions)

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..core.clock import parse_as_of
 from ..core.settings import Paths
 from ..errors import UserError
+from ..publish.audiences import RECIPIENTS_FILE
 from ..publish.history_files import FLAGS_FILE
 
 
@@ -30,8 +31,7 @@ class RunParams:
 
 
 def parse_params(run_id: str, as_of: str | datetime | None, started_at: datetime, **options) -> RunParams:
-    resolved = parse_as_of(as_of) if as_of is not None else None
-    return RunParams(run_id=run_id, as_of=resolved or started_at, started_at=started_at, **options)
+    return RunParams(run_id=run_id, as_of=parse_as_of(as_of) or started_at, started_at=started_at, **options)
 
 
 @dataclass
@@ -66,15 +66,12 @@ class Workspace:
         self.dir = Path(paths.data) / "work" / run_id
         self.context_file = self.dir / "context.json"
         self.flags_file = self.dir / FLAGS_FILE
-        self.recipients_file = self.dir / "recipients.parquet"
+        self.recipients_file = self.dir / RECIPIENTS_FILE
         self.history_dir = self.dir / "history"
 
     def save_context(self, ctx: RunContext) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        payload = asdict(ctx)
-        payload["params"]["as_of"] = ctx.params.as_of.isoformat()
-        payload["params"]["started_at"] = ctx.params.started_at.isoformat()
-        self.context_file.write_text(json.dumps(payload, indent=2))
+        self.context_file.write_text(json.dumps(asdict(ctx), indent=2, default=datetime.isoformat))
 
     def load_context(self) -> RunContext:
         if not self.context_file.exists():

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..core.clock import format_ts, refuse_future
+from ..core.clock import format_ts, refuse_future, to_naive_utc, utc_now
 from ..core.settings import IngestLimits, Paths
 from ..engine import incremental
 from ..errors import UserError
@@ -18,7 +18,7 @@ from ..lake.snapshots import dropped_subscribers, list_snapshots, snapshot_at_or
 from ..publish.audience_files import resync_audience_files
 from ..publish.catalog import relink_if_moved
 from ..publish.lock import writer_lock
-from ..publish.runlog import record_failed_run
+from ..publish.runlog import RunRecord, append_run_record
 from ..publish.state import current_state
 from ..segments.loader import load_project
 from ..segments.model import Project
@@ -83,6 +83,10 @@ def prepare_run(paths: Paths, params: RunParams, limits: IngestLimits | None = N
     landing file was rejected in this run, no snapshot exists at or before
     `as_of`, or the snapshot is held back.
     """
+    if "\\" in str(Path(paths.data).resolve()):
+        # DuckDB turns it into '/' in a database file's path, however quoted.
+        raise UserError(f"the data folder {paths.data} has a backslash in its path, where DuckDB cannot open "
+                        "warehouse.duckdb; use a folder without one")
     relink_if_moved(paths)  # a moved data folder, even when this run is refused below
     refuse_future(params.as_of, params.started_at, allowed=params.allow_future)
     project = load_valid_project(paths)
@@ -158,9 +162,12 @@ def _hold_a_sudden_drop(paths: Paths, snapshot, previous) -> None:
 
 
 def record_failure(paths: Paths, params: RunParams, error: UserError) -> None:
-    """Note a run that stopped before publishing; it shows in `runs` after the next publish."""
-    record_failed_run(paths, params.run_id, params.as_of, params.started_at, status=error.run_status,
-                      message=str(error))
+    """Note a run that stopped before publishing (status 'failed', 'held', ...: the
+    error's run_status); it shows in `runs` after the next publish."""
+    append_run_record(paths, RunRecord(
+        run_id=params.run_id, as_of=to_naive_utc(params.as_of), started_at=to_naive_utc(params.started_at),
+        finished_at=utc_now(),  # bookkeeping: the wall clock is fine here
+        status=error.run_status, message=str(error) or None))
 
 
 def prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = (),
