@@ -22,6 +22,7 @@ the events land in the WAL first, so that is watched too.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -109,7 +110,14 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
+        index = os.path.join(base_dir, f"{INDEX_SHARD_NAME}.db")
+        new = not os.path.exists(index)
+        _create_in_wal_mode(index)
         super().__init__(base_dir, inst_data)
+        if new:  # what the stock __init__ does when index.db is missing (it is there now)
+            self._initdb(self._engine(INDEX_SHARD_NAME), for_index_shard=True)
+            self.reindex_events()
+            self.reindex_assets()
 
     def _engine(self, shard: str) -> Engine:
         with self._engines_lock:
@@ -162,12 +170,30 @@ class SqliteStorage(DagsterSqliteStorage):
     def __init__(self, base_dir: str, inst_data=None):
         # The stock __init__ with the pooled classes (calling it would open the stock ones too).
         self.base_dir = base_dir
-        self._run_storage = PooledSqliteRunStorage.from_local(os.path.join(base_dir, "history", ""))
-        self._event_log_storage = PooledSqliteEventLogStorage(os.path.join(base_dir, "history", "runs", ""))
-        self._schedule_storage = PooledSqliteScheduleStorage.from_local(os.path.join(base_dir, "schedules"))
+        history, runs, schedules = (os.path.join(base_dir, *parts, "") for parts in
+                                    (("history",), ("history", "runs"), ("schedules",)))
+        for folder, name in ((history, "runs"), (schedules, "schedules")):
+            _create_in_wal_mode(os.path.join(folder, f"{name}.db"))
+        self._run_storage = PooledSqliteRunStorage.from_local(history)
+        self._event_log_storage = PooledSqliteEventLogStorage(runs)
+        self._schedule_storage = PooledSqliteScheduleStorage.from_local(schedules)
         self._inst_data = inst_data
         super(DagsterSqliteStorage, self).__init__()
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> SqliteStorage:
         return cls.from_local(inst_data=inst_data, **config_value)
+
+
+def _create_in_wal_mode(path: str) -> None:
+    """An empty database in WAL mode, for the stock code to make its tables in: in
+    the default rollback mode each of their dozens of statements costs ~4 fsyncs
+    (a new DAGSTER_HOME: 260 fsyncs, 67 this way)."""
+    if os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    con = sqlite3.connect(path)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
