@@ -268,13 +268,16 @@ PHASES = ("step ingest", "step segments", "history + recipients")
 
 def targets(results: dict) -> list[str]:
     first, hourly, full, noop = (results[k]["ours"] for k in ("first", "hourly", "full", "noop"))
+    ingests = [run.get("phases", {}).get("step ingest") for run in (hourly, full)]
+    full_with_ingest = full["wall_s"] + (ingests[0] - ingests[1] if None not in ingests else 0.0)
     lines = [
         _ratio_line("first run vs the naive script", results["first"]["naive"]["wall_s"] / first["wall_s"],
                     TARGETS["first"], True),
         _ratio_line("hourly run vs the naive script", results["hourly"]["naive"]["wall_s"] / hourly["wall_s"],
                     TARGETS["hourly"], True),
-        _ratio_line("hourly run as a share of a full run of the same inputs", hourly["wall_s"] / full["wall_s"],
-                    0.20, False, "%"),
+        # The --full run finds the hourly files already ingested: it is charged the hourly run's ingest step.
+        _ratio_line("hourly run as a share of a full run of the same inputs (the full run with the hourly "
+                    "run's ingest step in place of its own)", hourly["wall_s"] / full_with_ingest, 0.20, False, "%"),
         _ratio_line("fixed cost: a no-op run, end to end", noop["wall_s"], 1.0, False, "s"),
         _ratio_line("full refresh peak RSS", full["peak_rss_bytes"] / 2**30, 3.0, False, "GiB"),
     ]
