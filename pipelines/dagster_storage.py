@@ -188,7 +188,7 @@ class SqliteStorage(DagsterSqliteStorage):
 def _create_in_wal_mode(path: str) -> None:
     """An empty database in WAL mode, for the stock code to make its tables in: in
     the default rollback mode each of their dozens of statements costs ~4 fsyncs
-    (a new DAGSTER_HOME: 260 fsyncs, 67 this way)."""
+    (a new DAGSTER_HOME: 260 fsyncs, ~70 this way)."""
     if os.path.exists(path):
         return
     os.makedirs(os.path.dirname(path), exist_ok=True)
