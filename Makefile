@@ -47,8 +47,10 @@ soak: setup-spark
 	SEGMENTS_SOAK_RUNS=$(or $(RUNS),60) SEGMENTS_SOAK_SEEDS=$(or $(SEEDS),3) SEGMENTS_SOAK_ENGINE=$(or $(ENGINE),duckdb) \
 		$(BIN)/pytest -p no:cacheprovider -n 2 tests/test_operations_sim.py -k soak
 
+# make bench [SIZES="1M 10M"] [SIZE=1M]: the whole command (first, hourly, full, no-op runs
+# against the naive script) at every size in SIZES, one report; then the evaluation step at SIZE.
 bench: setup
-	$(BIN)/python bench/whole_run.py --size $(or $(SIZE),1M)
+	$(BIN)/python bench/whole_run.py --size $(or $(SIZES),1M 10M)
 	$(BIN)/python bench/run.py --size $(or $(SIZE),1M)
 
 clean:
