@@ -99,7 +99,6 @@ def precompute(
     field_types: dict[str, str],
     filters: Iterable[FieldFilter],
     evaluate_values: ValueEvaluator,
-    start: int = 0,
 ) -> Precomputed:
     """Evaluate the encodable `filters` over `table` (columns typed by `field_types`)."""
     by_field: dict[str, list[FieldFilter]] = {}
@@ -108,7 +107,6 @@ def precompute(
         if field_type is not None and f.field in table.column_names and encodable(f, field_type):
             by_field.setdefault(f.field, []).append(f)
     out = Precomputed()
-    counter = start
     for name, field_filters in by_field.items():
         array = _plain(table.column(name))
         if not _repetitive(array):
@@ -118,8 +116,7 @@ def precompute(
         else:
             results = _scalar_filters(name, field_types[name], array, field_filters, evaluate_values)
         for f, values in zip(field_filters, results, strict=True):
-            column = f"{PRECOMPUTED_PREFIX}{counter}"
-            counter += 1
+            column = f"{PRECOMPUTED_PREFIX}{len(out.columns)}"
             out.columns[column] = bitmap(values)
             out.by_filter[f] = column
     return out
