@@ -67,7 +67,6 @@ from pipelines.engine.spark_session import (
     INSTALL_HINT,
     get_spark_session,
     spark_settings,
-    stop_spark_session,
 )
 from pipelines.errors import UserError
 from pipelines.segments.model import Project
@@ -92,7 +91,7 @@ def spark(request):
     if request.param == "classic":
         session = get_spark_session(master="local[1]", conf=SPARK_TEST_CONF)
         yield session
-        stop_spark_session()
+        session.stop()  # the next get_spark_session builds a new one
         return
     url = request.getfixturevalue("spark_connect_url")
     with pytest.MonkeyPatch.context() as env:
@@ -101,7 +100,7 @@ def spark(request):
         session = get_spark_session()
         assert type(session).__module__.startswith("pyspark.sql.connect"), type(session)
         yield session
-        stop_spark_session()
+        session.stop()  # the next get_spark_session builds a new one
 
 
 Membership = set[tuple[str, str]]
@@ -356,13 +355,13 @@ def test_concurrent_evaluations_do_not_share_views(spark):
 def test_flags_shape(spark):
     """The wide shape: subscriber_id sorted, one never-NULL boolean column per segment in
     key order; its long form is the membership DuckDB gives."""
-    from pipelines.engine.spark_engine import evaluate_flags_spark
+    from pipelines.engine import evaluate_flags
 
     segments, _ = operator_segments({"state", "tags"})
     project = project_of(*segments, one_filter_segment("ny", operators.NY),
                          one_filter_segment("a_not_ny", SegmentFilter(segment="ny", op="is_not")))
     subs, evs = subscriber_table(operators.SUBSCRIBERS), event_table(operators.EVENTS)
-    flags = evaluate_flags_spark(project, subs, evs, operators.AS_OF)
+    flags = evaluate_flags(project, subs, evs, operators.AS_OF, engine="spark")
     keys = sorted(project.segments)
     assert flags.column_names == ["subscriber_id", *(f"segment:{k}" for k in keys)]
     ids = flags.column("subscriber_id").to_pylist()
@@ -371,7 +370,7 @@ def test_flags_shape(spark):
     long = {(k, sid) for k in keys for sid, flag in zip(ids, flags.column(f"segment:{k}").to_pylist(), strict=True)
             if flag}
     assert long == engine_membership(project, subs, evs, operators.AS_OF, "duckdb")
-    only_ids = evaluate_flags_spark(Project(catalog=CATALOG), subs, evs, operators.AS_OF)
+    only_ids = evaluate_flags(Project(catalog=CATALOG), subs, evs, operators.AS_OF, engine="spark")
     assert only_ids.column_names == ["subscriber_id"] and only_ids.column(0).to_pylist() == ids
 
 

@@ -15,9 +15,7 @@ the very same tree, rendered with the project's Spark dialect
 
 Everything runs in the JVM as Spark SQL: no Python UDFs, so executors need no
 Python packages. The driver collects the membership as Arrow and sorts it
-(binary string order, like every engine). `evaluate_flags_spark` returns the
-wide shape instead (pipelines/core/flags.py: subscriber_id sorted, one
-boolean column per segment in key order) for callers that keep flags.
+(binary string order, like every engine).
 
 Inputs, either of:
 
@@ -44,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -222,9 +220,16 @@ def spark_flags_sql(project: Project, plan: EvaluationPlan, views: dict[str, str
     return _render(tree)
 
 
-def _collect(project: Project, plan: EvaluationPlan, subscribers: Input, events: Input, spark: Any,
-             query: Callable[[str], exp.Select]) -> pa.Table:
-    """Register the inputs, build the flags view, run `query(flags_view)`, collect as Arrow."""
+def evaluate_spark(project: Project, subscribers: Input, events: Input, as_of: datetime,
+                   spark: Any = None) -> pa.Table:
+    """Membership of every segment, computed by Spark: (segment, subscriber_id),
+    sorted, the same table as every other engine's.
+
+    `spark`: a SparkSession to use; default the process's (spark_session.py).
+    """
+    plan = build_plan(project, naive_utc(as_of))
+    if not plan.segment_keys:
+        return empty_membership()
     require_pyspark()
     spark = spark if spark is not None else get_spark_session()
     catalog = project.catalog
@@ -238,41 +243,8 @@ def _collect(project: Project, plan: EvaluationPlan, subscribers: Input, events:
                 _frame(spark, views, events, catalog.event, plan.event_fields, REQUIRED_EVENT_FIELDS,
                        catalog.event_schema(), "event"), EVENTS)
         flags = views.register(spark.sql(spark_flags_sql(project, plan, names)), "flags")
-        return spark.sql(_render(query(flags))).toArrow()
+        result = spark.sql(_render(membership_query(flags, plan.segment_keys))).toArrow()
     finally:
         views.drop()
-
-
-def evaluate_spark(project: Project, subscribers: Input, events: Input, as_of: datetime,
-                   spark: Any = None) -> pa.Table:
-    """Membership of every segment, computed by Spark: (segment, subscriber_id),
-    sorted, the same table as every other engine's.
-
-    `spark`: a SparkSession to use; default the process's (spark_session.py).
-    """
-    plan = build_plan(project, naive_utc(as_of))
-    if not plan.segment_keys:
-        return empty_membership()
-    result = _collect(project, plan, subscribers, events, spark,
-                      lambda flags: membership_query(flags, plan.segment_keys))
     result = result.sort_by([("segment", "ascending"), ("subscriber_id", "ascending")])
     return membership_table(result)
-
-
-def evaluate_flags_spark(project: Project, subscribers: Input, events: Input, as_of: datetime,
-                         spark: Any = None) -> pa.Table:
-    """Membership in the wide shape (pipelines/core/flags.py): `subscriber_id`,
-    sorted (binary string order), then one boolean `segment:KEY` column per
-    segment in key order, never NULL."""
-    plan = build_plan(project, naive_utc(as_of))
-    keys = sorted(plan.segment_keys)
-    columns = ["subscriber_id", *(segment_column(k) for k in keys)]
-    if not keys and isinstance(subscribers, pa.Table):  # nothing for Spark to do
-        result = conform(subscribers, project.catalog.subscriber_schema(), ["subscriber_id"], ["subscriber_id"],
-                         "subscriber")
-    else:
-        result = _collect(project, plan, subscribers, events, spark,
-                          lambda flags: exp.select(*(exp.column(c) for c in columns)).from_(exp.table_(flags)))
-    result = result.sort_by([("subscriber_id", "ascending")]).combine_chunks()
-    schema = pa.schema([("subscriber_id", pa.string()), *((c, pa.bool_()) for c in columns[1:])])
-    return result.select(columns).cast(schema)

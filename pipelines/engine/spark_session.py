@@ -186,7 +186,7 @@ def get_spark_session(master: str | None = None, remote: str | None = None,
     """The process's Spark session, created on first use and reused afterwards.
 
     Arguments (or the environment) only matter for the call that creates the
-    session; later calls return it as it is. `stop_spark_session()` starts over.
+    session; later calls return it as it is (or build a new one once it is stopped).
     """
     global _session
     with _lock:
@@ -195,14 +195,3 @@ def get_spark_session(master: str | None = None, remote: str | None = None,
         require_pyspark()
         _session = _build(spark_settings(master, remote, conf))
         return _session
-
-
-def stop_spark_session() -> None:
-    """Stop the process's session (if any); the next `get_spark_session` builds a new one."""
-    global _session
-    with _lock:
-        if _session is not None:
-            try:
-                _session.stop()
-            finally:
-                _session = None
