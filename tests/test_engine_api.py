@@ -20,7 +20,8 @@ from engine_support import (
 from reference import reference_membership
 from sqlglot import exp
 
-from pipelines.engine import ENGINES, MEMBERSHIP_SCHEMA, evaluate
+from pipelines.core.tables import MEMBERSHIP_SCHEMA
+from pipelines.engine import ENGINES, evaluate
 from pipelines.engine.duckdb_engine import flags_query
 from pipelines.errors import UserError
 from pipelines.segments.fields import FieldCatalog
