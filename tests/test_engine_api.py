@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from pipelines.core.tables import MEMBERSHIP_SCHEMA
 from pipelines.engine import ENGINES, evaluate
-from pipelines.engine.duckdb_engine import flags_query
+from pipelines.engine.spark_engine import flags_query
 from pipelines.errors import UserError
 from pipelines.segments.fields import FieldCatalog
 from pipelines.segments.model import (

@@ -60,7 +60,8 @@ def flags_to_membership(flags: pa.Table) -> pa.Table:
                                 schema=MEMBERSHIP_SCHEMA)
 
 
-def membership_to_flags(membership: pa.Table, ids: pa.Array | None = None, *, keys: Iterable[str]) -> pa.Table:
+def membership_to_flags(membership: pa.Table, ids: pa.Array | None = None, *,
+                        keys: Iterable[str]) -> pa.Table:
     """Flags of the segments `keys` from the long shape, over `ids` (default: every member, sorted)."""
     membership = membership.select(["segment", "subscriber_id"]).cast(MEMBERSHIP_SCHEMA)
     if ids is None:

@@ -67,7 +67,8 @@ class EventCounts:
 class Leaves(Protocol):
     """What an engine evaluates itself: the leaves of the definitions."""
 
-    def values(self, name: str, field_type: str, filters: list[FieldFilter], values: pa.Table) -> list[np.ndarray]:
+    def values(self, name: str, field_type: str, filters: list[FieldFilter],
+               values: pa.Table) -> list[np.ndarray]:
         """Filters on one column's distinct values (encoded.py: `ValueEvaluator`)."""
         ...
 
@@ -75,14 +76,15 @@ class Leaves(Protocol):
         """Field filters over every subscriber row, each a never-null result."""
         ...
 
-    def counts(self, plan: EvaluationPlan, subscribers: pa.Table, events: pa.Table, pre: Precomputed) -> EventCounts:
+    def counts(self, plan: EvaluationPlan, subscribers: pa.Table, events: pa.Table,
+               pre: Precomputed) -> EventCounts:
         """Per aggregate of the plan, the event counts of the subscribers' rows;
         `pre` holds the results of the events' filters evaluated per distinct value."""
         ...
 
 
-def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime, leaves: Leaves,
-                    *, encode: bool = True) -> pa.Table:
+def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime,
+                    leaves: Leaves, *, encode: bool = True) -> pa.Table:
     """Flags (subscriber_id sorted, one `segment:KEY` column per segment in key
     order): the leaves by `leaves`, then per segment, in dependency-wave order,
     the tree of its filters over them. `encode=False` skips the
@@ -95,7 +97,8 @@ def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, a
     if not plan.segment_keys:
         return ids
     n = subscribers.num_rows
-    filters = list(dict.fromkeys(f for key in plan.segment_keys for f in project.segments[key].field_filters()))
+    filters = list(dict.fromkeys(f for key in plan.segment_keys
+                                 for f in project.segments[key].field_filters()))
     pre = precompute(subscribers, catalog.subscriber, filters, leaves.values) if encode else Precomputed()
     rows = leaves.fields(subscribers, [f for f in filters if pre.name_of(f) is None])
     counts = EventCounts.none()
@@ -103,8 +106,8 @@ def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, a
         events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event",
                          keep_dictionaries=True)
         where = [w for f in plan.aggregates.values() for w in f.where]
-        counts = leaves.counts(plan, subscribers, events,
-                               precompute(events, catalog.event, where, leaves.values) if encode else Precomputed())
+        event_pre = precompute(events, catalog.event, where, leaves.values) if encode else Precomputed()
+        counts = leaves.counts(plan, subscribers, events, event_pre)
 
     def field_result(f: FieldFilter) -> pa.Array:
         name = pre.name_of(f)

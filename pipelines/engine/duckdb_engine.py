@@ -1,25 +1,13 @@
-"""Evaluate every segment of a project in DuckDB, in one pass per dependency wave.
+"""Evaluate every segment of a project with DuckDB evaluating the leaves of the
+definitions (`combine.py` does the rest), one statement per kind of leaf,
+values only as sqlglot literals:
 
-Shape of the work (each step one statement, values only as sqlglot literals):
-
-1. `event_counts`: ONE scan of `events`, grouped by subscriber, with one
-   `COUNT(*) FILTER (WHERE ...)` per distinct event aggregate of the plan.
-2. `base`: subscribers LEFT JOIN event_counts, counts defaulting to 0.
-3. `wave_0`, `wave_1`, ...: each adds one boolean column per segment of the
-   wave (`"segment:KEY"`); later waves read earlier waves' columns. These CTEs
-   chain into one query materialized as the temp table `flags`.
-
-`flags_query` above is the plain form (the Spark engine renders it). The run
-uses `evaluate_flags_duckdb`, the same statements with what measurement
-showed to cost most taken out of the per-row work:
-
-- string and tag filters are evaluated once per distinct value
-  (`encoded.py`), and the queries read their boolean columns;
-- event counts are aligned to the subscribers' rows outside the query, so the
-  wave query is a pure projection of one table: rows keep their order, and
-  the flags come out sorted by subscriber_id without a sort;
-- the long shape is made from the flags by `flags.flags_to_membership`
-  (per segment, a bitmap filter of the sorted ids: no sort either).
+- string and tag filters once per distinct value (`encoded.py`);
+- the other field filters in one projection of the subscribers' rows (a
+  projection keeps row order: the flags stay sorted by subscriber_id);
+- event aggregates in one scan of the events joined to the subscribers' rows,
+  each event telling as bits which aggregates it counts for; numpy adds the
+  bits up per row (no group-by, no sort).
 """
 
 from __future__ import annotations
@@ -35,79 +23,19 @@ from sqlglot import exp
 from ..core.duck import scratch_connection
 from ..core.flags import bitmap
 from ..segments.fields import FieldCatalog
-from ..segments.model import EventFilter, FieldFilter, Project
-from ..segments.plan import EvaluationPlan, event_count_column, segment_column
+from ..segments.model import FieldFilter, Project
+from ..segments.plan import EvaluationPlan
 from ..segments.to_sql import (
-    EVENT_COUNTS,
     EVENTS,
-    SUBSCRIBERS,
     event_condition,
-    event_counts_cte,
     field_column,
     field_predicate,
-    segment_predicate,
     string_literal,
     timestamp_literal,
     two_valued,
-    with_cte,
 )
 from .combine import EventCounts, aggregate_counts, evaluate_leaves
 from .encoded import Precomputed
-
-BASE = "base"
-
-def flags_query(project: Project, plan: EvaluationPlan) -> exp.Select:
-    """subscriber_id plus one boolean column per segment (`"segment:KEY"`)."""
-    catalog = project.catalog
-    base = exp.select(*(field_column(name, table=SUBSCRIBERS) for name in plan.subscriber_fields)).from_(
-        exp.table_(SUBSCRIBERS),
-        copy=False,
-    )
-    query = exp.select(exp.column("subscriber_id"), *(exp.column(segment_column(k)) for k in plan.segment_keys))
-    if plan.aggregates:
-        counts_cte = event_counts_cte(plan.aggregates, catalog, plan.as_of, event_count_column)
-        query = with_cte(query, EVENT_COUNTS, counts_cte)
-        for key in plan.aggregates:
-            count = exp.column(event_count_column(key), table=EVENT_COUNTS)
-            base = base.select(
-                exp.alias_(exp.Coalesce(this=count, expressions=[exp.Literal.number(0)]), event_count_column(key), copy=False),
-                copy=False,
-            )
-        base = base.join(
-            exp.table_(EVENT_COUNTS),
-            on=exp.EQ(
-                this=exp.column("subscriber_id", table=EVENT_COUNTS),
-                expression=exp.column("subscriber_id", table=SUBSCRIBERS),
-            ),
-            join_type="left",
-            copy=False,
-        )
-    query = with_cte(query, BASE, base)
-
-    def event_count(f: EventFilter) -> exp.Expr:
-        return exp.column(event_count_column(f.aggregate_key()))
-
-    def member_of(key: str) -> exp.Expr:
-        return exp.column(segment_column(key))  # computed in an earlier wave
-
-    previous = BASE
-    for index, wave in enumerate(plan.waves):
-        columns = [
-            exp.alias_(
-                segment_predicate(project.segments[key], catalog, plan.as_of, event_count, member_of),
-                segment_column(key),
-                copy=False,
-            )
-            for key in wave
-        ]
-        name = f"wave_{index}"
-        wave_select = exp.select(exp.Star(), *columns).from_(exp.table_(previous), copy=False)
-        query = with_cte(query, name, wave_select)
-        previous = name
-    return query.from_(exp.table_(previous), copy=False)
-
-
-# --------------------------------------------------------------------------- the run's path: flags
 
 _ROWS = "subscriber_rows"
 _ROW = "row_number"
@@ -135,10 +63,13 @@ class _DuckDBLeaves:
         finally:
             self.con.unregister(name)
 
-    def values(self, name: str, field_type: str, filters: list[FieldFilter], values: pa.Table) -> list[np.ndarray]:
+    def values(self, name: str, field_type: str, filters: list[FieldFilter],
+               values: pa.Table) -> list[np.ndarray]:
         table = values.append_column(_VALUE_INDEX, pa.array(np.arange(values.num_rows, dtype=np.int64)))
-        columns = [exp.alias_(field_predicate(f, field_type, field_column(name), self.as_of), f"p{i}", copy=False)
-                   for i, f in enumerate(filters)]
+        columns = [
+            exp.alias_(field_predicate(f, field_type, field_column(name), self.as_of), f"p{i}", copy=False)
+            for i, f in enumerate(filters)
+        ]
         query = exp.select(*columns).from_(exp.table_(_VALUES), copy=False).order_by(
             exp.column(_VALUE_INDEX), copy=False)
         result = self._run(_VALUES, table, query)
@@ -154,16 +85,19 @@ class _DuckDBLeaves:
             for i, f in enumerate(filters)
         ]
         query = exp.select(exp.column(_ROW), *columns).from_(exp.table_(_LEAVES), copy=False)
-        result = self._run(_LEAVES, subscribers.append_column(_ROW, pa.array(np.arange(n, dtype=np.int64))), query)
+        numbered = subscribers.append_column(_ROW, pa.array(np.arange(n, dtype=np.int64)))
+        result = self._run(_LEAVES, numbered, query)
         rows = result.column(_ROW).to_numpy()
-        order = None if np.array_equal(rows, np.arange(n)) else np.argsort(rows)  # a projection keeps row order
+        # A projection keeps row order (checked, not assumed).
+        order = None if np.array_equal(rows, np.arange(n)) else np.argsort(rows)
         out = {}
         for i, f in enumerate(filters):
             values = result.column(f"p{i}").to_numpy() != 0
             out[f] = bitmap(values if order is None else values[order])
         return out
 
-    def counts(self, plan: EvaluationPlan, subscribers: pa.Table, events: pa.Table, pre: Precomputed) -> EventCounts:
+    def counts(self, plan: EvaluationPlan, subscribers: pa.Table, events: pa.Table,
+               pre: Precomputed) -> EventCounts:
         """DuckDB joins each event to its subscriber's row and says, as bits of one
         integer per 64 aggregates, which aggregates the event counts for (the
         compiled `event_condition`s); numpy adds the bits up per row."""
@@ -216,7 +150,7 @@ def evaluate_flags_duckdb(project: Project, subscribers: pa.Table, events: pa.Ta
     """Flags (combine.evaluate_leaves); see the module docstring."""
     con = scratch_connection()
     try:
-        return evaluate_leaves(project, subscribers, events, as_of, _DuckDBLeaves(con, project.catalog, as_of),
-                               encode=encode)
+        leaves = _DuckDBLeaves(con, project.catalog, as_of)
+        return evaluate_leaves(project, subscribers, events, as_of, leaves, encode=encode)
     finally:
         con.close()

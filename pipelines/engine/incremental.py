@@ -149,7 +149,8 @@ def segments_to_recompute(project: Project, base: EvaluationRecord) -> list[str]
 
 def _source(paths: Sequence[str], alias: str, *, by_name: bool = False) -> exp.Expr:
     """`read_parquet([...]) AS alias` for a FROM or JOIN."""
-    return exp.Table(this=parquet_scan(paths, union_by_name=by_name), alias=exp.TableAlias(this=exp.to_identifier(alias)))
+    return exp.Table(this=parquet_scan(paths, union_by_name=by_name),
+                     alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
 def _col(name: str, table: str) -> exp.Expr:
@@ -201,7 +202,8 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
             .from_(_source([str(now)], "c"), copy=False)
             .join(_source([str(before)], "p"),
                   on=exp.EQ(this=_col(ID, "c"), expression=_col(ID, "p")), join_type="left", copy=False)
-            .where(exp.or_(exp.Is(this=_col(ID, "p"), expression=exp.Null()), changed, copy=False), copy=False)
+            .where(exp.or_(exp.Is(this=_col(ID, "p"), expression=exp.Null()), changed, copy=False),
+                   copy=False)
         )
 
     # 2. Time-relative field filters whose result may have moved over the subscriber's value.
@@ -265,7 +267,8 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
 # --------------------------------------------------------------------------- merging
 
 
-def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table, full: pa.Table | None) -> pa.Table:
+def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
+                full: pa.Table | None) -> pa.Table:
     """Flags over `current_ids` (sorted): the base's flags, with the rows of
     `update` (flags of a subset of subscribers, every segment) replacing theirs,
     and the columns of `full` (flags over every current subscriber) replacing
@@ -275,7 +278,8 @@ def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table, f
     aligned = align_ids(base_flags.column(ID), current_ids)
     # The rows of the updated subscribers: both id columns are sorted and unique (the
     # update read its rows from the snapshot), so a mask is enough, cheaper than a join.
-    at = np.flatnonzero(pc.is_in(current_ids, value_set=one_array(update.column(ID))).to_numpy(zero_copy_only=False))
+    updated = pc.is_in(current_ids, value_set=one_array(update.column(ID)))
+    at = np.flatnonzero(updated.to_numpy(zero_copy_only=False))
     if len(at) != update.num_rows:
         raise ValueError("updated subscribers are missing from the snapshot")
     full_keys = set(flag_keys(full)) if full is not None else set()

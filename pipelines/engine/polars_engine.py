@@ -38,10 +38,10 @@ class _PolarsLeaves:
     def __init__(self, catalog: FieldCatalog, as_of: datetime):
         self.catalog, self.as_of = catalog, as_of
 
-    def values(self, name: str, field_type: str, filters: list[FieldFilter], values: pa.Table) -> list[np.ndarray]:
-        result = _frame(values).select(
-            field_predicate(f, field_type, pl.col(name), self.as_of).alias(f"p{i}") for i, f in enumerate(filters)
-        )
+    def values(self, name: str, field_type: str, filters: list[FieldFilter],
+               values: pa.Table) -> list[np.ndarray]:
+        result = _frame(values).select(field_predicate(f, field_type, pl.col(name), self.as_of).alias(f"p{i}")
+                                       for i, f in enumerate(filters))
         return [result.get_column(f"p{i}").fill_null(False).to_numpy() for i in range(len(filters))]
 
     def fields(self, subscribers: pa.Table, filters: list[FieldFilter]) -> dict[FieldFilter, pa.Array]:
@@ -54,7 +54,8 @@ class _PolarsLeaves:
         )
         return {f: result.get_column(f"p{i}").to_arrow() for i, f in enumerate(filters)}
 
-    def counts(self, plan: EvaluationPlan, subscribers: pa.Table, events: pa.Table, pre: Precomputed) -> EventCounts:
+    def counts(self, plan: EvaluationPlan, subscribers: pa.Table, events: pa.Table,
+               pre: Precomputed) -> EventCounts:
         def resolve(f: FieldFilter) -> pl.Expr | None:
             name = pre.name_of(f)
             return pl.col(name) if name else None
@@ -72,18 +73,21 @@ class _PolarsLeaves:
             .join(rows, on="subscriber_id", how="inner")
             .group_by(_ROW)
             .agg(
-                event_condition(f, self.catalog, plan.as_of, precomputed=resolve).sum().cast(pl.Int64).alias(f"n{i}")
-                for i, f in enumerate(plan.aggregates.values())
+                event_condition(f, self.catalog, plan.as_of, precomputed=resolve).sum().cast(pl.Int64)
+                .alias(f"n{i}") for i, f in enumerate(plan.aggregates.values())
             )
             .collect()
             .sort(_ROW)
         )
-        matrix = np.column_stack([counts.get_column(f"n{i}").to_numpy().astype(np.int32) for i in range(len(keys))]) \
-            if counts.height else np.zeros((0, len(keys)), np.int32)
+        matrix = np.zeros((0, len(keys)), np.int32)
+        if counts.height:
+            matrix = np.column_stack([counts.get_column(f"n{i}").to_numpy().astype(np.int32)
+                                      for i in range(len(keys))])
         return EventCounts(counts.get_column(_ROW).to_numpy().astype(np.int64), matrix, keys)
 
 
 def evaluate_flags_polars(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime,
                           *, encode: bool = True) -> pa.Table:
     """Flags (combine.evaluate_leaves) with Polars evaluating the leaves."""
-    return evaluate_leaves(project, subscribers, events, as_of, _PolarsLeaves(project.catalog, as_of), encode=encode)
+    leaves = _PolarsLeaves(project.catalog, as_of)
+    return evaluate_leaves(project, subscribers, events, as_of, leaves, encode=encode)

@@ -1,8 +1,8 @@
 """Evaluate every segment of a project on Apache Spark, from the same sqlglot AST.
 
-The query is the DuckDB engine's `flags_query` (pipelines/engine/duckdb_engine.py),
-the very same tree, rendered with the project's Spark dialect
-(pipelines/segments/dialects.py: `ARRAYS_OVERLAP` for list overlap, ...):
+One query, built with the compilers every engine shares (segments/to_sql.py) and
+rendered with the project's Spark dialect (pipelines/segments/dialects.py:
+`ARRAYS_OVERLAP` for list overlap, ...):
 
 1. `event_counts`: one scan of `events`, grouped by subscriber, one
    `COUNT(*) FILTER (WHERE ...)` per distinct (event, window, where);
@@ -41,10 +41,18 @@ from sqlglot import exp
 from ..core.tables import conform, empty_membership, membership_table
 from ..segments.dialects import render
 from ..segments.fields import REQUIRED_EVENT_FIELDS
-from ..segments.model import Project
-from ..segments.plan import EvaluationPlan, build_plan, naive_utc, segment_column
-from ..segments.to_sql import EVENTS, SUBSCRIBERS, string_literal
-from .duckdb_engine import flags_query
+from ..segments.model import EventFilter, Project
+from ..segments.plan import EvaluationPlan, build_plan, event_count_column, naive_utc, segment_column
+from ..segments.to_sql import (
+    EVENT_COUNTS,
+    EVENTS,
+    SUBSCRIBERS,
+    event_counts_cte,
+    field_column,
+    segment_predicate,
+    string_literal,
+    with_cte,
+)
 from .spark_session import get_spark_session, require_pyspark
 
 
@@ -110,6 +118,45 @@ def _frame(spark: Any, table: pa.Table, fields: dict[str, str], names: list[str]
     # file, a file with no events in an id range or before as_of), so drop them.
     table = pa.Table.from_batches([b for b in table.to_batches() if b.num_rows], schema=table.schema)
     return spark.createDataFrame(table, schema=_struct(fields, names))
+
+
+def flags_query(project: Project, plan: EvaluationPlan) -> exp.Select:
+    """subscriber_id plus one boolean column per segment (`segment:KEY`): steps 1-3 above."""
+    catalog = project.catalog
+    base = exp.select(*(field_column(name, table=SUBSCRIBERS) for name in plan.subscriber_fields)).from_(
+        exp.table_(SUBSCRIBERS), copy=False)
+    query = exp.select(exp.column("subscriber_id"),
+                       *(exp.column(segment_column(k)) for k in plan.segment_keys))
+    if plan.aggregates:
+        counts = event_counts_cte(plan.aggregates, catalog, plan.as_of, event_count_column)
+        query = with_cte(query, EVENT_COUNTS, counts)
+        for key in plan.aggregates:
+            count = exp.Coalesce(this=exp.column(event_count_column(key), table=EVENT_COUNTS),
+                                 expressions=[exp.Literal.number(0)])
+            base = base.select(exp.alias_(count, event_count_column(key), copy=False), copy=False)
+        on = exp.EQ(this=exp.column("subscriber_id", table=EVENT_COUNTS),
+                    expression=exp.column("subscriber_id", table=SUBSCRIBERS))
+        base = base.join(exp.table_(EVENT_COUNTS), on=on, join_type="left", copy=False)
+    query = with_cte(query, "base", base)
+
+    def event_count(f: EventFilter) -> exp.Expr:
+        return exp.column(event_count_column(f.aggregate_key()))
+
+    def member_of(key: str) -> exp.Expr:
+        return exp.column(segment_column(key))  # computed in an earlier wave
+
+    previous = "base"
+    for index, wave in enumerate(plan.waves):
+        columns = [
+            exp.alias_(segment_predicate(project.segments[key], catalog, plan.as_of, event_count, member_of),
+                       segment_column(key), copy=False)
+            for key in wave
+        ]
+        name = f"wave_{index}"
+        wave_select = exp.select(exp.Star(), *columns).from_(exp.table_(previous), copy=False)
+        query = with_cte(query, name, wave_select)
+        previous = name
+    return query.from_(exp.table_(previous), copy=False)
 
 
 def membership_query(flags_view: str, keys: list[str]) -> exp.Select:
