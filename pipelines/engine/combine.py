@@ -100,7 +100,7 @@ def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, a
     filters = list(dict.fromkeys(f for key in plan.segment_keys
                                  for f in project.segments[key].field_filters()))
     pre = precompute(subscribers, catalog.subscriber, filters, leaves.values) if encode else Precomputed()
-    rows = leaves.fields(subscribers, [f for f in filters if pre.name_of(f) is None])
+    rows = leaves.fields(subscribers, [f for f in filters if pre.by_filter.get(f) is None])
     counts = EventCounts.none()
     if plan.aggregates:
         events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event",
@@ -110,7 +110,7 @@ def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, a
         counts = leaves.counts(plan, subscribers, events, event_pre)
 
     def field_result(f: FieldFilter) -> pa.Array:
-        name = pre.name_of(f)
+        name = pre.by_filter.get(f)
         return pre.columns[name] if name else rows[f]
 
     event_cache: dict[tuple, pa.Array] = {}

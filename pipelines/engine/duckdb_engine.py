@@ -106,7 +106,7 @@ class _DuckDBLeaves:
             return field_column(name, table=EVENTS)
 
         def resolve(f: FieldFilter) -> exp.Expr | None:
-            name = pre.name_of(f)
+            name = pre.by_filter.get(f)
             return exp.column(name, table=EVENTS) if name else None
 
         ubigint = exp.DataType.build("UBIGINT", dialect="duckdb")

@@ -57,7 +57,7 @@ class _PolarsLeaves:
     def counts(self, plan: EvaluationPlan, subscribers: pa.Table, events: pa.Table,
                pre: Precomputed) -> EventCounts:
         def resolve(f: FieldFilter) -> pl.Expr | None:
-            name = pre.name_of(f)
+            name = pre.by_filter.get(f)
             return pl.col(name) if name else None
 
         rows = _frame(pa.table({"subscriber_id": subscribers.column("subscriber_id"),

@@ -72,27 +72,6 @@ def _struct(fields: dict[str, str], names: Sequence[str]) -> Any:
     return T.StructType([T.StructField(name, scalar[fields[name]], nullable=True) for name in names])
 
 
-class _Views:
-    """Temporary views of one evaluation, under names no other evaluation uses."""
-
-    def __init__(self, spark: Any):
-        self.spark = spark
-        self.prefix = f"segments_{uuid.uuid4().hex[:16]}"
-        self.created: list[str] = []
-
-    def register(self, frame: Any, role: str) -> str:
-        name = f"{self.prefix}_{role}"
-        frame.createOrReplaceTempView(name)
-        self.created.append(name)
-        return name
-
-    def drop(self) -> None:
-        for name in reversed(self.created):
-            with contextlib.suppress(Exception):  # best effort: the session may be gone already
-                self.spark.catalog.dropTempView(name)
-        self.created.clear()
-
-
 def _render(tree: exp.Expr) -> str:
     return render(tree, "spark")
 
@@ -192,18 +171,27 @@ def evaluate_spark(project: Project, subscribers: pa.Table, events: pa.Table, as
     require_pyspark()
     spark = get_spark_session()
     catalog = project.catalog
-    views = _Views(spark)
+    prefix = f"segments_{uuid.uuid4().hex[:16]}"  # names no other evaluation uses
+    views: list[str] = []
+
+    def register(frame: Any, role: str) -> str:
+        views.append(f"{prefix}_{role}")
+        frame.createOrReplaceTempView(views[-1])
+        return views[-1]
+
     try:
-        names = {SUBSCRIBERS: views.register(
+        names = {SUBSCRIBERS: register(
             _frame(spark, subscribers, catalog.subscriber, plan.subscriber_fields, ["subscriber_id"],
                    catalog.subscriber_schema(), "subscriber"), SUBSCRIBERS)}
         if plan.aggregates:
-            names[EVENTS] = views.register(
+            names[EVENTS] = register(
                 _frame(spark, events, catalog.event, plan.event_fields, REQUIRED_EVENT_FIELDS,
                        catalog.event_schema(), "event"), EVENTS)
-        flags = views.register(spark.sql(spark_flags_sql(project, plan, names)), "flags")
+        flags = register(spark.sql(spark_flags_sql(project, plan, names)), "flags")
         result = spark.sql(_render(membership_query(flags, plan.segment_keys))).toArrow()
     finally:
-        views.drop()
+        for name in reversed(views):
+            with contextlib.suppress(Exception):  # best effort: the session may be gone already
+                spark.catalog.dropTempView(name)
     result = result.sort_by([("segment", "ascending"), ("subscriber_id", "ascending")])
     return membership_table(result)
