@@ -44,12 +44,6 @@ _VALUE_INDEX = "value_index"
 _LEAVES = "leaf_input"
 
 
-def _as_flag(predicate: exp.Expr) -> exp.Expr:
-    """A never-null predicate as 0/1: DuckDB hands UTINYINT columns to Arrow
-    much faster than BOOLEAN ones."""
-    return exp.cast(predicate, exp.DataType.build("UTINYINT", dialect="duckdb"), copy=False)
-
-
 class _DuckDBLeaves:
     """The leaves of the definitions (combine.Leaves), each kind in one DuckDB query."""
 
@@ -79,11 +73,12 @@ class _DuckDBLeaves:
         if not filters:
             return {}
         n = subscribers.num_rows
-        columns = [
-            exp.alias_(_as_flag(field_predicate(f, self.catalog.subscriber[f.field], field_column(f.field),
-                                                self.as_of)), f"p{i}", copy=False)
-            for i, f in enumerate(filters)
-        ]
+        predicates = [field_predicate(f, self.catalog.subscriber[f.field], field_column(f.field), self.as_of)
+                      for f in filters]
+        # As 0/1 (never null): DuckDB hands UTINYINT columns to Arrow much faster than BOOLEAN ones.
+        utinyint = exp.DataType.build("UTINYINT", dialect="duckdb")
+        columns = [exp.alias_(exp.cast(p, utinyint, copy=False), f"p{i}", copy=False)
+                   for i, p in enumerate(predicates)]
         query = exp.select(exp.column(_ROW), *columns).from_(exp.table_(_LEAVES), copy=False)
         numbered = subscribers.append_column(_ROW, pa.array(np.arange(n, dtype=np.int64)))
         result = self._run(_LEAVES, numbered, query)
@@ -117,7 +112,8 @@ class _DuckDBLeaves:
             for k, (_key, f) in enumerate(aggregates[first:first + 64]):
                 condition = two_valued(event_condition(f, self.catalog, plan.as_of, event_column, resolve))
                 bit = exp.cast(condition, ubigint, copy=False)
-                bits.append(bit if k == 0 else exp.BitwiseLeftShift(this=bit, expression=exp.Literal.number(k)))
+                shift = exp.Literal.number(k)
+                bits.append(bit if k == 0 else exp.BitwiseLeftShift(this=bit, expression=shift))
             word: exp.Expr = bits[0]
             for shifted in bits[1:]:
                 word = exp.BitwiseOr(this=word, expression=shifted)

@@ -151,7 +151,8 @@ def gather_luts(luts: list[np.ndarray], codes: np.ndarray) -> list[np.ndarray]:
     results: list[np.ndarray] = []
     for w, packed in enumerate(_packed(luts)):
         gathered = packed[codes]
-        results += [(gathered & gathered.dtype.type(1 << j)) != 0 for j in range(len(luts[64 * w:64 * w + 64]))]
+        width = len(luts[64 * w:64 * w + 64])
+        results += [(gathered & gathered.dtype.type(1 << j)) != 0 for j in range(width)]
     return results
 
 
@@ -173,7 +174,8 @@ def _list_filters(name: str, array: pa.Array, filters: list[FieldFilter],
 
     masks: list[np.ndarray] = []  # one word per 64 wanted values
     for bits in _packed([np.append(lut, False) for lut in element_luts]):
-        per_element = np.append(bits[codes], bits.dtype.type(0))  # sentinel: trailing empty rows stay in range
+        # A sentinel element: the starts of trailing empty rows stay in range.
+        per_element = np.append(bits[codes], bits.dtype.type(0))
         per_row = np.bitwise_or.reduceat(per_element, starts) if len(starts) else np.zeros(0, bits.dtype)
         per_row[empty] = 0
         masks.append(per_row)

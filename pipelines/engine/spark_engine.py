@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -55,21 +55,9 @@ from ..segments.to_sql import (
 )
 from .spark_session import get_spark_session, require_pyspark
 
-
-def _struct(fields: dict[str, str], names: Sequence[str]) -> Any:
-    """A pyspark StructType for `names`, typed by the catalog."""
-    from pyspark.sql import types as T
-
-    scalar = {
-        "string": T.StringType(),
-        "integer": T.LongType(),
-        "number": T.DoubleType(),
-        "boolean": T.BooleanType(),
-        "date": T.DateType(),
-        "timestamp": T.TimestampNTZType(),
-        "list": T.ArrayType(T.StringType(), containsNull=True),
-    }
-    return T.StructType([T.StructField(name, scalar[fields[name]], nullable=True) for name in names])
+# Spark SQL type of each catalog field type (timestamps are naive UTC: TIMESTAMP_NTZ).
+_SPARK_TYPES = {"string": "STRING", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN",
+                "date": "DATE", "timestamp": "TIMESTAMP_NTZ", "list": "ARRAY<STRING>"}
 
 
 def _render(tree: exp.Expr) -> str:
@@ -91,12 +79,15 @@ def _bind(tree: exp.Expr, views: dict[str, str]) -> exp.Expr:
 
 def _frame(spark: Any, table: pa.Table, fields: dict[str, str], names: list[str], required: Iterable[str],
            schema: pa.Schema, what: str) -> Any:
+    """`table` conformed to the catalog, as a Spark DataFrame typed by the catalog."""
     table = conform(table, schema, names, required, what)
     # pyspark 4 (classic) stops reading a table's batches at the first 0-row one:
     # every later row would be lost. Lake reads give such chunks (an empty events
     # file, a file with no events in an id range or before as_of), so drop them.
     table = pa.Table.from_batches([b for b in table.to_batches() if b.num_rows], schema=table.schema)
-    return spark.createDataFrame(table, schema=_struct(fields, names))
+    ddl = ", ".join(f"{exp.to_identifier(name, quoted=True).sql('spark')} {_SPARK_TYPES[fields[name]]}"
+                    for name in names)
+    return spark.createDataFrame(table, schema=ddl)
 
 
 def flags_query(project: Project, plan: EvaluationPlan) -> exp.Select:

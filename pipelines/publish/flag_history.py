@@ -36,7 +36,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..core import schemas
-from ..core.clock import to_naive_utc
 from ..core.flags import (
     ID,
     align_ids,
@@ -49,7 +48,7 @@ from ..core.flags import (
     one_array,
     take_rows,
 )
-from ..segments.plan import segment_column
+from ..segments.plan import naive_utc, segment_column
 from .history import history_base
 from .history_files import read_flags, write_table
 from .membership_files import PartsWriter
@@ -198,7 +197,7 @@ def extend_history(
     out_dir: Path,
 ) -> HistoryDelta:
     """This run's history rows and open stays, from its flags and the base version's."""
-    as_of = to_naive_utc(as_of)
+    as_of = naive_utc(as_of)
     base, replaces_run_id = history_base(previous, as_of)
     keys = flag_keys(flags)
     current = set(segments) if segments is not None else set(keys)

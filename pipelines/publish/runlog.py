@@ -24,8 +24,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..core import schemas
-from ..core.clock import to_naive_utc
 from ..core.settings import Paths
+from ..segments.plan import naive_utc
 
 PUBLISHED = "success"
 REPLACED = "replaced"
@@ -56,7 +56,7 @@ class RunRecord:
         values: dict[str, Any] = {k: record.get(k) for k in cls.__dataclass_fields__}
         for key in ("as_of", "started_at", "finished_at"):
             if isinstance(values[key], str):
-                values[key] = to_naive_utc(datetime.fromisoformat(values[key]))
+                values[key] = naive_utc(datetime.fromisoformat(values[key]))
         return cls(**values)
 
     def replaced_by(self, run_id: str) -> RunRecord:
@@ -97,8 +97,8 @@ def record_failed_run(
         raise ValueError(f"status '{status}' is reserved for runs recorded by the publish itself")
     record = RunRecord(
         run_id=run_id,
-        as_of=to_naive_utc(as_of) if as_of else None,
-        started_at=to_naive_utc(started_at) if started_at else None,
+        as_of=naive_utc(as_of) if as_of else None,
+        started_at=naive_utc(started_at) if started_at else None,
         finished_at=datetime.now(UTC).replace(tzinfo=None),
         status=status,
         snapshot=snapshot,

@@ -30,11 +30,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..core import schemas
-from ..core.clock import to_naive_utc
 from ..core.files import failpoint, fsync_dir, remove_path, write_parquet
 from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.model import Project
+from ..segments.plan import naive_utc
 from .audience_files import sync_audience_files
 from .audiences import (
     Suppressions,
@@ -108,7 +108,7 @@ class PublishResult:
 
 def plan_publish(paths: Paths, as_of: datetime, fingerprint: str) -> PublishPlan:
     """Decide new / replace / unchanged (or refuse an as_of in the past)."""
-    as_of = to_naive_utc(as_of)
+    as_of = naive_utc(as_of)
     current = current_state(paths)
     if current is not None and as_of == current.as_of and fingerprint == current.fingerprint:
         return PublishPlan("unchanged", current, None, f"unchanged, already published as run {current.run_id}")
@@ -216,7 +216,7 @@ def stage_version(
     published as the `suppressions` relation and enforced with `subscribers`
     (which needs subscriber_id, status and email).
     """
-    as_of = to_naive_utc(as_of)
+    as_of = naive_utc(as_of)
     with writer_lock(paths, run_id=run_id):
         plan = plan_publish(paths, as_of, fingerprint)
         current = plan.current
@@ -254,7 +254,7 @@ def stage_version(
             replaces_run_id=current.run_id if plan.action == "replace" and current else None,
         )
         run_record = RunRecord(
-            run_id=run_id, as_of=as_of, started_at=to_naive_utc(started_at),
+            run_id=run_id, as_of=as_of, started_at=naive_utc(started_at),
             finished_at=datetime.now(UTC).replace(tzinfo=None),  # bookkeeping: the wall clock is fine here
             status=PUBLISHED, snapshot=snapshot_name, snapshot_rows=int(snapshot_rows),
             fingerprint=fingerprint, version=name,
