@@ -1,16 +1,14 @@
 """Membership as *flags*: one row per subscriber, one boolean column per segment.
 
-Both engines compute membership in this wide shape (one pass over the
-subscribers per dependency wave), and the run keeps it that way as long as it
-can: a segment's column is a bitmap, so comparing two runs, counting members,
-merging an incremental evaluation or picking an audience are bitmap
-operations, and only the published `segment_membership` relation is ever
+The engines compute membership in this wide shape and the run keeps it as
+long as it can: a segment's column is a bitmap, so comparing two runs,
+counting members, merging an incremental evaluation or picking an audience
+are bitmap operations. Only the published `segment_membership` relation is
 written in the long shape (segment, subscriber_id).
 
 A flags table has `subscriber_id` first, sorted (binary string order, as every
-engine sorts), then `segment:KEY` columns (never null). Membership in the long
-shape is sorted by (segment, subscriber_id) without sorting anything: segments
-come out one at a time in key order, and each one's ids in row order.
+engine sorts), then `segment:KEY` columns (never null), so the long shape comes
+out sorted without a sort: segments in key order, each one's ids in row order.
 """
 
 from __future__ import annotations

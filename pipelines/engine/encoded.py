@@ -1,10 +1,9 @@
 """Field filters evaluated once per distinct value (dictionary encoding).
 
-String and list (tag) columns have few distinct values next to their rows:
-a snapshot of 10M subscribers has some dozens of cities, states and forms,
-and a tag vocabulary of a few dozen words. Lower-casing and comparing every
-row again for every filter is most of an evaluation's cost, so before the
-query runs, each such column is dictionary-encoded once and:
+String and list (tag) columns have few distinct values next to their rows (10M
+subscribers: some dozens of cities, states, forms and tags). Lower-casing and
+comparing every row again for every filter is most of an evaluation's cost, so
+each such column is dictionary-encoded once and:
 
 - every string filter on it is evaluated **by the engine itself** (the same
   compiled predicate, DuckDB SQL or a Polars expression) on the column's

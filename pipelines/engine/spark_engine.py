@@ -14,13 +14,11 @@ rendered with the project's Spark dialect (pipelines/segments/dialects.py:
    DuckDB, would make Spark recompute the flags once per segment.)
 
 Everything runs in the JVM as Spark SQL: no Python UDFs, so executors need no
-Python packages. The driver collects the membership as Arrow and sorts it
-(binary string order, like every engine).
-
-The inputs are Arrow tables, conformed to the catalog like for the other
-engines, then handed to Spark with an explicit schema (timestamps as
-`TIMESTAMP_NTZ`, naive UTC). A run evaluates a large snapshot one id range
-at a time (`SEGMENTS_RANGE_ROWS`), so the driver holds one range.
+Python packages. The inputs are Arrow tables conformed to the catalog, handed
+to Spark with an explicit schema (timestamps as `TIMESTAMP_NTZ`, naive UTC); a
+run evaluates a large snapshot one id range at a time (`SEGMENTS_RANGE_ROWS`),
+so the driver holds one range. It collects the membership as Arrow and sorts
+it (binary string order, like every engine).
 
 Each evaluation registers its temporary views under fresh names (and drops
 them), so concurrent evaluations on the shared session never see each other's
@@ -58,23 +56,6 @@ from .spark_session import get_spark_session, require_pyspark
 # Spark SQL type of each catalog field type (timestamps are naive UTC: TIMESTAMP_NTZ).
 _SPARK_TYPES = {"string": "STRING", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN",
                 "date": "DATE", "timestamp": "TIMESTAMP_NTZ", "list": "ARRAY<STRING>"}
-
-
-def _render(tree: exp.Expr) -> str:
-    return render(tree, "spark")
-
-
-def _bind(tree: exp.Expr, views: dict[str, str]) -> exp.Expr:
-    """Point the relations `subscribers`/`events` at this evaluation's views, keeping
-    the original names as aliases (the columns stay `subscribers.x`, `events.y`)."""
-
-    def swap(node: exp.Expr) -> exp.Expr:
-        if isinstance(node, exp.Table) and not node.args.get("db") and not node.alias and node.name in views:
-            return exp.Table(this=exp.to_identifier(views[node.name]),
-                             alias=exp.TableAlias(this=exp.to_identifier(node.name)))
-        return node
-
-    return tree.transform(swap, copy=True)
 
 
 def _frame(spark: Any, table: pa.Table, fields: dict[str, str], names: list[str], required: Iterable[str],
@@ -145,11 +126,18 @@ def membership_query(flags_view: str, keys: list[str]) -> exp.Select:
 
 
 def spark_flags_sql(project: Project, plan: EvaluationPlan, views: dict[str, str] | None = None) -> str:
-    """The Spark SQL text of the flags query (relations renamed per `views`)."""
-    tree: exp.Expr = flags_query(project, plan)
-    if views:
-        tree = _bind(tree, views)
-    return _render(tree)
+    """The Spark SQL text of the flags query, the relations `subscribers`/`events`
+    pointed at `views` under their original names as aliases (the columns stay
+    `subscribers.x`, `events.y`)."""
+    views = views or {}
+
+    def bind(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Table) and not node.args.get("db") and not node.alias and node.name in views:
+            return exp.Table(this=exp.to_identifier(views[node.name]),
+                             alias=exp.TableAlias(this=exp.to_identifier(node.name)))
+        return node
+
+    return render(flags_query(project, plan).transform(bind, copy=False), "spark")
 
 
 def evaluate_spark(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime) -> pa.Table:
@@ -179,7 +167,7 @@ def evaluate_spark(project: Project, subscribers: pa.Table, events: pa.Table, as
                 _frame(spark, events, catalog.event, plan.event_fields, REQUIRED_EVENT_FIELDS,
                        catalog.event_schema(), "event"), EVENTS)
         flags = register(spark.sql(spark_flags_sql(project, plan, names)), "flags")
-        result = spark.sql(_render(membership_query(flags, plan.segment_keys))).toArrow()
+        result = spark.sql(render(membership_query(flags, plan.segment_keys), "spark")).toArrow()
     finally:
         for name in reversed(views):
             with contextlib.suppress(Exception):  # best effort: the session may be gone already
