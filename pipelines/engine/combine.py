@@ -62,22 +62,18 @@ class EventCounts:
 
 
 class Leaves(Protocol):
-    """What an engine evaluates itself: the leaves of the definitions."""
+    """What an engine evaluates itself: filters on one column's distinct values
+    (encoded.py: `ValueEvaluator`), the other field filters over every subscriber
+    row (never-null results), and per aggregate of the plan the event counts of
+    the subscribers' rows (`pre`: the events' filters evaluated per distinct value)."""
 
     def values(self, name: str, field_type: str, filters: list[FieldFilter],
-               values: pa.Table) -> list[np.ndarray]:
-        """Filters on one column's distinct values (encoded.py: `ValueEvaluator`)."""
-        ...
+               values: pa.Table) -> list[np.ndarray]: ...
 
-    def fields(self, subscribers: pa.Table, filters: list[FieldFilter]) -> dict[FieldFilter, pa.Array]:
-        """Field filters over every subscriber row, each a never-null result."""
-        ...
+    def fields(self, subscribers: pa.Table, filters: list[FieldFilter]) -> dict[FieldFilter, pa.Array]: ...
 
     def counts(self, plan: EvaluationPlan, subscribers: pa.Table, events: pa.Table,
-               pre: Precomputed) -> EventCounts:
-        """Per aggregate of the plan, the event counts of the subscribers' rows;
-        `pre` holds the results of the events' filters evaluated per distinct value."""
-        ...
+               pre: Precomputed) -> EventCounts: ...
 
 
 def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime,
