@@ -242,7 +242,8 @@ def test_a_changed_row_is_found_by_its_hash(tmp_path):
     assert unread not in build_plan(project, AS_OF).subscriber_fields
     names = base.column(unread).to_pylist()
     names[7] = (names[7] or "") + " (renamed)"
-    _write_snapshot(base.set_column(base.schema.get_field_index(unread), unread, pa.array(names)), snapshot_file)
+    renamed = base.set_column(base.schema.get_field_index(unread), unread, pa.array(names))
+    _write_snapshot(renamed, snapshot_file)
     events = tmp_path / "e.parquet"
     pq.write_table(generate_events(base, as_of=AS_OF, seed=5), events)
     flags, again, how = _rerun(project, tmp_path, base_file, snapshot_file, events)
@@ -250,8 +251,9 @@ def test_a_changed_row_is_found_by_its_hash(tmp_path):
     assert again.equals(_full(project, snapshot_file, [events], AS_OF))
 
     row_hashes_path(base_file).unlink()
-    assert _incremental(project, tmp_path, base_flags=flags, base_record=EvaluationRecord.of(
-        project, AS_OF, base_file, [events]), as_of=AS_OF, snapshot_file=snapshot_file, event_files=[events]) is None
+    record = EvaluationRecord.of(project, AS_OF, base_file, [events])
+    assert _incremental(project, tmp_path, base_flags=flags, base_record=record, as_of=AS_OF,
+                        snapshot_file=snapshot_file, event_files=[events]) is None
 
 
 def test_a_run_writes_the_row_hashes_an_older_lake_lacks(tmp_path):
