@@ -18,11 +18,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.core import schemas
-from pipelines.core.clock import to_naive_utc
 from pipelines.core.duck import scratch_connection
 from pipelines.publish.relations import RELATIONS
 from pipelines.publish.state import PublishedState, history_base
 from pipelines.publish.versions import relation_path
+from pipelines.segments.plan import naive_utc
 
 
 @dataclass
@@ -97,7 +97,7 @@ def compute_history(
     segments present in `membership` are taken as current, which only differs
     for a defined segment with no members (it then gets no `segment_sizes` row).
     """
-    as_of = to_naive_utc(as_of)
+    as_of = naive_utc(as_of)
     base, replaces_run_id = history_base(previous, as_of)
     membership = normalized_membership(membership)
     present = set(membership.column("segment").to_pylist())

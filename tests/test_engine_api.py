@@ -20,8 +20,9 @@ from engine_support import (
 from reference import reference_membership
 from sqlglot import exp
 
-from pipelines.engine import ENGINES, MEMBERSHIP_SCHEMA, evaluate
-from pipelines.engine.duckdb_engine import flags_query
+from pipelines.core.tables import MEMBERSHIP_SCHEMA
+from pipelines.engine import ENGINES, evaluate
+from pipelines.engine.spark_engine import flags_query
 from pipelines.errors import UserError
 from pipelines.segments.fields import FieldCatalog
 from pipelines.segments.model import (

@@ -24,7 +24,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.core.clock import format_ts
-from pipelines.core.duck import scratch_connection
 from pipelines.core.flags import sort_by_id
 from pipelines.core.tables import conform
 from pipelines.engine import evaluate_flags
@@ -120,27 +119,21 @@ def _incremental(project, tmp: Path, *, base_flags, base_record, as_of, snapshot
         table = table_of(event_files, columns, ids, "event", project.catalog.event_schema(), REQUIRED_EVENT_FIELDS)
         return table.filter(pc.less_equal(table.column("occurred_at"), pa.scalar(as_of, pa.timestamp("us"))))
 
-    def run_query(query):
-        con = scratch_connection()
-        try:
-            return con.sql(query.sql(dialect="duckdb")).to_arrow_table()
-        finally:
-            con.close()
-
     current_ids = sort_by_id(pq.read_table(snapshot_file, columns=["subscriber_id"])).column("subscriber_id")
     return evaluate_incremental(
         project, as_of, engine=engine, base_flags=base_flags, base=base_record, snapshot_file=snapshot_file,
         event_files=event_files, current_ids=current_ids.combine_chunks(), read_subscribers=subscribers,
-        read_events=events, stored_columns=lambda f: set(pq.read_schema(f).names), run_query=run_query,
+        read_events=events,
     )
 
 
-def _write_row_hashes(*snapshot_files):
+def _write_snapshot(table: pa.Table, file: Path) -> None:
+    """A snapshot file and its row hashes, as ingest writes them."""
     import duckdb
 
+    pq.write_table(table, file)
     with duckdb.connect() as con:
-        for file in snapshot_files:
-            write_row_hashes(con, file, row_hashes_path(file))
+        write_row_hashes(con, file, row_hashes_path(file))
 
 
 def _full(project, snapshot_file, event_files, as_of, engine="duckdb"):
@@ -161,11 +154,10 @@ def _full(project, snapshot_file, event_files, as_of, engine="duckdb"):
     hours=st.sampled_from([0, 1, 5, 24, 24 * 7, 24 * 40, 24 * 400]),
     edit=st.booleans(),
     same_snapshot=st.booleans(),
-    row_hashes=st.booleans(),
     engine=st.sampled_from(["duckdb", "polars"]),
 )
 def test_incremental_equals_full(tmp_path_factory, seed, n, change, delete, added, new_events, hours, edit,
-                                 same_snapshot, row_hashes, engine):
+                                 same_snapshot, engine):
     tmp = tmp_path_factory.mktemp("incremental")
     rng = np.random.default_rng(seed)
     project = _project(tmp, 30, 1)
@@ -174,7 +166,7 @@ def test_incremental_equals_full(tmp_path_factory, seed, n, change, delete, adde
 
     base = generate_subscribers(n, as_of=AS_OF, seed=seed)
     base_file = tmp / "s0.parquet"
-    pq.write_table(base, base_file)
+    _write_snapshot(base, base_file)
     events0 = tmp / "e0.parquet"
     pq.write_table(generate_events(base, as_of=AS_OF, seed=seed), events0)
     base_flags = _full(project, base_file, [events0], a0, engine)
@@ -187,9 +179,7 @@ def test_incremental_equals_full(tmp_path_factory, seed, n, change, delete, adde
         extra = extra.set_column(0, "subscriber_id", pc.binary_join_element_wise(
             "new_", extra.column("subscriber_id"), ""))
         snapshot_file = tmp / "s1.parquet"
-        pq.write_table(_changed_snapshot(base, rng, change, delete, extra), snapshot_file)
-    if row_hashes:  # as ingest writes them; without, snapshots are compared column by column
-        _write_row_hashes(base_file, snapshot_file)
+        _write_snapshot(_changed_snapshot(base, rng, change, delete, extra), snapshot_file)
     files = [events0]
     if new_events:
         everyone = pq.read_table(snapshot_file)
@@ -232,35 +222,38 @@ def test_nothing_changed_re_evaluates_nobody(tmp_path):
     project = _project(tmp_path, 30, 1)
     base = generate_subscribers(300, as_of=AS_OF, seed=3)
     snapshot = tmp_path / "s.parquet"
-    pq.write_table(base, snapshot)
+    _write_snapshot(base, snapshot)
     events = tmp_path / "e.parquet"
     pq.write_table(generate_events(base, as_of=AS_OF, seed=3), events)
     flags, again, how = _rerun(project, tmp_path, snapshot, snapshot, events)
-    assert how.reasons["affected"] == 0 and not how.full_segments
+    assert how.affected == 0 and not how.full_segments
     assert again.equals(flags)
 
 
-@pytest.mark.parametrize("row_hashes", [True, False])
-def test_a_changed_row_is_found_by_its_hash_or_by_the_columns_read(tmp_path, row_hashes):
-    """With row hashes (written at ingest) any changed column marks its subscriber,
-    even one no definition reads; without, only the columns read are compared.
-    Either way the flags equal a full evaluation."""
+def test_a_changed_row_is_found_by_its_hash(tmp_path):
+    """Row hashes (written at ingest) mark a subscriber whose row changed in any
+    column, even one no definition reads; the flags equal a full evaluation.
+    Without the hashes of both snapshots the run evaluates in full."""
     project = _project(tmp_path, 30, 1)
     base = generate_subscribers(300, as_of=AS_OF, seed=5)
     base_file, snapshot_file = tmp_path / "s0.parquet", tmp_path / "s1.parquet"
-    pq.write_table(base, base_file)
+    _write_snapshot(base, base_file)
     unread = "country"
     assert unread not in build_plan(project, AS_OF).subscriber_fields
     names = base.column(unread).to_pylist()
     names[7] = (names[7] or "") + " (renamed)"
-    pq.write_table(base.set_column(base.schema.get_field_index(unread), unread, pa.array(names)), snapshot_file)
-    if row_hashes:
-        _write_row_hashes(base_file, snapshot_file)
+    renamed = base.set_column(base.schema.get_field_index(unread), unread, pa.array(names))
+    _write_snapshot(renamed, snapshot_file)
     events = tmp_path / "e.parquet"
     pq.write_table(generate_events(base, as_of=AS_OF, seed=5), events)
-    _flags, again, how = _rerun(project, tmp_path, base_file, snapshot_file, events)
-    assert how.reasons["affected"] == (1 if row_hashes else 0)
+    flags, again, how = _rerun(project, tmp_path, base_file, snapshot_file, events)
+    assert how.affected == 1
     assert again.equals(_full(project, snapshot_file, [events], AS_OF))
+
+    row_hashes_path(base_file).unlink()
+    record = EvaluationRecord.of(project, AS_OF, base_file, [events])
+    assert _incremental(project, tmp_path, base_flags=flags, base_record=record, as_of=AS_OF,
+                        snapshot_file=snapshot_file, event_files=[events]) is None
 
 
 def test_a_run_writes_the_row_hashes_an_older_lake_lacks(tmp_path):
@@ -425,6 +418,6 @@ def test_a_window_inside_an_event_where_moves_with_the_clock(tmp_path, field, en
                           snapshot_file=snapshot, event_files=[events], engine=engine)
     assert result is not None
     flags, how = result
-    assert how.reasons["affected"] == 1
+    assert how.affected == 1
     assert flags.equals(_full(project, snapshot, [events], later, engine))
     assert not any(flags.column("segment:recent_buyers").to_pylist())

@@ -30,12 +30,11 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import test_engine_differential as differential
 import test_engine_operators as operators
@@ -67,7 +66,6 @@ from pipelines.engine.spark_session import (
     INSTALL_HINT,
     get_spark_session,
     spark_settings,
-    stop_spark_session,
 )
 from pipelines.errors import UserError
 from pipelines.segments.model import Project
@@ -92,7 +90,7 @@ def spark(request):
     if request.param == "classic":
         session = get_spark_session(master="local[1]", conf=SPARK_TEST_CONF)
         yield session
-        stop_spark_session()
+        session.stop()  # the next get_spark_session builds a new one
         return
     url = request.getfixturevalue("spark_connect_url")
     with pytest.MonkeyPatch.context() as env:
@@ -101,7 +99,7 @@ def spark(request):
         session = get_spark_session()
         assert type(session).__module__.startswith("pyspark.sql.connect"), type(session)
         yield session
-        stop_spark_session()
+        session.stop()  # the next get_spark_session builds a new one
 
 
 Membership = set[tuple[str, str]]
@@ -356,13 +354,13 @@ def test_concurrent_evaluations_do_not_share_views(spark):
 def test_flags_shape(spark):
     """The wide shape: subscriber_id sorted, one never-NULL boolean column per segment in
     key order; its long form is the membership DuckDB gives."""
-    from pipelines.engine.spark_engine import evaluate_flags_spark
+    from pipelines.engine import evaluate_flags
 
     segments, _ = operator_segments({"state", "tags"})
     project = project_of(*segments, one_filter_segment("ny", operators.NY),
                          one_filter_segment("a_not_ny", SegmentFilter(segment="ny", op="is_not")))
     subs, evs = subscriber_table(operators.SUBSCRIBERS), event_table(operators.EVENTS)
-    flags = evaluate_flags_spark(project, subs, evs, operators.AS_OF)
+    flags = evaluate_flags(project, subs, evs, operators.AS_OF, engine="spark")
     keys = sorted(project.segments)
     assert flags.column_names == ["subscriber_id", *(f"segment:{k}" for k in keys)]
     ids = flags.column("subscriber_id").to_pylist()
@@ -371,7 +369,7 @@ def test_flags_shape(spark):
     long = {(k, sid) for k in keys for sid, flag in zip(ids, flags.column(f"segment:{k}").to_pylist(), strict=True)
             if flag}
     assert long == engine_membership(project, subs, evs, operators.AS_OF, "duckdb")
-    only_ids = evaluate_flags_spark(Project(catalog=CATALOG), subs, evs, operators.AS_OF)
+    only_ids = evaluate_flags(Project(catalog=CATALOG), subs, evs, operators.AS_OF, engine="spark")
     assert only_ids.column_names == ["subscriber_id"] and only_ids.column(0).to_pylist() == ids
 
 
@@ -383,50 +381,6 @@ def test_empty_inputs_and_empty_project(spark):
     empty = evaluate(Project(catalog=CATALOG), subscriber_table([]), event_table([]), operators.AS_OF,
                      engine="spark")
     assert empty.num_rows == 0
-
-
-# --------------------------------------------------------------------------- Parquet inputs
-
-def test_parquet_sources_match_the_arrow_path(spark, tmp_path):
-    """Spark reading Parquet itself: stored types differing from the catalog (int32 age,
-    UTC-zoned timestamps), optional columns missing from a file, event files with
-    different columns (merged), a folder as a source."""
-    from pipelines.engine.spark_engine import ParquetSource, evaluate_spark
-
-    segments, _ = operator_segments({"age", "created_at", "tags", "interests", "postal_code", "state"})
-    project = project_of(*segments)
-    subs = subscriber_table(operators.SUBSCRIBERS)
-    stored = subs.drop_columns(["interests", "postal_code"])
-    stored = stored.set_column(stored.schema.get_field_index("age"), "age", stored.column("age").cast(pa.int32()))
-    stored = stored.set_column(stored.schema.get_field_index("created_at"), "created_at",
-                               stored.column("created_at").cast(pa.timestamp("us", tz="UTC")))
-    pq.write_table(stored, tmp_path / "subscribers.parquet")
-    events = event_table(operators.EVENTS)
-    (tmp_path / "events").mkdir()
-    pq.write_table(events.slice(0, 3), tmp_path / "events" / "part-0.parquet")
-    # e4..e7 have no labels, gift or ship_date: the second file has no such columns.
-    pq.write_table(events.slice(3).drop_columns(["labels", "gift", "ship_date"]),
-                   tmp_path / "events" / "part-1.parquet")
-
-    from_files = evaluate_spark(project, ParquetSource.of(tmp_path / "subscribers.parquet"),
-                                ParquetSource.of(tmp_path / "events"), operators.AS_OF)
-    subs_without_interests = subs.set_column(subs.schema.get_field_index("interests"), "interests",
-                                             pa.nulls(subs.num_rows, pa.list_(pa.string())))
-    from_arrow = evaluate(project, subs_without_interests, events, operators.AS_OF, engine="duckdb")
-    assert from_files.equals(from_arrow), sorted(rows(from_files) ^ rows(from_arrow))
-
-    no_events = evaluate_spark(project, ParquetSource.of(tmp_path / "subscribers.parquet"), ParquetSource(()),
-                               operators.AS_OF)
-    assert no_events.equals(evaluate(project, subs_without_interests, event_table([]), operators.AS_OF))
-
-
-def test_parquet_source_without_a_required_column_is_a_user_error(spark, tmp_path):
-    from pipelines.engine.spark_engine import ParquetSource, evaluate_spark
-
-    pq.write_table(pa.table({"email": ["a@x"]}), tmp_path / "subscribers.parquet")
-    with pytest.raises(UserError, match="subscriber_id"):
-        evaluate_spark(project_of(one_filter_segment("ny", operators.NY)),
-                       ParquetSource.of(tmp_path / "subscribers.parquet"), ParquetSource(()), operators.AS_OF)
 
 
 # --------------------------------------------------------------------------- the whole pipeline
@@ -449,9 +403,8 @@ def warehouse_state(paths) -> dict[str, list[tuple]]:
 
 def test_refresh_job_on_spark_publishes_what_duckdb_publishes(spark, tmp_path, monkeypatch):
     from pipelines import engine
-    from pipelines.engine.spark_engine import evaluate_spark, lake_sources
+    from pipelines.engine.spark_engine import evaluate_spark
     from pipelines.runner import execute_refresh
-    from pipelines.segments.loader import load_project
 
     calls = []
 
@@ -473,16 +426,6 @@ def test_refresh_job_on_spark_publishes_what_duckdb_publishes(spark, tmp_path, m
     assert spark_state["segment_membership"] and spark_state["recipients"]  # not vacuous
     for name in WAREHOUSE_QUERIES:
         assert spark_state[name] == duck[name], name
-
-    # Spark reading the lake's Parquet files itself gives the published membership too.
-    project, problems = load_project(spark_paths.defs)
-    assert not problems
-    as_of = datetime(2026, 11, 27, 6)
-    subscribers, events = lake_sources(spark_paths, as_of)
-    from_lake = evaluate_spark(project, subscribers, events, as_of)
-    assert sorted(rows(from_lake)) == spark_state["segment_membership"]
-    with pytest.raises(UserError, match="no subscriber snapshot"):
-        lake_sources(spark_paths, as_of - timedelta(days=1))
 
 
 def test_an_empty_events_file_between_others_loses_no_events(spark, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from ..errors import UserError
+from ..segments.plan import naive_utc
 
 # How far past the wall clock a run's as_of may be without --allow-future
 # (data-contract.md, "Sending safely"): room for clocks a little apart.
@@ -21,20 +22,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
-def to_naive_utc(value: datetime) -> datetime:
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value
-
-
 def parse_as_of(text: str | datetime | date | None, *, what: str = "--as-of") -> datetime | None:
     """Parse an ISO 8601 timestamp or date; offsets convert to UTC, naive means UTC."""
     if text is None or text == "":
         return None
-    if isinstance(text, datetime):
-        return to_naive_utc(text)
-    if isinstance(text, date):
-        return datetime(text.year, text.month, text.day)
+    if isinstance(text, date):  # a datetime too
+        return naive_utc(text)
     raw = text.strip()
     candidate = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
     try:
@@ -43,14 +36,14 @@ def parse_as_of(text: str | datetime | date | None, *, what: str = "--as-of") ->
         raise UserError(
             f"{what}: cannot read '{raw}' as a timestamp; use ISO 8601 like 2026-11-27T02:00:00Z or 2026-11-27"
         ) from None
-    return to_naive_utc(parsed)
+    return naive_utc(parsed)
 
 
 def format_ts(value: datetime) -> str:
     """ISO 8601 with a Z, the way timestamps appear in messages, manifests and run
     configs: whole seconds, or microseconds when there are any (an `as_of` is
     never rounded: every window is computed from it)."""
-    value = to_naive_utc(value)
+    value = naive_utc(value)
     return value.isoformat(timespec="microseconds" if value.microsecond else "seconds") + "Z"
 
 
@@ -58,7 +51,7 @@ def refuse_future(as_of: datetime, now: datetime, *, allowed: bool) -> None:
     """UserError (exit 2) when `as_of` is more than FUTURE_TOLERANCE after `now`, unless
     `allowed`: history only moves forward, so a run in the future would make every
     run until then refused."""
-    if allowed or to_naive_utc(as_of) <= to_naive_utc(now) + FUTURE_TOLERANCE:
+    if allowed or naive_utc(as_of) <= naive_utc(now) + FUTURE_TOLERANCE:
         return
     raise UserError(
         f"as_of {format_ts(as_of)} is more than {FUTURE_TOLERANCE.seconds // 60} minutes after the current time "

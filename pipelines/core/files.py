@@ -16,8 +16,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .settings import env_flag
-
 # Failpoints: with SEGMENTS_PUBLISH_PAUSE_AT=<name> a process that reaches the
 # failpoint <name> writes `<name>.reached` into SEGMENTS_PUBLISH_PAUSE_DIR and
 # sleeps, so a crash test can SIGKILL it at exactly that step. Unset (always, in
@@ -27,9 +25,9 @@ PAUSE_DIR_ENV = "SEGMENTS_PUBLISH_PAUSE_DIR"
 
 
 def failpoint(name: str) -> None:
-    if env_flag(PAUSE_AT_ENV) != name:
+    if os.environ.get(PAUSE_AT_ENV) != name:
         return
-    marker_dir = Path(env_flag(PAUSE_DIR_ENV) or ".")
+    marker_dir = Path(os.environ.get(PAUSE_DIR_ENV) or ".")
     marker_dir.mkdir(parents=True, exist_ok=True)
     (marker_dir / f"{name.replace(':', '_')}.reached").write_text(str(os.getpid()))
     time.sleep(3600)
@@ -46,8 +44,8 @@ def private_umask() -> None:
     os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
 
 
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def fsync_file(path: Path, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
@@ -55,11 +53,7 @@ def fsync_file(path: Path) -> None:
 
 
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_file(path, os.O_RDONLY | os.O_DIRECTORY)
 
 
 def replace_durably(source: Path, target: Path) -> None:

@@ -1,21 +1,19 @@
 """Membership as *flags*: one row per subscriber, one boolean column per segment.
 
-Both engines compute membership in this wide shape (one pass over the
-subscribers per dependency wave), and the run keeps it that way as long as it
-can: a segment's column is a bitmap, so comparing two runs, counting members,
-merging an incremental evaluation or picking an audience are bitmap
-operations, and only the published `segment_membership` relation is ever
+The engines compute membership in this wide shape and the run keeps it as
+long as it can: a segment's column is a bitmap, so comparing two runs,
+counting members, merging an incremental evaluation or picking an audience
+are bitmap operations. Only the published `segment_membership` relation is
 written in the long shape (segment, subscriber_id).
 
 A flags table has `subscriber_id` first, sorted (binary string order, as every
-engine sorts), then `segment:KEY` columns (never null). Membership in the long
-shape is sorted by (segment, subscriber_id) without sorting anything: segments
-come out one at a time in key order, and each one's ids in row order.
+engine sorts), then `segment:KEY` columns (never null), so the long shape comes
+out sorted without a sort: segments in key order, each one's ids in row order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -50,54 +48,33 @@ def sort_by_id(table: pa.Table) -> pa.Table:
     return table.take(pc.sort_indices(table.column(ID)))
 
 
-def segment_members(flags: pa.Table, key: str) -> pa.Array:
-    """Sorted ids of one segment's members."""
-    ids = flags.column(ID)
-    return ids.filter(flags.column(segment_column(key))).combine_chunks() if flags.num_rows else pa.array(
-        [], pa.string())
+def flags_to_membership(flags: pa.Table) -> pa.Table:
+    """The long shape (segment, subscriber_id), sorted, from flags sorted by id."""
+    keys = sorted(flag_keys(flags))
+    id_parts = [flags.column(ID).filter(flags.column(segment_column(key))).combine_chunks() for key in keys]
+    indices = np.repeat(np.arange(len(keys), dtype=np.int32), [len(ids) for ids in id_parts])
+    segment = pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(keys, pa.string())).cast(pa.string())
+    return pa.Table.from_arrays([pa.chunked_array([segment]), pa.chunked_array(id_parts, pa.string())],
+                                schema=MEMBERSHIP_SCHEMA)
 
 
-def flags_to_membership(flags: pa.Table, keys: Sequence[str] | None = None, *, dictionary: bool = False) -> pa.Table:
-    """The long shape (segment, subscriber_id), sorted, from flags sorted by id.
-
-    `dictionary=True` keeps `segment` dictionary-encoded (4 bytes a row instead
-    of a string): what the run writes to Parquet, where it is stored as a
-    dictionary anyway.
-    """
-    keys = sorted(flag_keys(flags) if keys is None else keys)
-    id_parts: list[pa.Array] = []
-    counts: list[int] = []
-    for key in keys:
-        members = segment_members(flags, key)
-        id_parts.append(members)
-        counts.append(len(members))
-    indices = np.repeat(np.arange(len(keys), dtype=np.int32), counts)
-    segment = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(keys, pa.string()))
-    ids = pa.chunked_array(id_parts, pa.string()) if id_parts else pa.chunked_array([], pa.string())
-    if dictionary:
-        return pa.table({"segment": pa.chunked_array([segment]), "subscriber_id": ids})
-    return pa.Table.from_arrays([pa.chunked_array([segment.cast(pa.string())]), ids], schema=MEMBERSHIP_SCHEMA)
-
-
-def membership_to_flags(membership: pa.Table, ids: pa.Array | None = None,
-                        keys: Iterable[str] | None = None) -> pa.Table:
-    """Flags from the long shape, over `ids` (default: every member, sorted)."""
+def membership_to_flags(membership: pa.Table, ids: pa.Array | None = None, *,
+                        keys: Iterable[str]) -> pa.Table:
+    """Flags of the segments `keys` from the long shape, over `ids` (default: every member, sorted)."""
     membership = membership.select(["segment", "subscriber_id"]).cast(MEMBERSHIP_SCHEMA)
     if ids is None:
         ids = pc.unique(membership.column("subscriber_id")).sort() if membership.num_rows else pa.array([], pa.string())
     ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-    keys = sorted(set(keys) if keys is not None else set(membership.column("segment").to_pylist()))
     columns = {ID: ids}
-    for key in keys:
+    for key in sorted(set(keys)):
         members = membership.filter(pc.equal(membership.column("segment"), key)).column("subscriber_id")
         columns[segment_column(key)] = pc.is_in(ids, value_set=members.combine_chunks()) if len(members) \
             else pa.array(np.zeros(len(ids), dtype=bool))
     return pa.table(columns)
 
 
-def member_counts(flags: pa.Table, keys: Sequence[str] | None = None) -> dict[str, int]:
-    keys = flag_keys(flags) if keys is None else keys
-    return {k: int(pc.sum(flags.column(segment_column(k))).as_py() or 0) for k in keys}
+def member_counts(flags: pa.Table) -> dict[str, int]:
+    return {k: int(pc.sum(flags.column(segment_column(k))).as_py() or 0) for k in flag_keys(flags)}
 
 
 def repeated(value: str, n: int) -> pa.Array:
@@ -112,9 +89,7 @@ def take_rows(column: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> pa.Array:
     `ChunkedArray.take` joins the chunks first, which fails once a string column
     holds more than 2 GiB (the emails of 100M subscribers); each chunk here is
     taken on its own and only the (smaller) result is joined."""
-    if isinstance(column, pa.Array):
-        return column.take(pa.array(rows, pa.int64()))
-    if column.num_chunks <= 1:
+    if isinstance(column, pa.Array) or column.num_chunks <= 1:
         return one_array(column).take(pa.array(rows, pa.int64()))
     bounds = np.cumsum([0, *(len(chunk) for chunk in column.chunks)])
     cuts = np.searchsorted(rows, bounds)

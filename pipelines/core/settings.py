@@ -1,4 +1,4 @@
-"""Paths and environment: the only module that reads `os.environ`.
+"""Paths and settings from the environment.
 
 Two roots (data-contract.md): definitions (`--defs`, env `SEGMENTS_DEFS`,
 default `./segment_defs`) and data (`--data`, env `SEGMENTS_DATA`, default
@@ -14,54 +14,35 @@ from pathlib import Path
 from ..errors import UserError
 
 
+class _Under:
+    """A path below the data root: a read-only attribute of `Paths`."""
+
+    def __init__(self, *parts: str):
+        self.parts = parts
+
+    def __get__(self, paths: Paths, owner: type | None = None) -> Path:
+        return paths.data.joinpath(*self.parts)
+
+
 @dataclass(frozen=True)
 class Paths:
     defs: Path
     data: Path
 
     def __post_init__(self) -> None:
-        # Accept plain strings too; every property below joins paths.
+        # Accept plain strings too; every path below joins paths.
         object.__setattr__(self, "defs", Path(self.defs))
         object.__setattr__(self, "data", Path(self.data))
 
-    # Inputs
-    @property
-    def landing(self) -> Path:
-        return self.data / "landing"
-
-    @property
-    def landing_subscribers(self) -> Path:
-        return self.landing / "subscribers"
-
-    @property
-    def landing_events(self) -> Path:
-        return self.landing / "events"
-
-    # The typed Parquet lake, the ingest ledger, quarantine and rejected files
-    @property
-    def lake(self) -> Path:
-        return self.data / "lake"
-
-    @property
-    def archive(self) -> Path:
-        return self.data / "archive"
-
-    @property
-    def rejected(self) -> Path:
-        return self.data / "rejected"
-
-    # Published state
-    @property
-    def published(self) -> Path:
-        return self.data / "published"
-
-    @property
-    def warehouse(self) -> Path:
-        return self.data / "warehouse.duckdb"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.data / ".run.lock"
+    landing = _Under("landing")  # inputs
+    landing_subscribers = _Under("landing", "subscribers")
+    landing_events = _Under("landing", "events")
+    lake = _Under("lake")  # the typed Parquet lake and the ingest ledger
+    archive = _Under("archive")
+    rejected = _Under("rejected")
+    published = _Under("published")  # published state
+    warehouse = _Under("warehouse.duckdb")
+    lock_file = _Under(".run.lock")
 
 
 def resolve_paths(defs: str | os.PathLike | None = None, data: str | os.PathLike | None = None) -> Paths:
@@ -71,10 +52,6 @@ def resolve_paths(defs: str | os.PathLike | None = None, data: str | os.PathLike
     # Kept as the user gave them, so messages show familiar paths; callers that
     # need absolute paths (warehouse views) resolve them.
     return Paths(defs=defs_dir, data=data_dir)
-
-
-def env_flag(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
 
 
 # Subscribers evaluated at a time. A run over a larger snapshot evaluates it one id
@@ -110,23 +87,20 @@ class IngestLimits:
     max_record_bytes: int = 16 << 20  # SEGMENTS_MAX_RECORD_BYTES: one CSV record or JSONL line
 
 
-_LIMIT_ENV = {"max_file_bytes": "SEGMENTS_MAX_FILE_BYTES", "max_columns": "SEGMENTS_MAX_COLUMNS",
-              "max_record_bytes": "SEGMENTS_MAX_RECORD_BYTES"}
-
-
 def ingest_limits(**given: int | None) -> IngestLimits:
     """The limits given (None: not given), else the environment's, else the defaults."""
     values: dict[str, int] = {}
     for item in fields(IngestLimits):
         value = given.get(item.name)
+        env = f"SEGMENTS_{item.name.upper()}"  # the name beside each limit above
         if value is None:
-            text = os.environ.get(_LIMIT_ENV[item.name], "").strip()
+            text = os.environ.get(env, "").strip()
             if not text:
                 continue
             try:
                 value = int(text.replace("_", ""))
             except ValueError:
-                raise UserError(f"{_LIMIT_ENV[item.name]} must be a whole number, got {text!r}") from None
+                raise UserError(f"{env} must be a whole number, got {text!r}") from None
         if value < 1:
             raise UserError(f"ingest limit {item.name} must be at least 1, got {value}")
         values[item.name] = value

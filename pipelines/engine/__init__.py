@@ -12,7 +12,6 @@ from datetime import datetime
 import pyarrow as pa
 
 from ..core.flags import flags_to_membership, membership_to_flags, sort_by_id
-from ..core.tables import MEMBERSHIP_SCHEMA
 from ..errors import UserError
 from ..segments.gc_pause import gc_paused
 from ..segments.model import Project
@@ -23,20 +22,9 @@ from .polars_engine import evaluate_flags_polars
 from .spark_engine import evaluate_spark  # imports pyspark only when it runs
 
 ENGINES = ("duckdb", "polars")
-# Engines behind an optional extra (`pip install "segment-pipeline[spark]"`): accepted by
+# Spark is an optional extra (`pip install "segment-pipeline[spark]"`): accepted by
 # `evaluate`, but not in ENGINES, which the always-installed test matrix iterates over.
-OPTIONAL_ENGINES = ("spark",)
-ALL_ENGINES = (*ENGINES, *OPTIONAL_ENGINES)
-
-__all__ = [
-    "ALL_ENGINES",
-    "ENGINES",
-    "MEMBERSHIP_SCHEMA",
-    "OPTIONAL_ENGINES",
-    "compiled_sql_by_segment",
-    "evaluate",
-    "evaluate_flags",
-]
+ALL_ENGINES = (*ENGINES, "spark")
 
 
 def evaluate(

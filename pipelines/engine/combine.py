@@ -1,34 +1,36 @@
-"""The last step of an evaluation: segments from their filters' results, as bitmaps.
+"""An evaluation around an engine's leaves: segments from their filters' results, as bitmaps.
 
 An engine evaluates the *leaves* of every definition with its own compiler
 (DuckDB SQL or Polars expressions): each distinct field filter once (per
 distinct value where that pays, see `encoded.py`) and each distinct event
-aggregate once. What is left is the same for every engine and needs no
-query at all: per segment, in dependency-wave order, the tree of its
-filters (segments/tree.py) over the leaves' results.
-
-Every value is a never-null Arrow boolean array (a bitmap), so each step is
-one pass over N/8 bytes: for 100 segments over 1M subscribers, tens of
-milliseconds, where evaluating the same expressions row by row in a query
-costs seconds (`make bench` reports our evaluation against one query per
-segment).
+aggregate once. The rest is the same for every engine and needs no query:
+per segment, in dependency-wave order, the tree of its filters
+(segments/tree.py) over never-null Arrow boolean arrays (bitmaps), one pass
+over N/8 bytes per step. For 100 segments over 1M subscribers that takes tens
+of milliseconds, where the same expressions row by row in a query cost
+seconds (`make bench`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..core.flags import bitmap
+from ..core.flags import ID, bitmap, sort_by_id
+from ..core.tables import conform, decode_dictionaries
+from ..segments.fields import REQUIRED_EVENT_FIELDS
 from ..segments.model import EventFilter, FieldFilter, Project
 from ..segments.operators import COMPARISONS
-from ..segments.plan import EvaluationPlan
+from ..segments.plan import EvaluationPlan, build_plan, segment_column
 from ..segments.tree import Backend, walk
+from .encoded import Precomputed, precompute
 
 
 @dataclass
@@ -51,12 +53,6 @@ class EventCounts:
     def column(self, key: str) -> np.ndarray:
         return self.counts[:, self.keys.index(key)]
 
-    def dense(self, key: str, n: int) -> np.ndarray:
-        """The count of every row (tests and debugging)."""
-        out = np.zeros(n, dtype=np.int64)
-        out[self.rows] = self.column(key)
-        return out
-
     def holds(self, key: str, op: str, value: int, n: int) -> np.ndarray:
         """Per row, whether `count op value` holds (a row without events counts 0)."""
         compare = COMPARISONS[op]
@@ -65,26 +61,60 @@ class EventCounts:
         return out
 
 
-def combine_segments(
-    project: Project,
-    plan: EvaluationPlan,
-    n: int,
-    field_result: Callable[[FieldFilter], pa.Array],
-    event_counts: EventCounts,
-) -> dict[str, pa.Array]:
-    """key -> membership bitmap (length n) of every segment of the plan.
+class Leaves(Protocol):
+    """What an engine evaluates itself: filters on one column's distinct values
+    (encoded.py: `ValueEvaluator`), the other field filters over every subscriber
+    row (never-null results), and per aggregate of the plan the event counts of
+    the subscribers' rows (`pre`: the events' filters evaluated per distinct value)."""
 
-    `field_result(f)` is the never-null result of field filter `f`.
-    """
-    results: dict[str, pa.Array] = {}
+    def values(self, name: str, field_type: str, filters: list[FieldFilter],
+               values: pa.Table) -> list[np.ndarray]: ...
+
+    def fields(self, subscribers: pa.Table, filters: list[FieldFilter]) -> dict[FieldFilter, pa.Array]: ...
+
+    def counts(self, plan: EvaluationPlan, subscribers: pa.Table, events: pa.Table,
+               pre: Precomputed) -> EventCounts: ...
+
+
+def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime,
+                    leaves: Leaves, *, encode: bool = True) -> pa.Table:
+    """Flags (subscriber_id sorted, one `segment:KEY` column per segment in key
+    order): the leaves by `leaves`, then per segment, in dependency-wave order,
+    the tree of its filters over them. `encode=False` skips the
+    per-distinct-value evaluation (cheaper for a few rows)."""
+    plan = build_plan(project, as_of)
+    catalog = project.catalog
+    subscribers = sort_by_id(conform(subscribers, catalog.subscriber_schema(), plan.subscriber_fields,
+                                     [ID], "subscriber", keep_dictionaries=True))
+    ids = decode_dictionaries(subscribers.select([ID]))
+    if not plan.segment_keys:
+        return ids
+    n = subscribers.num_rows
+    filters = list(dict.fromkeys(f for key in plan.segment_keys
+                                 for f in project.segments[key].field_filters()))
+    pre = precompute(subscribers, catalog.subscriber, filters, leaves.values) if encode else Precomputed()
+    rows = leaves.fields(subscribers, [f for f in filters if pre.by_filter.get(f) is None])
+    counts = EventCounts.none()
+    if plan.aggregates:
+        events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event",
+                         keep_dictionaries=True)
+        where = [w for f in plan.aggregates.values() for w in f.where]
+        event_pre = precompute(events, catalog.event, where, leaves.values) if encode else Precomputed()
+        counts = leaves.counts(plan, subscribers, events, event_pre)
+
+    def field_result(f: FieldFilter) -> pa.Array:
+        name = pre.by_filter.get(f)
+        return pre.columns[name] if name else rows[f]
+
     event_cache: dict[tuple, pa.Array] = {}
 
     def performed(f: EventFilter) -> pa.Array:
         key = (f.aggregate_key(), f.count.op, f.count.value)
         if key not in event_cache:
-            event_cache[key] = bitmap(event_counts.holds(f.aggregate_key(), f.count.op, f.count.value, n))
+            event_cache[key] = bitmap(counts.holds(f.aggregate_key(), f.count.op, f.count.value, n))
         return event_cache[key]
 
+    results: dict[str, pa.Array] = {}
     backend = Backend(
         lambda parts: functools.reduce(pc.and_, parts) if parts else bitmap(np.ones(n, dtype=bool)),
         lambda parts: functools.reduce(pc.or_, parts) if parts else bitmap(np.zeros(n, dtype=bool)),
@@ -93,7 +123,9 @@ def combine_segments(
     for wave in plan.waves:
         for key in wave:
             results[key] = walk(project.segments[key], backend)
-    return results
+    keys = sorted(plan.segment_keys)
+    return pa.Table.from_arrays([ids.column(ID), *(results[k] for k in keys)],
+                                names=[ID, *(segment_column(k) for k in keys)])
 
 
 # Event rows handled at a time by the bit-by-bit count (bounds the temporary arrays).

@@ -1,10 +1,9 @@
 """Field filters evaluated once per distinct value (dictionary encoding).
 
-String and list (tag) columns have few distinct values next to their rows:
-a snapshot of 10M subscribers has some dozens of cities, states and forms,
-and a tag vocabulary of a few dozen words. Lower-casing and comparing every
-row again for every filter is most of an evaluation's cost, so before the
-query runs, each such column is dictionary-encoded once and:
+String and list (tag) columns have few distinct values next to their rows (10M
+subscribers: some dozens of cities, states, forms and tags). Lower-casing and
+comparing every row again for every filter is most of an evaluation's cost, so
+each such column is dictionary-encoded once and:
 
 - every string filter on it is evaluated **by the engine itself** (the same
   compiled predicate, DuckDB SQL or a Polars expression) on the column's
@@ -54,9 +53,6 @@ class Precomputed:
     columns: dict[str, pa.Array] = field(default_factory=dict)
     by_filter: dict[FieldFilter, str] = field(default_factory=dict)
 
-    def name_of(self, f: FieldFilter) -> str | None:
-        return self.by_filter.get(f)
-
     def append_to(self, table: pa.Table) -> pa.Table:
         for name, column in self.columns.items():
             table = table.append_column(name, column)
@@ -99,7 +95,6 @@ def precompute(
     field_types: dict[str, str],
     filters: Iterable[FieldFilter],
     evaluate_values: ValueEvaluator,
-    start: int = 0,
 ) -> Precomputed:
     """Evaluate the encodable `filters` over `table` (columns typed by `field_types`)."""
     by_field: dict[str, list[FieldFilter]] = {}
@@ -108,7 +103,6 @@ def precompute(
         if field_type is not None and f.field in table.column_names and encodable(f, field_type):
             by_field.setdefault(f.field, []).append(f)
     out = Precomputed()
-    counter = start
     for name, field_filters in by_field.items():
         array = _plain(table.column(name))
         if not _repetitive(array):
@@ -118,8 +112,7 @@ def precompute(
         else:
             results = _scalar_filters(name, field_types[name], array, field_filters, evaluate_values)
         for f, values in zip(field_filters, results, strict=True):
-            column = f"{PRECOMPUTED_PREFIX}{counter}"
-            counter += 1
+            column = f"{PRECOMPUTED_PREFIX}{len(out.columns)}"
             out.columns[column] = bitmap(values)
             out.by_filter[f] = column
     return out
@@ -133,9 +126,19 @@ def _scalar_filters(name: str, field_type: str, array: pa.Array, filters: list[F
     return gather_luts(luts, _codes(encoded))
 
 
-def _bits_dtype(width: int) -> type:
-    """The narrowest unsigned integer holding `width` (<= 64) bits."""
-    return np.uint8 if width <= 8 else np.uint16 if width <= 16 else np.uint32 if width <= 32 else np.uint64
+def _packed(luts: list[np.ndarray]) -> list[np.ndarray]:
+    """The luts (booleans per value) as the bits of one integer per value, one
+    word per 64 luts, each as narrow as its luts fit."""
+    words = []
+    for first in range(0, len(luts), 64):
+        group = luts[first:first + 64]
+        dtype: type = np.uint8 if len(group) <= 8 else np.uint16 if len(group) <= 16 else \
+            np.uint32 if len(group) <= 32 else np.uint64
+        packed: np.ndarray = np.zeros(len(group[0]), dtype=dtype)
+        for j, lut in enumerate(group):
+            packed |= np.asarray(lut, dtype=bool).astype(dtype) << dtype(j)
+        words.append(packed)
+    return words
 
 
 def gather_luts(luts: list[np.ndarray], codes: np.ndarray) -> list[np.ndarray]:
@@ -145,14 +148,10 @@ def gather_luts(luts: list[np.ndarray], codes: np.ndarray) -> list[np.ndarray]:
     if len(luts) == 1:
         return [np.asarray(luts[0], dtype=bool)[codes]]
     results: list[np.ndarray] = []
-    for word in range(0, len(luts), 64):
-        group = luts[word:word + 64]
-        dtype = _bits_dtype(len(group))
-        packed: np.ndarray = np.zeros(len(group[0]), dtype=dtype)
-        for j, lut in enumerate(group):
-            packed |= np.asarray(lut, dtype=bool).astype(dtype) << dtype(j)
+    for w, packed in enumerate(_packed(luts)):
         gathered = packed[codes]
-        results += [(gathered & dtype(1 << j)) != 0 for j in range(len(group))]
+        width = len(luts[64 * w:64 * w + 64])
+        results += [(gathered & gathered.dtype.type(1 << j)) != 0 for j in range(width)]
     return results
 
 
@@ -166,20 +165,17 @@ def _list_filters(name: str, array: pa.Array, filters: list[FieldFilter],
                                         encoded.dictionary)
     probes = [FieldFilter(field=name, op="has_any", value=(v,)) for v in wanted]
     element_luts = evaluate_values(name, "list", probes, pa.table({name: one_each}))
-    codes = _codes(encoded)  # a NULL element matches nothing (the extra 0 below)
+    codes = _codes(encoded)  # a NULL element (code len(dictionary)) matches nothing: the appended False
     lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False).astype(np.int64)
     starts = np.zeros(len(lengths), dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
     empty = lengths == 0
 
-    masks: list[np.ndarray] = []  # one word per 64 wanted values, as narrow as they fit
-    for word in range(0, len(wanted), 64):
-        dtype = _bits_dtype(len(wanted[word:word + 64]))
-        bits: np.ndarray = np.zeros(len(encoded.dictionary) + 1, dtype=dtype)
-        for j, lut in enumerate(element_luts[word:word + 64]):
-            bits[:-1] |= lut.astype(dtype) << dtype(j)
-        per_element = np.append(bits[codes], dtype(0))  # sentinel: trailing empty rows stay in range
-        per_row = np.bitwise_or.reduceat(per_element, starts) if len(starts) else np.zeros(0, dtype)
+    masks: list[np.ndarray] = []  # one word per 64 wanted values
+    for bits in _packed([np.append(lut, False) for lut in element_luts]):
+        # A sentinel element: the starts of trailing empty rows stay in range.
+        per_element = np.append(bits[codes], bits.dtype.type(0))
+        per_row = np.bitwise_or.reduceat(per_element, starts) if len(starts) else np.zeros(0, bits.dtype)
         per_row[empty] = 0
         masks.append(per_row)
 

@@ -7,9 +7,7 @@ in other segments. So, starting from the flags of the version a run builds on
 subscribers only and keep everyone else's base flags, where affected means:
 
 1. their row changed: a new subscriber, or a row whose hash (written at
-   ingest, lake/parts.py: write_row_hashes) differs from the base snapshot's.
-   Lake files without row hashes (ingested by an older version) are compared
-   exactly on the columns the definitions read (`IS DISTINCT FROM`);
+   ingest, lake/parts.py: write_row_hashes) differs from the base snapshot's;
 2. a time-relative field filter on their row may have flipped: its value is
    one its operator's `crossing` (segments/operators.py) names, e.g. for
    `in_last_days N` / `not_in_last_days N` on field F, the value moved across
@@ -24,7 +22,8 @@ subscribers only and keep everyone else's base flags, where affected means:
 Subscribers missing from the new snapshot are dropped. A segment whose
 definition changed (or is new) is evaluated in full, together with every
 segment that reads it; a change of declared fields, of the lake's older event
-files or a base without an evaluation record means a full evaluation. The
+files, a snapshot without row hashes or a base without an evaluation record
+means a full evaluation. The
 property test `tests/test_incremental.py` checks incremental == full.
 
 The base's inputs are recorded next to its flags (`EvaluationRecord`, the
@@ -36,20 +35,23 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from sqlglot import exp
 
+from ..core.duck import parquet_scan, scratch_connection
 from ..core.flags import ID, align_ids, bitmap, bools, flag_keys, move_positions, moved, one_array
 from ..lake.layout import row_hashes_path
 from ..segments.model import FieldFilter, Project
 from ..segments.operators import OPERATORS, between_open, window_start
 from ..segments.plan import build_plan, naive_utc, segment_column
+from ..segments.project_rules import dependents_of
 from ..segments.to_sql import string_literal, timestamp_literal
 from . import evaluate_flags
 
@@ -128,11 +130,10 @@ class EvaluationRecord:
 
 @dataclass
 class IncrementalPlan:
-    """Why and how a run is evaluated incrementally (None fields: not needed)."""
+    """How a run was evaluated incrementally."""
 
-    affected: pa.Array  # sorted subscriber ids to evaluate
+    affected: int  # subscribers re-evaluated
     full_segments: list[str]  # evaluated over every subscriber (definitions changed)
-    reasons: dict[str, int] = field(default_factory=dict)  # rule -> affected subscribers it found
 
 
 # --------------------------------------------------------------------------- deciding
@@ -142,35 +143,14 @@ def segments_to_recompute(project: Project, base: EvaluationRecord) -> list[str]
     """Changed or new segments, and every segment that reads one of them (transitively)."""
     changed = {key for key, seg in project.segments.items()
                if base.definitions.get(key) != seg.definition_sha256()}
-    readers: dict[str, set[str]] = {}
-    for key, seg in project.segments.items():
-        for ref in seg.references():
-            readers.setdefault(ref, set()).add(key)
-    todo, out = list(changed), set(changed)
-    while todo:
-        for reader in readers.get(todo.pop(), ()):
-            if reader not in out:
-                out.add(reader)
-                todo.append(reader)
-    return sorted(out)
-
-
-def _files(paths: Sequence[str]) -> exp.Expr:
-    return exp.Array(expressions=[exp.Literal.string(p) for p in paths])
-
-
-def _read_parquet(paths: Sequence[str], *, by_name: bool = False) -> exp.Expr:
-    # Never hive partitioning: the lake's `snapshot_date=...` folder would replace a
-    # custom field of that name.
-    args = [_files(paths), exp.EQ(this=exp.var("hive_partitioning"), expression=exp.false())]
-    if by_name:  # a column some files lack reads as NULL there
-        args.append(exp.EQ(this=exp.var("union_by_name"), expression=exp.true()))
-    return exp.func("read_parquet", *args)
+    references = {key: seg.references() for key, seg in project.segments.items()}
+    return sorted(changed.union(*(dependents_of(references, key) for key in changed)))
 
 
 def _source(paths: Sequence[str], alias: str, *, by_name: bool = False) -> exp.Expr:
     """`read_parquet([...]) AS alias` for a FROM or JOIN."""
-    return exp.Table(this=_read_parquet(paths, by_name=by_name), alias=exp.TableAlias(this=exp.to_identifier(alias)))
+    return exp.Table(this=parquet_scan(paths, union_by_name=by_name),
+                     alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
 def _col(name: str, table: str) -> exp.Expr:
@@ -195,8 +175,12 @@ def _crossed(filters: Sequence[FieldFilter], types: dict[str, str], table: str, 
     return out
 
 
+def _stored_columns(file: str) -> set[str]:
+    return set(pq.read_schema(file).names)
+
+
 def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, snapshot_file: str,
-                   event_files: Sequence[str], stored_columns: Callable[[str], set[str]]) -> exp.Select | None:
+                   event_files: Sequence[str]) -> exp.Select | None:
     """One query over the lake's Parquet files: the sorted ids of affected subscribers
     (None: something it cannot reason about, evaluate in full)."""
     as_of = naive_utc(as_of)
@@ -205,34 +189,25 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
     catalog = project.catalog
     parts: list[exp.Expr] = []
 
-    # 1. Rows that changed, or are new.
+    # 1. Rows that changed, or are new: a join of the two snapshots' (id, hash) files
+    # (written at ingest). A change in a column no definition reads marks the
+    # subscriber too (more work, same result).
     if str(Path(snapshot_file).absolute()) != base.snapshot_file:
-        now_columns = stored_columns(snapshot_file)
-        before_columns = stored_columns(base.snapshot_file)
-        fields = [f for f in plan.subscriber_fields if f != ID]
-        if any((f in now_columns) != (f in before_columns) for f in fields):
+        now, before = row_hashes_path(snapshot_file), row_hashes_path(base.snapshot_file)
+        if not (now.is_file() and before.is_file()):
             return None
-        now_hashes, before_hashes = row_hashes_path(snapshot_file), row_hashes_path(base.snapshot_file)
-        if now_hashes.is_file() and before_hashes.is_file():
-            # Row hashes written at ingest: a join of two (id, hash) files. A change in a
-            # column no definition reads marks the subscriber too (more work, same result).
-            now, before = str(now_hashes), str(before_hashes)
-            differs: list[exp.Expr] = [exp.NEQ(this=_col(ROW_HASH, "c"), expression=_col(ROW_HASH, "p"))]
-        else:  # lake files ingested before row hashes: compare the columns read, exactly
-            now, before = snapshot_file, base.snapshot_file
-            differs = [exp.NullSafeNEQ(this=_col(f, "c"), expression=_col(f, "p"))
-                       for f in fields if f in now_columns]
-        condition = exp.or_(exp.Is(this=_col(ID, "p"), expression=exp.Null()), *differs, copy=False)
+        changed = exp.NEQ(this=_col(ROW_HASH, "c"), expression=_col(ROW_HASH, "p"))
         parts.append(
             exp.select(_col(ID, "c"))
-            .from_(_source([now], "c"), copy=False)
-            .join(_source([before], "p"),
+            .from_(_source([str(now)], "c"), copy=False)
+            .join(_source([str(before)], "p"),
                   on=exp.EQ(this=_col(ID, "c"), expression=_col(ID, "p")), join_type="left", copy=False)
-            .where(condition, copy=False)
+            .where(exp.or_(exp.Is(this=_col(ID, "p"), expression=exp.Null()), changed, copy=False),
+                   copy=False)
         )
 
     # 2. Time-relative field filters whose result may have moved over the subscriber's value.
-    stored = stored_columns(snapshot_file)
+    stored = _stored_columns(snapshot_file)
     relative = [f for f in _time_relative(f for key in plan.segment_keys
                                           for f in project.segments[key].field_filters()) if f.field in stored]
     if relative:
@@ -259,7 +234,7 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
                 _source(old_files, "e"), copy=False).where(
                 exp.and_(names, exp.or_(*moved, copy=False), copy=False), copy=False))
             # `where` filters that depend on the clock: the events of this name whose value crossed.
-            stored_events = set().union(*(stored_columns(f) for f in old_files))
+            stored_events = set().union(*(_stored_columns(f) for f in old_files))
             for aggregate in plan.aggregates.values():
                 # A field no file stores is missing everywhere: its result cannot change.
                 relative = [w for w in _time_relative(aggregate.where) if w.field in stored_events]
@@ -292,22 +267,8 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
 # --------------------------------------------------------------------------- merging
 
 
-def _positions(ids: pa.ChunkedArray | pa.Array, current_ids: pa.Array) -> np.ndarray:
-    """The rows of `current_ids` (sorted) that hold `ids`, a sorted subset: a mask
-    over the current ids, cheaper than a join when `ids` are few."""
-    ids = one_array(ids)
-    at = np.flatnonzero(pc.is_in(current_ids, value_set=ids).to_numpy(zero_copy_only=False))
-    if len(at) == len(ids) and one_array(current_ids).take(pa.array(at)).equals(ids):
-        return at
-    rows = align_ids(ids, current_ids)  # not a sorted subset: match them one by one
-    at = np.arange(len(ids)) if rows is None else rows[0]
-    if (at < 0).any():
-        raise ValueError("updated subscribers are missing from the snapshot")
-    return at
-
-
 def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
-                full: pa.Table | None = None) -> pa.Table:
+                full: pa.Table | None) -> pa.Table:
     """Flags over `current_ids` (sorted): the base's flags, with the rows of
     `update` (flags of a subset of subscribers, every segment) replacing theirs,
     and the columns of `full` (flags over every current subscriber) replacing
@@ -315,7 +276,12 @@ def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
     keys = flag_keys(update)
     n = len(current_ids)
     aligned = align_ids(base_flags.column(ID), current_ids)
-    at = _positions(update.column(ID), current_ids)
+    # The rows of the updated subscribers: both id columns are sorted and unique (the
+    # update read its rows from the snapshot), so a mask is enough, cheaper than a join.
+    updated = pc.is_in(current_ids, value_set=one_array(update.column(ID)))
+    at = np.flatnonzero(updated.to_numpy(zero_copy_only=False))
+    if len(at) != update.num_rows:
+        raise ValueError("updated subscribers are missing from the snapshot")
     full_keys = set(flag_keys(full)) if full is not None else set()
     # numpy on unpacked bitmaps (core.flags.bools): Arrow's take and filter on
     # boolean arrays cost several times more. The base column moves to the current
@@ -375,24 +341,25 @@ def evaluate_incremental(
     current_ids: pa.Array,
     read_subscribers: Reader,
     read_events: Reader,
-    stored_columns: Callable[[str], set[str]],
-    run_query: Callable[[exp.Expr], pa.Table],
     root: Path | None = None,
 ) -> tuple[pa.Table, IncrementalPlan] | None:
     """The run's flags from the base's, or None when a full evaluation is needed
     (or cheaper). `current_ids` are the snapshot's ids, sorted; the readers give
     the typed columns asked for (and the rows of the given subscribers only);
-    `run_query` runs a DuckDB query (the affected subscribers); `root` is the
-    data folder the record's relative paths are in."""
+    `root` is the data folder the record's relative paths are in."""
     base = base.resolved(root)
     as_of = naive_utc(as_of)
     if base.catalog != catalog_fingerprint(project) or datetime.fromisoformat(base.as_of) > as_of:
         return None
     query = affected_query(project, base, as_of, str(Path(snapshot_file).absolute()),
-                           [str(Path(f).absolute()) for f in event_files], stored_columns)
+                           [str(Path(f).absolute()) for f in event_files])
     if query is None:
         return None
-    affected = run_query(query).column(ID).combine_chunks()
+    con = scratch_connection()
+    try:
+        affected = con.sql(query.sql(dialect="duckdb")).to_arrow_table().column(ID).combine_chunks()
+    finally:
+        con.close()
     if len(affected) > MAX_AFFECTED_SHARE * max(len(current_ids), 1):
         return None
     plan = build_plan(project, as_of)
@@ -409,19 +376,5 @@ def evaluate_incremental(
                               read_events(sub_plan.event_fields, None), as_of, engine=engine)
         full = full.select([ID, *(segment_column(k) for k in recompute)])
     flags = merge_flags(base_flags, current_ids, update, full)
-    return flags, IncrementalPlan(affected=update.column(ID).combine_chunks(), full_segments=recompute,
-                                  reasons={"affected": update.num_rows, "full_segments": len(recompute)})
+    return flags, IncrementalPlan(affected=update.num_rows, full_segments=recompute)
 
-
-__all__ = [
-    "MAX_AFFECTED_SHARE",
-    "RECORD_FILE",
-    "EvaluationRecord",
-    "IncrementalPlan",
-    "affected_query",
-    "catalog_fingerprint",
-    "evaluate_incremental",
-    "merge_flags",
-    "segments_to_recompute",
-    "subproject",
-]

@@ -12,14 +12,9 @@ Where Spark runs (first match wins):
    `--master`/`--conf` decide;
 5. `local[*]`: Spark inside this process's machine, all cores.
 
-Always set: `spark.sql.session.timeZone=UTC` (the lake's timestamps are naive
-UTC; with a UTC session, `CAST(ts AS DATE)` is the UTC calendar date whatever
-the machine's zone) and `spark.sql.parser.escapedStringLiterals=false` (the
-rendered SQL escapes quotes in literals with a backslash). Local masters also get few shuffle partitions (the default
-200 is for clusters; segment evaluation on one machine shuffles small data),
-no console progress bar, and a driver bound to 127.0.0.1. Anything else comes
-from Spark's own configuration (`spark-defaults.conf`, `PYSPARK_SUBMIT_ARGS`,
-`spark-submit --conf`), or the `conf` argument.
+Always set: BASE_CONF; local masters also get LOCAL_CONF's defaults. Anything
+else comes from Spark's own configuration (`spark-defaults.conf`,
+`PYSPARK_SUBMIT_ARGS`, `spark-submit --conf`), or the `conf` argument.
 
 pyspark is an optional extra (`pip install "segment-pipeline[spark]"`): without
 it, asking for the engine is a UserError that says how to install it. Nothing
@@ -58,12 +53,15 @@ CONNECT_HINT = (
 # Always on, whatever the master (runtime SQL settings: also applied to a session
 # that already existed, e.g. spark-submit's).
 BASE_CONF: dict[str, str] = {
+    # The lake's timestamps are naive UTC: with a UTC session, `CAST(ts AS DATE)` is
+    # the UTC calendar date whatever the machine's zone.
     "spark.sql.session.timeZone": "UTC",
     # The compiled SQL escapes quotes and backslashes in string literals with a
     # backslash ('O\'Brien'); a cluster-wide `true` here would misread them.
     "spark.sql.parser.escapedStringLiterals": "false",
 }
-# Defaults for local masters (a later `conf` wins).
+# Defaults for local masters (a later `conf` wins): the default 200 shuffle partitions
+# are for clusters (evaluation on one machine shuffles small data).
 LOCAL_CONF: dict[str, str] = {
     "spark.sql.shuffle.partitions": "4",
     "spark.ui.showConsoleProgress": "false",
@@ -186,7 +184,7 @@ def get_spark_session(master: str | None = None, remote: str | None = None,
     """The process's Spark session, created on first use and reused afterwards.
 
     Arguments (or the environment) only matter for the call that creates the
-    session; later calls return it as it is. `stop_spark_session()` starts over.
+    session; later calls return it as it is (or build a new one once it is stopped).
     """
     global _session
     with _lock:
@@ -195,14 +193,3 @@ def get_spark_session(master: str | None = None, remote: str | None = None,
         require_pyspark()
         _session = _build(spark_settings(master, remote, conf))
         return _session
-
-
-def stop_spark_session() -> None:
-    """Stop the process's session (if any); the next `get_spark_session` builds a new one."""
-    global _session
-    with _lock:
-        if _session is not None:
-            try:
-                _session.stop()
-            finally:
-                _session = None

@@ -47,7 +47,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..core import schemas
-from ..core.clock import to_naive_utc
 from ..core.flags import (
     ID,
     align_ids,
@@ -60,7 +59,7 @@ from ..core.flags import (
     one_array,
     take_rows,
 )
-from ..segments.plan import segment_column
+from ..segments.plan import naive_utc, segment_column
 from .history_files import read_flags, write_table
 from .membership_files import PartsWriter
 from .state import PublishedState, history_base
@@ -195,7 +194,7 @@ def extend_history(previous: PublishedState | None, flags: pa.Table, run_id: str
                    segments: Iterable[str], out_dir: Path) -> HistoryDelta:
     """This run's history rows and open stays, from its flags and the base version's;
     `segments`: the keys the project defines."""
-    as_of = to_naive_utc(as_of)
+    as_of = naive_utc(as_of)
     base, _ = history_base(previous, as_of)
     keys = flag_keys(flags)
     current = set(segments)

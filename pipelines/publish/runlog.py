@@ -24,8 +24,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..core import schemas
-from ..core.clock import to_naive_utc
 from ..core.settings import Paths
+from ..segments.plan import naive_utc
 
 PUBLISHED = "success"
 REPLACED = "replaced"
@@ -52,7 +52,7 @@ class RunRecord:
         values: dict[str, Any] = {k: record.get(k) for k in cls.__dataclass_fields__}
         for key in ("as_of", "started_at", "finished_at"):
             if isinstance(values[key], str):
-                values[key] = to_naive_utc(datetime.fromisoformat(values[key]))
+                values[key] = naive_utc(datetime.fromisoformat(values[key]))
         return cls(**values)
 
     def replaced_by(self, run_id: str) -> RunRecord:

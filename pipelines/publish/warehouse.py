@@ -24,13 +24,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..core import schemas
-from ..core.clock import to_naive_utc
 from ..core.files import failpoint, fsync_dir, remove_path, write_parquet
 from ..core.settings import Paths
 from ..engine.incremental import RECORD_FILE
 from ..errors import UserError
 from ..lake.snapshots import event_part_files, quarantine_table
 from ..segments.model import Project
+from ..segments.plan import naive_utc
 from .audience_files import sync_audience_files
 from .audiences import RECIPIENTS_FILE, audiences_table
 from .catalog import (
@@ -156,7 +156,7 @@ def _stage(paths: Paths, project: Project, record: RunRecord, workdir: Path, his
            compiled_sql: dict[str, str]) -> tuple[PublishedState, list[RunRecord]]:
     """The new version directory (invisible to readers until the swap), and the run
     records to append once it is published (the replaced run's first)."""
-    as_of = to_naive_utc(record.as_of)
+    as_of = naive_utc(record.as_of)
     run_id = record.run_id
     current = current_state(paths)
     base, replaces = history_base(current, as_of)  # raises for an as_of in the past
@@ -171,7 +171,7 @@ def _stage(paths: Paths, project: Project, record: RunRecord, workdir: Path, his
         fingerprint=record.fingerprint or "", base_version=base.version if base else None,
         replaces_run_id=replaces,
     )
-    started_at = record.started_at and to_naive_utc(record.started_at)
+    started_at = record.started_at and naive_utc(record.started_at)
     run_record = replace(record, as_of=as_of, started_at=started_at, version=name,
                          finished_at=datetime.now(UTC).replace(tzinfo=None))  # bookkeeping: wall clock
     published_runs = records_from_table(pq.read_table(relation_path(current.version_dir, "runs"))) \

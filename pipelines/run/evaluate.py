@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .. import engine
-from ..core.duck import scratch_connection
 from ..core.flags import member_counts, sort_by_id
 from ..core.settings import Paths, range_rows
 from ..engine import incremental
@@ -78,19 +76,11 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
             return read_event_rows(paths, project.catalog, as_of, columns, ids)
         return read_events(paths, project.catalog, as_of, columns, [c for c in columns if c not in _IDS])
 
-    def stored_columns(file: str) -> set[str]:
-        return set(pq.read_schema(file).names)
-
-    def run_query(query) -> pa.Table:
-        with scratch_connection() as con:
-            return con.sql(query.sql(dialect="duckdb")).to_arrow_table()
-
     current_ids = subscribers(["subscriber_id"], None).column("subscriber_id").combine_chunks()
     return evaluate_incremental(
         project, as_of, engine=ctx.params.engine, base_flags=base_flags, base=record,
         snapshot_file=snapshot.file, event_files=event_part_files(paths), current_ids=current_ids,
-        read_subscribers=subscribers, read_events=events, stored_columns=stored_columns, run_query=run_query,
-        root=Path(paths.data),
+        read_subscribers=subscribers, read_events=events, root=Path(paths.data),
     )
 
 
@@ -103,7 +93,7 @@ def evaluate_flags(paths: Paths, ctx: RunContext, project: Project) -> pa.Table:
         incremental = _incremental_flags(paths, ctx, project)
         if incremental is not None:
             flags, how = incremental
-            ctx.mode = (f"incremental: {how.reasons['affected']:,} subscriber(s) re-evaluated, "
+            ctx.mode = (f"incremental: {how.affected:,} subscriber(s) re-evaluated, "
                         f"{len(how.full_segments)} segment(s) in full")
             return flags
     plan = build_plan(project, ctx.params.as_of)

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..core.clock import format_ts, refuse_future, to_naive_utc, utc_now
+from ..core.clock import format_ts, refuse_future, utc_now
 from ..core.settings import IngestLimits, Paths
 from ..engine import incremental
 from ..errors import UserError
@@ -22,6 +22,7 @@ from ..publish.runlog import RunRecord, append_run_record
 from ..publish.state import current_state
 from ..segments.loader import load_project
 from ..segments.model import Project
+from ..segments.plan import naive_utc
 from .params import RunContext, RunParams, Workspace, remove_stale_workspaces
 
 # A snapshot that loses more than this share of the previous one is held back.
@@ -165,7 +166,7 @@ def record_failure(paths: Paths, params: RunParams, error: UserError) -> None:
     """Note a run that stopped before publishing (status 'failed', 'held', ...: the
     error's run_status); it shows in `runs` after the next publish."""
     append_run_record(paths, RunRecord(
-        run_id=params.run_id, as_of=to_naive_utc(params.as_of), started_at=to_naive_utc(params.started_at),
+        run_id=params.run_id, as_of=naive_utc(params.as_of), started_at=naive_utc(params.started_at),
         finished_at=utc_now(),  # bookkeeping: the wall clock is fine here
         status=error.run_status, message=str(error) or None))
 
