@@ -12,7 +12,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from ..core.flags import flags_to_membership, membership_to_flags, sort_by_id
-from ..core.tables import MEMBERSHIP_SCHEMA
+from ..core.schemas import MEMBERSHIP as MEMBERSHIP_SCHEMA
 from ..errors import UserError
 from ..segments.gc_pause import gc_paused
 from ..segments.model import Project

@@ -34,7 +34,7 @@ from sqlglot import exp
 
 from ..core.duck import scratch_connection
 from ..core.flags import bitmap, sort_by_id
-from ..core.tables import conform, decode_dictionaries
+from ..core.schemas import conform, decode_dictionaries
 from ..segments.fields import REQUIRED_EVENT_FIELDS
 from ..segments.model import EventFilter, FieldFilter, Project
 from ..segments.plan import EvaluationPlan, build_plan, event_count_column, segment_column
@@ -187,8 +187,8 @@ def _event_counts(con: duckdb.DuckDBPyConnection, project: Project, plan: Evalua
     compiled `event_condition`s); numpy adds the bits up per row.
     """
     catalog = project.catalog
-    events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event",
-                     keep_dictionaries=True)
+    events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, what="event",
+                     dictionaries=plan.event_fields)
     where = [w for f in plan.aggregates.values() for w in f.where]
     pre = precompute(events, catalog.event, where, _value_evaluator(con, plan.as_of), start=start) if encode \
         else Precomputed()
@@ -244,7 +244,8 @@ def evaluate_flags_duckdb(project: Project, subscribers: pa.Table, events: pa.Ta
     plan = build_plan(project, as_of)
     catalog = project.catalog
     subscribers = sort_by_id(conform(subscribers, catalog.subscriber_schema(), plan.subscriber_fields,
-                                     ["subscriber_id"], "subscriber", keep_dictionaries=True))
+                                     ["subscriber_id"], what="subscriber",
+                                     dictionaries=plan.subscriber_fields))
     if not plan.segment_keys:
         return decode_dictionaries(subscribers.select(["subscriber_id"]))
     n = subscribers.num_rows

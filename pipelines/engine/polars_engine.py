@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..core.flags import sort_by_id
-from ..core.tables import conform, decode_dictionaries
+from ..core.schemas import conform, decode_dictionaries
 from ..segments.fields import REQUIRED_EVENT_FIELDS
 from ..segments.model import FieldFilter, Project
 from ..segments.plan import build_plan, segment_column
@@ -49,8 +49,8 @@ def _value_evaluator(as_of: datetime) -> ValueEvaluator:
 def _event_counts(project: Project, plan, subscribers: pa.Table, events: pa.Table, start: int,
                   encode: bool = True) -> EventCounts:
     catalog = project.catalog
-    events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event",
-                     keep_dictionaries=True)
+    events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, what="event",
+                     dictionaries=plan.event_fields)
     where = [w for f in plan.aggregates.values() for w in f.where]
     pre = precompute(events, catalog.event, where, _value_evaluator(plan.as_of), start=start) if encode \
         else Precomputed()
@@ -91,7 +91,8 @@ def evaluate_flags_polars(project: Project, subscribers: pa.Table, events: pa.Ta
     plan = build_plan(project, as_of)
     catalog = project.catalog
     subscribers = sort_by_id(conform(subscribers, catalog.subscriber_schema(), plan.subscriber_fields,
-                                     ["subscriber_id"], "subscriber", keep_dictionaries=True))
+                                     ["subscriber_id"], what="subscriber",
+                                     dictionaries=plan.subscriber_fields))
     if not plan.segment_keys:
         return decode_dictionaries(subscribers.select(["subscriber_id"]))
     n = subscribers.num_rows

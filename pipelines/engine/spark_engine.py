@@ -52,7 +52,7 @@ from typing import Any, TypeAlias
 import pyarrow as pa
 from sqlglot import exp
 
-from ..core.tables import conform, empty_membership, membership_table
+from ..core.schemas import conform, empty_membership, membership_table
 from ..errors import UserError
 from ..lake.snapshots import event_part_files, snapshot_at_or_before
 from ..segments.dialects import render
@@ -159,7 +159,7 @@ def _bind(tree: exp.Expr, views: dict[str, str]) -> exp.Expr:
 
 def _arrow_frame(spark: Any, table: pa.Table, fields: dict[str, str], names: list[str], required: Iterable[str],
                  schema: pa.Schema, what: str) -> Any:
-    table = conform(table, schema, names, required, what)
+    table = conform(table, schema, names, required, what=what)
     # pyspark 4 (classic) stops reading a table's batches at the first 0-row one:
     # every later row would be lost. Lake reads give such chunks (an empty events
     # file, a file with no events in an id range or before as_of), so drop them.
@@ -269,7 +269,7 @@ def evaluate_flags_spark(project: Project, subscribers: Input, events: Input, as
     columns = ["subscriber_id", *(segment_column(k) for k in keys)]
     if not keys and isinstance(subscribers, pa.Table):  # nothing for Spark to do
         result = conform(subscribers, project.catalog.subscriber_schema(), ["subscriber_id"], ["subscriber_id"],
-                         "subscriber")
+                         what="subscriber")
     else:
         result = _collect(project, plan, subscribers, events, spark,
                           lambda flags: exp.select(*(exp.column(c) for c in columns)).from_(exp.table_(flags)))
