@@ -58,13 +58,9 @@ def clean_text(arr: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
 
 
-def _missing_mask(arr: pa.Array) -> np.ndarray:
-    return arr.is_null().to_numpy(zero_copy_only=False)
-
-
 def _bad(text: pa.Array, values: pa.Array) -> np.ndarray:
     """Given (not NULL) but parsed to NULL."""
-    return ~_missing_mask(text) & _missing_mask(values)
+    return pc.and_(text.is_valid(), values.is_null()).to_numpy(zero_copy_only=False)
 
 
 def _only_matching(text: pa.Array, pattern: str) -> pa.Array:
@@ -258,17 +254,9 @@ def coerce_leniently(arr: pa.Array, field_type: str) -> pa.Array:
     Used when reading back a column whose declared type changed after it was
     ingested (for example an undeclared text column that is declared later).
     """
-    target = arrow_type(field_type)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.type == target:
-        # Same type, but a list's item may be named differently ("element" from DuckDB).
-        return arr if str(arr.type) == str(target) else arr.cast(target)
-    if pa.types.is_null(arr.type):
-        return pa.nulls(len(arr), target)
-    if arr.type in _STRING_TYPES:
-        return parse_text(arr, field_type).values
-    try:
-        return pc.cast(arr, target, safe=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return parse_text(pc.cast(arr, pa.string()), field_type).values
+    if arr.type not in _STRING_TYPES:
+        try:
+            return pc.cast(arr, arrow_type(field_type), safe=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            arr = pc.cast(arr, pa.string())
+    return parse_text(arr, field_type).values
