@@ -91,7 +91,7 @@ def ingest_landing(paths: Paths, catalog: FieldCatalog, limits: IngestLimits | N
 
     `limits`: what one file may hold (None: `settings.ingest_limits()`)."""
     private_umask()
-    run = _IngestRun(paths, catalog, limits or ingest_limits())
+    run = _IngestRun(paths, limits or ingest_limits())
     try:
         for kind in KINDS:
             spec = TableSpec.for_kind(kind, catalog)
@@ -134,9 +134,8 @@ def _in_order(files: list[Path]) -> list[tuple[Path, LandingName | BadLandingNam
 
 
 class _IngestRun:
-    def __init__(self, paths: Paths, catalog: FieldCatalog, limits: IngestLimits) -> None:
+    def __init__(self, paths: Paths, limits: IngestLimits) -> None:
         self.paths = paths
-        self.catalog = catalog
         self.limits = limits
         self.report = IngestReport()
         self.ledger = Ledger(paths)

@@ -31,7 +31,6 @@ from .normalize import QUARANTINE_SCHEMA, Normalized
 
 ROW_GROUP_ROWS = 512 * 1024
 DUCKDB_MEMORY_LIMIT = "1GB"
-QUARANTINE_FILE_SCHEMA = pa.schema([("file", pa.string()), *QUARANTINE_SCHEMA])
 
 
 def _scan(files: list[Path]) -> str:

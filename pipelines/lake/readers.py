@@ -269,18 +269,10 @@ class CsvReader(SourceReader):
         Arrow reports a block's broken records while parsing it, before it
         hands out the batch, so every broken record among them is known here.
         """
-        skipped = 0
-        while True:
-            end = start + n + skipped
-            count = bisect.bisect_left(self._invalid_rows, end) - bisect.bisect_left(self._invalid_rows, start)
-            if count == skipped:
-                break
-            skipped = count
-        candidates = np.arange(start, end, dtype=np.int64)
-        if skipped:
-            lo = bisect.bisect_left(self._invalid_rows, start)
-            candidates = candidates[~np.isin(candidates, self._invalid_rows[lo : lo + skipped])]
-        return candidates, end
+        invalid = self._invalid_rows[bisect.bisect_left(self._invalid_rows, start):]
+        candidates = np.arange(start, start + n + len(invalid), dtype=np.int64)
+        numbers = candidates[~np.isin(candidates, invalid)][:n]
+        return numbers, int(numbers[-1]) + 1 if n else start
 
     def finish(self) -> None:
         if self._stream is not None and self._stream.quotes % 2:
@@ -305,12 +297,10 @@ class CsvReader(SourceReader):
 
 
 def _csv_lines(batch: pa.RecordBatch, positions: np.ndarray) -> list[str]:
-    rows = batch.take(pa.array(positions, pa.int64())).to_pylist()
-    names = batch.schema.names
     out = []
-    for row in rows:
+    for row in batch.take(pa.array(positions, pa.int64())).to_pylist():
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="").writerow([row[name] for name in names])
+        csv.writer(buffer, lineterminator="").writerow(row.values())
         out.append(buffer.getvalue())
     return out
 

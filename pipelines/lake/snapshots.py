@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from ..core import schemas
 from ..core.duck import parquet_scan, scratch_connection
 from ..core.schemas import conform
 from ..core.settings import Paths
@@ -32,7 +33,6 @@ from ..segments.fields import FieldCatalog, arrow_type
 from ..segments.plan import naive_utc
 from .ingest import Rejection
 from .ledger import INGESTED, REJECTED, Ledger
-from .parts import QUARANTINE_FILE_SCHEMA
 from .textparse import coerce_leniently
 
 
@@ -151,18 +151,11 @@ _LEVELS = {"RLE", "BIT_PACKED"}
 def _dictionary_encoded(metadata: pq.FileMetaData) -> set[str]:
     """Top-level columns whose every row group is dictionary-encoded (no fallback to
     plain pages)."""
-    names = None
-    for g in range(metadata.num_row_groups):
-        group = metadata.row_group(g)
-        here = set()
-        for i in range(group.num_columns):
-            chunk = group.column(i)
-            encodings = set(chunk.encodings)
-            if "." not in chunk.path_in_schema and encodings & _DICTIONARY_PAGES and \
-                    encodings <= _DICTIONARY_PAGES | _LEVELS:
-                here.add(chunk.path_in_schema)
-        names = here if names is None else names & here
-    return names or set()
+    groups = [metadata.row_group(g) for g in range(metadata.num_row_groups)]
+    chunks = [group.column(i) for group in groups for i in range(group.num_columns)]
+    plain = {chunk.path_in_schema for chunk in chunks
+             if not set(chunk.encodings) & _DICTIONARY_PAGES or not set(chunk.encodings) <= _DICTIONARY_PAGES | _LEVELS}
+    return {chunk.path_in_schema for chunk in chunks if "." not in chunk.path_in_schema} - plain
 
 
 def _as_dictionaries(files: list[Path], fields: dict[str, str], wanted: list[str] | None) -> list[str]:
@@ -254,13 +247,10 @@ def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = No
 
 def quarantine_table(paths: Paths) -> pa.Table:
     """Every quarantined row so far: file, row_number, reason, raw (in ingest order, then row number)."""
-    public = pa.schema(list(QUARANTINE_FILE_SCHEMA)[:4])  # the held_* columns are read by lake/suppressions.py
-    ledger = Ledger(paths)
-    tables = [_read(ledger.lake_file(e.quarantine), columns=public.names).cast(public)
+    ledger = Ledger(paths)  # (the held_* columns are read by lake/suppressions.py)
+    tables = [_read(ledger.lake_file(e.quarantine), columns=schemas.QUARANTINE.names).cast(schemas.QUARANTINE)
               for e in ledger.entries(status=INGESTED) if e.quarantine]
-    if not tables:
-        return public.empty_table()
-    return pa.concat_tables(tables)
+    return pa.concat_tables(tables) if tables else schemas.QUARANTINE.empty_table()
 
 
 def rejected_files(paths: Paths) -> list[Rejection]:

@@ -172,28 +172,28 @@ def _timestamp_by_cast(candidate: pa.Array) -> pa.Array:
 
 
 def _timestamp_by_parts(candidate: pa.Array) -> pa.Array:
-    parts = pc.extract_regex(candidate, _TIMESTAMP)  # NULL where the shape is wrong
     if len(candidate) == 0:
         return pa.array([], pa.timestamp("us"))
+    parts = pc.extract_regex(candidate, _TIMESTAMP)  # NULL where the shape is wrong
+    offset = pc.extract_regex(pc.struct_field(parts, "tz"), _OFFSET)  # NULL for "" and "Z"
 
-    def part(name: str, default: str) -> pa.Array:
-        value = pc.struct_field(parts, name)
+    def part(struct: pa.Array, name: str, default: str = "00") -> pa.Array:
+        value = pc.struct_field(struct, name)
         return pc.if_else(pc.equal(value, ""), default, value)
 
+    def number(struct: pa.Array, name: str) -> pa.Array:
+        return pc.cast(part(struct, name), pa.int64())
+
     wall = pc.binary_join_element_wise(
-        pc.struct_field(parts, "date"), " ", part("hh", "00"), ":", part("mm", "00"), ":", part("ss", "00"), ""
+        pc.struct_field(parts, "date"), " ", part(parts, "hh"), ":", part(parts, "mm"), ":", part(parts, "ss"), ""
     )
     wall_us = pc.cast(_strict_strptime(wall, "%Y-%m-%d %H:%M:%S"), pa.int64())
     # strptime takes a leap second (:60) and rolls it into the next minute; ISO 8601 parsers here refuse it.
-    clock_ok = pc.and_(pc.less_equal(pc.cast(part("ss", "00"), pa.int64()), 59),
-                       pc.and_(pc.less_equal(pc.cast(part("mm", "00"), pa.int64()), 59),
-                               pc.less_equal(pc.cast(part("hh", "00"), pa.int64()), 23)))
+    clock_ok = pc.and_(pc.less_equal(number(parts, "ss"), 59),
+                       pc.and_(pc.less_equal(number(parts, "mm"), 59), pc.less_equal(number(parts, "hh"), 23)))
     wall_us = pc.if_else(pc.fill_null(clock_ok, False), wall_us, pa.scalar(None, pa.int64()))
     frac = pc.utf8_slice_codeunits(pc.utf8_rpad(pc.struct_field(parts, "frac"), 6, "0"), 0, 6)
-    offset = pc.extract_regex(pc.struct_field(parts, "tz"), _OFFSET)  # NULL for "" and "Z"
-    hours = pc.cast(pc.struct_field(offset, "hh"), pa.int64())
-    minutes = pc.cast(pc.if_else(pc.equal(pc.struct_field(offset, "mm"), ""), "0", pc.struct_field(offset, "mm")),
-                      pa.int64())
+    hours, minutes = number(offset, "hh"), number(offset, "mm")
     offset_ok = pc.fill_null(pc.and_(pc.less_equal(hours, 23), pc.less_equal(minutes, 59)), True)
     sign = pc.if_else(pc.equal(pc.struct_field(offset, "sign"), "-"), -1, 1)
     offset_us = pc.fill_null(pc.multiply(sign, pc.multiply(pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)),
