@@ -26,7 +26,6 @@ import errno
 import hashlib
 import json
 import os
-import stat as stat_module
 from pathlib import Path
 
 from ..core.files import remove_path, replace_durably, temp_sibling, write_text_atomically
@@ -46,12 +45,8 @@ def list_landing(paths: Paths, kind: str) -> list[Path]:
     folder = paths.landing / kind
     if linked_landing_dir(paths, kind) is not None or not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and _file_or_link(p))
-
-
-def _file_or_link(path: Path) -> bool:
-    mode = path.lstat().st_mode
-    return stat_module.S_ISREG(mode) or stat_module.S_ISLNK(mode)
+    # is_file() follows a link, so ask is_symlink() first: a link is listed whatever it points to.
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_symlink() or p.is_file()))
 
 
 class LinkNotFollowed(Exception):

@@ -134,13 +134,15 @@ def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:
     def text(name: str) -> list:
         return out[name].take(take).cast(pa.string()).to_pylist() if name in out else [None] * len(positions)
 
-    broken = [None] * len(batch.broken)
+    reasons = [_reason(int(i), batch.problems.get(int(i), {}), checks, order) for i in positions]
+    raws = batch.raw(positions) if positions.size else []
+    unread = [None] * len(batch.broken)  # a broken record has no values
     quarantine = quarantine_rows(
-        spec.kind, [*batch.row_numbers[positions].tolist(), *(b.row_number for b in batch.broken)],
-        [*(_reason(int(i), batch.problems.get(int(i), {}), checks, order) for i in positions),
-         *(b.reason for b in batch.broken)],
-        [*(batch.raw(positions) if positions.size else []), *(b.raw for b in batch.broken)],
-        [*text("subscriber_id"), *broken], [*text("email"), *broken], [*text("status"), *broken])
+        spec.kind,
+        [*batch.row_numbers[positions].tolist(), *(b.row_number for b in batch.broken)],
+        [*reasons, *(b.reason for b in batch.broken)],
+        [*raws, *(b.raw for b in batch.broken)],
+        [*text("subscriber_id"), *unread], [*text("email"), *unread], [*text("status"), *unread])
     good = pa.table({**out, ROW_COLUMN: pa.array(batch.row_numbers, pa.int64())})
     if positions.size:
         good = good.filter(pa.array(~bad))

@@ -533,8 +533,6 @@ def _from_parquet(name: str, arr: pa.Array, field_type: str | None) -> pa.Array:
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     if field_type is None:  # undeclared column: kept as text
-        if _is_text(arr.type):
-            return arr.cast(pa.string())
         if pa.types.is_nested(arr.type) or pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
             return pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=str)
                              for v in arr.to_pylist()], pa.string())
