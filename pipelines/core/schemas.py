@@ -143,10 +143,6 @@ def decode_dictionaries(table: pa.Table, columns: Iterable[str] | None = None) -
     return table
 
 
-def empty_membership() -> pa.Table:
-    return MEMBERSHIP.empty_table()
-
-
 def membership_table(table: pa.Table) -> pa.Table:
     """(segment, subscriber_id) with the published types; engines sort (binary
     string order, i.e. by code point, on every engine)."""

@@ -52,7 +52,7 @@ from typing import Any, TypeAlias
 import pyarrow as pa
 from sqlglot import exp
 
-from ..core.schemas import conform, empty_membership, membership_table
+from ..core.schemas import MEMBERSHIP, conform, membership_table
 from ..errors import UserError
 from ..lake.snapshots import event_part_files, snapshot_at_or_before
 from ..segments.dialects import render
@@ -252,7 +252,7 @@ def evaluate_spark(project: Project, subscribers: Input, events: Input, as_of: d
     """
     plan = build_plan(project, naive_utc(as_of))
     if not plan.segment_keys:
-        return empty_membership()
+        return MEMBERSHIP.empty_table()
     result = _collect(project, plan, subscribers, events, spark,
                       lambda flags: membership_query(flags, plan.segment_keys))
     result = result.sort_by([("segment", "ascending"), ("subscriber_id", "ascending")])

@@ -184,7 +184,7 @@ class _IngestRun:
                 raise FileRejected("the file is empty")
             entry, extras = self._load(spec, archived, name, sha256)
         except FileRejected as exc:
-            self._reject(spec.kind, path.name, sha256, archived, name.at, exc.reason, name_bound=False)
+            self._reject(spec.kind, path.name, sha256, archived, name.at, str(exc), name_bound=False)
             return
         self.ledger.record(entry)
         self.report.ingested.append(path.name)

@@ -100,7 +100,7 @@ def _typed(name: str, field_type: str, source: pa.Array, checks: list[Check]) ->
 
 
 def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:
-    n = batch.num_rows
+    n = len(batch.row_numbers)
     checks: list[Check] = []
     out: dict[str, pa.Array] = {}
     for name, field_type in spec.fields.items():

@@ -43,6 +43,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from ..core.settings import IngestLimits
+from ..segments.fields import arrow_type
 from .columns import ROW_COLUMN, TableSpec, check_required_columns, match_header
 from .problems import FileRejected, RecordTooLarge
 
@@ -71,10 +72,6 @@ class SourceBatch:
     raw: Callable[[np.ndarray], list[str]]  # raw text of the rows at these batch positions
     problems: dict[int, dict[str, str]] = field(default_factory=dict)  # position -> column -> message
     broken: list[BrokenRecord] = field(default_factory=list)
-
-    @property
-    def num_rows(self) -> int:
-        return len(self.row_numbers)
 
 
 class SourceReader:
@@ -550,9 +547,8 @@ def _from_parquet(name: str, arr: pa.Array, field_type: str | None) -> pa.Array:
         return arr.cast(pa.timestamp("us"), safe=False)
     if field_type == "list":
         return arr.cast(pa.list_(pa.string()))
-    target = {"integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(), "date": pa.date32()}[field_type]
     try:
-        return arr.cast(target)
+        return arr.cast(arrow_type(field_type))
     except pa.ArrowInvalid:
         raise FileRejected(f"column '{name}' has values that do not fit a 64-bit {field_type}") from None
 
