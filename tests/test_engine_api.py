@@ -20,7 +20,7 @@ from engine_support import (
 from reference import reference_membership
 from sqlglot import exp
 
-from pipelines.core.tables import MEMBERSHIP_SCHEMA
+from pipelines.core.schemas import MEMBERSHIP as MEMBERSHIP_SCHEMA
 from pipelines.engine import ENGINES, evaluate
 from pipelines.engine.spark_engine import flags_query
 from pipelines.errors import UserError

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from pipelines.core.clock import format_ts
 from pipelines.core.flags import sort_by_id
-from pipelines.core.tables import conform
+from pipelines.core.schemas import conform
 from pipelines.engine import evaluate_flags
 from pipelines.engine.incremental import EvaluationRecord, evaluate_incremental
 from pipelines.lake.layout import row_hashes_path
@@ -109,7 +109,7 @@ def _incremental(project, tmp: Path, *, base_flags, base_record, as_of, snapshot
         table = pa.concat_tables([pq.read_table(f) for f in files]) if files else schema.empty_table()
         if ids is not None:
             table = table.filter(pc.is_in(table.column("subscriber_id"), value_set=ids))
-        return conform(table, schema, columns, required, what)
+        return conform(table, schema, columns, required, what=what)
 
     def subscribers(columns, ids):
         return table_of([snapshot_file], columns, ids, "subscriber", project.catalog.subscriber_schema(),

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from ..segments.plan import SEGMENT_PREFIX, segment_column
 from .duck import scratch_connection
-from .tables import MEMBERSHIP_SCHEMA
+from .schemas import MEMBERSHIP as MEMBERSHIP_SCHEMA
 
 ID = "subscriber_id"
 

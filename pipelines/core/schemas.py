@@ -1,4 +1,4 @@
-"""Arrow schemas of the published relations, in one place.
+"""Arrow schemas of the published relations in one place, and `conform` to them.
 
 Every Parquet file of a version is written with one of these schemas, so an
 empty relation still has typed columns and readers never see a column change
@@ -7,7 +7,11 @@ type between runs. Timestamps are naive microsecond values meaning UTC.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterable
+
 import pyarrow as pa
+
+from ..errors import UserError
 
 TS = pa.timestamp("us")
 STR = pa.string()
@@ -89,15 +93,57 @@ HELD_ROWS = pa.schema([("subscriber_id", STR), ("email", STR), ("status", STR), 
 QUARANTINE = pa.schema([("file", STR), ("row_number", pa.int64()), ("reason", STR), ("raw", STR)])
 
 
-def conform(table: pa.Table | None, schema: pa.Schema, *, what: str) -> pa.Table:
-    """`table` with exactly `schema`'s columns, in order and cast to its types.
+def conform(table: pa.Table | None, schema: pa.Schema, columns: Iterable[str] | None = None,
+            required: Iterable[str] | None = None, *, what: str, dictionaries: Collection[str] = (),
+            cast: Callable[[pa.ChunkedArray, str], pa.Array] | None = None) -> pa.Table:
+    """`table` reduced to `columns` of `schema` (None: all), in order, each cast to its type.
 
-    Extra columns are dropped; a missing column is an error (it would silently
-    publish NULLs), except when the table is None (an empty relation).
+    Extra columns are dropped. A missing column is an error when `required` names it
+    (None: all are, as a missing one would silently publish NULLs), else all NULL; a
+    None table is an empty relation. A column named in `dictionaries` stays
+    dictionary-encoded when its values have the right type (engine/encoded.py reads
+    its dictionary instead of hashing the rows). `cast(column, name)` converts a
+    column of another type; by default a failed cast is a UserError.
     """
+    names = list(dict.fromkeys(schema.names if columns is None else columns))
+    needed = set(names if required is None else required)
     if table is None:
-        return schema.empty_table()
-    missing = [name for name in schema.names if name not in table.column_names]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {', '.join(missing)}")
-    return table.select(schema.names).cast(schema)
+        return pa.schema([schema.field(name) for name in names]).empty_table()
+    arrays, fields = [], []
+    for name in names:
+        target = schema.field(name)
+        if name not in table.column_names:
+            if name in needed:
+                raise UserError(f"{what} table has no '{name}' column")
+            column = pa.chunked_array([pa.nulls(table.num_rows, target.type)], target.type)
+        else:
+            column = table.column(name)
+            if name in dictionaries and pa.types.is_dictionary(column.type) \
+                    and column.type.value_type == target.type:
+                target = pa.field(name, column.type)
+            elif column.type != target.type and cast is not None:
+                column = cast(column, name)
+            elif column.type != target.type:
+                try:
+                    column = column.cast(target.type)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+                    raise UserError(f"{what} column '{name}' has type {column.type}, expected {target.type}") from err
+        arrays.append(column)
+        fields.append(target)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def decode_dictionaries(table: pa.Table, columns: Iterable[str] | None = None) -> pa.Table:
+    """`table` with its dictionary-encoded columns (or those of `columns`) as plain values."""
+    names = set(table.column_names if columns is None else columns)
+    for index, field in enumerate(table.schema):
+        if field.name in names and pa.types.is_dictionary(field.type):
+            table = table.set_column(index, pa.field(field.name, field.type.value_type),
+                                     table.column(index).cast(field.type.value_type))
+    return table
+
+
+def membership_table(table: pa.Table) -> pa.Table:
+    """(segment, subscriber_id) with the published types; engines sort (binary
+    string order, i.e. by code point, on every engine)."""
+    return table.select(["segment", "subscriber_id"]).cast(MEMBERSHIP).combine_chunks()

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..core.flags import ID, bitmap, sort_by_id
-from ..core.tables import conform, decode_dictionaries
+from ..core.schemas import conform, decode_dictionaries
 from ..segments.fields import REQUIRED_EVENT_FIELDS
 from ..segments.model import EventFilter, FieldFilter, Project
 from ..segments.operators import COMPARISONS
@@ -85,7 +85,8 @@ def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, a
     plan = build_plan(project, as_of)
     catalog = project.catalog
     subscribers = sort_by_id(conform(subscribers, catalog.subscriber_schema(), plan.subscriber_fields,
-                                     [ID], "subscriber", keep_dictionaries=True))
+                                     [ID], what="subscriber",
+                                     dictionaries=plan.subscriber_fields))
     ids = decode_dictionaries(subscribers.select([ID]))
     if not plan.segment_keys:
         return ids
@@ -96,8 +97,8 @@ def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, a
     rows = leaves.fields(subscribers, [f for f in filters if pre.by_filter.get(f) is None])
     counts = EventCounts.none()
     if plan.aggregates:
-        events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, "event",
-                         keep_dictionaries=True)
+        events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, what="event",
+                         dictionaries=plan.event_fields)
         where = [w for f in plan.aggregates.values() for w in f.where]
         event_pre = precompute(events, catalog.event, where, leaves.values) if encode else Precomputed()
         counts = leaves.counts(plan, subscribers, events, event_pre)

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ..core.tables import decode_dictionaries
+from ..core.schemas import decode_dictionaries
 from ..segments.fields import FieldCatalog
 from ..segments.model import FieldFilter, Project
 from ..segments.plan import EvaluationPlan

@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from ..core.tables import conform, empty_membership, membership_table
+from ..core.schemas import MEMBERSHIP, conform, membership_table
 from ..segments.dialects import render
 from ..segments.fields import REQUIRED_EVENT_FIELDS
 from ..segments.model import EventFilter, Project
@@ -61,7 +61,7 @@ _SPARK_TYPES = {"string": "STRING", "integer": "BIGINT", "number": "DOUBLE", "bo
 def _frame(spark: Any, table: pa.Table, fields: dict[str, str], names: list[str], required: Iterable[str],
            schema: pa.Schema, what: str) -> Any:
     """`table` conformed to the catalog, as a Spark DataFrame typed by the catalog."""
-    table = conform(table, schema, names, required, what)
+    table = conform(table, schema, names, required, what=what)
     # pyspark 4 (classic) stops reading a table's batches at the first 0-row one:
     # every later row would be lost. Lake reads give such chunks (an empty events
     # file, a file with no events in an id range or before as_of), so drop them.
@@ -146,7 +146,7 @@ def evaluate_spark(project: Project, subscribers: pa.Table, events: pa.Table, as
     every other engine's."""
     plan = build_plan(project, naive_utc(as_of))
     if not plan.segment_keys:
-        return empty_membership()
+        return MEMBERSHIP.empty_table()
     require_pyspark()
     spark = get_spark_session()
     catalog = project.catalog

@@ -1,8 +1,7 @@
 """Landing files -> typed Parquet lake, with ledger, quarantine and rejection (no Dagster here)."""
 
-from .ingest import IngestReport, Rejection, ingest_landing
+from .ingest import Rejection, ingest_landing
 from .snapshots import (
-    SnapshotInfo,
     list_snapshots,
     quarantine_table,
     read_events,
@@ -12,9 +11,7 @@ from .snapshots import (
 )
 
 __all__ = [
-    "IngestReport",
     "Rejection",
-    "SnapshotInfo",
     "ingest_landing",
     "list_snapshots",
     "quarantine_table",

@@ -26,20 +26,19 @@ ROW_COLUMN = "_lake_source_row"
 class TableSpec:
     """The fields one kind of landing file must provide, and how duplicates are settled."""
 
-    kind: str  # "subscribers" | "events"
+    kind: str  # one of KINDS
     fields: dict[str, str]  # name -> field type, catalog order
     required: tuple[str, ...]
     key: str  # subscriber_id (last row wins) or event_id (first row wins)
 
     @classmethod
     def for_kind(cls, kind: str, catalog: FieldCatalog) -> TableSpec:
-        if kind == "subscribers":
-            return cls(kind, dict(catalog.subscriber), REQUIRED_SUBSCRIBER_FIELDS, "subscriber_id")
-        if kind == "events":
-            return cls(kind, dict(catalog.event), REQUIRED_EVENT_FIELDS, "event_id")
-        if kind == "suppressions":
-            return cls(kind, dict(SUPPRESSION_FIELDS), ("email",), "email")
-        raise ValueError(f"unknown landing kind {kind!r}")
+        fields, required, key = {
+            "subscribers": (catalog.subscriber, REQUIRED_SUBSCRIBER_FIELDS, "subscriber_id"),
+            "events": (catalog.event, REQUIRED_EVENT_FIELDS, "event_id"),
+            "suppressions": (SUPPRESSION_FIELDS, ("email",), "email"),
+        }[kind]
+        return cls(kind, dict(fields), required, key)
 
     def canonical(self, source_name: str) -> str:
         """The catalog name a source column stands for, or the trimmed name of an extra column."""

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -50,14 +49,12 @@ from .layout import (
     rejected_path,
     remove_stale_temporaries,
     row_hashes_path,
-    scratch_dir,
 )
 from .ledger import INGESTED, REJECTED, Ledger, LedgerEntry
 from .naming import BadLandingName, LandingName, parse_landing_name
-from .normalize import QUARANTINE_SCHEMA, capped_raw, normalize_batch, shown
+from .normalize import normalize_batch, quarantine_rows, shown
 from .parts import (
     Staging,
-    Superseded,
     duckdb_connection,
     write_events,
     write_quarantine,
@@ -66,7 +63,7 @@ from .parts import (
     write_suppressions,
 )
 from .problems import FileRejected, RecordTooLarge
-from .readers import csv_block_sizes, open_reader
+from .readers import csv_block_sizes, first_line, open_reader
 
 
 @dataclass
@@ -89,22 +86,12 @@ class IngestReport:
     row_counts: dict[str, list[int]] = field(default_factory=dict)
 
 
-@dataclass
-class _Loaded:
-    rows: int
-    quarantined: int
-    ignored: int
-    part: Path
-    quarantine: Path | None
-    extras: list[str]
-
-
 def ingest_landing(paths: Paths, catalog: FieldCatalog, limits: IngestLimits | None = None) -> IngestReport:
     """Ingest all new landing files; safe to call again at any time (idempotent).
 
     `limits`: what one file may hold (None: `settings.ingest_limits()`)."""
     private_umask()
-    run = _IngestRun(paths, catalog, limits or ingest_limits())
+    run = _IngestRun(paths, limits or ingest_limits())
     try:
         for kind in KINDS:
             spec = TableSpec.for_kind(kind, catalog)
@@ -125,7 +112,7 @@ def ensure_row_hashes(paths: Paths, snapshot_file: Path) -> None:
     target = row_hashes_path(snapshot_file)
     if target.is_file() or not Path(snapshot_file).is_file():
         return
-    scratch = scratch_dir(paths)
+    scratch = paths.lake / "_tmp"
     con = duckdb_connection(scratch)
     try:
         write_row_hashes(con, Path(snapshot_file), target)
@@ -147,29 +134,21 @@ def _in_order(files: list[Path]) -> list[tuple[Path, LandingName | BadLandingNam
 
 
 class _IngestRun:
-    def __init__(self, paths: Paths, catalog: FieldCatalog, limits: IngestLimits) -> None:
+    def __init__(self, paths: Paths, limits: IngestLimits) -> None:
         self.paths = paths
-        self.catalog = catalog
         self.limits = limits
         self.report = IngestReport()
         self.ledger = Ledger(paths)
         self.index = LandingIndex(paths)
-        self.scratch = scratch_dir(paths)
+        self.scratch = paths.lake / "_tmp"
         remove_path(self.scratch)  # left over by a crashed run; only ever ours
         for folder in (paths.lake, paths.archive, paths.rejected):
             remove_stale_temporaries(folder)
-        self._con: duckdb.DuckDBPyConnection | None = None
-
-    @property
-    def con(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            self._con = duckdb_connection(self.scratch)
-        return self._con
+        self.con = duckdb_connection(self.scratch)
 
     def close(self) -> None:
         self.index.save()
-        if self._con is not None:
-            self._con.close()
+        self.con.close()
         remove_path(self.scratch)
 
     # ------------------------------------------------------------ one file
@@ -203,23 +182,18 @@ class _IngestRun:
             # An empty JSONL file is a valid export of no rows; an empty CSV lacks its header.
             if archived.stat().st_size == 0 and name.fmt != "jsonl":
                 raise FileRejected("the file is empty")
-            loaded = self._load(spec, archived, name, sha256)
+            entry, extras = self._load(spec, archived, name, sha256)
         except FileRejected as exc:
-            self._reject(spec.kind, path.name, sha256, archived, name.at, exc.reason, name_bound=False)
+            self._reject(spec.kind, path.name, sha256, archived, name.at, str(exc), name_bound=False)
             return
-        self.ledger.record(LedgerEntry(
-            sha256=sha256, kind=spec.kind, file=path.name, status=INGESTED, recorded_at=_now(),
-            file_time=name.at, rows=loaded.rows, quarantined=loaded.quarantined, ignored=loaded.ignored,
-            part=loaded.part.relative_to(self.paths.lake).as_posix(),
-            quarantine=loaded.quarantine.relative_to(self.paths.lake).as_posix() if loaded.quarantine else None,
-            name_bound=spec.kind == "subscribers",
-        ))
+        self.ledger.record(entry)
         self.report.ingested.append(path.name)
-        self.report.quarantined_rows += loaded.quarantined
-        self.report.row_counts[path.name] = [loaded.rows, loaded.quarantined]
-        self._warn(spec, path.name, loaded)
+        self.report.quarantined_rows += entry.quarantined
+        self.report.row_counts[path.name] = [entry.rows, entry.quarantined]
+        self._warn(spec, entry, extras)
 
-    def _load(self, spec: TableSpec, archived: Path, name: LandingName, sha256: str) -> _Loaded:
+    def _load(self, spec: TableSpec, archived: Path, name: LandingName, sha256: str) -> tuple[LedgerEntry, list[str]]:
+        """The ledger entry of the file, once its lake files are written, and its undeclared columns."""
         staging_dir = self.scratch / sha256
         for block_size in csv_block_sizes(self.limits):
             remove_path(staging_dir)
@@ -234,8 +208,7 @@ class _IngestRun:
             except pa.ArrowException as exc:
                 # Data Arrow cannot read or convert is bad input, not a crash: keep the
                 # file aside with Arrow's own words rather than stop the whole run.
-                first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
-                raise FileRejected(f"the file cannot be read ({first_line})") from None
+                raise FileRejected(f"the file cannot be read ({first_line(exc)})") from None
             finally:
                 staging.close()
             break
@@ -245,7 +218,7 @@ class _IngestRun:
         if spec.kind == "subscribers":
             rows, superseded = write_snapshot(self.con, staging, spec, part)
             write_row_hashes(self.con, part, row_hashes_path(part))
-            if superseded.row_numbers.size:
+            if superseded.num_rows:
                 for table in self._superseded_rows(spec, archived, name, block_size, superseded):
                     staging.add_quarantine(table)
                 staging.close()
@@ -259,41 +232,33 @@ class _IngestRun:
         quarantine = quarantine_path(self.paths, spec.kind, name.at, sha256)
         quarantined = write_quarantine(self.con, staging, name.name, quarantine)
         remove_path(staging_dir)
-        return _Loaded(rows, quarantined, ignored, part, quarantine if quarantined else None, staging.extras)
+        return LedgerEntry(
+            sha256=sha256, kind=spec.kind, file=name.name, status=INGESTED, recorded_at=_now(), file_time=name.at,
+            rows=rows, quarantined=quarantined, ignored=ignored, part=part.relative_to(self.paths.lake).as_posix(),
+            quarantine=quarantine.relative_to(self.paths.lake).as_posix() if quarantined else None,
+            name_bound=spec.kind == "subscribers",
+        ), staging.extras
 
     def _superseded_rows(self, spec: TableSpec, archived: Path, name: LandingName, block_size: int,
-                         superseded: Superseded) -> Iterator[pa.Table]:
+                         superseded: pa.Table) -> Iterator[pa.Table]:
         """Quarantine rows for snapshot duplicates, one reader batch at a time (a file of
         millions of identical rows must not hold all their raw text at once); a second
         pass over the file fetches their raw text."""
-        losers = superseded.row_numbers  # in increasing order
+        losers = superseded.column("row_number").to_numpy()
         for batch in open_reader(archived, name.fmt, spec, block_size, self.limits).batches():
             positions = np.flatnonzero(np.isin(batch.row_numbers, losers))
             if not positions.size:
                 continue
-            numbers = batch.row_numbers[positions]
-            at = pa.array(np.searchsorted(losers, numbers))
-            reasons, held = [], []
-            for key, winner, status, email in zip(superseded.keys.take(at).to_pylist(),
-                                                  superseded.winners[at.to_numpy()].tolist(),
-                                                  superseded.statuses.take(at).to_pylist(),
-                                                  superseded.emails.take(at).to_pylist(), strict=True):
-                reason = f"duplicate {spec.key} {shown(key)}: row {winner} has the same {spec.key} and, being the last, wins"
-                holds = status is not None and status != "active"  # an unsubscribe is never lost
-                if holds:
-                    reason += f"; status {shown(status)} still suppresses subscriber {shown(key)}"
-                    reason += f" and address {shown(email)}" if email is not None else ""
-                reasons.append(reason)
-                held.append((key, email, status) if holds else (None, None, None))
-            raws, reasons = capped_raw(batch.raw(positions), reasons)
-            yield pa.table({"row_number": numbers, "reason": reasons, "raw": raws,
-                            "held_subscriber_id": [h[0] for h in held], "held_email": [h[1] for h in held],
-                            "held_status": [h[2] for h in held]}, schema=QUARANTINE_SCHEMA)
+            rows = superseded.take(np.searchsorted(losers, batch.row_numbers[positions])).to_pydict()
+            reasons = [f"duplicate {spec.key} {shown(key)}: row {winner} has the same {spec.key} and, "
+                       "being the last, wins" for key, winner in zip(rows["key"], rows["winner"], strict=True)]
+            yield quarantine_rows(spec.kind, rows["row_number"], reasons, batch.raw(positions),
+                                  rows["key"], rows["email"], rows["status"])
 
-    def _reject(self, kind: str, file: str, sha256: str, archived: Path, file_time: datetime | None,
+    def _reject(self, kind: str, file: str, sha256: str, archived: Path | None, file_time: datetime | None,
                 reason: str, *, name_bound: bool) -> None:
         kept = rejected_path(self.paths, kind, sha256, file)
-        if not kept.is_file():
+        if archived is not None and not kept.is_file():
             copy_atomically(archived, kept)
         write_text_atomically(kept.with_name(f"{file}.reason.txt"), reason + "\n")
         self.ledger.record(LedgerEntry(
@@ -312,27 +277,22 @@ class _IngestRun:
         if self.ledger.find(key, path.name) is not None:
             self.report.skipped.append(path.name)
             return
-        reason = f"a symbolic link (to {shown(target)}); links are not followed"
-        write_text_atomically(rejected_path(self.paths, kind, key, path.name).with_name(f"{path.name}.reason.txt"),
-                          reason + "\n")
-        self.ledger.record(LedgerEntry(
-            sha256=key, kind=kind, file=path.name, status=REJECTED, recorded_at=_now(), reason=reason,
-            name_bound=True,
-        ))
-        self.report.rejected.append(Rejection(path.name, reason))
+        self._reject(kind, path.name, key, None, None, f"a symbolic link (to {shown(target)}); links are not followed",
+                     name_bound=True)
 
-    def _warn(self, spec: TableSpec, file: str, loaded: _Loaded) -> None:
-        warnings = self.report.warnings
-        for extra in loaded.extras:
+    def _warn(self, spec: TableSpec, entry: LedgerEntry, extras: list[str]) -> None:
+        warnings, file = self.report.warnings, entry.file
+        for extra in extras:
             warnings.append(f"{file}: undeclared column '{extra}' kept as text "
                             f"(declare it in _fields.yaml to give it a type)")
-        if loaded.quarantine is not None:
-            first = next(pq.ParquetFile(loaded.quarantine).iter_batches(batch_size=1)).to_pylist()[0]
-            warnings.append(f"{file}: {loaded.quarantined} row(s) quarantined "
+        if entry.quarantine is not None:
+            quarantine = pq.ParquetFile(self.ledger.lake_file(entry.quarantine))
+            first = next(quarantine.iter_batches(batch_size=1)).to_pylist()[0]
+            warnings.append(f"{file}: {entry.quarantined} row(s) quarantined "
                             f"(first: row {first['row_number']}: {first['reason']})")
-        if loaded.ignored:
-            warnings.append(f"{file}: {loaded.ignored} event(s) ignored: their event_id was already seen")
-        if spec.kind == "subscribers" and loaded.rows == 0:
+        if entry.ignored:
+            warnings.append(f"{file}: {entry.ignored} event(s) ignored: their event_id was already seen")
+        if spec.kind == "subscribers" and entry.rows == 0:
             warnings.append(f"{file}: the snapshot has no subscribers")
 
 

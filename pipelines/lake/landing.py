@@ -26,7 +26,6 @@ import errno
 import hashlib
 import json
 import os
-import stat as stat_module
 from pathlib import Path
 
 from ..core.files import remove_path, replace_durably, temp_sibling, write_text_atomically
@@ -36,26 +35,18 @@ from .layout import archive_path
 _CHUNK = 1 << 20
 
 
-def landing_dir(paths: Paths, kind: str) -> Path:
-    return paths.landing / kind  # landing/subscribers, landing/events, landing/suppressions
-
-
 def linked_landing_dir(paths: Paths, kind: str) -> Path | None:
     """The landing folder (or `landing/` itself) when it is a symbolic link."""
-    return next((f for f in (paths.landing, landing_dir(paths, kind)) if f.is_symlink()), None)
+    return next((f for f in (paths.landing, paths.landing / kind) if f.is_symlink()), None)
 
 
 def list_landing(paths: Paths, kind: str) -> list[Path]:
     """Regular files and symbolic links (which ingest rejects), never through a link."""
-    folder = landing_dir(paths, kind)
+    folder = paths.landing / kind
     if linked_landing_dir(paths, kind) is not None or not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and _file_or_link(p))
-
-
-def _file_or_link(path: Path) -> bool:
-    mode = path.lstat().st_mode
-    return stat_module.S_ISREG(mode) or stat_module.S_ISLNK(mode)
+    # is_file() follows a link, so ask is_symlink() first: a link is listed whatever it points to.
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_symlink() or p.is_file()))
 
 
 class LinkNotFollowed(Exception):
@@ -73,19 +64,15 @@ class LandingIndex:
             except ValueError:
                 self._data = {}  # only a cache: rebuilding it costs a re-hash, nothing else
 
-    @staticmethod
-    def _key(kind: str, path: Path) -> str:
-        return f"{kind}/{path.name}"
-
     def known_sha256(self, kind: str, path: Path) -> str | None:
-        entry = self._data.get(self._key(kind, path))
+        entry = self._data.get(f"{kind}/{path.name}")
         stat = path.lstat()
         if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
             return entry.get("sha256")
         return None
 
     def remember(self, kind: str, path: Path, sha256: str, size: int, mtime_ns: int) -> None:
-        self._data[self._key(kind, path)] = {"size": size, "mtime_ns": mtime_ns, "sha256": sha256}
+        self._data[f"{kind}/{path.name}"] = {"size": size, "mtime_ns": mtime_ns, "sha256": sha256}
         self._dirty = True
 
     def save(self) -> None:

@@ -59,14 +59,6 @@ def quarantine_path(paths: Paths, kind: str, at: datetime, sha256: str) -> Path:
     return paths.lake / "quarantine" / f"{kind}_{at:%Y%m%dT%H%M%SZ}_{short(sha256)}.parquet"
 
 
-def ledger_dir(paths: Paths) -> Path:
-    return paths.lake / "_ledger"
-
-
-def scratch_dir(paths: Paths) -> Path:
-    return paths.lake / "_tmp"
-
-
 def remove_stale_temporaries(folder: Path) -> None:
     """Delete temporary files (see temp_sibling) that a killed run left behind."""
     if folder.is_dir():

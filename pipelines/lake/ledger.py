@@ -23,7 +23,6 @@ from pathlib import Path
 from ..core.files import write_text_atomically
 from ..core.settings import Paths
 from ..errors import UserError
-from .layout import ledger_dir
 
 INGESTED = "ingested"
 REJECTED = "rejected"
@@ -68,7 +67,7 @@ def _entry_name(sha256: str, name: str | None) -> str:
 class Ledger:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
-        self.folder = ledger_dir(paths)
+        self.folder = paths.lake / "_ledger"
         self._entries: dict[str, LedgerEntry] = {}
         if self.folder.is_dir():
             for path in sorted(self.folder.glob("*.json")):

@@ -62,19 +62,10 @@ def shown(value: object, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
-def capped_raw(raws: Sequence[str | None], reasons: list[str]) -> tuple[Sequence[str | None], list[str]]:
-    """Raw rows cut to MAX_RAW_CHARS; the reason of a cut row says so."""
-    if all(raw is None or len(raw) <= MAX_RAW_CHARS for raw in raws):
-        return raws, reasons
-    out_raws: list[str | None] = []
-    out_reasons: list[str] = []
-    for raw, reason in zip(raws, reasons, strict=True):
-        if raw is not None and len(raw) > MAX_RAW_CHARS:
-            reason = f"{reason} (raw row cut to its first {MAX_RAW_CHARS:,} of {len(raw):,} characters)"
-            raw = raw[:MAX_RAW_CHARS]
-        out_raws.append(raw)
-        out_reasons.append(reason)
-    return out_raws, out_reasons
+def _invalid(checks: list[Check], name: str, mask: np.ndarray, values: pa.Array, what: str) -> None:
+    """Rows in `mask` have a value of column `name` that is not `what`."""
+    if mask.any():
+        checks.append((name, mask, lambda i: f"column '{name}': {shown(values[i].as_py())} is not {what}"))
 
 
 def _mask(arr: pa.Array) -> np.ndarray:
@@ -97,26 +88,19 @@ def _typed(name: str, field_type: str, source: pa.Array, checks: list[Check]) ->
         return pa.nulls(len(source), target)
     if pa.types.is_string(source.type) or pa.types.is_large_string(source.type):
         text = clean_text(source)
-        if field_type == "string":
-            return text
         parsed = TEXT_PARSERS[field_type](text)
-        if parsed.bad.any() and field_type in TYPE_WORDS:
-            checks.append((name, parsed.bad,
-                           lambda i: f"column '{name}': {shown(text[i].as_py())} is not {TYPE_WORDS[field_type]}"))
+        _invalid(checks, name, parsed.bad, text, TYPE_WORDS.get(field_type, ""))
         return parsed.values
     if field_type == "list":
         return clean_list(source)
     typed = source.cast(target)  # Parquet, JSON: the reader already checked that the type fits
     if field_type == "number":  # NaN and infinity are not numbers a filter can compare (as in CSV)
-        not_finite = _mask(pc.invert(pc.is_finite(typed)))
-        if not_finite.any():
-            checks.append((name, not_finite,
-                           lambda i: f"column '{name}': {shown(typed[i].as_py())} is not {TYPE_WORDS[field_type]}"))
+        _invalid(checks, name, _mask(pc.invert(pc.is_finite(typed))), typed, TYPE_WORDS[field_type])
     return typed
 
 
 def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:
-    n = batch.num_rows
+    n = len(batch.row_numbers)
     checks: list[Check] = []
     out: dict[str, pa.Array] = {}
     for name, field_type in spec.fields.items():
@@ -136,8 +120,7 @@ def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:
         if missing.any():
             checks.append((name, missing, partial(_required_missing, name)))
     if spec.kind == "subscribers":
-        _status_rule(out, checks)
-        _email_rule(out, checks)
+        _subscriber_rules(out, checks)
 
     bad = np.zeros(n, dtype=bool)
     for _, mask, _ in checks:
@@ -146,36 +129,23 @@ def normalize_batch(batch: SourceBatch, spec: TableSpec) -> Normalized:
         bad[list(batch.problems)] = True
     positions = np.flatnonzero(bad)
     order = {name: i for i, name in enumerate([*spec.fields, *extras])}
-    reasons = [_reason(int(i), batch.problems.get(int(i), {}), checks, order) for i in positions]
-    held = _held(out, spec, positions)
-    reasons = [reason + clause for reason, clause in zip(reasons, held.pop("clause"), strict=True)]
-    raws, reasons = capped_raw(batch.raw(positions) if positions.size else [], reasons)
+    take = pa.array(positions, pa.int64())
 
+    def text(name: str) -> list:
+        return out[name].take(take).cast(pa.string()).to_pylist() if name in out else [None] * len(positions)
+
+    reasons = [_reason(int(i), batch.problems.get(int(i), {}), checks, order) for i in positions]
+    raws = batch.raw(positions) if positions.size else []
+    unread = [None] * len(batch.broken)  # a broken record has no values
+    quarantine = quarantine_rows(
+        spec.kind,
+        [*batch.row_numbers[positions].tolist(), *(b.row_number for b in batch.broken)],
+        [*reasons, *(b.reason for b in batch.broken)],
+        [*raws, *(b.raw for b in batch.broken)],
+        [*text("subscriber_id"), *unread], [*text("email"), *unread], [*text("status"), *unread])
     good = pa.table({**out, ROW_COLUMN: pa.array(batch.row_numbers, pa.int64())})
     if positions.size:
         good = good.filter(pa.array(~bad))
-    quarantine = pa.table(
-        {
-            "row_number": pa.array(batch.row_numbers[positions], pa.int64()),
-            "reason": pa.array(reasons, pa.string()),
-            "raw": pa.array(raws, pa.string()),
-            **held,
-        },
-        schema=QUARANTINE_SCHEMA,
-    )
-    if batch.broken:
-        none = [None] * len(batch.broken)
-        broken_raws, broken_reasons = capped_raw([b.raw for b in batch.broken], [b.reason for b in batch.broken])
-        broken = pa.table(
-            {
-                "row_number": [b.row_number for b in batch.broken],
-                "reason": broken_reasons,
-                "raw": broken_raws,
-                "held_subscriber_id": none, "held_email": none, "held_status": none,
-            },
-            schema=QUARANTINE_SCHEMA,
-        )
-        quarantine = pa.concat_tables([quarantine, broken])
     return Normalized(good=good, quarantine=quarantine, extras=extras)
 
 
@@ -183,38 +153,35 @@ def _required_missing(name: str, i: int) -> str:
     return f"column '{name}' is required but missing"
 
 
-def _held(out: dict[str, pa.Array], spec: TableSpec, positions: np.ndarray) -> dict[str, list]:
-    """The held_* columns of the quarantined rows at `positions`, and the clause each
-    row's reason gets when it still suppresses."""
-    n = len(positions)
-    empty: dict[str, list] = {"held_subscriber_id": [None] * n, "held_email": [None] * n, "held_status": [None] * n,
-             "clause": [""] * n}
-    if not n or spec.kind not in ("subscribers", "suppressions"):
-        return empty
-    take = pa.array(positions, pa.int64())
+def _still_suppresses(kind: str, subscriber_id: str | None, email: str | None, status: str | None) -> str:
+    """The clause a quarantined row's reason gets when the row still suppresses, else ""."""
+    if kind == "subscribers":
+        status = (status or "").strip().lower()
+        if status and status != "active" and (subscriber_id is not None or email is not None):
+            who = " and ".join(x for x in (f"subscriber {shown(subscriber_id)}" if subscriber_id is not None else "",
+                                           f"address {shown(email)}" if email is not None else "") if x)
+            return f"; status {shown(status)} still suppresses {who}"
+    elif kind == "suppressions" and email is not None:
+        return f"; still suppresses address {shown(email)}"
+    return ""
 
-    def text(name: str) -> list:
-        return out[name].take(take).cast(pa.string()).to_pylist() if name in out else [None] * n
 
-    ids, emails = text("subscriber_id"), text("email")
-    statuses = text("status") if spec.kind == "subscribers" else [None] * n
-    for i in range(n):
-        if spec.kind == "subscribers":
-            status = (statuses[i] or "").strip().lower()
-            holds = bool(status) and status != "active" and (ids[i] is not None or emails[i] is not None)
-            if holds:
-                who = " and ".join(x for x in (f"subscriber {shown(ids[i])}" if ids[i] is not None else "",
-                                               f"address {shown(emails[i])}" if emails[i] is not None else "") if x)
-                empty["clause"][i] = f"; status {shown(status)} still suppresses {who}"
-        else:
-            holds = emails[i] is not None
-            if holds:
-                empty["clause"][i] = f"; still suppresses address {shown(emails[i])}"
-        if holds:
-            empty["held_subscriber_id"][i] = ids[i]
-            empty["held_email"][i] = emails[i]
-            empty["held_status"][i] = statuses[i] or "suppressed"
-    return empty
+def quarantine_rows(kind: str, row_numbers: Sequence[int], reasons: Sequence[str], raws: Sequence[str | None],
+                    ids: list, emails: list, statuses: list) -> pa.Table:
+    """Quarantine rows of a `kind` file, held_* set on those that still suppress;
+    a raw row is cut to MAX_RAW_CHARS and its reason then says so."""
+    columns: dict[str, list] = {name: [] for name in QUARANTINE_SCHEMA.names}
+    for row in zip(row_numbers, reasons, raws, ids, emails, statuses, strict=True):
+        number, reason, raw, subscriber_id, email, status = row
+        clause = _still_suppresses(kind, subscriber_id, email, status)
+        reason += clause
+        if raw is not None and len(raw) > MAX_RAW_CHARS:
+            reason = f"{reason} (raw row cut to its first {MAX_RAW_CHARS:,} of {len(raw):,} characters)"
+            raw = raw[:MAX_RAW_CHARS]
+        held = (subscriber_id, email, status or "suppressed") if clause else (None, None, None)
+        for name, value in zip(QUARANTINE_SCHEMA.names, (number, reason, raw, *held), strict=True):
+            columns[name].append(value)
+    return pa.table(columns, schema=QUARANTINE_SCHEMA)
 
 
 def _reason(position: int, given: dict[str, str], checks: list[Check], order: dict[str, int]) -> str:
@@ -227,21 +194,11 @@ def _reason(position: int, given: dict[str, str], checks: list[Check], order: di
     return "; ".join(message for _, message in ranked)
 
 
-def _status_rule(out: dict[str, pa.Array], checks: list[Check]) -> None:
+def _subscriber_rules(out: dict[str, pa.Array], checks: list[Check]) -> None:
     given = out["status"]
-    lower = pc.utf8_lower(as_string_array(given))
-    unknown = _mask(pc.and_(pc.is_valid(lower), pc.invert(pc.is_in(lower, pa.array(STATUSES)))))
-    if unknown.any():
-        allowed = ", ".join(STATUSES)
-        checks.append(("status", unknown,
-                       lambda i: f"column 'status': {shown(given[i].as_py())} is not one of {allowed}"))
-    out["status"] = lower
-
-
-def _email_rule(out: dict[str, pa.Array], checks: list[Check]) -> None:
+    status = out["status"] = pc.utf8_lower(as_string_array(given))
+    unknown = pc.and_(pc.is_valid(status), pc.invert(pc.is_in(status, pa.array(STATUSES))))
+    _invalid(checks, "status", _mask(unknown), given, f"one of {', '.join(STATUSES)}")
     email = out["email"]
     valid = pc.and_(pc.match_substring_regex(email, _EMAIL), pc.less_equal(pc.utf8_length(email), MAX_EMAIL_CHARS))
-    invalid = _mask(pc.and_(pc.is_valid(email), pc.invert(valid)))
-    if invalid.any():
-        checks.append(("email", invalid,
-                       lambda i: f"column 'email': {shown(email[i].as_py())} is not a valid email address"))
+    _invalid(checks, "email", _mask(pc.and_(pc.is_valid(email), pc.invert(valid))), email, "a valid email address")

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -32,7 +31,6 @@ from .normalize import QUARANTINE_SCHEMA, Normalized
 
 ROW_GROUP_ROWS = 512 * 1024
 DUCKDB_MEMORY_LIMIT = "1GB"
-QUARANTINE_FILE_SCHEMA = pa.schema([("file", pa.string()), *QUARANTINE_SCHEMA])
 
 
 def _scan(files: list[Path]) -> str:
@@ -53,45 +51,34 @@ class Staging:
     good_files: list[Path] = field(default_factory=list)
     quarantine_files: list[Path] = field(default_factory=list)
     good_rows: int = 0
-    quarantined_rows: int = 0
     extras: list[str] = field(default_factory=list)
     _good: pq.ParquetWriter | None = None
-    _good_schema: pa.Schema | None = None
     _quarantine: pq.ParquetWriter | None = None
 
     def add(self, batch: Normalized) -> None:
-        for name in batch.extras:
-            if name not in self.extras:
-                self.extras.append(name)
+        self.extras += [name for name in batch.extras if name not in self.extras]
         if batch.good.num_rows:
             # JSONL chunks may differ in their extra columns: a new schema starts a new file.
-            if self._good is None or self._good_schema != batch.good.schema:
+            if self._good is None or self._good.schema != batch.good.schema:
                 self._good = self._roll(self._good, self.good_files, "good", batch.good.schema)
-                self._good_schema = batch.good.schema
             self._good.write_table(batch.good)
             self.good_rows += batch.good.num_rows
-        if batch.quarantine.num_rows:
-            if self._quarantine is None:
-                self._quarantine = self._roll(None, self.quarantine_files, "quarantine", QUARANTINE_SCHEMA)
-            self._quarantine.write_table(batch.quarantine)
-            self.quarantined_rows += batch.quarantine.num_rows
+        self.add_quarantine(batch.quarantine)
 
     def add_quarantine(self, table: pa.Table) -> None:
-        """Rows found bad after staging (superseded duplicates)."""
+        """Quarantined rows, also those found bad after staging (superseded duplicates)."""
         if table.num_rows:
             if self._quarantine is None:
                 self._quarantine = self._roll(None, self.quarantine_files, "quarantine", QUARANTINE_SCHEMA)
             self._quarantine.write_table(table)
-            self.quarantined_rows += table.num_rows
 
     def _roll(self, current: pq.ParquetWriter | None, files: list[Path], stem: str,
               schema: pa.Schema) -> pq.ParquetWriter:
         if current is not None:
             current.close()
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{stem}-{len(files):05d}.parquet"
-        files.append(path)
-        return pq.ParquetWriter(path, schema, compression="lz4")
+        files.append(self.folder / f"{stem}-{len(files):05d}.parquet")
+        return pq.ParquetWriter(files[-1], schema, compression="lz4")
 
     def close(self) -> None:
         for writer in (self._good, self._quarantine):
@@ -100,10 +87,13 @@ class Staging:
         self._good = self._quarantine = None
 
 
-def _empty_table(spec: TableSpec, extras: list[str]) -> pa.Table:
+def _write_empty(spec: TableSpec, extras: list[str], target: Path) -> int:
     schema = pa.schema([*((name, arrow_type(t)) for name, t in spec.fields.items()),
                         *((name, pa.string()) for name in extras)])
-    return schema.empty_table()
+    temp = temp_sibling(target)
+    pq.write_table(schema.empty_table(), temp, compression="zstd")
+    replace_durably(temp, target)
+    return 0
 
 
 def _copy_to(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> int:
@@ -120,33 +110,14 @@ def _copy_to(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> int:
     return rows
 
 
-def _write_empty(table: pa.Table, target: Path) -> int:
-    temp = temp_sibling(target)
-    pq.write_table(table, temp, compression="zstd")
-    replace_durably(temp, target)
-    return 0
-
-
-@dataclass(frozen=True)
-class Superseded:
-    """Snapshot rows replaced by a later row with the same subscriber_id."""
-
-    row_numbers: np.ndarray
-    # Arrow and numpy, not Python lists: a file of millions of identical rows has
-    # millions of losers, and ingest memory must stay bounded.
-    keys: pa.Array
-    winners: np.ndarray
-    statuses: pa.Array  # of the superseded rows
-    emails: pa.Array
-
-
 def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec,
-                   target: Path) -> tuple[int, Superseded]:
-    """Write the snapshot (last row per subscriber_id wins); return rows written and the losers."""
+                   target: Path) -> tuple[int, pa.Table]:
+    """Write the snapshot (last row per subscriber_id wins); return rows written and the
+    superseded rows: row_number (increasing), key, winner (its row_number), status, email.
+    An Arrow table, not Python lists: a file of millions of identical rows has millions
+    of them, and ingest memory must stay bounded."""
     if not staging.good_files:
-        empty = pa.array([], pa.string())
-        return _write_empty(_empty_table(spec, staging.extras), target), Superseded(
-            np.zeros(0, np.int64), empty, np.zeros(0, np.int64), empty, empty)
+        return _write_empty(spec, staging.extras, target), pa.table({"row_number": pa.array([], pa.int64())})
     status, email = identifier("status"), identifier("email")
     row, key = identifier(ROW_COLUMN), identifier(spec.key)
     staged = _scan(staging.good_files)
@@ -168,13 +139,7 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: Table
     anti_join = f"ANTI JOIN superseded d ON s.{row} = d.row_number" if losers.num_rows else ""
     rows = _copy_to(con, f"SELECT s.* EXCLUDE ({row}) FROM {staged} s {anti_join} ORDER BY s.{key}", target)
     con.execute("DROP TABLE superseded")
-    return rows, Superseded(
-        losers.column("row_number").to_numpy(zero_copy_only=False).astype(np.int64),
-        losers.column("key").combine_chunks(),
-        losers.column("winner").to_numpy(zero_copy_only=False).astype(np.int64),
-        losers.column("status").combine_chunks(),
-        losers.column("email").combine_chunks(),
-    )
+    return rows, losers.combine_chunks()
 
 
 def write_row_hashes(con: duckdb.DuckDBPyConnection, snapshot_part: Path, target: Path) -> int:
@@ -196,7 +161,7 @@ def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSp
     Stored in subscriber_id order, like snapshots: a run that evaluates one range
     of subscribers at a time reads only the row groups of that range."""
     if not staging.good_files:
-        return _write_empty(_empty_table(spec, staging.extras), target)
+        return _write_empty(spec, staging.extras, target)
     row, key = identifier(ROW_COLUMN), identifier(spec.key)
     staged = _scan(staging.good_files)
     seen = ""
@@ -211,7 +176,7 @@ def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSp
 def write_suppressions(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec, target: Path) -> int:
     """Write a suppression file's rows as they came (every address counts, repeats are harmless)."""
     if not staging.good_files:
-        return _write_empty(_empty_table(spec, staging.extras), target)
+        return _write_empty(spec, staging.extras, target)
     row = identifier(ROW_COLUMN)
     return _copy_to(con, f"SELECT s.* EXCLUDE ({row}) FROM {_scan(staging.good_files)} s ORDER BY s.{row}", target)
 

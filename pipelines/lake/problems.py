@@ -4,11 +4,7 @@ from __future__ import annotations
 
 
 class FileRejected(Exception):
-    """The file cannot be read at all; `reason` is one sentence for people."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    """The file cannot be read at all; its message is one sentence for people."""
 
 
 class RecordTooLarge(Exception):

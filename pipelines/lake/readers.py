@@ -43,6 +43,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from ..core.settings import IngestLimits
+from ..segments.fields import arrow_type
 from .columns import ROW_COLUMN, TableSpec, check_required_columns, match_header
 from .problems import FileRejected, RecordTooLarge
 
@@ -72,15 +73,15 @@ class SourceBatch:
     problems: dict[int, dict[str, str]] = field(default_factory=dict)  # position -> column -> message
     broken: list[BrokenRecord] = field(default_factory=list)
 
-    @property
-    def num_rows(self) -> int:
-        return len(self.row_numbers)
-
 
 class SourceReader:
     """Iterate `batches()` once, then call `finish()` for checks that need the whole file."""
 
-    columns: list[str]
+    def __init__(self, path: Path, spec: TableSpec, limits: IngestLimits = IngestLimits()) -> None:  # noqa: B008
+        self.path = path
+        self.spec = spec
+        self.limits = limits
+        self.columns: list[str] = []
 
     def batches(self) -> Iterator[SourceBatch]:  # pragma: no cover - interface
         raise NotImplementedError
@@ -93,11 +94,7 @@ def open_reader(path: Path, fmt: str, spec: TableSpec, block_size: int = CSV_BLO
                 limits: IngestLimits = IngestLimits()) -> SourceReader:  # noqa: B008 - frozen
     if fmt in ("csv", "csv.gz"):
         return CsvReader(path, spec, compressed=fmt == "csv.gz", block_size=block_size, limits=limits)
-    if fmt == "jsonl":
-        return JsonlReader(path, spec, limits)
-    if fmt == "parquet":
-        return ParquetReader(path, spec, limits)
-    raise ValueError(f"unknown format {fmt!r}")
+    return {"jsonl": JsonlReader, "parquet": ParquetReader}[fmt](path, spec, limits)
 
 
 def csv_block_sizes(limits: IngestLimits) -> tuple[int, ...]:
@@ -174,12 +171,9 @@ _ROW_IN_MESSAGE = re.compile(r"Row #(\d+)")
 class CsvReader(SourceReader):
     def __init__(self, path: Path, spec: TableSpec, *, compressed: bool, block_size: int,
                  limits: IngestLimits = IngestLimits()) -> None:  # noqa: B008 - frozen
-        self.path = path
-        self.spec = spec
+        super().__init__(path, spec, limits)
         self.compressed = compressed
         self.block_size = block_size
-        self.limits = limits
-        self.columns = []
         self._stream: _CheckedStream | None = None
         self._invalid_rows: list[int] = []  # data row numbers of broken records, increasing
         self._pending: list[BrokenRecord] = []
@@ -272,18 +266,10 @@ class CsvReader(SourceReader):
         Arrow reports a block's broken records while parsing it, before it
         hands out the batch, so every broken record among them is known here.
         """
-        skipped = 0
-        while True:
-            end = start + n + skipped
-            count = bisect.bisect_left(self._invalid_rows, end) - bisect.bisect_left(self._invalid_rows, start)
-            if count == skipped:
-                break
-            skipped = count
-        candidates = np.arange(start, end, dtype=np.int64)
-        if skipped:
-            lo = bisect.bisect_left(self._invalid_rows, start)
-            candidates = candidates[~np.isin(candidates, self._invalid_rows[lo : lo + skipped])]
-        return candidates, end
+        invalid = self._invalid_rows[bisect.bisect_left(self._invalid_rows, start):]
+        candidates = np.arange(start, start + n + len(invalid), dtype=np.int64)
+        numbers = candidates[~np.isin(candidates, invalid)][:n]
+        return numbers, int(numbers[-1]) + 1 if n else start
 
     def finish(self) -> None:
         if self._stream is not None and self._stream.quotes % 2:
@@ -308,12 +294,10 @@ class CsvReader(SourceReader):
 
 
 def _csv_lines(batch: pa.RecordBatch, positions: np.ndarray) -> list[str]:
-    rows = batch.take(pa.array(positions, pa.int64())).to_pylist()
-    names = batch.schema.names
     out = []
-    for row in rows:
+    for row in batch.take(pa.array(positions, pa.int64())).to_pylist():
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="").writerow([row[name] for name in names])
+        csv.writer(buffer, lineterminator="").writerow(row.values())
         out.append(buffer.getvalue())
     return out
 
@@ -329,10 +313,7 @@ class JsonlReader(SourceReader):
     have lost its leading zero, so it is not silently accepted."""
 
     def __init__(self, path: Path, spec: TableSpec, limits: IngestLimits = IngestLimits()) -> None:  # noqa: B008
-        self.path = path
-        self.spec = spec
-        self.limits = limits
-        self.columns = []
+        super().__init__(path, spec, limits)
         self._objects = 0
         self._lines = 0
         self._canonical: dict[str, str] = {}
@@ -343,13 +324,19 @@ class JsonlReader(SourceReader):
         rows: list[tuple[int, str, dict]] = []
         broken: list[BrokenRecord] = []
         chunk_bytes = 0
+        limit, line_number = self.limits.max_record_bytes, 0
         with open(self.path, "rb") as handle:
-            for line_number, line in enumerate(self._lines_of(handle), start=1):
+            # A line longer than the record limit rejects the file before more than the limit is in memory.
+            while line := handle.readline(limit + 1):
+                line_number += 1
+                if len(line.rstrip(b"\r\n")) > limit:
+                    raise FileRejected(f"line {line_number} is longer than {_bytes(limit)} "
+                                       f"(ingest limit max_record_bytes)")
                 if len(rows) >= JSONL_CHUNK_ROWS or chunk_bytes >= JSONL_CHUNK_BYTES:  # broken lines count too
                     yield self._batch(rows, broken)
                     rows, broken, chunk_bytes = [], [], 0
-                if line_number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                    line = line[3:]
+                if line_number == 1:
+                    line = line.removeprefix(b"\xef\xbb\xbf")
                 try:
                     text = line.decode("utf-8").rstrip("\r\n")
                 except UnicodeDecodeError:
@@ -372,17 +359,6 @@ class JsonlReader(SourceReader):
                 rows.append((line_number, text, obj))
         if rows or broken:
             yield self._batch(rows, broken)
-
-    def _lines_of(self, handle) -> Iterator[bytes]:  # noqa: ANN001 - a binary file
-        """The file's lines; one longer than the record limit rejects the file
-        before more than the limit is held in memory."""
-        limit = self.limits.max_record_bytes
-        number = 0
-        while line := handle.readline(limit + 1):
-            number += 1
-            if len(line.rstrip(b"\r\n")) > limit:
-                raise FileRejected(f"line {number} is longer than {_bytes(limit)} (ingest limit max_record_bytes)")
-            yield line
 
     def finish(self) -> None:
         if self._lines == 0:  # an export of no rows (an empty file, or blank lines only)
@@ -419,11 +395,11 @@ class JsonlReader(SourceReader):
                 if problem:
                     problems.setdefault(position, {})[name] = problem
             values.append(converted)
-        present = [name for name in self.columns if any(name in row for row in values)]
-        columns = {}
-        for name in present:
-            kind = pa.list_(pa.string()) if self.spec.fields.get(name) == "list" else pa.string()
-            columns[name] = pa.array([row.get(name) for row in values], kind)
+        columns = {
+            name: pa.array([row.get(name) for row in values],
+                           pa.list_(pa.string()) if self.spec.fields.get(name) == "list" else pa.string())
+            for name in self.columns if any(name in row for row in values)
+        }
         texts = [text for _, text, _ in rows]
         return SourceBatch(
             columns=columns,
@@ -435,17 +411,11 @@ class JsonlReader(SourceReader):
 
 
 def _json_kind(value: object) -> str:
+    """What json.loads made `value` from (it gives exactly these types)."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "a JSON boolean"
-    if isinstance(value, int | float):
-        return "a JSON number"
-    if isinstance(value, str):
-        return "a JSON string"
-    if isinstance(value, list):
-        return "a JSON array"
-    return "a JSON object"
+    kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+    return f"a JSON {kinds.get(type(value), 'object')}"
 
 
 def _shown(value: object) -> str:
@@ -490,27 +460,17 @@ def _is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
 
 
-def _parquet_type_fits(kind: pa.DataType, field_type: str) -> bool:
-    if pa.types.is_null(kind):
-        return True
-    if field_type == "string":
-        return _is_text(kind)
-    if field_type == "integer":
-        return pa.types.is_integer(kind)
-    if field_type == "number":
-        return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
-    if field_type == "boolean":
-        return pa.types.is_boolean(kind)
-    if field_type == "date":
-        return pa.types.is_date(kind)
-    if field_type == "timestamp":
-        return pa.types.is_timestamp(kind) or pa.types.is_date(kind)
-    if field_type == "list":
-        if _is_text(kind):
-            return True  # a `|`-separated text column, as in CSV
-        return (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and (
-            _is_text(kind.value_type) or pa.types.is_null(kind.value_type))
-    return False
+_PARQUET_FITS: dict[str, Callable[[pa.DataType], bool]] = {
+    "string": _is_text,
+    "integer": pa.types.is_integer,
+    "number": lambda kind: pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind),
+    "boolean": pa.types.is_boolean,
+    "date": pa.types.is_date,
+    "timestamp": lambda kind: pa.types.is_timestamp(kind) or pa.types.is_date(kind),
+    # a `|`-separated text column (as in CSV), or a list of strings
+    "list": lambda kind: _is_text(kind) or ((pa.types.is_list(kind) or pa.types.is_large_list(kind))
+                                            and (_is_text(kind.value_type) or pa.types.is_null(kind.value_type))),
+}
 
 
 class ParquetReader(SourceReader):
@@ -519,18 +479,12 @@ class ParquetReader(SourceReader):
     the file. Timestamps with a time zone are converted to UTC; naive ones are
     UTC already; nanoseconds are truncated to microseconds."""
 
-    def __init__(self, path: Path, spec: TableSpec, limits: IngestLimits = IngestLimits()) -> None:  # noqa: B008
-        self.path = path
-        self.spec = spec
-        self.limits = limits
-        self.columns = []
-
     def batches(self) -> Iterator[SourceBatch]:
         try:
             parquet = pq.ParquetFile(self.path)
             schema = parquet.schema_arrow
         except (pa.ArrowException, OSError) as exc:
-            raise FileRejected(f"the file is not readable Parquet ({_first_line(exc)})") from None
+            raise FileRejected(f"the file is not readable Parquet ({first_line(exc)})") from None
         _check_columns(len(schema.names), self.limits)
         metadata = parquet.metadata
         if sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)) \
@@ -541,7 +495,8 @@ class ParquetReader(SourceReader):
             f"column '{name}' has Parquet type {schema.field(i).type}, but the catalog declares "
             f"{self.spec.fields[name]}"
             for i, name in enumerate(self.columns)
-            if name in self.spec.fields and not _parquet_type_fits(schema.field(i).type, self.spec.fields[name])
+            if name in self.spec.fields and not pa.types.is_null(schema.field(i).type)
+            and not _PARQUET_FITS[self.spec.fields[name]](schema.field(i).type)
         ]
         if wrong:
             raise FileRejected("; ".join(wrong))
@@ -559,7 +514,7 @@ class ParquetReader(SourceReader):
                 )
                 offset += batch.num_rows
         except (pa.ArrowException, OSError) as exc:
-            raise FileRejected(f"the Parquet file cannot be read past row {offset} ({_first_line(exc)})") from None
+            raise FileRejected(f"the Parquet file cannot be read past row {offset} ({first_line(exc)})") from None
 
 
 def _parquet_rows(batch: pa.RecordBatch, positions: np.ndarray) -> list[str]:
@@ -567,7 +522,7 @@ def _parquet_rows(batch: pa.RecordBatch, positions: np.ndarray) -> list[str]:
             for row in batch.take(pa.array(positions, pa.int64())).to_pylist()]
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
@@ -575,8 +530,6 @@ def _from_parquet(name: str, arr: pa.Array, field_type: str | None) -> pa.Array:
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     if field_type is None:  # undeclared column: kept as text
-        if _is_text(arr.type):
-            return arr.cast(pa.string())
         if pa.types.is_nested(arr.type) or pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
             return pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=str)
                              for v in arr.to_pylist()], pa.string())
@@ -594,9 +547,8 @@ def _from_parquet(name: str, arr: pa.Array, field_type: str | None) -> pa.Array:
         return arr.cast(pa.timestamp("us"), safe=False)
     if field_type == "list":
         return arr.cast(pa.list_(pa.string()))
-    target = {"integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(), "date": pa.date32()}[field_type]
     try:
-        return arr.cast(target)
+        return arr.cast(arrow_type(field_type))
     except pa.ArrowInvalid:
         raise FileRejected(f"column '{name}' has values that do not fit a 64-bit {field_type}") from None
 

@@ -12,8 +12,11 @@ the ingest rules (a value that does not convert becomes NULL).
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,13 +24,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from ..core import schemas
 from ..core.duck import parquet_scan, scratch_connection
+from ..core.schemas import conform
 from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.fields import FieldCatalog, arrow_type
+from ..segments.plan import naive_utc
 from .ingest import Rejection
 from .ledger import INGESTED, REJECTED, Ledger
-from .parts import QUARANTINE_FILE_SCHEMA
 from .textparse import coerce_leniently
 
 
@@ -38,10 +43,6 @@ class SnapshotInfo:
     source: str  # landing file name
     rows: int
     sha256: str  # of the landing file content
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def list_snapshots(paths: Paths) -> list[SnapshotInfo]:
@@ -75,7 +76,7 @@ def dropped_subscribers(previous: SnapshotInfo, current: SnapshotInfo) -> int:
 
 def snapshot_at_or_before(paths: Paths, as_of: datetime) -> SnapshotInfo | None:
     """The latest snapshot whose time is <= as_of, or None."""
-    limit = _utc(as_of)
+    limit = naive_utc(as_of)
     chosen = [info for info in list_snapshots(paths) if info.snapshot_at <= limit]
     return chosen[-1] if chosen else None
 
@@ -110,49 +111,31 @@ def snapshot_ranges(info: SnapshotInfo, max_rows: int) -> list[IdRange]:
         bounds.append((stats.min, stats.max, metadata.row_group(g).num_rows))
     if any(bounds[g][0] <= bounds[g - 1][1] for g in range(1, len(bounds))):
         return whole
-    ranges: list[tuple[list[int], int]] = []
-    groups: list[int] = []
-    rows = 0
-    for g, (_low, _high, count) in enumerate(bounds):
-        if groups and rows + count > max_rows:
-            ranges.append((groups, rows))
-            groups, rows = [], 0
-        groups.append(g)
+    ranges: list[IdRange] = []
+    start, rows = 0, 0
+    for g, (low, _, count) in enumerate(bounds):
+        if g > start and rows + count > max_rows:  # the range ends before the ids of group g
+            ranges.append(IdRange(tuple(range(start, g)), bounds[start][0] if ranges else None, low, rows))
+            start, rows = g, 0
         rows += count
-    ranges.append((groups, rows))
-    out = []
-    for i, (groups, rows) in enumerate(ranges):
-        low = None if i == 0 else bounds[groups[0]][0]
-        high = None if i == len(ranges) - 1 else bounds[ranges[i + 1][0][0]][0]
-        out.append(IdRange(tuple(groups), low, high, rows))
-    return out
+    ranges.append(IdRange(tuple(range(start, len(bounds))), bounds[start][0] if ranges else None, None, rows))
+    return ranges
 
 
-def _range_filter(id_range: IdRange | None):
-    if id_range is None:
-        return None
-    parts = []
-    if id_range.low is not None:
-        parts.append(pc.field("subscriber_id") >= pa.scalar(id_range.low, pa.string()))
-    if id_range.high is not None:
-        parts.append(pc.field("subscriber_id") < pa.scalar(id_range.high, pa.string()))
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else parts[0] & parts[1]
+def _existing(files: list[Path]) -> list[Path]:
+    for file in files:
+        if not file.is_file():
+            raise UserError(f"{file}: lake file listed in the ingest ledger is missing")
+    return files
 
 
-def _read(file: Path, filters: list | None = None, columns: list[str] | None = None,
+def _read(file: Path, filters: pc.Expression | None = None, columns: list[str] | None = None,
           dictionaries: list[str] | None = None, row_groups: tuple[int, ...] | None = None) -> pa.Table:
     """One lake file; the string columns named in `dictionaries` read as Arrow dictionaries."""
-    if not file.is_file():
-        raise UserError(f"{file}: lake file listed in the ingest ledger is missing")
-    if columns is not None or dictionaries:  # only those the file has; _conform adds the missing ones as NULL
-        schema = pq.read_schema(file)
-        if columns is not None:
-            columns = [c for c in columns if c in schema.names]
-        if dictionaries:
-            dictionaries = [c for c in dictionaries if c in schema.names and pa.types.is_string(schema.field(c).type)
-                            and (columns is None or c in columns)]
+    schema = pq.read_schema(_existing([file])[0])
+    if columns is not None:  # only those the file has; _typed adds the missing ones as NULL
+        columns = [c for c in columns if c in schema.names]
+    dictionaries = [c for c in dictionaries or () if c in schema.names and pa.types.is_string(schema.field(c).type)]
     if row_groups is not None:
         return pq.ParquetFile(file, read_dictionary=dictionaries or None).read_row_groups(
             list(row_groups), columns=columns)
@@ -168,18 +151,11 @@ _LEVELS = {"RLE", "BIT_PACKED"}
 def _dictionary_encoded(metadata: pq.FileMetaData) -> set[str]:
     """Top-level columns whose every row group is dictionary-encoded (no fallback to
     plain pages)."""
-    names = None
-    for g in range(metadata.num_row_groups):
-        group = metadata.row_group(g)
-        here = set()
-        for i in range(group.num_columns):
-            chunk = group.column(i)
-            encodings = set(chunk.encodings)
-            if "." not in chunk.path_in_schema and encodings & _DICTIONARY_PAGES and \
-                    encodings <= _DICTIONARY_PAGES | _LEVELS:
-                here.add(chunk.path_in_schema)
-        names = here if names is None else names & here
-    return names or set()
+    groups = [metadata.row_group(g) for g in range(metadata.num_row_groups)]
+    chunks = [group.column(i) for group in groups for i in range(group.num_columns)]
+    plain = {chunk.path_in_schema for chunk in chunks
+             if not set(chunk.encodings) & _DICTIONARY_PAGES or not set(chunk.encodings) <= _DICTIONARY_PAGES | _LEVELS}
+    return {chunk.path_in_schema for chunk in chunks if "." not in chunk.path_in_schema} - plain
 
 
 def _as_dictionaries(files: list[Path], fields: dict[str, str], wanted: list[str] | None) -> list[str]:
@@ -197,49 +173,30 @@ def _as_dictionaries(files: list[Path], fields: dict[str, str], wanted: list[str
         return []
     stored: dict[str, int] = dict.fromkeys(wanted, 0)
     total = 0
-    for file in files:
-        if not file.is_file():
-            raise UserError(f"{file}: lake file listed in the ingest ledger is missing")
+    for file in _existing(files):
         metadata = pq.ParquetFile(file).metadata
-        rows = metadata.num_rows
-        total += rows
+        total += metadata.num_rows
         for name in _dictionary_encoded(metadata) & set(wanted):
-            stored[name] += rows
+            stored[name] += metadata.num_rows
     return [c for c in wanted if 2 * stored[c] >= total]
 
 
-def _conform(table: pa.Table, fields: dict[str, str], only: list[str] | None = None,
-             dictionaries: list[str] | None = None) -> pa.Table:
-    """`table` typed by the catalog `fields`: the columns named in `dictionaries` as
-    dictionary<int32, string>, every other one with its catalog type (an undeclared
-    one as text). The type of a column never depends on the file it came from."""
-    if only is not None:  # just these columns, in this order (an undeclared one as text)
-        fields = {name: fields.get(name, "string") for name in only}
-    encoded = set(dictionaries or ())
-    names, arrays = [], []
-    for name, field_type in fields.items():
-        names.append(name)
-        target = arrow_type(field_type)
-        if name in table.column_names:
-            column = table.column(name)
-            if pa.types.is_dictionary(column.type) and column.type.value_type == target and name in encoded:
-                arrays.append(column)
-            elif pa.types.is_dictionary(column.type) and column.type.value_type == target:
-                arrays.append(column.cast(target))
-            elif column.type == target and str(column.type) == str(target):
-                arrays.append(column)  # already typed: no copy (coerce_leniently combines chunks)
-            else:
-                arrays.append(coerce_leniently(column, field_type))
-        else:
-            arrays.append(pa.nulls(table.num_rows, target))
-        if name in encoded and not pa.types.is_dictionary(arrays[-1].type):
-            arrays[-1] = arrays[-1].dictionary_encode()
-    for name in table.column_names:
-        if name not in fields:
-            names.append(name)
-            arrays.append(coerce_leniently(table.column(name), "string"))
-    schema = pa.schema([pa.field(name, array.type) for name, array in zip(names, arrays, strict=True)])
-    return pa.Table.from_arrays(arrays, schema=schema)
+def _typed(table: pa.Table, fields: dict[str, str], only: list[str] | None = None,
+           dictionaries: Collection[str] = ()) -> pa.Table:
+    """`table` typed by the catalog `fields` (only the columns `only` when given, an
+    undeclared one as text); a column stored with another type is converted by the
+    ingest rules. The columns named in `dictionaries` are dictionary<int32, string>:
+    the type of a column never depends on the file it came from."""
+    if only is None:
+        only = [*fields, *(name for name in table.column_names if name not in fields)]
+    kinds = {name: fields.get(name, "string") for name in only}
+    schema = pa.schema([(name, arrow_type(kind)) for name, kind in kinds.items()])
+    table = conform(table, schema, required=(), what="lake file", dictionaries=dictionaries,
+                    cast=lambda column, name: coerce_leniently(column, kinds[name]))
+    for i, name in enumerate(table.column_names):
+        if name in dictionaries and not pa.types.is_dictionary(table.schema.field(i).type):
+            table = table.set_column(i, name, table.column(i).dictionary_encode())
+    return table
 
 
 def read_snapshot(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str] | None = None,
@@ -256,7 +213,7 @@ def read_snapshot(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str] 
     dictionaries = _as_dictionaries([info.file], catalog.subscriber, dictionaries)
     row_groups = id_range.row_groups if id_range is not None else None
     table = _read(info.file, columns=only, dictionaries=dictionaries, row_groups=row_groups)
-    return _conform(table, catalog.subscriber, only, dictionaries)
+    return _typed(table, catalog.subscriber, only, dictionaries)
 
 
 def event_part_files(paths: Paths) -> list[Path]:
@@ -272,33 +229,28 @@ def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = No
     only `columns` (in that order), and only events in `id_range`, when given;
     `dictionaries` as for `read_snapshot`. Event files are stored sorted by
     subscriber_id, so a range reads only its row groups."""
-    ledger = Ledger(paths)
-    filters = pc.field("occurred_at") <= pa.scalar(_utc(as_of), pa.timestamp("us")) if as_of is not None else None
-    rows = _range_filter(id_range)
-    if rows is not None:
-        filters = rows if filters is None else filters & rows
+    conditions = []
+    if as_of is not None:
+        conditions.append(pc.field("occurred_at") <= pa.scalar(naive_utc(as_of), pa.timestamp("us")))
+    if id_range is not None and id_range.low is not None:
+        conditions.append(pc.field("subscriber_id") >= pa.scalar(id_range.low, pa.string()))
+    if id_range is not None and id_range.high is not None:
+        conditions.append(pc.field("subscriber_id") < pa.scalar(id_range.high, pa.string()))
+    filters = functools.reduce(operator.and_, conditions) if conditions else None
     only = list(dict.fromkeys(columns)) if columns is not None else None
-    files = [ledger.lake_file(e.part) for e in ledger.entries("events", INGESTED) if e.part]
+    files = event_part_files(paths)
     dictionaries = _as_dictionaries(files, catalog.event, dictionaries)
-    tables = [_conform(_read(file, filters, only, dictionaries), catalog.event, only, dictionaries)
-              for file in files]
-    if not tables:
-        if only is not None:
-            return pa.schema([pa.field(n, arrow_type(catalog.event.get(n, "string"))) for n in only]).empty_table()
-        return catalog.event_schema().empty_table()
+    tables = [_typed(_read(file, filters, only, dictionaries), catalog.event, only, dictionaries) for file in files]
     # Undeclared columns differ between files: those a file lacks are NULL in its rows.
-    return pa.concat_tables(tables, promote_options="default")
+    return pa.concat_tables(tables, promote_options="default") if tables else _typed(pa.table({}), catalog.event, only)
 
 
 def quarantine_table(paths: Paths) -> pa.Table:
     """Every quarantined row so far: file, row_number, reason, raw (in ingest order, then row number)."""
-    public = pa.schema(list(QUARANTINE_FILE_SCHEMA)[:4])  # the held_* columns are read by lake/suppressions.py
-    ledger = Ledger(paths)
-    tables = [_read(ledger.lake_file(e.quarantine), columns=public.names).cast(public)
+    ledger = Ledger(paths)  # (the held_* columns are read by lake/suppressions.py)
+    tables = [_read(ledger.lake_file(e.quarantine), columns=schemas.QUARANTINE.names).cast(schemas.QUARANTINE)
               for e in ledger.entries(status=INGESTED) if e.quarantine]
-    if not tables:
-        return public.empty_table()
-    return pa.concat_tables(tables)
+    return pa.concat_tables(tables) if tables else schemas.QUARANTINE.empty_table()
 
 
 def rejected_files(paths: Paths) -> list[Rejection]:
@@ -311,18 +263,15 @@ def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids:
     """`columns` of the rows of subscribers `ids` in `files`, read by DuckDB (a parallel
     scan that materializes only matching rows: far cheaper than reading every row when
     `ids` are a few percent of them), typed like `read_snapshot` / `read_events`."""
-    for file in files:
-        if not file.is_file():
-            raise UserError(f"{file}: lake file listed in the ingest ledger is missing")
     stored: set[str] = set()
-    for file in files:
+    for file in _existing(files):
         stored |= set(pq.read_schema(file).names)
     present = [c for c in dict.fromkeys(columns) if c in stored]
     source = parquet_scan(files, union_by_name=True)
     condition: exp.Expr = exp.In(this=exp.column("subscriber_id"),
                                        query=exp.Subquery(this=exp.select("subscriber_id").from_("wanted_ids")))
     if as_of is not None:
-        moment = exp.cast(exp.Literal.string(_utc(as_of).isoformat(sep=" ")), exp.DataType.build("TIMESTAMP"))
+        moment = exp.cast(exp.Literal.string(naive_utc(as_of).isoformat(sep=" ")), exp.DataType.build("TIMESTAMP"))
         condition = exp.and_(condition, exp.LTE(this=exp.column("occurred_at"), expression=moment))
     query = exp.select(*(exp.column(exp.to_identifier(c, quoted=True)) for c in present)).from_(source).where(
         condition)
@@ -332,7 +281,7 @@ def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids:
         table = con.sql(query.sql(dialect="duckdb")).to_arrow_table() if files else pa.table({})
     finally:
         con.close()
-    return _conform(table, fields, list(dict.fromkeys(columns)))
+    return _typed(table, fields, list(dict.fromkeys(columns)))
 
 
 def read_snapshot_rows(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str], ids: pa.Array) -> pa.Table:
@@ -343,6 +292,4 @@ def read_snapshot_rows(info: SnapshotInfo, catalog: FieldCatalog, columns: list[
 def read_event_rows(paths: Paths, catalog: FieldCatalog, as_of: datetime | None, columns: list[str],
                     ids: pa.Array) -> pa.Table:
     """`columns` of the events of subscribers `ids` (a small share of them), typed like `read_events`."""
-    ledger = Ledger(paths)
-    files = [ledger.lake_file(e.part) for e in ledger.entries("events", INGESTED) if e.part]
-    return _rows_of(files, catalog.event, columns, ids, as_of)
+    return _rows_of(event_part_files(paths), catalog.event, columns, ids, as_of)

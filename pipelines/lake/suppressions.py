@@ -17,16 +17,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..core import schemas
+from ..core.schemas import conform
 from ..core.settings import Paths
 from .ledger import INGESTED, Ledger
 
 
-def _quarantine_rows(file: Path, columns: list[str]) -> pa.Table | None:
+def _held_rows(file: Path, columns: list[str]) -> pa.Table:
     """The quarantined rows of a file that still suppress (held_* set)."""
-    table = pq.read_table(file, columns=columns, partitioning=None)
-    kept = table.filter(pc.or_(pc.is_valid(table.column("held_subscriber_id")),
-                               pc.is_valid(table.column("held_email"))))
-    return kept if kept.num_rows else None
+    table = pq.read_table(file, columns=list(dict.fromkeys([*columns, "held_status"])), partitioning=None)
+    return table.filter(pc.is_valid(table.column("held_status"))).select(columns)
 
 
 def read_suppression_list(paths: Paths) -> pa.Table:
@@ -34,26 +33,17 @@ def read_suppression_list(paths: Paths) -> pa.Table:
     ledger = Ledger(paths)
     tables = []
     for entry in ledger.entries("suppressions", INGESTED):
+        found = []
         if entry.part:
-            rows = pq.read_table(ledger.lake_file(entry.part), columns=["email", "reason", "suppressed_at"],
-                                 partitioning=None)
-            tables.append(pa.table({
-                "email": rows.column("email"), "reason": rows.column("reason"),
-                "source": pa.array([entry.file] * rows.num_rows, pa.string()),
-                "suppressed_at": rows.column("suppressed_at"),
-            }).cast(schemas.SUPPRESSION_LIST))
+            found.append(pq.read_table(ledger.lake_file(entry.part), columns=["email", "reason", "suppressed_at"],
+                                       partitioning=None))
         if entry.quarantine:
-            held = _quarantine_rows(ledger.lake_file(entry.quarantine),
-                                    ["held_subscriber_id", "held_email", "reason"])
-            if held is not None:
-                tables.append(pa.table({
-                    "email": held.column("held_email"), "reason": held.column("reason"),
-                    "source": pa.array([entry.file] * held.num_rows, pa.string()),
-                    "suppressed_at": pa.nulls(held.num_rows, schemas.TS),
-                }).cast(schemas.SUPPRESSION_LIST))
-    if not tables:
-        return schemas.SUPPRESSION_LIST.empty_table()
-    return pa.concat_tables(tables)
+            found.append(_held_rows(ledger.lake_file(entry.quarantine), ["held_email", "reason"])
+                         .rename_columns(["email", "reason"]))
+        for rows in found:
+            rows = rows.append_column("source", pa.array([entry.file] * rows.num_rows, pa.string()))
+            tables.append(conform(rows, schemas.SUPPRESSION_LIST, required=(), what="suppressions"))
+    return pa.concat_tables(tables) if tables else schemas.SUPPRESSION_LIST.empty_table()
 
 
 def read_held_rows(paths: Paths, snapshot_file: Path | str) -> pa.Table:
@@ -63,10 +53,8 @@ def read_held_rows(paths: Paths, snapshot_file: Path | str) -> pa.Table:
     target = Path(snapshot_file).resolve()
     for entry in ledger.entries("subscribers", INGESTED):
         if entry.part and entry.quarantine and ledger.lake_file(entry.part).resolve() == target:
-            held = _quarantine_rows(ledger.lake_file(entry.quarantine),
-                                    ["held_subscriber_id", "held_email", "held_status", "reason", "row_number"])
-            if held is None:
-                break
+            held = _held_rows(ledger.lake_file(entry.quarantine),
+                              ["held_subscriber_id", "held_email", "held_status", "reason", "row_number"])
             reasons = pc.binary_join_element_wise(
                 "quarantined row ", held.column("row_number").cast(pa.string()), f" of {entry.file}: ",
                 held.column("reason"), "")

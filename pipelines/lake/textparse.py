@@ -58,13 +58,9 @@ def clean_text(arr: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
 
 
-def _missing_mask(arr: pa.Array) -> np.ndarray:
-    return arr.is_null().to_numpy(zero_copy_only=False)
-
-
 def _bad(text: pa.Array, values: pa.Array) -> np.ndarray:
     """Given (not NULL) but parsed to NULL."""
-    return ~_missing_mask(text) & _missing_mask(values)
+    return pc.and_(text.is_valid(), values.is_null()).to_numpy(zero_copy_only=False)
 
 
 def _only_matching(text: pa.Array, pattern: str) -> pa.Array:
@@ -176,28 +172,28 @@ def _timestamp_by_cast(candidate: pa.Array) -> pa.Array:
 
 
 def _timestamp_by_parts(candidate: pa.Array) -> pa.Array:
-    parts = pc.extract_regex(candidate, _TIMESTAMP)  # NULL where the shape is wrong
     if len(candidate) == 0:
         return pa.array([], pa.timestamp("us"))
+    parts = pc.extract_regex(candidate, _TIMESTAMP)  # NULL where the shape is wrong
+    offset = pc.extract_regex(pc.struct_field(parts, "tz"), _OFFSET)  # NULL for "" and "Z"
 
-    def part(name: str, default: str) -> pa.Array:
-        value = pc.struct_field(parts, name)
+    def part(struct: pa.Array, name: str, default: str = "00") -> pa.Array:
+        value = pc.struct_field(struct, name)
         return pc.if_else(pc.equal(value, ""), default, value)
 
+    def number(struct: pa.Array, name: str) -> pa.Array:
+        return pc.cast(part(struct, name), pa.int64())
+
     wall = pc.binary_join_element_wise(
-        pc.struct_field(parts, "date"), " ", part("hh", "00"), ":", part("mm", "00"), ":", part("ss", "00"), ""
+        pc.struct_field(parts, "date"), " ", part(parts, "hh"), ":", part(parts, "mm"), ":", part(parts, "ss"), ""
     )
     wall_us = pc.cast(_strict_strptime(wall, "%Y-%m-%d %H:%M:%S"), pa.int64())
     # strptime takes a leap second (:60) and rolls it into the next minute; ISO 8601 parsers here refuse it.
-    clock_ok = pc.and_(pc.less_equal(pc.cast(part("ss", "00"), pa.int64()), 59),
-                       pc.and_(pc.less_equal(pc.cast(part("mm", "00"), pa.int64()), 59),
-                               pc.less_equal(pc.cast(part("hh", "00"), pa.int64()), 23)))
+    clock_ok = pc.and_(pc.less_equal(number(parts, "ss"), 59),
+                       pc.and_(pc.less_equal(number(parts, "mm"), 59), pc.less_equal(number(parts, "hh"), 23)))
     wall_us = pc.if_else(pc.fill_null(clock_ok, False), wall_us, pa.scalar(None, pa.int64()))
     frac = pc.utf8_slice_codeunits(pc.utf8_rpad(pc.struct_field(parts, "frac"), 6, "0"), 0, 6)
-    offset = pc.extract_regex(pc.struct_field(parts, "tz"), _OFFSET)  # NULL for "" and "Z"
-    hours = pc.cast(pc.struct_field(offset, "hh"), pa.int64())
-    minutes = pc.cast(pc.if_else(pc.equal(pc.struct_field(offset, "mm"), ""), "0", pc.struct_field(offset, "mm")),
-                      pa.int64())
+    hours, minutes = number(offset, "hh"), number(offset, "mm")
     offset_ok = pc.fill_null(pc.and_(pc.less_equal(hours, 23), pc.less_equal(minutes, 59)), True)
     sign = pc.if_else(pc.equal(pc.struct_field(offset, "sign"), "-"), -1, 1)
     offset_us = pc.fill_null(pc.multiply(sign, pc.multiply(pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)),
@@ -258,17 +254,9 @@ def coerce_leniently(arr: pa.Array, field_type: str) -> pa.Array:
     Used when reading back a column whose declared type changed after it was
     ingested (for example an undeclared text column that is declared later).
     """
-    target = arrow_type(field_type)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.type == target:
-        # Same type, but a list's item may be named differently ("element" from DuckDB).
-        return arr if str(arr.type) == str(target) else arr.cast(target)
-    if pa.types.is_null(arr.type):
-        return pa.nulls(len(arr), target)
-    if arr.type in _STRING_TYPES:
-        return parse_text(arr, field_type).values
-    try:
-        return pc.cast(arr, target, safe=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return parse_text(pc.cast(arr, pa.string()), field_type).values
+    if arr.type not in _STRING_TYPES:
+        try:
+            return pc.cast(arr, arrow_type(field_type), safe=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            arr = pc.cast(arr, pa.string())
+    return parse_text(arr, field_type).values
