@@ -256,26 +256,6 @@ def test_a_changed_row_is_found_by_its_hash(tmp_path):
                         snapshot_file=snapshot_file, event_files=[events]) is None
 
 
-def test_a_run_writes_the_row_hashes_an_older_lake_lacks(tmp_path):
-    """Snapshots ingested before row hashes existed get them when a run uses them."""
-    from pipelines.core.settings import Paths
-    from pipelines.lake.snapshots import list_snapshots
-    from pipelines.sample_data import write_landing
-
-    paths = Paths(defs=write_definitions(tmp_path / "defs", 5, 3), data=tmp_path / "data")
-    write_landing(paths, as_of=AS_OF, n_subscribers=200, fmt="parquet")
-    first = AS_OF + timedelta(hours=1)
-    run(paths, first)
-    (snapshot,) = list_snapshots(paths)
-    hashes = row_hashes_path(snapshot.file)
-    written = pq.read_table(hashes)
-    assert written.column_names == ["subscriber_id", "row_hash"] and written.num_rows == snapshot.rows
-    hashes.unlink()  # as in a lake ingested by an older version
-    later = first + timedelta(hours=1)
-    run(paths, later)
-    assert pq.read_table(hashes).equals(written)
-
-
 def test_row_hashes_tell_apart_values_that_look_alike(tmp_path):
     """Every pair of rows here differs in one way a definition can see: their hashes differ."""
     import duckdb

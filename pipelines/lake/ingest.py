@@ -106,21 +106,6 @@ def ingest_landing(paths: Paths, catalog: FieldCatalog, limits: IngestLimits | N
     return run.report
 
 
-def ensure_row_hashes(paths: Paths, snapshot_file: Path) -> None:
-    """Write the row hashes of a snapshot ingested before they existed (once per
-    snapshot): the next incremental run compares against them."""
-    target = row_hashes_path(snapshot_file)
-    if target.is_file() or not Path(snapshot_file).is_file():
-        return
-    scratch = paths.lake / "_tmp"
-    con = duckdb_connection(scratch)
-    try:
-        write_row_hashes(con, Path(snapshot_file), target)
-    finally:
-        con.close()
-        remove_path(scratch)
-
-
 def _in_order(files: list[Path]) -> list[tuple[Path, LandingName | BadLandingName]]:
     """Files by the time in their names, then by name; badly named ones last."""
     parsed: list[tuple[Path, LandingName | BadLandingName]] = []

@@ -12,7 +12,7 @@ from ..core.clock import format_ts, refuse_future, utc_now
 from ..core.settings import IngestLimits, Paths
 from ..engine import incremental
 from ..errors import UserError
-from ..lake.ingest import ensure_row_hashes, ingest_landing
+from ..lake.ingest import ingest_landing
 from ..lake.ledger import INGESTED, Ledger
 from ..lake.snapshots import dropped_subscribers, list_snapshots, snapshot_at_or_before
 from ..publish.audience_files import resync_audience_files
@@ -106,7 +106,6 @@ def prepare_run(paths: Paths, params: RunParams, limits: IngestLimits | None = N
         raise UserError(
             f"no subscriber snapshot at or before as_of {format_ts(params.as_of)} in {paths.landing_subscribers}"
         )
-    ensure_row_hashes(paths, snapshot.file)
     previous = current_state(paths)
     overtaken = previous is not None and params.as_of < previous.as_of
     if previous is not None and overtaken and not params.overtaken_ok:
