@@ -163,6 +163,7 @@ def _lake_inputs(paths, project, as_of):
 def _timed_run(paths, params) -> tuple:
     """One run through the functions the refresh job's assets call (pipelines/run/),
     without Dagster: the run's context and each step's wall time in seconds."""
+    from pipelines.run import checks
     from pipelines.run.execute import Run
     from pipelines.run.prepare import prepare
 
@@ -180,6 +181,11 @@ def _timed_run(paths, params) -> tuple:
     started = time.perf_counter()
     run.recipients(evaluation.flags)
     timings["recipients"] = time.perf_counter() - started
+    started = time.perf_counter()
+    # The blocking check the job runs before it publishes (defs/assets.py).
+    if not checks.suppression(run.workspace.recipients_file, run.subscribers, run.suppressions).passed:
+        raise SystemExit("the suppression check failed: nothing was published")
+    timings["check"] = time.perf_counter() - started
     started = time.perf_counter()
     run.publish(evaluation, history)
     timings["publish"] = time.perf_counter() - started
@@ -629,8 +635,8 @@ def _gib(b: int | None) -> str:
 def report(size: str, n: int, info: dict, data: dict, results: dict, checks: list[str], members: int) -> str:
     refresh = results["refresh"]
     first, full = refresh["first"], refresh["full"]
-    ours_full = sum(full[k] for k in ("evaluate", "history", "recipients", "publish"))
-    ours_first = sum(first[k] for k in ("evaluate", "history", "recipients", "publish"))
+    ours_full = sum(full[k] for k in ("evaluate", "history", "recipients", "check", "publish"))
+    ours_first = sum(first[k] for k in ("evaluate", "history", "recipients", "check", "publish"))
     ours_eval = full["evaluate"]
     duck = results.get("baseline-duckdb", {}).get("evaluate")
     polars_base = results.get("baseline-polars", {}).get("evaluate")
@@ -638,8 +644,8 @@ def report(size: str, n: int, info: dict, data: dict, results: dict, checks: lis
     pg_eval = pg.get("evaluate")
     inc = results.get("incremental", {})
     inc_full = results.get("incremental-full", {})
-    inc_total = sum(inc.get(k, 0) for k in ("evaluate", "history", "recipients", "publish")) if inc else None
-    inc_full_total = sum(inc_full.get(k, 0) for k in ("evaluate", "history", "recipients", "publish")) \
+    inc_total = sum(inc.get(k, 0) for k in ("evaluate", "history", "recipients", "check", "publish")) if inc else None
+    inc_full_total = sum(inc_full.get(k, 0) for k in ("evaluate", "history", "recipients", "check", "publish")) \
         if inc_full else None
     val = results.get("validate", {})
     lines = [

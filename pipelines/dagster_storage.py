@@ -3,8 +3,10 @@
 dagster.yaml names `SqliteStorage` as the instance's storage. It keeps the
 stock layout under DAGSTER_HOME (history/runs.db, one history/runs/<run>.db
 per run plus index.db, schedules/schedules.db), so run history written before
-stays in the UI and stock and these classes can share a DAGSTER_HOME. Two
-things differ, both about syncing to disk:
+stays in the UI. (A process on the stock classes reads these files, but it
+follows a live run's log only at checkpoints: use this dagster.yaml for the
+webserver and daemon too, as `make dev` does.) Two things differ, both about
+syncing to disk:
 
 - Connections are pooled. The stock classes open and close a connection per
   transaction, and closing the last connection to a WAL database checkpoints
@@ -12,8 +14,8 @@ things differ, both about syncing to disk:
   ~550 per `segments run`.
 - `synchronous=NORMAL` in WAL mode: a commit is not synced; the WAL is synced
   at checkpoints. SQLite's guarantee for this pair: a killed process loses
-  nothing committed, and a power loss can only roll back the last commits,
-  never corrupt the database.
+  nothing committed, and a power loss can only roll back the last commits
+  (the latest events and run-status changes), never corrupt the database.
 
 The UI follows a run's events by watching its file; with pooled connections
 the events land in the WAL first, so that is watched too.
@@ -40,10 +42,12 @@ from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import Sqlit
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from sqlalchemy.engine import Connection, Engine
+from watchdog.observers import Observer
 
 # Run shards whose engines (one idle connection each) stay open in a process;
 # a webserver browsing old runs closes the least recently used.
 OPEN_RUN_SHARDS = 8
+_ENGINE_LOCK = threading.Lock()
 
 
 def _set_pragmas(dbapi_connection, _record) -> None:
@@ -55,8 +59,11 @@ def _set_pragmas(dbapi_connection, _record) -> None:
 
 def pooled_engine(conn_string: str) -> Engine:
     """An engine keeping its connections open, committing with synchronous=NORMAL."""
-    engine = db.create_engine(conn_string, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
-                                                         "check_same_thread": False})
+    # A few idle connections stay open (the last one closing would checkpoint the WAL);
+    # no cap on busy ones: the webserver answers on many threads, and the stock storage
+    # never made a caller wait for a connection.
+    engine = db.create_engine(conn_string, pool_size=5, max_overflow=-1,
+                              connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
     db.event.listen(engine, "connect", _set_pragmas)
     return engine
 
@@ -75,15 +82,17 @@ class _PooledConnect:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        if self._pooled is None:
-            self._pooled = pooled_engine(self._conn_string)
+        with _ENGINE_LOCK:  # two threads' first calls must not each make an engine
+            if self._pooled is None:
+                self._pooled = pooled_engine(self._conn_string)
         with _transaction(self._pooled) as conn:
             yield conn
 
     def dispose(self) -> None:
-        if self._pooled is not None:
-            self._pooled.dispose()
-            self._pooled = None
+        with _ENGINE_LOCK:
+            if self._pooled is not None:
+                self._pooled.dispose()
+                self._pooled = None
         super().dispose()  # type: ignore[misc]
 
 
@@ -149,18 +158,26 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             return bool(engine.dialect.has_table(conn, table_name))
 
     def watch(self, run_id, cursor, callback) -> None:
-        super().watch(run_id, cursor, callback)
-        observer: Any = self._obs  # started by the stock watch()
-        stock, watch = self._watchers[run_id][callback]
-        observer.remove_handler_for_watch(stock, watch)
+        # The stock watch() with the WAL-aware watchdog (scheduling the stock one
+        # first and swapping it could deliver an event twice).
+        observer: Any = self._obs
+        if not observer:
+            observer = self._obs = Observer()  # type: ignore[assignment]  # stock annotates it None
+            observer.start()
         watchdog = _WalWatchdog(self, run_id, callback, cursor)
-        observer.add_handler_for_watch(watchdog, watch)
-        self._watchers[run_id][callback] = (watchdog, watch)
+        self._watchers[run_id][callback] = (watchdog, observer.schedule(watchdog, self._base_dir, recursive=True))
 
-    def dispose(self) -> None:
+    def _close_engines(self) -> None:
         with self._engines_lock:
             while self._engines:
                 self._engines.popitem()[1].dispose()
+
+    def wipe(self) -> None:
+        self._close_engines()  # the stock wipe() deletes the run files these hold open
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._close_engines()
         super().dispose()
 
 
