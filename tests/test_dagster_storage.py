@@ -14,6 +14,7 @@ import textwrap
 import time
 
 import dagster as dg
+import pytest
 from conftest import AS_OF, REPO, write_project
 from dagster._core.events.log import EventLogEntry
 from sqlalchemy import event
@@ -80,6 +81,7 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # SIGKILLs a child process
 def test_a_killed_process_loses_no_committed_run_and_leaves_the_files_sound(tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
