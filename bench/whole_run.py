@@ -124,17 +124,30 @@ def naive_script(defs: Path, snapshot: Path, events: list[Path], as_of: datetime
 NAIVE_RUNNER = "import duckdb, sys; duckdb.connect(sys.argv[2]).execute(open(sys.argv[1]).read())"
 
 
+# Linux counts into a child's peak RSS the RSS of the process it was forked from
+# (recorded at exec), and this process holds generated data and compared
+# memberships: a fresh small process forks the measured command and reports its peak.
+RSS_WRAPPER = """import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write(f"\\nmaxrss_kib={usage.ru_maxrss}\\n")
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+
 def run_measured(command: list[str], env: dict[str, str] | None = None) -> dict:
-    """Wall time start to exit and the child's own peak RSS, from wait4."""
+    """Wall time start to exit and the command's own peak RSS."""
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    stderr = child.stderr.read() if child.stderr else b""
-    _pid, status, usage = os.wait4(child.pid, 0)
+    child = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *command], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, env=env)
     wall = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
+    stderr = child.stderr.decode(errors="replace")
     if child.returncode:
-        raise SystemExit(f"{' '.join(command[:4])} ... failed ({child.returncode}):\n{stderr.decode()[-3000:]}")
-    return {"wall_s": wall, "peak_rss_bytes": usage.ru_maxrss * 1024}
+        raise SystemExit(f"{' '.join(command[:4])} ... failed ({child.returncode}):\n{stderr[-3000:]}")
+    peak_kib = int(stderr.rsplit("maxrss_kib=", 1)[1].split()[0])
+    return {"wall_s": wall, "peak_rss_bytes": peak_kib * 1024}
 
 
 def same_membership(warehouse: Path, naive: Path) -> tuple[bool, int]:
