@@ -18,7 +18,7 @@ from ..publish.flag_history import HistoryDelta, extend_history
 from ..publish.lock import writer_lock
 from ..publish.runlog import RunRecord
 from ..publish.state import PublishedState, current_state
-from ..publish.warehouse import lake_file_is_publishable, publish_version
+from ..publish.warehouse import DEFAULT_KEEP_VERSIONS, lake_file_is_publishable, publish_version
 from .evaluate import Evaluation, evaluate, read_subscribers
 from .params import Workspace
 from .prepare import load_valid_project
@@ -77,7 +77,7 @@ class Run:
                                 self.workspace.recipients_file, self.suppressions)
 
     def publish(self, evaluation: Evaluation, history: HistoryDelta,
-                keep_versions: int = 5) -> PublishedState:
+                keep_versions: int = DEFAULT_KEEP_VERSIONS) -> PublishedState:
         """Stage the new version and swap it in atomically (only after the blocking checks passed)."""
         ctx = self.ctx
         record = RunRecord(run_id=self.run_id, as_of=ctx.params.as_of, started_at=ctx.params.started_at,
