@@ -356,7 +356,7 @@ def _folded_by_the_engines(samples: list[str]) -> tuple[list[str], list[str]]:
     from sqlglot import exp
 
     from pipelines.segments.dialects import fold_sql
-    from pipelines.segments.operators import fold_polars
+    from pipelines.segments.to_polars import fold_polars
 
     sql = exp.select(fold_sql(exp.column("s"))).from_("samples").sql(dialect="duckdb")
     con = duckdb.connect(":memory:")

@@ -9,7 +9,6 @@ from datetime import datetime
 import pyarrow as pa
 import pytest
 from engine_support import engine_membership, standalone_membership
-from sqlglot import exp
 
 from pipelines.commands.describe import describe_field_filter
 from pipelines.engine import ENGINES, evaluate_flags
@@ -20,9 +19,7 @@ AS_OF = datetime(2026, 3, 1, 12)
 
 IS_EVEN = Operator(
     "is_even", ("integer",), None,
-    sql=lambda c, v, t, a: exp.EQ(this=exp.Mod(this=c, expression=exp.Literal.number(2)),
-                                  expression=exp.Literal.number(0)),
-    polars=lambda c, v, t, a: c % 2 == 0,
+    build=lambda lang, c, v, t, a: lang.compare("is", c % 2, lang.value(0, "integer")),
     text="{field} {op}",
 )
 
@@ -82,4 +79,4 @@ def test_a_registered_operator_is_checked_like_the_built_in_ones(tmp_path, is_ev
 
 def test_registering_a_taken_name_is_refused():
     with pytest.raises(ValueError, match="already registered"):
-        register(Operator("is", ("string",), None, sql=OPERATORS["is"].sql, polars=OPERATORS["is"].polars))
+        register(Operator("is", ("string",), None, build=OPERATORS["is"].build))

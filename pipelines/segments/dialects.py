@@ -15,12 +15,14 @@ can change literal values, never a query's shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
+from typing import Any
 
 from sqlglot import exp
 
 from ..errors import UserError
-from .case import FOLD_FROM, FOLD_TO, fold
+from .case import FOLD_FROM, FOLD_TO
 
 DIALECT_NAMES = ("duckdb", "spark")
 
@@ -68,9 +70,10 @@ def timestamp_literal(value: datetime) -> exp.Expr:
     return cast(exp.Literal.string(value.isoformat(sep=" ")), TIMESTAMP)
 
 
-def folded_literal(value: str) -> exp.Expr:
-    """A string value folded with the table the engines apply to the column (rule 4)."""
-    return string_literal(fold(value))
+LITERALS: dict[str, Callable[[Any], exp.Expr]] = {
+    "string": string_literal, "integer": number_literal, "number": number_literal,
+    "boolean": boolean_literal, "date": date_literal, "timestamp": timestamp_literal,
+}
 
 
 def fold_sql(e: exp.Expr) -> exp.Expr:

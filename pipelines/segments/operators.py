@@ -5,10 +5,11 @@ filters") looks its `Operator` up here, so adding one means registering a row:
 
 - `types`: the field types it applies to (in the order each type lists them);
 - `value`: the rule reading its YAML `value` (value_rules.py); None: it takes none;
-- `sql` / `polars`: builders of its POSITIVE predicate from (column, value, field
-  type, as_of); it may be NULL on a missing value (tree.py makes it two-valued);
+- `build`: its POSITIVE predicate from (language, column, value, field type,
+  as_of), in the words of a `tree.Language`, so one builder serves SQL and Polars;
+  it may be NULL on a missing value (tree.py makes it two-valued);
 - `text`: how `segments explain` words it (commands/describe.py);
-- `null_safe`: field types on which `sql` is never NULL (no COALESCE needed);
+- `null_safe`: field types on which `build` is never NULL (no COALESCE needed);
 - `per_value`: worth evaluating once per distinct value and broadcasting
   (engine/encoded.py); on a list field only with `tags` ("any" or "all");
 - `crossing`: set for an operator whose result depends on the run's `as_of`: the
@@ -21,35 +22,25 @@ A negative operator (`negation`) is the exact complement of its positive partner
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from sqlglot import exp
 
 from ..errors import UserError
 from . import value_rules
-from .case import FOLD, fold
-from .dialects import (
-    DATE,
-    TIMESTAMP,
-    boolean_literal,
-    cast,
-    date_literal,
-    fold_sql,
-    folded_literal,
-    number_literal,
-    timestamp_literal,
-)
-from .numeric import exact_bound, exact_members
+from .case import fold
+from .dialects import timestamp_literal
+from .numeric import Bound, exact_bound, exact_members
 
-if TYPE_CHECKING:  # the models are generated from this registry
+if TYPE_CHECKING:  # the models are generated from this registry; a Language builds
     from .model import FieldFilter
+    from .tree import Language
 
-# (column, value, field type, as_of) -> expression
-Builder = Callable[[Any, Any, str, datetime], Any]
+# (language, column, value, field type, as_of) -> expression
+Builder = Callable[["Language", Any, Any, str, datetime], Any]
 # (timestamp column, value, base as_of, as_of) -> condition
 Crossing = Callable[[exp.Expr, Any, datetime, datetime], exp.Expr]
 
@@ -57,11 +48,8 @@ _SCALAR = ("string", "integer", "number", "boolean", "date", "timestamp")
 _NUMERIC = ("integer", "number")
 _TEMPORAL = ("date", "timestamp")
 
-# `n op value` for the comparison words (numbers, event counts): SQL nodes, and
-# Python operators (Polars expressions and numpy arrays overload them).
-SQL_COMPARISONS: dict[str, type[exp.Binary]] = {
-    "is": exp.EQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE,
-}
+# `n op value` for the comparison words (numbers, event counts) as Python operators
+# (Polars expressions and numpy arrays overload them).
 COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "is": operator.eq, "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
 }
@@ -72,8 +60,7 @@ class Operator:
     name: str
     types: tuple[str, ...]
     value: Callable[[str, Any], Any] | None
-    sql: Builder
-    polars: Builder
+    build: Builder
     text: str = "{field} {op} {value}"
     null_safe: tuple[str, ...] = ()
     per_value: bool = True
@@ -120,73 +107,71 @@ def operators_of_type(field_type: str) -> tuple[str, ...]:
     return tuple(op.name for op in OPERATORS.values() if field_type in op.types)
 
 
-# --------------------------------------------------------------------------- SQL builders
-# STRPOS/STARTS_WITH/ENDS_WITH, never LIKE: '%' and '_' in values are literal.
+# --------------------------------------------------------------------------- builders
 
 
-def _sql_is_set(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
-    if t == "list":  # NULL for a missing list: made FALSE by the compiler
-        return exp.GT(this=exp.ArraySize(this=c), expression=exp.Literal.number(0))
-    return exp.Is(this=c, expression=exp.Not(this=exp.Null()))
+def _is_set(lang: Language, c: Any, v: Any, t: str, a: datetime) -> Any:
+    return lang.is_set(c, t)
 
 
-def _sql_number(op: str) -> Builder:
+def _bounded(lang: Language, c: Any, bound: Bound, t: str) -> Any:
+    if isinstance(bound, bool):
+        return lang.is_set(c, t) if bound else lang.never(c)
+    return lang.compare(bound[0], c, lang.value(bound[1], t))
+
+
+def _number(op: str) -> Builder:
     """`c op v`, compared against a value of the column's own type (numeric.py: exact)."""
-    def build(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
-        bound = exact_bound(op, v, t)
-        if isinstance(bound, bool):
-            return _sql_is_set(c, v, t, a) if bound else exp.false()
-        return SQL_COMPARISONS[bound[0]](this=c, expression=number_literal(bound[1]))
-
-    return build
+    return lambda lang, c, v, t, a: _bounded(lang, c, exact_bound(op, v, t), t)
 
 
-def _sql_is(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
+def _is(lang: Language, c: Any, v: Any, t: str, a: datetime) -> Any:
     if t == "string":
-        return exp.EQ(this=fold_sql(c), expression=folded_literal(v))
+        return lang.compare("is", lang.fold(c), lang.value(fold(v), t))
     if t == "boolean":
-        return exp.EQ(this=c, expression=boolean_literal(v))
-    return _sql_number("is")(c, v, t, a)
+        return lang.compare("is", c, lang.value(v, t))
+    return _number("is")(lang, c, v, t, a)
 
 
-def _sql_in(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
+def _in(lang: Language, c: Any, v: Any, t: str, a: datetime) -> Any:
     if t == "string":
-        return exp.In(this=fold_sql(c), expressions=[folded_literal(x) for x in v])
+        return lang.isin(lang.fold(c), [fold(x) for x in v], t)
     members = exact_members(v, t)
-    return exp.In(this=c, expressions=[number_literal(x) for x in members]) if members else exp.false()
+    return lang.isin(c, members, t) if members else lang.never(c)
 
 
-def _sql_day(c: exp.Expr, field_type: str) -> exp.Expr:
+def _day(lang: Language, c: Any, t: str) -> Any:
     """The value's UTC calendar date (timestamps are naive UTC)."""
-    return c if field_type == "date" else cast(c, DATE)
+    return c if t == "date" else lang.cast(c, "date")
 
 
-def _sql_on_day(node: type[exp.Binary]) -> Builder:
-    return lambda c, v, t, a: node(this=_sql_day(c, t), expression=date_literal(v))
+def _on_day(op: str) -> Builder:
+    return lambda lang, c, v, t, a: lang.compare(op, _day(lang, c, t), lang.value(v, "date"))
 
 
-def _sql_between(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
+def _between(lang: Language, c: Any, v: Any, t: str, a: datetime) -> Any:
     if t in _TEMPORAL:
-        return exp.Between(this=_sql_day(c, t), low=date_literal(v[0]), high=date_literal(v[1]))
+        return lang.between(_day(lang, c, t), lang.value(v[0], "date"), lang.value(v[1], "date"))
     low, high = exact_bound("gte", v[0], t), exact_bound("lte", v[1], t)
     if isinstance(low, bool) or isinstance(high, bool):
-        return exp.and_(_sql_number("gte")(c, v[0], t, a), _sql_number("lte")(c.copy(), v[1], t, a), copy=False)
-    return exp.Between(this=c, low=number_literal(low[1]), high=number_literal(high[1]))
+        return lang.all([_bounded(lang, c, low, t), _bounded(lang, lang.copy(c), high, t)])
+    return lang.between(c, lang.value(low[1], t), lang.value(high[1], t))
 
 
-def _sql_in_last_days(c: exp.Expr, days: int, t: str, as_of: datetime) -> exp.Expr:
-    at = c if t == "timestamp" else cast(c, TIMESTAMP)  # a date means its midnight UTC
-    return between_open(at, window_start(as_of, days), as_of, low_open=False, high_open=False)
+def _in_last_days(lang: Language, c: Any, days: int, t: str, as_of: datetime) -> Any:
+    at = c if t == "timestamp" else lang.cast(c, "timestamp")  # a date means its midnight UTC
+    return lang.all([lang.compare("gte", at, lang.value(window_start(as_of, days), "timestamp")),
+                     lang.compare("lte", lang.copy(at), lang.value(as_of, "timestamp"))])
 
 
-def _sql_has(node: type[exp.Binary]) -> Builder:
-    """`has_any` / `has_all` over the folded tags (a missing list is the empty list)."""
-    def build(c: exp.Expr, v: Any, t: str, a: datetime) -> exp.Expr:
-        var = exp.to_identifier("tag")
-        tags = exp.Transform(this=c, expression=exp.Lambda(this=fold_sql(var.copy()), expressions=[var]))
-        return node(this=tags, expression=exp.Array(expressions=[folded_literal(x) for x in v]))
+def _text(test: str) -> Builder:
+    """`contains`, `starts_with` or `ends_with` of the folded value in the folded column."""
+    return lambda lang, c, v, t, a: lang.text_test(test, lang.fold(c), lang.value(fold(v), t))
 
-    return build
+
+def _has(how: str) -> Builder:
+    """`has_any` / `has_all` of the folded tags (a missing list is the empty list)."""
+    return lambda lang, c, v, t, a: lang.has(how, c, [fold(x) for x in v])
 
 
 def between_open(column: exp.Expr, low: datetime, high: datetime, *, low_open: bool,
@@ -206,141 +191,31 @@ def _crossed_last_days(column: exp.Expr, days: int, base_as_of: datetime,
     return exp.or_(left, entered, copy=False)
 
 
-# --------------------------------------------------------------------------- Polars builders
-
-PL_TIMESTAMP = pl.Datetime("us")
-_FOLD_FROM, _FOLD_TO = list(FOLD), list(FOLD.values())
-
-
-def fold_polars(c: pl.Expr) -> pl.Expr:
-    """Case-folded with case.py's table (Polars' own to_lowercase knows newer letters)."""
-    return c.str.replace_many(_FOLD_FROM, _FOLD_TO)
-
-
-def _pl_folded(value: str) -> pl.Expr:
-    return pl.lit(fold(value), dtype=pl.String)
-
-
-def _number(value: Any) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"expected a number, got {value!r}")
-    return value
-
-
-def _date(value: Any) -> date:
-    if isinstance(value, datetime) or not isinstance(value, date):
-        raise TypeError(f"expected a date, got {value!r}")
-    return value
-
-
-def _never(c: pl.Expr) -> pl.Expr:
-    """False for every row (as long as the column: a bare literal is one row)."""
-    return c.is_not_null() & pl.lit(False)
-
-
-def _pl_is_set(c: pl.Expr, v: Any, t: str, a: datetime) -> pl.Expr:
-    return c.list.len() > 0 if t == "list" else c.is_not_null()
-
-
-def _pl_number(op: str) -> Builder:
-    """`c op v`, compared against a value of the column's own type (numeric.py: exact)."""
-    def build(c: pl.Expr, v: Any, t: str, a: datetime) -> pl.Expr:
-        bound = exact_bound(op, _number(v), t)
-        if isinstance(bound, bool):
-            return c.is_not_null() if bound else _never(c)
-        return COMPARISONS[bound[0]](c, pl.lit(bound[1], dtype=pl.Int64 if t == "integer" else pl.Float64))
-
-    return build
-
-
-def _pl_is(c: pl.Expr, v: Any, t: str, a: datetime) -> pl.Expr:
-    if t == "string":
-        return fold_polars(c) == _pl_folded(v)
-    if t == "boolean":
-        if not isinstance(v, bool):
-            raise TypeError(f"expected a boolean, got {v!r}")
-        return c == v
-    return _pl_number("is")(c, v, t, a)
-
-
-def _pl_in(c: pl.Expr, v: Any, t: str, a: datetime) -> pl.Expr:
-    if t == "string":
-        return fold_polars(c).is_in([fold(x) for x in v])
-    members = exact_members([_number(x) for x in v], t)
-    if not members:
-        return _never(c)
-    return c.is_in([int(m) if t == "integer" else float(m) for m in members])  # the column's type
-
-
-def _pl_day(c: pl.Expr, field_type: str) -> pl.Expr:
-    return c if field_type == "date" else c.dt.date()
-
-
-def _pl_on_day(compare: Callable[[Any, Any], Any]) -> Builder:
-    return lambda c, v, t, a: compare(_pl_day(c, t), _date(v))
-
-
-def _pl_between(c: pl.Expr, v: Any, t: str, a: datetime) -> pl.Expr:
-    if t in _TEMPORAL:
-        return _pl_day(c, t).is_between(_date(v[0]), _date(v[1]), closed="both")
-    return _pl_number("gte")(c, v[0], t, a) & _pl_number("lte")(c, v[1], t, a)
-
-
-def _pl_in_last_days(c: pl.Expr, days: int, t: str, as_of: datetime) -> pl.Expr:
-    at = c if t == "timestamp" else c.cast(PL_TIMESTAMP)  # a date means its midnight UTC
-    return (at >= pl.lit(window_start(as_of, days), dtype=PL_TIMESTAMP)) & (at <= pl.lit(as_of, dtype=PL_TIMESTAMP))
-
-
-def _pl_has(combine: Callable[[Sequence[pl.Expr]], pl.Expr]) -> Builder:
-    def build(c: pl.Expr, v: Any, t: str, a: datetime) -> pl.Expr:
-        tags = c.list.eval(fold_polars(pl.element()))
-        return combine([tags.list.contains(pl.lit(fold(x), dtype=pl.String)) for x in v])
-
-    return build
-
-
-def _pl_string(method: str) -> Builder:
-    """A `str` namespace test of the folded value, e.g. `starts_with`."""
-    return lambda c, v, t, a: getattr(fold_polars(c).str, method)(_pl_folded(v))
-
-
 # --------------------------------------------------------------------------- the operators
 # In the order each type lists its operators (messages, docs).
 
-register(Operator("is", ("string", *_NUMERIC, "boolean"), value_rules.one, _sql_is, _pl_is))
+register(Operator("is", ("string", *_NUMERIC, "boolean"), value_rules.one, _is))
 register(negation("is_not", of="is"))
-register(Operator("in", ("string", *_NUMERIC), value_rules.one_of, _sql_in, _pl_in))
+register(Operator("in", ("string", *_NUMERIC), value_rules.one_of, _in))
 register(negation("not_in", of="in"))
-register(Operator(
-    "contains", ("string",), value_rules.text,
-    lambda c, v, t, a: exp.GT(this=exp.StrPosition(this=fold_sql(c), substr=folded_literal(v)),
-                              expression=exp.Literal.number(0)),
-    lambda c, v, t, a: fold_polars(c).str.contains(_pl_folded(v), literal=True),
-))
+register(Operator("contains", ("string",), value_rules.text, _text("contains")))
 register(negation("not_contains", of="contains"))
-register(Operator("starts_with", ("string",), value_rules.text,
-                  lambda c, v, t, a: exp.StartsWith(this=fold_sql(c), expression=folded_literal(v)),
-                  _pl_string("starts_with")))
-register(Operator("ends_with", ("string",), value_rules.text,
-                  lambda c, v, t, a: exp.EndsWith(this=fold_sql(c), expression=folded_literal(v)),
-                  _pl_string("ends_with")))
+register(Operator("starts_with", ("string",), value_rules.text, _text("starts_with")))
+register(Operator("ends_with", ("string",), value_rules.text, _text("ends_with")))
 for _name in ("gt", "gte", "lt", "lte"):
-    register(Operator(_name, _NUMERIC, value_rules.number, _sql_number(_name), _pl_number(_name)))
-register(Operator("before", _TEMPORAL, value_rules.day, _sql_on_day(exp.LT), _pl_on_day(operator.lt)))
-register(Operator("after", _TEMPORAL, value_rules.day, _sql_on_day(exp.GT), _pl_on_day(operator.gt)))
-register(Operator("on", _TEMPORAL, value_rules.day, _sql_on_day(exp.EQ), _pl_on_day(operator.eq)))
-register(Operator("between", (*_NUMERIC, *_TEMPORAL), value_rules.bounds, _sql_between, _pl_between,
+    register(Operator(_name, _NUMERIC, value_rules.number, _number(_name)))
+register(Operator("before", _TEMPORAL, value_rules.day, _on_day("lt")))
+register(Operator("after", _TEMPORAL, value_rules.day, _on_day("gt")))
+register(Operator("on", _TEMPORAL, value_rules.day, _on_day("is")))
+register(Operator("between", (*_NUMERIC, *_TEMPORAL), value_rules.bounds, _between,
                   text="{field} between {values[0]} and {values[1]}"))
-register(Operator("in_last_days", _TEMPORAL, value_rules.days, _sql_in_last_days, _pl_in_last_days,
-                  crossing=_crossed_last_days))
+register(Operator("in_last_days", _TEMPORAL, value_rules.days, _in_last_days, crossing=_crossed_last_days))
 register(negation("not_in_last_days", of="in_last_days"))
-register(Operator("has_any", ("list",), value_rules.tags, _sql_has(exp.ArrayOverlaps),
-                  _pl_has(pl.any_horizontal), tags="any"))
-register(Operator("has_all", ("list",), value_rules.tags, _sql_has(exp.ArrayContainsAll),
-                  _pl_has(pl.all_horizontal), tags="all"))
+register(Operator("has_any", ("list",), value_rules.tags, _has("any"), tags="any"))
+register(Operator("has_all", ("list",), value_rules.tags, _has("all"), tags="all"))
 register(negation("has_none", of="has_any"))
 # `IS NOT NULL` is never NULL; a list's `size > 0` is NULL for a missing list.
 # Both cost nothing in the engine: not worth a pass per distinct value.
-register(Operator("is_set", (*_SCALAR, "list"), None, _sql_is_set, _pl_is_set, text="{field} {op}",
+register(Operator("is_set", (*_SCALAR, "list"), None, _is_set, text="{field} {op}",
                   null_safe=_SCALAR, per_value=False))
 register(negation("is_not_set", of="is_set"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlglot import exp
@@ -19,10 +19,9 @@ from sqlglot.dialects.dialect import Dialect
 
 from ..errors import UserError
 from . import tree
-from .dialects import number_literal, render, string_literal, timestamp_literal
+from .dialects import DATE, LITERALS, TIMESTAMP, cast, fold_sql, render, string_literal, timestamp_literal
 from .fields import FieldCatalog
 from .model import EventFilter, FieldFilter, Project
-from .operators import SQL_COMPARISONS
 from .plan import distinct_event_aggregates, naive_utc
 from .tree import Language
 
@@ -36,6 +35,11 @@ SUBSCRIBERS = "subscribers"
 EVENTS = "events"
 MEMBERSHIP = "segment_membership"
 EVENT_COUNTS = "event_counts"
+
+
+_COMPARISONS: dict[str, type[exp.Binary]] = {
+    "is": exp.EQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE,
+}
 
 
 # --------------------------------------------------------------------------- identifiers
@@ -94,11 +98,34 @@ def negate(predicate: exp.Expr) -> exp.Expr:
     return exp.Not(this=predicate if simple else exp.paren(predicate))
 
 
+def _is_set(c: exp.Expr, field_type: str) -> exp.Expr:
+    if field_type == "list":  # NULL for a missing list: made FALSE by two_valued
+        return exp.GT(this=exp.ArraySize(this=c), expression=exp.Literal.number(0))
+    return exp.Is(this=c, expression=exp.Not(this=exp.Null()))
+
+
+def _text_test(test: str, c: exp.Expr, value: exp.Expr) -> exp.Expr:
+    # STRPOS/STARTS_WITH/ENDS_WITH, never LIKE: '%' and '_' in values are literal.
+    if test == "contains":
+        return exp.GT(this=exp.StrPosition(this=c, substr=value), expression=exp.Literal.number(0))
+    return (exp.StartsWith if test == "starts_with" else exp.EndsWith)(this=c, expression=value)
+
+
+def _has(how: str, c: exp.Expr, tags: Sequence[str]) -> exp.Expr:
+    var = exp.to_identifier("tag")
+    folded = exp.Transform(this=c, expression=exp.Lambda(this=fold_sql(var.copy()), expressions=[var]))
+    node = exp.ArrayOverlaps if how == "any" else exp.ArrayContainsAll
+    return node(this=folded, expression=exp.Array(expressions=[string_literal(x) for x in tags]))
+
+
 SQL = Language(
     all=lambda parts: exp.and_(*parts, copy=False) if parts else exp.true(),
     any=lambda parts: exp.or_(*parts, copy=False) if parts else exp.false(), negate=negate, two_valued=two_valued,
-    compare=lambda op, a, b: SQL_COMPARISONS[op](this=a, expression=b), text=string_literal,
-    number=number_literal, moment=timestamp_literal, column=field_column, builder="sql",
+    compare=lambda op, a, b: _COMPARISONS[op](this=a, expression=b), value=lambda v, t: LITERALS[t](v),
+    column=field_column, copy=lambda c: c.copy(), fold=fold_sql, is_set=_is_set, never=lambda c: exp.false(),
+    isin=lambda c, values, t: exp.In(this=c, expressions=[LITERALS[t](v) for v in values]),
+    between=lambda c, low, high: exp.Between(this=c, low=low, high=high),
+    cast=lambda c, t: cast(c, DATE if t == "date" else TIMESTAMP), text_test=_text_test, has=_has,
 )
 # One field filter on a column; the event rows a filter counts (NULL possible: wrap
 # in two_valued); a segment's membership condition (see tree.py).

@@ -58,26 +58,33 @@ def walk(segment: Segment, b: Backend[X]) -> X:
 
 @dataclass(frozen=True)
 class Language:
-    """What a compiler (to_sql.py, to_polars.py) brings to the builders below: its
-    connectives, literals and columns, and which builder of each operator it uses."""
+    """What a compiler (to_sql.py, to_polars.py) brings to the builders below and to
+    the operators' (operators.py): connectives, literals, columns and the few
+    forms each backend spells its own way."""
 
     all: Callable[[Sequence[Any]], Any]  # AND (true for no parts)
     any: Callable[[Sequence[Any]], Any]  # OR (false for no parts)
     negate: Callable[[Any], Any]
     two_valued: Callable[[Any], Any]  # NULL (unknown, e.g. a missing value) becomes false
     compare: Callable[[str, Any, Any], Any]  # `a op b` for is, gt, gte, lt, lte
-    text: Callable[[str], Any]
-    number: Callable[[int], Any]
-    moment: Callable[[datetime], Any]
+    value: Callable[[Any, str], Any]  # a literal of a field type
     column: Callable[[str], Any]  # a subscriber or event field
-    builder: str  # the Operator attribute: "sql" or "polars"
+    copy: Callable[[Any], Any]  # an expression used a second time
+    fold: Callable[[Any], Any]  # case-folded with case.py's table
+    is_set: Callable[[Any, str], Any]  # present; a list: not empty (NULL for a missing list)
+    never: Callable[[Any], Any]  # false for every row
+    isin: Callable[[Any, Sequence[Any], str], Any]  # `a IN values` (Python values of a field type)
+    between: Callable[[Any, Any, Any], Any]  # low <= a <= high
+    cast: Callable[[Any, str], Any]  # a timestamp as its UTC "date", a date as its midnight "timestamp"
+    text_test: Callable[[str, Any, Any], Any]  # `contains`, `starts_with` or `ends_with`
+    has: Callable[[str, Any, Sequence[str]], Any]  # a list holds "any" / "all" of the folded tags
 
 
 def field_predicate(lang: Language, f: FieldFilter, field_type: str, column: Any, as_of: datetime) -> Any:
     """A two-valued predicate for one field filter on `column` (of `field_type`): a
     negative operator is NOT of its positive partner made two-valued (spec rule 3)."""
     op = operator_for(f, field_type)
-    predicate = getattr(op, lang.builder)(column, f.value, field_type, naive_utc(as_of))
+    predicate = op.build(lang, column, f.value, field_type, naive_utc(as_of))
     if field_type not in op.null_safe:  # a builder that may return NULL
         predicate = lang.two_valued(predicate)
     return lang.negate(predicate) if op.negation_of else predicate
@@ -105,10 +112,10 @@ def event_condition(lang: Language, f: EventFilter, catalog: FieldCatalog, as_of
     """Which event rows a filter counts: its name (exact), not after `as_of`, in the
     window, and every `where` filter (same operator semantics, over event fields)."""
     as_of, column = naive_utc(as_of), column or lang.column
-    conditions = [lang.compare("is", column("event"), lang.text(f.event)),
-                  lang.compare("lte", column("occurred_at"), lang.moment(as_of))]
+    conditions = [lang.compare("is", column("event"), lang.value(f.event, "string")),
+                  lang.compare("lte", column("occurred_at"), lang.value(as_of, "timestamp"))]
     if f.in_last_days is not None:
-        start = lang.moment(window_start(as_of, f.in_last_days))
+        start = lang.value(window_start(as_of, f.in_last_days), "timestamp")
         conditions.append(lang.compare("gte", column("occurred_at"), start))
     where = _field_leaf(lang, catalog.event, "event", column, as_of, precomputed)
     return lang.all([*conditions, *(where(w) for w in f.where)])
@@ -124,6 +131,6 @@ def segment_predicate(lang: Language, segment: Segment, catalog: FieldCatalog, a
     field = _field_leaf(lang, catalog.subscriber, "subscriber", column or lang.column, as_of, precomputed)
 
     def performed(f: EventFilter) -> Any:
-        return lang.compare(f.count.op, event_count(f), lang.number(f.count.value))
+        return lang.compare(f.count.op, event_count(f), lang.value(f.count.value, "integer"))
 
     return walk(segment, Backend(lang.all, lang.any, lang.negate, field, performed, member_of))
