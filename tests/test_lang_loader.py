@@ -124,17 +124,6 @@ def test_example_audience(examples) -> None:
     assert examples.audiences["nyc_meetup_invite"].path == str(EXAMPLES / "audiences" / "nyc_meetup_invite.yaml")
 
 
-def test_every_node_has_its_position(examples) -> None:
-    seg = examples.segments["new_customers"]
-    path = str(EXAMPLES / "new_customers.yaml")
-    assert (seg.pos.path, seg.pos.line, seg.pos.col) == (path, 1, 1)
-    assert [(g.pos.line, g.pos.col) for g in seg.groups] == [(5, 5), (10, 5)]
-    assert [(f.pos.line, f.pos.col) for f in seg.groups[0].filters] == [(6, 9), (7, 9)]
-    count = seg.groups[0].filters[1].count
-    assert (count.pos.line, count.pos.col) == (9, 16)
-    assert str(seg.groups[1].filters[1].pos) == f"{path}:13:9"
-
-
 # -- discovery -----------------------------------------------------------------------------
 
 
@@ -278,4 +267,3 @@ def test_load_segment_file_outside_the_folder(tmp_path: Path, examples) -> None:
     assert problems == []
     assert segment is not None and segment.key == "try_this" and segment.path == str(path)
     assert meaning(segment.groups[0].filters[1]) == meaning(FieldFilter(field="loyalty_points", op="gte", value=100))
-    assert segment.groups[0].filters[1].pos.path == str(path)

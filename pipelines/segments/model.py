@@ -1,16 +1,14 @@
 """Typed model of segment and audience definitions, which validates what it reads.
 
-The loader hands each model a file's `yaml_tree.to_data` tree with a validation
-context (`read_definition`). The models check the structure (unknown and missing
-keys, `Literal` choices, one kind per filter); validators check what needs the
-project (declared fields, the operators of the registry, known segments) and read
+The loader validates a file's `yaml_tree.to_data` tree with a context
+(`DefinitionFile.read`). Models check the structure; validators check what needs
+the project (declared fields, the registry's operators, known segments) and read
 each `value` with value_rules.py. The innermost model that sees an error words it
-and places it at its YAML node (`_Node._read`): `PATH:LINE:COLUMN: message`.
+and places it at its YAML node (`_Node._read`).
 
 Code that receives a model can trust it: operators fit field types, values are
 normalized (`datetime.date`, tuples, `between` as `(low, high)`). Built in Python
-(no context), models take values as given. Positions (`pos`) are excluded from
-dumps, so `definition_sha256` only changes when meaning does.
+(no context), models take values as given.
 """
 
 from __future__ import annotations
@@ -45,21 +43,9 @@ from .problems import ProblemLog
 from .value_rules import Wrong
 from .yaml_tree import YamlMap, YamlSeq, describe, did_you_mean, is_null, node_of, text_of, unknown_key
 
-_INTERNAL = ("pos", "kind", "key", "path")  # model fields that no YAML key sets
+_INTERNAL = ("kind", "key", "path")  # model fields that no YAML key sets
 BAD: Any = object()  # no `value` given
 HOLDOUT_MAX_PERCENT = 50
-
-
-class Pos(BaseModel):
-    """A 1-based line/column in a definition file."""
-
-    model_config = ConfigDict(frozen=True)
-    path: str
-    line: int = 1
-    col: int = 1
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}"
 
 
 # -- errors: raised by validators, worded and placed by `_Node._read` -------------------------
@@ -154,7 +140,6 @@ Choice = BeforeValidator(lambda value: value if text_of(value) is None else text
 
 class _Node(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
-    pos: Pos | None = Field(default=None, exclude=True, repr=False)
     # How messages name this node: "missing required key 'x' in {what}", "{a_what} must be a mapping".
     names: ClassVar[tuple[str, str]] = ("", "")  # (what, a_what)
     yaml_required: ClassVar[tuple[str, ...]] = ()  # required in a file though the model has a default
@@ -169,9 +154,8 @@ class _Node(BaseModel):
 
     @classmethod
     def _defaults(cls, data: YamlMap, context: dict) -> dict[str, Any]:
-        """Entries the file does not spell (its position; the key and path of a definition)."""
-        mark = data.node.start_mark
-        return {"pos": Pos(path=context["path"], line=mark.line + 1, col=mark.column + 1)}
+        """Entries the file does not spell (the key and path of a definition)."""
+        return {}
 
     @model_validator(mode="wrap")
     @classmethod
@@ -237,8 +221,8 @@ class _Node(BaseModel):
             raise _problem(unknown_key(str(info.field_name), cls.yaml_keys()), at="key")
         return value
 
-    # Two nodes are equal when they mean the same thing, wherever they stand in
-    # which file: equality, hashing and `definition_sha256` ignore positions (excluded from dumps).
+    # Two nodes are equal when they mean the same thing, whichever file holds them:
+    # equality, hashing and `definition_sha256` ignore `path` (excluded from dumps).
     def _identity(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, default=str)
 
