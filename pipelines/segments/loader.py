@@ -1,14 +1,10 @@
 """Definition files -> `Project` + every problem, in one pass.
 
-Discovery (segment-language.md, "Files"): every `*.yaml` below the definitions
-folder. Files under `audiences/` (directly below the root) are audiences; files
-whose name starts with `_` are configuration (only the root `_fields.yaml` means
-something: another `_` file is a handy way to park a draft); every other file is
-a segment keyed by its stem. Hidden files and folders are skipped.
-
-The returned Project holds only runnable definitions: a segment or audience with
-any problem, or that depends on one, is left out; callers decide whether problems
-stop them (`segments validate` and runs do).
+Discovery follows segment-language.md, "Files": every `*.yaml` below the folder;
+files under `audiences/` are audiences, `_` files configuration (only the root
+`_fields.yaml` is read: another is a parked draft), hidden files and folders are
+skipped. The Project holds only runnable definitions (no problem, none in what
+they depend on); callers decide whether problems stop them.
 """
 
 from __future__ import annotations
@@ -145,11 +141,8 @@ def load_project(defs_dir: str | os.PathLike) -> tuple[Project, list[Problem]]:
 def load_segment_file(path: str | os.PathLike, catalog: FieldCatalog,
                       known_segments: Collection[str] | Mapping[str, Segment]) -> tuple[Segment | None, list[Problem]]:
     """One segment file anywhere on disk (e.g. `segments preview FILE`), keyed by its stem.
-
-    `known_segments` are the keys it may reference. Pass the project's
-    `segments` mapping (key -> Segment) to also catch cycles through them; a file
-    that references its own key is always a cycle.
-    """
+    `known_segments` are the keys it may reference; given the project's `segments`
+    mapping, cycles through them are caught too (a reference to itself always is)."""
     file_path = Path(path)
     if not file_path.is_file():
         raise UserError(f"segment file not found: {file_path}")

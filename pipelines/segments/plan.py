@@ -18,11 +18,11 @@ from .project_rules import find_cycles
 
 # Names the engines give to computed columns. A ':' cannot occur in a field name
 # or a segment key, so these never collide with subscriber columns.
-EVENT_COUNT_PREFIX = "event_count:"
 SEGMENT_PREFIX = "segment:"
 
+
 def event_count_column(aggregate_key: str) -> str:
-    return EVENT_COUNT_PREFIX + aggregate_key
+    return "event_count:" + aggregate_key
 
 
 def segment_column(segment_key: str) -> str:
@@ -33,9 +33,7 @@ def naive_utc(as_of: datetime | date) -> datetime:
     """`as_of` as a naive datetime meaning UTC (the project-wide convention): an aware
     datetime is converted to UTC; a bare date means its midnight UTC."""
     if not isinstance(as_of, datetime):
-        if isinstance(as_of, date):
-            return datetime.combine(as_of, time())
-        raise TypeError(f"as_of must be a datetime, got {type(as_of).__name__}")
+        return datetime.combine(as_of, time())
     if as_of.tzinfo is not None:
         return as_of.astimezone(UTC).replace(tzinfo=None)
     return as_of

@@ -26,7 +26,6 @@ FLOAT = "tag:yaml.org,2002:float"
 BOOL = "tag:yaml.org,2002:bool"
 NULL = "tag:yaml.org,2002:null"
 TIMESTAMP = "tag:yaml.org,2002:timestamp"
-_SCALAR_TAGS = {STR, INT, FLOAT, BOOL, NULL, TIMESTAMP}
 
 
 # A definition is a few KB; a bigger file is a mistake or an attack (validate reads it whole).
@@ -89,10 +88,8 @@ def parse_yaml(text: str, log: ProblemLog) -> tuple[bool, Data | None]:
             if exc.problem and exc.context:
                 detail = f"{exc.problem} ({exc.context})"
             message = f"invalid YAML: {' '.join(detail.split())}"
-        if mark is None:
-            log.at(1, 1, message)
-        else:
-            log.at(mark.line + 1, mark.column + 1, message)
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        log.at(line, col, message)
     except ReaderError as exc:
         before = text[: exc.position]
         line = before.count("\n") + 1
@@ -131,13 +128,10 @@ def describe(node: object) -> str:
 
 
 def text_of(node: object) -> str | None:
-    """The text of a scalar for a string slot, or None if it is not text.
-
-    Plain scalars that YAML would type as numbers, booleans or dates keep their
-    exact source text (`postal_code is 02134` means "02134", not 2134): the slot's
-    declared type decides, as at ingest, and nothing the user typed is lost.
-    """
-    if isinstance(node, ScalarNode) and node.tag in _SCALAR_TAGS and node.tag != NULL:
+    """The text of a scalar for a string slot, or None if it is not text. Plain scalars
+    YAML would type as numbers, booleans or dates keep their source text (`postal_code
+    is 02134` means "02134"): the slot's declared type decides, as at ingest."""
+    if isinstance(node, ScalarNode) and node.tag in (STR, INT, FLOAT, BOOL, TIMESTAMP):
         return node.value
     return None
 
