@@ -1,23 +1,16 @@
 """Case folding for case-insensitive matching (spec rule 4): one table, every engine.
 
-Each engine's own lower-casing follows the Unicode version it was built with
-(Polars and Spark know letters added in Unicode 15 and 16, such as 'Ꟛ'
-U+A7CB, that DuckDB and Python 3.11 do not), so they would disagree on text
-holding such letters. Matching therefore folds with the table below, pinned to
-**Unicode 14.0** (Python 3.11's `str.lower`, one character to one), plus two
-rules that make the result the same whatever a word looks like:
+Each engine lower-cases with the Unicode version it was built with (Polars and Spark
+know Unicode 15 and 16 letters, such as 'Ꟛ' U+A7CB, that DuckDB and Python 3.11 do
+not), so they would disagree. Matching folds with the table below instead, pinned to
+**Unicode 14.0** (Python 3.11's `str.lower`, one character to one), plus 'İ' -> 'i'
+(Unicode gives 'i' plus a combining dot) and the final sigma 'ς' -> 'σ' (as case
+folding does: `ΟΔΟΣ`, `οδος` and `οδοσ` all match). Other characters are kept.
 
-- 'İ' (Turkish capital I with dot) folds to 'i' (Unicode lower-cases it to
-  'i' plus a combining dot; DuckDB to 'i');
-- the final sigma 'ς' folds to 'σ', as 'Σ' does (as Unicode case folding does),
-  so `ΟΔΟΣ`, `οδος` and `οδοσ` all match.
-
-Polars applies the table itself (`replace_many`), Spark too (`TRANSLATE`);
-DuckDB's `lower()` follows exactly this table (its Unicode tables are 14.0:
-tests/test_engine_differential.py checks every code point), and a per-row
-`translate` with 1,400 characters is ~1,000 times slower there. Characters
-outside the table are left as they are. A changed table changes membership:
-bump incremental.SEMANTICS_VERSION with it.
+Polars (`replace_many`) and Spark (`TRANSLATE`) apply the table; DuckDB's `lower()`
+follows it exactly (tests/test_engine_differential.py checks every code point), and a
+per-row `translate` of 1,400 characters is ~1,000 times slower there. A changed
+table changes membership: bump incremental.SEMANTICS_VERSION with it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Names and limits shared by the definition rules, and `_fields.yaml`.
-
-Segments and audiences validate as models (model.py). `_fields.yaml` is read
-here by hand because it keeps what is valid even when other declarations are
-wrong: one typo must not turn every filter on the other fields into an error.
-"""
+"""Names and limits shared by the definition rules, and `_fields.yaml`, read here by hand
+rather than as a model because it keeps what is valid even when other declarations are
+wrong: one typo must not turn every filter on the other fields into an error."""
 
 from __future__ import annotations
 
@@ -54,14 +51,14 @@ def read_fields_file(log: ProblemLog, root: Data | None) -> DeclaredFields:
 
 def _section(log: ProblemLog, section: str, standard: dict[str, str],
              body: Data | None) -> tuple[dict[str, str], frozenset[str]]:
-    declared: dict[str, str] = {}
-    bad: set[str] = set()
-    if body is None or is_null(body):
-        return declared, frozenset()
+    if is_null(body):
+        return {}, frozenset()
     if not isinstance(body, YamlMap):
         log.node(node_of(body), f"'{section}' must be a mapping of field name to type, not {describe(body)}")
-        return declared, frozenset()
+        return {}, frozenset()
     body.report_keys(log)
+    declared: dict[str, str] = {}
+    bad: set[str] = set()
     for name, type_node in body.items():
         type_name = text_of(type_node)
         if not CUSTOM_FIELD_PATTERN.match(name):

@@ -1,8 +1,6 @@
-"""The sqlglot vocabulary of the SQL compiler and the operator registry (literals,
-case folding), and the two dialects it renders to.
-
-Values only ever enter a tree through the literal builders below: a definition
-can change literal values, never a query's shape.
+"""The sqlglot vocabulary of the SQL compiler (literals, case folding), and the two
+dialects it renders to. Values only ever enter a tree through the literal builders
+below: a definition can change literal values, never a query's shape.
 
 - DuckDB: the stock generator is right as is (`LAMBDA x : ...`, the only lambda
   DuckDB 2.0 accepts; `&&` and `@>` for list overlap and "contains all").

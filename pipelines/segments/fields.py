@@ -1,10 +1,6 @@
 """The field catalog: standard subscriber and event fields plus the custom ones
-declared in `segment_defs/_fields.yaml` (the operators each type allows are in
-operators.py).
-
-Everything downstream (loader, validator, compilers, ingest) reads types from
-here, so a column is never typed by guessing.
-"""
+declared in `segment_defs/_fields.yaml`. Everything downstream (loader, validator,
+compilers, ingest) reads types from here, so a column is never typed by guessing."""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
-"""Pause Python's cyclic garbage collector around bulk model and AST building.
-
-Loading 1,000 definitions and compiling their queries creates a few hundred
-thousand small objects (pydantic models, sqlglot nodes, whose parent links
-make cycles). Each allocation burst triggers collections that walk every live
-object again; measured, they took about a third of validate + compile. The
-objects are freed by the next ordinary collection after the pause.
-"""
+"""Pause Python's cyclic garbage collector around bulk model and AST building: the
+hundreds of thousands of pydantic models and sqlglot nodes (parent links make cycles)
+of 1,000 definitions trigger collections that took a third of validate + compile.
+The next ordinary collection after the pause frees them."""
 
 from __future__ import annotations
 

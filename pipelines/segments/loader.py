@@ -148,7 +148,7 @@ def load_segment_file(path: str | os.PathLike, catalog: FieldCatalog,
         raise UserError(f"segment file not found: {file_path}")
     f = DefinitionFile(Path(file_path.name), str(file_path), "segment")
     f.parse()
-    key = file_path.stem
+    key = f.key
     owners, problems = check_keys([(key, f.path)], "segment")
     known = {*known_segments, key}  # a reference to itself is reported as a cycle, not as unknown
     references: list = []

@@ -1,14 +1,11 @@
 """Exact comparisons of integer and number fields with definition values (spec rule 5).
 
-A definition may mix integers and decimals (`in: [9007199254740993, 0.5]`),
-and an integer above 2^53 has no exact double. Engines compare mixed types
-by converting both sides to a common type (DuckDB and Polars: DOUBLE), which
-rounds, so `9007199254740992` would match. Instead, each comparison is
-rewritten here, in Python, into one with a value of the **column's own type**
-(a 64-bit integer for `integer`, a double for `number`) that holds for exactly
-the same stored values; the compilers then compare like with like, which every
-engine does exactly. Where no such value exists the result is a constant:
-True (holds for every present value) or False (for none).
+An integer above 2^53 has no exact double, and engines compare mixed types as DOUBLE,
+which rounds (`9007199254740992` would match `is 9007199254740993`). So each
+comparison is rewritten here into one with a value of the **column's own type**
+(int64 for `integer`, double for `number`) that holds for exactly the same stored
+values, which every engine compares exactly; where none exists the result is a
+constant: True (holds for every present value) or False (for none).
 """
 
 from __future__ import annotations
@@ -31,18 +28,11 @@ def _int_bound(op: str, value: int | float) -> Bound:
         value = math.floor(value) if op in ("is", "gt", "lte") else math.ceil(value)
     if op == "is":
         return ("is", value) if INT64_MIN <= value <= INT64_MAX else False
-    below, above = value < INT64_MIN, value > INT64_MAX  # beyond every stored value
-    if op in ("gt", "gte"):
-        if above or (op == "gt" and value == INT64_MAX):
-            return False
-        if below or (op == "gte" and value == INT64_MIN):
-            return True
-    else:  # lt, lte
-        if below or (op == "lt" and value == INT64_MIN):
-            return False
-        if above or (op == "lte" and value == INT64_MAX):
-            return True
-    return (op, value)
+    if op in ("gt", "gte"):  # the least integer that holds, against the stored range
+        least = value + 1 if op == "gt" else value
+        return False if least > INT64_MAX else True if least <= INT64_MIN else (op, value)
+    most = value - 1 if op == "lt" else value  # lt, lte: the greatest integer that holds
+    return False if most < INT64_MIN else True if most >= INT64_MAX else (op, value)
 
 
 def _double_bound(op: str, value: int | float) -> Bound:
@@ -58,9 +48,7 @@ def _double_bound(op: str, value: int | float) -> Bound:
     # Between two neighbouring doubles: no stored value equals it.
     low, high = (nearest, math.nextafter(nearest, math.inf)) if nearest < value else (
         math.nextafter(nearest, -math.inf), nearest)
-    bounds: dict[str, Bound] = {"is": False, "gt": ("gt", low), "gte": ("gte", high), "lt": ("lt", high),
-                                "lte": ("lte", low)}
-    return bounds[op]
+    return False if op == "is" else (op, low if op in ("gt", "lte") else high)
 
 
 def exact_bound(op: str, value: int | float, field_type: str) -> Bound:

@@ -1,19 +1,5 @@
-"""The field operators: everything the code knows about each one, in one row.
-
-Code that needs something about an operator (segment-language.md, "Field
-filters") looks its `Operator` up here, so adding one means registering a row:
-
-- `types`: the field types it applies to (in the order each type lists them);
-- `value`: the rule reading its YAML `value` (value_rules.py); None: it takes none;
-- `build`: its POSITIVE predicate from (language, column, value, field type,
-  as_of), in the words of a `tree.Language`, so one builder serves SQL and Polars;
-  it may be NULL on a missing value (tree.py makes it two-valued);
-- `text`: how `segments explain` words it (commands/describe.py);
-- `null_safe`: field types on which `build` is never NULL (no COALESCE needed);
-- `per_value`: worth evaluating once per distinct value and broadcasting
-  (engine/encoded.py); on a list field only with `tags` ("any" or "all");
-- `crossing`: set for an operator whose result depends on the run's `as_of`: the
-  stored values whose result may differ between two clocks (engine/incremental.py).
+"""The field operators (segment-language.md, "Field filters"): everything the code knows
+about each one is its registered `Operator` row, so adding one means registering a row.
 
 A negative operator (`negation`) is the exact complement of its positive partner
 (spec rule 3): it shares its row and is NOT of the partner's two-valued result.
@@ -35,7 +21,7 @@ from .case import fold
 from .dialects import timestamp_literal
 from .numeric import Bound, exact_bound, exact_members
 
-if TYPE_CHECKING:  # the models are generated from this registry; a Language builds
+if TYPE_CHECKING:  # the models are generated from this registry
     from .model import FieldFilter
     from .tree import Language
 
@@ -58,13 +44,19 @@ COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 @dataclass(frozen=True)
 class Operator:
     name: str
-    types: tuple[str, ...]
-    value: Callable[[str, Any], Any] | None
+    types: tuple[str, ...]  # the field types it applies to (in the order each type lists them)
+    value: Callable[[str, Any], Any] | None  # the rule reading its YAML `value` (value_rules.py)
+    # Its POSITIVE predicate, in a tree.Language's words: one builder serves SQL and Polars.
+    # It may be NULL on a missing value (tree.py makes it two-valued).
     build: Builder
-    text: str = "{field} {op} {value}"
-    null_safe: tuple[str, ...] = ()
+    text: str = "{field} {op} {value}"  # how `segments explain` words it (commands/describe.py)
+    null_safe: tuple[str, ...] = ()  # field types on which `build` is never NULL (no COALESCE)
+    # Worth evaluating once per distinct value and broadcasting (engine/encoded.py); on a
+    # list field only with `tags` ("any" or "all").
     per_value: bool = True
     tags: str | None = None
+    # For a result that depends on the run's `as_of`: the stored values whose result may
+    # differ between two clocks (engine/incremental.py).
     crossing: Crossing | None = None
     negation_of: str | None = None
 
@@ -108,10 +100,6 @@ def operators_of_type(field_type: str) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- builders
-
-
-def _is_set(lang: Language, c: Any, v: Any, t: str, a: datetime) -> Any:
-    return lang.is_set(c, t)
 
 
 def _bounded(lang: Language, c: Any, bound: Bound, t: str) -> Any:
@@ -216,6 +204,6 @@ register(Operator("has_all", ("list",), value_rules.tags, _has("all"), tags="all
 register(negation("has_none", of="has_any"))
 # `IS NOT NULL` is never NULL; a list's `size > 0` is NULL for a missing list.
 # Both cost nothing in the engine: not worth a pass per distinct value.
-register(Operator("is_set", (*_SCALAR, "list"), None, _is_set, text="{field} {op}",
-                  null_safe=_SCALAR, per_value=False))
+register(Operator("is_set", (*_SCALAR, "list"), None, lambda lang, c, v, t, a: lang.is_set(c, t),
+                  text="{field} {op}", null_safe=_SCALAR, per_value=False))
 register(negation("is_not_set", of="is_set"))

@@ -1,9 +1,6 @@
-"""Planning shared by both compilers and every engine: what a run computes once
-for all segments. The distinct event aggregates (one count per
-`EventFilter.aggregate_key()`, so events are scanned once), the dependency waves
-(a segment is evaluated after those it references and reads their membership),
-and the one clock (`as_of` as a naive UTC timestamp).
-"""
+"""Planning shared by both compilers and every engine: the distinct event aggregates
+(events are scanned once), the dependency waves (a segment after those it reads) and
+the one clock (`as_of` as a naive UTC timestamp)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Problems found in definition files, printed as `PATH:LINE:COLUMN: message`.
-
-Every rule reports into a `ProblemLog` instead of raising, so one pass over all
-files collects everything that is wrong (segment-language.md, "Errors").
-"""
+"""Problems found in definition files, printed as `PATH:LINE:COLUMN: message`. Rules
+report into a `ProblemLog` instead of raising, so one pass collects everything wrong."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Rules across files: keys, duplicates, reference cycles (and dependents), and what stays runnable.
-
-These run after every file was read on its own, so all problems still come
-out of one pass.
-"""
+"""Rules across files: keys, duplicates, reference cycles (and dependents), and what stays
+runnable. They run after every file was read on its own: all problems come out of one pass."""
 
 from __future__ import annotations
 
@@ -16,12 +13,9 @@ from .problems import Problem, ProblemLog
 
 
 def check_keys(files: Iterable[tuple[str, str]], kind: str) -> tuple[dict[str, str], list[Problem]]:
-    """(key, path) pairs in discovery order -> the path that owns each valid key.
-
-    A key comes from the file name, so its problem is reported at 1:1. When two
-    files share a key the first in discovery order (sorted relative path) keeps
-    it and every later one is reported, naming the first.
-    """
+    """(key, path) pairs in discovery order -> the path that owns each valid key. A key
+    comes from the file name: its problem is at 1:1. Of files sharing a key the first
+    (sorted relative path) keeps it; every later one is reported, naming the first."""
     owners: dict[str, str] = {}
     problems: list[Problem] = []
     for key, path in files:
@@ -107,13 +101,9 @@ def runnable_segments(segments: Mapping[str, Segment]) -> dict[str, Segment]:
     (invalid, on a cycle, or missing). No extra problem is reported: the cause is
     already reported in its own file, and one cause should read as one line."""
     kept = dict(segments)
-    changed = True
-    while changed:
-        changed = False
-        for key, segment in list(kept.items()):
-            if any(ref not in kept for ref in segment.references()):
-                del kept[key]
-                changed = True
+    while broken := [key for key, seg in kept.items() if any(ref not in kept for ref in seg.references())]:
+        for key in broken:
+            del kept[key]
     return dict(sorted(kept.items()))
 
 

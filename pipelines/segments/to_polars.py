@@ -1,9 +1,5 @@
-"""Segment model -> Polars expressions, with the same shape as `to_sql.py`.
-
-A negative operator is `~` of its positive partner after `fill_null(False)`
-(spec rule 3), so missing values are in every negative operator and in no
-positive one. Values enter as literals only.
-"""
+"""Segment model -> Polars expressions (tree.py's builders in the words of `POLARS`),
+with the same shape as `to_sql.py`. Values enter as literals only."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""Segment model -> sqlglot expressions, and the standalone query of a segment.
-
-Each field filter is built by its operator's `sql` builder (operators.py); a
-negative operator is `NOT` of its positive partner made two-valued with
-`COALESCE(..., FALSE)`, which gives the spec's complement semantics (rule 3). The
-builders are tree.py's. Values only enter as literals (dialects.py); identifiers
-only come from the field catalog, the relation names below and the planner.
+"""Segment model -> sqlglot expressions (tree.py's builders in the words of `SQL`),
+and the standalone query of a segment. Values only enter as literals (dialects.py);
+identifiers only come from the field catalog, the relation names below and the planner.
 """
 
 from __future__ import annotations
@@ -21,22 +17,15 @@ from ..errors import UserError
 from . import tree
 from .dialects import DATE, LITERALS, TIMESTAMP, cast, fold_sql, render, string_literal, timestamp_literal
 from .fields import FieldCatalog
-from .model import EventFilter, FieldFilter, Project
+from .model import EventFilter, Project
 from .plan import distinct_event_aggregates, naive_utc
 from .tree import Language
 
-# An engine may evaluate some field filters ahead of the query (pipelines/engine/encoded.py):
-# it returns the (two-valued) column holding a filter's result, or None to build the filter here.
-PrecomputedResolver = Callable[[FieldFilter], exp.Expr | None]
-
-# Relations a standalone segment query reads (present in the run and in the
-# published warehouse alike).
+# Relations a standalone segment query reads (in the run and the published warehouse alike).
 SUBSCRIBERS = "subscribers"
 EVENTS = "events"
 MEMBERSHIP = "segment_membership"
 EVENT_COUNTS = "event_counts"
-
-
 _COMPARISONS: dict[str, type[exp.Binary]] = {
     "is": exp.EQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE,
 }
@@ -62,9 +51,8 @@ def _needs_quotes(name: str) -> bool:
 
 def field_column(name: str, table: str | None = None) -> exp.Column:
     """A column of the field catalog, quoted when it is not a plain identifier or is
-    a keyword in any dialect we render to."""
-    # Nodes built directly: `exp.column()` copies and regex-checks each part, which
-    # was a third of compiling 1,000 definitions.
+    a keyword in any dialect we render to. The nodes are built directly: `exp.column()`
+    copies and regex-checks each part, a third of compiling 1,000 definitions."""
     return exp.Column(
         this=exp.Identifier(this=name, quoted=_needs_quotes(name)),
         table=exp.Identifier(this=table, quoted=_needs_quotes(table)) if table else None,
@@ -138,7 +126,7 @@ segment_predicate = functools.partial(tree.segment_predicate, SQL)
 
 
 def event_counts_cte(aggregates: dict[str, EventFilter], catalog: FieldCatalog, as_of: datetime,
-                     column_name: Callable[[str], str], precomputed: PrecomputedResolver | None = None) -> exp.Select:
+                     column_name: Callable[[str], str]) -> exp.Select:
     """One scan of `events`: per subscriber, `COUNT(*) FILTER (WHERE ...)` per
     distinct aggregate. The WHERE prunes rows no aggregate can count."""
 
@@ -146,7 +134,7 @@ def event_counts_cte(aggregates: dict[str, EventFilter], catalog: FieldCatalog, 
         return field_column(name, table=EVENTS)
 
     def count(f: EventFilter) -> exp.Expr:
-        where = exp.Where(this=event_condition(f, catalog, as_of, event_column, precomputed))
+        where = exp.Where(this=event_condition(f, catalog, as_of, event_column))
         return exp.Filter(this=exp.Count(this=exp.Star()), expression=where)
 
     counts = [exp.alias_(count(f), column_name(key), copy=False) for key, f in aggregates.items()]
@@ -164,8 +152,7 @@ def event_counts_cte(aggregates: dict[str, EventFilter], catalog: FieldCatalog, 
     )
 
 
-def standalone_count_column(aggregate_key: str) -> str:
-    return f"n_{aggregate_key}"
+_count_column = "n_{}".format  # an aggregate's column in the standalone query
 
 
 def segment_query(project: Project, key: str, as_of: datetime) -> exp.Select:
@@ -184,7 +171,7 @@ def segment_query(project: Project, key: str, as_of: datetime) -> exp.Select:
         return field_column(name, table=SUBSCRIBERS)
 
     def event_count(f: EventFilter) -> exp.Expr:
-        n = field_column(standalone_count_column(f.aggregate_key()), table=EVENT_COUNTS)
+        n = field_column(_count_column(f.aggregate_key()), table=EVENT_COUNTS)
         return exp.Coalesce(this=n, expressions=[exp.Literal.number(0)])
 
     def member_of(ref: str) -> exp.Expr:
@@ -198,7 +185,7 @@ def segment_query(project: Project, key: str, as_of: datetime) -> exp.Select:
     predicate = segment_predicate(segment, project.catalog, as_of, event_count, member_of, subscriber_column)
     query = exp.select(subscriber_column("subscriber_id")).from_(exp.table_(SUBSCRIBERS), copy=False)
     if aggregates:
-        cte = event_counts_cte(aggregates, project.catalog, as_of, standalone_count_column)
+        cte = event_counts_cte(aggregates, project.catalog, as_of, _count_column)
         query = with_cte(query, EVENT_COUNTS, cte)
         # The Join node itself: `Select.join()` would parse a "LEFT JOIN" text to build it (~1 ms).
         on = exp.EQ(this=field_column("subscriber_id", table=EVENT_COUNTS),

@@ -123,12 +123,11 @@ def event_condition(lang: Language, f: EventFilter, catalog: FieldCatalog, as_of
 
 def segment_predicate(lang: Language, segment: Segment, catalog: FieldCatalog, as_of: datetime,
                       event_count: Callable[[EventFilter], Any], member_of: Callable[[str], Any],
-                      column: Callable[[str], Any] | None = None,
-                      precomputed: Callable[[FieldFilter], Any] | None = None) -> Any:
+                      column: Callable[[str], Any] | None = None) -> Any:
     """The segment's membership condition for one subscriber row. The resolvers say
     where event counts and other segments' membership (both never NULL) come from,
     so the standalone query and the engines share this builder."""
-    field = _field_leaf(lang, catalog.subscriber, "subscriber", column or lang.column, as_of, precomputed)
+    field = _field_leaf(lang, catalog.subscriber, "subscriber", column or lang.column, as_of, None)
 
     def performed(f: EventFilter) -> Any:
         return lang.compare(f.count.op, event_count(f), lang.value(f.count.value, "integer"))

@@ -1,9 +1,8 @@
 """The `value` of a field filter (segment-language.md, "Values"), and the other numbers of a definition.
 
-Each rule (the `value` of an operator in operators.py) takes the field type and
-the YAML node, and returns the normalized value the model stores: strings,
-int/float, `datetime.date`, tuples for lists and a 2-tuple for `between`. On a
-bad value it raises `Wrong`, which model.py words and places at the node.
+Each rule takes the field type and the YAML node and returns the normalized value
+the model stores (int/float, `datetime.date`, tuples, `between` as a 2-tuple), or
+raises `Wrong`, which model.py words and places at the node.
 """
 
 from __future__ import annotations

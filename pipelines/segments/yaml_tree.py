@@ -1,10 +1,7 @@
-"""YAML text -> ruamel node tree, with a position on every node.
-
-The *composed* node graph (`YAML.compose`), not constructed objects, gives every
-scalar its start mark, its exact source text (`02134` stays "02134" in a string
-slot) and its resolved tag, and lets duplicate keys be reported as problems.
-`to_data` turns it into the dicts and lists the models validate, keeping nodes.
-"""
+"""YAML text -> ruamel node tree, with a position on every node. The *composed* graph
+(`YAML.compose`), not constructed objects, keeps every scalar's mark, source text
+(`02134` stays "02134") and resolved tag, and lets duplicate keys be reported.
+`to_data` turns it into the dicts and lists the models validate, keeping nodes."""
 
 from __future__ import annotations
 
