@@ -41,12 +41,9 @@ def read_fields_file(log: ProblemLog, root: Data | None) -> DeclaredFields:
     for key in root:
         if key not in FIELDS_FILE_SECTIONS:
             log.node(root.key_nodes[key], unknown_key(key, tuple(FIELDS_FILE_SECTIONS)))
-    declared: dict[str, dict[str, str]] = {}
-    broken: dict[str, frozenset[str]] = {}
-    for section, standard in FIELDS_FILE_SECTIONS.items():
-        declared[section], broken[section] = _section(log, section, standard, root.get(section))
-    catalog = FieldCatalog.with_custom(declared["subscriber_fields"], declared["event_fields"])
-    return DeclaredFields(catalog, broken["subscriber_fields"], broken["event_fields"])
+    sections = (_section(log, name, standard, root.get(name)) for name, standard in FIELDS_FILE_SECTIONS.items())
+    (subscriber, broken_subscriber), (event, broken_event) = sections
+    return DeclaredFields(FieldCatalog.with_custom(subscriber, event), broken_subscriber, broken_event)
 
 
 def _section(log: ProblemLog, section: str, standard: dict[str, str],

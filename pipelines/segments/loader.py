@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -34,12 +35,12 @@ class DefinitionFile:
     relative: Path
     path: str  # as shown in problems: str(Path(defs_dir) / relative)
     kind: str  # "segment" | "audience" | "fields" | "ignored"
-    log: ProblemLog = field(init=False)
     parsed: bool = False
     root: Data | None = None
 
-    def __post_init__(self) -> None:
-        self.log = ProblemLog(self.path)
+    @cached_property
+    def log(self) -> ProblemLog:
+        return ProblemLog(self.path)
 
     @property
     def key(self) -> str:
@@ -85,16 +86,14 @@ def discover(defs_dir: str | os.PathLike) -> list[DefinitionFile]:
             if not name.endswith(".yaml") or name.startswith("."):
                 continue
             relative = (Path(folder) / name).relative_to(root)
-            found.append(DefinitionFile(relative, str(root / relative), _kind_of(relative)))
+            if name.startswith("_"):
+                kind = "fields" if relative == Path(FIELDS_FILE) else "ignored"
+            elif len(relative.parts) > 1 and relative.parts[0] == AUDIENCES_DIR:
+                kind = "audience"
+            else:
+                kind = "segment"
+            found.append(DefinitionFile(relative, str(root / relative), kind))
     return sorted(found, key=lambda f: f.relative.parts)
-
-
-def _kind_of(relative: Path) -> str:
-    if relative.name.startswith("_"):
-        return "fields" if relative == Path(FIELDS_FILE) else "ignored"
-    if len(relative.parts) > 1 and relative.parts[0] == AUDIENCES_DIR:
-        return "audience"
-    return "segment"
 
 
 @gc_paused()

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the models are generated from this registry
     from .model import FieldFilter
     from .tree import Language
 
-# (language, column, value, field type, as_of) -> expression
+# (language, column, value, field type, as_of) -> expression: one builder serves SQL and Polars
 Builder = Callable[["Language", Any, Any, str, datetime], Any]
 # (timestamp column, value, base as_of, as_of) -> condition
 Crossing = Callable[[exp.Expr, Any, datetime, datetime], exp.Expr]
@@ -46,18 +46,13 @@ class Operator:
     name: str
     types: tuple[str, ...]  # the field types it applies to (in the order each type lists them)
     value: Callable[[str, Any], Any] | None  # the rule reading its YAML `value` (value_rules.py)
-    # Its POSITIVE predicate, in a tree.Language's words: one builder serves SQL and Polars.
-    # It may be NULL on a missing value (tree.py makes it two-valued).
-    build: Builder
+    build: Builder  # its POSITIVE predicate; may be NULL on a missing value (tree.py: two-valued)
     text: str = "{field} {op} {value}"  # how `segments explain` words it (commands/describe.py)
     null_safe: tuple[str, ...] = ()  # field types on which `build` is never NULL (no COALESCE)
-    # Worth evaluating once per distinct value and broadcasting (engine/encoded.py); on a
-    # list field only with `tags` ("any" or "all").
+    # Worth evaluating once per distinct value (engine/encoded.py); a list only with `tags`.
     per_value: bool = True
-    tags: str | None = None
-    # For a result that depends on the run's `as_of`: the stored values whose result may
-    # differ between two clocks (engine/incremental.py).
-    crossing: Crossing | None = None
+    tags: str | None = None  # "any" or "all"
+    crossing: Crossing | None = None  # an `as_of`-dependent result: what two clocks may differ on
     negation_of: str | None = None
 
 
@@ -85,10 +80,8 @@ def operator_for(f: FieldFilter, field_type: str) -> Operator:
 
 
 def window_start(as_of: datetime, days: int) -> datetime:
-    """`as_of - days` (exact 24-hour days: UTC has no DST), the start of an
-    `in_last_days` window. Clamped to 0001-01-01 for windows reaching before the
-    calendar starts: no stored value can be earlier, so the result is the same
-    as an unbounded window."""
+    """`as_of - days` (exact 24-hour days: UTC has no DST), the start of an `in_last_days`
+    window; 0001-01-01 for one reaching before the calendar: no stored value is earlier."""
     try:
         return as_of - timedelta(days=days)
     except OverflowError:

@@ -74,10 +74,8 @@ def dependents_of(references: Mapping[str, Sequence[str]], key: str) -> list[str
 
 def check_cycles(references: Mapping[str, Sequence[tuple[str, Node | None]]], paths: Mapping[str, str],
                  start: str | None = None) -> tuple[set[str], list[Problem]]:
-    """Reference cycles, each reported once as `a -> b -> a` on the filter in
-    segment `a` that points at `b`: `a` is `start` (only cycles through it are
-    reported), else the cycle's smallest key. Returns the keys on any reported
-    cycle and the problems."""
+    """(keys on a reported cycle, problems): each cycle once, as `a -> b -> a` on the filter
+    in `a` pointing at `b`; `a` is `start` (only cycles through it count), else the smallest key."""
     graph = {key: [ref for ref, _ in refs] for key, refs in references.items()}
     on_cycle: set[str] = set()
     problems: list[Problem] = []
@@ -97,9 +95,8 @@ def check_cycles(references: Mapping[str, Sequence[tuple[str, Node | None]]], pa
 
 
 def runnable_segments(segments: Mapping[str, Segment]) -> dict[str, Segment]:
-    """Drop, transitively, segments that reference a segment that is not runnable
-    (invalid, on a cycle, or missing). No extra problem is reported: the cause is
-    already reported in its own file, and one cause should read as one line."""
+    """Drop, transitively, segments that reference one that is not runnable (invalid, on a
+    cycle, missing), silently: the cause is reported in its own file, one cause one line."""
     kept = dict(segments)
     while broken := [key for key, seg in kept.items() if any(ref not in kept for ref in seg.references())]:
         for key in broken:

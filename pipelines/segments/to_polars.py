@@ -36,10 +36,11 @@ POLARS = tree.Language(
     value=lambda v, t: pl.lit(v, dtype=_DTYPES[t]), column=pl.col, copy=lambda c: c, fold=fold_polars,
     is_set=lambda c, t: c.list.len() > 0 if t == "list" else c.is_not_null(),
     never=lambda c: c.is_not_null() & pl.lit(False),  # as long as the column: a bare literal is one row
-    isin=lambda c, values, t: c.is_in([float(v) if t == "number" else v for v in values]),  # the column's type
+    isin=lambda c, values, t: c.is_in([float(v) if t == "number" else v for v in values]),  # column's type
     between=lambda c, low, high: c.is_between(low, high),
     cast=lambda c, t: c.dt.date() if t == "date" else c.cast(PL_TIMESTAMP), has=_has,
-    text_test=lambda test, c, v: c.str.contains(v, literal=True) if test == "contains" else getattr(c.str, test)(v),
+    text_test=lambda test, c, v: (c.str.contains(v, literal=True) if test == "contains"
+                                  else getattr(c.str, test)(v)),
 )
 # Never-null expressions: one field filter on a column, the event rows a filter
 # counts, a segment's membership condition (see tree.py).

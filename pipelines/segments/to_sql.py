@@ -156,10 +156,9 @@ _count_column = "n_{}".format  # an aggregate's column in the standalone query
 
 
 def segment_query(project: Project, key: str, as_of: datetime) -> exp.Select:
-    """A query returning `subscriber_id` of every member of segment `key`, reading
-    `subscribers`, `events` and, for segment filters, the computed membership
-    `segment_membership(segment, subscriber_id)` (never the referenced segment's
-    query), so it runs in the published warehouse as well as in a run."""
+    """`subscriber_id` of every member of segment `key`, from `subscribers`, `events` and, for
+    segment filters, the computed `segment_membership(segment, subscriber_id)` (never the
+    referenced segment's query), so it runs in the published warehouse as in a run."""
     try:
         segment = project.segments[key]
     except KeyError:

@@ -5,9 +5,8 @@
     segment filter   -> the referenced segment's membership, NOT for is_not
     group / segment  -> AND (all), OR (any), NOT OR (none) of the above
 
-The bitmap combiner (engine/combine.py) supplies a `Backend`: the leaves and the
-three connectives, over never-null values. The SQL and Polars compilers supply a
-`Language` and share the builders of the leaves below.
+The bitmap combiner (engine/combine.py) supplies a `Backend` (leaves and connectives
+over never-null values); the SQL and Polars compilers a `Language` for the builders below.
 """
 
 from __future__ import annotations
@@ -58,9 +57,8 @@ def walk(segment: Segment, b: Backend[X]) -> X:
 
 @dataclass(frozen=True)
 class Language:
-    """What a compiler (to_sql.py, to_polars.py) brings to the builders below and to
-    the operators' (operators.py): connectives, literals, columns and the few
-    forms each backend spells its own way."""
+    """What a compiler (to_sql.py, to_polars.py) brings to the builders below and the
+    operators' (operators.py): connectives, literals, columns, forms it spells its own way."""
 
     all: Callable[[Sequence[Any]], Any]  # AND (true for no parts)
     any: Callable[[Sequence[Any]], Any]  # OR (false for no parts)

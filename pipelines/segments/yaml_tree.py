@@ -162,9 +162,8 @@ Data = YamlMap | YamlSeq | ScalarNode
 
 
 def to_data(node: Node) -> Data:
-    """Mappings as YamlMap, sequences as YamlSeq, scalars stay nodes (their tag
-    and source text decide how a slot reads them). The first of duplicate keys is
-    kept; non-text keys are left out."""
+    """Mappings as YamlMap, sequences as YamlSeq, scalars stay nodes (tag and source text
+    decide how a slot reads them). The first of duplicate keys is kept; non-text keys are not."""
     if isinstance(node, ScalarNode):
         return node
     if isinstance(node, SequenceNode):
