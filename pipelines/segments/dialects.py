@@ -63,9 +63,8 @@ def timestamp_literal(value: datetime) -> exp.Expr:
 
 
 LITERALS: dict[str, Callable[[Any], exp.Expr]] = {
-    "string": string_literal, "integer": number_literal, "number": number_literal,
-    "boolean": boolean_literal, "date": date_literal, "timestamp": timestamp_literal,
-}
+    "string": string_literal, "integer": number_literal, "number": number_literal, "boolean": boolean_literal,
+    "date": date_literal, "timestamp": timestamp_literal}
 
 
 def fold_sql(e: exp.Expr) -> exp.Expr:

@@ -60,9 +60,5 @@ def exact_bound(op: str, value: int | float, field_type: str) -> Bound:
 
 def exact_members(values: Iterable[int | float], field_type: str) -> list[int | float]:
     """The values of the column's type that `column in values` matches (in order, distinct)."""
-    out: list[int | float] = []
-    for v in values:
-        bound = exact_bound("is", v, field_type)
-        if isinstance(bound, tuple) and bound[1] not in out:  # "is" is never True
-            out.append(bound[1])
-    return out
+    bounds = (exact_bound("is", v, field_type) for v in values)
+    return list(dict.fromkeys(b[1] for b in bounds if isinstance(b, tuple)))  # "is" is never True

@@ -34,8 +34,7 @@ _SCALAR = ("string", "integer", "number", "boolean", "date", "timestamp")
 _NUMERIC = ("integer", "number")
 _TEMPORAL = ("date", "timestamp")
 
-# `n op value` for the comparison words (numbers, event counts) as Python operators
-# (Polars expressions and numpy arrays overload them).
+# `n op value` for the comparison words as Python operators (Polars and numpy overload them).
 COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "is": operator.eq, "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
 }

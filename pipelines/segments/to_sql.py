@@ -26,9 +26,8 @@ SUBSCRIBERS = "subscribers"
 EVENTS = "events"
 MEMBERSHIP = "segment_membership"
 EVENT_COUNTS = "event_counts"
-_COMPARISONS: dict[str, type[exp.Binary]] = {
-    "is": exp.EQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE,
-}
+_COMPARISONS: dict[str, type[exp.Binary]] = {"is": exp.EQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT,
+                                              "lte": exp.LTE}
 
 
 # --------------------------------------------------------------------------- identifiers
@@ -60,8 +59,7 @@ def field_column(name: str, table: str | None = None) -> exp.Column:
 
 
 def with_cte(query: exp.Select, name: str, cte: exp.Expr) -> exp.Select:
-    """`WITH name AS (cte)` added to query; the nodes built directly (`Select.with_`
-    parses the name as SQL text)."""
+    """`WITH name AS (cte)` added to query (nodes built directly: `Select.with_` parses SQL)."""
     node = exp.CTE(this=cte, alias=exp.TableAlias(this=exp.Identifier(this=name, quoted=_needs_quotes(name))))
     existing = query.args.get("with_")
     if existing is None:
@@ -129,9 +127,7 @@ def event_counts_cte(aggregates: dict[str, EventFilter], catalog: FieldCatalog, 
                      column_name: Callable[[str], str]) -> exp.Select:
     """One scan of `events`: per subscriber, `COUNT(*) FILTER (WHERE ...)` per
     distinct aggregate. The WHERE prunes rows no aggregate can count."""
-
-    def event_column(name: str) -> exp.Expr:
-        return field_column(name, table=EVENTS)
+    event_column = functools.partial(field_column, table=EVENTS)
 
     def count(f: EventFilter) -> exp.Expr:
         where = exp.Where(this=event_condition(f, catalog, as_of, event_column))
@@ -159,15 +155,11 @@ def segment_query(project: Project, key: str, as_of: datetime) -> exp.Select:
     """`subscriber_id` of every member of segment `key`, from `subscribers`, `events` and, for
     segment filters, the computed `segment_membership(segment, subscriber_id)` (never the
     referenced segment's query), so it runs in the published warehouse as in a run."""
-    try:
-        segment = project.segments[key]
-    except KeyError:
-        raise UserError(f"unknown segment '{key}'") from None
-    as_of = naive_utc(as_of)
+    if key not in project.segments:
+        raise UserError(f"unknown segment '{key}'")
+    segment, as_of = project.segments[key], naive_utc(as_of)
     aggregates = distinct_event_aggregates([segment])
-
-    def subscriber_column(name: str) -> exp.Expr:
-        return field_column(name, table=SUBSCRIBERS)
+    subscriber_column = functools.partial(field_column, table=SUBSCRIBERS)
 
     def event_count(f: EventFilter) -> exp.Expr:
         n = field_column(_count_column(f.aggregate_key()), table=EVENT_COUNTS)
@@ -193,9 +185,8 @@ def segment_query(project: Project, key: str, as_of: datetime) -> exp.Select:
     return query.where(predicate, copy=False).order_by(subscriber_column("subscriber_id"), copy=False)
 
 
-def compile_segment(
-    project: Project, key: str, as_of: datetime, dialect: str = "duckdb", pretty: bool = True
-) -> str:
+def compile_segment(project: Project, key: str, as_of: datetime, dialect: str = "duckdb",
+                    pretty: bool = True) -> str:
     """The text of `segment_query` in `dialect` (`duckdb` or `spark`)."""
     # The tree is built for this call only: the generator need not copy it first.
     return render(segment_query(project, key, as_of), dialect, pretty=pretty, copy=False)

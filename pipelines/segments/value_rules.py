@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from contextlib import suppress
 from datetime import date
 from typing import Any
 
@@ -35,10 +36,8 @@ def text(field_type: str, node: Node, what: str = "a non-empty string") -> str:
 
 
 def _int(text: str) -> int:
-    try:
+    with suppress(ValueError):
         return int(text, 0)
-    except ValueError:
-        pass
     try:
         return int(text.replace("_", ""), 10)  # 02134: decimal, as YAML 1.2 reads it
     except ValueError:
