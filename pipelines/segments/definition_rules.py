@@ -21,9 +21,8 @@ FIELDS_FILE_SECTIONS = {"subscriber_fields": STANDARD_SUBSCRIBER_FIELDS, "event_
 
 @dataclass
 class DeclaredFields:
-    """What `_fields.yaml` declared. `broken_*` are names declared with a bad type:
-    filters on them are dropped without a second message (the cause is reported
-    once, in `_fields.yaml`)."""
+    """What `_fields.yaml` declared. `broken_*`: names declared with a bad type; filters on
+    them are dropped without a second message (the cause is reported once, in `_fields.yaml`)."""
 
     catalog: FieldCatalog = field(default_factory=FieldCatalog)
     broken_subscriber: frozenset[str] = frozenset()

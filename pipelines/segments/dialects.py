@@ -68,9 +68,8 @@ LITERALS: dict[str, Callable[[Any], exp.Expr]] = {
 
 
 def fold_sql(e: exp.Expr) -> exp.Expr:
-    """`e` case-folded (case.py). DuckDB's LOWER follows the table except for two
-    characters, fixed around it; the Spark dialect rewrites LOWER into a TRANSLATE
-    of the whole table (below)."""
+    """`e` case-folded (case.py). DuckDB's LOWER follows the table but for two characters,
+    fixed around it; the Spark dialect rewrites LOWER into a TRANSLATE of the table (below)."""
     before = exp.Replace(this=e, expression=exp.Literal.string("İ"), replacement=exp.Literal.string("i"))
     return exp.Replace(this=exp.Lower(this=before), expression=exp.Literal.string("ς"),
                        replacement=exp.Literal.string("σ"))

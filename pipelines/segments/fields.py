@@ -45,10 +45,8 @@ class FieldCatalog:
 
     @classmethod
     def with_custom(cls, subscriber_fields: dict[str, str], event_fields: dict[str, str]) -> FieldCatalog:
-        return cls(
-            subscriber={**STANDARD_SUBSCRIBER_FIELDS, **subscriber_fields},
-            event={**STANDARD_EVENT_FIELDS, **event_fields},
-        )
+        return cls(subscriber={**STANDARD_SUBSCRIBER_FIELDS, **subscriber_fields},
+                   event={**STANDARD_EVENT_FIELDS, **event_fields})
 
     def subscriber_schema(self) -> pa.Schema:
         return pa.schema([(name, arrow_type(t)) for name, t in self.subscriber.items()])

@@ -1,7 +1,6 @@
-"""Pause Python's cyclic garbage collector around bulk model and AST building: the
-hundreds of thousands of pydantic models and sqlglot nodes (parent links make cycles)
-of 1,000 definitions trigger collections that took a third of validate + compile.
-The next ordinary collection after the pause frees them."""
+"""Pause Python's cyclic garbage collector around bulk model and AST building: the pydantic
+models and sqlglot nodes (parent links make cycles) of 1,000 definitions trigger collections
+that took a third of validate + compile. The next collection after the pause frees them."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""The field operators (segment-language.md, "Field filters"): everything the code knows
-about each one is its registered `Operator` row, so adding one means registering a row.
-
-A negative operator (`negation`) is the exact complement of its positive partner
-(spec rule 3): it shares its row and is NOT of the partner's two-valued result.
-"""
+"""The field operators (segment-language.md, "Field filters"): all the code knows about one
+is its registered `Operator` row. A negative operator (`negation`) is the exact complement of
+its positive partner (spec rule 3): it shares its row and is NOT of the two-valued result."""
 
 from __future__ import annotations
 

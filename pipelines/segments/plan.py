@@ -37,9 +37,8 @@ def naive_utc(as_of: datetime | date) -> datetime:
 
 
 def evaluation_waves(project: Project) -> list[list[str]]:
-    """Segment keys in dependency waves (each sorted): wave 0 references nothing, wave n
-    only earlier waves. Raises UserError on an unknown reference or a cycle; the
-    validator reports these first, so this is a guard for models built by hand."""
+    """Segment keys in dependency waves (each sorted): wave n only reads earlier waves. UserError
+    on an unknown reference or a cycle: the validator reports these, so a guard for hand-built models."""
     refs = {key: seg.references() for key, seg in project.segments.items()}
     for key, targets in refs.items():
         for target in targets:

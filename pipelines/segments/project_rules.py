@@ -86,9 +86,8 @@ def check_cycles(references: Mapping[str, Sequence[tuple[str, Node | None]]], pa
             loop = cycle[:-1]
             cycle = [*loop[loop.index(start):], *loop[:loop.index(start)], start]
         on_cycle.update(cycle)
-        first, second = cycle[0], cycle[1]
-        node = next(n for ref, n in references[first] if ref == second)
-        log = ProblemLog(paths[first])
+        node = next(n for ref, n in references[cycle[0]] if ref == cycle[1])
+        log = ProblemLog(paths[cycle[0]])
         log.node(node, f"reference cycle: {' -> '.join(cycle)}")
         problems.extend(log.problems)
     return on_cycle, problems

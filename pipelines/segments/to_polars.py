@@ -42,8 +42,7 @@ POLARS = tree.Language(
     text_test=lambda test, c, v: (c.str.contains(v, literal=True) if test == "contains"
                                   else getattr(c.str, test)(v)),
 )
-# Never-null expressions: one field filter on a column, the event rows a filter
-# counts, a segment's membership condition (see tree.py).
+# Never-null expressions (see tree.py).
 field_predicate = partial(tree.field_predicate, POLARS)
 event_condition = partial(tree.event_condition, POLARS)
 segment_predicate = partial(tree.segment_predicate, POLARS)

@@ -1,7 +1,6 @@
 """Segment model -> sqlglot expressions (tree.py's builders in the words of `SQL`),
 and the standalone query of a segment. Values only enter as literals (dialects.py);
-identifiers only come from the field catalog, the relation names below and the planner.
-"""
+identifiers only come from the field catalog, the relation names below and the planner."""
 
 from __future__ import annotations
 
@@ -113,8 +112,7 @@ SQL = Language(
     between=lambda c, low, high: exp.Between(this=c, low=low, high=high),
     cast=lambda c, t: cast(c, DATE if t == "date" else TIMESTAMP), text_test=_text_test, has=_has,
 )
-# One field filter on a column; the event rows a filter counts (NULL possible: wrap
-# in two_valued); a segment's membership condition (see tree.py).
+# See tree.py; the event rows a filter counts may be NULL (wrap them in two_valued).
 field_predicate = functools.partial(tree.field_predicate, SQL)
 event_condition = functools.partial(tree.event_condition, SQL)
 segment_predicate = functools.partial(tree.segment_predicate, SQL)

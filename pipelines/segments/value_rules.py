@@ -1,9 +1,7 @@
 """The `value` of a field filter (segment-language.md, "Values"), and the other numbers of a definition.
-
-Each rule takes the field type and the YAML node and returns the normalized value
-the model stores (int/float, `datetime.date`, tuples, `between` as a 2-tuple), or
-raises `Wrong`, which model.py words and places at the node.
-"""
+Each rule takes the field type and YAML node and returns the normalized value the model stores
+(int/float, `datetime.date`, tuples, `between` as a 2-tuple), or raises `Wrong`, which model.py
+words and places at the node."""
 
 from __future__ import annotations
 

@@ -137,9 +137,8 @@ def text_of(node: object) -> str | None:
 
 
 class YamlMap(dict):
-    """A mapping's entries (key text -> value) with its node, each key's node, and
-    its key problems (reported by whoever reads the mapping as one: a mapping given
-    where a value belongs is reported once, as the wrong value)."""
+    """A mapping's entries (key text -> value), its node, each key's node and its key problems
+    (reported by whoever reads it as a mapping: one given as a value is reported once, as such)."""
 
     __slots__ = ("key_nodes", "key_problems", "node")
     key_nodes: dict[str, Node]
