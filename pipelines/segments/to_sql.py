@@ -25,6 +25,7 @@ SUBSCRIBERS = "subscribers"
 EVENTS = "events"
 MEMBERSHIP = "segment_membership"
 EVENT_COUNTS = "event_counts"
+
 _COMPARISONS: dict[str, type[exp.Binary]] = {"is": exp.EQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT,
                                               "lte": exp.LTE}
 
