@@ -6,7 +6,6 @@ from .snapshots import (
     quarantine_table,
     read_events,
     read_snapshot,
-    rejected_files,
     snapshot_at_or_before,
 )
 
@@ -17,6 +16,5 @@ __all__ = [
     "quarantine_table",
     "read_events",
     "read_snapshot",
-    "rejected_files",
     "snapshot_at_or_before",
 ]

@@ -1,26 +1,13 @@
-"""Ingest every new landing file into the typed Parquet lake.
+"""Ingest every new landing file into the typed Parquet lake (README, "The landing folder and bad input").
 
-For each landing file, subscribers first, then events, each in the order of
-the time in their names (then by name):
-
-1. archive it (copy + sha256); landing files are never modified or deleted;
-2. skip it if the ledger knows this content: an events file under any name
-   (a renamed copy of an export), a snapshot only under the same name (the
-   same rows exported again at a later time are a new snapshot), and content
-   rejected for what it is (not for its name) under any name;
-3. reject it whole when its name has no valid time, it is empty, it cannot be
-   read, or it is a snapshot whose time another ingested snapshot already has
-   (the first one, by time then name, is kept: two different snapshots of the
-   same instant are ambiguous, and choosing silently would hide that);
-4. otherwise stream it through the reader and the row rules, quarantine the
-   bad rows, settle duplicates, write the lake file and then the ledger entry.
-
-A rejected file is copied to `DATA/rejected/...` with a `.reason.txt` next to
-it, recorded in the ledger and reported once; nothing of it enters the lake.
+Each file, kind by kind in the order of the time in their names, is archived,
+skipped if the ledger knows its content, rejected whole (bad name, empty,
+unreadable, or a snapshot time already taken: two snapshots of one instant are
+ambiguous, so the first is kept), or else streamed through the reader and the
+row rules into quarantine and the lake file, and only then into the ledger.
 
 Ingest must not run twice at the same time on one data folder (the run
 lock of the refresh job guarantees that); it is safe to kill at any moment.
-
 To retry a rejected file after fixing the cause outside the file (say, the
 field catalog), delete its entry in `DATA/lake/_ledger/`.
 """
@@ -56,6 +43,7 @@ from .normalize import normalize_batch, quarantine_rows, shown
 from .parts import (
     Staging,
     duckdb_connection,
+    write_empty,
     write_events,
     write_quarantine,
     write_row_hashes,
@@ -87,9 +75,7 @@ class IngestReport:
 
 
 def ingest_landing(paths: Paths, catalog: FieldCatalog, limits: IngestLimits | None = None) -> IngestReport:
-    """Ingest all new landing files; safe to call again at any time (idempotent).
-
-    `limits`: what one file may hold (None: `settings.ingest_limits()`)."""
+    """Ingest all new landing files; idempotent. `limits` None: `settings.ingest_limits()`."""
     private_umask()
     run = _IngestRun(paths, limits or ingest_limits())
     try:
@@ -199,21 +185,24 @@ class _IngestRun:
             break
 
         part = part_path(self.paths, spec.kind, name.at, sha256)
-        ignored = 0
-        if spec.kind == "subscribers":
+        rows = ignored = 0
+        if not staging.good_files:
+            write_empty(spec, staging.extras, part)
+        elif spec.kind == "subscribers":
             rows, superseded = write_snapshot(self.con, staging, spec, part)
-            write_row_hashes(self.con, part, row_hashes_path(part))
             if superseded.num_rows:
                 for table in self._superseded_rows(spec, archived, name, block_size, superseded):
                     staging.add_quarantine(table)
                 staging.close()
         elif spec.kind == "suppressions":
-            rows = write_suppressions(self.con, staging, spec, part)
+            rows = write_suppressions(self.con, staging, part)
         else:
             earlier = [self.ledger.lake_file(e.part) for e in self.ledger.entries("events", INGESTED)
                        if e.part and self.ledger.lake_file(e.part) != part]
             rows = write_events(self.con, staging, spec, part, earlier)
             ignored = staging.good_rows - rows
+        if spec.kind == "subscribers":
+            write_row_hashes(self.con, part, row_hashes_path(part))
         quarantine = quarantine_path(self.paths, spec.kind, name.at, sha256)
         quarantined = write_quarantine(self.con, staging, name.name, quarantine)
         remove_path(staging_dir)
@@ -226,9 +215,8 @@ class _IngestRun:
 
     def _superseded_rows(self, spec: TableSpec, archived: Path, name: LandingName, block_size: int,
                          superseded: pa.Table) -> Iterator[pa.Table]:
-        """Quarantine rows for snapshot duplicates, one reader batch at a time (a file of
-        millions of identical rows must not hold all their raw text at once); a second
-        pass over the file fetches their raw text."""
+        """Quarantine rows for snapshot duplicates; a second pass over the file fetches their raw
+        text one batch at a time (millions of identical rows must not all be in memory)."""
         losers = superseded.column("row_number").to_numpy()
         for batch in open_reader(archived, name.fmt, spec, block_size, self.limits).batches():
             positions = np.flatnonzero(np.isin(batch.row_numbers, losers))
@@ -253,10 +241,7 @@ class _IngestRun:
         self.report.rejected.append(Rejection(file, reason))
 
     def _reject_link(self, kind: str, path: Path) -> None:
-        """A symbolic link: rejected without reading through it. The link stays
-        in landing (landing files are never modified); its ledger entry, keyed
-        by the link's name and target, reports it once, like a rejected file.
-        Only the reason is kept in rejected/: there is no content to keep."""
+        """Rejected without reading through it, once per name and target; the link stays in landing."""
         target = os.readlink(path)
         key = hashlib.sha256(f"symlink\0{kind}\0{path.name}\0{target}".encode()).hexdigest()
         if self.ledger.find(key, path.name) is not None:

@@ -1,25 +1,21 @@
 """One reader per landing format, all yielding `SourceBatch`es of the same shape.
 
-A reader turns a file into column arrays keyed by canonical column name plus
-the source row number of every row, and knows how to show a row's raw text
-for quarantine. It does not apply the row rules (see normalize.py); it only
-finds the problems that make a *record* unusable (a CSV row with the wrong
+A reader finds only what makes a *record* unusable (a CSV row with the wrong
 number of cells, a JSONL line that is not a JSON object) or the whole *file*
-unreadable (FileRejected).
+unreadable (FileRejected); the row rules are normalize.py's.
 
-Row numbers (the `row_number` of quarantine), 1-based:
-- CSV: the data record number. The header is record 0; blank lines are not
-  records; a quoted value spanning several lines is one record. Without
-  multi-line values or blank lines, row N is on line N + 1 of the file.
+Row numbers (quarantine's `row_number`), 1-based:
+- CSV: the data record number (the header is record 0; blank lines are not
+  records; a quoted value spanning several lines is one record).
 - JSONL: the physical line number (blank lines are counted but skipped).
 - Parquet: the row's position in the file.
 
-A UTF-8 byte order mark at the start of a CSV or JSONL file is accepted and
-dropped (spreadsheet tools write one); any other invalid UTF-8 rejects the file.
+A UTF-8 byte order mark at the start of a CSV or JSONL file is dropped
+(spreadsheet tools write one); any other invalid UTF-8 rejects the file.
 
 Raw text: the original line for JSONL and for CSV rows with the wrong number of
-cells; for other CSV rows the cells exactly as read (untrimmed), re-joined as
-one RFC 4180 line in header order; for Parquet the row as a JSON object.
+cells; for other CSV rows the cells as read (untrimmed), re-joined as one
+RFC 4180 line; for Parquet the row as a JSON object.
 """
 
 from __future__ import annotations
@@ -98,8 +94,7 @@ def open_reader(path: Path, fmt: str, spec: TableSpec, block_size: int = CSV_BLO
 
 
 def csv_block_sizes(limits: IngestLimits) -> tuple[int, ...]:
-    """The CSV blocks to try, smallest first: a record must fit one block, so the
-    last is the record limit."""
+    """Smallest first; a record must fit one block, so the last is the record limit."""
     return tuple(dict.fromkeys(min(size, limits.max_record_bytes) for size in CSV_BLOCK_SIZES))
 
 
@@ -206,17 +201,16 @@ class CsvReader(SourceReader):
             ),
         )
 
-    def _header(self) -> list[str]:
-        # Only the header matters here (a small first block is enough and quick to
-        # parse); broken rows are recorded by the real pass.
-        for block_size in (min(_HEADER_BLOCK, self.block_size), self.block_size):
-            try:
-                with self._open() as stream:
-                    return self._arrow_reader(stream, None, lambda row: "skip", block_size).schema.names
-            except pa.ArrowInvalid as exc:
-                if "straddling" not in str(exc) or block_size == self.block_size:
-                    raise
-        raise AssertionError("unreachable")
+    def _header(self, block_size: int = _HEADER_BLOCK) -> list[str]:
+        # A small first block is quick to parse; broken rows are recorded by the real pass.
+        block_size = min(block_size, self.block_size)
+        try:
+            with self._open() as stream:
+                return self._arrow_reader(stream, None, lambda row: "skip", block_size).schema.names
+        except pa.ArrowInvalid as exc:
+            if "straddling" not in str(exc) or block_size == self.block_size:
+                raise
+        return self._header(self.block_size)
 
     def batches(self) -> Iterator[SourceBatch]:
         if not self.compressed and self.path.stat().st_size > self.limits.max_file_bytes:
@@ -261,11 +255,8 @@ class CsvReader(SourceReader):
         return pending
 
     def _number_rows(self, start: int, n: int) -> tuple[np.ndarray, int]:
-        """Row numbers of the next n good rows: the records from `start` on, minus broken ones.
-
-        Arrow reports a block's broken records while parsing it, before it
-        hands out the batch, so every broken record among them is known here.
-        """
+        """Row numbers of the next n good rows: the records from `start` on, minus broken ones
+        (Arrow reports a block's broken records before it hands out the batch)."""
         invalid = self._invalid_rows[bisect.bisect_left(self._invalid_rows, start):]
         candidates = np.arange(start, start + n + len(invalid), dtype=np.int64)
         numbers = candidates[~np.isin(candidates, invalid)][:n]
@@ -411,7 +402,6 @@ class JsonlReader(SourceReader):
 
 
 def _json_kind(value: object) -> str:
-    """What json.loads made `value` from (it gives exactly these types)."""
     if value is None:
         return "null"
     kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
