@@ -28,28 +28,13 @@ import pyarrow.parquet as pq
 from ..core.files import copy_atomically, private_umask, remove_path, write_text_atomically
 from ..core.settings import IngestLimits, Paths, ingest_limits
 from ..segments.fields import FieldCatalog
+from . import parts
 from .columns import KINDS, TableSpec
 from .landing import LandingIndex, LinkNotFollowed, archive_landing_file, linked_landing_dir, list_landing
-from .layout import (
-    part_path,
-    quarantine_path,
-    rejected_path,
-    remove_stale_temporaries,
-    row_hashes_path,
-)
+from .layout import kept_path, part_path, quarantine_path, remove_stale_temporaries, row_hashes_path
 from .ledger import INGESTED, REJECTED, Ledger, LedgerEntry
 from .naming import BadLandingName, LandingName, parse_landing_name
 from .normalize import normalize_batch, quarantine_rows, shown
-from .parts import (
-    Staging,
-    duckdb_connection,
-    write_empty,
-    write_events,
-    write_quarantine,
-    write_row_hashes,
-    write_snapshot,
-    write_suppressions,
-)
 from .problems import FileRejected, RecordTooLarge
 from .readers import csv_block_sizes, first_line, open_reader
 
@@ -115,7 +100,7 @@ class _IngestRun:
         remove_path(self.scratch)  # left over by a crashed run; only ever ours
         for folder in (paths.lake, paths.archive, paths.rejected):
             remove_stale_temporaries(folder)
-        self.con = duckdb_connection(self.scratch)
+        self.con = parts.duckdb_connection(self.scratch)
 
     def close(self) -> None:
         self.index.save()
@@ -168,7 +153,7 @@ class _IngestRun:
         staging_dir = self.scratch / sha256
         for block_size in csv_block_sizes(self.limits):
             remove_path(staging_dir)
-            staging = Staging(staging_dir)
+            staging = parts.Staging(staging_dir)
             reader = open_reader(archived, name.fmt, spec, block_size, self.limits)
             try:
                 for batch in reader.batches():
@@ -187,24 +172,24 @@ class _IngestRun:
         part = part_path(self.paths, spec.kind, name.at, sha256)
         rows = ignored = 0
         if not staging.good_files:
-            write_empty(spec, staging.extras, part)
+            parts.write_empty(spec, staging.extras, part)
         elif spec.kind == "subscribers":
-            rows, superseded = write_snapshot(self.con, staging, spec, part)
+            rows, superseded = parts.write_snapshot(self.con, staging, spec, part)
             if superseded.num_rows:
                 for table in self._superseded_rows(spec, archived, name, block_size, superseded):
                     staging.add_quarantine(table)
                 staging.close()
         elif spec.kind == "suppressions":
-            rows = write_suppressions(self.con, staging, part)
+            rows = parts.write_suppressions(self.con, staging, part)
         else:
             earlier = [self.ledger.lake_file(e.part) for e in self.ledger.entries("events", INGESTED)
                        if e.part and self.ledger.lake_file(e.part) != part]
-            rows = write_events(self.con, staging, spec, part, earlier)
+            rows = parts.write_events(self.con, staging, spec, part, earlier)
             ignored = staging.good_rows - rows
         if spec.kind == "subscribers":
-            write_row_hashes(self.con, part, row_hashes_path(part))
+            parts.write_row_hashes(self.con, part, row_hashes_path(part))
         quarantine = quarantine_path(self.paths, spec.kind, name.at, sha256)
-        quarantined = write_quarantine(self.con, staging, name.name, quarantine)
+        quarantined = parts.write_quarantine(self.con, staging, name.name, quarantine)
         remove_path(staging_dir)
         return LedgerEntry(
             sha256=sha256, kind=spec.kind, file=name.name, status=INGESTED, recorded_at=_now(), file_time=name.at,
@@ -230,7 +215,7 @@ class _IngestRun:
 
     def _reject(self, kind: str, file: str, sha256: str, archived: Path | None, file_time: datetime | None,
                 reason: str, *, name_bound: bool) -> None:
-        kept = rejected_path(self.paths, kind, sha256, file)
+        kept = kept_path(self.paths.rejected, kind, sha256, file)
         if archived is not None and not kept.is_file():
             copy_atomically(archived, kept)
         write_text_atomically(kept.with_name(f"{file}.reason.txt"), reason + "\n")

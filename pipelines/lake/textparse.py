@@ -1,16 +1,9 @@
-"""Text -> typed Arrow arrays, vectorized (no per-row Python on the hot path).
+"""Text -> typed Arrow arrays, vectorized: the CSV rules of data-contract.md on whole columns.
 
-The rules are the CSV rules of data-contract.md, applied to whole columns:
-strings are trimmed and an empty string is missing; integers are plain
-decimal digits (`42`, `-7`, `+3`; `42.0` or `1e3` is not an integer); numbers
-are decimal or scientific notation (finite only); booleans are `true`/`false`
-in any case; dates are `YYYY-MM-DD`; timestamps are ISO 8601 with `T` or a
-space, optional seconds and fraction, and `Z`, an offset (`+02:00`, `+0200`,
-`+02`) or nothing (= UTC); a date alone is midnight UTC. Lists are one cell
-with `|` between items, each item trimmed, empty items dropped.
-
-Every parser returns the typed values plus a mask of the inputs that were
-present but could not be parsed, so callers can quarantine exactly those rows.
+Integers are plain decimal digits (`42.0` and `1e3` are not); numbers are finite;
+timestamps are ISO 8601 with `T` or a space, an optional zone (none means UTC),
+and a date alone is midnight UTC. Every parser returns the typed values plus a
+mask of the inputs given but not parsed, so callers quarantine exactly those rows.
 """
 
 from __future__ import annotations
@@ -108,11 +101,8 @@ def parse_boolean(text: pa.Array) -> Parsed:
 
 
 def _strict_strptime(text: pa.Array, fmt: str) -> pa.Array:
-    """strptime that refuses a day past the end of its month (Arrow would roll 02-30 over to 03-01).
-
-    `text` must start with YYYY-MM-DD; hours, minutes and seconds out of range
-    already fail in strptime itself.
-    """
+    """strptime that refuses a day past the end of its month (Arrow would roll 02-30 over to 03-01);
+    `text` must start with YYYY-MM-DD."""
     parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
     day = pc.cast(pc.utf8_slice_codeunits(text, 8, 10), pa.int64())
     same_day = pc.fill_null(pc.equal(pc.day(parsed), day), False)
@@ -141,13 +131,9 @@ def parse_date(text: pa.Array) -> Parsed:
 
 
 def parse_timestamp(text: pa.Array) -> Parsed:
-    """ISO 8601 text -> naive UTC microseconds (an offset is subtracted, none means UTC).
-
-    The shape is checked by one regular expression; the conversion then uses
-    Arrow's ISO 8601 cast (fast) and, when any value of the batch defeats it,
-    an exact component-wise path for the whole batch. Both accept exactly the
-    same values (tests compare them).
-    """
+    """ISO 8601 text -> naive UTC microseconds. After one regular expression checks the shape,
+    Arrow's cast converts (fast) or, when a value defeats it, the exact component-wise path
+    does the whole batch; both accept exactly the same values (tests compare them)."""
     candidate = _only_matching(text, _TIMESTAMP)
     try:
         values = _timestamp_by_cast(candidate)
@@ -249,11 +235,8 @@ def parse_text(arr: pa.Array, field_type: str) -> Parsed:
 
 
 def coerce_leniently(arr: pa.Array, field_type: str) -> pa.Array:
-    """Best-effort conversion for data already in the lake (values that do not fit become NULL).
-
-    Used when reading back a column whose declared type changed after it was
-    ingested (for example an undeclared text column that is declared later).
-    """
+    """Best-effort conversion (values that do not fit become NULL) of a lake column whose
+    declared type changed after it was ingested (say, an undeclared text column declared later)."""
     if arr.type not in _STRING_TYPES:
         try:
             return pc.cast(arr, arrow_type(field_type), safe=False)
