@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..core.duck import bounded_connection
 from ..core.files import copy_atomically, private_umask, remove_path, write_text_atomically
 from ..core.settings import IngestLimits, Paths, ingest_limits
 from ..segments.fields import FieldCatalog
@@ -100,7 +101,8 @@ class _IngestRun:
         remove_path(self.scratch)  # left over by a crashed run; only ever ours
         for folder in (paths.lake, paths.archive, paths.rejected):
             remove_stale_temporaries(folder)
-        self.con = parts.duckdb_connection(self.scratch)
+        self.con = bounded_connection(parts.DUCKDB_MEMORY_LIMIT, self.scratch / "duckdb")
+        self.con.execute("SET enable_progress_bar = false")
 
     def close(self) -> None:
         self.index.save()

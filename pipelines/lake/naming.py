@@ -1,9 +1,7 @@
 """Landing file names: `<anything>_YYYYMMDDTHHMMSSZ.<ext>` (data-contract.md).
 
-The time in the name is the snapshot time of a subscriber snapshot and the
-ordering key of event exports. A name that does not follow the rule is a
-reason to reject the file, so `parse_landing_name` explains what is wrong in
-one sentence.
+The time is a snapshot's time, or the ordering key of event exports; for a name
+that breaks the rule, `parse_landing_name` says what is wrong in one sentence.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..core.duck import bounded_connection, parquet_scan
+from ..core.duck import parquet_scan
 from ..core.files import remove_path, replace_durably, temp_sibling
 from ..core.sql import identifier, string
 from ..segments.fields import arrow_type
@@ -32,12 +32,6 @@ DUCKDB_MEMORY_LIMIT = "1GB"
 
 def _scan(files: list[Path]) -> str:
     return parquet_scan(files, union_by_name=True).sql("duckdb")
-
-
-def duckdb_connection(scratch: Path) -> duckdb.DuckDBPyConnection:
-    con = bounded_connection(DUCKDB_MEMORY_LIMIT, scratch / "duckdb")
-    con.execute("SET enable_progress_bar = false")
-    return con
 
 
 @dataclass

@@ -92,11 +92,8 @@ def parse_number(text: pa.Array) -> Parsed:
 
 def parse_boolean(text: pa.Array) -> Parsed:
     lower = pc.utf8_lower(text)
-    values = pc.if_else(
-        pc.equal(lower, "true"),
-        True,
-        pc.if_else(pc.equal(lower, "false"), False, pa.scalar(None, pa.bool_())),
-    )
+    known = pc.is_in(lower, pa.array(["true", "false"]))
+    values = pc.if_else(known, pc.equal(lower, "true"), pa.scalar(None, pa.bool_()))
     return Parsed(values, _bad(text, values))
 
 
@@ -211,21 +208,13 @@ def clean_list(lists: pa.Array) -> pa.Array:
 
 
 TEXT_PARSERS: dict[str, Callable[[pa.Array], Parsed]] = {
-    "string": parse_string,
-    "integer": parse_integer,
-    "number": parse_number,
-    "boolean": parse_boolean,
-    "date": parse_date,
-    "timestamp": parse_timestamp,
-    "list": parse_list,
+    "string": parse_string, "integer": parse_integer, "number": parse_number, "boolean": parse_boolean,
+    "date": parse_date, "timestamp": parse_timestamp, "list": parse_list,
 }
 
 TYPE_WORDS = {
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "a boolean (true/false)",
-    "date": "a date (YYYY-MM-DD)",
-    "timestamp": "an ISO 8601 timestamp",
+    "integer": "an integer", "number": "a number", "boolean": "a boolean (true/false)",
+    "date": "a date (YYYY-MM-DD)", "timestamp": "an ISO 8601 timestamp",
 }
 
 
