@@ -86,8 +86,9 @@ class SourceReader:
         """Raise FileRejected for problems only visible at the end of the file."""
 
 
-def open_reader(path: Path, fmt: str, spec: TableSpec, block_size: int = CSV_BLOCK_SIZES[0],
-                limits: IngestLimits = IngestLimits()) -> SourceReader:  # noqa: B008 - frozen
+def open_reader(path: Path, fmt: str, spec: TableSpec, block_size: int, limits: IngestLimits) -> SourceReader:
+    if fmt in ("csv", "jsonl") and path.stat().st_size > limits.max_file_bytes:
+        raise too_large(limits)
     if fmt in ("csv", "csv.gz"):
         return CsvReader(path, spec, compressed=fmt == "csv.gz", block_size=block_size, limits=limits)
     return {"jsonl": JsonlReader, "parquet": ParquetReader}[fmt](path, spec, limits)
@@ -181,25 +182,19 @@ class CsvReader(SourceReader):
         # Arrow numbers records from 1 with the header as record 1.
         number = row.number - 1
         bisect.insort(self._invalid_rows, number)
-        self._pending.append(
-            BrokenRecord(number, f"the row has {row.actual_columns} cells but the header has "
-                                 f"{row.expected_columns} columns", row.text)
-        )
+        reason = f"the row has {row.actual_columns} cells but the header has {row.expected_columns} columns"
+        self._pending.append(BrokenRecord(number, reason, row.text))
         return "skip"
 
     def _arrow_reader(self, stream: _CheckedStream, column_types: dict | None,
                       on_invalid: Callable[..., str], block_size: int) -> pcsv.CSVStreamingReader:
         return pcsv.open_csv(
-            stream,
-            read_options=pcsv.ReadOptions(use_threads=False, block_size=block_size),
-            parse_options=pcsv.ParseOptions(
-                delimiter=",", quote_char='"', double_quote=True, escape_char=False,
-                newlines_in_values=True, invalid_row_handler=on_invalid,
-            ),
-            convert_options=pcsv.ConvertOptions(
-                column_types=column_types, strings_can_be_null=False, quoted_strings_can_be_null=False,
-            ),
-        )
+            stream, read_options=pcsv.ReadOptions(use_threads=False, block_size=block_size),
+            parse_options=pcsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True,
+                                            escape_char=False, newlines_in_values=True,
+                                            invalid_row_handler=on_invalid),
+            convert_options=pcsv.ConvertOptions(column_types=column_types, strings_can_be_null=False,
+                                                quoted_strings_can_be_null=False))
 
     def _header(self, block_size: int = _HEADER_BLOCK) -> list[str]:
         # A small first block is quick to parse; broken rows are recorded by the real pass.
@@ -213,8 +208,6 @@ class CsvReader(SourceReader):
         return self._header(self.block_size)
 
     def batches(self) -> Iterator[SourceBatch]:
-        if not self.compressed and self.path.stat().st_size > self.limits.max_file_bytes:
-            raise too_large(self.limits)
         try:
             yield from self._batches()
         except pa.ArrowInvalid as exc:
@@ -303,15 +296,13 @@ class JsonlReader(SourceReader):
     lists. A wrong kind quarantines the row: `"postal_code": 2134` would already
     have lost its leading zero, so it is not silently accepted."""
 
-    def __init__(self, path: Path, spec: TableSpec, limits: IngestLimits = IngestLimits()) -> None:  # noqa: B008
+    def __init__(self, path: Path, spec: TableSpec, limits: IngestLimits) -> None:
         super().__init__(path, spec, limits)
         self._objects = 0
         self._lines = 0
         self._canonical: dict[str, str] = {}
 
     def batches(self) -> Iterator[SourceBatch]:
-        if self.path.stat().st_size > self.limits.max_file_bytes:
-            raise too_large(self.limits)
         rows: list[tuple[int, str, dict]] = []
         broken: list[BrokenRecord] = []
         chunk_bytes = 0

@@ -234,10 +234,10 @@ def quarantine_table(paths: Paths) -> pa.Table:
     return pa.concat_tables(tables) if tables else schemas.QUARANTINE.empty_table()
 
 
-def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids: pa.Array,
-             as_of: datetime | None) -> pa.Table:
-    """`columns` of the rows of subscribers `ids` in `files`, typed like `read_snapshot`: DuckDB
-    materializes only matching rows, far cheaper when `ids` are a few percent of them."""
+def read_rows(files: list[Path], fields: dict[str, str], columns: list[str], ids: pa.Array,
+              as_of: datetime | None = None) -> pa.Table:
+    """`columns` of the rows of subscribers `ids` in `files` (events: up to `as_of`), typed like
+    `read_snapshot`: DuckDB materializes only matching rows, far cheaper for a few percent of ids."""
     stored: set[str] = set()
     for file in _existing(files):
         stored |= set(pq.read_schema(file).names)
@@ -257,14 +257,3 @@ def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids:
     finally:
         con.close()
     return _typed(table, fields, list(dict.fromkeys(columns)))
-
-
-def read_snapshot_rows(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str], ids: pa.Array) -> pa.Table:
-    """`columns` of the snapshot rows of subscribers `ids` (a small share of them), typed like `read_snapshot`."""
-    return _rows_of([info.file], catalog.subscriber, columns, ids, None)
-
-
-def read_event_rows(paths: Paths, catalog: FieldCatalog, as_of: datetime | None, columns: list[str],
-                    ids: pa.Array) -> pa.Table:
-    """`columns` of the events of subscribers `ids` (a small share of them), typed like `read_events`."""
-    return _rows_of(event_part_files(paths), catalog.event, columns, ids, as_of)
