@@ -109,8 +109,6 @@ class _IngestRun:
         self.con.close()
         remove_path(self.scratch)
 
-    # ------------------------------------------------------------ one file
-
     def one_file(self, spec: TableSpec, path: Path, name: LandingName | BadLandingName) -> None:
         try:
             if path.is_symlink():
@@ -120,8 +118,7 @@ class _IngestRun:
             self._reject_link(spec.kind, path)
             return
         known = self.ledger.find(sha256, path.name)
-        # A snapshot is its content at the time in its name: the same rows exported
-        # again later are a new snapshot (nothing changed), not a copy to skip.
+        # The same rows exported again later are a new snapshot (nothing changed), not a copy to skip.
         if known is not None and (spec.kind != "subscribers" or known.file == path.name
                                   or (known.status == REJECTED and not known.name_bound)):
             self.report.skipped.append(path.name)
@@ -164,8 +161,7 @@ class _IngestRun:
             except RecordTooLarge:
                 continue
             except pa.ArrowException as exc:
-                # Data Arrow cannot read or convert is bad input, not a crash: keep the
-                # file aside with Arrow's own words rather than stop the whole run.
+                # Data Arrow cannot read or convert is bad input, not a crash: reject it in Arrow's words.
                 raise FileRejected(f"the file cannot be read ({first_line(exc)})") from None
             finally:
                 staging.close()

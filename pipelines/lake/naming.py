@@ -12,8 +12,7 @@ from datetime import datetime
 
 FORMATS = ("csv", "csv.gz", "jsonl", "parquet")
 
-# The prefix may be anything (even empty) but must end with "_"; the
-# extension is matched exactly (lower case), as the contract spells it.
+# Any prefix (even empty) ending with "_"; the extension exactly as the contract spells it.
 _NAME = re.compile(r"^(?P<prefix>.*)_(?P<ts>\d{8}T\d{6}Z)\.(?P<ext>csv|csv\.gz|jsonl|parquet)\Z", re.DOTALL)
 _TS_ANYWHERE = re.compile(r"\d{8}T\d{6}Z")
 

@@ -37,8 +37,7 @@ MAX_EMAIL_CHARS = 254
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 # held_*: what a quarantined row still suppresses ("an unsubscribe is never lost",
-# data-contract.md): a subscriber row with a readable subscriber_id or email and a
-# status other than 'active', or a suppression-list row with a readable email.
+# data-contract.md); _still_suppresses decides which rows do.
 QUARANTINE_SCHEMA = pa.schema([("row_number", pa.int64()), ("reason", pa.string()), ("raw", pa.string()),
                                ("held_subscriber_id", pa.string()), ("held_email", pa.string()),
                                ("held_status", pa.string())])

@@ -117,9 +117,6 @@ def _check_columns(count: int, limits: IngestLimits) -> None:
                            f"(ingest limit max_columns; it has {count:,})")
 
 
-# --------------------------------------------------------------------- CSV
-
-
 class _CheckedStream(io.RawIOBase):
     """Pass bytes through, counting `"` (RFC 4180 quoting always pairs them) and
     adding a final newline when the file lacks one (Arrow rejects a header-only
@@ -286,9 +283,6 @@ def _csv_lines(batch: pa.RecordBatch, positions: np.ndarray) -> list[str]:
     return out
 
 
-# -------------------------------------------------------------------- JSONL
-
-
 class JsonlReader(SourceReader):
     """One JSON object per line. Values must have the JSON kind of the field type:
     strings for string/date/timestamp fields, numbers for integer/number,
@@ -430,9 +424,6 @@ def _from_json(name: str, field_type: str | None, value: object) -> tuple[object
         "list": "an array of strings",
     }[field_type]
     return None, f"column '{name}': expected {expected}, got {_json_kind(value)} {_shown(value)}"
-
-
-# ------------------------------------------------------------------ Parquet
 
 
 def _is_text(kind: pa.DataType) -> bool:

@@ -70,8 +70,7 @@ def parse_integer(text: pa.Array) -> Parsed:
     try:
         values = pc.cast(candidate, pa.int64())
     except pa.ArrowInvalid:
-        # Only digits reach the cast, so the failure is an out-of-range value;
-        # this rare path checks them one by one.
+        # Only digits reach the cast: some value is out of range, so check them one by one.
         values = pa.array([_int64_or_none(s) for s in candidate.to_pylist()], pa.int64())
     return Parsed(values, _bad(text, values))
 
