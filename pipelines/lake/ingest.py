@@ -31,7 +31,7 @@ from ..core.settings import IngestLimits, Paths, ingest_limits
 from ..segments.fields import FieldCatalog
 from . import parts
 from .columns import KINDS, TableSpec
-from .landing import LandingIndex, LinkNotFollowed, archive_landing_file, linked_landing_dir, list_landing
+from .landing import LandingIndex, archive_landing_file, linked_landing_dir, list_landing
 from .layout import kept_path, part_path, quarantine_path, remove_stale_temporaries, row_hashes_path
 from .ledger import INGESTED, REJECTED, Ledger, LedgerEntry
 from .naming import BadLandingName, LandingName, parse_landing_name
@@ -110,13 +110,11 @@ class _IngestRun:
         remove_path(self.scratch)
 
     def one_file(self, spec: TableSpec, path: Path, name: LandingName | BadLandingName) -> None:
-        try:
-            if path.is_symlink():
-                raise LinkNotFollowed(str(path))
-            sha256, archived = archive_landing_file(self.paths, spec.kind, path, self.index)
-        except LinkNotFollowed:
+        kept = archive_landing_file(self.paths, spec.kind, path, self.index)
+        if kept is None:
             self._reject_link(spec.kind, path)
             return
+        sha256, archived = kept
         known = self.ledger.find(sha256, path.name)
         # The same rows exported again later are a new snapshot (nothing changed), not a copy to skip.
         if known is not None and (spec.kind != "subscribers" or known.file == path.name

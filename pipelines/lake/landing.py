@@ -40,10 +40,6 @@ def list_landing(paths: Paths, kind: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_symlink() or p.is_file()))
 
 
-class LinkNotFollowed(Exception):
-    """A landing file turned out to be a symbolic link when opened."""
-
-
 class LandingIndex:
     def __init__(self, paths: Paths) -> None:
         self.file = paths.lake / "_landing_index.json"
@@ -72,8 +68,11 @@ class LandingIndex:
             self._dirty = False
 
 
-def archive_landing_file(paths: Paths, kind: str, path: Path, index: LandingIndex) -> tuple[str, Path]:
-    """Copy a landing file into the archive (once per content and name); return (sha256, archived copy)."""
+def archive_landing_file(paths: Paths, kind: str, path: Path, index: LandingIndex) -> tuple[str, Path] | None:
+    """Copy a landing file into the archive (once per content and name); return (sha256, archived copy),
+    or None for a symbolic link (also one swapped in after listing), which is never read through."""
+    if path.is_symlink():
+        return None
     known = index.known_sha256(kind, path)
     if known is not None:
         target = kept_path(paths.archive, kind, known, path.name)
@@ -83,7 +82,7 @@ def archive_landing_file(paths: Paths, kind: str, path: Path, index: LandingInde
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as error:
         if error.errno == errno.ELOOP:
-            raise LinkNotFollowed(str(path)) from None
+            return None
         raise
     stat = os.fstat(fd)
     temp = temp_sibling(paths.archive / kind / path.name)

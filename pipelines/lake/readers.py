@@ -517,8 +517,6 @@ def _from_parquet(name: str, arr: pa.Array, field_type: str | None) -> pa.Array:
         naive = pa.timestamp(arr.type.unit)
         arr = pc.cast(arr.view(pa.int64()), naive) if arr.type.tz else arr
         return arr.cast(pa.timestamp("us"), safe=False)
-    if field_type == "list":
-        return arr.cast(pa.list_(pa.string()))
     try:
         return arr.cast(arrow_type(field_type))
     except pa.ArrowInvalid:
