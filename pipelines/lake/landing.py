@@ -13,6 +13,7 @@ file is not hashed again on every run.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -45,11 +46,8 @@ class LandingIndex:
         self.file = paths.lake / "_landing_index.json"
         self._data: dict[str, dict] = {}
         self._dirty = False
-        if self.file.is_file():
-            try:
-                self._data = json.loads(self.file.read_text(encoding="utf-8"))
-            except ValueError:
-                self._data = {}  # only a cache: rebuilding it costs a re-hash, nothing else
+        with contextlib.suppress(ValueError):  # only a cache: rebuilding it costs a re-hash, nothing else
+            self._data = json.loads(self.file.read_text(encoding="utf-8")) if self.file.is_file() else {}
 
     def known_sha256(self, kind: str, path: Path) -> str | None:
         entry = self._data.get(f"{kind}/{path.name}")

@@ -43,10 +43,7 @@ class LedgerEntry:
     name_bound: bool = False  # the outcome depends on the file name too
 
     def to_json(self) -> str:
-        data = asdict(self)
-        for key in ("recorded_at", "file_time"):
-            data[key] = data[key].isoformat() if data[key] else None
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+        return json.dumps(asdict(self), indent=2, sort_keys=True, default=datetime.isoformat) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> LedgerEntry:

@@ -418,11 +418,9 @@ def _from_json(name: str, field_type: str | None, value: object) -> tuple[object
             return value.split("|"), None
         if isinstance(value, list) and all(isinstance(item, str) or item is None for item in value):
             return value, None
-    expected = {
-        "string": "a string", "date": "a date string", "timestamp": "a timestamp string",
-        "integer": "an integer", "number": "a number", "boolean": "true or false",
-        "list": "an array of strings",
-    }[field_type]
+    expected = {"string": "a string", "date": "a date string", "timestamp": "a timestamp string",
+                "integer": "an integer", "number": "a number", "boolean": "true or false",
+                "list": "an array of strings"}[field_type]
     return None, f"column '{name}': expected {expected}, got {_json_kind(value)} {_shown(value)}"
 
 

@@ -1,11 +1,9 @@
 """Read the lake back: snapshots, events and quarantine.
 
-Only files recorded in the ledger are read, so a file written by an ingest
-that crashed before committing is never seen. Tables come back typed by the
-*current* catalog: catalog columns first, in catalog order (a field missing
-from a file is a typed NULL column), then undeclared columns as text. A
-column declared after it was ingested is converted from its stored text by
-the ingest rules (a value that does not convert becomes NULL).
+Only files the ledger records are read. Tables come back typed by the *current*
+catalog: catalog columns first, in catalog order (a field missing from a file is
+a typed NULL column), then undeclared columns as text. A column declared after it
+was ingested is converted by the ingest rules (a value that does not fit is NULL).
 
 `as_of` values may be naive (meaning UTC) or time-zone aware (converted to UTC).
 """

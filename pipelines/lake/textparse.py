@@ -192,8 +192,6 @@ def parse_list(text: pa.Array) -> Parsed:
 
 def clean_list(lists: pa.Array) -> pa.Array:
     """Trim every item, drop empty items; an empty list becomes missing (NULL)."""
-    if isinstance(lists, pa.ChunkedArray):
-        lists = lists.combine_chunks()
     n = len(lists)
     items = pc.utf8_trim_whitespace(as_string_array(pc.list_flatten(lists)))
     parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
