@@ -86,8 +86,7 @@ def _in_order(files: list[Path]) -> list[tuple[Path, LandingName | BadLandingNam
             parsed.append((path, parse_landing_name(path.name)))
         except BadLandingName as exc:
             parsed.append((path, exc))
-    return sorted(parsed, key=lambda item: (isinstance(item[1], BadLandingName),
-                                            getattr(item[1], "at", datetime.min), item[0].name))
+    return sorted(parsed, key=lambda item: (getattr(item[1], "at", datetime.max), item[0].name))
 
 
 class _IngestRun:

@@ -82,10 +82,8 @@ class Ledger:
 
     def entries(self, kind: str | None = None, status: str | None = None) -> list[LedgerEntry]:
         """In the order they were recorded."""
-        chosen = [
-            e for e in self._entries.values()
-            if (kind is None or e.kind == kind) and (status is None or e.status == status)
-        ]
+        chosen = [e for e in self._entries.values()
+                  if (kind is None or e.kind == kind) and (status is None or e.status == status)]
         return sorted(chosen, key=lambda e: (e.recorded_at, e.file))
 
     def lake_file(self, relative: str) -> Path:

@@ -118,9 +118,8 @@ def _check_columns(count: int, limits: IngestLimits) -> None:
 
 
 class _CheckedStream(io.RawIOBase):
-    """Pass bytes through, counting `"` (RFC 4180 quoting always pairs them) and
-    adding a final newline when the file lacks one (Arrow rejects a header-only
-    file without it)."""
+    """Pass bytes through, counting `"` (RFC 4180 quoting always pairs them) and adding a final
+    newline when the file lacks one (Arrow rejects a header-only file without it)."""
 
     def __init__(self, inner: io.BufferedIOBase, max_bytes: int = IngestLimits.max_file_bytes) -> None:
         self._inner = inner
@@ -393,11 +392,6 @@ def _json_kind(value: object) -> str:
     return f"a JSON {kinds.get(type(value), 'object')}"
 
 
-def _shown(value: object) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _from_json(name: str, field_type: str | None, value: object) -> tuple[object, str | None]:
     """A JSON value as the text (or list) the text rules then parse, or a problem."""
     if value is None:
@@ -421,7 +415,9 @@ def _from_json(name: str, field_type: str | None, value: object) -> tuple[object
     expected = {"string": "a string", "date": "a date string", "timestamp": "a timestamp string",
                 "integer": "an integer", "number": "a number", "boolean": "true or false",
                 "list": "an array of strings"}[field_type]
-    return None, f"column '{name}': expected {expected}, got {_json_kind(value)} {_shown(value)}"
+    text = json.dumps(value, ensure_ascii=False)
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return None, f"column '{name}': expected {expected}, got {_json_kind(value)} {shown}"
 
 
 def _is_text(kind: pa.DataType) -> bool:

@@ -45,12 +45,9 @@ class SnapshotInfo:
 def list_snapshots(paths: Paths) -> list[SnapshotInfo]:
     """Every ingested snapshot, oldest first."""
     ledger = Ledger(paths)
-    infos = [
-        SnapshotInfo(snapshot_at=e.file_time, file=ledger.lake_file(e.part), source=e.file, rows=e.rows,
-                     sha256=e.sha256)
-        for e in ledger.entries("subscribers", INGESTED)
-        if e.part and e.file_time
-    ]
+    infos = [SnapshotInfo(snapshot_at=e.file_time, file=ledger.lake_file(e.part), source=e.file, rows=e.rows,
+                          sha256=e.sha256)
+             for e in ledger.entries("subscribers", INGESTED) if e.part and e.file_time]
     return sorted(infos, key=lambda info: (info.snapshot_at, info.source))
 
 
@@ -76,8 +73,7 @@ def snapshot_at_or_before(paths: Paths, as_of: datetime) -> SnapshotInfo | None:
 
 @dataclass(frozen=True)
 class IdRange:
-    """A run of a sorted snapshot's row groups, and the subscriber ids they hold:
-    `low` <= id < `high` (None: unbounded). Events are matched to it by id."""
+    """A run of a sorted snapshot's row groups holding ids `low` <= id < `high` (None: unbounded)."""
 
     row_groups: tuple[int, ...]
     low: str | None
@@ -139,8 +135,7 @@ _LEVELS = {"RLE", "BIT_PACKED"}
 
 
 def _dictionary_encoded(metadata: pq.FileMetaData) -> set[str]:
-    """Top-level columns whose every row group is dictionary-encoded (no fallback to
-    plain pages)."""
+    """Top-level columns dictionary-encoded in every row group (no fallback to plain pages)."""
     groups = [metadata.row_group(g) for g in range(metadata.num_row_groups)]
     chunks = [group.column(i) for group in groups for i in range(group.num_columns)]
     plain = {chunk.path_in_schema for chunk in chunks

@@ -154,8 +154,6 @@ def _timestamp_by_cast(candidate: pa.Array) -> pa.Array:
 
 
 def _timestamp_by_parts(candidate: pa.Array) -> pa.Array:
-    if len(candidate) == 0:
-        return pa.array([], pa.timestamp("us"))
     parts = pc.extract_regex(candidate, _TIMESTAMP)  # NULL where the shape is wrong
     offset = pc.extract_regex(pc.struct_field(parts, "tz"), _OFFSET)  # NULL for "" and "Z"
 
