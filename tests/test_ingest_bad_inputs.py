@@ -22,8 +22,8 @@ from pipelines.lake import (
     quarantine_table,
     read_events,
     read_snapshot,
-    rejected_files,
 )
+from pipelines.lake.ledger import Ledger
 from pipelines.segments.fields import FieldCatalog
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
@@ -109,7 +109,8 @@ def test_bad_input(case, tmp_path):
         assert "\n" not in report.rejected[0].reason
         assert _lake_data_files(paths) == lake_before
         assert quarantine_table(paths).num_rows == 0
-        assert rejected_files(paths) == report.rejected
+        assert [(e.file, e.reason) for e in Ledger(paths).entries(status="rejected")] == \
+            [(r.file, r.reason) for r in report.rejected]
         [kept] = list((paths.rejected / case.kind).rglob(source.name))
         assert kept.read_bytes() == original
         assert case.reason in kept.with_name(source.name + ".reason.txt").read_text()

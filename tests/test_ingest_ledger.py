@@ -16,7 +16,6 @@ from pipelines.lake import (
     quarantine_table,
     read_events,
     read_snapshot,
-    rejected_files,
 )
 from pipelines.lake import ingest as ingest_module
 from pipelines.lake.ledger import Ledger
@@ -101,7 +100,8 @@ def test_badly_named_file_is_rejected_once_and_accepted_under_a_good_name(paths)
     assert report.rejected == [Rejection("subscribers.csv", report.rejected[0].reason)]
     assert "no time" in str(report.rejected[0]) and str(report.rejected[0]).startswith("subscribers.csv: ")
     assert ingest_landing(paths, CATALOG).rejected == []  # reported once
-    assert rejected_files(paths) == report.rejected
+    assert [(e.file, e.reason) for e in Ledger(paths).entries(status="rejected")] == \
+        [(r.file, r.reason) for r in report.rejected]
 
     shutil.copy(paths.landing_subscribers / "subscribers.csv", paths.landing_subscribers / "s_20240105T060000Z.csv")
     assert ingest_landing(paths, CATALOG).ingested == ["s_20240105T060000Z.csv"]
@@ -235,6 +235,6 @@ def test_ingest_is_silent_on_an_empty_data_folder(tmp_path):
     paths = Paths(defs=tmp_path / "defs", data=tmp_path / "nothing")
     report = ingest_landing(paths, CATALOG)
     assert report == ingest_module.IngestReport()
-    assert list_snapshots(paths) == [] and rejected_files(paths) == []
+    assert list_snapshots(paths) == [] and Ledger(paths).entries() == []
     assert quarantine_table(paths).column_names == ["file", "row_number", "reason", "raw"]
     assert read_events(paths, CATALOG).schema == CATALOG.event_schema()

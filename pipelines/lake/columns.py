@@ -1,8 +1,7 @@
 """Which source columns are catalog fields, which are extras, and header problems.
 
-Column names are trimmed and matched to catalog fields case-insensitively
-(`Email` is `email`), because exports often capitalise headers; an
-undeclared column keeps its name as written and is stored as text.
+Names are trimmed and matched to catalog fields case-insensitively, as exports often
+capitalise headers; an undeclared column keeps its name as written and is stored as text.
 """
 
 from __future__ import annotations

@@ -1,26 +1,13 @@
-"""Ingest every new landing file into the typed Parquet lake.
+"""Ingest every new landing file into the typed Parquet lake (README, "The landing folder and bad input").
 
-For each landing file, subscribers first, then events, each in the order of
-the time in their names (then by name):
-
-1. archive it (copy + sha256); landing files are never modified or deleted;
-2. skip it if the ledger knows this content: an events file under any name
-   (a renamed copy of an export), a snapshot only under the same name (the
-   same rows exported again at a later time are a new snapshot), and content
-   rejected for what it is (not for its name) under any name;
-3. reject it whole when its name has no valid time, it is empty, it cannot be
-   read, or it is a snapshot whose time another ingested snapshot already has
-   (the first one, by time then name, is kept: two different snapshots of the
-   same instant are ambiguous, and choosing silently would hide that);
-4. otherwise stream it through the reader and the row rules, quarantine the
-   bad rows, settle duplicates, write the lake file and then the ledger entry.
-
-A rejected file is copied to `DATA/rejected/...` with a `.reason.txt` next to
-it, recorded in the ledger and reported once; nothing of it enters the lake.
+Each file, kind by kind in the order of the time in their names, is archived,
+skipped if the ledger knows its content, rejected whole (bad name, empty,
+unreadable, or a snapshot time already taken: two snapshots of one instant are
+ambiguous, so the first is kept), or else streamed through the reader and the
+row rules into quarantine and the lake file, and only then into the ledger.
 
 Ingest must not run twice at the same time on one data folder (the run
 lock of the refresh job guarantees that); it is safe to kill at any moment.
-
 To retry a rejected file after fixing the cause outside the file (say, the
 field catalog), delete its entry in `DATA/lake/_ledger/`.
 """
@@ -38,30 +25,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..core.duck import bounded_connection
 from ..core.files import copy_atomically, private_umask, remove_path, write_text_atomically
 from ..core.settings import IngestLimits, Paths, ingest_limits
 from ..segments.fields import FieldCatalog
+from . import parts
 from .columns import KINDS, TableSpec
-from .landing import LandingIndex, LinkNotFollowed, archive_landing_file, linked_landing_dir, list_landing
-from .layout import (
-    part_path,
-    quarantine_path,
-    rejected_path,
-    remove_stale_temporaries,
-    row_hashes_path,
-)
+from .landing import LandingIndex, archive_landing_file, linked_landing_dir, list_landing
+from .layout import kept_path, part_path, quarantine_path, remove_stale_temporaries, row_hashes_path
 from .ledger import INGESTED, REJECTED, Ledger, LedgerEntry
 from .naming import BadLandingName, LandingName, parse_landing_name
 from .normalize import normalize_batch, quarantine_rows, shown
-from .parts import (
-    Staging,
-    duckdb_connection,
-    write_events,
-    write_quarantine,
-    write_row_hashes,
-    write_snapshot,
-    write_suppressions,
-)
 from .problems import FileRejected, RecordTooLarge
 from .readers import csv_block_sizes, first_line, open_reader
 
@@ -87,9 +61,7 @@ class IngestReport:
 
 
 def ingest_landing(paths: Paths, catalog: FieldCatalog, limits: IngestLimits | None = None) -> IngestReport:
-    """Ingest all new landing files; safe to call again at any time (idempotent).
-
-    `limits`: what one file may hold (None: `settings.ingest_limits()`)."""
+    """Ingest all new landing files; idempotent. `limits` None: `settings.ingest_limits()`."""
     private_umask()
     run = _IngestRun(paths, limits or ingest_limits())
     try:
@@ -114,8 +86,7 @@ def _in_order(files: list[Path]) -> list[tuple[Path, LandingName | BadLandingNam
             parsed.append((path, parse_landing_name(path.name)))
         except BadLandingName as exc:
             parsed.append((path, exc))
-    return sorted(parsed, key=lambda item: (isinstance(item[1], BadLandingName),
-                                            getattr(item[1], "at", datetime.min), item[0].name))
+    return sorted(parsed, key=lambda item: (getattr(item[1], "at", datetime.max), item[0].name))
 
 
 class _IngestRun:
@@ -129,26 +100,22 @@ class _IngestRun:
         remove_path(self.scratch)  # left over by a crashed run; only ever ours
         for folder in (paths.lake, paths.archive, paths.rejected):
             remove_stale_temporaries(folder)
-        self.con = duckdb_connection(self.scratch)
+        self.con = bounded_connection(parts.DUCKDB_MEMORY_LIMIT, self.scratch / "duckdb")
+        self.con.execute("SET enable_progress_bar = false")
 
     def close(self) -> None:
         self.index.save()
         self.con.close()
         remove_path(self.scratch)
 
-    # ------------------------------------------------------------ one file
-
     def one_file(self, spec: TableSpec, path: Path, name: LandingName | BadLandingName) -> None:
-        try:
-            if path.is_symlink():
-                raise LinkNotFollowed(str(path))
-            sha256, archived = archive_landing_file(self.paths, spec.kind, path, self.index)
-        except LinkNotFollowed:
+        kept = archive_landing_file(self.paths, spec.kind, path, self.index)
+        if kept is None:
             self._reject_link(spec.kind, path)
             return
+        sha256, archived = kept
         known = self.ledger.find(sha256, path.name)
-        # A snapshot is its content at the time in its name: the same rows exported
-        # again later are a new snapshot (nothing changed), not a copy to skip.
+        # The same rows exported again later are a new snapshot (nothing changed), not a copy to skip.
         if known is not None and (spec.kind != "subscribers" or known.file == path.name
                                   or (known.status == REJECTED and not known.name_bound)):
             self.report.skipped.append(path.name)
@@ -182,7 +149,7 @@ class _IngestRun:
         staging_dir = self.scratch / sha256
         for block_size in csv_block_sizes(self.limits):
             remove_path(staging_dir)
-            staging = Staging(staging_dir)
+            staging = parts.Staging(staging_dir)
             reader = open_reader(archived, name.fmt, spec, block_size, self.limits)
             try:
                 for batch in reader.batches():
@@ -191,31 +158,33 @@ class _IngestRun:
             except RecordTooLarge:
                 continue
             except pa.ArrowException as exc:
-                # Data Arrow cannot read or convert is bad input, not a crash: keep the
-                # file aside with Arrow's own words rather than stop the whole run.
+                # Data Arrow cannot read or convert is bad input, not a crash: reject it in Arrow's words.
                 raise FileRejected(f"the file cannot be read ({first_line(exc)})") from None
             finally:
                 staging.close()
             break
 
         part = part_path(self.paths, spec.kind, name.at, sha256)
-        ignored = 0
-        if spec.kind == "subscribers":
-            rows, superseded = write_snapshot(self.con, staging, spec, part)
-            write_row_hashes(self.con, part, row_hashes_path(part))
+        rows = ignored = 0
+        if not staging.good_files:
+            parts.write_empty(spec, staging.extras, part)
+        elif spec.kind == "subscribers":
+            rows, superseded = parts.write_snapshot(self.con, staging, spec, part)
             if superseded.num_rows:
                 for table in self._superseded_rows(spec, archived, name, block_size, superseded):
                     staging.add_quarantine(table)
                 staging.close()
         elif spec.kind == "suppressions":
-            rows = write_suppressions(self.con, staging, spec, part)
+            rows = parts.write_suppressions(self.con, staging, part)
         else:
             earlier = [self.ledger.lake_file(e.part) for e in self.ledger.entries("events", INGESTED)
                        if e.part and self.ledger.lake_file(e.part) != part]
-            rows = write_events(self.con, staging, spec, part, earlier)
+            rows = parts.write_events(self.con, staging, spec, part, earlier)
             ignored = staging.good_rows - rows
+        if spec.kind == "subscribers":
+            parts.write_row_hashes(self.con, part, row_hashes_path(part))
         quarantine = quarantine_path(self.paths, spec.kind, name.at, sha256)
-        quarantined = write_quarantine(self.con, staging, name.name, quarantine)
+        quarantined = parts.write_quarantine(self.con, staging, name.name, quarantine)
         remove_path(staging_dir)
         return LedgerEntry(
             sha256=sha256, kind=spec.kind, file=name.name, status=INGESTED, recorded_at=_now(), file_time=name.at,
@@ -226,9 +195,8 @@ class _IngestRun:
 
     def _superseded_rows(self, spec: TableSpec, archived: Path, name: LandingName, block_size: int,
                          superseded: pa.Table) -> Iterator[pa.Table]:
-        """Quarantine rows for snapshot duplicates, one reader batch at a time (a file of
-        millions of identical rows must not hold all their raw text at once); a second
-        pass over the file fetches their raw text."""
+        """Quarantine rows for snapshot duplicates; a second pass over the file fetches their raw
+        text one batch at a time (millions of identical rows must not all be in memory)."""
         losers = superseded.column("row_number").to_numpy()
         for batch in open_reader(archived, name.fmt, spec, block_size, self.limits).batches():
             positions = np.flatnonzero(np.isin(batch.row_numbers, losers))
@@ -242,7 +210,7 @@ class _IngestRun:
 
     def _reject(self, kind: str, file: str, sha256: str, archived: Path | None, file_time: datetime | None,
                 reason: str, *, name_bound: bool) -> None:
-        kept = rejected_path(self.paths, kind, sha256, file)
+        kept = kept_path(self.paths.rejected, kind, sha256, file)
         if archived is not None and not kept.is_file():
             copy_atomically(archived, kept)
         write_text_atomically(kept.with_name(f"{file}.reason.txt"), reason + "\n")
@@ -253,10 +221,7 @@ class _IngestRun:
         self.report.rejected.append(Rejection(file, reason))
 
     def _reject_link(self, kind: str, path: Path) -> None:
-        """A symbolic link: rejected without reading through it. The link stays
-        in landing (landing files are never modified); its ledger entry, keyed
-        by the link's name and target, reports it once, like a rejected file.
-        Only the reason is kept in rejected/: there is no content to keep."""
+        """Rejected without reading through it, once per name and target; the link stays in landing."""
         target = os.readlink(path)
         key = hashlib.sha256(f"symlink\0{kind}\0{path.name}\0{target}".encode()).hexdigest()
         if self.ledger.find(key, path.name) is not None:

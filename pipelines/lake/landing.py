@@ -1,27 +1,19 @@
 """Landing folders: list their files and archive each one before anything else.
 
-Landing files are only ever read. Each is copied to the archive while its
-sha256 is computed from the very bytes copied; everything downstream reads
-the archived copy, so a landing file that changes mid-run cannot produce a
-lake file that disagrees with its recorded hash.
+Landing files are only ever read. Each is copied to the archive while its sha256
+is computed from the very bytes copied, and everything downstream reads the copy:
+a landing file that changes mid-run cannot disagree with its recorded hash.
+Hidden files (editors' and uploaders' temporary files) and sub-folders are ignored.
 
-Hidden files (names starting with "." — editors' and uploaders' temporary
-files) are ignored; every other regular file in `landing/subscribers/`,
-`landing/events/` and `landing/suppressions/` is a landing file (sub-folders are not scanned).
-
-Symbolic links are never followed: a link in a landing folder (to a file or
-a folder) is listed so that ingest rejects it, nothing is read through it,
-and the link itself stays where it is; a landing folder that is itself a
-link is not read at all (`linked_landing_dir`). Files are opened with
-O_NOFOLLOW, so a file swapped for a link after listing is not read either.
-
-Hashing a large file on every run is wasted work, so a small index remembers
-(size, mtime) -> sha256 per landing path; a file whose size or mtime changed
-is hashed again.
+Symbolic links are never followed (README, "Limits and hostile input"); files are
+opened with O_NOFOLLOW, so a file swapped for a link after listing is not read either.
+A small index remembers (size, mtime) -> sha256 per landing path, so that a large
+file is not hashed again on every run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -30,7 +22,7 @@ from pathlib import Path
 
 from ..core.files import remove_path, replace_durably, temp_sibling, write_text_atomically
 from ..core.settings import Paths
-from .layout import archive_path
+from .layout import kept_path
 
 _CHUNK = 1 << 20
 
@@ -49,20 +41,13 @@ def list_landing(paths: Paths, kind: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_symlink() or p.is_file()))
 
 
-class LinkNotFollowed(Exception):
-    """A landing file turned out to be a symbolic link when opened."""
-
-
 class LandingIndex:
     def __init__(self, paths: Paths) -> None:
         self.file = paths.lake / "_landing_index.json"
         self._data: dict[str, dict] = {}
         self._dirty = False
-        if self.file.is_file():
-            try:
-                self._data = json.loads(self.file.read_text(encoding="utf-8"))
-            except ValueError:
-                self._data = {}  # only a cache: rebuilding it costs a re-hash, nothing else
+        with contextlib.suppress(ValueError):  # only a cache: rebuilding it costs a re-hash, nothing else
+            self._data = json.loads(self.file.read_text(encoding="utf-8")) if self.file.is_file() else {}
 
     def known_sha256(self, kind: str, path: Path) -> str | None:
         entry = self._data.get(f"{kind}/{path.name}")
@@ -81,18 +66,21 @@ class LandingIndex:
             self._dirty = False
 
 
-def archive_landing_file(paths: Paths, kind: str, path: Path, index: LandingIndex) -> tuple[str, Path]:
-    """Copy a landing file into the archive (once per content and name); return (sha256, archived copy)."""
+def archive_landing_file(paths: Paths, kind: str, path: Path, index: LandingIndex) -> tuple[str, Path] | None:
+    """Copy a landing file into the archive (once per content and name); return (sha256, archived copy),
+    or None for a symbolic link (also one swapped in after listing), which is never read through."""
+    if path.is_symlink():
+        return None
     known = index.known_sha256(kind, path)
     if known is not None:
-        target = archive_path(paths, kind, known, path.name)
+        target = kept_path(paths.archive, kind, known, path.name)
         if target.is_file():
             return known, target
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as error:
         if error.errno == errno.ELOOP:
-            raise LinkNotFollowed(str(path)) from None
+            return None
         raise
     stat = os.fstat(fd)
     temp = temp_sibling(paths.archive / kind / path.name)
@@ -103,7 +91,7 @@ def archive_landing_file(paths: Paths, kind: str, path: Path, index: LandingInde
                 digest.update(chunk)
                 copy.write(chunk)
         sha256 = digest.hexdigest()
-        target = archive_path(paths, kind, sha256, path.name)
+        target = kept_path(paths.archive, kind, sha256, path.name)
         if target.is_file():
             remove_path(temp)
         else:

@@ -12,12 +12,10 @@ DATA/lake/_ledger/<sha256>.json                       one entry per landing cont
 DATA/lake/_tmp/                                       scratch space of a running ingest
 ```
 
-Output names derive from the source's content hash, so re-running after a
-crash rewrites the same file instead of adding a second copy. Every file is
-written to a temporary name in its final folder and moved into place with
-`os.replace`, so a reader never sees half a file; and readers only look at
-files the ledger lists, so a file written just before a crash is invisible
-until the ledger records it (core/files.py writes them).
+Output names derive from the source's content hash, so re-running after a crash
+rewrites the same file instead of adding a second copy. Files are written under a
+temporary name and moved into place (core/files.py), and readers only open files
+the ledger lists, so a file written just before a crash stays invisible.
 """
 
 from __future__ import annotations
@@ -29,34 +27,29 @@ from ..core.files import remove_path
 from ..core.settings import Paths
 
 
-def short(sha256: str) -> str:
-    return sha256[:16]
+def kept_path(root: Path, kind: str, sha256: str, name: str) -> Path:
+    """A landing file kept under `root` (`paths.archive` or `paths.rejected`)."""
+    return root / kind / sha256[:16] / name
 
 
-def archive_path(paths: Paths, kind: str, sha256: str, name: str) -> Path:
-    return paths.archive / kind / short(sha256) / name
-
-
-def rejected_path(paths: Paths, kind: str, sha256: str, name: str) -> Path:
-    return paths.rejected / kind / short(sha256) / name
+def _stem(kind: str, at: datetime, sha256: str) -> str:
+    return f"{kind}_{at:%Y%m%dT%H%M%SZ}_{sha256[:16]}"
 
 
 def part_path(paths: Paths, kind: str, at: datetime, sha256: str) -> Path:
-    stamp = at.strftime("%Y%m%dT%H%M%SZ")
     partition = "snapshot_date" if kind == "subscribers" else "export_date"
-    return paths.lake / kind / f"{partition}={at:%Y-%m-%d}" / f"{kind}_{stamp}_{short(sha256)}.parquet"
+    return paths.lake / kind / f"{partition}={at:%Y-%m-%d}" / f"{_stem(kind, at, sha256)}.parquet"
 
 
 def row_hashes_path(snapshot_part: Path | str) -> Path:
-    """The snapshot's row hashes (subscriber_id, row_hash), next to it. The `_`
-    prefix keeps the file out of readers that load the folder as a dataset
-    (Spark, pyarrow datasets); our readers only open files the ledger lists."""
+    """The snapshot's row hashes, next to it; the `_` prefix keeps the file out of readers that
+    load the folder as a dataset (Spark, pyarrow datasets)."""
     snapshot_part = Path(snapshot_part)
     return snapshot_part.with_name(f"_{snapshot_part.stem}.row_hashes.parquet")
 
 
 def quarantine_path(paths: Paths, kind: str, at: datetime, sha256: str) -> Path:
-    return paths.lake / "quarantine" / f"{kind}_{at:%Y%m%dT%H%M%SZ}_{short(sha256)}.parquet"
+    return paths.lake / "quarantine" / f"{_stem(kind, at, sha256)}.parquet"
 
 
 def remove_stale_temporaries(folder: Path) -> None:

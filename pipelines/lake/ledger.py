@@ -1,15 +1,13 @@
 """The ingest ledger: what happened to each landing file content, keyed by sha256.
 
-One small JSON file per entry in `lake/_ledger/`, written atomically after
-the lake files it points to, so an entry is the commit point of an ingest:
-a crash before it leaves no visible trace and the file is simply processed
-again; a crash after it changes nothing.
+One small JSON file per entry in `lake/_ledger/`, written atomically after the lake
+files it points to: an entry is the commit point of an ingest (a crash before it
+leaves no visible trace, a crash after it changes nothing).
 
-Most outcomes depend only on the content (`<sha256>.json`): the same bytes
-under another name are a no-op. Outcomes that depend on the name as well (a
-name without a valid time; a snapshot time already taken) are keyed by
-content *and* name (`<sha256>.<name hash>.json`), so re-delivering the same
-bytes under a corrected name is ingested.
+Most outcomes depend only on the content (`<sha256>.json`). Those that depend on
+the name as well (a bad name, a snapshot time already taken, any snapshot) are keyed
+by content *and* name (`<sha256>.<name hash>.json`), so the same bytes under a
+corrected name are ingested.
 """
 
 from __future__ import annotations
@@ -45,10 +43,7 @@ class LedgerEntry:
     name_bound: bool = False  # the outcome depends on the file name too
 
     def to_json(self) -> str:
-        data = asdict(self)
-        for key in ("recorded_at", "file_time"):
-            data[key] = data[key].isoformat() if data[key] else None
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+        return json.dumps(asdict(self), indent=2, sort_keys=True, default=datetime.isoformat) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> LedgerEntry:
@@ -80,18 +75,15 @@ class Ledger:
         # This content under this name first: a snapshot's content may also be known under another name.
         return self._entries.get(_entry_name(sha256, name)) or self._entries.get(_entry_name(sha256, None))
 
-    def record(self, entry: LedgerEntry) -> LedgerEntry:
+    def record(self, entry: LedgerEntry) -> None:
         key = _entry_name(entry.sha256, entry.file if entry.name_bound else None)
         write_text_atomically(self.folder / key, entry.to_json())
         self._entries[key] = entry
-        return entry
 
     def entries(self, kind: str | None = None, status: str | None = None) -> list[LedgerEntry]:
         """In the order they were recorded."""
-        chosen = [
-            e for e in self._entries.values()
-            if (kind is None or e.kind == kind) and (status is None or e.status == status)
-        ]
+        chosen = [e for e in self._entries.values()
+                  if (kind is None or e.kind == kind) and (status is None or e.status == status)]
         return sorted(chosen, key=lambda e: (e.recorded_at, e.file))
 
     def lake_file(self, relative: str) -> Path:

@@ -1,9 +1,7 @@
 """Landing file names: `<anything>_YYYYMMDDTHHMMSSZ.<ext>` (data-contract.md).
 
-The time in the name is the snapshot time of a subscriber snapshot and the
-ordering key of event exports. A name that does not follow the rule is a
-reason to reject the file, so `parse_landing_name` explains what is wrong in
-one sentence.
+The time is a snapshot's time, or the ordering key of event exports; for a name
+that breaks the rule, `parse_landing_name` says what is wrong in one sentence.
 """
 
 from __future__ import annotations
@@ -14,8 +12,7 @@ from datetime import datetime
 
 FORMATS = ("csv", "csv.gz", "jsonl", "parquet")
 
-# The prefix may be anything (even empty) but must end with "_"; the
-# extension is matched exactly (lower case), as the contract spells it.
+# Any prefix (even empty) ending with "_"; the extension exactly as the contract spells it.
 _NAME = re.compile(r"^(?P<prefix>.*)_(?P<ts>\d{8}T\d{6}Z)\.(?P<ext>csv|csv\.gz|jsonl|parquet)\Z", re.DOTALL)
 _TS_ANYWHERE = re.compile(r"\d{8}T\d{6}Z")
 

@@ -1,10 +1,8 @@
 """Type a batch by the catalog and apply the row rules; bad rows go to quarantine.
 
-A row is quarantined when a required value is missing, a value does not
-parse as its field's type, `status` is not one of the four statuses, `email`
-is not an address, or a cell is implausibly large (over MAX_CELL_CHARS, to
-protect the warehouse and the email tools downstream). Its reason lists every
-problem of the row, one clause per column, joined by "; ".
+A quarantined row's reason lists every problem of the row, one clause per column,
+joined by "; ". A cell over MAX_CELL_CHARS is a problem too (it protects the
+warehouse and the email tools downstream).
 
 Decisions where the contract is silent:
 - `status` is stored lower-cased; `email` is stored as given (trimmed), not
@@ -39,8 +37,7 @@ MAX_EMAIL_CHARS = 254
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 # held_*: what a quarantined row still suppresses ("an unsubscribe is never lost",
-# data-contract.md): a subscriber row with a readable subscriber_id or email and a
-# status other than 'active', or a suppression-list row with a readable email.
+# data-contract.md); _still_suppresses decides which rows do.
 QUARANTINE_SCHEMA = pa.schema([("row_number", pa.int64()), ("reason", pa.string()), ("raw", pa.string()),
                                ("held_subscriber_id", pa.string()), ("held_email", pa.string()),
                                ("held_status", pa.string())])

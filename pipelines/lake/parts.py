@@ -1,16 +1,13 @@
 """Stage normalized batches on disk, then settle duplicates and write the lake file with DuckDB.
 
-Staging keeps memory bounded: each batch is appended to temporary Parquet
-files as soon as it is typed. Duplicates need the whole file (the last row of
-a subscriber wins), so they are settled afterwards by DuckDB, which spills to
-disk under its memory limit instead of holding a 10M-row snapshot in RAM.
+Staging keeps memory bounded: each typed batch is appended to temporary Parquet
+files. Duplicates need the whole file, so DuckDB settles them afterwards,
+spilling to disk under its memory limit instead of holding a 10M-row snapshot.
 
 Lake files are zstd Parquet with row groups of ROW_GROUP_ROWS rows: large
-enough for fast scans (DuckDB and Polars read row groups in parallel and skip
-them by min/max), small enough to bound the writer's memory. Snapshot and
-event rows are sorted by `subscriber_id`: runs read snapshots in that order,
-and a run that evaluates one range of subscribers at a time (100M rows) reads
-only the row groups of its range from both.
+enough for fast parallel scans that skip by min/max, small enough to bound the
+writer's memory. Snapshot and event rows are sorted by `subscriber_id`, so a run
+that evaluates one range of subscribers reads only the row groups of its range.
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..core.duck import bounded_connection, parquet_scan
+from ..core.duck import parquet_scan
 from ..core.files import remove_path, replace_durably, temp_sibling
 from ..core.sql import identifier, string
 from ..segments.fields import arrow_type
@@ -35,12 +32,6 @@ DUCKDB_MEMORY_LIMIT = "1GB"
 
 def _scan(files: list[Path]) -> str:
     return parquet_scan(files, union_by_name=True).sql("duckdb")
-
-
-def duckdb_connection(scratch: Path) -> duckdb.DuckDBPyConnection:
-    con = bounded_connection(DUCKDB_MEMORY_LIMIT, scratch / "duckdb")
-    con.execute("SET enable_progress_bar = false")
-    return con
 
 
 @dataclass
@@ -87,13 +78,13 @@ class Staging:
         self._good = self._quarantine = None
 
 
-def _write_empty(spec: TableSpec, extras: list[str], target: Path) -> int:
+def write_empty(spec: TableSpec, extras: list[str], target: Path) -> None:
+    """The lake file of a source without good rows: the columns alone."""
     schema = pa.schema([*((name, arrow_type(t)) for name, t in spec.fields.items()),
                         *((name, pa.string()) for name in extras)])
     temp = temp_sibling(target)
     pq.write_table(schema.empty_table(), temp, compression="zstd")
     replace_durably(temp, target)
-    return 0
 
 
 def _copy_to(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> int:
@@ -113,11 +104,8 @@ def _copy_to(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> int:
 def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec,
                    target: Path) -> tuple[int, pa.Table]:
     """Write the snapshot (last row per subscriber_id wins); return rows written and the
-    superseded rows: row_number (increasing), key, winner (its row_number), status, email.
-    An Arrow table, not Python lists: a file of millions of identical rows has millions
-    of them, and ingest memory must stay bounded."""
-    if not staging.good_files:
-        return _write_empty(spec, staging.extras, target), pa.table({"row_number": pa.array([], pa.int64())})
+    superseded rows: row_number (increasing), key, winner (its row_number), status, email,
+    as Arrow, not Python lists (millions of identical rows must not bloat ingest memory)."""
     status, email = identifier("status"), identifier("email")
     row, key = identifier(ROW_COLUMN), identifier(spec.key)
     staged = _scan(staging.good_files)
@@ -133,9 +121,8 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: Table
         ) WHERE row_number < winner""")
     losers = con.sql("SELECT row_number, key, winner, status, email FROM superseded ORDER BY row_number"
                      ).to_arrow_table()
-    # Stored in subscriber_id order (byte order, as Arrow compares): every run reads the
-    # snapshot in that order, so sorting once here (DuckDB spills to disk if it must)
-    # saves a sort of the whole snapshot in each run (5 s at 10M rows, measured).
+    # Stored in subscriber_id (byte) order, the order every run reads: sorting once here saves
+    # a sort of the whole snapshot in each run (5 s at 10M rows, measured).
     anti_join = f"ANTI JOIN superseded d ON s.{row} = d.row_number" if losers.num_rows else ""
     rows = _copy_to(con, f"SELECT s.* EXCLUDE ({row}) FROM {staged} s {anti_join} ORDER BY s.{key}", target)
     con.execute("DROP TABLE superseded")
@@ -143,25 +130,17 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, staging: Staging, spec: Table
 
 
 def write_row_hashes(con: duckdb.DuckDBPyConnection, snapshot_part: Path, target: Path) -> int:
-    """One 64-bit hash of each whole snapshot row, in the snapshot's subscriber_id order.
-
-    Written once at ingest, so that an incremental run finds the rows that changed
-    since the snapshot it builds on by joining two (id, hash) files instead of
-    comparing every column of both snapshots (engine/incremental.py). The hash is
-    of the row as JSON: DuckDB's hash of a row itself gives a NULL list, an empty
-    list and a list holding one NULL the same hash, and JSON tells them apart."""
+    """One 64-bit hash of each whole snapshot row, in subscriber_id order: an incremental run
+    finds changed rows by joining two (id, hash) files (engine/incremental.py). The hash is
+    of the row as JSON: DuckDB's hash of a row itself gives a NULL list, an empty list and a
+    list holding one NULL the same hash, and JSON tells them apart."""
     source = _scan([snapshot_part])
     return _copy_to(con, f"SELECT s.{identifier('subscriber_id')}, hash(to_json(s)) AS row_hash FROM {source} s", target)
 
 
 def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec, target: Path,
                  earlier_parts: list[Path]) -> int:
-    """Write the events whose event_id is new (first row per event_id in the file wins).
-
-    Stored in subscriber_id order, like snapshots: a run that evaluates one range
-    of subscribers at a time reads only the row groups of that range."""
-    if not staging.good_files:
-        return _write_empty(spec, staging.extras, target)
+    """Write the events whose event_id is new (first row per event_id in the file wins)."""
     row, key = identifier(ROW_COLUMN), identifier(spec.key)
     staged = _scan(staging.good_files)
     seen = ""
@@ -173,10 +152,8 @@ def write_events(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSp
         ORDER BY s.{identifier('subscriber_id')}, s.{identifier('occurred_at')}, s.{row}""", target)
 
 
-def write_suppressions(con: duckdb.DuckDBPyConnection, staging: Staging, spec: TableSpec, target: Path) -> int:
+def write_suppressions(con: duckdb.DuckDBPyConnection, staging: Staging, target: Path) -> int:
     """Write a suppression file's rows as they came (every address counts, repeats are harmless)."""
-    if not staging.good_files:
-        return _write_empty(spec, staging.extras, target)
     row = identifier(ROW_COLUMN)
     return _copy_to(con, f"SELECT s.* EXCLUDE ({row}) FROM {_scan(staging.good_files)} s ORDER BY s.{row}", target)
 

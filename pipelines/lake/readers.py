@@ -1,25 +1,21 @@
 """One reader per landing format, all yielding `SourceBatch`es of the same shape.
 
-A reader turns a file into column arrays keyed by canonical column name plus
-the source row number of every row, and knows how to show a row's raw text
-for quarantine. It does not apply the row rules (see normalize.py); it only
-finds the problems that make a *record* unusable (a CSV row with the wrong
+A reader finds only what makes a *record* unusable (a CSV row with the wrong
 number of cells, a JSONL line that is not a JSON object) or the whole *file*
-unreadable (FileRejected).
+unreadable (FileRejected); the row rules are normalize.py's.
 
-Row numbers (the `row_number` of quarantine), 1-based:
-- CSV: the data record number. The header is record 0; blank lines are not
-  records; a quoted value spanning several lines is one record. Without
-  multi-line values or blank lines, row N is on line N + 1 of the file.
+Row numbers (quarantine's `row_number`), 1-based:
+- CSV: the data record number (the header is record 0; blank lines are not
+  records; a quoted value spanning several lines is one record).
 - JSONL: the physical line number (blank lines are counted but skipped).
 - Parquet: the row's position in the file.
 
-A UTF-8 byte order mark at the start of a CSV or JSONL file is accepted and
-dropped (spreadsheet tools write one); any other invalid UTF-8 rejects the file.
+A UTF-8 byte order mark at the start of a CSV or JSONL file is dropped
+(spreadsheet tools write one); any other invalid UTF-8 rejects the file.
 
 Raw text: the original line for JSONL and for CSV rows with the wrong number of
-cells; for other CSV rows the cells exactly as read (untrimmed), re-joined as
-one RFC 4180 line in header order; for Parquet the row as a JSON object.
+cells; for other CSV rows the cells as read (untrimmed), re-joined as one
+RFC 4180 line; for Parquet the row as a JSON object.
 """
 
 from __future__ import annotations
@@ -90,16 +86,16 @@ class SourceReader:
         """Raise FileRejected for problems only visible at the end of the file."""
 
 
-def open_reader(path: Path, fmt: str, spec: TableSpec, block_size: int = CSV_BLOCK_SIZES[0],
-                limits: IngestLimits = IngestLimits()) -> SourceReader:  # noqa: B008 - frozen
+def open_reader(path: Path, fmt: str, spec: TableSpec, block_size: int, limits: IngestLimits) -> SourceReader:
+    if fmt in ("csv", "jsonl") and path.stat().st_size > limits.max_file_bytes:
+        raise too_large(limits)
     if fmt in ("csv", "csv.gz"):
         return CsvReader(path, spec, compressed=fmt == "csv.gz", block_size=block_size, limits=limits)
     return {"jsonl": JsonlReader, "parquet": ParquetReader}[fmt](path, spec, limits)
 
 
 def csv_block_sizes(limits: IngestLimits) -> tuple[int, ...]:
-    """The CSV blocks to try, smallest first: a record must fit one block, so the
-    last is the record limit."""
+    """Smallest first; a record must fit one block, so the last is the record limit."""
     return tuple(dict.fromkeys(min(size, limits.max_record_bytes) for size in CSV_BLOCK_SIZES))
 
 
@@ -121,13 +117,9 @@ def _check_columns(count: int, limits: IngestLimits) -> None:
                            f"(ingest limit max_columns; it has {count:,})")
 
 
-# --------------------------------------------------------------------- CSV
-
-
 class _CheckedStream(io.RawIOBase):
-    """Pass bytes through, counting `"` (RFC 4180 quoting always pairs them) and
-    adding a final newline when the file lacks one (Arrow rejects a header-only
-    file without it)."""
+    """Pass bytes through, counting `"` (RFC 4180 quoting always pairs them) and adding a final
+    newline when the file lacks one (Arrow rejects a header-only file without it)."""
 
     def __init__(self, inner: io.BufferedIOBase, max_bytes: int = IngestLimits.max_file_bytes) -> None:
         self._inner = inner
@@ -186,41 +178,32 @@ class CsvReader(SourceReader):
         # Arrow numbers records from 1 with the header as record 1.
         number = row.number - 1
         bisect.insort(self._invalid_rows, number)
-        self._pending.append(
-            BrokenRecord(number, f"the row has {row.actual_columns} cells but the header has "
-                                 f"{row.expected_columns} columns", row.text)
-        )
+        reason = f"the row has {row.actual_columns} cells but the header has {row.expected_columns} columns"
+        self._pending.append(BrokenRecord(number, reason, row.text))
         return "skip"
 
     def _arrow_reader(self, stream: _CheckedStream, column_types: dict | None,
                       on_invalid: Callable[..., str], block_size: int) -> pcsv.CSVStreamingReader:
         return pcsv.open_csv(
-            stream,
-            read_options=pcsv.ReadOptions(use_threads=False, block_size=block_size),
-            parse_options=pcsv.ParseOptions(
-                delimiter=",", quote_char='"', double_quote=True, escape_char=False,
-                newlines_in_values=True, invalid_row_handler=on_invalid,
-            ),
-            convert_options=pcsv.ConvertOptions(
-                column_types=column_types, strings_can_be_null=False, quoted_strings_can_be_null=False,
-            ),
-        )
+            stream, read_options=pcsv.ReadOptions(use_threads=False, block_size=block_size),
+            parse_options=pcsv.ParseOptions(delimiter=",", quote_char='"', double_quote=True,
+                                            escape_char=False, newlines_in_values=True,
+                                            invalid_row_handler=on_invalid),
+            convert_options=pcsv.ConvertOptions(column_types=column_types, strings_can_be_null=False,
+                                                quoted_strings_can_be_null=False))
 
-    def _header(self) -> list[str]:
-        # Only the header matters here (a small first block is enough and quick to
-        # parse); broken rows are recorded by the real pass.
-        for block_size in (min(_HEADER_BLOCK, self.block_size), self.block_size):
-            try:
-                with self._open() as stream:
-                    return self._arrow_reader(stream, None, lambda row: "skip", block_size).schema.names
-            except pa.ArrowInvalid as exc:
-                if "straddling" not in str(exc) or block_size == self.block_size:
-                    raise
-        raise AssertionError("unreachable")
+    def _header(self, block_size: int = _HEADER_BLOCK) -> list[str]:
+        # A small first block is quick to parse; broken rows are recorded by the real pass.
+        block_size = min(block_size, self.block_size)
+        try:
+            with self._open() as stream:
+                return self._arrow_reader(stream, None, lambda row: "skip", block_size).schema.names
+        except pa.ArrowInvalid as exc:
+            if "straddling" not in str(exc) or block_size == self.block_size:
+                raise
+        return self._header(self.block_size)
 
     def batches(self) -> Iterator[SourceBatch]:
-        if not self.compressed and self.path.stat().st_size > self.limits.max_file_bytes:
-            raise too_large(self.limits)
         try:
             yield from self._batches()
         except pa.ArrowInvalid as exc:
@@ -261,11 +244,8 @@ class CsvReader(SourceReader):
         return pending
 
     def _number_rows(self, start: int, n: int) -> tuple[np.ndarray, int]:
-        """Row numbers of the next n good rows: the records from `start` on, minus broken ones.
-
-        Arrow reports a block's broken records while parsing it, before it
-        hands out the batch, so every broken record among them is known here.
-        """
+        """Row numbers of the next n good rows: the records from `start` on, minus broken ones
+        (Arrow reports a block's broken records before it hands out the batch)."""
         invalid = self._invalid_rows[bisect.bisect_left(self._invalid_rows, start):]
         candidates = np.arange(start, start + n + len(invalid), dtype=np.int64)
         numbers = candidates[~np.isin(candidates, invalid)][:n]
@@ -302,9 +282,6 @@ def _csv_lines(batch: pa.RecordBatch, positions: np.ndarray) -> list[str]:
     return out
 
 
-# -------------------------------------------------------------------- JSONL
-
-
 class JsonlReader(SourceReader):
     """One JSON object per line. Values must have the JSON kind of the field type:
     strings for string/date/timestamp fields, numbers for integer/number,
@@ -312,15 +289,13 @@ class JsonlReader(SourceReader):
     lists. A wrong kind quarantines the row: `"postal_code": 2134` would already
     have lost its leading zero, so it is not silently accepted."""
 
-    def __init__(self, path: Path, spec: TableSpec, limits: IngestLimits = IngestLimits()) -> None:  # noqa: B008
+    def __init__(self, path: Path, spec: TableSpec, limits: IngestLimits) -> None:
         super().__init__(path, spec, limits)
         self._objects = 0
         self._lines = 0
         self._canonical: dict[str, str] = {}
 
     def batches(self) -> Iterator[SourceBatch]:
-        if self.path.stat().st_size > self.limits.max_file_bytes:
-            raise too_large(self.limits)
         rows: list[tuple[int, str, dict]] = []
         broken: list[BrokenRecord] = []
         chunk_bytes = 0
@@ -411,16 +386,10 @@ class JsonlReader(SourceReader):
 
 
 def _json_kind(value: object) -> str:
-    """What json.loads made `value` from (it gives exactly these types)."""
     if value is None:
         return "null"
     kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
     return f"a JSON {kinds.get(type(value), 'object')}"
-
-
-def _shown(value: object) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _from_json(name: str, field_type: str | None, value: object) -> tuple[object, str | None]:
@@ -443,15 +412,12 @@ def _from_json(name: str, field_type: str | None, value: object) -> tuple[object
             return value.split("|"), None
         if isinstance(value, list) and all(isinstance(item, str) or item is None for item in value):
             return value, None
-    expected = {
-        "string": "a string", "date": "a date string", "timestamp": "a timestamp string",
-        "integer": "an integer", "number": "a number", "boolean": "true or false",
-        "list": "an array of strings",
-    }[field_type]
-    return None, f"column '{name}': expected {expected}, got {_json_kind(value)} {_shown(value)}"
-
-
-# ------------------------------------------------------------------ Parquet
+    expected = {"string": "a string", "date": "a date string", "timestamp": "a timestamp string",
+                "integer": "an integer", "number": "a number", "boolean": "true or false",
+                "list": "an array of strings"}[field_type]
+    text = json.dumps(value, ensure_ascii=False)
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return None, f"column '{name}': expected {expected}, got {_json_kind(value)} {shown}"
 
 
 def _is_text(kind: pa.DataType) -> bool:
@@ -545,8 +511,6 @@ def _from_parquet(name: str, arr: pa.Array, field_type: str | None) -> pa.Array:
         naive = pa.timestamp(arr.type.unit)
         arr = pc.cast(arr.view(pa.int64()), naive) if arr.type.tz else arr
         return arr.cast(pa.timestamp("us"), safe=False)
-    if field_type == "list":
-        return arr.cast(pa.list_(pa.string()))
     try:
         return arr.cast(arrow_type(field_type))
     except pa.ArrowInvalid:

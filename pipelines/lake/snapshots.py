@@ -1,11 +1,9 @@
-"""Read the lake back: snapshots, events, quarantine and rejections.
+"""Read the lake back: snapshots, events and quarantine.
 
-Only files recorded in the ledger are read, so a file written by an ingest
-that crashed before committing is never seen. Tables come back typed by the
-*current* catalog: catalog columns first, in catalog order (a field missing
-from a file is a typed NULL column), then undeclared columns as text. A
-column declared after it was ingested is converted from its stored text by
-the ingest rules (a value that does not convert becomes NULL).
+Only files the ledger records are read. Tables come back typed by the *current*
+catalog: catalog columns first, in catalog order (a field missing from a file is
+a typed NULL column), then undeclared columns as text. A column declared after it
+was ingested is converted by the ingest rules (a value that does not fit is NULL).
 
 `as_of` values may be naive (meaning UTC) or time-zone aware (converted to UTC).
 """
@@ -31,8 +29,7 @@ from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.fields import FieldCatalog, arrow_type
 from ..segments.plan import naive_utc
-from .ingest import Rejection
-from .ledger import INGESTED, REJECTED, Ledger
+from .ledger import INGESTED, Ledger
 from .textparse import coerce_leniently
 
 
@@ -48,25 +45,18 @@ class SnapshotInfo:
 def list_snapshots(paths: Paths) -> list[SnapshotInfo]:
     """Every ingested snapshot, oldest first."""
     ledger = Ledger(paths)
-    infos = [
-        SnapshotInfo(snapshot_at=e.file_time, file=ledger.lake_file(e.part), source=e.file, rows=e.rows,
-                     sha256=e.sha256)
-        for e in ledger.entries("subscribers", INGESTED)
-        if e.part and e.file_time
-    ]
+    infos = [SnapshotInfo(snapshot_at=e.file_time, file=ledger.lake_file(e.part), source=e.file, rows=e.rows,
+                          sha256=e.sha256)
+             for e in ledger.entries("subscribers", INGESTED) if e.part and e.file_time]
     return sorted(infos, key=lambda info: (info.snapshot_at, info.source))
 
 
 def dropped_subscribers(previous: SnapshotInfo, current: SnapshotInfo) -> int:
-    """How many subscribers of `previous` are not in `current` (an anti-join in DuckDB,
-    which reads only the id columns)."""
-    def ids(file: Path) -> exp.Expr:
-        return exp.select("subscriber_id").from_(parquet_scan([file]))
-
-    kept = exp.In(this=exp.column("subscriber_id"), query=exp.Subquery(this=ids(current.file)))
-    query = exp.select(exp.func("count", exp.Star())).from_(
-        exp.Subquery(this=ids(previous.file), alias=exp.TableAlias(this=exp.to_identifier("previous")))
-    ).where(exp.Not(this=kept))  # ids are never NULL: NOT IN is a plain anti-join
+    """How many subscribers of `previous` are not in `current` (DuckDB reads only the ids)."""
+    current_ids = exp.select("subscriber_id").from_(parquet_scan([current.file]))
+    kept = exp.column("subscriber_id").isin(query=current_ids)
+    # ids are never NULL: NOT IN is a plain anti-join
+    query = exp.select("count(*)").from_(parquet_scan([previous.file])).where(kept.not_())
     con = scratch_connection()
     try:
         return int(con.execute(query.sql(dialect="duckdb")).fetchall()[0][0])
@@ -83,8 +73,7 @@ def snapshot_at_or_before(paths: Paths, as_of: datetime) -> SnapshotInfo | None:
 
 @dataclass(frozen=True)
 class IdRange:
-    """A run of a sorted snapshot's row groups, and the subscriber ids they hold:
-    `low` <= id < `high` (None: unbounded). Events are matched to it by id."""
+    """A run of a sorted snapshot's row groups holding ids `low` <= id < `high` (None: unbounded)."""
 
     row_groups: tuple[int, ...]
     low: str | None
@@ -93,11 +82,8 @@ class IdRange:
 
 
 def snapshot_ranges(info: SnapshotInfo, max_rows: int) -> list[IdRange]:
-    """The snapshot cut into id ranges of about `max_rows` rows, along row groups.
-
-    Snapshots are stored sorted by subscriber_id (lake/parts.py), so a range is
-    a run of row groups; one range (the whole file) when the file is small or
-    its row groups are not in id order (a lake ingested before sorting)."""
+    """The snapshot cut into id ranges of about `max_rows` rows, along row groups (snapshots
+    are stored sorted by subscriber_id); one range when the row groups are not in id order."""
     metadata = pq.ParquetFile(info.file).metadata
     whole = [IdRange(tuple(range(metadata.num_row_groups)), None, None, metadata.num_rows)]
     if metadata.num_rows <= max_rows or metadata.num_row_groups < 2:
@@ -149,8 +135,7 @@ _LEVELS = {"RLE", "BIT_PACKED"}
 
 
 def _dictionary_encoded(metadata: pq.FileMetaData) -> set[str]:
-    """Top-level columns whose every row group is dictionary-encoded (no fallback to
-    plain pages)."""
+    """Top-level columns dictionary-encoded in every row group (no fallback to plain pages)."""
     groups = [metadata.row_group(g) for g in range(metadata.num_row_groups)]
     chunks = [group.column(i) for group in groups for i in range(group.num_columns)]
     plain = {chunk.path_in_schema for chunk in chunks
@@ -162,12 +147,9 @@ def _as_dictionaries(files: list[Path], fields: dict[str, str], wanted: list[str
     """Which of the `wanted` string columns to read as dictionaries, decided ONCE for
     all `files`, so every file's table has the same Arrow types and they concatenate.
 
-    Dictionaries are cheaper to read (and the engines evaluate string filters once
-    per distinct value anyway), but reading a plain-encoded column as a dictionary
-    hashes every value. The writer's choice differs from file to file (DuckDB
-    writes a 1-row file plain, and a large file falls back to plain pages for a
-    column with many distinct values), so the column is read as a dictionary when
-    the files that store it so hold at least half of the rows."""
+    Reading a plain-encoded column as a dictionary hashes every value, and the writer's
+    choice differs from file to file (DuckDB writes a 1-row file plain, and falls back to
+    plain pages for many distinct values): a dictionary when such files hold half the rows."""
     wanted = [c for c in wanted or () if fields.get(c) == "string"]
     if not wanted:
         return []
@@ -183,10 +165,9 @@ def _as_dictionaries(files: list[Path], fields: dict[str, str], wanted: list[str
 
 def _typed(table: pa.Table, fields: dict[str, str], only: list[str] | None = None,
            dictionaries: Collection[str] = ()) -> pa.Table:
-    """`table` typed by the catalog `fields` (only the columns `only` when given, an
-    undeclared one as text); a column stored with another type is converted by the
-    ingest rules. The columns named in `dictionaries` are dictionary<int32, string>:
-    the type of a column never depends on the file it came from."""
+    """`table` typed by the catalog `fields` (undeclared columns as text), converting a column
+    stored with another type by the ingest rules. `dictionaries` are dictionary<int32, string>
+    whatever the file: the type of a column never depends on the file it came from."""
     if only is None:
         only = [*fields, *(name for name in table.column_names if name not in fields)]
     kinds = {name: fields.get(name, "string") for name in only}
@@ -201,14 +182,9 @@ def _typed(table: pa.Table, fields: dict[str, str], only: list[str] | None = Non
 
 def read_snapshot(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str] | None = None,
                   dictionaries: list[str] | None = None, id_range: IdRange | None = None) -> pa.Table:
-    """The snapshot typed by `catalog`; only `columns` (in that order) when given,
-    only the rows of `id_range` (`snapshot_ranges`) when given (`read_snapshot_rows`
-    reads the rows of given subscribers).
-
-    String columns named in `dictionaries` come back dictionary-encoded (as the
-    lake stores low-cardinality columns): much faster to read, and the engines
-    evaluate filters once per distinct value anyway.
-    """
+    """The snapshot typed by `catalog`; only `columns` (in that order) and the rows of `id_range`
+    when given. String `dictionaries` come back dictionary-encoded: much faster to read, and
+    the engines evaluate filters once per distinct value anyway."""
     only = list(dict.fromkeys(columns)) if columns is not None else None
     dictionaries = _as_dictionaries([info.file], catalog.subscriber, dictionaries)
     row_groups = id_range.row_groups if id_range is not None else None
@@ -226,9 +202,7 @@ def read_events(paths: Paths, catalog: FieldCatalog, as_of: datetime | None = No
                 columns: list[str] | None = None, dictionaries: list[str] | None = None,
                 id_range: IdRange | None = None) -> pa.Table:
     """All ingested events (each event_id once), those with occurred_at <= as_of if given;
-    only `columns` (in that order), and only events in `id_range`, when given;
-    `dictionaries` as for `read_snapshot`. Event files are stored sorted by
-    subscriber_id, so a range reads only its row groups."""
+    the rest as for `read_snapshot` (event files are sorted by subscriber_id too)."""
     conditions = []
     if as_of is not None:
         conditions.append(pc.field("occurred_at") <= pa.scalar(naive_utc(as_of), pa.timestamp("us")))
@@ -253,23 +227,17 @@ def quarantine_table(paths: Paths) -> pa.Table:
     return pa.concat_tables(tables) if tables else schemas.QUARANTINE.empty_table()
 
 
-def rejected_files(paths: Paths) -> list[Rejection]:
-    """Every file rejected so far, in the order they were rejected."""
-    return [Rejection(e.file, e.reason or "") for e in Ledger(paths).entries(status=REJECTED)]
-
-
-def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids: pa.Array,
-             as_of: datetime | None) -> pa.Table:
-    """`columns` of the rows of subscribers `ids` in `files`, read by DuckDB (a parallel
-    scan that materializes only matching rows: far cheaper than reading every row when
-    `ids` are a few percent of them), typed like `read_snapshot` / `read_events`."""
+def read_rows(files: list[Path], fields: dict[str, str], columns: list[str], ids: pa.Array,
+              as_of: datetime | None = None) -> pa.Table:
+    """`columns` of the rows of subscribers `ids` in `files` (events: up to `as_of`), typed like
+    `read_snapshot`: DuckDB materializes only matching rows, far cheaper for a few percent of ids."""
     stored: set[str] = set()
     for file in _existing(files):
         stored |= set(pq.read_schema(file).names)
     present = [c for c in dict.fromkeys(columns) if c in stored]
     source = parquet_scan(files, union_by_name=True)
-    condition: exp.Expr = exp.In(this=exp.column("subscriber_id"),
-                                       query=exp.Subquery(this=exp.select("subscriber_id").from_("wanted_ids")))
+    wanted: exp.Expr = exp.select("subscriber_id").from_("wanted_ids")
+    condition: exp.Expr = exp.column("subscriber_id").isin(query=wanted)
     if as_of is not None:
         moment = exp.cast(exp.Literal.string(naive_utc(as_of).isoformat(sep=" ")), exp.DataType.build("TIMESTAMP"))
         condition = exp.and_(condition, exp.LTE(this=exp.column("occurred_at"), expression=moment))
@@ -282,14 +250,3 @@ def _rows_of(files: list[Path], fields: dict[str, str], columns: list[str], ids:
     finally:
         con.close()
     return _typed(table, fields, list(dict.fromkeys(columns)))
-
-
-def read_snapshot_rows(info: SnapshotInfo, catalog: FieldCatalog, columns: list[str], ids: pa.Array) -> pa.Table:
-    """`columns` of the snapshot rows of subscribers `ids` (a small share of them), typed like `read_snapshot`."""
-    return _rows_of([info.file], catalog.subscriber, columns, ids, None)
-
-
-def read_event_rows(paths: Paths, catalog: FieldCatalog, as_of: datetime | None, columns: list[str],
-                    ids: pa.Array) -> pa.Table:
-    """`columns` of the events of subscribers `ids` (a small share of them), typed like `read_events`."""
-    return _rows_of(event_part_files(paths), catalog.event, columns, ids, as_of)

@@ -1,10 +1,8 @@
 """Read what suppresses sending from the lake (data-contract.md, "Sending safely").
 
-- The suppression list: every row of every file ever ingested from
-  `landing/suppressions/` (an address, once landed, stays suppressed in every
-  later run), plus quarantined rows of those files that still have an address.
-- Held rows: quarantined rows of the snapshot in force whose status is not
-  'active' and that still have a readable subscriber_id or email (an
+- The suppression list: every row of every suppressions file ever ingested (an
+  address, once landed, stays suppressed), plus their quarantined rows with an address.
+- Held rows: quarantined rows of the snapshot in force that still suppress (an
   unsubscribe is never lost through quarantine; normalize.py marks them).
 """
 

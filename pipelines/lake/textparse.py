@@ -1,16 +1,9 @@
-"""Text -> typed Arrow arrays, vectorized (no per-row Python on the hot path).
+"""Text -> typed Arrow arrays, vectorized: the CSV rules of data-contract.md on whole columns.
 
-The rules are the CSV rules of data-contract.md, applied to whole columns:
-strings are trimmed and an empty string is missing; integers are plain
-decimal digits (`42`, `-7`, `+3`; `42.0` or `1e3` is not an integer); numbers
-are decimal or scientific notation (finite only); booleans are `true`/`false`
-in any case; dates are `YYYY-MM-DD`; timestamps are ISO 8601 with `T` or a
-space, optional seconds and fraction, and `Z`, an offset (`+02:00`, `+0200`,
-`+02`) or nothing (= UTC); a date alone is midnight UTC. Lists are one cell
-with `|` between items, each item trimmed, empty items dropped.
-
-Every parser returns the typed values plus a mask of the inputs that were
-present but could not be parsed, so callers can quarantine exactly those rows.
+Integers are plain decimal digits (`42.0` and `1e3` are not); numbers are finite;
+timestamps are ISO 8601 with `T` or a space, an optional zone (none means UTC),
+and a date alone is midnight UTC. Every parser returns the typed values plus a
+mask of the inputs given but not parsed, so callers quarantine exactly those rows.
 """
 
 from __future__ import annotations
@@ -77,8 +70,7 @@ def parse_integer(text: pa.Array) -> Parsed:
     try:
         values = pc.cast(candidate, pa.int64())
     except pa.ArrowInvalid:
-        # Only digits reach the cast, so the failure is an out-of-range value;
-        # this rare path checks them one by one.
+        # Only digits reach the cast: some value is out of range, so check them one by one.
         values = pa.array([_int64_or_none(s) for s in candidate.to_pylist()], pa.int64())
     return Parsed(values, _bad(text, values))
 
@@ -99,20 +91,14 @@ def parse_number(text: pa.Array) -> Parsed:
 
 def parse_boolean(text: pa.Array) -> Parsed:
     lower = pc.utf8_lower(text)
-    values = pc.if_else(
-        pc.equal(lower, "true"),
-        True,
-        pc.if_else(pc.equal(lower, "false"), False, pa.scalar(None, pa.bool_())),
-    )
+    known = pc.is_in(lower, pa.array(["true", "false"]))
+    values = pc.if_else(known, pc.equal(lower, "true"), pa.scalar(None, pa.bool_()))
     return Parsed(values, _bad(text, values))
 
 
 def _strict_strptime(text: pa.Array, fmt: str) -> pa.Array:
-    """strptime that refuses a day past the end of its month (Arrow would roll 02-30 over to 03-01).
-
-    `text` must start with YYYY-MM-DD; hours, minutes and seconds out of range
-    already fail in strptime itself.
-    """
+    """strptime that refuses a day past the end of its month (Arrow would roll 02-30 over to 03-01);
+    `text` must start with YYYY-MM-DD."""
     parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
     day = pc.cast(pc.utf8_slice_codeunits(text, 8, 10), pa.int64())
     same_day = pc.fill_null(pc.equal(pc.day(parsed), day), False)
@@ -141,13 +127,9 @@ def parse_date(text: pa.Array) -> Parsed:
 
 
 def parse_timestamp(text: pa.Array) -> Parsed:
-    """ISO 8601 text -> naive UTC microseconds (an offset is subtracted, none means UTC).
-
-    The shape is checked by one regular expression; the conversion then uses
-    Arrow's ISO 8601 cast (fast) and, when any value of the batch defeats it,
-    an exact component-wise path for the whole batch. Both accept exactly the
-    same values (tests compare them).
-    """
+    """ISO 8601 text -> naive UTC microseconds. After one regular expression checks the shape,
+    Arrow's cast converts (fast) or, when a value defeats it, the exact component-wise path
+    does the whole batch; both accept exactly the same values (tests compare them)."""
     candidate = _only_matching(text, _TIMESTAMP)
     try:
         values = _timestamp_by_cast(candidate)
@@ -172,8 +154,6 @@ def _timestamp_by_cast(candidate: pa.Array) -> pa.Array:
 
 
 def _timestamp_by_parts(candidate: pa.Array) -> pa.Array:
-    if len(candidate) == 0:
-        return pa.array([], pa.timestamp("us"))
     parts = pc.extract_regex(candidate, _TIMESTAMP)  # NULL where the shape is wrong
     offset = pc.extract_regex(pc.struct_field(parts, "tz"), _OFFSET)  # NULL for "" and "Z"
 
@@ -210,8 +190,6 @@ def parse_list(text: pa.Array) -> Parsed:
 
 def clean_list(lists: pa.Array) -> pa.Array:
     """Trim every item, drop empty items; an empty list becomes missing (NULL)."""
-    if isinstance(lists, pa.ChunkedArray):
-        lists = lists.combine_chunks()
     n = len(lists)
     items = pc.utf8_trim_whitespace(as_string_array(pc.list_flatten(lists)))
     parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
@@ -225,21 +203,13 @@ def clean_list(lists: pa.Array) -> pa.Array:
 
 
 TEXT_PARSERS: dict[str, Callable[[pa.Array], Parsed]] = {
-    "string": parse_string,
-    "integer": parse_integer,
-    "number": parse_number,
-    "boolean": parse_boolean,
-    "date": parse_date,
-    "timestamp": parse_timestamp,
-    "list": parse_list,
+    "string": parse_string, "integer": parse_integer, "number": parse_number, "boolean": parse_boolean,
+    "date": parse_date, "timestamp": parse_timestamp, "list": parse_list,
 }
 
 TYPE_WORDS = {
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "a boolean (true/false)",
-    "date": "a date (YYYY-MM-DD)",
-    "timestamp": "an ISO 8601 timestamp",
+    "integer": "an integer", "number": "a number", "boolean": "a boolean (true/false)",
+    "date": "a date (YYYY-MM-DD)", "timestamp": "an ISO 8601 timestamp",
 }
 
 
@@ -249,11 +219,8 @@ def parse_text(arr: pa.Array, field_type: str) -> Parsed:
 
 
 def coerce_leniently(arr: pa.Array, field_type: str) -> pa.Array:
-    """Best-effort conversion for data already in the lake (values that do not fit become NULL).
-
-    Used when reading back a column whose declared type changed after it was
-    ingested (for example an undeclared text column that is declared later).
-    """
+    """Best-effort conversion (values that do not fit become NULL) of a lake column whose
+    declared type changed after it was ingested (say, an undeclared text column declared later)."""
     if arr.type not in _STRING_TYPES:
         try:
             return pc.cast(arr, arrow_type(field_type), safe=False)

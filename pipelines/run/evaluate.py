@@ -18,10 +18,9 @@ from ..engine.incremental import RECORD_FILE, EvaluationRecord, evaluate_increme
 from ..errors import UserError
 from ..lake.snapshots import (
     event_part_files,
-    read_event_rows,
     read_events,
+    read_rows,
     read_snapshot,
-    read_snapshot_rows,
     snapshot_at_or_before,
     snapshot_ranges,
 )
@@ -68,12 +67,12 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
 
     def subscribers(columns: list[str], ids):
         if ids is not None:  # the affected few: DuckDB reads just their rows
-            return sort_by_id(read_snapshot_rows(snapshot, project.catalog, columns, ids))
+            return sort_by_id(read_rows([snapshot.file], project.catalog.subscriber, columns, ids))
         return sort_by_id(read_snapshot(snapshot, project.catalog, columns, [c for c in columns if c not in _IDS]))
 
     def events(columns: list[str], ids):
         if ids is not None:
-            return read_event_rows(paths, project.catalog, as_of, columns, ids)
+            return read_rows(event_part_files(paths), project.catalog.event, columns, ids, as_of)
         return read_events(paths, project.catalog, as_of, columns, [c for c in columns if c not in _IDS])
 
     current_ids = subscribers(["subscriber_id"], None).column("subscriber_id").combine_chunks()
