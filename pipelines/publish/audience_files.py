@@ -1,30 +1,21 @@
-"""Audience exports at stable paths, for campaign jobs and email-service uploads.
+"""Audience exports at stable paths, for campaign jobs (README "Querying as an analyst").
 
-    DATA/audiences/<audience>/recipients.parquet   the 'send' group: who to mail
-    DATA/audiences/<audience>/recipients.csv
-    DATA/audiences/<audience>/holdout.parquet      the 'holdout' group (only for an
-    DATA/audiences/<audience>/holdout.csv          audience with a `holdout`): never mail
-    DATA/audiences/<audience>/manifest.json
+    DATA/audiences/<audience>/recipients.{parquet,csv}   the 'send' group: who to mail
+    DATA/audiences/<audience>/holdout.{parquet,csv}      the 'holdout' group, if any: never mail
+    DATA/audiences/<audience>/manifest.json              the run, and the sha256 of each file
 
-Each file is replaced atomically (written beside, fsynced, renamed), data
-files first and the manifest last. The manifest names the run and the sha256
-of each file, so a campaign job can trust what it reads: read the manifest,
-read the files, and check their sha256 against it; a mismatch only happens
-while a publish is in progress, and then reading again gives the new set.
-
-Files hold `subscriber_id`, `email` and the audience's own `fields` only
-(never another audience's columns). CSV follows the landing conventions:
-UTF-8, header, RFC 4180 quoting, lists joined with `|`, timestamps as ISO 8601
-with `Z`, empty cell for missing; a cell that starts with `=`, `+`, `-`, `@`, a
-tab or a carriage return gets a leading `'`, so a spreadsheet never runs it as a
-formula (the Parquet files keep the true value).
+Each file is replaced atomically (written beside, fsynced, renamed), data files
+first and the manifest last: a job that finds a sha256 mismatch reads during a
+publish, and reading again gives the new set. Files hold `subscriber_id`,
+`email` and the audience's own `fields` only. CSV follows the landing
+conventions (lists joined with `|`, timestamps ISO 8601 with `Z`); a cell a
+spreadsheet would run as a formula gets a leading `'` (Parquet keeps the value).
 
 Temporaries (`.<file>.<pid>.tmp`, recipient PII) are only ever written under
 the writer lock: any found under it belong to a killed run and are removed.
-
-An audience that is no longer defined loses its folder: the manifest is
-removed first (a job then sees "not published"), then our files, then the
-folder if nothing else is in it. Files we did not write are never touched.
+An audience no longer defined loses its manifest first (a job then sees "not
+published"), then our files, then the folder if empty. Files we did not write
+are never touched.
 """
 
 from __future__ import annotations
@@ -48,11 +39,10 @@ from .state import PublishedState, current_state
 from .versions import relation_path
 
 MANIFEST = "manifest.json"
-PARQUET_FILE = "recipients.parquet"
-CSV_FILE = "recipients.csv"
-HOLDOUT_PARQUET_FILE = "holdout.parquet"
-HOLDOUT_CSV_FILE = "holdout.csv"
-OUR_FILES = (MANIFEST, PARQUET_FILE, CSV_FILE, HOLDOUT_PARQUET_FILE, HOLDOUT_CSV_FILE)
+# Per group: its files and the manifest's count of its rows.
+_GROUP_FILES = {SEND: ("recipients.parquet", "recipients.csv", "rows"),
+                HOLDOUT: ("holdout.parquet", "holdout.csv", "holdout_rows")}
+OUR_FILES = (MANIFEST, *(name for files in _GROUP_FILES.values() for name in files[:2]))
 # Cells a spreadsheet would read as a formula (OWASP "CSV injection").
 _FORMULA_START = r"^[=+\-@\t\r]"
 
@@ -99,16 +89,13 @@ def _write_audience(folder: Path, recipients: Path, manifest: dict) -> None:
     columns, has_holdout = manifest["columns"], manifest["holdout"] is not None
     table = pq.read_table(recipients, columns=[*columns, "group"],
                           filters=pc.field("audience") == manifest["audience"])
-    groups = {PARQUET_FILE: SEND}
-    if has_holdout:
-        groups[HOLDOUT_PARQUET_FILE] = HOLDOUT
     folder.mkdir(parents=True, exist_ok=True)
     token = f"{os.getpid()}.tmp"
     staged: dict[str, Path] = {}
-    for parquet_name, group in groups.items():
+    for group in (SEND, HOLDOUT) if has_holdout else (SEND,):
+        parquet_name, csv_name, count = _GROUP_FILES[group]
         rows = table.filter(pc.equal(table.column("group"), group)).select(columns)
-        manifest["rows" if group == SEND else "holdout_rows"] = rows.num_rows
-        csv_name = CSV_FILE if group == SEND else HOLDOUT_CSV_FILE
+        manifest[count] = rows.num_rows
         staged[parquet_name] = folder / f".{parquet_name}.{token}"
         staged[csv_name] = folder / f".{csv_name}.{token}"
         # Jobs read these files whole: no statistics; no dictionary for the unique columns.
@@ -122,7 +109,7 @@ def _write_audience(folder: Path, recipients: Path, manifest: dict) -> None:
         replace_durably(path, folder / name)
         failpoint("publish:audience_file")
     if not has_holdout:  # an audience that dropped its holdout: no stale control group beside the send list
-        for name in (HOLDOUT_PARQUET_FILE, HOLDOUT_CSV_FILE):
+        for name in _GROUP_FILES[HOLDOUT][:2]:
             (folder / name).unlink(missing_ok=True)
     tmp_manifest = folder / f".{MANIFEST}.{token}"
     tmp_manifest.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -166,11 +153,8 @@ def resync_audience_files(paths: Paths) -> None:
 
 
 def sync_audience_files(paths: Paths, state: PublishedState) -> None:
-    """Make DATA/audiences/ match the published version `state`.
-
-    Idempotent: an audience whose manifest already names this version is left
-    alone, so calling it again after a crash finishes the job.
-    """
+    """Make DATA/audiences/ match the published version `state`. An audience whose
+    manifest already names it is left alone: calling again after a crash finishes the job."""
     root = audiences_root(paths)
     remove_stale_temporaries(paths)
     audiences = pq.read_table(relation_path(state.version_dir, "audiences")).to_pylist()
@@ -194,10 +178,8 @@ def sync_audience_files(paths: Paths, state: PublishedState) -> None:
             "definition_sha256": audience["definition_sha256"],
         }
         writes.append((root / key, recipients, manifest))
-    # Each audience is its own folder; Arrow's writers release the GIL, so the files
-    # are written on every core (about 2x on two cores, measured at 1M subscribers).
-    # Each worker reads its own audience's rows (row groups skipped by their
-    # `audience` statistics), so only as many audiences as workers are in memory.
+    # On every core (Arrow releases the GIL: ~2x on two cores at 1M subscribers); each worker
+    # reads only its audience's row groups, so only as many audiences as workers are in memory.
     with ThreadPoolExecutor(max_workers=max(1, min(len(writes), os.cpu_count() or 1))) as pool:
         for done in [pool.submit(_write_audience, *w) for w in writes]:
             done.result()

@@ -1,20 +1,13 @@
-"""Audiences: who a campaign may send to.
+"""Audiences: who a campaign may send to (README "Audiences", segment-language.md).
 
-Recipients of an audience = members of ANY include segment, minus members of
-ANY exclude segment, minus every suppressed subscriber and ADDRESS
-(segment-language.md, "Audiences"). The last rule has no switch:
-
-- a subscriber is suppressed when its status is not 'active' (a subscriber
-  missing from the snapshot is not active either), or when a quarantined row
-  of the snapshot in force still says so (`Suppressions.held`);
-- an address (trimmed, compared case-insensitively) is suppressed when any
-  suppressed subscriber carries it, or it is on the suppression list
-  (`Suppressions.listed`, every file ever landed in `landing/suppressions/`).
-
-An address is sent to at most once per audience: of several recipients that
-share it, the smallest subscriber_id is kept. An audience with a `holdout`
-then puts a stable share of its recipients in group 'holdout' (see
-`held_out`); the others are in group 'send'.
+Recipients = members of ANY include segment, minus members of ANY exclude
+segment, minus every suppressed subscriber and address, with no switch: a
+subscriber is suppressed when its status is not 'active' (a subscriber missing
+from the snapshot is not active either) or a quarantined row still says so
+(`Suppressions.held`); an address (trimmed, any case) when a suppressed
+subscriber carries it or it is on the suppression list (`Suppressions.listed`).
+One recipient per address and audience (the smallest subscriber_id), then the
+`holdout` group (`held_out`).
 
 `suppression_violations` is the blocking check on the result: it derives what
 is suppressed on its own, in SQL, from the same inputs, so a bug in the
@@ -51,8 +44,7 @@ from ..segments.fields import arrow_type
 from ..segments.model import Holdout, Project
 from ..segments.plan import segment_column
 
-# Columns every recipient row has; an audience's `fields` come between
-# `group` and `run_id`.
+# Columns every recipient row has; the audiences' `fields` go before `run_id`.
 FIXED_COLUMNS = ("audience", "subscriber_id", "email", "group", "run_id")
 # The file a run writes them to (in its workspace), linked into the version it publishes.
 RECIPIENTS_FILE = "recipients.parquet"
@@ -61,12 +53,8 @@ SEND, HOLDOUT = "send", "holdout"
 
 @dataclass(frozen=True)
 class Suppressions:
-    """What suppresses beside the snapshot's own statuses (lake/suppressions.py reads them).
-
-    `listed`: the suppression list (schemas.SUPPRESSION_LIST: email, reason, source, suppressed_at).
-    `held`: quarantined rows of the snapshot in force that still suppress
-    (schemas.HELD_ROWS: subscriber_id, email, status, reason).
-    """
+    """What suppresses beside the snapshot's statuses (lake/suppressions.py reads them): `listed`,
+    the suppression list; `held`, quarantined rows of the snapshot in force that still suppress."""
 
     listed: pa.Table = field(default_factory=lambda: schemas.SUPPRESSION_LIST.empty_table())
     held: pa.Table = field(default_factory=lambda: schemas.HELD_ROWS.empty_table())
@@ -77,42 +65,26 @@ def audience_field_columns(project: Project) -> list[str]:
     """The union of all audiences' `fields`, in order of first appearance
     (audiences by key), without the columns every recipient row has anyway."""
     # (validate refuses a field named like another recipients column, or no subscriber field)
-    columns: list[str] = []
-    for key in sorted(project.audiences):
-        for name in project.audiences[key].fields:
-            if name not in ("subscriber_id", "email") and name not in columns:
-                columns.append(name)
-    return columns
+    names = dict.fromkeys(name for key in sorted(project.audiences) for name in project.audiences[key].fields)
+    return [name for name in names if name not in ("subscriber_id", "email")]
 
 
 def recipients_schema(project: Project, subscribers_schema: pa.Schema) -> pa.Schema:
-    """audience, subscriber_id, email, group, <every audience field>, run_id.
-
-    A field's type is the snapshot column's type when present, else the
-    catalog's (declared fields are typed, never guessed).
-    """
-    def type_of(name: str) -> pa.DataType:
-        if name in subscribers_schema.names:
-            return subscribers_schema.field(name).type
-        return arrow_type(project.catalog.subscriber[name])
-
-    fields = [("audience", pa.string()), ("subscriber_id", pa.string()), ("email", pa.string()),
-              ("group", pa.string())]
-    fields += [(name, type_of(name)) for name in audience_field_columns(project)]
-    fields.append(("run_id", pa.string()))
+    """FIXED_COLUMNS with every audience field before `run_id`, typed as the snapshot
+    column when present, else as the catalog declares it (never guessed)."""
+    fields = [(name, pa.string()) for name in FIXED_COLUMNS]
+    fields[-1:-1] = [(name, subscribers_schema.field(name).type if name in subscribers_schema.names
+                      else arrow_type(project.catalog.subscriber[name]))
+                     for name in audience_field_columns(project)]
     return pa.schema(fields)
 
 
 def compute_recipients(project: Project, membership: pa.Table, subscribers: pa.Table, run_id: str,
                        suppressions: Suppressions | None = None) -> pa.Table:
     """Current recipients of every audience, sorted by audience then subscriber_id, from
-    `membership` in the long shape (segment, subscriber_id); `subscribers` holds
-    subscriber_id (one row each, as in the lake), status, email and the audience fields.
-
-    A field column holds NULL on the rows of audiences that did not ask for it,
-    so one wide table serves all audiences without leaking columns into an
-    audience's own export (see `audience_files`).
-    """
+    `membership` in the long shape (segment, subscriber_id); `subscribers` as in
+    `recipient_parts`. A field column holds NULL on the rows of audiences that did not
+    ask for it, so no column leaks into another audience's export (audience_files)."""
     subscribers = sort_by_id(subscribers)
     segments = sorted({s for a in project.audiences.values() for s in (*a.include, *a.exclude)})
     flags = membership_to_flags(membership, ids=subscribers.column(ID), keys=segments)
@@ -167,8 +139,7 @@ def sendable(subscribers: pa.Table, suppressions: Suppressions) -> tuple[np.ndar
         con.register("subscriber_rows", rows)
         con.register("listed_rows", suppressions.listed.select(["email"]))
         con.register("held_rows", suppressions.held.select(["email"]))
-        found = con.sql(sqlglot.parse_one(_ADDRESSES_SQL, dialect="duckdb").sql(dialect="duckdb")
-                        ).to_arrow_table()
+        found = con.sql(_ADDRESSES_SQL).to_arrow_table()
     index = found.column("i").to_numpy()
     address_blocked = np.zeros(n, dtype=bool)
     address_blocked[index[bools(found.column("address_blocked"))]] = True
@@ -191,9 +162,8 @@ def one_per_address(rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return np.sort(np.concatenate([rows[shared][first], rows[~shared]]))
 
 
-# The holdout bucket of an id, 0..9999: the first 8 bytes of sha256(salt:id) as a
-# big-endian integer, modulo 10000 (DuckDB hashes on every core; the same number
-# as Python's int.from_bytes(sha256(...).digest()[:8], "big") % 10000).
+# The holdout bucket of an id, 0..9999, as the README defines it (int.from_bytes(sha256(
+# salt:id)[:8], "big") % 10000), computed by DuckDB on every core.
 _BUCKET_SQL = "SELECT ('0x' || left(sha256($salt || ':' || subscriber_id), 16))::UBIGINT % 10000 AS bucket FROM ids"
 
 
@@ -205,19 +175,15 @@ def held_out(subscriber_ids: pa.Array, holdout: Holdout | None) -> np.ndarray:
         return np.zeros(n, dtype=bool)
     with scratch_connection() as con:
         con.register("ids", pa.table({"subscriber_id": subscriber_ids.cast(pa.string())}))
-        buckets = con.sql(sqlglot.parse_one(_BUCKET_SQL, dialect="duckdb").sql(dialect="duckdb"),
-                          params={"salt": holdout.salt}).to_arrow_table().column("bucket")
+        buckets = con.sql(_BUCKET_SQL, params={"salt": holdout.salt}).to_arrow_table().column("bucket")
     return buckets.to_numpy() < holdout.percent * 100
 
 
-# The suppression check's own DuckDB database: bounded, so at 100M subscribers it
-# spills to a temporary folder instead of taking the machine's memory.
+# Past it, the address and check databases spill to a temporary folder (100M subscribers).
 SUPPRESSION_MEMORY_LIMIT = "4GB"
 
 # The check's own derivation of what is suppressed, written independently of
-# `sendable` on purpose. Counts recipient rows that are unknown, of a suppressed
-# subscriber, or of a suppressed address, plus every extra row of an address
-# within one audience.
+# `sendable` on purpose (see the module's doc).
 _VIOLATIONS_SQL = (
     # Per subscriber: blocked unless every snapshot row of it is active.
     """CREATE TEMP TABLE per_id AS
@@ -255,14 +221,11 @@ _VIOLATIONS_SQL = (
 
 def suppression_violations(recipients: Path, subscribers: pa.Table,
                            suppressions: Suppressions | None = None) -> int:
-    """Recipient rows that must not be there: a subscriber not active in `subscribers`
-    (or not in it at all), held by a quarantined row, or an address suppressed by
-    either or by the suppression list; plus every second row of one address in an
-    audience. `recipients` is the run's Parquet file (audience, subscriber_id,
-    email are read); `subscribers` has subscriber_id, status, email.
-
-    One statement at a time, each with few hash tables, so each can spill under
-    the memory limit."""
+    """Recipient rows of the run's file that must not be there: a subscriber not active
+    in `subscribers` (or not in it at all), held by a quarantined row, or an address
+    suppressed by either or by the suppression list; plus every second row of one
+    address in an audience. One statement at a time, each with few hash tables, so
+    each can spill under the memory limit."""
     suppressions = suppressions or Suppressions()
     states = subscribers.select(["subscriber_id", "status", "email"])
     states = pa.table([c.cast(pa.string()) for c in states.columns], names=states.column_names)
@@ -326,39 +289,21 @@ def suppressions_table(subscribers: pa.Table, suppressions: Suppressions) -> pa.
         con.register("by_status", by_status)
         con.register("by_row", by_row)
         con.register("listed_rows", suppressions.listed.cast(schemas.SUPPRESSION_LIST))
-        table = con.sql(sqlglot.parse_one(_SUPPRESSIONS_SQL, dialect="duckdb").sql(dialect="duckdb"),
-                        params={"snapshot_at": suppressions.snapshot_at}).to_arrow_table()
+        table = con.sql(_SUPPRESSIONS_SQL, params={"snapshot_at": suppressions.snapshot_at}).to_arrow_table()
     return schemas.conform(table, schemas.SUPPRESSIONS, what="suppressions")
 
 
-def recipient_counts(recipients: Path) -> dict[str, int]:
-    """Recipients per audience in the run's recipients file."""
-    # As a dictionary per row group: no string per row.
-    column = pq.read_table(recipients, columns=["audience"], read_dictionary=["audience"]).column("audience")
-    counts: dict[str, int] = {}
-    for chunk in column.chunks:
-        tally = np.bincount(chunk.indices.to_numpy(zero_copy_only=False), minlength=len(chunk.dictionary))
-        for name, count in zip(chunk.dictionary.to_pylist(), tally.tolist(), strict=True):
-            if count:
-                counts[name] = counts.get(name, 0) + count
-    return counts
-
-
 def audiences_table(project: Project, recipients: Path) -> pa.Table:
-    """One row per current audience, with its definition and recipient count."""
-    counts = recipient_counts(recipients)
-    rows = sorted(project.audiences.items())
-    return pa.table({
-        "audience": [k for k, _ in rows],
-        "name": [a.name for _, a in rows],
-        "include": [list(a.include) for _, a in rows],
-        "exclude": [list(a.exclude) for _, a in rows],
-        "fields": [list(a.fields) for _, a in rows],
-        "definition_sha256": [a.definition_sha256() for _, a in rows],
-        "recipients": [counts.get(k, 0) for k, _ in rows],
-        "holdout_percent": [a.holdout.percent if a.holdout else None for _, a in rows],
-        "holdout_salt": [a.holdout.salt if a.holdout else None for _, a in rows],
-    }, schema=schemas.AUDIENCES)
+    """One row per current audience, with its definition and its recipients in the run's file."""
+    count = exp.select("audience", exp.func("count", exp.Star())).from_(parquet_scan([recipients]))
+    with scratch_connection() as con:
+        counts = dict(con.execute(count.group_by("audience").sql(dialect="duckdb")).fetchall())
+    return pa.Table.from_pylist([
+        {"audience": key, "name": a.name, "include": list(a.include), "exclude": list(a.exclude),
+         "fields": list(a.fields), "definition_sha256": a.definition_sha256(),
+         "recipients": counts.get(key, 0), "holdout_percent": a.holdout.percent if a.holdout else None,
+         "holdout_salt": a.holdout.salt if a.holdout else None}
+        for key, a in sorted(project.audiences.items())], schema=schemas.AUDIENCES)
 
 
 def active_mask(status: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -375,30 +320,21 @@ def active_mask(status: pa.ChunkedArray | pa.Array) -> np.ndarray:
 # Columns with one value per recipient (never worth a Parquet dictionary).
 UNIQUE_COLUMNS = ("subscriber_id", "email")
 
-# Recipient rows made (and written) at a time: a 100M-subscriber audience never
-# exists in memory as a whole.
+# Recipient rows made (and written) at a time: a 100M-subscriber audience is never whole in memory.
 PART_ROWS = 4_000_000
-
-
-def _aligned(subscribers: pa.Table, ids: pa.ChunkedArray) -> pa.Table:
-    """The rows of `subscribers` (one per id) for flags `ids`, in their order; an id
-    missing from the snapshot gets NULLs (so it is not active)."""
-    if subscribers.column(ID).equals(ids):  # the run's case: both are the snapshot's ids
-        return subscribers
-    positions = pc.index_in(ids.combine_chunks(), value_set=subscribers.column(ID).combine_chunks())
-    return subscribers.take(positions)
 
 
 def recipient_parts(project: Project, flags: pa.Table, subscribers: pa.Table, run_id: str,
                     suppressions: Suppressions | None = None):
-    """The recipient rows (see `compute_recipients`), in order, as tables of at most
-    PART_ROWS rows. Per audience, a bitmap of (any include) AND NOT (any exclude)
-    AND sendable, then one row per address, then the holdout.
-
-    `subscribers` holds subscriber_id, status, email and the audience fields, one
-    row per subscriber, sorted by id (as the lake's snapshots are)."""
+    """The recipient rows (see `compute_recipients`), in order, as tables of 1 to PART_ROWS
+    rows: per audience, (any include) AND NOT (any exclude) AND sendable, then one row per
+    address, then the holdout. `subscribers`: subscriber_id, status, email and the audience
+    fields, one row per subscriber, sorted by id (as the lake's snapshots are)."""
     ids = flags.column(ID)
-    subscribers = _aligned(subscribers, ids)
+    if not subscribers.column(ID).equals(ids):  # in a run, both are the snapshot's ids
+        # The rows for the flags' ids, in their order; a missing id gets NULLs (not active).
+        subscribers = subscribers.take(pc.index_in(ids.combine_chunks(),
+                                                   value_set=subscribers.column(ID).combine_chunks()))
     schema = recipients_schema(project, subscribers.schema)
     field_columns = schema.names[4:-1]  # between `group` and `run_id`
     ok, address_codes = sendable(subscribers, suppressions or Suppressions())
@@ -440,22 +376,19 @@ def write_recipients(project: Project, flags: pa.Table, subscribers: pa.Table, r
     audience then subscriber_id) a part at a time; returns recipients per audience."""
     schema = recipients_schema(project, subscribers.schema)
     counts = {key: 0 for key in sorted(project.audiences)}
-    # A part is encoded and compressed on a second thread while this one gathers the
-    # next (Arrow releases the GIL); one part in flight bounds the memory.
-    # subscriber_id and email are unique: a dictionary attempt on them is wasted work (a
-    # quarter of the write at 10M subscribers, measured); the other columns repeat.
+    # A part is encoded on a second thread while this one gathers the next; one part in
+    # flight bounds the memory. A dictionary attempt on the unique columns is wasted work
+    # (a quarter of the write at 10M subscribers, measured).
     repeating = [name for name in schema.names if name not in UNIQUE_COLUMNS]
     with pq.ParquetWriter(target, schema, compression="zstd", write_statistics=["audience"],
                           use_dictionary=repeating) as writer, \
             ThreadPoolExecutor(max_workers=1) as pool:
         pending = None
-        for part in recipient_parts(project, flags, subscribers, run_id, suppressions):
-            if part.num_rows:
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(writer.write_table, part)
-                key = part.column("audience")[0].as_py()  # a part is of one audience
-                counts[key] += part.num_rows
+        for part in recipient_parts(project, flags, subscribers, run_id, suppressions):  # never empty
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(writer.write_table, part)
+            counts[part.column("audience")[0].as_py()] += part.num_rows  # a part is of one audience
         if pending is not None:
             pending.result()
     return counts

@@ -1,10 +1,9 @@
 """The analyst catalog: a small DuckDB file of views over one version's Parquet files.
 
-The catalog holds no data, only the views of the relation registry
-(relations.py), its macros and the one-row `published_state` table. It is
-built beside `warehouse.duckdb` and renamed onto it, so the writer never
-opens the analysts' file for writing: a reader holding it open keeps its
-inode (the previous state) and the next open sees the new one.
+It holds no data, only the views and macros of relations.py and the one-row
+`published_state` table. It is built beside `warehouse.duckdb` and renamed onto
+it, so the writer never opens the analysts' file for writing: a reader holding
+it open keeps its inode (the previous state) and the next open sees the new one.
 """
 
 from __future__ import annotations
@@ -31,11 +30,8 @@ TEMP_CATALOG_PREFIX = ".warehouse.duckdb."
 
 def write_event_file_list(version_dir: Path, project: Project, event_files: Sequence[Path]) -> None:
     """Record which lake event files this version's `events` view reads, relative to
-    the data folder, so a moved or copied folder reads its own files.
-
-    With no events yet, an empty file with the declared event columns stands
-    in, so compiled segment SQL (which reads `events`) still binds.
-    """
+    the data folder, so a moved or copied folder reads its own files. With no events
+    yet, an empty file with the declared columns stands in, so segment SQL still binds."""
     root = data_root(version_dir)
     files = [Path(f).absolute().relative_to(root).as_posix() for f in event_files]
     if not files:
@@ -100,9 +96,8 @@ def remove_temp_catalogs(paths: Paths) -> None:
 
 
 def relink_if_moved(paths: Paths) -> None:
-    """Point the warehouse's views at this data folder again when the folder was
-    moved or copied since the last publish (the views read files by absolute path):
-    rebuilds the catalog of the same published state and swaps it in."""
+    """Rebuild the catalog of the published state when the data folder was moved or
+    copied since (the views read files by absolute path), and swap it in."""
     def moved(state: PublishedState | None) -> TypeGuard[PublishedState]:
         return state is not None and state.recorded_dir is not None \
             and Path(state.recorded_dir).resolve() != state.version_dir.resolve()
@@ -118,13 +113,8 @@ def relink_if_moved(paths: Paths) -> None:
 
 
 def open_warehouse(paths: Paths) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the current published state (for CLI queries and checks).
-
-    Safe in long-running processes: unlike `duckdb.connect(path, read_only=True)`
-    it never hands back a cached database of a catalog that has been replaced.
-    The session is locked (`lock_session`): it can read the published files
-    and nothing else.
-    """
+    """A read-only, locked (`lock_session`) connection to the current published state,
+    never a cached database of a replaced catalog (`open_catalog_read_only`)."""
     relink_if_moved(paths)
     con = open_catalog_read_only(Path(paths.warehouse))
     try:
@@ -136,9 +126,8 @@ def open_warehouse(paths: Paths) -> duckdb.DuckDBPyConnection:
 
 
 def lock_session(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
-    """Leave the connection able to read the published versions and the lake (what
-    the views read) and nothing else: no other file, URL or database, no
-    extension install or load, and no setting can be changed back."""
+    """Leave the connection able to read the published versions and the lake (what the
+    views read) and nothing else (no file, URL, database or extension), for good."""
     (recorded,) = con.execute(f"SELECT version_dir FROM {STATE_TABLE}").fetchall()[0]
     # The views name files by the path recorded at publish; the CLI may reach
     # the same folder by another spelling (relative, through a symlink).

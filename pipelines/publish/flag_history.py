@@ -2,33 +2,23 @@
 
 A *stay* is one uninterrupted membership of a subscriber in a segment:
 `valid_from` is the `as_of` of the run that first saw it, `valid_to` the
-`as_of` of the first run that no longer did (NULL while it lasts). So a
-subscriber was a member at `ts` when `valid_from <= ts < valid_to`.
+`as_of` of the first run that no longer did (NULL while it lasts). The first
+run opens a stay for everyone present; leaving closes it, coming back opens a
+new one. A segment no longer defined has its open stays closed (its members
+"exit") at the first run without it, which still gives it one `segment_sizes`
+row (members 0), so sizes and changes add up. A run at the published run's
+`as_of` replaces it (state.history_base): no row of the replaced run survives.
 
-Rules:
-- the first run opens a stay for everyone present (they all "enter" then);
-- leaving closes the open stay, coming back opens a new one;
-- a segment that is no longer defined has all its open stays closed at the
-  first run without it (its members "exit"), and that run still gets one
-  `segment_sizes` row for it (members 0), so sizes and changes add up;
-- runs move forward: `as_of` must be later than the published run's, except
-  that the same `as_of` *replaces* the published run: its history is rebuilt
-  on the version the replaced run built on, so no row of the replaced run
-  survives.
-
-A run pays for what changed, not for the history so far (the test oracle
-`tests/publish_oracle.py` computes the same from whole tables): its flags (a
-bitmap per segment, rows sorted by subscriber_id) are compared with the flags
-the base version kept (history_files.FLAGS_FILE), segment by segment,
+A run pays for what changed, not for the history so far (tests/publish_oracle.py
+computes the same from whole tables): per segment, its flags (rows sorted by
+subscriber_id) are compared with those the base version kept (FLAGS_FILE),
 
     entered = now AND NOT before        exited = before AND NOT now
 
-matching subscribers by id (rows line up as they are when both snapshots hold
-the same ids). Open stays keep their `valid_from` and `entered_run_id`, read
-from the base version's stays (sorted like the flags: a segment's are one slice).
-The open stays are written one segment at a time (bounded memory) as a few
-files in parallel (membership_files.py); the run's changes, closed stays and
-sizes are small files history_files.py appends to the base version's.
+matching subscribers by id. Open stays keep the `valid_from` and `entered_run_id`
+of the base version's STAYS_FILE (sorted like the flags: a segment's are one
+slice) and are written a segment at a time (membership_files.py); the run's
+changes, closed stays and sizes are small files appended to the base version's.
 """
 
 from __future__ import annotations
@@ -60,7 +50,7 @@ from ..core.flags import (
     take_rows,
 )
 from ..segments.plan import naive_utc, segment_column
-from .history_files import read_flags, write_table
+from .history_files import KIND_SCHEMAS, read_flags
 from .membership_files import PartsWriter
 from .state import PublishedState, history_base
 from .versions import relation_path
@@ -93,14 +83,10 @@ class HistoryDelta:
     base_version: str | None
     open_stays: Path  # segment_membership.parquet of the new version
     stays: Path  # its STAYS_FILE
-    deltas: dict[str, Path]  # kind -> file with this run's rows (history_files.KINDS)
+    deltas: dict[str, Path]  # kind -> file with this run's rows (history_files.KIND_SCHEMAS)
     sizes: pa.Table  # this run's segment_sizes rows
     entered: int
     exited: int
-
-
-def _us(moment: datetime) -> int:
-    return int(np.datetime64(moment, "us").astype(np.int64))
 
 
 class _RowsWriter:
@@ -131,10 +117,8 @@ class _RowsWriter:
 
 
 class _StaysWriter:
-    """segment_membership.parquet (and its STAYS_FILE), one buffered batch at a time.
-
-    A stay's `valid_from` and `entered_run_id` are those of the run that opened
-    it, so each open stay is stored as a code into `runs` ((run_id, as_of µs))."""
+    """segment_membership.parquet and its STAYS_FILE, one buffered batch at a time; an
+    open stay is stored as a code into `runs` ((run_id, as_of µs) of the run that opened it)."""
 
     def __init__(self, target: Path, stays: Path, runs: list[tuple[str, int]]):
         self.target = target
@@ -167,7 +151,7 @@ class _StaysWriter:
             pa.array(np.repeat(np.array([index[p[0]] for p in self.parts], dtype=np.int32), counts), pa.int32()),
             pa.array(keys, pa.string()))
         codes = np.concatenate([p[2] for p in self.parts]) if self.parts else np.zeros(0, np.int32)
-        valid_from = self.run_from[codes] if len(self.run_from) else np.zeros(0, np.int64)
+        valid_from = self.run_from[codes]  # `runs` holds at least this run
         self.stays.write_batch(pa.record_batch([pa.array(codes, pa.int32())], schema=self.stays_schema))
         table = pa.table({
             "segment": segment,
@@ -223,18 +207,12 @@ def extend_history(previous: PublishedState | None, flags: pa.Table, run_id: str
         gather_prev = move_positions(aligned[1])
         gone = np.flatnonzero(aligned[0] < 0)  # base rows of subscribers no longer in the snapshot
 
-    # Base open stays as codes into `runs` (the run that opened each); a segment's
-    # stays are one slice (the file is sorted like the flags' columns).
     prev_codes, runs = _base_stays(base_dir)
-    starts: dict[str, int] = {}
-    if base is not None and prev_flags is not None:  # flags come from the base version
-        first = 0
-        for key, count in member_counts(prev_flags).items():
-            starts[key] = first
-            first += count
-        if first != len(prev_codes):
-            raise ValueError(f"base version {base.version}: {len(prev_codes):,} open stays, {first:,} members")
-    now = _us(as_of)
+    counts = member_counts(prev_flags) if prev_flags is not None else {}  # flags of the base version
+    starts = dict(zip(counts, np.cumsum([0, *counts.values()]).tolist(), strict=False))
+    if base is not None and (members := sum(counts.values())) != len(prev_codes):
+        raise ValueError(f"base version {base.version}: {len(prev_codes):,} open stays, {members:,} members")
+    now = int(np.datetime64(as_of, "us").astype(np.int64))
     if (run_id, now) not in runs:
         runs.append((run_id, now))
     new_code = runs.index((run_id, now))
@@ -243,18 +221,15 @@ def extend_history(previous: PublishedState | None, flags: pa.Table, run_id: str
     nobody = pa.chunked_array([pa.array(np.zeros(flags.num_rows, dtype=bool))])
 
     writer = _StaysWriter(out_dir / OPEN_STAYS_FILE, out_dir / STAYS_FILE, runs)
-    # Written as produced, segment by segment in key order (each segment's rows sorted
-    # by subscriber_id), so the files come out sorted without a sort of the whole:
-    # at a first run every membership is a change.
-    deltas = {kind: out_dir / f"delta_{kind}.parquet" for kind in ("changes", "closed", "sizes")}
-    changes = _RowsWriter(deltas["changes"], schemas.CHANGES)
-    closed = _RowsWriter(deltas["closed"], schemas.HISTORY)
+    # Written segment by segment in key order, each segment's rows sorted by id: the
+    # files come out sorted without a sort of the whole (at a first run, all of it).
+    deltas = {kind: out_dir / f"delta_{kind}.parquet" for kind in KIND_SCHEMAS}
+    changes, closed = (_RowsWriter(deltas[kind], KIND_SCHEMAS[kind]) for kind in ("changes", "closed"))
     size_rows: list[tuple[str, int, int, int]] = []
     with _closing_on_error(writer, changes, closed):
         for key in sorted(set(keys) | set(prev_keys)):
-            # Bitmap operations and filters only. When subscribers came or went, the
-            # base column first moves onto the current rows, and those who left are
-            # added as exits. A segment new to this run had nobody before.
+            # Bitmap operations only. When subscribers came or went, the base column first
+            # moves onto the current rows and those who left are added as exits.
             before, base_codes, left = nobody, prev_codes[:0], None
             if prev_flags is not None and segment_column(key) in prev_flags.column_names:
                 before, base_codes = prev_flags.column(segment_column(key)), prev_codes[starts.get(key, 0):]
@@ -278,7 +253,7 @@ def extend_history(previous: PublishedState | None, flags: pa.Table, run_id: str
     sizes = pa.Table.from_pylist([{"run_id": run_id, "as_of": as_of, "segment": key, "members": members,
                                    "entered": entered, "exited": exited}
                                   for key, members, entered, exited in size_rows], schema=schemas.SIZES)
-    write_table(sizes, deltas["sizes"])
+    pq.write_table(sizes, deltas["sizes"], compression="zstd")
     return HistoryDelta(
         run_id=run_id, as_of=as_of, base_version=base.version if base else None,
         open_stays=out_dir / OPEN_STAYS_FILE, stays=out_dir / STAYS_FILE, deltas=deltas, sizes=sizes,
@@ -288,8 +263,7 @@ def extend_history(previous: PublishedState | None, flags: pa.Table, run_id: str
 
 @contextmanager
 def _closing_on_error(*writers):
-    """On an error, the writers' files and threads are closed (the run's workspace
-    is discarded anyway) before the error goes on."""
+    """On an error, close the writers' files and threads (the workspace is discarded anyway)."""
     try:
         yield
     except BaseException:
@@ -302,12 +276,9 @@ def _closing_on_error(*writers):
 def _same_rows(key: str, now: pa.Array, before: pa.Array, ids: pa.Array, base_codes: np.ndarray,
                new_code: int) -> dict:
     """One segment's open stays and changes when rows line up (same subscribers)."""
-    members = int(pc.sum(now).as_py() or 0)
-    base_members = int(pc.sum(before).as_py() or 0)
-    entered = pc.and_not(now, before)
-    exited = pc.and_not(before, now)
-    n_entered = int(pc.sum(entered).as_py() or 0)
-    n_exited = int(pc.sum(exited).as_py() or 0)
+    entered, exited = pc.and_not(now, before), pc.and_not(before, now)
+    members, base_members, n_entered, n_exited = (int(pc.sum(bits).as_py() or 0)
+                                                  for bits in (now, before, entered, exited))
     base_codes = base_codes[:base_members]
     codes, exited_codes = base_codes, base_codes[:0]  # nobody came or went: every stay goes on as it was
     if n_entered or n_exited:
@@ -373,10 +344,19 @@ def _add_changes(writer: _RowsWriter, key: str, entered: pa.Array, exited: pa.Ar
 
 def _add_closed(writer: _RowsWriter, key: str, ids: pa.Array, codes: np.ndarray, run_ids: list[str],
                 run_from: np.ndarray, now: int, run_id: str) -> None:
-    """A segment's closed stays, a row group at a time."""
+    """A segment's segment_membership_history rows of the stays that end in this run,
+    a row group at a time."""
     for start in range(0, len(ids), _ROW_GROUP):
-        part = ids.slice(start, _ROW_GROUP)
-        writer.add(_closed_rows(key, part, codes[start:start + len(part)], run_ids, run_from, now, run_id))
+        part = one_array(ids.slice(start, _ROW_GROUP))
+        n, part_codes = len(part), codes[start:start + len(part)]
+        writer.add(pa.table({
+            "segment": _strings([key], np.zeros(n, np.int32)),
+            "subscriber_id": part,
+            "valid_from": pa.array(run_from[part_codes], pa.int64()).cast(schemas.TS),
+            "valid_to": pa.array(np.full(n, now, dtype=np.int64), pa.int64()).cast(schemas.TS),
+            "entered_run_id": _strings(run_ids, part_codes),
+            "exited_run_id": _strings([run_id], np.zeros(n, np.int32)),
+        }))
 
 
 def _change_rows(key: str, entered: pa.Array, exited: pa.Array, run_id: str, now: int) -> pa.Table:
@@ -391,20 +371,6 @@ def _change_rows(key: str, entered: pa.Array, exited: pa.Array, run_id: str, now
     })
     # Nobody both enters and leaves a segment in one run: a merge of two sorted lists.
     return table.sort_by("subscriber_id") if len(entered) and len(exited) else table
-
-
-def _closed_rows(key: str, ids: pa.Array, codes: np.ndarray, run_ids: list[str], run_from: np.ndarray, now: int,
-                 run_id: str) -> pa.Table:
-    """segment_membership_history rows of the stays that end in this run."""
-    n = len(ids)
-    return pa.table({
-        "segment": _strings([key], np.zeros(n, np.int32)),
-        "subscriber_id": one_array(ids),
-        "valid_from": pa.array(run_from[codes], pa.int64()).cast(schemas.TS),
-        "valid_to": pa.array(np.full(n, now, dtype=np.int64), pa.int64()).cast(schemas.TS),
-        "entered_run_id": _strings(run_ids, codes),
-        "exited_run_id": _strings([run_id], np.zeros(n, np.int32)),
-    })
 
 
 def _base_stays(base_dir: Path | None) -> tuple[np.ndarray, list[tuple[str, int]]]:

@@ -1,24 +1,18 @@
 """How a version stores its history: append-only files plus the open stays.
 
-Rewriting every stay and change ever recorded at every run costs time that
-grows with the age of the project (at 10M subscribers x 100 segments, the
-first run alone records ~100M entries). So a version stores:
+Rewriting every stay and change ever recorded at every run would cost time that
+grows with the age of the project. So a version stores:
 
-- `segment_membership.parquet`: the current members, sorted by (segment,
-  subscriber_id), with `valid_from` and `entered_run_id` of their open stay
-  (with its parts `segment_membership.1.parquet`..., membership_files.py).
-  It is the `segment_membership` relation and the open half of
-  `segment_membership_history` at once;
-- `history/`: append-only Parquet files listed in `history/manifest.json`,
-  per kind: `changes` (membership_changes rows), `closed` (stays that ended:
-  segment_membership_history rows with a valid_to) and `sizes`
-  (segment_sizes rows). A run writes one file of each kind with its own rows
-  and hard-links the files of the version it builds on (they never change),
-  so its cost follows what changed, not what happened before. Every
-  `COMPACT_AFTER` runs, a kind's files are merged into one;
-- `membership_flags.arrow`: the same membership as one boolean column per
-  segment (Arrow IPC), which the next run compares its own flags with
-  (pipelines/publish/flag_history.py). Not a published relation.
+- `segment_membership.parquet` (and its parts, membership_files.py): the current
+  members, sorted by (segment, subscriber_id), with `valid_from` and
+  `entered_run_id` of their open stay; the `segment_membership` relation and the
+  open half of `segment_membership_history` at once;
+- `history/`: append-only Parquet files listed in `history/manifest.json`, per
+  kind (KIND_SCHEMAS). A run writes one file of each kind with its own rows and
+  hard-links the base version's (they never change); every `COMPACT_AFTER` runs,
+  a kind's files are merged into one;
+- FLAGS_FILE: the same membership as one boolean column per segment, which the
+  next run compares its own flags with (flag_history.py). Not a relation.
 """
 
 from __future__ import annotations
@@ -37,10 +31,9 @@ from ..core import schemas
 HISTORY_DIR = "history"
 MANIFEST = "manifest.json"
 FLAGS_FILE = "membership_flags.arrow"
-KINDS = ("changes", "closed", "sizes")
 COMPACT_AFTER = 32
-
-# The schema of the rows each kind of file holds.
+# Per kind, its rows: membership_changes, closed stays (segment_membership_history
+# rows with a valid_to) and segment_sizes.
 KIND_SCHEMAS = {"changes": schemas.CHANGES, "closed": schemas.HISTORY, "sizes": schemas.SIZES}
 
 
@@ -50,7 +43,7 @@ def read_manifest(version_dir: Path) -> dict[str, list[str]] | None:
     if not target.is_file():
         return None
     files = json.loads(target.read_text(encoding="utf-8"))["files"]
-    return {kind: list(files.get(kind, [])) for kind in KINDS}
+    return {kind: list(files.get(kind, [])) for kind in KIND_SCHEMAS}
 
 
 def link_or_copy(source: Path, target: Path) -> None:
@@ -61,31 +54,26 @@ def link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def write_table(table: pa.Table, target: Path) -> None:
-    """Parquet as readers want it: zstd, statistics, dictionaries."""
-    pq.write_table(table, target, compression="zstd")
-
-
 def extend_manifest(base_dir: Path | None, staging: Path, deltas: dict[str, Path], name: str) -> None:
     """`staging/history/`: the base version's files (linked) plus this run's
     `deltas` (one written file per kind), compacted when long."""
     root = staging / HISTORY_DIR
     root.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    manifest: dict[str, list[str]] = {kind: [] for kind in KIND_SCHEMAS}
     if base_dir is not None:
         for kind, files in (read_manifest(base_dir) or {}).items():
             for file in files:
                 link_or_copy(base_dir / HISTORY_DIR / file, root / file)
                 manifest[kind].append(file)
-    for kind in KINDS:
+    for kind, schema in KIND_SCHEMAS.items():
         target = f"{name}-{kind}.parquet"
         link_or_copy(deltas[kind], root / target)
         manifest[kind].append(target)
         if len(manifest[kind]) > COMPACT_AFTER:
-            tables = [schemas.conform(pq.read_table(root / file), KIND_SCHEMAS[kind], what="history")
+            tables = [schemas.conform(pq.read_table(root / file), schema, what="history")
                       for file in manifest[kind]]
             compacted = f"{name}-{kind}-compacted.parquet"
-            write_table(pa.concat_tables(tables), root / compacted)
+            pq.write_table(pa.concat_tables(tables), root / compacted, compression="zstd")
             for file in manifest[kind]:
                 (root / file).unlink()
             manifest[kind] = [compacted]

@@ -1,13 +1,10 @@
 """One writer at a time: an exclusive lock on `paths.lock_file` (filelock).
 
-filelock locks with `flock`, whose lock belongs to the open file, not the
-process: the kernel releases it when the holder dies, even by SIGKILL, so a
-crashed run never leaves a stale lock behind.
-
-The lock is re-entrant for the thread that holds it, so the orchestrator can
-hold it for a whole run while `publish_version` takes it again
-inside. Another thread or process gets a UserError at once (or after
-`timeout` seconds of polling).
+`flock` locks belong to the open file: the kernel releases them when the holder
+dies, even by SIGKILL, so a crashed run never leaves a stale lock behind. The
+lock is re-entrant for the holding thread (the orchestrator holds it for a whole
+run, `publish_version` takes it again inside); another thread or process gets a
+UserError at once (or after `timeout` seconds of polling).
 """
 
 from __future__ import annotations

@@ -1,15 +1,11 @@
 """`segment_membership` as a few Parquet files written in parallel.
 
-The membership relation is the largest thing a run writes (129M rows at 10M
-subscribers x 100 segments), and Arrow encodes and compresses a Parquet file
-on one thread. So the run deals its row groups in turn to `writer_count()`
-files, each written on its own thread: `segment_membership.parquet` (the
-first), then `segment_membership.1.parquet`, `segment_membership.2.parquet`...
-Every file is sorted by (segment, subscriber_id) on its own. Analysts see one
-relation: the catalog's view reads them all (`membership_files`).
-
-Measured on 73M rows of the 10M benchmark, two files on two threads took
-2.70 s against 5.35 s for one file.
+The relation is the largest thing a run writes (129M rows at 10M subscribers x
+100 segments), and Arrow encodes a Parquet file on one thread. So its row groups
+are dealt in turn to `writer_count()` files, each on its own thread:
+`segment_membership.parquet`, then `segment_membership.1.parquet`, ..., each
+sorted by (segment, subscriber_id); the catalog's view reads them all. On 73M
+rows, two files on two threads took 2.70 s against 5.35 s for one.
 """
 
 from __future__ import annotations
@@ -21,12 +17,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-MAX_WRITERS = 4
-
 
 def writer_count() -> int:
-    """Files to write the relation as: one per core, up to MAX_WRITERS."""
-    return max(1, min(MAX_WRITERS, os.cpu_count() or 1))
+    """Files to write the relation as: one per core, up to 4."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def part_path(main: Path, index: int) -> Path:
@@ -43,9 +37,9 @@ def membership_files(main: Path) -> list[Path]:
 
 
 class PartsWriter:
-    """Row groups dealt in turn to `count` Parquet files (see the module's doc),
-    each file written on its own thread (Arrow releases the GIL while encoding).
-    At most one row group per file waits, which bounds memory."""
+    """Row groups dealt in turn to `count` files, each written on its own thread
+    (Arrow releases the GIL while encoding). At most one row group per file
+    waits, which bounds memory."""
 
     def __init__(self, main: Path, schema: pa.Schema, count: int | None = None, **options):
         self.main = Path(main)
@@ -60,7 +54,6 @@ class PartsWriter:
         self.pool = ThreadPoolExecutor(max_workers=self.count)
 
     def write(self, table: pa.Table) -> None:
-        """`table` as one row group of the next file in turn."""
         index, self.next = self.next, (self.next + 1) % self.count
         self._wait(index)
         writer = self.writers[index]

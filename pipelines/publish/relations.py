@@ -1,12 +1,8 @@
-"""The analyst warehouse's relations, in one registry.
+"""The analyst warehouse's relations, in one registry (the README's table; a test
+holds them together), from which catalog.py creates the views.
 
-Each `Relation` names a published relation, the columns it always has, what
-it holds (the README's table says the same, and a test holds them together)
-and where its view reads from in one version folder. catalog.py creates the
-views from this list, and refuses to publish a view that lacks a column.
-Paths enter the SQL only as sqlglot literals (scratch.parquet_scan), and as
-ABSOLUTE paths: DuckDB resolves relative ones against the reader's working
-directory, not the catalog's.
+Paths enter the SQL only as sqlglot literals (duck.parquet_scan), and as ABSOLUTE
+paths: DuckDB resolves relative ones against the reader's working directory.
 """
 
 from __future__ import annotations
@@ -14,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import sqlglot
@@ -50,14 +47,12 @@ class Relation:
         return exp.select(*(("*",) if self.more_columns else self.columns)).from_(source)
 
 
-def _history(kind: str) -> Callable[[Path], exp.Expr]:
+def _history(kind: str, version_dir: Path) -> exp.Expr:
     """Every file of one kind in the version's history manifest (history_files.py)."""
-    def source(version_dir: Path) -> exp.Expr:
-        manifest = read_manifest(version_dir)
-        if manifest is None:
-            raise ValueError(f"{version_dir} has no history manifest")
-        return parquet_scan(version_dir / HISTORY_DIR / name for name in manifest[kind])
-    return source
+    manifest = read_manifest(version_dir)
+    if manifest is None:
+        raise ValueError(f"{version_dir} has no history manifest")
+    return parquet_scan(version_dir / HISTORY_DIR / name for name in manifest[kind])
 
 
 def _membership(version_dir: Path) -> exp.Expr:
@@ -66,7 +61,7 @@ def _membership(version_dir: Path) -> exp.Expr:
 
 def _stays(version_dir: Path) -> exp.Expr:
     """Closed stays from the history files, open ones from the membership files."""
-    closed = exp.select(*schemas.HISTORY.names).from_(_history("closed")(version_dir))
+    closed = exp.select(*schemas.HISTORY.names).from_(_history("closed", version_dir))
     null = {name: exp.alias_(exp.cast(exp.Null(), exp.DataType.build(kind)), name)
             for name, kind in (("valid_to", "TIMESTAMP"), ("exited_run_id", "VARCHAR"))}
     current = exp.select(*(null.get(name, name) for name in schemas.HISTORY.names)).from_(_membership(version_dir))
@@ -74,8 +69,7 @@ def _stays(version_dir: Path) -> exp.Expr:
 
 
 def _events(version_dir: Path) -> exp.Expr:
-    # The lake files the run saw, resolved against the version's own data folder
-    # (where it is now); with none yet, the stand-in with the declared columns.
+    # Resolved against the version's own data folder, where it is now (catalog.write_event_file_list).
     listing = json.loads((version_dir / EVENT_FILES).read_text(encoding="utf-8"))
     files = [str(data_root(version_dir) / name) for name in listing] or [str(version_dir / EMPTY_EVENTS)]
     return parquet_scan(files, union_by_name=True)
@@ -112,9 +106,9 @@ RELATIONS = (
     Relation("segment_membership_history", tuple(schemas.HISTORY.names),
              "one row per stay: `valid_from`, `valid_to` (NULL while still a member)", _stays),
     Relation("membership_changes", tuple(schemas.CHANGES.names),
-             "who `entered` / `exited` which segment in which run", _history("changes")),
+             "who `entered` / `exited` which segment in which run", partial(_history, "changes")),
     Relation("segment_sizes", tuple(schemas.SIZES.names), "members, entered, exited per segment per run",
-             _history("sizes")),
+             partial(_history, "sizes")),
     # Both (a, b) and (b, a), so filtering on segment_a lists all overlaps of one segment.
     Relation("segment_overlap",
              ("segment_a", "segment_b", "shared_members", "members_a", "members_b", "share_of_a"),
@@ -134,10 +128,9 @@ RELATIONS = (
              "one row per audience with its definition and recipient count"),
 )
 
-# Created after the relations. utc_timestamp(ts): any timestamp-like value as the
-# naive UTC TIMESTAMP every timestamp here is stored as, whatever the session's
-# TimeZone: a TIMESTAMPTZ at that instant; 'YYYY-MM-DD' at midnight UTC; text
-# without an offset read as UTC, with one (or a zone name) honoured.
+# Created after the relations. utc_timestamp(ts): any timestamp-like value as the naive
+# UTC TIMESTAMP stored here, whatever the session's TimeZone: a TIMESTAMPTZ at that instant;
+# 'YYYY-MM-DD' at midnight UTC; text without an offset as UTC, with one (or a zone) honoured.
 MACROS = {
     "utc_timestamp": r"""CREATE MACRO utc_timestamp(ts) AS
 CASE typeof(ts)

@@ -1,15 +1,10 @@
 """The run log: `DATA/published/runs.jsonl`, one JSON record per line, append-only.
 
-Published runs are recorded by `publish_version`; failed or held runs by the
-orchestrator through `run.prepare.record_failure`. The `runs` relation of each new
-version merges the log with the previous version's `runs`, so a failed run
-shows up in the warehouse after the next publish (the published state itself
-never changes outside a publish).
-
-Appends are single `write` calls on an O_APPEND descriptor, so concurrent
-recorders never interleave within a line, and a record can be added without
-the writer lock (a run that fails may not hold it). A torn last line (crash
-mid-write) is skipped when reading.
+Failed or held runs are recorded by `run.prepare.record_failure` and show up in
+the `runs` relation at the next publish, which merges the log in. Appends are
+single `write` calls on an O_APPEND descriptor, so concurrent recorders never
+interleave within a line and need no writer lock (a failing run may not hold
+it); a torn last line (crash mid-write) is skipped when reading.
 """
 
 from __future__ import annotations
@@ -27,9 +22,6 @@ from ..core import schemas
 from ..core.settings import Paths
 from ..segments.plan import naive_utc
 
-PUBLISHED = "success"
-REPLACED = "replaced"
-
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -37,7 +29,7 @@ class RunRecord:
     as_of: datetime
     started_at: datetime | None
     finished_at: datetime | None = None
-    status: str = PUBLISHED
+    status: str = "success"  # published
     snapshot: str | None = None
     snapshot_rows: int | None = None
     message: str | None = None
@@ -56,7 +48,7 @@ class RunRecord:
         return cls(**values)
 
     def replaced_by(self, run_id: str) -> RunRecord:
-        return replace(self, status=REPLACED, message=f"replaced by run {run_id} (same as_of, different inputs)")
+        return replace(self, status="replaced", message=f"replaced by run {run_id} (same as_of, different inputs)")
 
 
 def run_log_path(paths: Paths) -> Path:
@@ -95,12 +87,7 @@ def merge_runs(log: list[RunRecord], published: list[RunRecord], updates: list[R
     """The `runs` relation: log records, overridden by the previous version's
     rows (authoritative for published runs), overridden by this publish's own
     records; ordered by start time."""
-    merged: dict[str, RunRecord] = {}
-    for record in [*log, *published, *updates]:
-        merged[record.run_id] = record
-
-    def order(record: RunRecord) -> tuple:
-        return (record.started_at or record.as_of or datetime.min, record.run_id)
-
-    rows = [asdict(r) for r in sorted(merged.values(), key=order)]
+    merged = {record.run_id: record for record in [*log, *published, *updates]}
+    rows = [asdict(r) for r in sorted(merged.values(),
+                                      key=lambda r: (r.started_at or r.as_of or datetime.min, r.run_id))]
     return pa.Table.from_pylist(rows, schema=schemas.RUNS) if rows else schemas.RUNS.empty_table()

@@ -36,9 +36,8 @@ class PublishedState:
     snapshot_rows: int
     snapshot: str
     fingerprint: str
-    # The version whose history this one extends (None for the first run). A
-    # run with the same as_of but different inputs replaces this version and
-    # builds on `base_version` instead.
+    # The version whose history this one extends (None for the first run); a run
+    # replacing this one builds on it too (history_base).
     base_version: str | None = None
     replaces_run_id: str | None = None
     # The version folder as the catalog recorded it; differs from `version_dir`
@@ -46,12 +45,9 @@ class PublishedState:
     recorded_dir: str | None = field(default=None, compare=False)
 
     def to_record(self) -> dict:
-        record = asdict(self)
-        record.pop("recorded_dir")
-        record["version_dir"] = str(self.version_dir)
-        record["as_of"] = self.as_of.isoformat()
-        record["format_version"] = FORMAT_VERSION
-        return record
+        record = {k: v for k, v in asdict(self).items() if k != "recorded_dir"}
+        return {**record, "version_dir": str(self.version_dir), "as_of": self.as_of.isoformat(),
+                "format_version": FORMAT_VERSION}
 
     @classmethod
     def from_record(cls, record: dict, versions_dir: Path) -> PublishedState:
@@ -65,8 +61,7 @@ class PublishedState:
         as_of = record["as_of"]
         return cls(
             version=record["version"],
-            # Resolved from the versions folder, not the stored path, so a moved
-            # data folder still finds its versions.
+            # From the versions folder, not the stored path: a moved data folder finds its versions.
             version_dir=(versions_dir / record["version"]).absolute(),
             run_id=record["run_id"],
             as_of=datetime.fromisoformat(as_of) if isinstance(as_of, str) else as_of,
@@ -85,9 +80,8 @@ def write_state_file(directory: Path, state: PublishedState) -> None:
 
 def read_state_file(version_dir: Path) -> PublishedState:
     """The state record of one (complete) version directory."""
-    target = version_dir / STATE_FILE
     try:
-        record = json.loads(target.read_text())
+        record = json.loads((version_dir / STATE_FILE).read_text())
     except FileNotFoundError:
         raise UserError(
             f"published version {version_dir.name} is missing ({version_dir}); it may have been deleted by hand"
@@ -113,13 +107,9 @@ def history_base(previous: PublishedState | None,
 
 
 def open_catalog_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the catalog file as it is *now*.
-
-    `duckdb.connect(path)` returns the cached database of an earlier connection
-    to the same path that is still open in this process, i.e. possibly the
-    catalog that was replaced since. Attaching into a fresh in-memory database
-    always opens the current file.
-    """
+    """A read-only connection to the catalog file as it is *now*: `duckdb.connect(path)`
+    may return the cached database of a connection still open in this process (a
+    replaced catalog); attaching into a fresh in-memory database opens the current file."""
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH {string(str(warehouse.absolute()))} AS warehouse (READ_ONLY)")
@@ -157,9 +147,7 @@ def _read_catalog_state(paths: Paths, warehouse: Path) -> PublishedState:
     except duckdb.Error as error:
         raise UserError(f"cannot open {warehouse}: {error}") from None
     try:
-        cursor = con.execute(f"SELECT * FROM {STATE_TABLE}")
-        columns = [d[0] for d in cursor.description]
-        rows = cursor.fetchall()
+        rows = con.sql(f"SELECT * FROM {STATE_TABLE}").to_arrow_table().to_pylist()
     except duckdb.CatalogException:
         raise UserError(
             f"{warehouse} was not published by this pipeline (no {STATE_TABLE} table); "
@@ -169,7 +157,7 @@ def _read_catalog_state(paths: Paths, warehouse: Path) -> PublishedState:
         con.close()
     if len(rows) != 1:
         raise UserError(f"{warehouse}: {STATE_TABLE} must have one row, found {len(rows)}")
-    state = PublishedState.from_record(dict(zip(columns, rows[0], strict=True)), versions_root(paths))
+    state = PublishedState.from_record(rows[0], versions_root(paths))
     if not state.version_dir.is_dir():
         raise UserError(
             f"{warehouse} points at version {state.version}, but {state.version_dir} is missing; "

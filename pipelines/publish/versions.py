@@ -65,15 +65,10 @@ def finish_staging(staging: Path, final: Path) -> None:
 
 
 def prune_versions(paths: Paths, *, current: str, protected: set[str], keep: int) -> None:
-    """Remove versions nobody needs any more.
-
-    Kept: the newest `keep` versions up to the current one (readers that opened
-    an older catalog keep working while it lasts) and `protected` ones (the
-    version the current one builds on, needed to replace it). Removed: older
-    versions, versions newer than the current one (staged by a run that
-    crashed before publishing) and half-written staging directories. Only call
-    this while holding the writer lock.
-    """
+    """Under the writer lock: keep the newest `keep` versions up to the current one
+    (readers of an older catalog keep working while it lasts) and `protected` ones
+    (the base of the current one, needed to replace it); remove the rest, newer ones
+    (staged by a run that crashed before publishing) and staging directories."""
     root = versions_root(paths)
     current_seq = version_seq(current) or 0
     published = [n for n in list_versions(paths) if (version_seq(n) or 0) <= current_seq]

@@ -1,17 +1,13 @@
 """Publishing a run as a new version of the analyst warehouse, atomically.
 
-Under the writer lock, `publish_version` first writes
-DATA/published/versions/<version>/ (one Parquet file per relation +
-state.json; nothing visible yet), then builds a catalog for it beside
-warehouse.duckdb and renames it over warehouse.duckdb (the atomic step), and
-last records the run, refreshes the audience files and prunes old versions.
+Under the writer lock, `publish_version` writes DATA/published/versions/<version>/
+(nothing visible yet), builds a catalog for it beside warehouse.duckdb and
+renames it over warehouse.duckdb (the atomic step), then records the run,
+refreshes the audience files and prunes old versions.
 
 A run with the same as_of and inputs as the published one never gets here
-(run/prepare.py ends it as unchanged). The same as_of with other inputs (a late
-file, a fixed definition) *replaces* the published run: its history is built on
-the version the replaced run built on, so no stay, change or size of the
-replaced run survives, and the replaced run stays in `runs` with status
-'replaced'. An earlier as_of is refused: history only moves forward.
+(run/prepare.py ends it as unchanged); with other inputs it *replaces* the
+published run (state.history_base), which stays in `runs` as 'replaced'.
 """
 
 from __future__ import annotations
@@ -50,49 +46,25 @@ from .versions import finish_staging, new_staging_dir, next_seq, prune_versions,
 
 DEFAULT_KEEP_VERSIONS = 5
 
-def _check_delta(history: HistoryDelta, base: PublishedState | None, run_id: str, as_of: datetime) -> None:
-    base_version = base.version if base else None
-    if history.run_id != run_id or history.as_of != as_of or history.base_version != base_version:
-        raise UserError(
-            f"history was computed for run {history.run_id} on version {history.base_version}, but run {run_id} "
-            f"builds on {base_version or 'nothing'}; start the run again"
-        )
-
-
-
 
 def _subscribers_table(project: Project, subscribers: pa.Table) -> pa.Table:
     """Every standard and declared field first (missing ones as typed NULLs), then extra columns."""
     catalog_schema = project.catalog.subscriber_schema()
-    columns, fields = [], []
-    for f in catalog_schema:
-        if f.name in subscribers.column_names:
-            column = subscribers.column(f.name)
-            columns.append(column.cast(f.type) if column.type != f.type else column)
-        else:
-            columns.append(pa.nulls(subscribers.num_rows, f.type))
-        fields.append(f)
-    for name in subscribers.column_names:
-        if name not in catalog_schema.names:
-            columns.append(subscribers.column(name))
-            fields.append(subscribers.schema.field(name))
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+    extra = [f for f in subscribers.schema if f.name not in catalog_schema.names]
+    columns = [subscribers.column(f.name).cast(f.type) if f.name in subscribers.column_names
+               else pa.nulls(subscribers.num_rows, f.type) for f in catalog_schema]
+    return pa.Table.from_arrays([*columns, *(subscribers.column(f.name) for f in extra)],
+                                schema=pa.schema([*catalog_schema, *extra]))
 
 
 def _segments_table(project: Project, run_sizes: pa.Table, compiled_sql: dict[str, str]) -> pa.Table:
     moves = {row["segment"]: row for row in run_sizes.to_pylist()}
-    rows = sorted(project.segments.items())
-    return pa.table({
-        "segment": [k for k, _ in rows],
-        "name": [s.name for _, s in rows],
-        "description": [s.description for _, s in rows],
-        "definition_sha256": [s.definition_sha256() for _, s in rows],
-        "members": [moves.get(k, {}).get("members", 0) for k, _ in rows],
-        "entered": [moves.get(k, {}).get("entered", 0) for k, _ in rows],
-        "exited": [moves.get(k, {}).get("exited", 0) for k, _ in rows],
-        "depends_on": [s.references() for _, s in rows],
-        "sql": [compiled_sql.get(k) for k, _ in rows],
-    }, schema=schemas.SEGMENTS)
+    return pa.Table.from_pylist([
+        {"segment": key, "name": s.name, "description": s.description,
+         "definition_sha256": s.definition_sha256(),
+         **{n: moves.get(key, {}).get(n, 0) for n in ("members", "entered", "exited")},
+         "depends_on": s.references(), "sql": compiled_sql.get(key)}
+        for key, s in sorted(project.segments.items())], schema=schemas.SEGMENTS)
 
 
 def lake_file_is_publishable(project: Project, snapshot_file: Path) -> bool:
@@ -103,9 +75,7 @@ def lake_file_is_publishable(project: Project, snapshot_file: Path) -> bool:
     expected = project.catalog.subscriber_schema()
 
     def same(a: pa.DataType, b: pa.DataType) -> bool:  # a list's item name does not matter to readers
-        if pa.types.is_list(a) and pa.types.is_list(b):
-            return a.value_type == b.value_type
-        return a == b
+        return a == b or (pa.types.is_list(a) and pa.types.is_list(b) and a.value_type == b.value_type)
 
     return stored.names[:len(expected)] == expected.names and all(
         same(stored.field(f.name).type, f.type) for f in expected) and all(
@@ -115,19 +85,9 @@ def lake_file_is_publishable(project: Project, snapshot_file: Path) -> bool:
 def publish_version(paths: Paths, project: Project, record: RunRecord, workdir: Path,
                     history: HistoryDelta, *, subscribers: pa.Table | Path, suppressions: pa.Table, compiled_sql: dict[str, str],
                     keep_versions: int = DEFAULT_KEEP_VERSIONS) -> PublishedState:
-    """Stage the run's version, swap it in, then export audiences and prune.
-
-    `record` names the run (run_id, as_of, started_at, snapshot, snapshot_rows,
-    fingerprint). The run's files go in linked, not rewritten: from `workdir` its
-    membership flags, recipients (written sorted by the run) and evaluation record
-    (engine/incremental.py), and `history` (flag_history.py). `subscribers` is the
-    lake's snapshot file when it already has the published columns
-    (`lake_file_is_publishable`), else the snapshot as a table; `suppressions` is
-    the relation as `audiences.suppressions_table` makes it.
-
-    The version lists the lake's (immutable) event files, so the `events` view
-    never picks up a file that a later run ingests.
-    """
+    """Stage the run's version, swap it in, then export audiences and prune. The run's
+    files (in `workdir` and `history`) are linked, not rewritten; `subscribers` is the lake's
+    snapshot file when `lake_file_is_publishable`, else the snapshot as a table."""
     if keep_versions < 1:
         raise UserError(f"keep_versions must be at least 1, got {keep_versions}")
     with writer_lock(paths, run_id=record.run_id):
@@ -160,7 +120,12 @@ def _stage(paths: Paths, project: Project, record: RunRecord, workdir: Path, his
     run_id = record.run_id
     current = current_state(paths)
     base, replaces = history_base(current, as_of)  # raises for an as_of in the past
-    _check_delta(history, base, run_id, as_of)
+    base_version = base.version if base else None
+    if (history.run_id, history.as_of, history.base_version) != (run_id, as_of, base_version):
+        raise UserError(
+            f"history was computed for run {history.run_id} on version {history.base_version}, but run {run_id} "
+            f"builds on {base_version or 'nothing'}; start the run again"
+        )
     seq = next_seq(paths)
     name = version_name(seq, as_of)
     staging = new_staging_dir(paths)
@@ -168,7 +133,7 @@ def _stage(paths: Paths, project: Project, record: RunRecord, workdir: Path, his
     state = PublishedState(
         version=name, version_dir=final.absolute(), run_id=run_id, as_of=as_of,
         snapshot_rows=int(record.snapshot_rows or 0), snapshot=record.snapshot or "",
-        fingerprint=record.fingerprint or "", base_version=base.version if base else None,
+        fingerprint=record.fingerprint or "", base_version=base_version,
         replaces_run_id=replaces,
     )
     started_at = record.started_at and naive_utc(record.started_at)
@@ -212,6 +177,7 @@ def _stage(paths: Paths, project: Project, record: RunRecord, workdir: Path, his
             link_or_copy(workdir / RECORD_FILE, staging / RECORD_FILE)
         link_or_copy(history.stays, staging / STAYS_FILE)
         extend_manifest(base.version_dir if base else None, staging, history.deltas, f"{seq:06d}")
+        # The lake's (immutable) event files now: `events` never shows a later run's ingest.
         write_event_file_list(staging, project, event_part_files(paths))
         write_state_file(staging, state)
         finish_staging(staging, final)
