@@ -50,15 +50,14 @@ def evaluate_flags(
     boolean `segment:KEY` column per segment in key order. What a run keeps and
     publishes; `evaluate` is its long shape. `encode=False` evaluates string and
     tag filters row by row instead of per distinct value (cheaper for a few rows)."""
-    if engine == "duckdb":
-        return evaluate_flags_duckdb(project, subscribers, events, naive_utc(as_of), encode=encode)
-    if engine == "polars":
-        return evaluate_flags_polars(project, subscribers, events, naive_utc(as_of), encode=encode)
-    if engine in ALL_ENGINES:  # engines without a flags path: their long shape, folded
-        membership = evaluate(project, subscribers, events, as_of, engine=engine)
+    if engine == "spark":  # no flags path: its long shape, folded
         ids = sort_by_id(subscribers.select(["subscriber_id"])).column("subscriber_id")
+        membership = evaluate_spark(project, subscribers, events, naive_utc(as_of))
         return membership_to_flags(membership, ids, keys=project.segments)
-    raise UserError(f"unknown engine '{engine}' (choose one of: {', '.join(ALL_ENGINES)})")
+    flags_of = {"duckdb": evaluate_flags_duckdb, "polars": evaluate_flags_polars}.get(engine)
+    if flags_of is None:
+        raise UserError(f"unknown engine '{engine}' (choose one of: {', '.join(ALL_ENGINES)})")
+    return flags_of(project, subscribers, events, naive_utc(as_of), encode=encode)
 
 
 def compiled_sql_by_segment(project: Project, as_of: datetime) -> dict[str, str]:

@@ -1,24 +1,11 @@
 """The Spark session the `spark` engine runs on: one per process, from configuration.
 
-Where Spark runs (first match wins):
+Where Spark runs, first match wins (docs/scale-out.md, "Where Spark runs"): the
+arguments of `get_spark_session`, `SEGMENTS_SPARK_REMOTE`, `SEGMENTS_SPARK_MASTER`,
+the master of the `spark-submit` that launched this process, else `local[*]`.
+BASE_CONF is always set, local masters also get LOCAL_CONF's defaults.
 
-1. arguments of `get_spark_session(master=..., remote=...)` (tests, embedding code);
-2. `SEGMENTS_SPARK_REMOTE`: a Spark Connect address, `sc://host:port` (needs the
-   Connect client: `pip install "pyspark[connect]>=4,<5"`);
-3. `SEGMENTS_SPARK_MASTER`: a master URL, `spark://host:7077`, `yarn`,
-   `k8s://https://host:443` or `local[N]`;
-4. the master `spark-submit` (or a pyspark shell) launched this process with,
-   when it was launched that way (`PYSPARK_GATEWAY_PORT` is set): its own
-   `--master`/`--conf` decide;
-5. `local[*]`: Spark inside this process's machine, all cores.
-
-Always set: BASE_CONF; local masters also get LOCAL_CONF's defaults. Anything
-else comes from Spark's own configuration (`spark-defaults.conf`,
-`PYSPARK_SUBMIT_ARGS`, `spark-submit --conf`), or the `conf` argument.
-
-pyspark is an optional extra (`pip install "segment-pipeline[spark]"`): without
-it, asking for the engine is a UserError that says how to install it. Nothing
-here imports pyspark at module level.
+pyspark is an optional extra: nothing here imports it at module level.
 """
 
 from __future__ import annotations
@@ -101,21 +88,19 @@ def spark_settings(master: str | None = None, remote: str | None = None, conf: M
         master = env.get(ENV_MASTER) or None
         if master and remote:
             raise UserError(f"set either {ENV_MASTER} or {ENV_REMOTE}, not both")
+    defaults: dict[str, str] = {}
     if remote:
         if not _REMOTE.match(remote):
             raise UserError(f"Spark Connect address '{remote}' should look like sc://host:15002 ({ENV_REMOTE})")
-        merged = {**BASE_CONF}
-    elif not master and env.get(ENV_LAUNCHED):
-        merged = {**BASE_CONF}  # under spark-submit: its --master and --conf apply
-    else:
+    elif master or not env.get(ENV_LAUNCHED):  # else under spark-submit: its --master and --conf apply
         master = master or DEFAULT_MASTER
         if not _MASTER.match(master):
             raise UserError(f"Spark master '{master}' is not a master URL: use local[*], spark://host:7077, "
                             f"yarn or k8s://https://host:port ({ENV_MASTER})")
-        merged = {**BASE_CONF, **(LOCAL_CONF if master.startswith("local") else {})}
-    merged.update({str(k): str(v) for k, v in (conf or {}).items()})
-    merged.update(BASE_CONF)  # not negotiable: see the module docstring
-    return SparkSettings(master=None if remote else master, remote=remote, conf=merged)
+        defaults = LOCAL_CONF if master.startswith("local") else {}
+    given = {str(k): str(v) for k, v in (conf or {}).items()}
+    # BASE_CONF last: not negotiable.
+    return SparkSettings(master=None if remote else master, remote=remote, conf={**defaults, **given, **BASE_CONF})
 
 
 def require_pyspark() -> None:
@@ -149,11 +134,9 @@ def _reachable(remote: str) -> None:
 def _build(settings: SparkSettings) -> Any:
     from pyspark.sql import SparkSession
 
-    if settings.remote:
-        _reachable(settings.remote)
-
     builder = SparkSession.builder.appName(APP_NAME)
     if settings.remote:
+        _reachable(settings.remote)
         builder = builder.remote(settings.remote)
     elif settings.master:
         builder = builder.master(settings.master)
