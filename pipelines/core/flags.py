@@ -58,12 +58,10 @@ def flags_to_membership(flags: pa.Table) -> pa.Table:
                                 schema=MEMBERSHIP_SCHEMA)
 
 
-def membership_to_flags(membership: pa.Table, ids: pa.Array | None = None, *,
+def membership_to_flags(membership: pa.Table, ids: pa.ChunkedArray | pa.Array, *,
                         keys: Iterable[str]) -> pa.Table:
-    """Flags of the segments `keys` from the long shape, over `ids` (default: every member, sorted)."""
+    """Flags of the segments `keys` from the long shape, over `ids` (sorted)."""
     membership = membership.select(["segment", "subscriber_id"]).cast(MEMBERSHIP_SCHEMA)
-    if ids is None:
-        ids = pc.unique(membership.column("subscriber_id")).sort() if membership.num_rows else pa.array([], pa.string())
     ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
     columns = {ID: ids}
     for key in sorted(set(keys)):

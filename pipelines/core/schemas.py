@@ -133,11 +133,10 @@ def conform(table: pa.Table | None, schema: pa.Schema, columns: Iterable[str] | 
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def decode_dictionaries(table: pa.Table, columns: Iterable[str] | None = None) -> pa.Table:
-    """`table` with its dictionary-encoded columns (or those of `columns`) as plain values."""
-    names = set(table.column_names if columns is None else columns)
+def decode_dictionaries(table: pa.Table) -> pa.Table:
+    """`table` with its dictionary-encoded columns as plain values."""
     for index, field in enumerate(table.schema):
-        if field.name in names and pa.types.is_dictionary(field.type):
+        if pa.types.is_dictionary(field.type):
             table = table.set_column(index, pa.field(field.name, field.type.value_type),
                                      table.column(index).cast(field.type.value_type))
     return table

@@ -1,14 +1,11 @@
 """An evaluation around an engine's leaves: segments from their filters' results, as bitmaps.
 
-An engine evaluates the *leaves* of every definition with its own compiler
-(DuckDB SQL or Polars expressions): each distinct field filter once (per
-distinct value where that pays, see `encoded.py`) and each distinct event
-aggregate once. The rest is the same for every engine and needs no query:
-per segment, in dependency-wave order, the tree of its filters
-(segments/tree.py) over never-null Arrow boolean arrays (bitmaps), one pass
-over N/8 bytes per step. For 100 segments over 1M subscribers that takes tens
-of milliseconds, where the same expressions row by row in a query cost
-seconds (`make bench`).
+An engine evaluates the *leaves* of every definition with its own compiler: each
+distinct field filter once (per distinct value where that pays, `encoded.py`) and
+each distinct event aggregate once. The rest needs no query: per segment, in
+dependency-wave order, the tree of its filters (segments/tree.py) over never-null
+Arrow boolean arrays (bitmaps). For 100 segments over 1M subscribers that takes
+tens of milliseconds, where the same expressions row by row cost seconds.
 """
 
 from __future__ import annotations
@@ -50,14 +47,11 @@ class EventCounts:
     def none(cls, keys: Sequence[str] = ()) -> EventCounts:
         return cls(np.zeros(0, np.int64), np.zeros((0, len(keys)), np.int32), list(keys))
 
-    def column(self, key: str) -> np.ndarray:
-        return self.counts[:, self.keys.index(key)]
-
     def holds(self, key: str, op: str, value: int, n: int) -> np.ndarray:
         """Per row, whether `count op value` holds (a row without events counts 0)."""
         compare = COMPARISONS[op]
         out = np.full(n, bool(compare(0, value)), dtype=bool)
-        out[self.rows] = compare(self.column(key), value)
+        out[self.rows] = compare(self.counts[:, self.keys.index(key)], value)
         return out
 
 
@@ -78,15 +72,11 @@ class Leaves(Protocol):
 
 def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime,
                     leaves: Leaves, *, encode: bool = True) -> pa.Table:
-    """Flags (subscriber_id sorted, one `segment:KEY` column per segment in key
-    order): the leaves by `leaves`, then per segment, in dependency-wave order,
-    the tree of its filters over them. `encode=False` skips the
-    per-distinct-value evaluation (cheaper for a few rows)."""
+    """Flags (engine.evaluate_flags), the leaves evaluated by `leaves`."""
     plan = build_plan(project, as_of)
     catalog = project.catalog
-    subscribers = sort_by_id(conform(subscribers, catalog.subscriber_schema(), plan.subscriber_fields,
-                                     [ID], what="subscriber",
-                                     dictionaries=plan.subscriber_fields))
+    subscribers = sort_by_id(conform(subscribers, catalog.subscriber_schema(), plan.subscriber_fields, [ID],
+                                     what="subscriber", dictionaries=plan.subscriber_fields))
     ids = decode_dictionaries(subscribers.select([ID]))
     if not plan.segment_keys:
         return ids

@@ -1,26 +1,17 @@
 """Field filters evaluated once per distinct value (dictionary encoding).
 
-String and list (tag) columns have few distinct values next to their rows (10M
-subscribers: some dozens of cities, states, forms and tags). Lower-casing and
-comparing every row again for every filter is most of an evaluation's cost, so
-each such column is dictionary-encoded once and:
+String and list (tag) columns have few distinct values next to their rows, and
+lower-casing and comparing every row for every filter is most of an evaluation's
+cost. So each such column is dictionary-encoded once; the engine itself (the same
+compiled predicate) evaluates each string filter on the distinct values plus one
+NULL, and each tag a list filter names on the distinct elements (a one-element
+`has_any`); the results reach the rows through the dictionary codes (for lists, a
+bitmask of the named tags per subscriber, tested by the operator's `tags` rule).
 
-- every string filter on it is evaluated **by the engine itself** (the same
-  compiled predicate, DuckDB SQL or a Polars expression) on the column's
-  distinct values plus one NULL, then broadcast to the rows through the
-  dictionary codes (an Arrow/numpy `take`);
-- for a list column, each tag value a filter names is matched by the engine
-  against the distinct elements (a one-element `has_any`, so case rules are
-  the engine's), every subscriber gets a bitmask of the named tags they carry
-  (one OR-reduction over their elements), and an operator with `tags`
-  (operators.py: "any" or "all" of the named tags, `has_none` the complement
-  of "any") becomes a mask test.
-
-The results are boolean columns (never null) that the engine's predicate
-builders read instead of building the filter (`precomputed=` in
-`to_sql`/`to_polars`). Semantics stay the engine's: only the work is shared.
-A column with many distinct values (e-mail addresses) is left to the engine,
-and so are operators without `per_value` (`is_set`, which costs nothing there).
+The results are never-null boolean columns the engine's predicate builders read
+instead of the filter (`precomputed=` in `to_sql`/`to_polars`): semantics stay the
+engine's. Columns with many distinct values (e-mails) and operators without
+`per_value` (`is_set`) are left to the engine.
 """
 
 from __future__ import annotations
@@ -110,20 +101,15 @@ def precompute(
         if field_types[name] == "list":
             results = _list_filters(name, array, field_filters, evaluate_values)
         else:
-            results = _scalar_filters(name, field_types[name], array, field_filters, evaluate_values)
+            encoded = array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)
+            values = pa.concat_arrays([encoded.dictionary, pa.nulls(1, encoded.dictionary.type)])
+            luts = evaluate_values(name, field_types[name], field_filters, pa.table({name: values}))
+            results = gather_luts(luts, _codes(encoded))
         for f, values in zip(field_filters, results, strict=True):
             column = f"{PRECOMPUTED_PREFIX}{len(out.columns)}"
             out.columns[column] = bitmap(values)
             out.by_filter[f] = column
     return out
-
-
-def _scalar_filters(name: str, field_type: str, array: pa.Array, filters: list[FieldFilter],
-                    evaluate_values: ValueEvaluator) -> list[np.ndarray]:
-    encoded = array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)
-    values = pa.concat_arrays([encoded.dictionary, pa.nulls(1, encoded.dictionary.type)])
-    luts = evaluate_values(name, field_type, filters, pa.table({name: values}))
-    return gather_luts(luts, _codes(encoded))
 
 
 def _packed(luts: list[np.ndarray]) -> list[np.ndarray]:

@@ -99,8 +99,8 @@ def spark_settings(master: str | None = None, remote: str | None = None, conf: M
                             f"yarn or k8s://https://host:port ({ENV_MASTER})")
         defaults = LOCAL_CONF if master.startswith("local") else {}
     given = {str(k): str(v) for k, v in (conf or {}).items()}
-    # BASE_CONF last: not negotiable.
-    return SparkSettings(master=None if remote else master, remote=remote, conf={**defaults, **given, **BASE_CONF})
+    merged = {**defaults, **given, **BASE_CONF}  # BASE_CONF last: not negotiable
+    return SparkSettings(master=None if remote else master, remote=remote, conf=merged)
 
 
 def require_pyspark() -> None:
