@@ -96,15 +96,12 @@ QUARANTINE = pa.schema([("file", STR), ("row_number", pa.int64()), ("reason", ST
 def conform(table: pa.Table | None, schema: pa.Schema, columns: Iterable[str] | None = None,
             required: Iterable[str] | None = None, *, what: str, dictionaries: Collection[str] = (),
             cast: Callable[[pa.ChunkedArray, str], pa.Array] | None = None) -> pa.Table:
-    """`table` reduced to `columns` of `schema` (None: all), in order, each cast to its type.
-
-    Extra columns are dropped. A missing column is an error when `required` names it
-    (None: all are, as a missing one would silently publish NULLs), else all NULL; a
-    None table is an empty relation. A column named in `dictionaries` stays
-    dictionary-encoded when its values have the right type (engine/encoded.py reads
-    its dictionary instead of hashing the rows). `cast(column, name)` converts a
-    column of another type; by default a failed cast is a UserError.
-    """
+    """`table` reduced to `columns` of `schema` (None: all), in order, each cast to its
+    type; extra columns are dropped. A missing column is an error when `required` names
+    it (None: all are, as a missing one would silently publish NULLs), else all NULL; a
+    None table is an empty relation. A column named in `dictionaries` stays encoded when
+    its values have the right type (engine/encoded.py reads its dictionary). `cast(column,
+    name)` converts a column of another type; by default a failed cast is a UserError."""
     names = list(dict.fromkeys(schema.names if columns is None else columns))
     needed = set(names if required is None else required)
     if table is None:

@@ -42,11 +42,10 @@ class Paths:
 
 def resolve_paths(defs: str | os.PathLike | None = None, data: str | os.PathLike | None = None) -> Paths:
     """Explicit arguments win over the environment, which wins over the defaults."""
-    defs_dir = Path(defs or os.environ.get("SEGMENTS_DEFS") or "segment_defs")
-    data_dir = Path(data or os.environ.get("SEGMENTS_DATA") or "data")
     # Kept as the user gave them, so messages show familiar paths; callers that
     # need absolute paths (warehouse views) resolve them.
-    return Paths(defs=defs_dir, data=data_dir)
+    return Paths(defs=Path(defs or os.environ.get("SEGMENTS_DEFS") or "segment_defs"),
+                 data=Path(data or os.environ.get("SEGMENTS_DATA") or "data"))
 
 
 # Subscribers evaluated at a time: memory follows this, not the snapshot (100M

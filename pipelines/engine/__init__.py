@@ -1,8 +1,6 @@
-"""Evaluate all segments of a project for one snapshot and one `as_of`.
-
-`evaluate` is the one interface; each engine (DuckDB, Polars) lives in its own
-module and must give the same membership (spec rule 7, tested differentially
-against tests/reference.py).
+"""Evaluate all segments of a project for one snapshot and one `as_of`: one
+interface, one module per engine, the same membership from each (spec rule 7,
+tested differentially against tests/reference.py).
 """
 
 from __future__ import annotations
@@ -31,12 +29,10 @@ def evaluate(
     project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime, engine: str = "duckdb"
 ) -> pa.Table:
     """Membership of every segment: a table (segment string, subscriber_id string),
-    one row per member, sorted by (segment, subscriber_id).
-
-    `subscribers`/`events` are Arrow tables typed by the project's field catalog
-    (extra columns are ignored; a missing optional column counts as all missing).
-    `as_of` is naive UTC (an aware datetime is converted).
-    """
+    one row per member, sorted by (segment, subscriber_id). `subscribers`/`events` are
+    Arrow tables typed by the project's field catalog (extra columns are ignored; a
+    missing optional column counts as all missing); `as_of` is naive UTC (an aware
+    datetime is converted)."""
     if engine == "spark":
         return evaluate_spark(project, subscribers, events, naive_utc(as_of))
     return flags_to_membership(evaluate_flags(project, subscribers, events, as_of, engine=engine))

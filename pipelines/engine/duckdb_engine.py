@@ -1,13 +1,8 @@
-"""Evaluate every segment of a project with DuckDB evaluating the leaves of the
-definitions (`combine.py` does the rest), one statement per kind of leaf,
-values only as sqlglot literals:
-
-- string and tag filters once per distinct value (`encoded.py`);
-- the other field filters in one projection of the subscribers' rows (a
-  projection keeps row order: the flags stay sorted by subscriber_id);
-- event aggregates in one scan of the events joined to the subscribers' rows,
-  each event telling as bits which aggregates it counts for; numpy adds the
-  bits up per row (no group-by, no sort).
+"""Evaluate every segment with DuckDB evaluating the leaves of the definitions
+(`combine.py` does the rest), one statement per kind of leaf, values only as
+sqlglot literals: field filters in one projection of the subscribers' rows, event
+aggregates in one scan of the events joined to them, each event telling as bits
+which aggregates it counts for; numpy adds the bits up per row (no group-by, no sort).
 """
 
 from __future__ import annotations
@@ -40,9 +35,8 @@ from .encoded import Precomputed
 
 _ROWS = "subscriber_rows"
 _ROW = "row_number"
-_VALUES = "distinct_values"
 _VALUE_INDEX = "value_index"
-_LEAVES = "leaf_input"
+_INPUT = "leaf_input"
 
 
 class _DuckDBLeaves:
@@ -67,9 +61,9 @@ class _DuckDBLeaves:
             exp.alias_(field_predicate(f, field_type, field_column(name), self.as_of), f"p{i}", copy=False)
             for i, f in enumerate(filters)
         ]
-        query = exp.select(*columns).from_(exp.table_(_VALUES), copy=False).order_by(
+        query = exp.select(*columns).from_(exp.table_(_INPUT), copy=False).order_by(
             exp.column(_VALUE_INDEX), copy=False)
-        result = self._run(query, {_VALUES: table})
+        result = self._run(query, {_INPUT: table})
         return [pc.fill_null(result.column(i), False).to_numpy() for i in range(len(filters))]
 
     def fields(self, subscribers: pa.Table, filters: list[FieldFilter]) -> dict[FieldFilter, pa.Array]:
@@ -82,9 +76,9 @@ class _DuckDBLeaves:
         utinyint = exp.DataType.build("UTINYINT", dialect="duckdb")
         columns = [exp.alias_(exp.cast(p, utinyint, copy=False), f"p{i}", copy=False)
                    for i, p in enumerate(predicates)]
-        query = exp.select(exp.column(_ROW), *columns).from_(exp.table_(_LEAVES), copy=False)
+        query = exp.select(exp.column(_ROW), *columns).from_(exp.table_(_INPUT), copy=False)
         numbered = subscribers.append_column(_ROW, pa.array(np.arange(n, dtype=np.int64)))
-        result = self._run(query, {_LEAVES: numbered})
+        result = self._run(query, {_INPUT: numbered})
         rows = result.column(_ROW).to_numpy()
         # A projection keeps row order (checked, not assumed).
         order = None if np.array_equal(rows, np.arange(n)) else np.argsort(rows)
@@ -138,9 +132,6 @@ class _DuckDBLeaves:
 def evaluate_flags_duckdb(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime,
                           *, encode: bool = True) -> pa.Table:
     """Flags (combine.evaluate_leaves); see the module docstring."""
-    con = scratch_connection()
-    try:
+    with scratch_connection() as con:
         leaves = _DuckDBLeaves(con, project.catalog, as_of)
         return evaluate_leaves(project, subscribers, events, as_of, leaves, encode=encode)
-    finally:
-        con.close()

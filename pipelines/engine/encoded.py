@@ -50,11 +50,6 @@ class Precomputed:
         return table
 
 
-def encodable(f: FieldFilter, field_type: str) -> bool:
-    op = OPERATORS[f.op]
-    return field_type in op.types and op.per_value and (field_type != "list" or op.tags is not None)
-
-
 def _plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """One array; a dictionary-encoded column stays encoded, with one dictionary."""
     if isinstance(column, pa.ChunkedArray):
@@ -81,17 +76,14 @@ def _codes(encoded: pa.DictionaryArray) -> np.ndarray:
     return indices.to_numpy(zero_copy_only=False)
 
 
-def precompute(
-    table: pa.Table,
-    field_types: dict[str, str],
-    filters: Iterable[FieldFilter],
-    evaluate_values: ValueEvaluator,
-) -> Precomputed:
+def precompute(table: pa.Table, field_types: dict[str, str], filters: Iterable[FieldFilter],
+               evaluate_values: ValueEvaluator) -> Precomputed:
     """Evaluate the encodable `filters` over `table` (columns typed by `field_types`)."""
     by_field: dict[str, list[FieldFilter]] = {}
     for f in dict.fromkeys(filters):
-        field_type = field_types.get(f.field)
-        if field_type is not None and f.field in table.column_names and encodable(f, field_type):
+        op, field_type = OPERATORS[f.op], field_types.get(f.field)
+        encodable = op.per_value and field_type in op.types and (field_type != "list" or op.tags is not None)
+        if encodable and f.field in table.column_names:
             by_field.setdefault(f.field, []).append(f)
     out = Precomputed()
     for name, field_filters in by_field.items():

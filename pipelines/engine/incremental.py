@@ -8,15 +8,13 @@ subscribers only and keep everyone else's base flags, where affected means:
 
 1. their row changed: a new subscriber, or a row whose hash (written at
    ingest, lake/parts.py: write_row_hashes) differs from the base snapshot's;
-2. a time-relative field filter on their row may have flipped: its value is
-   one its operator's `crossing` (segments/operators.py) names, e.g. for
-   `in_last_days N` / `not_in_last_days N` on field F, the value moved across
-   a window edge, F in [base_as_of - N, as_of - N) or F in (base_as_of, as_of];
+2. a time-relative field filter on their row may have flipped: its value is one
+   its operator's `crossing` (segments/operators.py) names, e.g. for `in_last_days N`
+   on field F, F in [base_as_of - N, as_of - N) or F in (base_as_of, as_of];
 3. an event of theirs that some aggregate counts may have changed sides: its
    `occurred_at` is in (base_as_of, as_of] (it became <= as_of), or in
-   [base_as_of - N, as_of - N) for an aggregate window of N days (it left),
-   or a time-relative `where` filter on one of its fields may have flipped
-   (the same edges as in 2., on the event's value);
+   [base_as_of - N, as_of - N) for an aggregate window of N days (it left), or a
+   time-relative `where` filter on it may have flipped (the edges of 2.);
 4. they have an event in a file ingested after the base was evaluated.
 
 Subscribers missing from the new snapshot are dropped. A segment whose
@@ -74,11 +72,8 @@ def catalog_fingerprint(project: Project) -> str:
 def _relative(path: Path | str, root: Path | None) -> str:
     """A lake file's path relative to the data folder (a moved folder still matches)."""
     path = Path(path).absolute()
-    if root is not None:
-        try:
-            return path.relative_to(Path(root).absolute()).as_posix()
-        except ValueError:
-            pass
+    if root is not None and path.is_relative_to(Path(root).absolute()):
+        return path.relative_to(Path(root).absolute()).as_posix()
     return str(path)
 
 
@@ -177,9 +172,8 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
     catalog = project.catalog
     parts: list[exp.Expr] = []
 
-    # 1. Rows that changed, or are new: a join of the two snapshots' (id, hash) files
-    # (written at ingest). A change in a column no definition reads marks the
-    # subscriber too (more work, same result).
+    # 1. Changed or new rows: a join of the two snapshots' (id, hash) files. A change
+    # in a column no definition reads marks the subscriber too (more work, same result).
     if snapshot_file != base.snapshot_file:
         now, before = row_hashes_path(snapshot_file), row_hashes_path(base.snapshot_file)
         if not (now.is_file() and before.is_file()):
@@ -243,10 +237,9 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
             exp.false())
     union = parts[0] if len(parts) == 1 else exp.union(*parts, distinct=True, copy=False)
     return (
-        exp.select(exp.column(ID, table="a"))
+        exp.select(exp.column(ID, table="a")).distinct()
         .from_(exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("a"))), copy=False)
         .where(exp.Is(this=exp.column(ID, table="a"), expression=exp.Not(this=exp.Null())), copy=False)
-        .group_by(exp.column(ID, table="a"), copy=False)
         .order_by(exp.column(ID, table="a"), copy=False)
     )
 
@@ -326,11 +319,8 @@ def evaluate_incremental(project: Project, as_of: datetime, *, engine: str, base
                            [str(Path(f).absolute()) for f in event_files])
     if query is None:
         return None
-    con = scratch_connection()
-    try:
+    with scratch_connection() as con:
         affected = con.sql(query.sql(dialect="duckdb")).to_arrow_table().column(ID).combine_chunks()
-    finally:
-        con.close()
     if len(affected) > MAX_AFFECTED_SHARE * max(len(current_ids), 1):
         return None
     plan = build_plan(project, as_of)

@@ -126,9 +126,8 @@ def spark_flags_sql(project: Project, plan: EvaluationPlan, views: dict[str, str
 
 
 def evaluate_spark(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime) -> pa.Table:
-    """Membership of every segment, computed by Spark on the process's session
-    (spark_session.py): (segment, subscriber_id), sorted, the same table as
-    every other engine's."""
+    """Membership of every segment (engine.evaluate), computed by Spark on the
+    process's session (spark_session.py)."""
     plan = build_plan(project, naive_utc(as_of))
     if not plan.segment_keys:
         return MEMBERSHIP.empty_table()

@@ -16,7 +16,7 @@ import re
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,14 +27,10 @@ ENV_REMOTE = "SEGMENTS_SPARK_REMOTE"
 # Set by spark-submit / pyspark shells for the Python driver they start.
 ENV_LAUNCHED = "PYSPARK_GATEWAY_PORT"
 DEFAULT_MASTER = "local[*]"
-APP_NAME = "segment-pipeline"
 
 INSTALL_HINT = (
     "the spark engine needs pyspark, which is not installed: "
     "pip install 'segment-pipeline[spark]' (or: pip install 'pyspark>=4,<5')"
-)
-CONNECT_HINT = (
-    "Spark Connect (SEGMENTS_SPARK_REMOTE) needs the Connect client: pip install 'pyspark[connect]>=4,<5'"
 )
 
 # Always on, whatever the master (runtime SQL settings: also applied to a session
@@ -68,9 +64,9 @@ class SparkSettings:
     """Where to run (at most one of `master`, `remote`; neither: as spark-submit
     launched this process) and the configuration to set."""
 
-    master: str | None = DEFAULT_MASTER
-    remote: str | None = None
-    conf: dict[str, str] = field(default_factory=dict)
+    master: str | None
+    remote: str | None
+    conf: dict[str, str]
 
     @property
     def is_local(self) -> bool:
@@ -103,14 +99,6 @@ def spark_settings(master: str | None = None, remote: str | None = None, conf: M
     return SparkSettings(master=None if remote else master, remote=remote, conf=merged)
 
 
-def require_pyspark() -> None:
-    """Raise the install hint as a UserError when pyspark cannot be imported."""
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        raise UserError(INSTALL_HINT) from None
-
-
 def _alive(session: Any) -> bool:
     stopped = getattr(session, "is_stopped", None)  # Spark Connect sessions
     if isinstance(stopped, bool):
@@ -131,10 +119,13 @@ def _reachable(remote: str) -> None:
         raise UserError(f"could not start Spark on {remote}: {getattr(error, 'strerror', None) or error}") from None
 
 
-def _build(settings: SparkSettings) -> Any:
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.appName(APP_NAME)
+def _build(master: str | None, remote: str | None, conf: Mapping[str, Any] | None) -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise UserError(INSTALL_HINT) from None
+    settings = spark_settings(master, remote, conf)
+    builder = SparkSession.builder.appName("segment-pipeline")
     if settings.remote:
         _reachable(settings.remote)
         builder = builder.remote(settings.remote)
@@ -150,7 +141,8 @@ def _build(settings: SparkSettings) -> Any:
         for key, value in BASE_CONF.items():
             session.conf.set(key, value)
     except ImportError as error:  # Connect client dependencies (pandas, grpcio, ...) missing
-        raise UserError(f"{CONNECT_HINT} ({error})") from None
+        raise UserError("Spark Connect (SEGMENTS_SPARK_REMOTE) needs the Connect client: "
+                        f"pip install 'pyspark[connect]>=4,<5' ({error})") from None
     except Exception as error:
         where = settings.remote or settings.master or "the spark-submit master"
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -164,15 +156,11 @@ def _build(settings: SparkSettings) -> Any:
 
 def get_spark_session(master: str | None = None, remote: str | None = None,
                       conf: Mapping[str, Any] | None = None) -> Any:
-    """The process's Spark session, created on first use and reused afterwards.
-
-    Arguments (or the environment) only matter for the call that creates the
-    session; later calls return it as it is (or build a new one once it is stopped).
-    """
+    """The process's Spark session, created on first use and reused until stopped:
+    arguments (or the environment) only matter for the call that creates it."""
     global _session
     with _lock:
         if _session is not None and _alive(_session):
             return _session
-        require_pyspark()
-        _session = _build(spark_settings(master, remote, conf))
+        _session = _build(master, remote, conf)
         return _session
