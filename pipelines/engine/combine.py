@@ -79,7 +79,7 @@ def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, a
                                  for f in project.segments[key].field_filters()))
     pre = precompute(subscribers, catalog.subscriber, filters, leaves.values) if encode else Precomputed()
     rows = leaves.fields(subscribers, [f for f in filters if pre.by_filter.get(f) is None])
-    counts = EventCounts(np.zeros(0, np.int64), np.zeros((0, 0), np.int32), [])  # no event filter asks
+    counts = EventCounts(np.zeros(0, np.int64), np.zeros((0, 0), np.int32), [])  # read by event filters only
     if plan.aggregates:
         events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, what="event",
                          dictionaries=plan.event_fields)
