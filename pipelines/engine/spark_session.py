@@ -119,12 +119,9 @@ def _reachable(remote: str) -> None:
         raise UserError(f"could not start Spark on {remote}: {getattr(error, 'strerror', None) or error}") from None
 
 
-def _build(master: str | None, remote: str | None, conf: Mapping[str, Any] | None) -> Any:
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise UserError(INSTALL_HINT) from None
-    settings = spark_settings(master, remote, conf)
+def _build(settings: SparkSettings) -> Any:
+    from pyspark.sql import SparkSession
+
     builder = SparkSession.builder.appName("segment-pipeline")
     if settings.remote:
         _reachable(settings.remote)
@@ -160,7 +157,11 @@ def get_spark_session(master: str | None = None, remote: str | None = None,
     arguments (or the environment) only matter for the call that creates it."""
     global _session
     with _lock:
+        try:  # on every call, as the engine did before asking for a session (cheap once imported)
+            import pyspark  # noqa: F401
+        except ImportError:
+            raise UserError(INSTALL_HINT) from None
         if _session is not None and _alive(_session):
             return _session
-        _session = _build(master, remote, conf)
+        _session = _build(spark_settings(master, remote, conf))
         return _session
