@@ -18,7 +18,7 @@ from pipelines.engine.encoded import gather_luts
 def _dense(counts: combine.EventCounts, key: str, n: int) -> np.ndarray:
     """The count of every row (0 for a row without events)."""
     out = np.zeros(n, dtype=np.int64)
-    out[counts.rows] = counts.column(key)
+    out[counts.rows] = counts.counts[:, counts.keys.index(key)]
     return out
 
 

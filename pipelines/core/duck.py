@@ -1,11 +1,8 @@
 """DuckDB connections for work on Arrow tables and files.
 
-`scratch_connection` is the cheap one: evaluations and small in-memory work.
-
-`duckdb.connect()` builds a new database each time (tens of milliseconds);
-`cursor()` on one process-wide in-memory database is nearly free and still
-gives each caller its own registrations and temp tables (dropped when it closes),
-and is safe to use from several threads.
+`duckdb.connect()` builds a new database each time (tens of milliseconds), so
+`scratch_connection` is a `cursor()` on one process-wide in-memory database: nearly
+free, thread-safe, with its own registrations and temp tables (dropped on close).
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ _database: duckdb.DuckDBPyConnection | None = None
 
 
 def scratch_connection() -> duckdb.DuckDBPyConnection:
-    """A new connection to the shared in-memory database; close it when done."""
+    """A new connection to the shared in-memory database; close it when done (`with`)."""
     global _database
     with _guard:
         if _database is None:
@@ -38,11 +35,10 @@ def bounded_connection(memory_limit: str, spill_dir: Path | str) -> duckdb.DuckD
 
 
 def parquet_scan(files: Iterable[Path | str], *, union_by_name: bool = False) -> exp.Expr:
-    """`read_parquet([...])` over exactly these files, for a FROM clause.
-
-    Never with hive partitioning: DuckDB would otherwise make a column of every
-    `name=value` folder in the path (the lake's `snapshot_date=...`, or one in the
-    data folder's own path), replacing the file's column of the same name."""
+    """`read_parquet([...])` over exactly these files, for a FROM clause. Never with hive
+    partitioning: DuckDB would otherwise make a column of every `name=value` folder in
+    the path (the lake's `snapshot_date=...`, or one in the data folder's own path),
+    replacing the file's column of the same name."""
     options = [exp.EQ(this=exp.var("hive_partitioning"), expression=exp.false())]
     if union_by_name:
         options.append(exp.EQ(this=exp.var("union_by_name"), expression=exp.true()))

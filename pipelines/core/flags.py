@@ -1,14 +1,10 @@
 """Membership as *flags*: one row per subscriber, one boolean column per segment.
 
-The engines compute membership in this wide shape and the run keeps it as
-long as it can: a segment's column is a bitmap, so comparing two runs,
-counting members, merging an incremental evaluation or picking an audience
-are bitmap operations. Only the published `segment_membership` relation is
-written in the long shape (segment, subscriber_id).
-
-A flags table has `subscriber_id` first, sorted (binary string order, as every
-engine sorts), then `segment:KEY` columns (never null), so the long shape comes
-out sorted without a sort: segments in key order, each one's ids in row order.
+The run keeps membership in this shape as long as it can (comparing runs, counting,
+merging, picking an audience are bitmap operations); only `segment_membership` is
+published in the long shape (segment, subscriber_id). A flags table has
+`subscriber_id` first, sorted (binary string order), then `segment:KEY` columns
+(never null), so the long shape comes out sorted without a sort.
 """
 
 from __future__ import annotations
@@ -58,12 +54,10 @@ def flags_to_membership(flags: pa.Table) -> pa.Table:
                                 schema=MEMBERSHIP_SCHEMA)
 
 
-def membership_to_flags(membership: pa.Table, ids: pa.Array | None = None, *,
+def membership_to_flags(membership: pa.Table, ids: pa.ChunkedArray | pa.Array, *,
                         keys: Iterable[str]) -> pa.Table:
-    """Flags of the segments `keys` from the long shape, over `ids` (default: every member, sorted)."""
+    """Flags of the segments `keys` from the long shape, over `ids` (sorted)."""
     membership = membership.select(["segment", "subscriber_id"]).cast(MEMBERSHIP_SCHEMA)
-    if ids is None:
-        ids = pc.unique(membership.column("subscriber_id")).sort() if membership.num_rows else pa.array([], pa.string())
     ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
     columns = {ID: ids}
     for key in sorted(set(keys)):
@@ -84,11 +78,9 @@ def repeated(value: str, n: int) -> pa.Array:
 
 
 def take_rows(column: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> pa.Array:
-    """column[rows] for ascending `rows`, chunk by chunk.
-
-    `ChunkedArray.take` joins the chunks first, which fails once a string column
-    holds more than 2 GiB (the emails of 100M subscribers); each chunk here is
-    taken on its own and only the (smaller) result is joined."""
+    """column[rows] for ascending `rows`, chunk by chunk: `ChunkedArray.take` joins the
+    chunks first, which fails once a string column holds more than 2 GiB (the emails of
+    100M subscribers); here only the (smaller) result is joined."""
     if isinstance(column, pa.Array) or column.num_chunks <= 1:
         return one_array(column).take(pa.array(rows, pa.int64()))
     bounds = np.cumsum([0, *(len(chunk) for chunk in column.chunks)])
@@ -147,13 +139,10 @@ def align_ids(prev_ids: pa.ChunkedArray | pa.Array,
     prev_ids, cur_ids = one_array(prev_ids), one_array(cur_ids)
     if len(prev_ids) == len(cur_ids) and prev_ids.equals(cur_ids):
         return None
-    con = scratch_connection()
-    try:
+    with scratch_connection() as con:
         con.register("prev_ids", pa.table({"id": prev_ids, "p": pa.array(np.arange(len(prev_ids)))}))
         con.register("cur_ids", pa.table({"id": cur_ids, "c": pa.array(np.arange(len(cur_ids)))}))
         pairs = con.sql("SELECT p.p, c.c FROM prev_ids p JOIN cur_ids c ON p.id = c.id").to_arrow_table()
-    finally:
-        con.close()
     p = pairs.column("p").to_numpy()
     c = pairs.column("c").to_numpy()
     cur_of_prev = np.full(len(prev_ids), -1, dtype=np.int64)

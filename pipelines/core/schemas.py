@@ -96,15 +96,12 @@ QUARANTINE = pa.schema([("file", STR), ("row_number", pa.int64()), ("reason", ST
 def conform(table: pa.Table | None, schema: pa.Schema, columns: Iterable[str] | None = None,
             required: Iterable[str] | None = None, *, what: str, dictionaries: Collection[str] = (),
             cast: Callable[[pa.ChunkedArray, str], pa.Array] | None = None) -> pa.Table:
-    """`table` reduced to `columns` of `schema` (None: all), in order, each cast to its type.
-
-    Extra columns are dropped. A missing column is an error when `required` names it
-    (None: all are, as a missing one would silently publish NULLs), else all NULL; a
-    None table is an empty relation. A column named in `dictionaries` stays
-    dictionary-encoded when its values have the right type (engine/encoded.py reads
-    its dictionary instead of hashing the rows). `cast(column, name)` converts a
-    column of another type; by default a failed cast is a UserError.
-    """
+    """`table` reduced to `columns` of `schema` (None: all), in order, each cast to its
+    type; extra columns are dropped. A missing column is an error when `required` names
+    it (None: all are, as a missing one would silently publish NULLs), else all NULL; a
+    None table is an empty relation. A column named in `dictionaries` stays encoded when
+    its values have the right type (engine/encoded.py reads its dictionary). `cast(column,
+    name)` converts a column of another type; by default a failed cast is a UserError."""
     names = list(dict.fromkeys(schema.names if columns is None else columns))
     needed = set(names if required is None else required)
     if table is None:
@@ -133,11 +130,10 @@ def conform(table: pa.Table | None, schema: pa.Schema, columns: Iterable[str] | 
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def decode_dictionaries(table: pa.Table, columns: Iterable[str] | None = None) -> pa.Table:
-    """`table` with its dictionary-encoded columns (or those of `columns`) as plain values."""
-    names = set(table.column_names if columns is None else columns)
+def decode_dictionaries(table: pa.Table) -> pa.Table:
+    """`table` with its dictionary-encoded columns as plain values."""
     for index, field in enumerate(table.schema):
-        if field.name in names and pa.types.is_dictionary(field.type):
+        if pa.types.is_dictionary(field.type):
             table = table.set_column(index, pa.field(field.name, field.type.value_type),
                                      table.column(index).cast(field.type.value_type))
     return table

@@ -29,11 +29,6 @@ class Paths:
     defs: Path
     data: Path
 
-    def __post_init__(self) -> None:
-        # Accept plain strings too; every path below joins paths.
-        object.__setattr__(self, "defs", Path(self.defs))
-        object.__setattr__(self, "data", Path(self.data))
-
     landing = _Under("landing")  # inputs
     landing_subscribers = _Under("landing", "subscribers")
     landing_events = _Under("landing", "events")
@@ -47,19 +42,16 @@ class Paths:
 
 def resolve_paths(defs: str | os.PathLike | None = None, data: str | os.PathLike | None = None) -> Paths:
     """Explicit arguments win over the environment, which wins over the defaults."""
-    defs_dir = Path(defs or os.environ.get("SEGMENTS_DEFS") or "segment_defs")
-    data_dir = Path(data or os.environ.get("SEGMENTS_DATA") or "data")
     # Kept as the user gave them, so messages show familiar paths; callers that
     # need absolute paths (warehouse views) resolve them.
-    return Paths(defs=defs_dir, data=data_dir)
+    return Paths(defs=Path(defs or os.environ.get("SEGMENTS_DEFS") or "segment_defs"),
+                 data=Path(data or os.environ.get("SEGMENTS_DATA") or "data"))
 
 
-# Subscribers evaluated at a time. A run over a larger snapshot evaluates it one id
-# range after another, so memory follows this, not the snapshot (100M subscribers
-# fit a 24 GiB machine). At 10M, ranges of 2M evaluated faster than ranges of 4M
-# (24-27 s against 29-32 s, same machine and hour): the first range, read before
-# anything overlaps, is smaller, and per-range event counting stays in cache.
-# At 1M, smaller ranges won nothing measurable.
+# Subscribers evaluated at a time: memory follows this, not the snapshot (100M
+# subscribers fit a 24 GiB machine). At 10M, ranges of 2M were faster than 4M (24-27 s
+# against 29-32 s): the first range, read before anything overlaps, is smaller, and
+# per-range event counting stays in cache.
 DEFAULT_RANGE_ROWS = 2_000_000
 
 

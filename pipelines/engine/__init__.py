@@ -1,8 +1,6 @@
-"""Evaluate all segments of a project for one snapshot and one `as_of`.
-
-`evaluate` is the one interface; each engine (DuckDB, Polars) lives in its own
-module and must give the same membership (spec rule 7, tested differentially
-against tests/reference.py).
+"""Evaluate all segments of a project for one snapshot and one `as_of`: one
+interface, one module per engine, the same membership from each (spec rule 7,
+tested differentially against tests/reference.py).
 """
 
 from __future__ import annotations
@@ -31,12 +29,10 @@ def evaluate(
     project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime, engine: str = "duckdb"
 ) -> pa.Table:
     """Membership of every segment: a table (segment string, subscriber_id string),
-    one row per member, sorted by (segment, subscriber_id).
-
-    `subscribers`/`events` are Arrow tables typed by the project's field catalog
-    (extra columns are ignored; a missing optional column counts as all missing).
-    `as_of` is naive UTC (an aware datetime is converted).
-    """
+    one row per member, sorted by (segment, subscriber_id). `subscribers`/`events` are
+    Arrow tables typed by the project's field catalog (extra columns are ignored; a
+    missing optional column counts as all missing); `as_of` is naive UTC (an aware
+    datetime is converted)."""
     if engine == "spark":
         return evaluate_spark(project, subscribers, events, naive_utc(as_of))
     return flags_to_membership(evaluate_flags(project, subscribers, events, as_of, engine=engine))
@@ -50,15 +46,14 @@ def evaluate_flags(
     boolean `segment:KEY` column per segment in key order. What a run keeps and
     publishes; `evaluate` is its long shape. `encode=False` evaluates string and
     tag filters row by row instead of per distinct value (cheaper for a few rows)."""
-    if engine == "duckdb":
-        return evaluate_flags_duckdb(project, subscribers, events, naive_utc(as_of), encode=encode)
-    if engine == "polars":
-        return evaluate_flags_polars(project, subscribers, events, naive_utc(as_of), encode=encode)
-    if engine in ALL_ENGINES:  # engines without a flags path: their long shape, folded
-        membership = evaluate(project, subscribers, events, as_of, engine=engine)
+    if engine == "spark":  # no flags path: its long shape, folded
         ids = sort_by_id(subscribers.select(["subscriber_id"])).column("subscriber_id")
+        membership = evaluate_spark(project, subscribers, events, naive_utc(as_of))
         return membership_to_flags(membership, ids, keys=project.segments)
-    raise UserError(f"unknown engine '{engine}' (choose one of: {', '.join(ALL_ENGINES)})")
+    flags_of = {"duckdb": evaluate_flags_duckdb, "polars": evaluate_flags_polars}.get(engine)
+    if flags_of is None:
+        raise UserError(f"unknown engine '{engine}' (choose one of: {', '.join(ALL_ENGINES)})")
+    return flags_of(project, subscribers, events, naive_utc(as_of), encode=encode)
 
 
 def compiled_sql_by_segment(project: Project, as_of: datetime) -> dict[str, str]:

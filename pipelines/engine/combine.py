@@ -1,14 +1,11 @@
 """An evaluation around an engine's leaves: segments from their filters' results, as bitmaps.
 
-An engine evaluates the *leaves* of every definition with its own compiler
-(DuckDB SQL or Polars expressions): each distinct field filter once (per
-distinct value where that pays, see `encoded.py`) and each distinct event
-aggregate once. The rest is the same for every engine and needs no query:
-per segment, in dependency-wave order, the tree of its filters
-(segments/tree.py) over never-null Arrow boolean arrays (bitmaps), one pass
-over N/8 bytes per step. For 100 segments over 1M subscribers that takes tens
-of milliseconds, where the same expressions row by row in a query cost
-seconds (`make bench`).
+An engine evaluates the *leaves* of every definition with its own compiler: each
+distinct field filter once (per distinct value where that pays, `encoded.py`) and
+each distinct event aggregate once. The rest needs no query: per segment, in
+dependency-wave order, the tree of its filters (segments/tree.py) over never-null
+Arrow boolean arrays (bitmaps). For 100 segments over 1M subscribers that takes
+tens of milliseconds, where the same expressions row by row cost seconds.
 """
 
 from __future__ import annotations
@@ -37,35 +34,26 @@ from .encoded import Precomputed, precompute
 class EventCounts:
     """Event counts of the subscribers that have any: `rows` (sorted subscriber
     rows) and `counts[i, k]`, how many of row `rows[i]`'s events match aggregate
-    `k` (`keys[k]`, an `EventFilter.aggregate_key()`). Every other row counts 0.
-
-    Sparse on purpose: at 10M subscribers a dense int64 array per aggregate
-    would take 80 MB each."""
+    `keys[k]`; every other row counts 0. Sparse on purpose: at 10M subscribers a
+    dense int64 array per aggregate would take 80 MB each."""
 
     rows: np.ndarray
     counts: np.ndarray
     keys: list[str]
 
-    @classmethod
-    def none(cls, keys: Sequence[str] = ()) -> EventCounts:
-        return cls(np.zeros(0, np.int64), np.zeros((0, len(keys)), np.int32), list(keys))
-
-    def column(self, key: str) -> np.ndarray:
-        return self.counts[:, self.keys.index(key)]
-
     def holds(self, key: str, op: str, value: int, n: int) -> np.ndarray:
         """Per row, whether `count op value` holds (a row without events counts 0)."""
         compare = COMPARISONS[op]
         out = np.full(n, bool(compare(0, value)), dtype=bool)
-        out[self.rows] = compare(self.column(key), value)
+        out[self.rows] = compare(self.counts[:, self.keys.index(key)], value)
         return out
 
 
 class Leaves(Protocol):
     """What an engine evaluates itself: filters on one column's distinct values
-    (encoded.py: `ValueEvaluator`), the other field filters over every subscriber
-    row (never-null results), and per aggregate of the plan the event counts of
-    the subscribers' rows (`pre`: the events' filters evaluated per distinct value)."""
+    (encoded.ValueEvaluator), the other field filters over every subscriber row
+    (never null), and the event counts of each aggregate of the plan (`pre`: the
+    events' filters evaluated per distinct value)."""
 
     def values(self, name: str, field_type: str, filters: list[FieldFilter],
                values: pa.Table) -> list[np.ndarray]: ...
@@ -78,15 +66,11 @@ class Leaves(Protocol):
 
 def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime,
                     leaves: Leaves, *, encode: bool = True) -> pa.Table:
-    """Flags (subscriber_id sorted, one `segment:KEY` column per segment in key
-    order): the leaves by `leaves`, then per segment, in dependency-wave order,
-    the tree of its filters over them. `encode=False` skips the
-    per-distinct-value evaluation (cheaper for a few rows)."""
+    """Flags (engine.evaluate_flags), the leaves evaluated by `leaves`."""
     plan = build_plan(project, as_of)
     catalog = project.catalog
-    subscribers = sort_by_id(conform(subscribers, catalog.subscriber_schema(), plan.subscriber_fields,
-                                     [ID], what="subscriber",
-                                     dictionaries=plan.subscriber_fields))
+    subscribers = sort_by_id(conform(subscribers, catalog.subscriber_schema(), plan.subscriber_fields, [ID],
+                                     what="subscriber", dictionaries=plan.subscriber_fields))
     ids = decode_dictionaries(subscribers.select([ID]))
     if not plan.segment_keys:
         return ids
@@ -95,7 +79,7 @@ def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, a
                                  for f in project.segments[key].field_filters()))
     pre = precompute(subscribers, catalog.subscriber, filters, leaves.values) if encode else Precomputed()
     rows = leaves.fields(subscribers, [f for f in filters if pre.by_filter.get(f) is None])
-    counts = EventCounts.none()
+    counts = EventCounts(np.zeros(0, np.int64), np.zeros((0, 0), np.int32), [])  # read by event filters only
     if plan.aggregates:
         events = conform(events, catalog.event_schema(), plan.event_fields, REQUIRED_EVENT_FIELDS, what="event",
                          dictionaries=plan.event_fields)
@@ -107,13 +91,12 @@ def evaluate_leaves(project: Project, subscribers: pa.Table, events: pa.Table, a
         name = pre.by_filter.get(f)
         return pre.columns[name] if name else rows[f]
 
-    event_cache: dict[tuple, pa.Array] = {}
+    @functools.cache
+    def holds(key: str, op: str, value: int) -> pa.Array:
+        return bitmap(counts.holds(key, op, value, n))
 
     def performed(f: EventFilter) -> pa.Array:
-        key = (f.aggregate_key(), f.count.op, f.count.value)
-        if key not in event_cache:
-            event_cache[key] = bitmap(counts.holds(f.aggregate_key(), f.count.op, f.count.value, n))
-        return event_cache[key]
+        return holds(f.aggregate_key(), f.count.op, f.count.value)
 
     results: dict[str, pa.Array] = {}
     backend = Backend(
@@ -139,19 +122,13 @@ def aggregate_counts(rows: np.ndarray, masks: Sequence[np.ndarray], keys: Sequen
     """Per aggregate, how many event rows of each subscriber match it.
 
     `rows[i]` is the subscriber row of event i; bit `k % 64` of `masks[k // 64][i]`
-    says whether event i matches aggregate k (the engine computed the bits).
-    Counting is `bincount` over the events' compact row numbers: linear, no sort
-    of the events by row (a sort cost three times as much at 20M events, measured).
-
-    Events carry few distinct masks (an event's name, time and properties decide
-    them: 40 at 10M subscribers x 100 segments), so the events are grouped by
-    mask first and each aggregate counts only the groups whose mask has its bit:
-    about as many rows as it has hits, instead of every event once per aggregate
-    (2-3x faster at 7M events x 22 aggregates, measured).
+    says whether event i matches aggregate k. Counting is `bincount` over compact
+    row numbers: no sort of the events (a sort cost 3x as much at 20M events).
+    Events carry few distinct masks (40 at 10M subscribers x 100 segments), so
+    they are grouped by mask first and each aggregate counts only the groups
+    with its bit (2-3x faster at 7M events x 22 aggregates).
     """
     rows = np.asarray(rows, dtype=np.int64)
-    if not len(rows):
-        return EventCounts.none(keys)
     present = np.bincount(rows)  # row numbers are >= 0
     unique = np.flatnonzero(present)
     compact = np.cumsum(present > 0, dtype=np.int64) - 1  # row -> its index in `unique`

@@ -1,17 +1,13 @@
-"""Evaluate every segment of a project with DuckDB evaluating the leaves of the
-definitions (`combine.py` does the rest), one statement per kind of leaf,
-values only as sqlglot literals:
-
-- string and tag filters once per distinct value (`encoded.py`);
-- the other field filters in one projection of the subscribers' rows (a
-  projection keeps row order: the flags stay sorted by subscriber_id);
-- event aggregates in one scan of the events joined to the subscribers' rows,
-  each event telling as bits which aggregates it counts for; numpy adds the
-  bits up per row (no group-by, no sort).
+"""Evaluate every segment with DuckDB evaluating the leaves of the definitions
+(`combine.py` does the rest), one statement per kind of leaf, values only as
+sqlglot literals: field filters in one projection of the subscribers' rows, event
+aggregates in one scan of the events joined to them, each event telling as bits
+which aggregates it counts for; numpy adds the bits up per row (no group-by, no sort).
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 import duckdb
@@ -39,9 +35,8 @@ from .encoded import Precomputed
 
 _ROWS = "subscriber_rows"
 _ROW = "row_number"
-_VALUES = "distinct_values"
 _VALUE_INDEX = "value_index"
-_LEAVES = "leaf_input"
+_INPUT = "leaf_input"
 
 
 class _DuckDBLeaves:
@@ -50,12 +45,14 @@ class _DuckDBLeaves:
     def __init__(self, con: duckdb.DuckDBPyConnection, catalog: FieldCatalog, as_of: datetime):
         self.con, self.catalog, self.as_of = con, catalog, as_of
 
-    def _run(self, name: str, table: pa.Table, query: exp.Select) -> pa.Table:
-        self.con.register(name, table)
+    def _run(self, query: exp.Select, tables: dict[str, pa.Table]) -> pa.Table:
+        for name, table in tables.items():
+            self.con.register(name, table)
         try:
             return self.con.sql(query.sql(dialect="duckdb")).to_arrow_table()
         finally:
-            self.con.unregister(name)
+            for name in tables:
+                self.con.unregister(name)
 
     def values(self, name: str, field_type: str, filters: list[FieldFilter],
                values: pa.Table) -> list[np.ndarray]:
@@ -64,9 +61,9 @@ class _DuckDBLeaves:
             exp.alias_(field_predicate(f, field_type, field_column(name), self.as_of), f"p{i}", copy=False)
             for i, f in enumerate(filters)
         ]
-        query = exp.select(*columns).from_(exp.table_(_VALUES), copy=False).order_by(
+        query = exp.select(*columns).from_(exp.table_(_INPUT), copy=False).order_by(
             exp.column(_VALUE_INDEX), copy=False)
-        result = self._run(_VALUES, table, query)
+        result = self._run(query, {_INPUT: table})
         return [pc.fill_null(result.column(i), False).to_numpy() for i in range(len(filters))]
 
     def fields(self, subscribers: pa.Table, filters: list[FieldFilter]) -> dict[FieldFilter, pa.Array]:
@@ -79,9 +76,9 @@ class _DuckDBLeaves:
         utinyint = exp.DataType.build("UTINYINT", dialect="duckdb")
         columns = [exp.alias_(exp.cast(p, utinyint, copy=False), f"p{i}", copy=False)
                    for i, p in enumerate(predicates)]
-        query = exp.select(exp.column(_ROW), *columns).from_(exp.table_(_LEAVES), copy=False)
+        query = exp.select(exp.column(_ROW), *columns).from_(exp.table_(_INPUT), copy=False)
         numbered = subscribers.append_column(_ROW, pa.array(np.arange(n, dtype=np.int64)))
-        result = self._run(_LEAVES, numbered, query)
+        result = self._run(query, {_INPUT: numbered})
         rows = result.column(_ROW).to_numpy()
         # A projection keeps row order (checked, not assumed).
         order = None if np.array_equal(rows, np.arange(n)) else np.argsort(rows)
@@ -93,10 +90,6 @@ class _DuckDBLeaves:
 
     def counts(self, plan: EvaluationPlan, subscribers: pa.Table, events: pa.Table,
                pre: Precomputed) -> EventCounts:
-        """DuckDB joins each event to its subscriber's row and says, as bits of one
-        integer per 64 aggregates, which aggregates the event counts for (the
-        compiled `event_condition`s); numpy adds the bits up per row."""
-
         def event_column(name: str) -> exp.Expr:
             return field_column(name, table=EVENTS)
 
@@ -104,6 +97,7 @@ class _DuckDBLeaves:
             name = pre.by_filter.get(f)
             return exp.column(name, table=EVENTS) if name else None
 
+        # One integer per 64 aggregates per event: bit k says whether it counts for aggregate k.
         ubigint = exp.DataType.build("UBIGINT", dialect="duckdb")
         aggregates = list(plan.aggregates.items())
         words = []
@@ -111,12 +105,9 @@ class _DuckDBLeaves:
             bits: list[exp.Expr] = []
             for k, (_key, f) in enumerate(aggregates[first:first + 64]):
                 condition = two_valued(event_condition(f, self.catalog, plan.as_of, event_column, resolve))
-                bit = exp.cast(condition, ubigint, copy=False)
-                shift = exp.Literal.number(k)
-                bits.append(bit if k == 0 else exp.BitwiseLeftShift(this=bit, expression=shift))
-            word: exp.Expr = bits[0]
-            for shifted in bits[1:]:
-                word = exp.BitwiseOr(this=word, expression=shifted)
+                bits.append(exp.BitwiseLeftShift(this=exp.cast(condition, ubigint, copy=False),
+                                                 expression=exp.Literal.number(k)))
+            word = functools.reduce(lambda a, b: exp.BitwiseOr(this=a, expression=b), bits)
             words.append(exp.alias_(word, f"w{first // 64}", copy=False))
         prune = exp.and_(
             exp.LTE(this=event_column("occurred_at"), expression=timestamp_literal(plan.as_of)),
@@ -130,12 +121,9 @@ class _DuckDBLeaves:
                                                 expression=event_column("subscriber_id")), copy=False)
             .where(prune, copy=False)
         )
-        self.con.register(_ROWS, pa.table({"subscriber_id": subscribers.column("subscriber_id"),
-                                           _ROW: pa.array(np.arange(subscribers.num_rows, dtype=np.int64))}))
-        try:
-            result = self._run(EVENTS, pre.append_to(events), query)
-        finally:
-            self.con.unregister(_ROWS)
+        numbered = pa.table({"subscriber_id": subscribers.column("subscriber_id"),
+                             _ROW: pa.array(np.arange(subscribers.num_rows, dtype=np.int64))})
+        result = self._run(query, {EVENTS: pre.append_to(events), _ROWS: numbered})
         rows = result.column(_ROW).to_numpy()
         masks = [result.column(f"w{i}").to_numpy() for i in range(len(words))]
         return aggregate_counts(rows, masks, [key for key, _f in aggregates])
@@ -144,9 +132,6 @@ class _DuckDBLeaves:
 def evaluate_flags_duckdb(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime,
                           *, encode: bool = True) -> pa.Table:
     """Flags (combine.evaluate_leaves); see the module docstring."""
-    con = scratch_connection()
-    try:
+    with scratch_connection() as con:
         leaves = _DuckDBLeaves(con, project.catalog, as_of)
         return evaluate_leaves(project, subscribers, events, as_of, leaves, encode=encode)
-    finally:
-        con.close()

@@ -1,26 +1,17 @@
 """Field filters evaluated once per distinct value (dictionary encoding).
 
-String and list (tag) columns have few distinct values next to their rows (10M
-subscribers: some dozens of cities, states, forms and tags). Lower-casing and
-comparing every row again for every filter is most of an evaluation's cost, so
-each such column is dictionary-encoded once and:
+String and list (tag) columns have few distinct values next to their rows, and
+lower-casing and comparing every row for every filter is most of an evaluation's
+cost. So each such column is dictionary-encoded once; the engine itself (the same
+compiled predicate) evaluates each string filter on the distinct values plus one
+NULL, and each tag a list filter names on the distinct elements (a one-element
+`has_any`); the results reach the rows through the dictionary codes (for lists, a
+bitmask of the named tags per subscriber, tested by the operator's `tags` rule).
 
-- every string filter on it is evaluated **by the engine itself** (the same
-  compiled predicate, DuckDB SQL or a Polars expression) on the column's
-  distinct values plus one NULL, then broadcast to the rows through the
-  dictionary codes (an Arrow/numpy `take`);
-- for a list column, each tag value a filter names is matched by the engine
-  against the distinct elements (a one-element `has_any`, so case rules are
-  the engine's), every subscriber gets a bitmask of the named tags they carry
-  (one OR-reduction over their elements), and an operator with `tags`
-  (operators.py: "any" or "all" of the named tags, `has_none` the complement
-  of "any") becomes a mask test.
-
-The results are boolean columns (never null) that the engine's predicate
-builders read instead of building the filter (`precomputed=` in
-`to_sql`/`to_polars`). Semantics stay the engine's: only the work is shared.
-A column with many distinct values (e-mail addresses) is left to the engine,
-and so are operators without `per_value` (`is_set`, which costs nothing there).
+The results are never-null boolean columns the engine's predicate builders read
+instead of the filter (`precomputed=` in `to_sql`/`to_polars`): semantics stay the
+engine's. Columns with many distinct values (e-mails) and operators without
+`per_value` (`is_set`) are left to the engine.
 """
 
 from __future__ import annotations
@@ -59,11 +50,6 @@ class Precomputed:
         return table
 
 
-def encodable(f: FieldFilter, field_type: str) -> bool:
-    op = OPERATORS[f.op]
-    return field_type in op.types and op.per_value and (field_type != "list" or op.tags is not None)
-
-
 def _plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """One array; a dictionary-encoded column stays encoded, with one dictionary."""
     if isinstance(column, pa.ChunkedArray):
@@ -90,17 +76,14 @@ def _codes(encoded: pa.DictionaryArray) -> np.ndarray:
     return indices.to_numpy(zero_copy_only=False)
 
 
-def precompute(
-    table: pa.Table,
-    field_types: dict[str, str],
-    filters: Iterable[FieldFilter],
-    evaluate_values: ValueEvaluator,
-) -> Precomputed:
+def precompute(table: pa.Table, field_types: dict[str, str], filters: Iterable[FieldFilter],
+               evaluate_values: ValueEvaluator) -> Precomputed:
     """Evaluate the encodable `filters` over `table` (columns typed by `field_types`)."""
     by_field: dict[str, list[FieldFilter]] = {}
     for f in dict.fromkeys(filters):
-        field_type = field_types.get(f.field)
-        if field_type is not None and f.field in table.column_names and encodable(f, field_type):
+        op, field_type = OPERATORS[f.op], field_types.get(f.field)
+        encodable = op.per_value and field_type in op.types and (field_type != "list" or op.tags is not None)
+        if encodable and f.field in table.column_names:
             by_field.setdefault(f.field, []).append(f)
     out = Precomputed()
     for name, field_filters in by_field.items():
@@ -110,20 +93,15 @@ def precompute(
         if field_types[name] == "list":
             results = _list_filters(name, array, field_filters, evaluate_values)
         else:
-            results = _scalar_filters(name, field_types[name], array, field_filters, evaluate_values)
+            encoded = array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)
+            values = pa.concat_arrays([encoded.dictionary, pa.nulls(1, encoded.dictionary.type)])
+            luts = evaluate_values(name, field_types[name], field_filters, pa.table({name: values}))
+            results = gather_luts(luts, _codes(encoded))
         for f, values in zip(field_filters, results, strict=True):
             column = f"{PRECOMPUTED_PREFIX}{len(out.columns)}"
             out.columns[column] = bitmap(values)
             out.by_filter[f] = column
     return out
-
-
-def _scalar_filters(name: str, field_type: str, array: pa.Array, filters: list[FieldFilter],
-                    evaluate_values: ValueEvaluator) -> list[np.ndarray]:
-    encoded = array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)
-    values = pa.concat_arrays([encoded.dictionary, pa.nulls(1, encoded.dictionary.type)])
-    luts = evaluate_values(name, field_type, filters, pa.table({name: values}))
-    return gather_luts(luts, _codes(encoded))
 
 
 def _packed(luts: list[np.ndarray]) -> list[np.ndarray]:

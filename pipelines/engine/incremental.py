@@ -8,26 +8,21 @@ subscribers only and keep everyone else's base flags, where affected means:
 
 1. their row changed: a new subscriber, or a row whose hash (written at
    ingest, lake/parts.py: write_row_hashes) differs from the base snapshot's;
-2. a time-relative field filter on their row may have flipped: its value is
-   one its operator's `crossing` (segments/operators.py) names, e.g. for
-   `in_last_days N` / `not_in_last_days N` on field F, the value moved across
-   a window edge, F in [base_as_of - N, as_of - N) or F in (base_as_of, as_of];
+2. a time-relative field filter on their row may have flipped: its value is one
+   its operator's `crossing` (segments/operators.py) names, e.g. for `in_last_days N`
+   on field F, F in [base_as_of - N, as_of - N) or F in (base_as_of, as_of];
 3. an event of theirs that some aggregate counts may have changed sides: its
    `occurred_at` is in (base_as_of, as_of] (it became <= as_of), or in
-   [base_as_of - N, as_of - N) for an aggregate window of N days (it left),
-   or a time-relative `where` filter on one of its fields may have flipped
-   (the same edges as in 2., on the event's value);
+   [base_as_of - N, as_of - N) for an aggregate window of N days (it left), or a
+   time-relative `where` filter on it may have flipped (the edges of 2.);
 4. they have an event in a file ingested after the base was evaluated.
 
 Subscribers missing from the new snapshot are dropped. A segment whose
 definition changed (or is new) is evaluated in full, together with every
 segment that reads it; a change of declared fields, of the lake's older event
 files, a snapshot without row hashes or a base without an evaluation record
-means a full evaluation. The
-property test `tests/test_incremental.py` checks incremental == full.
-
-The base's inputs are recorded next to its flags (`EvaluationRecord`, the
-version's `evaluation.json`).
+(`EvaluationRecord`, the version's `evaluation.json`) means a full evaluation.
+`tests/test_incremental.py` checks incremental == full.
 """
 
 from __future__ import annotations
@@ -57,7 +52,6 @@ from . import evaluate_flags
 
 RECORD_FILE = "evaluation.json"
 ROW_HASH = "row_hash"
-_TIMESTAMP = exp.DataType.build("TIMESTAMP")
 # Bumped whenever a change to the compilers changes who is a member of the same
 # definition on the same data (2: case folding, segments/case.py; 3: case.py's pinned
 # table, exact numeric comparisons, segments/numeric.py). Flags computed under
@@ -78,11 +72,8 @@ def catalog_fingerprint(project: Project) -> str:
 def _relative(path: Path | str, root: Path | None) -> str:
     """A lake file's path relative to the data folder (a moved folder still matches)."""
     path = Path(path).absolute()
-    if root is not None:
-        try:
-            return path.relative_to(Path(root).absolute()).as_posix()
-        except ValueError:
-            pass
+    if root is not None and path.is_relative_to(Path(root).absolute()):
+        return path.relative_to(Path(root).absolute()).as_posix()
     return str(path)
 
 
@@ -136,9 +127,6 @@ class IncrementalPlan:
     full_segments: list[str]  # evaluated over every subscriber (definitions changed)
 
 
-# --------------------------------------------------------------------------- deciding
-
-
 def segments_to_recompute(project: Project, base: EvaluationRecord) -> list[str]:
     """Changed or new segments, and every segment that reads one of them (transitively)."""
     changed = {key for key, seg in project.segments.items()
@@ -170,29 +158,23 @@ def _crossed(filters: Sequence[FieldFilter], types: dict[str, str], table: str, 
         assert crossing is not None
         column = _col(f.field, table)
         if types[f.field] == "date":
-            column = exp.cast(column, _TIMESTAMP)
+            column = exp.cast(column, exp.DataType.build("TIMESTAMP"))
         out.append(crossing(column, f.value, base_as_of, as_of))
     return out
-
-
-def _stored_columns(file: str) -> set[str]:
-    return set(pq.read_schema(file).names)
 
 
 def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, snapshot_file: str,
                    event_files: Sequence[str]) -> exp.Select | None:
     """One query over the lake's Parquet files: the sorted ids of affected subscribers
-    (None: something it cannot reason about, evaluate in full)."""
-    as_of = naive_utc(as_of)
+    (None: something it cannot reason about, evaluate in full). Paths are absolute."""
     base_as_of = datetime.fromisoformat(base.as_of)
     plan = build_plan(project, as_of)
     catalog = project.catalog
     parts: list[exp.Expr] = []
 
-    # 1. Rows that changed, or are new: a join of the two snapshots' (id, hash) files
-    # (written at ingest). A change in a column no definition reads marks the
-    # subscriber too (more work, same result).
-    if str(Path(snapshot_file).absolute()) != base.snapshot_file:
+    # 1. Changed or new rows: a join of the two snapshots' (id, hash) files. A change
+    # in a column no definition reads marks the subscriber too (more work, same result).
+    if snapshot_file != base.snapshot_file:
         now, before = row_hashes_path(snapshot_file), row_hashes_path(base.snapshot_file)
         if not (now.is_file() and before.is_file()):
             return None
@@ -207,22 +189,21 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
         )
 
     # 2. Time-relative field filters whose result may have moved over the subscriber's value.
-    stored = _stored_columns(snapshot_file)
+    stored = set(pq.read_schema(snapshot_file).names)
     relative = [f for f in _time_relative(f for key in plan.segment_keys
                                           for f in project.segments[key].field_filters()) if f.field in stored]
     if relative:
         crossed = _crossed(relative, catalog.subscriber, "s", base_as_of, as_of)
-        if crossed:
-            parts.append(exp.select(_col(ID, "s")).from_(
-                _source([snapshot_file], "s"), copy=False).where(
-                exp.or_(*crossed, copy=False), copy=False))
+        parts.append(exp.select(_col(ID, "s")).from_(_source([snapshot_file], "s"), copy=False).where(
+            exp.or_(*crossed, copy=False), copy=False))
 
     # 3. and 4. Events that changed sides of a window or of as_of, and new files.
     if plan.aggregates:
-        old_files = [f for f in event_files if f in set(base.event_files)]
-        new_files = [f for f in event_files if f not in set(base.event_files)]
-        if set(base.event_files) - set(event_files):
+        counted = set(base.event_files)
+        if counted - set(event_files):
             return None  # a file the base counted is gone: nothing to compare with
+        old_files = [f for f in event_files if f in counted]
+        new_files = [f for f in event_files if f not in counted]
         names = exp.In(this=_col("event", "e"), expressions=[string_literal(n) for n in plan.event_names])
         occurred = _col("occurred_at", "e")
         moved = [between_open(occurred, base_as_of, as_of, low_open=True, high_open=False)]
@@ -234,7 +215,7 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
                 _source(old_files, "e"), copy=False).where(
                 exp.and_(names, exp.or_(*moved, copy=False), copy=False), copy=False))
             # `where` filters that depend on the clock: the events of this name whose value crossed.
-            stored_events = set().union(*(_stored_columns(f) for f in old_files))
+            stored_events = set().union(*(pq.read_schema(f).names for f in old_files))
             for aggregate in plan.aggregates.values():
                 # A field no file stores is missing everywhere: its result cannot change.
                 relative = [w for w in _time_relative(aggregate.where) if w.field in stored_events]
@@ -256,15 +237,11 @@ def affected_query(project: Project, base: EvaluationRecord, as_of: datetime, sn
             exp.false())
     union = parts[0] if len(parts) == 1 else exp.union(*parts, distinct=True, copy=False)
     return (
-        exp.select(exp.column(ID, table="a"))
+        exp.select(exp.column(ID, table="a")).distinct()
         .from_(exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("a"))), copy=False)
         .where(exp.Is(this=exp.column(ID, table="a"), expression=exp.Not(this=exp.Null())), copy=False)
-        .group_by(exp.column(ID, table="a"), copy=False)
         .order_by(exp.column(ID, table="a"), copy=False)
     )
-
-
-# --------------------------------------------------------------------------- merging
 
 
 def merge_flags(base_flags: pa.Table, current_ids: pa.Array, update: pa.Table,
@@ -323,26 +300,13 @@ def subproject(project: Project, keys: Iterable[str]) -> Project:
                    audiences={})
 
 
-# --------------------------------------------------------------------------- the whole step
-
-
 Reader = Callable[[list[str], "pa.Array | None"], pa.Table]
 
 
-def evaluate_incremental(
-    project: Project,
-    as_of: datetime,
-    *,
-    engine: str,
-    base_flags: pa.Table,
-    base: EvaluationRecord,
-    snapshot_file: Path | str,
-    event_files: Sequence[Path | str],
-    current_ids: pa.Array,
-    read_subscribers: Reader,
-    read_events: Reader,
-    root: Path | None = None,
-) -> tuple[pa.Table, IncrementalPlan] | None:
+def evaluate_incremental(project: Project, as_of: datetime, *, engine: str, base_flags: pa.Table,
+                         base: EvaluationRecord, snapshot_file: Path | str, event_files: Sequence[Path | str],
+                         current_ids: pa.Array, read_subscribers: Reader, read_events: Reader,
+                         root: Path | None = None) -> tuple[pa.Table, IncrementalPlan] | None:
     """The run's flags from the base's, or None when a full evaluation is needed
     (or cheaper). `current_ids` are the snapshot's ids, sorted; the readers give
     the typed columns asked for (and the rows of the given subscribers only);
@@ -355,15 +319,11 @@ def evaluate_incremental(
                            [str(Path(f).absolute()) for f in event_files])
     if query is None:
         return None
-    con = scratch_connection()
-    try:
+    with scratch_connection() as con:
         affected = con.sql(query.sql(dialect="duckdb")).to_arrow_table().column(ID).combine_chunks()
-    finally:
-        con.close()
     if len(affected) > MAX_AFFECTED_SHARE * max(len(current_ids), 1):
         return None
     plan = build_plan(project, as_of)
-    # A few thousand rows: one query for every filter beats evaluating per distinct value.
     update = evaluate_flags(project, read_subscribers(plan.subscriber_fields, affected),
                             read_events(plan.event_fields, affected), as_of, engine=engine,
                             encode=len(affected) >= ENCODE_FROM_ROWS)

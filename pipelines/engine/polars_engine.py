@@ -1,10 +1,6 @@
-"""Evaluate every segment of a project with Polars, the same plan as DuckDB.
-
-Polars evaluates only the leaves of the definitions, each distinct one once,
-and `combine.py` combines them as bitmaps, like for the DuckDB engine: string
-and tag filters per distinct value (`encoded.py`), the other field filters in
-one `select`, and event aggregates as one group-by over the events joined to
-the subscribers' rows.
+"""Evaluate every segment with Polars evaluating the leaves of the definitions
+(`combine.py` does the rest, as for DuckDB): the field filters in one `select`,
+event aggregates as one group-by over the events joined to the subscribers' rows.
 """
 
 from __future__ import annotations
@@ -79,10 +75,7 @@ class _PolarsLeaves:
             .collect()
             .sort(_ROW)
         )
-        matrix = np.zeros((0, len(keys)), np.int32)
-        if counts.height:
-            matrix = np.column_stack([counts.get_column(f"n{i}").to_numpy().astype(np.int32)
-                                      for i in range(len(keys))])
+        matrix = counts.select(f"n{i}" for i in range(len(keys))).to_numpy().astype(np.int32)
         return EventCounts(counts.get_column(_ROW).to_numpy().astype(np.int64), matrix, keys)
 
 

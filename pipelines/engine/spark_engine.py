@@ -1,24 +1,6 @@
-"""Evaluate every segment of a project on Apache Spark, from the same sqlglot AST.
-
-One query, built with the compilers every engine shares (segments/to_sql.py) and
-rendered with the project's Spark dialect (pipelines/segments/dialects.py:
-`ARRAYS_OVERLAP` for list overlap, ...):
-
-1. `event_counts`: one scan of `events`, grouped by subscriber, one
-   `COUNT(*) FILTER (WHERE ...)` per distinct (event, window, where);
-2. `base`: subscribers LEFT JOIN event_counts, counts defaulting to 0;
-3. `wave_0`, `wave_1`, ...: one boolean column per segment (`segment:KEY`),
-   later waves reading earlier waves' columns (segment filters);
-4. unpivot in one pass: `EXPLODE(ARRAY(CASE WHEN segment:a THEN 'a' END, ...))`,
-   keep the non-NULL entries. (A `UNION ALL` of one filter per segment, as in
-   DuckDB, would make Spark recompute the flags once per segment.)
-
-Everything runs in the JVM as Spark SQL: no Python UDFs, so executors need no
-Python packages. The inputs are Arrow tables conformed to the catalog, handed
-to Spark with an explicit schema (timestamps as `TIMESTAMP_NTZ`, naive UTC); a
-run evaluates a large snapshot one id range at a time (`SEGMENTS_RANGE_ROWS`),
-so the driver holds one range. It collects the membership as Arrow and sorts
-it (binary string order, like every engine).
+"""Evaluate every segment on Apache Spark, from the same sqlglot AST rendered in the
+project's Spark dialect (docs/scale-out.md, "How it works"). Plain Spark SQL, no
+Python UDFs: executors need no Python packages.
 
 Each evaluation registers its temporary views under fresh names (and drops
 them), so concurrent evaluations on the shared session never see each other's
@@ -51,7 +33,7 @@ from ..segments.to_sql import (
     string_literal,
     with_cte,
 )
-from .spark_session import get_spark_session, require_pyspark
+from .spark_session import get_spark_session
 
 # Spark SQL type of each catalog field type (timestamps are naive UTC: TIMESTAMP_NTZ).
 _SPARK_TYPES = {"string": "STRING", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN",
@@ -72,7 +54,9 @@ def _frame(spark: Any, table: pa.Table, fields: dict[str, str], names: list[str]
 
 
 def flags_query(project: Project, plan: EvaluationPlan) -> exp.Select:
-    """subscriber_id plus one boolean column per segment (`segment:KEY`): steps 1-3 above."""
+    """subscriber_id plus one boolean column per segment (`segment:KEY`): event counts
+    grouped by subscriber, the subscribers LEFT JOIN them (0 when absent), then one
+    CTE per dependency wave, later waves reading earlier waves' columns."""
     catalog = project.catalog
     base = exp.select(*(field_column(name, table=SUBSCRIBERS) for name in plan.subscriber_fields)).from_(
         exp.table_(SUBSCRIBERS), copy=False)
@@ -111,7 +95,8 @@ def flags_query(project: Project, plan: EvaluationPlan) -> exp.Select:
 
 
 def membership_query(flags_view: str, keys: list[str]) -> exp.Select:
-    """(segment, subscriber_id) for every true flag, in ONE pass over the flags."""
+    """(segment, subscriber_id) for every true flag, in ONE pass over the flags
+    (a `UNION ALL` per segment would make Spark recompute the flags per segment)."""
     labels = exp.Array(expressions=[
         exp.Case(ifs=[exp.If(this=exp.column(segment_column(key)), true=string_literal(key))]) for key in keys
     ])
@@ -141,13 +126,11 @@ def spark_flags_sql(project: Project, plan: EvaluationPlan, views: dict[str, str
 
 
 def evaluate_spark(project: Project, subscribers: pa.Table, events: pa.Table, as_of: datetime) -> pa.Table:
-    """Membership of every segment, computed by Spark on the process's session
-    (spark_session.py): (segment, subscriber_id), sorted, the same table as
-    every other engine's."""
+    """Membership of every segment (engine.evaluate), computed by Spark on the
+    process's session (spark_session.py)."""
     plan = build_plan(project, naive_utc(as_of))
     if not plan.segment_keys:
         return MEMBERSHIP.empty_table()
-    require_pyspark()
     spark = get_spark_session()
     catalog = project.catalog
     prefix = f"segments_{uuid.uuid4().hex[:16]}"  # names no other evaluation uses

@@ -1,24 +1,11 @@
 """The Spark session the `spark` engine runs on: one per process, from configuration.
 
-Where Spark runs (first match wins):
+Where Spark runs, first match wins (docs/scale-out.md, "Where Spark runs"): the
+arguments of `get_spark_session`, `SEGMENTS_SPARK_REMOTE`, `SEGMENTS_SPARK_MASTER`,
+the master of the `spark-submit` that launched this process, else `local[*]`.
+BASE_CONF is always set, local masters also get LOCAL_CONF's defaults.
 
-1. arguments of `get_spark_session(master=..., remote=...)` (tests, embedding code);
-2. `SEGMENTS_SPARK_REMOTE`: a Spark Connect address, `sc://host:port` (needs the
-   Connect client: `pip install "pyspark[connect]>=4,<5"`);
-3. `SEGMENTS_SPARK_MASTER`: a master URL, `spark://host:7077`, `yarn`,
-   `k8s://https://host:443` or `local[N]`;
-4. the master `spark-submit` (or a pyspark shell) launched this process with,
-   when it was launched that way (`PYSPARK_GATEWAY_PORT` is set): its own
-   `--master`/`--conf` decide;
-5. `local[*]`: Spark inside this process's machine, all cores.
-
-Always set: BASE_CONF; local masters also get LOCAL_CONF's defaults. Anything
-else comes from Spark's own configuration (`spark-defaults.conf`,
-`PYSPARK_SUBMIT_ARGS`, `spark-submit --conf`), or the `conf` argument.
-
-pyspark is an optional extra (`pip install "segment-pipeline[spark]"`): without
-it, asking for the engine is a UserError that says how to install it. Nothing
-here imports pyspark at module level.
+pyspark is an optional extra: nothing here imports it at module level.
 """
 
 from __future__ import annotations
@@ -29,7 +16,7 @@ import re
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,14 +27,10 @@ ENV_REMOTE = "SEGMENTS_SPARK_REMOTE"
 # Set by spark-submit / pyspark shells for the Python driver they start.
 ENV_LAUNCHED = "PYSPARK_GATEWAY_PORT"
 DEFAULT_MASTER = "local[*]"
-APP_NAME = "segment-pipeline"
 
 INSTALL_HINT = (
     "the spark engine needs pyspark, which is not installed: "
     "pip install 'segment-pipeline[spark]' (or: pip install 'pyspark>=4,<5')"
-)
-CONNECT_HINT = (
-    "Spark Connect (SEGMENTS_SPARK_REMOTE) needs the Connect client: pip install 'pyspark[connect]>=4,<5'"
 )
 
 # Always on, whatever the master (runtime SQL settings: also applied to a session
@@ -81,9 +64,9 @@ class SparkSettings:
     """Where to run (at most one of `master`, `remote`; neither: as spark-submit
     launched this process) and the configuration to set."""
 
-    master: str | None = DEFAULT_MASTER
-    remote: str | None = None
-    conf: dict[str, str] = field(default_factory=dict)
+    master: str | None
+    remote: str | None
+    conf: dict[str, str]
 
     @property
     def is_local(self) -> bool:
@@ -101,29 +84,19 @@ def spark_settings(master: str | None = None, remote: str | None = None, conf: M
         master = env.get(ENV_MASTER) or None
         if master and remote:
             raise UserError(f"set either {ENV_MASTER} or {ENV_REMOTE}, not both")
+    defaults: dict[str, str] = {}
     if remote:
         if not _REMOTE.match(remote):
             raise UserError(f"Spark Connect address '{remote}' should look like sc://host:15002 ({ENV_REMOTE})")
-        merged = {**BASE_CONF}
-    elif not master and env.get(ENV_LAUNCHED):
-        merged = {**BASE_CONF}  # under spark-submit: its --master and --conf apply
-    else:
+    elif master or not env.get(ENV_LAUNCHED):  # else under spark-submit: its --master and --conf apply
         master = master or DEFAULT_MASTER
         if not _MASTER.match(master):
             raise UserError(f"Spark master '{master}' is not a master URL: use local[*], spark://host:7077, "
                             f"yarn or k8s://https://host:port ({ENV_MASTER})")
-        merged = {**BASE_CONF, **(LOCAL_CONF if master.startswith("local") else {})}
-    merged.update({str(k): str(v) for k, v in (conf or {}).items()})
-    merged.update(BASE_CONF)  # not negotiable: see the module docstring
+        defaults = LOCAL_CONF if master.startswith("local") else {}
+    given = {str(k): str(v) for k, v in (conf or {}).items()}
+    merged = {**defaults, **given, **BASE_CONF}  # BASE_CONF last: not negotiable
     return SparkSettings(master=None if remote else master, remote=remote, conf=merged)
-
-
-def require_pyspark() -> None:
-    """Raise the install hint as a UserError when pyspark cannot be imported."""
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        raise UserError(INSTALL_HINT) from None
 
 
 def _alive(session: Any) -> bool:
@@ -149,11 +122,9 @@ def _reachable(remote: str) -> None:
 def _build(settings: SparkSettings) -> Any:
     from pyspark.sql import SparkSession
 
+    builder = SparkSession.builder.appName("segment-pipeline")
     if settings.remote:
         _reachable(settings.remote)
-
-    builder = SparkSession.builder.appName(APP_NAME)
-    if settings.remote:
         builder = builder.remote(settings.remote)
     elif settings.master:
         builder = builder.master(settings.master)
@@ -167,7 +138,8 @@ def _build(settings: SparkSettings) -> Any:
         for key, value in BASE_CONF.items():
             session.conf.set(key, value)
     except ImportError as error:  # Connect client dependencies (pandas, grpcio, ...) missing
-        raise UserError(f"{CONNECT_HINT} ({error})") from None
+        raise UserError("Spark Connect (SEGMENTS_SPARK_REMOTE) needs the Connect client: "
+                        f"pip install 'pyspark[connect]>=4,<5' ({error})") from None
     except Exception as error:
         where = settings.remote or settings.master or "the spark-submit master"
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -181,15 +153,15 @@ def _build(settings: SparkSettings) -> Any:
 
 def get_spark_session(master: str | None = None, remote: str | None = None,
                       conf: Mapping[str, Any] | None = None) -> Any:
-    """The process's Spark session, created on first use and reused afterwards.
-
-    Arguments (or the environment) only matter for the call that creates the
-    session; later calls return it as it is (or build a new one once it is stopped).
-    """
+    """The process's Spark session, created on first use and reused until stopped:
+    arguments (or the environment) only matter for the call that creates it."""
     global _session
     with _lock:
+        try:  # on every call, as the engine did before asking for a session (cheap once imported)
+            import pyspark  # noqa: F401
+        except ImportError:
+            raise UserError(INSTALL_HINT) from None
         if _session is not None and _alive(_session):
             return _session
-        require_pyspark()
         _session = _build(spark_settings(master, remote, conf))
         return _session
