@@ -1,9 +1,7 @@
 """Rich (and JSON) output of the `segments` commands. No logic beyond layout.
 
-Names, definitions and subscriber data are untrusted text: everything from
-them goes through `escape` (Rich markup such as `[/]` or `[link=...]` is shown
-as written, and control characters such as ESC are shown as `\\x1b`), so
-data can neither break the output nor drive the terminal.
+Names, definitions and subscriber data are untrusted: all of it goes through `escape` (markup
+shown as written, control characters as `\\x1b`), so data can neither break the output nor drive the terminal.
 """
 
 from __future__ import annotations
@@ -136,18 +134,12 @@ def render_list(rows: list[dict], console: Console) -> None:
     for column, justify in columns:
         table.add_column(column, justify=justify, overflow="fold", min_width=widths.get(column))
     for row in rows:
-        if row["members"] is None:
-            change = ""
-        elif row["change"] is None:
-            change = "new" if row.get("previous_run_id") else ""
-        else:
-            change = _signed(row["change"])
-        definition = row.get("definition") or ""
-        if definition == "unchanged":
-            definition = ""
+        published = row["members"] is not None
+        new = published and row["change"] is None and row["previous_run_id"]
         table.add_row(escape(row["segment"]), escape(row["name"] or ""),
-                      "" if row["members"] is None else f"{row['members']:,}",
-                      change, _ts(row["last_run_as_of"]), escape(definition))
+                      f"{row['members']:,}" if published else "", "new" if new else _signed(row["change"]),
+                      _ts(row["last_run_as_of"]),
+                      "" if row["definition"] == "unchanged" else escape(row["definition"] or ""))
     console.print(table)
 
 
@@ -202,12 +194,10 @@ def render_preview(result, console: Console) -> None:
         line += f" · published now: {result.published_members:,}"
     console.print(line)
     if result.sample:
-        table = Table(title=f"Sample of members ({len(result.sample)} of {result.members:,})")
-        for column in result.sample_columns:
-            table.add_column(escape(column), overflow="fold")
-        for row in result.sample:
-            table.add_row(*(escape(display_value(row.get(c))) for c in result.sample_columns))
-        console.print(table)
+        columns = result.sample_columns
+        _print_table(console, f"Sample of members ({len(result.sample)} of {result.members:,})",
+                     [(escape(c), "left") for c in columns],
+                     [[escape(display_value(r.get(c))) for c in columns] for r in result.sample], overflow="fold")
     if result.overlaps:
         title = f"Overlap with the largest published segments (run {escape(result.overlap_run_id)})"
         _print_table(console, title, (("segment", "left"), ("members", "right"), ("shared", "right"),

@@ -1,8 +1,7 @@
 """Run the Dagster refresh job in-process, the way `segments run` and `segments demo` do.
 
-The job runs against the Dagster instance in DAGSTER_HOME (default
-DATA/dagster_home, set up from the repo's dagster.yaml), so runs started from
-the command line appear in the Dagster UI's run history.
+The instance is DAGSTER_HOME's (default DATA/dagster_home, with the repo's dagster.yaml),
+so runs started from the command line appear in the Dagster UI.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from .errors import UserError
 from .publish.catalog import open_warehouse
 from .publish.lock import writer_lock
 from .publish.state import open_catalog_read_only
-from .run.params import Workspace
+from .run.params import RunContext, Workspace
 from .run.prepare import record_failure
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
@@ -41,18 +40,14 @@ REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 
 @dataclass
 class RunSummary:
-    run_id: str
-    as_of: str
-    status: str  # "published" | "unchanged"
+    ctx: RunContext  # what the run's first step decided
     duration_s: float | None = None
-    engine: str = ""
-    mode: str = ""  # "full" | "incremental: ..." (what was re-evaluated)
-    snapshot: str = ""
-    files_ingested: list[str] = field(default_factory=list)
-    quarantined_rows: int = 0
-    worst_file: tuple[str, int, int] | None = None  # (file, quarantined, rows) with the largest quarantined share
     warnings: list[str] = field(default_factory=list)  # from ingest and from every failed (warning) check
     audiences_before: dict[str, int] = field(default_factory=dict)  # recipients before the run
+
+    @property
+    def status(self) -> str:
+        return "unchanged" if self.ctx.unchanged else "published"
 
 
 def dagster_instance(paths: Paths):
@@ -109,17 +104,8 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
             record_failure(paths, workspace.load_context().params, error)
         raise error
     ctx = Workspace(paths, result.run_id).load_context()
-    rates = {name: (quarantined, loaded + quarantined) for name, (loaded, quarantined) in ctx.row_counts.items()
-             if quarantined}
-    worst = max(rates, key=lambda name: rates[name][0] / rates[name][1]) if rates else None
-    return RunSummary(
-        run_id=result.run_id, as_of=format_ts(ctx.params.as_of),
-        status="unchanged" if ctx.unchanged else "published",
-        duration_s=time.monotonic() - started, engine=ctx.params.engine, mode=ctx.mode,
-        snapshot=ctx.snapshot_name, files_ingested=list(ctx.ingested), quarantined_rows=ctx.quarantined_rows,
-        worst_file=(worst, *rates[worst]) if worst else None, warnings=ctx.warnings + _check_warnings(result),
-        audiences_before=audiences_before,
-    )
+    return RunSummary(ctx, duration_s=time.monotonic() - started,
+                      warnings=ctx.warnings + _check_warnings(result), audiences_before=audiences_before)
 
 
 def _published_audiences(paths: Paths) -> dict[str, int]:
@@ -237,21 +223,25 @@ def _failure_message(result) -> str:
 
 def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: Console | None = None) -> None:
     """The run in a few lines, the segment and audience tables; warnings go to `err` (stderr)."""
-    if summary.status == "unchanged":
-        console.print(f"[bold]Nothing changed[/]: the same inputs were already published for as_of {summary.as_of}.")
+    ctx, as_of = summary.ctx, format_ts(summary.ctx.params.as_of)
+    if ctx.unchanged:
+        console.print(f"[bold]Nothing changed[/]: the same inputs were already published for as_of {as_of}.")
     else:
-        console.print(f"[bold green]Published[/] run {summary.run_id} (as_of {summary.as_of}) to "
+        console.print(f"[bold green]Published[/] run {ctx.params.run_id} (as_of {as_of}) to "
                       f"{escape(paths.warehouse)}")
     if summary.duration_s is not None:
-        console.print(f"  took {summary.duration_s:.1f} s · engine {summary.engine} · {escape(summary.mode)}")
-    if summary.snapshot:
-        console.print(f"  snapshot {escape(summary.snapshot)}")
-    files = summary.files_ingested
+        console.print(f"  took {summary.duration_s:.1f} s · engine {ctx.params.engine} · {escape(ctx.mode)}")
+    if ctx.snapshot_name:
+        console.print(f"  snapshot {escape(ctx.snapshot_name)}")
+    files = ctx.ingested
     listing = f": {escape(', '.join(files[:5]))}{' …' if len(files) > 5 else ''}" if files else ""
     console.print(f"  files ingested: {len(files)}{listing}")
-    line = f"  quarantined rows: {summary.quarantined_rows:,}"
-    if summary.worst_file:
-        worst, bad, total = summary.worst_file
+    line = f"  quarantined rows: {ctx.quarantined_rows:,}"
+    # The file with the largest quarantined share.
+    rates = {name: (bad, loaded + bad) for name, (loaded, bad) in ctx.row_counts.items() if bad}
+    if rates:
+        worst = max(rates, key=lambda name: rates[name][0] / rates[name][1])
+        bad, total = rates[worst]
         line += f" (worst file {escape(worst)}: {bad:,} of {total:,} rows, {bad / total:.0%})"
     console.print(line)
     # The catalog as it is now, without re-pointing views again (the run did that).

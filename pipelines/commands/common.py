@@ -1,8 +1,6 @@
 """Shared steps of the inspecting commands: definitions, clock, snapshot, evaluation.
 
-Nothing here writes: the lake is read through the ingest ledger, the
-published state through a read-only attach of the warehouse catalog, and
-segments are evaluated in memory with the real engine (`pipelines.engine`).
+Nothing here writes: segments are evaluated in memory with the real engine.
 """
 
 from __future__ import annotations

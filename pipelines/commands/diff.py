@@ -1,15 +1,8 @@
 """`segments diff KEY`: the edited definition against the last published membership.
 
-The edited (working-tree) definition is evaluated with the real engine on
-exactly the inputs of the last published run (its snapshot, its events, its
-as_of), so the only difference is the definition. Segments that read KEY
-(directly or not) are evaluated again too, since their membership follows.
-
-Audiences are recomputed with the *published* audience definitions (from the
-warehouse's `audiences` table) over the published membership in which KEY
-and its dependants are replaced by the new results, with the same recipient
-rules a run uses (`pipelines.publish.audiences.compute_recipients`): the
-recipient changes shown are the effect of this definition alone.
+KEY and the segments reading it are evaluated on exactly the last published run's
+inputs, and audiences recomputed with the *published* audience definitions and the
+run's recipient rules, so every change shown is the effect of this definition alone.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """`segments explain KEY SUBSCRIBER_ID`: why a subscriber is or is not a member.
 
-Every verdict comes from the real engine: each filter and each group of the
-segment becomes a tiny segment of its own (keys starting with `_`, which no
-definition file can have), evaluated together with the segment and what it
-references, on the subscriber's own snapshot row and events. So the
-explanation cannot disagree with a run on the same inputs. The values shown
-beside the verdicts (the field value, the event count, the membership of a
-referenced segment) are read from the same inputs.
+Each filter and group becomes a tiny segment (a `_` key no file can have), evaluated
+by the real engine on the subscriber's own inputs: the explanation cannot disagree with a run.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""`segments preview FILE|KEY`: a definition evaluated on the lake, writing nothing.
+"""`segments preview FILE|KEY`: a draft file or a saved segment evaluated on the lake, writing nothing.
 
-The definition may be a file anywhere (a draft; its segment references and
-declared fields resolve against the definitions folder) or the key of a saved
-segment. It is evaluated with the real engine, together with every segment it
-references, on the latest lake snapshot at or before `as_of` (default: the
-last published run's as_of, else now). Overlaps are measured against the
-published membership of the largest published segments.
+A draft's references and fields resolve against the definitions folder; overlaps are
+measured against the published membership of the largest published segments.
 """
 
 from __future__ import annotations
