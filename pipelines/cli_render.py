@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from rich import markup
@@ -18,7 +19,7 @@ from rich.table import Table
 from .core.clock import format_ts
 
 # (header, justify) per column of a table.
-Columns = tuple[tuple[str, JustifyMethod], ...]
+Columns = Sequence[tuple[str, JustifyMethod]]
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 
@@ -197,7 +198,8 @@ def render_preview(result, console: Console) -> None:
         columns = result.sample_columns
         _print_table(console, f"Sample of members ({len(result.sample)} of {result.members:,})",
                      [(escape(c), "left") for c in columns],
-                     [[escape(display_value(r.get(c))) for c in columns] for r in result.sample], overflow="fold")
+                     [[escape(display_value(r.get(c))) for c in columns] for r in result.sample],
+                     overflow="fold")
     if result.overlaps:
         title = f"Overlap with the largest published segments (run {escape(result.overlap_run_id)})"
         _print_table(console, title, (("segment", "left"), ("members", "right"), ("shared", "right"),
