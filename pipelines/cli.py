@@ -77,12 +77,10 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
-DefsOption = Annotated[
-    str | None, typer.Option("--defs", help="Definitions folder (env SEGMENTS_DEFS, default ./segment_defs).")
-]
-DataOption = Annotated[
-    str | None, typer.Option("--data", help="Data folder (env SEGMENTS_DATA, default ./data).")
-]
+DefsOption = Annotated[str | None, typer.Option(
+    "--defs", help="Definitions folder (env SEGMENTS_DEFS, default ./segment_defs).")]
+DataOption = Annotated[str | None, typer.Option(
+    "--data", help="Data folder (env SEGMENTS_DATA, default ./data).")]
 
 
 def _checked_as_of(value: str | None) -> str | None:
@@ -94,11 +92,9 @@ def _checked_as_of(value: str | None) -> str | None:
     return value
 
 
-AsOfOption = Annotated[
-    str | None,
-    typer.Option("--as-of", callback=_checked_as_of,
-                 help="Clock for relative windows, ISO 8601 UTC (default: the last published run's as_of, else now)."),
-]
+AsOfOption = Annotated[str | None, typer.Option(
+    "--as-of", callback=_checked_as_of,
+    help="Clock for relative windows, ISO 8601 UTC (default: the last published run's as_of, else now).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 

@@ -88,9 +88,8 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     instance = instance or dagster_instance(paths)
     started = time.monotonic()
     run_id = str(uuid.uuid4())
-    # The whole run holds the data folder's writer lock (the steps take it again,
-    # re-entrantly): a second `segments run` on the same folder stops at once
-    # with one line, instead of colliding in ingest.
+    # The whole run holds the writer lock (the steps re-enter it): a second `segments run`
+    # on the same folder stops at once with one line, instead of colliding in ingest.
     with writer_lock(paths), step_progress(console, instance, run_id):
         release_dead_command_runs(instance)
         tags = {COMMAND_HOST_TAG: socket.gethostname(), COMMAND_PID_TAG: str(os.getpid()),
@@ -136,15 +135,12 @@ PROGRESS_LABELS = {
     "audience_recipients": "publishing",
 }
 
-
-# A quicker run prints no progress line at all.
-PROGRESS_AFTER_S = 1.0
+PROGRESS_AFTER_S = 1.0  # a quicker run prints no progress line at all
 
 
 @contextmanager
 def step_progress(console: Console | None, instance, run_id: str):
-    """A rich progress line naming the running step, on a terminal only, and only once
-    the run has taken a second (a quick run prints nothing extra)."""
+    """A rich progress line naming the running step, on a terminal only."""
     if console is None or not console.is_terminal:
         yield
         return
@@ -188,10 +184,8 @@ def _process_alive(pid: int) -> bool:
 
 
 def release_dead_command_runs(instance) -> None:
-    """Mark failed the runs of `segments run` processes on this host that died mid-run
-    (SIGKILL, out of memory), and free the pool slots they held: otherwise the
-    publish step of every later run waits for the dead run's slot forever. With
-    no daemon, nothing else notices such a run."""
+    """Fail the runs of `segments run` processes on this host that died mid-run (SIGKILL, OOM) and
+    free their pool slots: else every later publish waits for the dead run's slot (no daemon notices)."""
     in_progress = instance.get_runs(filters=dg.RunsFilter(
         statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
         tags={COMMAND_HOST_TAG: socket.gethostname()}))

@@ -5,7 +5,7 @@ Nothing here writes: segments are evaluated in memory with the real engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ from ..core.clock import format_ts, parse_as_of, utc_now
 from ..core.duck import scratch_connection
 from ..core.settings import Paths
 from ..engine import evaluate
+from ..engine.incremental import subproject
 from ..errors import UserError
 from ..lake.snapshots import list_snapshots, read_events, read_snapshot, snapshot_at_or_before
 from ..publish.state import PublishedState, current_state
@@ -80,19 +81,6 @@ def require_segment(defs: Definitions, key: str, *, published: Iterable[str] = (
     raise UserError(unknown_segment_message(key, {*defs.files, *published}))
 
 
-def closure(segments: Mapping[str, Segment], keys: Iterable[str]) -> dict[str, Segment]:
-    """The segments `keys` plus every segment they read, transitively."""
-    out: dict[str, Segment] = {}
-    todo = list(keys)
-    while todo:
-        key = todo.pop()
-        if key in out or key not in segments:
-            continue
-        out[key] = segments[key]
-        todo.extend(segments[key].references())
-    return out
-
-
 # --------------------------------------------------------------------------- clock and inputs
 
 
@@ -137,12 +125,9 @@ def load_inputs(paths: Paths, project: Project, as_of: datetime, *, snapshot_sou
     return Inputs(as_of, info.source, info.snapshot_at, subscribers, events)
 
 
-def evaluate_segments(project: Project, segments: Mapping[str, Segment], inputs: Inputs,
-                      engine: str = "duckdb") -> pa.Table:
-    """Membership (segment, subscriber_id) of `segments` (which must include
-    everything they reference), evaluated by the real engine."""
-    subset = Project(catalog=project.catalog, segments=dict(segments), audiences={})
-    return evaluate(subset, inputs.subscribers, inputs.events, inputs.as_of, engine=engine)
+def evaluate_segments(project: Project, keys: Iterable[str], inputs: Inputs, engine: str) -> pa.Table:
+    """Membership (segment, subscriber_id) of `keys` and the segments they read, by the real engine."""
+    return evaluate(subproject(project, keys), inputs.subscribers, inputs.events, inputs.as_of, engine=engine)
 
 
 def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Table,
@@ -156,12 +141,9 @@ def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Ta
         return {}
     names = {key: f"n_{i}" for i, key in enumerate(aggregates)}
     sql = event_counts_cte(aggregates, project.catalog, as_of, lambda key: names[key]).sql(dialect="duckdb")
-    con = scratch_connection()
-    try:
+    with scratch_connection() as con:
         con.register("events", events)
         rows = con.execute(sql).fetchall()
-    finally:
-        con.close()
     out: dict[str, dict[str, int]] = {key: {} for key in aggregates}
     for row in rows:
         for i, key in enumerate(aggregates):

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from ..core import schemas
 from ..core.settings import Paths
+from ..engine.incremental import subproject
 from ..errors import UserError
 from ..publish.audiences import Suppressions, compute_recipients
 from ..publish.state import current_state
@@ -22,7 +23,6 @@ from ..segments.model import Audience, Project
 from ..segments.project_rules import dependents_of
 from ..warehouse_query import open_warehouse
 from .common import (
-    closure,
     evaluate_segments,
     load_definitions,
     load_inputs,
@@ -90,7 +90,7 @@ def diff(paths: Paths, key: str, *, engine: str, sample_size: int) -> Diff:
         references = {k: s.references() for k, s in project.segments.items()}
         affected = [key] if status == "deleted" else [key, *dependents_of(references, key)]
         live = [k for k in affected if k in project.segments]
-        after = evaluate_segments(project, closure(project.segments, live), inputs, engine=engine)
+        after = evaluate_segments(project, live, inputs, engine)
         after = after.filter(pc.is_in(after.column("segment"), value_set=pa.array(affected, pa.string())))
 
         con.register("diff_after", after)
@@ -112,7 +112,7 @@ def diff(paths: Paths, key: str, *, engine: str, sample_size: int) -> Diff:
     if inputs.snapshot != state.snapshot:
         result.notes.append(f"the published snapshot {state.snapshot} is no longer in the lake; "
                             f"compared on {inputs.snapshot}")
-    edited_refs = [k for k in closure(project.segments, live) if k not in affected and k in published
+    edited_refs = [k for k in subproject(project, live).segments if k not in affected and k in published
                    and published[k]["definition_sha256"] != project.segments[k].definition_sha256()]
     if edited_refs:
         result.notes.append(
