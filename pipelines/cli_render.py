@@ -148,19 +148,14 @@ def render_list(rows: list[dict], console: Console) -> None:
 
 
 def render_show(result, console: Console) -> None:
-    title = f"[bold]{escape(result.segment)}[/]"
-    if result.name:
-        title += f" — {escape(result.name)}"
-    console.print(title)
+    console.print(f"[bold]{escape(result.segment)}[/]" + (f" — {escape(result.name)}" if result.name else ""))
     if result.description:
         console.print(escape(result.description))
     if result.path:
         console.print(f"file: {escape(result.path)}")
-    if result.members is not None:
-        console.print(f"members now: [bold]{result.members:,}[/] (run {escape(str(result.run_id))}, "
-                      f"as_of {_ts(result.run_as_of)})")
-    else:
-        console.print("members now: not published yet")
+    console.print("members now: not published yet" if result.members is None else
+                  f"members now: [bold]{result.members:,}[/] (run {escape(str(result.run_id))}, "
+                  f"as_of {_ts(result.run_as_of)})")
     if result.sizes:
         values = [p.members for p in result.sizes]
         console.print(
@@ -240,12 +235,6 @@ def render_explain(result, console: Console) -> None:
 # --------------------------------------------------------------------------- diff
 
 
-def _sample_table(console: Console, title: str, rows: list[dict]) -> None:
-    _print_table(console, title, (("subscriber_id", "left"), ("email", "left")),
-                 [(escape(str(row["subscriber_id"])), escape(str(row["email"] or ""))) for row in rows],
-                 overflow="fold", title_justify="left")
-
-
 def render_diff(result, console: Console) -> None:
     c = result.change
     console.print(f"[bold]{escape(result.segment)}[/]: the working-tree definition against published run "
@@ -255,12 +244,13 @@ def render_diff(result, console: Console) -> None:
     console.print(f"definition: {status}")
     console.print(f"members: {c.before:,} → [bold]{c.after:,}[/] "
                   f"([green]+{c.entered:,} would enter[/], [red]-{c.exited:,} would leave[/])")
-    if result.entered_sample:
-        _sample_table(console, f"Would enter (sample of {len(result.entered_sample)} of {c.entered:,})",
-                      result.entered_sample)
-    if result.exited_sample:
-        _sample_table(console, f"Would leave (sample of {len(result.exited_sample)} of {c.exited:,})",
-                      result.exited_sample)
+    for verb, sample, total in (("enter", result.entered_sample, c.entered),
+                                ("leave", result.exited_sample, c.exited)):
+        if sample:
+            _print_table(console, f"Would {verb} (sample of {len(sample)} of {total:,})",
+                         (("subscriber_id", "left"), ("email", "left")),
+                         [(escape(str(r["subscriber_id"])), escape(str(r["email"] or ""))) for r in sample],
+                         overflow="fold", title_justify="left")
     if result.dependants:
         _print_table(console, "Segments that read it (evaluated again)",
                      (("segment", "left"), ("members", "right"), ("would be", "right"), ("enter", "right"),

@@ -37,12 +37,8 @@ _ALLOWED = "SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN or a 
 
 @contextmanager
 def open_warehouse(paths: Paths, *, required: bool = True):
-    """A read-only connection to the published warehouse as it is now (None when
-    there is none and it is not `required`).
-
-    The catalog is attached read-only into a fresh in-memory database, so a
-    replaced catalog is never served from DuckDB's per-process cache.
-    """
+    """A read-only connection to the published warehouse (None when there is none and it is not
+    `required`), attached into a fresh in-memory database: never a stale catalog from DuckDB's cache."""
     if not Path(paths.warehouse).exists():
         if not required:
             yield None
@@ -96,10 +92,8 @@ def _reads_only(con: duckdb.DuckDBPyConnection, kind: str, text: str) -> tuple[b
 
 
 def check_read_only(sql: str) -> None:
-    """Refuse anything but reading statements, named by DuckDB's own parser.
-
-    The connection that runs the query is locked as well (publish.catalog):
-    this check gives the one-line reason before anything runs."""
+    """Refuse anything but reading statements, named by DuckDB's own parser. The connection that runs
+    the query is locked as well (publish.catalog): this check gives the one-line reason first."""
     con = duckdb.connect()
     try:
         statements = _statement_types(con, sql)

@@ -55,18 +55,14 @@ groups:
 """
 
 
-def _yaml_string(text: str) -> str:
-    # A JSON string is a valid YAML double-quoted scalar.
-    return json.dumps(text, ensure_ascii=False)
-
-
 def starter_text(key: str, name: str, description: str | None, other: str = "other_segment") -> str:
-    desc = (f"description: {_yaml_string(description)}" if description
+    # A JSON string is a valid YAML double-quoted scalar.
+    desc = (f"description: {json.dumps(description, ensure_ascii=False)}" if description
             else "# description: What this segment is for.   (optional)")
     commands = ["segments validate", f"segments preview {key}", f"segments diff {key}"]
     width = max(map(len, commands)) + 2
     validate, preview, diff = (c.ljust(width) for c in commands)
-    return STARTER.format(key=key, name=_yaml_string(name), description=desc, other=other,
+    return STARTER.format(key=key, name=json.dumps(name, ensure_ascii=False), description=desc, other=other,
                           validate=validate, preview=preview, diff=diff)
 
 
@@ -106,7 +102,6 @@ def new_segment(paths: Paths, key: str, name: str | None = None, description: st
 
 @dataclass
 class DeletePlan:
-    segment: str
     path: Path
     members: int | None  # current published members, if published
 
@@ -165,7 +160,7 @@ def plan_delete(paths: Paths, key: str) -> DeletePlan:
     if using:
         raise UserError(f"cannot delete segment '{key}': it is used by {'; '.join(using)}. "
                         "Remove those references first")
-    return DeletePlan(segment=key, path=files[key], members=(published.get(key) or {}).get("members"))
+    return DeletePlan(path=files[key], members=(published.get(key) or {}).get("members"))
 
 
 def delete_segment(plan: DeletePlan) -> None:

@@ -29,8 +29,7 @@ from ..segments.yaml_tree import did_you_mean
 
 
 class DefinitionProblems(UserError):
-    """A definition the command needs has problems: one line, the first problem as
-    `PATH:LINE:COLUMN: message` and how many more (`segments validate` lists them all)."""
+    """A needed definition has problems: one line, the first `PATH:LINE:COLUMN: message` and how many more."""
 
     def __init__(self, problems: list[Problem]):
         first = str(problems[0]) if problems else "invalid definition"
@@ -46,9 +45,8 @@ def unknown_segment_message(key: str, known: Iterable[str]) -> str:
 
 
 def segment_files(defs: Path | str, kind: str = "segment") -> dict[str, Path]:
-    """key -> file of every segment (or audience) file below the definitions folder
-    (the first file owns a key that is defined twice, as in the loader). Keys are
-    not validated here: a broken file still has a key to point at."""
+    """key -> file of every segment (or audience) file, the first owning a key defined twice as in the
+    loader. Keys are not validated: a broken file still has a key to point at."""
     files: dict[str, Path] = {}
     for f in discover(defs):
         if f.kind == kind:
@@ -88,10 +86,7 @@ def resolve_as_of(paths: Paths, text: str | None) -> tuple[datetime, PublishedSt
     """(as_of, published state): `--as-of` if given, else the last published
     run's as_of, else now (UTC)."""
     state = current_state(paths)
-    as_of = parse_as_of(text)
-    if as_of is None:
-        as_of = state.as_of if state is not None else utc_now()
-    return as_of, state
+    return parse_as_of(text) or (state.as_of if state is not None else utc_now()), state
 
 
 @dataclass
@@ -107,16 +102,11 @@ def load_inputs(paths: Paths, project: Project, as_of: datetime, *, snapshot_sou
                 subscriber_id: str | None = None) -> Inputs:
     """The lake snapshot at or before `as_of` (or the one named `snapshot_source`)
     and the events up to `as_of`, optionally only those of one subscriber."""
-    info = None
-    if snapshot_source is not None:
-        info = next((s for s in reversed(list_snapshots(paths)) if s.source == snapshot_source), None)
+    named = [s for s in list_snapshots(paths) if s.source == snapshot_source] if snapshot_source else []
+    info = named[-1] if named else snapshot_at_or_before(paths, as_of)
     if info is None:
-        info = snapshot_at_or_before(paths, as_of)
-    if info is None:
-        raise UserError(
-            f"no subscriber snapshot at or before {format_ts(as_of)} in the lake ({paths.lake}): "
-            "run `segments run` first (it ingests the landing files)"
-        )
+        raise UserError(f"no subscriber snapshot at or before {format_ts(as_of)} in the lake ({paths.lake}): "
+                        "run `segments run` first (it ingests the landing files)")
     subscribers = read_snapshot(info, project.catalog)
     events = read_events(paths, project.catalog, as_of)
     if subscriber_id is not None:
@@ -144,11 +134,7 @@ def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Ta
     with scratch_connection() as con:
         con.register("events", events)
         rows = con.execute(sql).fetchall()
-    out: dict[str, dict[str, int]] = {key: {} for key in aggregates}
-    for row in rows:
-        for i, key in enumerate(aggregates):
-            out[key][row[0]] = int(row[i + 1])
-    return out
+    return {key: {row[0]: int(row[i + 1]) for row in rows} for i, key in enumerate(aggregates)}
 
 
 # --------------------------------------------------------------------------- published state

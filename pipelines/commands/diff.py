@@ -48,10 +48,7 @@ class AudienceChange:
     after: int  # recipients with the edited definition
     added: int  # recipients who would be added
     removed: int  # recipients who would be removed
-    change: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.change = self.after - self.before
+    change: int  # after - before
 
 
 @dataclass
@@ -115,9 +112,8 @@ def diff(paths: Paths, key: str, *, engine: str, sample_size: int) -> Diff:
     edited_refs = [k for k in subproject(project, live).segments if k not in affected and k in published
                    and published[k]["definition_sha256"] != project.segments[k].definition_sha256()]
     if edited_refs:
-        result.notes.append(
-            "also edited since the last run, and read by the compared segments: " + ", ".join(sorted(edited_refs))
-        )
+        result.notes.append("also edited since the last run, and read by the compared segments: "
+                            + ", ".join(sorted(edited_refs)))
     other_problems = [p for p in defs.problems if p.path != str(defs.files.get(key, ""))]
     if other_problems:
         result.notes.append(f"{len(other_problems)} problem(s) in other definitions (see `segments validate`); "
@@ -200,4 +196,5 @@ def _audience_changes(con, project: Project, after: pa.Table, affected: list[str
         changes = _changes(con, "audience", sorted(touched), "recipients", "diff_recipients")
     finally:
         con.unregister("diff_recipients")
-    return [AudienceChange(a, touched[a].name, *counts) for a, counts in changes.items()]
+    return [AudienceChange(a, touched[a].name, before, after, added, removed, after - before)
+            for a, (before, after, added, removed) in changes.items()]

@@ -123,20 +123,16 @@ def preview(paths: Paths, target: str, *, as_of: str | None, engine: str, sample
 
     other_problems = [p for p in defs.problems if Path(p.path).resolve() != Path(source).resolve()]
     if other_problems:
-        result.notes.append(
-            f"{len(other_problems)} problem(s) in other definitions (see `segments validate`); "
-            "a run refuses to start until they are fixed"
-        )
+        result.notes.append(f"{len(other_problems)} problem(s) in other definitions "
+                            "(see `segments validate`); a run refuses to start until they are fixed")
     with open_warehouse(paths, required=False) as con:
         if con is None or state is None:
             result.notes.append("no published run yet: overlaps with other segments need `segments run`")
             return result
         result.overlap_run_id, result.overlap_as_of = state.run_id, state.as_of
         if state.as_of != inputs.as_of:
-            result.notes.append(
-                f"overlaps use the published membership of run {state.run_id} (as_of {format_ts(state.as_of)}), "
-                f"not membership as of {format_ts(inputs.as_of)}"
-            )
+            result.notes.append(f"overlaps use the published membership of run {state.run_id} (as_of "
+                                f"{format_ts(state.as_of)}), not membership as of {format_ts(inputs.as_of)}")
         rows = con.execute("SELECT members FROM segments WHERE segment = ?", [key]).fetchall()
         result.published_members = rows[0][0] if rows else None
         result.overlaps = _overlaps(con, key, members)

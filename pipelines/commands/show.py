@@ -92,10 +92,9 @@ def show(paths: Paths, key: str, *, runs: int) -> ShowResult:
         result.sql = published_sql
         result.sql_as_of = state.as_of if state is not None else None
     elif segment is None:
-        result.notes.append(
-            "the definition has problems (below); `segments validate` lists them all" if result.problems
-            else "it reads a segment whose definition has problems; `segments validate` lists them"
-        )
+        result.notes.append("the definition has problems (below); `segments validate` lists them all"
+                            if result.problems else "it reads a segment whose definition has problems; "
+                            "`segments validate` lists them")
     elif key not in published:
         result.notes.append("not published yet: `segments run` evaluates it")
     elif published[key]["definition_sha256"] != segment.definition_sha256():
