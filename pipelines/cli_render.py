@@ -9,17 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Sequence
 from datetime import date, datetime
 
 from rich import markup
-from rich.console import Console, JustifyMethod, OverflowMethod
-from rich.table import Table
+from rich.console import Console
+from rich.table import Column, Table
 
 from .core.clock import format_ts
-
-# (header, justify) per column of a table.
-Columns = Sequence[tuple[str, JustifyMethod]]
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 
@@ -98,11 +94,9 @@ def _signed(value: int | None) -> str:
     return "" if value is None else f"{value:+,}"
 
 
-def _print_table(console: Console, title: str, columns: Columns, rows, overflow: OverflowMethod = "ellipsis",
-                 **options) -> None:
-    table = Table(title=title, **options)
-    for header, justify in columns:
-        table.add_column(header, justify=justify, overflow=overflow)
+def print_table(console: Console, rows, *columns: Column | str, **options) -> None:
+    """A rich Table of `columns` (a header is a plain left-aligned column) and `rows`."""
+    table = Table(*columns, **options)
     for row in rows:
         table.add_row(*row)
     console.print(table)
@@ -127,21 +121,21 @@ def _text_block(console: Console, title: str, text: str, lexer: str) -> None:
 
 
 def render_list(rows: list[dict], console: Console) -> None:
-    table = Table(title="Segments")
-    # Keys and timestamps are never cut (a pipe gets 80 columns): the name gives way.
-    widths = {"segment": max([len(r["segment"]) for r in rows] + [7]), "last run (as_of)": 20}
-    columns: Columns = (("segment", "left"), ("name", "left"), ("members", "right"), ("change", "right"),
-                        ("last run (as_of)", "left"), ("definition", "left"))
-    for column, justify in columns:
-        table.add_column(column, justify=justify, overflow="fold", min_width=widths.get(column))
+    cells = []
     for row in rows:
         published = row["members"] is not None
         new = published and row["change"] is None and row["previous_run_id"]
-        table.add_row(escape(row["segment"]), escape(row["name"] or ""),
+        cells.append((escape(row["segment"]), escape(row["name"] or ""),
                       f"{row['members']:,}" if published else "", "new" if new else _signed(row["change"]),
                       _ts(row["last_run_as_of"]),
-                      "" if row["definition"] == "unchanged" else escape(row["definition"] or ""))
-    console.print(table)
+                      "" if row["definition"] == "unchanged" else escape(row["definition"] or "")))
+    # Keys and timestamps are never cut (a pipe gets 80 columns): the name gives way.
+    key_width = max([len(r["segment"]) for r in rows] + [7])
+    print_table(console, cells, Column("segment", overflow="fold", min_width=key_width),
+                Column("name", overflow="fold"), Column("members", justify="right", overflow="fold"),
+                Column("change", justify="right", overflow="fold"),
+                Column("last run (as_of)", overflow="fold", min_width=20),
+                Column("definition", overflow="fold"), title="Segments")
 
 
 # --------------------------------------------------------------------------- show
@@ -191,16 +185,17 @@ def render_preview(result, console: Console) -> None:
     console.print(line)
     if result.sample:
         columns = result.sample_columns
-        _print_table(console, f"Sample of members ({len(result.sample)} of {result.members:,})",
-                     [(escape(c), "left") for c in columns],
-                     [[escape(display_value(r.get(c))) for c in columns] for r in result.sample],
-                     overflow="fold")
+        print_table(console, [[escape(display_value(r.get(c))) for c in columns] for r in result.sample],
+                    *(Column(escape(c), overflow="fold") for c in columns),
+                    title=f"Sample of members ({len(result.sample)} of {result.members:,})")
     if result.overlaps:
-        title = f"Overlap with the largest published segments (run {escape(result.overlap_run_id)})"
-        _print_table(console, title, (("segment", "left"), ("members", "right"), ("shared", "right"),
-                                      ("% of preview", "right"), ("% of segment", "right")),
-                     [(escape(o.segment), f"{o.members:,}", f"{o.shared:,}", _pct(o.share_of_preview),
-                       _pct(o.share_of_segment)) for o in result.overlaps], overflow="fold")
+        numbers = ("members", "shared", "% of preview", "% of segment")
+        print_table(console, [(escape(o.segment), f"{o.members:,}", f"{o.shared:,}", _pct(o.share_of_preview),
+                               _pct(o.share_of_segment)) for o in result.overlaps],
+                    Column("segment", overflow="fold"),
+                    *(Column(h, justify="right", overflow="fold") for h in numbers),
+                    title="Overlap with the largest published segments "
+                          f"(run {escape(result.overlap_run_id)})")
     _notes(console, result.notes)
 
 
@@ -215,14 +210,11 @@ def render_explain(result, console: Console) -> None:
     console.print(f"as_of {_ts(result.as_of)} · snapshot {escape(result.snapshot)} · status "
                   f"{escape(str(result.status))}")
     for group in result.groups:
-        table = Table(title=f"Group {group.number} ({_MATCH[group.match]}): "
-                            f"{'holds' if group.held else 'does not hold'}", title_justify="left")
-        table.add_column("filter", overflow="fold")
-        table.add_column("this subscriber", overflow="fold")
-        table.add_column("result")
-        for f in group.filters:
-            table.add_row(escape(f.text), escape(f.value), "[green]✓ holds[/]" if f.held else "[red]✗ fails[/]")
-        console.print(table)
+        verdicts = {True: "[green]✓ holds[/]", False: "[red]✗ fails[/]"}
+        print_table(console, [(escape(f.text), escape(f.value), verdicts[f.held]) for f in group.filters],
+                    Column("filter", overflow="fold"), Column("this subscriber", overflow="fold"), "result",
+                    title=f"Group {group.number} ({_MATCH[group.match]}): "
+                          f"{'holds' if group.held else 'does not hold'}", title_justify="left")
     combine = "all groups must hold" if result.match == "all" else "at least one group must hold"
     verdict = "[bold green]IS a member[/]" if result.member else "[bold red]is NOT a member[/]"
     console.print(f"Segment ({combine}): {escape(result.subscriber_id)} {verdict}")
@@ -247,22 +239,22 @@ def render_diff(result, console: Console) -> None:
     for verb, sample, total in (("enter", result.entered_sample, c.entered),
                                 ("leave", result.exited_sample, c.exited)):
         if sample:
-            _print_table(console, f"Would {verb} (sample of {len(sample)} of {total:,})",
-                         (("subscriber_id", "left"), ("email", "left")),
-                         [(escape(str(r["subscriber_id"])), escape(str(r["email"] or ""))) for r in sample],
-                         overflow="fold", title_justify="left")
+            print_table(console, [(escape(str(r["subscriber_id"])), escape(str(r["email"] or "")))
+                                  for r in sample],
+                        Column("subscriber_id", overflow="fold"), Column("email", overflow="fold"),
+                        title=f"Would {verb} (sample of {len(sample)} of {total:,})", title_justify="left")
     if result.dependants:
-        _print_table(console, "Segments that read it (evaluated again)",
-                     (("segment", "left"), ("members", "right"), ("would be", "right"), ("enter", "right"),
-                      ("leave", "right")),
-                     [(escape(d.segment), f"{d.before:,}", f"{d.after:,}", f"+{d.entered:,}",
-                       f"-{d.exited:,}") for d in result.dependants], title_justify="left")
+        print_table(console, [(escape(d.segment), f"{d.before:,}", f"{d.after:,}", f"+{d.entered:,}",
+                               f"-{d.exited:,}") for d in result.dependants],
+                    "segment", *(Column(h, justify="right") for h in ("members", "would be", "enter",
+                                                                       "leave")),
+                    title="Segments that read it (evaluated again)", title_justify="left")
     if result.audiences:
-        _print_table(console, "Audiences (recipients after suppression)",
-                     (("audience", "left"), ("recipients", "right"), ("would be", "right"),
-                      ("change", "right"), ("added", "right"), ("removed", "right")),
-                     [(escape(a.audience), f"{a.before:,}", f"{a.after:,}", _signed(a.change),
-                       f"+{a.added:,}", f"-{a.removed:,}") for a in result.audiences], title_justify="left")
+        print_table(console, [(escape(a.audience), f"{a.before:,}", f"{a.after:,}", _signed(a.change),
+                               f"+{a.added:,}", f"-{a.removed:,}") for a in result.audiences],
+                    "audience", *(Column(h, justify="right") for h in (
+                        "recipients", "would be", "change", "added", "removed")),
+                    title="Audiences (recipients after suppression)", title_justify="left")
     else:
         console.print("audiences: none reads this segment or the segments that read it")
     _notes(console, result.notes)

@@ -20,15 +20,11 @@ from .runner import RunSummary, execute_refresh, print_run_summary
 from .sample_data import write_landing
 from .sample_data.changes import write_changed_landing
 
-# A fixed clock keeps the demo reproducible: a second `make demo` finds the
-# same landing files and the same as_of, and changes nothing. It is the last
-# day of the demo; the first is DEMO_DAYS - 1 days earlier.
+# The last day's clock, fixed so that a second `make demo` finds the same landing files
+# and the same as_of, and changes nothing.
 DEMO_AS_OF = "2026-11-27T06:00:00Z"
-# Eight daily runs: a week of history back from the last one (members_on_date.sql
-# looks 7 days back), so every example query returns rows.
-DEMO_DAYS = 8
-# Share of subscribers changed each day (and a tenth of that gone, as many new).
-DAILY_CHURN = 0.05
+DEMO_DAYS = 8  # a week back from the last run: members_on_date.sql looks 7 days back
+DAILY_CHURN = 0.05  # share of subscribers changed each day (a tenth of that gone, as many new)
 
 
 def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Console,
@@ -72,11 +68,11 @@ def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Co
                           f"({summary.ctx.mode}, {summary.duration_s:.1f} s)")
     assert summary is not None  # the last day always runs
     print_run_summary(paths, summary, console, err)
-    warehouse = paths.warehouse
     console.print()
     console.print("[bold]Next[/]")
     console.print(f"  Query the warehouse:  .venv/bin/segments query \"SELECT * FROM segment_sizes\" --data {paths.data}", markup=False)
     console.print("  History of a segment: .venv/bin/segments show engaged_subscribers   (size sparkline over the runs)")
-    console.print(f"  Or from Python:       duckdb.connect('{warehouse}', read_only=True)   (DuckDB 2.x)", markup=False)
+    console.print(f"  Or from Python:       duckdb.connect('{paths.warehouse}', read_only=True)"
+                  "   (DuckDB 2.x)", markup=False)
     console.print("  Campaign files:       " + str(Path(paths.data) / "audiences" / "<audience>" / "recipients.csv"), markup=False)
     console.print("  Dagster UI:           make dev   (then open http://127.0.0.1:3000)")

@@ -19,9 +19,9 @@ from pathlib import Path
 import dagster as dg
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column
 
-from .cli_render import escape
+from .cli_render import escape, print_table
 from .core.clock import format_ts, parse_as_of, refuse_future, utc_now
 from .core.files import private_umask
 from .core.settings import Paths
@@ -252,27 +252,17 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: 
         ).fetchall()
     rows = [(escape(key), escape(name), f"{members:,}", f"+{entered or 0:,}", f"-{exited or 0:,}")
             for key, name, members, entered, exited in sizes]
-    table = Table(title="Segments")
     # Keys and numbers are never cut; only the display name gives way on a narrow terminal.
-    for index, header in enumerate(("segment", "name", "members", "entered", "exited")):
-        width = max([len(header)] + [len(row[index]) for row in rows])
-        if header == "name":
-            table.add_column(header, overflow="ellipsis", no_wrap=True)
-        else:
-            table.add_column(header, no_wrap=True, min_width=width, justify="left" if index == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-    table = Table(title="Audiences (recipients after suppression)")
-    table.add_column("audience", no_wrap=True)
-    table.add_column("recipients", justify="right", no_wrap=True)
-    table.add_column("change", justify="right", no_wrap=True)
-    for key, count in audiences:
-        before = summary.audiences_before.get(key)
-        change = "new" if before is None and summary.audiences_before else \
-            "" if before is None else f"{count - before:+,}"
-        table.add_row(escape(key), f"{count:,}", change)
-    console.print(table)
+    columns = [Column(h, no_wrap=True, justify="right" if i > 1 else "left",
+                      min_width=None if h == "name" else max([len(h)] + [len(row[i]) for row in rows]))
+               for i, h in enumerate(("segment", "name", "members", "entered", "exited"))]
+    print_table(console, rows, *columns, title="Segments")
+    before = summary.audiences_before  # a new audience is "new", but not in the first run
+    print_table(console, [(escape(key), f"{count:,}", f"{count - before[key]:+,}" if key in before
+                           else "new" if before else "") for key, count in audiences],
+                Column("audience", no_wrap=True), Column("recipients", justify="right", no_wrap=True),
+                Column("change", justify="right", no_wrap=True),
+                title="Audiences (recipients after suppression)")
     # Warnings on stderr (the run still exits 0): a person sees them, a pipe's data stays clean.
     for warning in summary.warnings:
         (err or console).print(f"[yellow]warning:[/] {escape(warning)}")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import duckdb
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column
 
-from .cli_render import escape
+from .cli_render import escape, print_table
 from .core.settings import Paths
 from .errors import UserError
 from .publish.catalog import open_warehouse as open_published
@@ -165,12 +165,8 @@ def print_result(columns: list[str], rows: list[tuple], fmt: str, console: Conso
         records = [dict(zip(columns, _json_safe(row), strict=True)) for row in rows]
         print(json.dumps(records, indent=2, default=_json_value, ensure_ascii=False, allow_nan=False))
     else:
-        table = Table()
-        for column in columns:
-            table.add_column(escape(column), overflow="fold")
-        for row in rows:
-            table.add_row(*("NULL" if v is None else escape(_text(v)) for v in row))
         # A pipe gets whole values, one row a line (grep, less -S), not a table folded to 80 columns.
         wide = console if console.is_terminal else Console(file=console.file, width=100_000, highlight=False)
-        wide.print(table)
+        print_table(wide, [["NULL" if v is None else escape(_text(v)) for v in row] for row in rows],
+                    *(Column(escape(c), overflow="fold") for c in columns))
         console.print(f"{len(rows):,} row(s)")
