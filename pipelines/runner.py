@@ -51,10 +51,8 @@ class RunSummary:
 
 
 def dagster_instance(paths: Paths):
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        home = str(Path(paths.data).resolve() / "dagster_home")
-        os.environ["DAGSTER_HOME"] = home
+    home = os.environ.get("DAGSTER_HOME") or str(Path(paths.data).resolve() / "dagster_home")
+    os.environ["DAGSTER_HOME"] = home
     Path(home).mkdir(parents=True, exist_ok=True)
     config = Path(home) / "dagster.yaml"
     if not config.exists() and REPO_DAGSTER_YAML.exists():
@@ -248,8 +246,7 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: 
                ORDER BY s.segment"""
         ).fetchall()
         audiences = con.execute(
-            "SELECT audience, count(*) FROM recipients GROUP BY audience ORDER BY audience"
-        ).fetchall()
+            "SELECT audience, count(*) FROM recipients GROUP BY audience ORDER BY audience").fetchall()
     rows = [(escape(key), escape(name), f"{members:,}", f"+{entered or 0:,}", f"-{exited or 0:,}")
             for key, name, members, entered, exited in sizes]
     # Keys and numbers are never cut; only the display name gives way on a narrow terminal.

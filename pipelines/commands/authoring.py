@@ -15,12 +15,7 @@ from ..errors import UserError
 from ..segments.definition_rules import KEY_PATTERN, NAME_MAX
 from ..segments.loader import load_segment_file
 from ..warehouse_query import open_warehouse
-from .common import (
-    load_definitions,
-    published_segments,
-    segment_files,
-    unknown_segment_message,
-)
+from .common import load_definitions, published_segments, segment_files, unknown_segment_message
 
 STARTER = """\
 # Segment "{key}" (its key is the file name). Next:
@@ -55,7 +50,7 @@ groups:
 """
 
 
-def starter_text(key: str, name: str, description: str | None, other: str = "other_segment") -> str:
+def starter_text(key: str, name: str, description: str | None, other: str) -> str:
     # A JSON string is a valid YAML double-quoted scalar.
     desc = (f"description: {json.dumps(description, ensure_ascii=False)}" if description
             else "# description: What this segment is for.   (optional)")
@@ -69,10 +64,8 @@ def starter_text(key: str, name: str, description: str | None, other: str = "oth
 def new_segment(paths: Paths, key: str, name: str | None = None, description: str | None = None) -> Path:
     """Write a valid, commented starter definition `DEFS/KEY.yaml`; refuse a taken or invalid key."""
     if not KEY_PATTERN.match(key):
-        raise UserError(
-            f"invalid segment key '{key}': use lowercase letters, digits and _, starting with a letter, "
-            "at most 63 characters (the key is the file name)"
-        )
+        raise UserError(f"invalid segment key '{key}': use lowercase letters, digits and _, starting with a "
+                        "letter, at most 63 characters (the key is the file name)")
     name = (key.replace("_", " ").strip().capitalize() or key) if name is None else name.strip()
     if not name or len(name) > NAME_MAX:
         raise UserError(f"--name must be 1 to {NAME_MAX} characters")
@@ -82,9 +75,8 @@ def new_segment(paths: Paths, key: str, name: str | None = None, description: st
     target = Path(paths.defs) / f"{key}.yaml"
     if target.exists():  # e.g. a folder of that name
         raise UserError(f"{target} already exists")
-    others = sorted(defs.project.segments)
     text = starter_text(key, name, description.strip() if description else None,
-                        other=others[0] if others else "other_segment")
+                        other=min(defs.project.segments, default="other_segment"))
     # Validate before anything is written: a starter must pass `segments validate`.
     with tempfile.TemporaryDirectory() as scratch:
         draft = Path(scratch) / f"{key}.yaml"
@@ -125,13 +117,9 @@ def _segment_refs(data) -> set[str]:
 
 
 def _audience_refs(data) -> set[str]:
-    refs: set[str] = set()
-    if isinstance(data, dict):
-        for slot in ("include", "exclude"):
-            value = data.get(slot)
-            values = value if isinstance(value, list) else [value]
-            refs.update(v for v in values if isinstance(v, str))
-    return refs
+    slots = [data.get(slot) for slot in ("include", "exclude")] if isinstance(data, dict) else []
+    values = [v for value in slots for v in (value if isinstance(value, list) else [value])]
+    return {v for v in values if isinstance(v, str)}
 
 
 def referrers(paths: Paths, key: str) -> list[str]:

@@ -93,7 +93,6 @@ def resolve_as_of(paths: Paths, text: str | None) -> tuple[datetime, PublishedSt
 class Inputs:
     as_of: datetime
     snapshot: str  # landing file name of the snapshot
-    snapshot_at: datetime
     subscribers: pa.Table
     events: pa.Table
 
@@ -112,7 +111,7 @@ def load_inputs(paths: Paths, project: Project, as_of: datetime, *, snapshot_sou
     if subscriber_id is not None:
         subscribers = subscribers.filter(pc.equal(subscribers.column("subscriber_id"), subscriber_id))
         events = events.filter(pc.equal(events.column("subscriber_id"), subscriber_id))
-    return Inputs(as_of, info.source, info.snapshot_at, subscribers, events)
+    return Inputs(as_of, info.source, subscribers, events)
 
 
 def evaluate_segments(project: Project, keys: Iterable[str], inputs: Inputs, engine: str) -> pa.Table:
@@ -141,9 +140,9 @@ def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Ta
 
 
 def published_segments(con) -> dict[str, dict]:
-    """segment -> {name, members, definition_sha256} of the published state ({} without one)."""
+    """segment -> {name, members, definition_sha256, sql} of the published state ({} without one)."""
     if con is None:
         return {}
-    rows = con.execute("SELECT segment, name, members, definition_sha256 FROM segments").fetchall()
-    return {r[0]: {"name": r[1], "members": r[2], "definition_sha256": r[3]} for r in rows}
+    rows = con.execute("SELECT segment, name, members, definition_sha256, sql FROM segments").fetchall()
+    return {r[0]: {"name": r[1], "members": r[2], "definition_sha256": r[3], "sql": r[4]} for r in rows}
 

@@ -22,13 +22,7 @@ from ..publish.state import current_state
 from ..segments.model import Audience, Project
 from ..segments.project_rules import dependents_of
 from ..warehouse_query import open_warehouse
-from .common import (
-    evaluate_segments,
-    load_definitions,
-    load_inputs,
-    published_segments,
-    require_segment,
-)
+from .common import evaluate_segments, load_definitions, load_inputs, published_segments, require_segment
 
 
 @dataclass
@@ -90,16 +84,13 @@ def diff(paths: Paths, key: str, *, engine: str, sample_size: int) -> Diff:
         after = evaluate_segments(project, live, inputs, engine)
         after = after.filter(pc.is_in(after.column("segment"), value_set=pa.array(affected, pa.string())))
 
+        # Registered on this command's own connection, closed (with them) at the end of the block.
         con.register("diff_after", after)
         con.register("diff_subscribers", inputs.subscribers.select(["subscriber_id", "email"]))
-        try:
-            counts = _changes(con, "segment", affected, "segment_membership", "diff_after")
-            entered_sample = _sample(con, key, "entered", sample_size)
-            exited_sample = _sample(con, key, "exited", sample_size)
-            audiences = _audience_changes(con, project, after, affected, inputs.subscribers)
-        finally:
-            for name in ("diff_after", "diff_subscribers"):
-                con.unregister(name)
+        counts = _changes(con, "segment", affected, "segment_membership", "diff_after")
+        entered_sample = _sample(con, key, "entered", sample_size)
+        exited_sample = _sample(con, key, "exited", sample_size)
+        audiences = _audience_changes(con, project, after, affected, inputs.subscribers)
 
     result = Diff(
         segment=key, status=status, run_id=state.run_id, as_of=state.as_of, snapshot=inputs.snapshot,
@@ -147,21 +138,18 @@ def _changes(con, column: str, keys: list[str], old: str, new: str) -> dict[str,
 
 
 def _sample(con, key: str, which: str, size: int) -> list[dict]:
-    if size <= 0:
-        return []
     new, old = ("diff_after", "segment_membership") if which == "entered" else ("segment_membership", "diff_after")
-    cursor = con.execute(
+    return con.execute(
         f"""
         WITH ids AS (
             SELECT subscriber_id FROM {new} WHERE segment = $key
             EXCEPT SELECT subscriber_id FROM {old} WHERE segment = $key
         )
         SELECT i.subscriber_id, s.email FROM ids i LEFT JOIN diff_subscribers s USING (subscriber_id)
-        ORDER BY md5(i.subscriber_id), i.subscriber_id LIMIT {int(size)}
+        ORDER BY md5(i.subscriber_id), i.subscriber_id LIMIT $size
         """,
-        {"key": key},
-    )
-    return [{"subscriber_id": sid, "email": email} for sid, email in cursor.fetchall()]
+        {"key": key, "size": size},
+    ).to_arrow_table().to_pylist()
 
 
 def _published_audiences(con) -> dict[str, Audience]:
@@ -192,9 +180,6 @@ def _audience_changes(con, project: Project, after: pa.Table, affected: list[str
         suppressions=Suppressions(listed=suppressed.cast(schemas.SUPPRESSION_LIST)),
     )
     con.register("diff_recipients", recipients.select(["audience", "subscriber_id"]))
-    try:
-        changes = _changes(con, "audience", sorted(touched), "recipients", "diff_recipients")
-    finally:
-        con.unregister("diff_recipients")
+    changes = _changes(con, "audience", sorted(touched), "recipients", "diff_recipients")
     return [AudienceChange(a, touched[a].name, before, after, added, removed, after - before)
             for a, (before, after, added, removed) in changes.items()]

@@ -181,24 +181,21 @@ def _fill_sample(result: Preview, project, segment: Segment, inputs, members: pa
 
 def _overlaps(con, key: str, members: pa.Table) -> list[Overlap]:
     """Overlaps with the 5 largest published segments."""
-    con.register("preview_members", members)
-    try:
-        rows = con.execute(
-            """
-            WITH top AS (
-                SELECT segment, name, members FROM segments
-                WHERE segment <> ? ORDER BY members DESC, segment LIMIT 5
-            )
-            SELECT t.segment, t.name, t.members,
-                   (SELECT count(*) FROM segment_membership m
-                    WHERE m.segment = t.segment
-                      AND m.subscriber_id IN (SELECT subscriber_id FROM preview_members)) AS shared
-            FROM top t ORDER BY t.members DESC, t.segment
-            """,
-            [key],
-        ).fetchall()
-    finally:
-        con.unregister("preview_members")
+    con.register("preview_members", members)  # on the command's own connection, closed after
+    rows = con.execute(
+        """
+        WITH top AS (
+            SELECT segment, name, members FROM segments
+            WHERE segment <> ? ORDER BY members DESC, segment LIMIT 5
+        )
+        SELECT t.segment, t.name, t.members,
+               (SELECT count(*) FROM segment_membership m
+                WHERE m.segment = t.segment
+                  AND m.subscriber_id IN (SELECT subscriber_id FROM preview_members)) AS shared
+        FROM top t ORDER BY t.members DESC, t.segment
+        """,
+        [key],
+    ).fetchall()
     n = members.num_rows
     return [Overlap(segment=s, name=name, members=size, shared=shared,
                     share_of_preview=(shared / n) if n else None,
