@@ -102,6 +102,10 @@ def print_table(console: Console, rows, *columns: Column | str, **options) -> No
     console.print(table)
 
 
+def _right(*headers: str, **options) -> list[Column]:
+    return [Column(header, justify="right", **options) for header in headers]
+
+
 def _notes(console: Console, notes: list[str]) -> None:
     for note in notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
@@ -132,8 +136,7 @@ def render_list(rows: list[dict], console: Console) -> None:
     # Keys and timestamps are never cut (a pipe gets 80 columns): the name gives way.
     key_width = max([len(r["segment"]) for r in rows] + [7])
     print_table(console, cells, Column("segment", overflow="fold", min_width=key_width),
-                Column("name", overflow="fold"), Column("members", justify="right", overflow="fold"),
-                Column("change", justify="right", overflow="fold"),
+                Column("name", overflow="fold"), *_right("members", "change", overflow="fold"),
                 Column("last run (as_of)", overflow="fold", min_width=20),
                 Column("definition", overflow="fold"), title="Segments")
 
@@ -189,11 +192,10 @@ def render_preview(result, console: Console) -> None:
                     *(Column(escape(c), overflow="fold") for c in columns),
                     title=f"Sample of members ({len(result.sample)} of {result.members:,})")
     if result.overlaps:
-        numbers = ("members", "shared", "% of preview", "% of segment")
         print_table(console, [(escape(o.segment), f"{o.members:,}", f"{o.shared:,}", _pct(o.share_of_preview),
                                _pct(o.share_of_segment)) for o in result.overlaps],
                     Column("segment", overflow="fold"),
-                    *(Column(h, justify="right", overflow="fold") for h in numbers),
+                    *_right("members", "shared", "% of preview", "% of segment", overflow="fold"),
                     title="Overlap with the largest published segments "
                           f"(run {escape(result.overlap_run_id)})")
     _notes(console, result.notes)
@@ -202,6 +204,7 @@ def render_preview(result, console: Console) -> None:
 # --------------------------------------------------------------------------- explain
 
 _MATCH = {"all": "all of these must hold", "any": "at least one must hold", "none": "none may hold"}
+_HOLDS = {True: "[green]✓ holds[/]", False: "[red]✗ fails[/]"}
 
 
 def render_explain(result, console: Console) -> None:
@@ -210,8 +213,7 @@ def render_explain(result, console: Console) -> None:
     console.print(f"as_of {_ts(result.as_of)} · snapshot {escape(result.snapshot)} · status "
                   f"{escape(str(result.status))}")
     for group in result.groups:
-        verdicts = {True: "[green]✓ holds[/]", False: "[red]✗ fails[/]"}
-        print_table(console, [(escape(f.text), escape(f.value), verdicts[f.held]) for f in group.filters],
+        print_table(console, [(escape(f.text), escape(f.value), _HOLDS[f.held]) for f in group.filters],
                     Column("filter", overflow="fold"), Column("this subscriber", overflow="fold"), "result",
                     title=f"Group {group.number} ({_MATCH[group.match]}): "
                           f"{'holds' if group.held else 'does not hold'}", title_justify="left")
@@ -246,14 +248,12 @@ def render_diff(result, console: Console) -> None:
     if result.dependants:
         print_table(console, [(escape(d.segment), f"{d.before:,}", f"{d.after:,}", f"+{d.entered:,}",
                                f"-{d.exited:,}") for d in result.dependants],
-                    "segment", *(Column(h, justify="right") for h in ("members", "would be", "enter",
-                                                                       "leave")),
+                    "segment", *_right("members", "would be", "enter", "leave"),
                     title="Segments that read it (evaluated again)", title_justify="left")
     if result.audiences:
         print_table(console, [(escape(a.audience), f"{a.before:,}", f"{a.after:,}", _signed(a.change),
                                f"+{a.added:,}", f"-{a.removed:,}") for a in result.audiences],
-                    "audience", *(Column(h, justify="right") for h in (
-                        "recipients", "would be", "change", "added", "removed")),
+                    "audience", *_right("recipients", "would be", "change", "added", "removed"),
                     title="Audiences (recipients after suppression)", title_justify="left")
     else:
         console.print("audiences: none reads this segment or the segments that read it")

@@ -229,7 +229,6 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: 
     listing = f": {escape(', '.join(files[:5]))}{' …' if len(files) > 5 else ''}" if files else ""
     console.print(f"  files ingested: {len(files)}{listing}")
     line = f"  quarantined rows: {ctx.quarantined_rows:,}"
-    # The file with the largest quarantined share.
     rates = {name: (bad, loaded + bad) for name, (loaded, bad) in ctx.row_counts.items() if bad}
     if rates:
         worst = max(rates, key=lambda name: rates[name][0] / rates[name][1])

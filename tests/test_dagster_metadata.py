@@ -121,7 +121,7 @@ def test_an_unchanged_run_observes_instead_of_materializing(project_paths):
         assert again.status == "unchanged" and instance.get_run_by_id(again.ctx.params.run_id).is_success
         for key in JOB_ASSETS:
             latest = instance.get_latest_materialization_event(dg.AssetKey(key))
-            assert latest.run_id == first.run_id, key  # no materialization by the unchanged run
+            assert latest.run_id == first.ctx.params.run_id, key  # no materialization by the unchanged run
             [observation] = instance.fetch_observations(dg.AssetKey(key), limit=1).records
             assert observation.run_id == again.ctx.params.run_id, key
             carried = observation.asset_observation.metadata

@@ -19,7 +19,7 @@ from ..core.settings import Paths
 from ..core.sql import identifier
 from ..errors import UserError
 from ..segments.loader import AUDIENCES_DIR, load_segment_file
-from ..segments.model import EventFilter, Project, Segment
+from ..segments.model import Project, Segment
 from ..warehouse_query import open_warehouse
 from .common import (
     DefinitionProblems,
@@ -83,15 +83,6 @@ def load_draft(paths: Paths, defs: Definitions, file: Path) -> Segment:
     if broken:
         raise DefinitionProblems([p for ref in broken for p in defs.problems_of(defs.files[ref])] or defs.problems)
     return segment
-
-
-def event_column_label(f: EventFilter) -> str:
-    label = f"{f.event} events"
-    if f.in_last_days is not None:
-        label += f" (last {f.in_last_days}d)"
-    if f.where:
-        label += " where " + ", ".join(f"{w.field} {w.op}" for w in f.where)
-    return label
 
 
 def preview(paths: Paths, target: str, *, as_of: str | None, engine: str, sample_size: int) -> Preview:
@@ -164,7 +155,9 @@ def _fill_sample(result: Preview, project, segment: Segment, inputs, members: pa
     filters = segment.event_filters()
     labels: dict[str, str] = {}
     for f in filters:
-        label = event_column_label(f)
+        label = f"{f.event} events" + (f" (last {f.in_last_days}d)" if f.in_last_days is not None else "")
+        if f.where:
+            label += " where " + ", ".join(f"{w.field} {w.op}" for w in f.where)
         while label in labels.values() or label in columns:
             label += "'"
         labels.setdefault(f.aggregate_key(), label)
