@@ -1,11 +1,7 @@
-"""The `segments` command line. Each command is a few lines over the library.
+"""The `segments` command line: a few lines per command over the library, laid out by `cli_render`.
 
-Bad input is one line on stderr and exit 1 (an invalid definition: one
-`PATH:LINE:COLUMN: message` line per problem, like `segments validate`);
-usage errors are one line too, with exit 2. Set SEGMENTS_DEBUG=1 to see a
-traceback for unexpected errors.
-
-The logic lives in the modules each command imports; `cli_render` lays out the results.
+Bad input is one line on stderr and exit 1; usage errors are one line with exit 2.
+Set SEGMENTS_DEBUG=1 to see a traceback for unexpected errors.
 """
 
 from __future__ import annotations
@@ -21,12 +17,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer >= 0.29 vendors click
 from typer.core import TyperGroup, TyperOption
-
-try:  # typer 0.2x vendors its own click
-    from typer._click.exceptions import NoArgsIsHelpError, UsageError
-except ImportError:  # pragma: no cover - typer on top of click
-    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 from .cli_render import (
     one_line,
@@ -85,12 +77,10 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
-DefsOption = Annotated[
-    str | None, typer.Option("--defs", help="Definitions folder (env SEGMENTS_DEFS, default ./segment_defs).")
-]
-DataOption = Annotated[
-    str | None, typer.Option("--data", help="Data folder (env SEGMENTS_DATA, default ./data).")
-]
+DefsOption = Annotated[str | None, typer.Option(
+    "--defs", help="Definitions folder (env SEGMENTS_DEFS, default ./segment_defs).")]
+DataOption = Annotated[str | None, typer.Option(
+    "--data", help="Data folder (env SEGMENTS_DATA, default ./data).")]
 
 
 def _checked_as_of(value: str | None) -> str | None:
@@ -102,11 +92,9 @@ def _checked_as_of(value: str | None) -> str | None:
     return value
 
 
-AsOfOption = Annotated[
-    str | None,
-    typer.Option("--as-of", callback=_checked_as_of,
-                 help="Clock for relative windows, ISO 8601 UTC (default: the last published run's as_of, else now)."),
-]
+AsOfOption = Annotated[str | None, typer.Option(
+    "--as-of", callback=_checked_as_of,
+    help="Clock for relative windows, ISO 8601 UTC (default: the last published run's as_of, else now).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 

@@ -1,9 +1,7 @@
 """Rich (and JSON) output of the `segments` commands. No logic beyond layout.
 
-Names, definitions and subscriber data are untrusted text: everything from
-them goes through `escape` (Rich markup such as `[/]` or `[link=...]` is shown
-as written, and control characters such as ESC are shown as `\\x1b`), so
-data can neither break the output nor drive the terminal.
+Names, definitions and subscriber data are untrusted: all of it goes through `escape` (markup
+shown as written, control characters as `\\x1b`), so data can neither break the output nor drive the terminal.
 """
 
 from __future__ import annotations
@@ -14,13 +12,10 @@ import re
 from datetime import date, datetime
 
 from rich import markup
-from rich.console import Console, JustifyMethod, OverflowMethod
-from rich.table import Table
+from rich.console import Console
+from rich.table import Column, Table
 
 from .core.clock import format_ts
-
-# (header, justify) per column of a table.
-Columns = tuple[tuple[str, JustifyMethod], ...]
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
 
@@ -99,14 +94,16 @@ def _signed(value: int | None) -> str:
     return "" if value is None else f"{value:+,}"
 
 
-def _print_table(console: Console, title: str, columns: Columns, rows, overflow: OverflowMethod = "ellipsis",
-                 **options) -> None:
-    table = Table(title=title, **options)
-    for header, justify in columns:
-        table.add_column(header, justify=justify, overflow=overflow)
+def print_table(console: Console, rows, *columns: Column | str, **options) -> None:
+    """A rich Table of `columns` (a header is a plain left-aligned column) and `rows`."""
+    table = Table(*columns, **options)
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+def _right(*headers: str, **options) -> list[Column]:
+    return [Column(header, justify="right", **options) for header in headers]
 
 
 def _notes(console: Console, notes: list[str]) -> None:
@@ -128,46 +125,34 @@ def _text_block(console: Console, title: str, text: str, lexer: str) -> None:
 
 
 def render_list(rows: list[dict], console: Console) -> None:
-    table = Table(title="Segments")
-    # Keys and timestamps are never cut (a pipe gets 80 columns): the name gives way.
-    widths = {"segment": max([len(r["segment"]) for r in rows] + [7]), "last run (as_of)": 20}
-    columns: Columns = (("segment", "left"), ("name", "left"), ("members", "right"), ("change", "right"),
-                        ("last run (as_of)", "left"), ("definition", "left"))
-    for column, justify in columns:
-        table.add_column(column, justify=justify, overflow="fold", min_width=widths.get(column))
+    cells = []
     for row in rows:
-        if row["members"] is None:
-            change = ""
-        elif row["change"] is None:
-            change = "new" if row.get("previous_run_id") else ""
-        else:
-            change = _signed(row["change"])
-        definition = row.get("definition") or ""
-        if definition == "unchanged":
-            definition = ""
-        table.add_row(escape(row["segment"]), escape(row["name"] or ""),
-                      "" if row["members"] is None else f"{row['members']:,}",
-                      change, _ts(row["last_run_as_of"]), escape(definition))
-    console.print(table)
+        published = row["members"] is not None
+        new = published and row["change"] is None and row["previous_run_id"]
+        cells.append((escape(row["segment"]), escape(row["name"] or ""),
+                      f"{row['members']:,}" if published else "", "new" if new else _signed(row["change"]),
+                      _ts(row["last_run_as_of"]),
+                      "" if row["definition"] == "unchanged" else escape(row["definition"] or "")))
+    # Keys and timestamps are never cut (a pipe gets 80 columns): the name gives way.
+    key_width = max([len(r["segment"]) for r in rows] + [7])
+    print_table(console, cells, Column("segment", overflow="fold", min_width=key_width),
+                Column("name", overflow="fold"), *_right("members", "change", overflow="fold"),
+                Column("last run (as_of)", overflow="fold", min_width=20),
+                Column("definition", overflow="fold"), title="Segments")
 
 
 # --------------------------------------------------------------------------- show
 
 
 def render_show(result, console: Console) -> None:
-    title = f"[bold]{escape(result.segment)}[/]"
-    if result.name:
-        title += f" — {escape(result.name)}"
-    console.print(title)
+    console.print(f"[bold]{escape(result.segment)}[/]" + (f" — {escape(result.name)}" if result.name else ""))
     if result.description:
         console.print(escape(result.description))
     if result.path:
         console.print(f"file: {escape(result.path)}")
-    if result.members is not None:
-        console.print(f"members now: [bold]{result.members:,}[/] (run {escape(str(result.run_id))}, "
-                      f"as_of {_ts(result.run_as_of)})")
-    else:
-        console.print("members now: not published yet")
+    console.print("members now: not published yet" if result.members is None else
+                  f"members now: [bold]{result.members:,}[/] (run {escape(str(result.run_id))}, "
+                  f"as_of {_ts(result.run_as_of)})")
     if result.sizes:
         values = [p.members for p in result.sizes]
         console.print(
@@ -202,24 +187,24 @@ def render_preview(result, console: Console) -> None:
         line += f" · published now: {result.published_members:,}"
     console.print(line)
     if result.sample:
-        table = Table(title=f"Sample of members ({len(result.sample)} of {result.members:,})")
-        for column in result.sample_columns:
-            table.add_column(escape(column), overflow="fold")
-        for row in result.sample:
-            table.add_row(*(escape(display_value(row.get(c))) for c in result.sample_columns))
-        console.print(table)
+        columns = result.sample_columns
+        print_table(console, [[escape(display_value(r.get(c))) for c in columns] for r in result.sample],
+                    *(Column(escape(c), overflow="fold") for c in columns),
+                    title=f"Sample of members ({len(result.sample)} of {result.members:,})")
     if result.overlaps:
-        title = f"Overlap with the largest published segments (run {escape(result.overlap_run_id)})"
-        _print_table(console, title, (("segment", "left"), ("members", "right"), ("shared", "right"),
-                                      ("% of preview", "right"), ("% of segment", "right")),
-                     [(escape(o.segment), f"{o.members:,}", f"{o.shared:,}", _pct(o.share_of_preview),
-                       _pct(o.share_of_segment)) for o in result.overlaps], overflow="fold")
+        print_table(console, [(escape(o.segment), f"{o.members:,}", f"{o.shared:,}", _pct(o.share_of_preview),
+                               _pct(o.share_of_segment)) for o in result.overlaps],
+                    Column("segment", overflow="fold"),
+                    *_right("members", "shared", "% of preview", "% of segment", overflow="fold"),
+                    title="Overlap with the largest published segments "
+                          f"(run {escape(result.overlap_run_id)})")
     _notes(console, result.notes)
 
 
 # --------------------------------------------------------------------------- explain
 
 _MATCH = {"all": "all of these must hold", "any": "at least one must hold", "none": "none may hold"}
+_HOLDS = {True: "[green]✓ holds[/]", False: "[red]✗ fails[/]"}
 
 
 def render_explain(result, console: Console) -> None:
@@ -228,14 +213,10 @@ def render_explain(result, console: Console) -> None:
     console.print(f"as_of {_ts(result.as_of)} · snapshot {escape(result.snapshot)} · status "
                   f"{escape(str(result.status))}")
     for group in result.groups:
-        table = Table(title=f"Group {group.number} ({_MATCH[group.match]}): "
-                            f"{'holds' if group.held else 'does not hold'}", title_justify="left")
-        table.add_column("filter", overflow="fold")
-        table.add_column("this subscriber", overflow="fold")
-        table.add_column("result")
-        for f in group.filters:
-            table.add_row(escape(f.text), escape(f.value), "[green]✓ holds[/]" if f.held else "[red]✗ fails[/]")
-        console.print(table)
+        print_table(console, [(escape(f.text), escape(f.value), _HOLDS[f.held]) for f in group.filters],
+                    Column("filter", overflow="fold"), Column("this subscriber", overflow="fold"), "result",
+                    title=f"Group {group.number} ({_MATCH[group.match]}): "
+                          f"{'holds' if group.held else 'does not hold'}", title_justify="left")
     combine = "all groups must hold" if result.match == "all" else "at least one group must hold"
     verdict = "[bold green]IS a member[/]" if result.member else "[bold red]is NOT a member[/]"
     console.print(f"Segment ({combine}): {escape(result.subscriber_id)} {verdict}")
@@ -248,12 +229,6 @@ def render_explain(result, console: Console) -> None:
 # --------------------------------------------------------------------------- diff
 
 
-def _sample_table(console: Console, title: str, rows: list[dict]) -> None:
-    _print_table(console, title, (("subscriber_id", "left"), ("email", "left")),
-                 [(escape(str(row["subscriber_id"])), escape(str(row["email"] or ""))) for row in rows],
-                 overflow="fold", title_justify="left")
-
-
 def render_diff(result, console: Console) -> None:
     c = result.change
     console.print(f"[bold]{escape(result.segment)}[/]: the working-tree definition against published run "
@@ -263,24 +238,23 @@ def render_diff(result, console: Console) -> None:
     console.print(f"definition: {status}")
     console.print(f"members: {c.before:,} → [bold]{c.after:,}[/] "
                   f"([green]+{c.entered:,} would enter[/], [red]-{c.exited:,} would leave[/])")
-    if result.entered_sample:
-        _sample_table(console, f"Would enter (sample of {len(result.entered_sample)} of {c.entered:,})",
-                      result.entered_sample)
-    if result.exited_sample:
-        _sample_table(console, f"Would leave (sample of {len(result.exited_sample)} of {c.exited:,})",
-                      result.exited_sample)
+    for verb, sample, total in (("enter", result.entered_sample, c.entered),
+                                ("leave", result.exited_sample, c.exited)):
+        if sample:
+            print_table(console, [(escape(str(r["subscriber_id"])), escape(str(r["email"] or "")))
+                                  for r in sample],
+                        Column("subscriber_id", overflow="fold"), Column("email", overflow="fold"),
+                        title=f"Would {verb} (sample of {len(sample)} of {total:,})", title_justify="left")
     if result.dependants:
-        _print_table(console, "Segments that read it (evaluated again)",
-                     (("segment", "left"), ("members", "right"), ("would be", "right"), ("enter", "right"),
-                      ("leave", "right")),
-                     [(escape(d.segment), f"{d.before:,}", f"{d.after:,}", f"+{d.entered:,}",
-                       f"-{d.exited:,}") for d in result.dependants], title_justify="left")
+        print_table(console, [(escape(d.segment), f"{d.before:,}", f"{d.after:,}", f"+{d.entered:,}",
+                               f"-{d.exited:,}") for d in result.dependants],
+                    "segment", *_right("members", "would be", "enter", "leave"),
+                    title="Segments that read it (evaluated again)", title_justify="left")
     if result.audiences:
-        _print_table(console, "Audiences (recipients after suppression)",
-                     (("audience", "left"), ("recipients", "right"), ("would be", "right"),
-                      ("change", "right"), ("added", "right"), ("removed", "right")),
-                     [(escape(a.audience), f"{a.before:,}", f"{a.after:,}", _signed(a.change),
-                       f"+{a.added:,}", f"-{a.removed:,}") for a in result.audiences], title_justify="left")
+        print_table(console, [(escape(a.audience), f"{a.before:,}", f"{a.after:,}", _signed(a.change),
+                               f"+{a.added:,}", f"-{a.removed:,}") for a in result.audiences],
+                    "audience", *_right("recipients", "would be", "change", "added", "removed"),
+                    title="Audiences (recipients after suppression)", title_justify="left")
     else:
         console.print("audiences: none reads this segment or the segments that read it")
     _notes(console, result.notes)

@@ -1,10 +1,7 @@
 """`segments demo`: a week of sample data in the landing folder, then a real run a day.
 
-The first day lands a full snapshot and its events; each later day lands a
-snapshot with a share of subscribers changed (moves, new tags, unsubscribes),
-a few gone and a few new, and that day's events. One run per day at the day's
-clock fills every history relation, so `segment_sizes`, `segment_members_at`,
-the `sql/examples/` queries and the `show` sparkline have something to show.
+Each day changes a share of subscribers, so every history relation, the `sql/examples/`
+queries and the `show` sparkline have something to show.
 """
 
 from __future__ import annotations
@@ -18,19 +15,16 @@ from .core.clock import FUTURE_TOLERANCE, format_ts, parse_as_of, utc_now
 from .core.settings import Paths
 from .errors import UserError
 from .publish.state import current_state
+from .run.params import RunContext, RunParams
 from .runner import RunSummary, execute_refresh, print_run_summary
 from .sample_data import write_landing
 from .sample_data.changes import write_changed_landing
 
-# A fixed clock keeps the demo reproducible: a second `make demo` finds the
-# same landing files and the same as_of, and changes nothing. It is the last
-# day of the demo; the first is DEMO_DAYS - 1 days earlier.
+# The last day's clock, fixed so that a second `make demo` finds the same landing files
+# and the same as_of, and changes nothing.
 DEMO_AS_OF = "2026-11-27T06:00:00Z"
-# Eight daily runs: a week of history back from the last one (members_on_date.sql
-# looks 7 days back), so every example query returns rows.
-DEMO_DAYS = 8
-# Share of subscribers changed each day (and a tenth of that gone, as many new).
-DAILY_CHURN = 0.05
+DEMO_DAYS = 8  # a week back from the last run: members_on_date.sql looks 7 days back
+DAILY_CHURN = 0.05  # share of subscribers changed each day (a tenth of that gone, as many new)
 
 
 def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Console,
@@ -50,8 +44,9 @@ def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Co
         # forward, so the demo shows what is published instead of running again.
         console.print(f"{paths.data} already has runs up to {format_ts(published.as_of)}, after the demo's clock "
                       f"({DEMO_AS_OF}); nothing new to run. Pass --as-of to run the demo at a later time.", markup=False)
-        print_run_summary(paths, RunSummary(run_id=published.run_id, as_of=format_ts(published.as_of),
-                                            status="unchanged"), console, err)
+        params = RunParams(run_id=published.run_id, as_of=published.as_of, started_at=published.as_of)
+        print_run_summary(paths, RunSummary(RunContext(params, unchanged_run_id=published.run_id)),
+                          console, err)
         return
     # Days already published are not run again (history only moves forward); the last
     # day always runs, so a second demo ends with "Nothing changed".
@@ -69,15 +64,15 @@ def run_demo(paths: Paths, *, as_of: str | None, n_subscribers: int, console: Co
                                   n_subscribers=n_subscribers, share=DAILY_CHURN, variant=index)
         summary = execute_refresh(paths, as_of=format_ts(day), console=console)
         if day != clock:
-            console.print(f"  day {index + 1}/{DEMO_DAYS}, as_of {summary.as_of}: {summary.status} "
-                          f"({summary.mode}, {summary.duration_s:.1f} s)")
+            console.print(f"  day {index + 1}/{DEMO_DAYS}, as_of {format_ts(day)}: {summary.status} "
+                          f"({summary.ctx.mode}, {summary.duration_s:.1f} s)")
     assert summary is not None  # the last day always runs
     print_run_summary(paths, summary, console, err)
-    warehouse = paths.warehouse
     console.print()
     console.print("[bold]Next[/]")
     console.print(f"  Query the warehouse:  .venv/bin/segments query \"SELECT * FROM segment_sizes\" --data {paths.data}", markup=False)
     console.print("  History of a segment: .venv/bin/segments show engaged_subscribers   (size sparkline over the runs)")
-    console.print(f"  Or from Python:       duckdb.connect('{warehouse}', read_only=True)   (DuckDB 2.x)", markup=False)
+    console.print(f"  Or from Python:       duckdb.connect('{paths.warehouse}', read_only=True)"
+                  "   (DuckDB 2.x)", markup=False)
     console.print("  Campaign files:       " + str(Path(paths.data) / "audiences" / "<audience>" / "recipients.csv"), markup=False)
     console.print("  Dagster UI:           make dev   (then open http://127.0.0.1:3000)")

@@ -1,8 +1,7 @@
 """Run the Dagster refresh job in-process, the way `segments run` and `segments demo` do.
 
-The job runs against the Dagster instance in DAGSTER_HOME (default
-DATA/dagster_home, set up from the repo's dagster.yaml), so runs started from
-the command line appear in the Dagster UI's run history.
+The instance is DAGSTER_HOME's (default DATA/dagster_home, with the repo's dagster.yaml),
+so runs started from the command line appear in the Dagster UI.
 """
 
 from __future__ import annotations
@@ -20,9 +19,9 @@ from pathlib import Path
 import dagster as dg
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column
 
-from .cli_render import escape
+from .cli_render import escape, print_table
 from .core.clock import format_ts, parse_as_of, refuse_future, utc_now
 from .core.files import private_umask
 from .core.settings import Paths
@@ -33,7 +32,7 @@ from .errors import UserError
 from .publish.catalog import open_warehouse
 from .publish.lock import writer_lock
 from .publish.state import open_catalog_read_only
-from .run.params import Workspace
+from .run.params import RunContext, Workspace
 from .run.prepare import record_failure
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
@@ -41,25 +40,19 @@ REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 
 @dataclass
 class RunSummary:
-    run_id: str
-    as_of: str
-    status: str  # "published" | "unchanged"
+    ctx: RunContext  # what the run's first step decided
     duration_s: float | None = None
-    engine: str = ""
-    mode: str = ""  # "full" | "incremental: ..." (what was re-evaluated)
-    snapshot: str = ""
-    files_ingested: list[str] = field(default_factory=list)
-    quarantined_rows: int = 0
-    worst_file: tuple[str, int, int] | None = None  # (file, quarantined, rows) with the largest quarantined share
     warnings: list[str] = field(default_factory=list)  # from ingest and from every failed (warning) check
     audiences_before: dict[str, int] = field(default_factory=dict)  # recipients before the run
 
+    @property
+    def status(self) -> str:
+        return "unchanged" if self.ctx.unchanged else "published"
+
 
 def dagster_instance(paths: Paths):
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        home = str(Path(paths.data).resolve() / "dagster_home")
-        os.environ["DAGSTER_HOME"] = home
+    home = os.environ.get("DAGSTER_HOME") or str(Path(paths.data).resolve() / "dagster_home")
+    os.environ["DAGSTER_HOME"] = home
     Path(home).mkdir(parents=True, exist_ok=True)
     config = Path(home) / "dagster.yaml"
     if not config.exists() and REPO_DAGSTER_YAML.exists():
@@ -93,9 +86,8 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
     instance = instance or dagster_instance(paths)
     started = time.monotonic()
     run_id = str(uuid.uuid4())
-    # The whole run holds the data folder's writer lock (the steps take it again,
-    # re-entrantly): a second `segments run` on the same folder stops at once
-    # with one line, instead of colliding in ingest.
+    # The whole run holds the writer lock (the steps re-enter it): a second `segments run`
+    # on the same folder stops at once with one line, instead of colliding in ingest.
     with writer_lock(paths), step_progress(console, instance, run_id):
         release_dead_command_runs(instance)
         tags = {COMMAND_HOST_TAG: socket.gethostname(), COMMAND_PID_TAG: str(os.getpid()),
@@ -109,17 +101,8 @@ def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = Fals
             record_failure(paths, workspace.load_context().params, error)
         raise error
     ctx = Workspace(paths, result.run_id).load_context()
-    rates = {name: (quarantined, loaded + quarantined) for name, (loaded, quarantined) in ctx.row_counts.items()
-             if quarantined}
-    worst = max(rates, key=lambda name: rates[name][0] / rates[name][1]) if rates else None
-    return RunSummary(
-        run_id=result.run_id, as_of=format_ts(ctx.params.as_of),
-        status="unchanged" if ctx.unchanged else "published",
-        duration_s=time.monotonic() - started, engine=ctx.params.engine, mode=ctx.mode,
-        snapshot=ctx.snapshot_name, files_ingested=list(ctx.ingested), quarantined_rows=ctx.quarantined_rows,
-        worst_file=(worst, *rates[worst]) if worst else None, warnings=ctx.warnings + _check_warnings(result),
-        audiences_before=audiences_before,
-    )
+    return RunSummary(ctx, duration_s=time.monotonic() - started,
+                      warnings=ctx.warnings + _check_warnings(result), audiences_before=audiences_before)
 
 
 def _published_audiences(paths: Paths) -> dict[str, int]:
@@ -150,15 +133,12 @@ PROGRESS_LABELS = {
     "audience_recipients": "publishing",
 }
 
-
-# A quicker run prints no progress line at all.
-PROGRESS_AFTER_S = 1.0
+PROGRESS_AFTER_S = 1.0  # a quicker run prints no progress line at all
 
 
 @contextmanager
 def step_progress(console: Console | None, instance, run_id: str):
-    """A rich progress line naming the running step, on a terminal only, and only once
-    the run has taken a second (a quick run prints nothing extra)."""
+    """A rich progress line naming the running step, on a terminal only."""
     if console is None or not console.is_terminal:
         yield
         return
@@ -202,10 +182,8 @@ def _process_alive(pid: int) -> bool:
 
 
 def release_dead_command_runs(instance) -> None:
-    """Mark failed the runs of `segments run` processes on this host that died mid-run
-    (SIGKILL, out of memory), and free the pool slots they held: otherwise the
-    publish step of every later run waits for the dead run's slot forever. With
-    no daemon, nothing else notices such a run."""
+    """Fail the runs of `segments run` processes on this host that died mid-run (SIGKILL, OOM) and
+    free their pool slots: else every later publish waits for the dead run's slot (no daemon notices)."""
     in_progress = instance.get_runs(filters=dg.RunsFilter(
         statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
         tags={COMMAND_HOST_TAG: socket.gethostname()}))
@@ -237,21 +215,24 @@ def _failure_message(result) -> str:
 
 def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: Console | None = None) -> None:
     """The run in a few lines, the segment and audience tables; warnings go to `err` (stderr)."""
-    if summary.status == "unchanged":
-        console.print(f"[bold]Nothing changed[/]: the same inputs were already published for as_of {summary.as_of}.")
+    ctx, as_of = summary.ctx, format_ts(summary.ctx.params.as_of)
+    if ctx.unchanged:
+        console.print(f"[bold]Nothing changed[/]: the same inputs were already published for as_of {as_of}.")
     else:
-        console.print(f"[bold green]Published[/] run {summary.run_id} (as_of {summary.as_of}) to "
+        console.print(f"[bold green]Published[/] run {ctx.params.run_id} (as_of {as_of}) to "
                       f"{escape(paths.warehouse)}")
     if summary.duration_s is not None:
-        console.print(f"  took {summary.duration_s:.1f} s · engine {summary.engine} · {escape(summary.mode)}")
-    if summary.snapshot:
-        console.print(f"  snapshot {escape(summary.snapshot)}")
-    files = summary.files_ingested
+        console.print(f"  took {summary.duration_s:.1f} s · engine {ctx.params.engine} · {escape(ctx.mode)}")
+    if ctx.snapshot_name:
+        console.print(f"  snapshot {escape(ctx.snapshot_name)}")
+    files = ctx.ingested
     listing = f": {escape(', '.join(files[:5]))}{' …' if len(files) > 5 else ''}" if files else ""
     console.print(f"  files ingested: {len(files)}{listing}")
-    line = f"  quarantined rows: {summary.quarantined_rows:,}"
-    if summary.worst_file:
-        worst, bad, total = summary.worst_file
+    line = f"  quarantined rows: {ctx.quarantined_rows:,}"
+    rates = {name: (bad, loaded + bad) for name, (loaded, bad) in ctx.row_counts.items() if bad}
+    if rates:
+        worst = max(rates, key=lambda name: rates[name][0] / rates[name][1])
+        bad, total = rates[worst]
         line += f" (worst file {escape(worst)}: {bad:,} of {total:,} rows, {bad / total:.0%})"
     console.print(line)
     # The catalog as it is now, without re-pointing views again (the run did that).
@@ -264,31 +245,20 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: 
                ORDER BY s.segment"""
         ).fetchall()
         audiences = con.execute(
-            "SELECT audience, count(*) FROM recipients GROUP BY audience ORDER BY audience"
-        ).fetchall()
+            "SELECT audience, count(*) FROM recipients GROUP BY audience ORDER BY audience").fetchall()
     rows = [(escape(key), escape(name), f"{members:,}", f"+{entered or 0:,}", f"-{exited or 0:,}")
             for key, name, members, entered, exited in sizes]
-    table = Table(title="Segments")
     # Keys and numbers are never cut; only the display name gives way on a narrow terminal.
-    for index, header in enumerate(("segment", "name", "members", "entered", "exited")):
-        width = max([len(header)] + [len(row[index]) for row in rows])
-        if header == "name":
-            table.add_column(header, overflow="ellipsis", no_wrap=True)
-        else:
-            table.add_column(header, no_wrap=True, min_width=width, justify="left" if index == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-    table = Table(title="Audiences (recipients after suppression)")
-    table.add_column("audience", no_wrap=True)
-    table.add_column("recipients", justify="right", no_wrap=True)
-    table.add_column("change", justify="right", no_wrap=True)
-    for key, count in audiences:
-        before = summary.audiences_before.get(key)
-        change = "new" if before is None and summary.audiences_before else \
-            "" if before is None else f"{count - before:+,}"
-        table.add_row(escape(key), f"{count:,}", change)
-    console.print(table)
+    columns = [Column(h, no_wrap=True, justify="right" if i > 1 else "left",
+                      min_width=None if h == "name" else max([len(h)] + [len(row[i]) for row in rows]))
+               for i, h in enumerate(("segment", "name", "members", "entered", "exited"))]
+    print_table(console, rows, *columns, title="Segments")
+    before = summary.audiences_before  # a new audience is "new", but not in the first run
+    print_table(console, [(escape(key), f"{count:,}", f"{count - before[key]:+,}" if key in before
+                           else "new" if before else "") for key, count in audiences],
+                Column("audience", no_wrap=True), Column("recipients", justify="right", no_wrap=True),
+                Column("change", justify="right", no_wrap=True),
+                title="Audiences (recipients after suppression)")
     # Warnings on stderr (the run still exits 0): a person sees them, a pipe's data stays clean.
     for warning in summary.warnings:
         (err or console).print(f"[yellow]warning:[/] {escape(warning)}")

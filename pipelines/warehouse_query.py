@@ -14,9 +14,9 @@ from pathlib import Path
 
 import duckdb
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column
 
-from .cli_render import escape
+from .cli_render import escape, print_table
 from .core.settings import Paths
 from .errors import UserError
 from .publish.catalog import open_warehouse as open_published
@@ -37,12 +37,8 @@ _ALLOWED = "SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN or a 
 
 @contextmanager
 def open_warehouse(paths: Paths, *, required: bool = True):
-    """A read-only connection to the published warehouse as it is now (None when
-    there is none and it is not `required`).
-
-    The catalog is attached read-only into a fresh in-memory database, so a
-    replaced catalog is never served from DuckDB's per-process cache.
-    """
+    """A read-only connection to the published warehouse (None when there is none and it is not
+    `required`), attached into a fresh in-memory database: never a stale catalog from DuckDB's cache."""
     if not Path(paths.warehouse).exists():
         if not required:
             yield None
@@ -96,10 +92,8 @@ def _reads_only(con: duckdb.DuckDBPyConnection, kind: str, text: str) -> tuple[b
 
 
 def check_read_only(sql: str) -> None:
-    """Refuse anything but reading statements, named by DuckDB's own parser.
-
-    The connection that runs the query is locked as well (publish.catalog):
-    this check gives the one-line reason before anything runs."""
+    """Refuse anything but reading statements, named by DuckDB's own parser. The connection that runs
+    the query is locked as well (publish.catalog): this check gives the one-line reason first."""
     con = duckdb.connect()
     try:
         statements = _statement_types(con, sql)
@@ -171,12 +165,8 @@ def print_result(columns: list[str], rows: list[tuple], fmt: str, console: Conso
         records = [dict(zip(columns, _json_safe(row), strict=True)) for row in rows]
         print(json.dumps(records, indent=2, default=_json_value, ensure_ascii=False, allow_nan=False))
     else:
-        table = Table()
-        for column in columns:
-            table.add_column(escape(column), overflow="fold")
-        for row in rows:
-            table.add_row(*("NULL" if v is None else escape(_text(v)) for v in row))
         # A pipe gets whole values, one row a line (grep, less -S), not a table folded to 80 columns.
         wide = console if console.is_terminal else Console(file=console.file, width=100_000, highlight=False)
-        wide.print(table)
+        print_table(wide, [["NULL" if v is None else escape(_text(v)) for v in row] for row in rows],
+                    *(Column(escape(c), overflow="fold") for c in columns))
         console.print(f"{len(rows):,} row(s)")

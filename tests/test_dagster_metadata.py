@@ -57,7 +57,7 @@ def test_per_segment_metadata_is_numeric_and_read_back_after_two_runs(project_pa
         assert first.status == second.status == "published"
 
         run_id, membership = _latest(instance, "segment_membership")
-        assert run_id == second.run_id
+        assert run_id == second.ctx.params.run_id
         published = dict(_query(paths, "SELECT segment, members FROM segments"))
         assert {k.removeprefix("members/"): v.value for k, v in membership.items() if k.startswith("members/")} \
             == published
@@ -68,7 +68,8 @@ def test_per_segment_metadata_is_numeric_and_read_back_after_two_runs(project_pa
         history = _materializations(instance, "segment_history")
         assert [m.metadata["entered/subscribers_in_new_york"].value for m in history] == [3, 1]
         assert [m.metadata["exited/subscribers_in_new_york"].value for m in history] == [0, 1]
-        sizes = _query(paths, f"SELECT segment, entered, exited FROM segment_sizes WHERE run_id = '{second.run_id}'")
+        sizes = _query(paths, "SELECT segment, entered, exited FROM segment_sizes WHERE run_id = "
+                              f"'{second.ctx.params.run_id}'")
         for segment, entered, exited in sizes:
             assert history[-1].metadata[f"entered/{segment}"].value == entered
             assert history[-1].metadata[f"exited/{segment}"].value == exited
@@ -95,7 +96,7 @@ def test_per_segment_metadata_is_numeric_and_read_back_after_two_runs(project_pa
             assert metadata["as_of"].value == datetime(2026, 11, 28, 6, tzinfo=UTC).timestamp(), key
         assert [c.name for c in membership["dagster/column_schema"].value.columns] == ["segment", "subscriber_id"]
         assert "email" in [c.name for c in lake_subscribers["dagster/column_schema"].value.columns]
-        assert instance.get_run_by_id(second.run_id).tags["segments/as_of"] == SECOND_AS_OF
+        assert instance.get_run_by_id(second.ctx.params.run_id).tags["segments/as_of"] == SECOND_AS_OF
 
         # Compiled SQL only when a definition changed: the first run, then an edit.
         assert [("compiled_sql" in m.metadata) for m in _materializations(instance, "segment_membership")] \
@@ -117,17 +118,17 @@ def test_an_unchanged_run_observes_instead_of_materializing(project_paths):
         first = execute_refresh(paths, as_of=AS_OF, instance=instance)
         before = {key: instance.get_latest_materialization_event(dg.AssetKey(key)) for key in JOB_ASSETS}
         again = execute_refresh(paths, as_of=AS_OF, instance=instance)
-        assert again.status == "unchanged" and instance.get_run_by_id(again.run_id).is_success
+        assert again.status == "unchanged" and instance.get_run_by_id(again.ctx.params.run_id).is_success
         for key in JOB_ASSETS:
             latest = instance.get_latest_materialization_event(dg.AssetKey(key))
-            assert latest.run_id == first.run_id, key  # no materialization by the unchanged run
+            assert latest.run_id == first.ctx.params.run_id, key  # no materialization by the unchanged run
             [observation] = instance.fetch_observations(dg.AssetKey(key), limit=1).records
-            assert observation.run_id == again.run_id, key
+            assert observation.run_id == again.ctx.params.run_id, key
             carried = observation.asset_observation.metadata
-            assert carried["unchanged_since_run"].value == first.run_id
+            assert carried["unchanged_since_run"].value == first.ctx.params.run_id
             assert {k: v for k, v in carried.items() if k != "unchanged_since_run"} \
                 == before[key].asset_materialization.metadata, key
-        materialized = [e for e in instance.all_logs(again.run_id)
+        materialized = [e for e in instance.all_logs(again.ctx.params.run_id)
                         if e.dagster_event and e.dagster_event.event_type_value == "ASSET_MATERIALIZATION"]
         assert materialized == []
 

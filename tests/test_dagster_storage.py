@@ -47,19 +47,20 @@ def test_a_run_writes_the_stock_history_files_through_a_few_pooled_connections(t
 
     # The stock layout, so the UI (and history written before) reads the same files.
     assert (home / "history" / "runs.db").is_file()
-    assert (home / "history" / "runs" / f"{summary.run_id}.db").is_file()
+    assert (home / "history" / "runs" / f"{summary.ctx.params.run_id}.db").is_file()
     # Each event was a connection (or three) with the stock storage: now a few, kept open.
     assert len(connects) <= 6, connects
     assert isinstance(instance.get_ref().storage_data.rehydrate(as_type=SqliteStorage), SqliteStorage)
-    with instance.event_log_storage.run_connection(summary.run_id) as conn:
+    with instance.event_log_storage.run_connection(summary.ctx.params.run_id) as conn:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
     # A fresh instance on the same home (the UI's) sees the run, its status and its log.
     with dg.DagsterInstance.get() as fresh:
-        run = fresh.get_run_by_id(summary.run_id)
+        run = fresh.get_run_by_id(summary.ctx.params.run_id)
         assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
-        types = {e.dagster_event.event_type for e in fresh.all_logs(summary.run_id) if e.dagster_event}
+        events = fresh.all_logs(summary.ctx.params.run_id)
+        types = {e.dagster_event.event_type for e in events if e.dagster_event}
         assert {dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.ASSET_MATERIALIZATION} <= types
 
 

@@ -322,11 +322,12 @@ def test_incremental_run_publishes_what_a_full_run_does(tmp_path):
 
     later = changed + timedelta(minutes=30)
     summary = run(paths, later)
-    assert summary.mode.startswith("incremental:")
+    assert summary.ctx.mode.startswith("incremental:")
     # ingest wrote each snapshot's row hashes: the run compared those, not the columns
     assert all(row_hashes_path(s.file).is_file() for s in list_snapshots(paths))
     summary_full = run(other, later, full=True)
-    assert summary_full.mode == "full"
+    assert summary_full.ctx.mode == "full"
+    run_id = summary.ctx.params.run_id
     for sql in (
         "SELECT segment, subscriber_id FROM segment_membership ORDER BY ALL",
         "SELECT * FROM segment_membership_history ORDER BY ALL",
@@ -336,8 +337,8 @@ def test_incremental_run_publishes_what_a_full_run_does(tmp_path):
         "SELECT segment, members, entered, exited FROM segments ORDER BY ALL",
     ):
         # the two copies' second runs have their own run ids: compared as one
-        assert _query(paths, sql, summary.run_id) == _query(other, sql, summary_full.run_id), sql
-    assert _query(paths, f"SELECT count(*) FROM membership_changes WHERE run_id = '{summary.run_id}'")[0][0] > 0
+        assert _query(paths, sql, run_id) == _query(other, sql, summary_full.ctx.params.run_id), sql
+    assert _query(paths, f"SELECT count(*) FROM membership_changes WHERE run_id = '{run_id}'")[0][0] > 0
 
 
 def test_flags_of_older_semantics_are_not_reused(tmp_path, monkeypatch):
@@ -358,12 +359,12 @@ def test_flags_of_older_semantics_are_not_reused(tmp_path, monkeypatch):
     assert json.loads(record_file.read_text())["semantics"] == incremental.SEMANTICS_VERSION
     later = first + timedelta(hours=1)
     summary = run(paths, later)
-    assert summary.mode.startswith("incremental:")
+    assert summary.ctx.mode.startswith("incremental:")
 
     monkeypatch.setattr(incremental, "SEMANTICS_VERSION", "next")
     latest = later + timedelta(hours=1)
     summary = run(paths, latest)
-    assert summary.mode == "full"
+    assert summary.ctx.mode == "full"
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "polars"])

@@ -53,10 +53,10 @@ def test_refresh_job_publishes_real_membership(project_paths):
         assert recipients == [("nyc_meetup_invite", "s5", "eve@example.com", "Eve", "Austin")]
         assert segments == {k: len(v) for k, v in EXPECTED.items()}
         # The run is in Dagster's run history with every asset materialized.
-        run = instance.get_run_by_id(summary.run_id)
+        run = instance.get_run_by_id(summary.ctx.params.run_id)
         assert run is not None and run.is_success
         latest = instance.get_latest_materialization_event(dg.AssetKey("analyst_warehouse"))
-        assert latest is not None and latest.run_id == summary.run_id
+        assert latest is not None and latest.run_id == summary.ctx.params.run_id
 
         # Each segment's published SQL runs inside the warehouse (it reads the
         # `events` view) and returns exactly the published members.

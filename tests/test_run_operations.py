@@ -196,7 +196,7 @@ def test_custom_fields_named_like_lake_folders_read_their_data(tmp_path):
     land(paths, "events", "more_20261128T050000Z.csv",
          EVENT_HEADER.strip() + ",export_date\ne2,s4,purchase,2026-11-28T04:00:00Z,5,mug,,x\n")
     summary = run(paths, "2026-11-28T06:00:00Z")
-    assert summary.mode.startswith("incremental:")
+    assert summary.ctx.mode.startswith("incremental:")
     assert members(paths, "batch_a") == {"s1", "s2", "s3", "s5", "s7"}
     assert members(paths, "exported_x") == {"s1", "s4"}
     assert query(paths, "SELECT DISTINCT export_date FROM events") == [("x",)]
@@ -212,7 +212,7 @@ def test_a_new_days_snapshot_re_evaluates_only_the_rows_that_changed(tmp_path):
     rows[7] = "s7,s7@example.com,active,CA\n"
     land(paths, "subscribers", "subscribers_20261128T050000Z.csv", HEADER + "".join(rows))
     summary = run(paths, "2026-11-28T06:00:00Z")
-    assert summary.mode.startswith("incremental: 1 subscriber(s) re-evaluated"), summary.mode
+    assert summary.ctx.mode.startswith("incremental: 1 subscriber(s) re-evaluated"), summary.ctx.mode
     assert "s7" not in members(paths, "subscribers_in_new_york")
 
 
@@ -317,7 +317,7 @@ def test_a_window_on_an_event_field_named_like_a_lake_folder_moves_with_the_cloc
     run(paths, "2026-11-27T06:00:00Z")
     assert members(paths, "fresh_export") == set()  # exported after the run's as_of
     summary = run(paths, "2026-11-29T06:00:00Z")
-    assert summary.mode.startswith("incremental:")
+    assert summary.ctx.mode.startswith("incremental:")
     assert members(paths, "fresh_export") == {"s1"}
 
 

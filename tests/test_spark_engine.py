@@ -420,7 +420,7 @@ def test_refresh_job_on_spark_publishes_what_duckdb_publishes(spark, tmp_path, m
             == "published"
         summary = execute_refresh(spark_paths, as_of=PIPELINE_AS_OF, engine="spark", instance=instance)
         assert summary.status == "published"
-        assert instance.get_run_by_id(summary.run_id).is_success
+        assert instance.get_run_by_id(summary.ctx.params.run_id).is_success
     assert len(calls) == 1  # Spark really evaluated the run
     duck, spark_state = warehouse_state(duck_paths), warehouse_state(spark_paths)
     assert spark_state["segment_membership"] and spark_state["recipients"]  # not vacuous

@@ -1,5 +1,1 @@
-"""The logic behind the `segments` commands that inspect and edit definitions.
-
-Each module is plain library code (no typer, no printing): it returns
-dataclasses that `pipelines/cli_render.py` turns into rich output or JSON.
-"""
+"""The `segments` commands' logic: no typer, no printing; `cli_render` lays out what they return."""

@@ -15,12 +15,7 @@ from ..errors import UserError
 from ..segments.definition_rules import KEY_PATTERN, NAME_MAX
 from ..segments.loader import load_segment_file
 from ..warehouse_query import open_warehouse
-from .common import (
-    load_definitions,
-    published_segments,
-    segment_files,
-    unknown_segment_message,
-)
+from .common import load_definitions, published_segments, segment_files, unknown_segment_message
 
 STARTER = """\
 # Segment "{key}" (its key is the file name). Next:
@@ -55,28 +50,22 @@ groups:
 """
 
 
-def _yaml_string(text: str) -> str:
+def starter_text(key: str, name: str, description: str | None, other: str) -> str:
     # A JSON string is a valid YAML double-quoted scalar.
-    return json.dumps(text, ensure_ascii=False)
-
-
-def starter_text(key: str, name: str, description: str | None, other: str = "other_segment") -> str:
-    desc = (f"description: {_yaml_string(description)}" if description
+    desc = (f"description: {json.dumps(description, ensure_ascii=False)}" if description
             else "# description: What this segment is for.   (optional)")
     commands = ["segments validate", f"segments preview {key}", f"segments diff {key}"]
     width = max(map(len, commands)) + 2
     validate, preview, diff = (c.ljust(width) for c in commands)
-    return STARTER.format(key=key, name=_yaml_string(name), description=desc, other=other,
+    return STARTER.format(key=key, name=json.dumps(name, ensure_ascii=False), description=desc, other=other,
                           validate=validate, preview=preview, diff=diff)
 
 
 def new_segment(paths: Paths, key: str, name: str | None = None, description: str | None = None) -> Path:
     """Write a valid, commented starter definition `DEFS/KEY.yaml`; refuse a taken or invalid key."""
     if not KEY_PATTERN.match(key):
-        raise UserError(
-            f"invalid segment key '{key}': use lowercase letters, digits and _, starting with a letter, "
-            "at most 63 characters (the key is the file name)"
-        )
+        raise UserError(f"invalid segment key '{key}': use lowercase letters, digits and _, starting with a "
+                        "letter, at most 63 characters (the key is the file name)")
     name = (key.replace("_", " ").strip().capitalize() or key) if name is None else name.strip()
     if not name or len(name) > NAME_MAX:
         raise UserError(f"--name must be 1 to {NAME_MAX} characters")
@@ -86,9 +75,8 @@ def new_segment(paths: Paths, key: str, name: str | None = None, description: st
     target = Path(paths.defs) / f"{key}.yaml"
     if target.exists():  # e.g. a folder of that name
         raise UserError(f"{target} already exists")
-    others = sorted(defs.project.segments)
     text = starter_text(key, name, description.strip() if description else None,
-                        other=others[0] if others else "other_segment")
+                        other=min(defs.project.segments, default="other_segment"))
     # Validate before anything is written: a starter must pass `segments validate`.
     with tempfile.TemporaryDirectory() as scratch:
         draft = Path(scratch) / f"{key}.yaml"
@@ -106,7 +94,6 @@ def new_segment(paths: Paths, key: str, name: str | None = None, description: st
 
 @dataclass
 class DeletePlan:
-    segment: str
     path: Path
     members: int | None  # current published members, if published
 
@@ -130,13 +117,9 @@ def _segment_refs(data) -> set[str]:
 
 
 def _audience_refs(data) -> set[str]:
-    refs: set[str] = set()
-    if isinstance(data, dict):
-        for slot in ("include", "exclude"):
-            value = data.get(slot)
-            values = value if isinstance(value, list) else [value]
-            refs.update(v for v in values if isinstance(v, str))
-    return refs
+    slots = [data.get(slot) for slot in ("include", "exclude")] if isinstance(data, dict) else []
+    values = [v for value in slots for v in (value if isinstance(value, list) else [value])]
+    return {v for v in values if isinstance(v, str)}
 
 
 def referrers(paths: Paths, key: str) -> list[str]:
@@ -165,7 +148,7 @@ def plan_delete(paths: Paths, key: str) -> DeletePlan:
     if using:
         raise UserError(f"cannot delete segment '{key}': it is used by {'; '.join(using)}. "
                         "Remove those references first")
-    return DeletePlan(segment=key, path=files[key], members=(published.get(key) or {}).get("members"))
+    return DeletePlan(path=files[key], members=(published.get(key) or {}).get("members"))
 
 
 def delete_segment(plan: DeletePlan) -> None:

@@ -1,13 +1,11 @@
 """Shared steps of the inspecting commands: definitions, clock, snapshot, evaluation.
 
-Nothing here writes: the lake is read through the ingest ledger, the
-published state through a read-only attach of the warehouse catalog, and
-segments are evaluated in memory with the real engine (`pipelines.engine`).
+Nothing here writes: segments are evaluated in memory with the real engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +17,7 @@ from ..core.clock import format_ts, parse_as_of, utc_now
 from ..core.duck import scratch_connection
 from ..core.settings import Paths
 from ..engine import evaluate
+from ..engine.incremental import subproject
 from ..errors import UserError
 from ..lake.snapshots import list_snapshots, read_events, read_snapshot, snapshot_at_or_before
 from ..publish.state import PublishedState, current_state
@@ -30,8 +29,7 @@ from ..segments.yaml_tree import did_you_mean
 
 
 class DefinitionProblems(UserError):
-    """A definition the command needs has problems: one line, the first problem as
-    `PATH:LINE:COLUMN: message` and how many more (`segments validate` lists them all)."""
+    """A needed definition has problems: one line, the first `PATH:LINE:COLUMN: message` and how many more."""
 
     def __init__(self, problems: list[Problem]):
         first = str(problems[0]) if problems else "invalid definition"
@@ -47,9 +45,8 @@ def unknown_segment_message(key: str, known: Iterable[str]) -> str:
 
 
 def segment_files(defs: Path | str, kind: str = "segment") -> dict[str, Path]:
-    """key -> file of every segment (or audience) file below the definitions folder
-    (the first file owns a key that is defined twice, as in the loader). Keys are
-    not validated here: a broken file still has a key to point at."""
+    """key -> file of every segment (or audience) file, the first owning a key defined twice as in the
+    loader. Keys are not validated: a broken file still has a key to point at."""
     files: dict[str, Path] = {}
     for f in discover(defs):
         if f.kind == kind:
@@ -82,19 +79,6 @@ def require_segment(defs: Definitions, key: str, *, published: Iterable[str] = (
     raise UserError(unknown_segment_message(key, {*defs.files, *published}))
 
 
-def closure(segments: Mapping[str, Segment], keys: Iterable[str]) -> dict[str, Segment]:
-    """The segments `keys` plus every segment they read, transitively."""
-    out: dict[str, Segment] = {}
-    todo = list(keys)
-    while todo:
-        key = todo.pop()
-        if key in out or key not in segments:
-            continue
-        out[key] = segments[key]
-        todo.extend(segments[key].references())
-    return out
-
-
 # --------------------------------------------------------------------------- clock and inputs
 
 
@@ -102,17 +86,13 @@ def resolve_as_of(paths: Paths, text: str | None) -> tuple[datetime, PublishedSt
     """(as_of, published state): `--as-of` if given, else the last published
     run's as_of, else now (UTC)."""
     state = current_state(paths)
-    as_of = parse_as_of(text)
-    if as_of is None:
-        as_of = state.as_of if state is not None else utc_now()
-    return as_of, state
+    return parse_as_of(text) or (state.as_of if state is not None else utc_now()), state
 
 
 @dataclass
 class Inputs:
     as_of: datetime
     snapshot: str  # landing file name of the snapshot
-    snapshot_at: datetime
     subscribers: pa.Table
     events: pa.Table
 
@@ -121,30 +101,22 @@ def load_inputs(paths: Paths, project: Project, as_of: datetime, *, snapshot_sou
                 subscriber_id: str | None = None) -> Inputs:
     """The lake snapshot at or before `as_of` (or the one named `snapshot_source`)
     and the events up to `as_of`, optionally only those of one subscriber."""
-    info = None
-    if snapshot_source is not None:
-        info = next((s for s in reversed(list_snapshots(paths)) if s.source == snapshot_source), None)
+    named = [s for s in list_snapshots(paths) if s.source == snapshot_source] if snapshot_source else []
+    info = named[-1] if named else snapshot_at_or_before(paths, as_of)
     if info is None:
-        info = snapshot_at_or_before(paths, as_of)
-    if info is None:
-        raise UserError(
-            f"no subscriber snapshot at or before {format_ts(as_of)} in the lake ({paths.lake}): "
-            "run `segments run` first (it ingests the landing files)"
-        )
+        raise UserError(f"no subscriber snapshot at or before {format_ts(as_of)} in the lake ({paths.lake}): "
+                        "run `segments run` first (it ingests the landing files)")
     subscribers = read_snapshot(info, project.catalog)
     events = read_events(paths, project.catalog, as_of)
     if subscriber_id is not None:
         subscribers = subscribers.filter(pc.equal(subscribers.column("subscriber_id"), subscriber_id))
         events = events.filter(pc.equal(events.column("subscriber_id"), subscriber_id))
-    return Inputs(as_of, info.source, info.snapshot_at, subscribers, events)
+    return Inputs(as_of, info.source, subscribers, events)
 
 
-def evaluate_segments(project: Project, segments: Mapping[str, Segment], inputs: Inputs,
-                      engine: str = "duckdb") -> pa.Table:
-    """Membership (segment, subscriber_id) of `segments` (which must include
-    everything they reference), evaluated by the real engine."""
-    subset = Project(catalog=project.catalog, segments=dict(segments), audiences={})
-    return evaluate(subset, inputs.subscribers, inputs.events, inputs.as_of, engine=engine)
+def evaluate_segments(project: Project, keys: Iterable[str], inputs: Inputs, engine: str) -> pa.Table:
+    """Membership (segment, subscriber_id) of `keys` and the segments they read, by the real engine."""
+    return evaluate(subproject(project, keys), inputs.subscribers, inputs.events, inputs.as_of, engine=engine)
 
 
 def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Table,
@@ -158,26 +130,19 @@ def event_counts(project: Project, filters: Iterable[EventFilter], events: pa.Ta
         return {}
     names = {key: f"n_{i}" for i, key in enumerate(aggregates)}
     sql = event_counts_cte(aggregates, project.catalog, as_of, lambda key: names[key]).sql(dialect="duckdb")
-    con = scratch_connection()
-    try:
+    with scratch_connection() as con:
         con.register("events", events)
         rows = con.execute(sql).fetchall()
-    finally:
-        con.close()
-    out: dict[str, dict[str, int]] = {key: {} for key in aggregates}
-    for row in rows:
-        for i, key in enumerate(aggregates):
-            out[key][row[0]] = int(row[i + 1])
-    return out
+    return {key: {row[0]: int(row[i + 1]) for row in rows} for i, key in enumerate(aggregates)}
 
 
 # --------------------------------------------------------------------------- published state
 
 
 def published_segments(con) -> dict[str, dict]:
-    """segment -> {name, members, definition_sha256} of the published state ({} without one)."""
+    """segment -> {name, members, definition_sha256, sql} of the published state ({} without one)."""
     if con is None:
         return {}
-    rows = con.execute("SELECT segment, name, members, definition_sha256 FROM segments").fetchall()
-    return {r[0]: {"name": r[1], "members": r[2], "definition_sha256": r[3]} for r in rows}
+    rows = con.execute("SELECT segment, name, members, definition_sha256, sql FROM segments").fetchall()
+    return {r[0]: {"name": r[1], "members": r[2], "definition_sha256": r[3], "sql": r[4]} for r in rows}
 

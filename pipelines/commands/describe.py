@@ -29,19 +29,15 @@ def describe_count(f: EventFilter) -> str:
     return f"count {_COUNT_SIGNS[f.count.op]} {f.count.value}"
 
 
-def describe_event_filter(f: EventFilter) -> str:
-    parts = [f"{f.event} {f.op}"]
+def describe_filter(f: Filter) -> str:
+    if isinstance(f, FieldFilter):
+        return describe_field_filter(f)
+    if isinstance(f, SegmentFilter):
+        return f"{'in' if f.op == 'is' else 'not in'} segment {f.segment}"
+    parts = [f"{f.event} {f.op}"]  # an event filter: the model has three filter kinds
     if f.in_last_days is not None:
         parts.append(f"in the last {f.in_last_days} days")
     if f.where:
         parts.append("where " + " and ".join(describe_field_filter(w) for w in f.where))
     parts.append(f"({describe_count(f)})")
     return " ".join(parts)
-
-
-def describe_filter(f: Filter) -> str:
-    if isinstance(f, FieldFilter):
-        return describe_field_filter(f)
-    if isinstance(f, SegmentFilter):
-        return f"{'in' if f.op == 'is' else 'not in'} segment {f.segment}"
-    return describe_event_filter(f)  # the model has three filter kinds

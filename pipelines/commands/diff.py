@@ -1,15 +1,8 @@
 """`segments diff KEY`: the edited definition against the last published membership.
 
-The edited (working-tree) definition is evaluated with the real engine on
-exactly the inputs of the last published run (its snapshot, its events, its
-as_of), so the only difference is the definition. Segments that read KEY
-(directly or not) are evaluated again too, since their membership follows.
-
-Audiences are recomputed with the *published* audience definitions (from the
-warehouse's `audiences` table) over the published membership in which KEY
-and its dependants are replaced by the new results, with the same recipient
-rules a run uses (`pipelines.publish.audiences.compute_recipients`): the
-recipient changes shown are the effect of this definition alone.
+KEY and the segments reading it are evaluated on exactly the last published run's
+inputs, and audiences recomputed with the *published* audience definitions and the
+run's recipient rules, so every change shown is the effect of this definition alone.
 """
 
 from __future__ import annotations
@@ -22,20 +15,14 @@ import pyarrow.compute as pc
 
 from ..core import schemas
 from ..core.settings import Paths
+from ..engine.incremental import subproject
 from ..errors import UserError
 from ..publish.audiences import Suppressions, compute_recipients
 from ..publish.state import current_state
 from ..segments.model import Audience, Project
 from ..segments.project_rules import dependents_of
 from ..warehouse_query import open_warehouse
-from .common import (
-    closure,
-    evaluate_segments,
-    load_definitions,
-    load_inputs,
-    published_segments,
-    require_segment,
-)
+from .common import evaluate_segments, load_definitions, load_inputs, published_segments, require_segment
 
 
 @dataclass
@@ -55,10 +42,7 @@ class AudienceChange:
     after: int  # recipients with the edited definition
     added: int  # recipients who would be added
     removed: int  # recipients who would be removed
-    change: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.change = self.after - self.before
+    change: int  # after - before
 
 
 @dataclass
@@ -97,19 +81,16 @@ def diff(paths: Paths, key: str, *, engine: str, sample_size: int) -> Diff:
         references = {k: s.references() for k, s in project.segments.items()}
         affected = [key] if status == "deleted" else [key, *dependents_of(references, key)]
         live = [k for k in affected if k in project.segments]
-        after = evaluate_segments(project, closure(project.segments, live), inputs, engine=engine)
+        after = evaluate_segments(project, live, inputs, engine)
         after = after.filter(pc.is_in(after.column("segment"), value_set=pa.array(affected, pa.string())))
 
+        # Registered on this command's own connection, closed (with them) at the end of the block.
         con.register("diff_after", after)
         con.register("diff_subscribers", inputs.subscribers.select(["subscriber_id", "email"]))
-        try:
-            counts = _changes(con, "segment", affected, "segment_membership", "diff_after")
-            entered_sample = _sample(con, key, "entered", sample_size)
-            exited_sample = _sample(con, key, "exited", sample_size)
-            audiences = _audience_changes(con, project, after, affected, inputs.subscribers)
-        finally:
-            for name in ("diff_after", "diff_subscribers"):
-                con.unregister(name)
+        counts = _changes(con, "segment", affected, "segment_membership", "diff_after")
+        entered_sample = _sample(con, key, "entered", sample_size)
+        exited_sample = _sample(con, key, "exited", sample_size)
+        audiences = _audience_changes(con, project, after, affected, inputs.subscribers)
 
     result = Diff(
         segment=key, status=status, run_id=state.run_id, as_of=state.as_of, snapshot=inputs.snapshot,
@@ -119,12 +100,11 @@ def diff(paths: Paths, key: str, *, engine: str, sample_size: int) -> Diff:
     if inputs.snapshot != state.snapshot:
         result.notes.append(f"the published snapshot {state.snapshot} is no longer in the lake; "
                             f"compared on {inputs.snapshot}")
-    edited_refs = [k for k in closure(project.segments, live) if k not in affected and k in published
+    edited_refs = [k for k in subproject(project, live).segments if k not in affected and k in published
                    and published[k]["definition_sha256"] != project.segments[k].definition_sha256()]
     if edited_refs:
-        result.notes.append(
-            "also edited since the last run, and read by the compared segments: " + ", ".join(sorted(edited_refs))
-        )
+        result.notes.append("also edited since the last run, and read by the compared segments: "
+                            + ", ".join(sorted(edited_refs)))
     other_problems = [p for p in defs.problems if p.path != str(defs.files.get(key, ""))]
     if other_problems:
         result.notes.append(f"{len(other_problems)} problem(s) in other definitions (see `segments validate`); "
@@ -158,21 +138,18 @@ def _changes(con, column: str, keys: list[str], old: str, new: str) -> dict[str,
 
 
 def _sample(con, key: str, which: str, size: int) -> list[dict]:
-    if size <= 0:
-        return []
     new, old = ("diff_after", "segment_membership") if which == "entered" else ("segment_membership", "diff_after")
-    cursor = con.execute(
+    return con.execute(
         f"""
         WITH ids AS (
             SELECT subscriber_id FROM {new} WHERE segment = $key
             EXCEPT SELECT subscriber_id FROM {old} WHERE segment = $key
         )
         SELECT i.subscriber_id, s.email FROM ids i LEFT JOIN diff_subscribers s USING (subscriber_id)
-        ORDER BY md5(i.subscriber_id), i.subscriber_id LIMIT {int(size)}
+        ORDER BY md5(i.subscriber_id), i.subscriber_id LIMIT $size
         """,
-        {"key": key},
-    )
-    return [{"subscriber_id": sid, "email": email} for sid, email in cursor.fetchall()]
+        {"key": key, "size": size},
+    ).to_arrow_table().to_pylist()
 
 
 def _published_audiences(con) -> dict[str, Audience]:
@@ -203,8 +180,6 @@ def _audience_changes(con, project: Project, after: pa.Table, affected: list[str
         suppressions=Suppressions(listed=suppressed.cast(schemas.SUPPRESSION_LIST)),
     )
     con.register("diff_recipients", recipients.select(["audience", "subscriber_id"]))
-    try:
-        changes = _changes(con, "audience", sorted(touched), "recipients", "diff_recipients")
-    finally:
-        con.unregister("diff_recipients")
-    return [AudienceChange(a, touched[a].name, *counts) for a, counts in changes.items()]
+    changes = _changes(con, "audience", sorted(touched), "recipients", "diff_recipients")
+    return [AudienceChange(a, touched[a].name, before, after, added, removed, after - before)
+            for a, (before, after, added, removed) in changes.items()]

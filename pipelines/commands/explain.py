@@ -1,12 +1,7 @@
 """`segments explain KEY SUBSCRIBER_ID`: why a subscriber is or is not a member.
 
-Every verdict comes from the real engine: each filter and each group of the
-segment becomes a tiny segment of its own (keys starting with `_`, which no
-definition file can have), evaluated together with the segment and what it
-references, on the subscriber's own snapshot row and events. So the
-explanation cannot disagree with a run on the same inputs. The values shown
-beside the verdicts (the field value, the event count, the membership of a
-referenced segment) are read from the same inputs.
+Each filter and group becomes a tiny segment (a `_` key no file can have), evaluated
+by the real engine on the subscriber's own inputs: the explanation cannot disagree with a run.
 """
 
 from __future__ import annotations
@@ -18,10 +13,9 @@ from ..cli_render import display_value
 from ..core.clock import format_ts
 from ..core.settings import Paths
 from ..errors import UserError
-from ..segments.model import EventFilter, FieldFilter, Group, Segment
+from ..segments.model import EventFilter, FieldFilter, Group, Project, Segment
 from ..warehouse_query import open_warehouse
 from .common import (
-    closure,
     evaluate_segments,
     event_counts,
     load_definitions,
@@ -65,14 +59,6 @@ class Explanation:
     notes: list[str] = field(default_factory=list)
 
 
-def _filter_key(gi: int, fi: int) -> str:
-    return f"_explain_g{gi}_f{fi}"
-
-
-def _group_key(gi: int) -> str:
-    return f"_explain_g{gi}"
-
-
 def explain(paths: Paths, key: str, subscriber_id: str, *, as_of: str | None = None,
             engine: str = "duckdb") -> Explanation:
     defs = load_definitions(paths)
@@ -81,23 +67,20 @@ def explain(paths: Paths, key: str, subscriber_id: str, *, as_of: str | None = N
     project = defs.project
     inputs = load_inputs(paths, project, clock, subscriber_id=subscriber_id)
     if inputs.subscribers.num_rows == 0:
-        raise UserError(
-            f"unknown subscriber '{subscriber_id}': not in snapshot {inputs.snapshot} "
-            f"(the latest at or before {format_ts(clock)})"
-        )
+        raise UserError(f"unknown subscriber '{subscriber_id}': not in snapshot {inputs.snapshot} "
+                        f"(the latest at or before {format_ts(clock)})")
     row = inputs.subscribers.slice(0, 1).to_pylist()[0]
 
-    # One tiny segment per filter and per group, evaluated with the segment itself.
+    # One tiny segment per group (`_explain_g0`) and per filter (`_explain_g0_f1`), evaluated with it.
     probes: dict[str, Segment] = {}
     for gi, group in enumerate(segment.groups):
-        probes[_group_key(gi)] = Segment(key=_group_key(gi), name=f"{key} group {gi + 1}", groups=(group,))
+        name, gkey = f"{key} group {gi + 1}", f"_explain_g{gi}"
+        probes[gkey] = Segment(key=gkey, name=name, groups=(group,))
         for fi, f in enumerate(group.filters):
-            probes[_filter_key(gi, fi)] = Segment(
-                key=_filter_key(gi, fi), name=f"{key} group {gi + 1} filter {fi + 1}",
-                groups=(Group(match="all", filters=(f,)),),
-            )
-    needed = {**closure(project.segments, [key]), **probes}
-    membership = evaluate_segments(project, needed, inputs, engine=engine)
+            probes[f"{gkey}_f{fi}"] = Segment(key=f"{gkey}_f{fi}", name=f"{name} filter {fi + 1}",
+                                              groups=(Group(match="all", filters=(f,)),))
+    with_probes = Project(catalog=project.catalog, segments={**project.segments, **probes})
+    membership = evaluate_segments(with_probes, [key, *probes], inputs, engine)
     holds = set(membership.column("segment").to_pylist())
 
     counts = event_counts(project, segment.event_filters(), inputs.events, inputs.as_of)
@@ -118,8 +101,9 @@ def explain(paths: Paths, key: str, subscriber_id: str, *, as_of: str | None = N
             else:  # a segment filter: the model has three filter kinds
                 kind, observed = "segment", f.segment in holds
                 value = f"{'member' if observed else 'not a member'} of {f.segment}"
-            verdicts.append(FilterVerdict(kind, describe_filter(f), value, _filter_key(gi, fi) in holds, observed))
-        groups.append(GroupVerdict(gi + 1, group.match, verdicts, _group_key(gi) in holds))
+            held = f"_explain_g{gi}_f{fi}" in holds
+            verdicts.append(FilterVerdict(kind, describe_filter(f), value, held, observed))
+        groups.append(GroupVerdict(gi + 1, group.match, verdicts, f"_explain_g{gi}" in holds))
 
     result = Explanation(
         segment=key, name=segment.name, subscriber_id=subscriber_id, as_of=inputs.as_of,
@@ -132,13 +116,11 @@ def explain(paths: Paths, key: str, subscriber_id: str, *, as_of: str | None = N
                                 [key, subscriber_id]).fetchall()[0][0]
         result.published_member, result.published_run_id = bool(found), state.run_id
         if result.published_member != result.member:
-            result.notes.append(
-                f"the last published run ({state.run_id}) has this subscriber "
-                f"{'in' if result.published_member else 'out of'} the segment: the definition "
-                "or the inputs changed since; `segments diff " + key + "` shows the whole effect"
-            )
+            result.notes.append(f"the last published run ({state.run_id}) has this subscriber "
+                                f"{'in' if result.published_member else 'out of'} the segment: the "
+                                f"definition or the inputs changed since; `segments diff {key}` shows the "
+                                "whole effect")
     if result.status and result.status != "active":
-        result.notes.append(
-            f"status is '{result.status}': segments include every status, but no audience sends to this subscriber"
-        )
+        result.notes.append(f"status is '{result.status}': segments include every status, but no audience "
+                            "sends to this subscriber")
     return result

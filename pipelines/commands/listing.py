@@ -5,7 +5,12 @@ from __future__ import annotations
 from ..core.settings import Paths
 from ..errors import UserError
 from ..warehouse_query import open_warehouse
-from .common import load_definitions
+from .common import Definitions, load_definitions
+
+# A row of `segments list --json`, keys in print order.
+EMPTY_ROW = dict.fromkeys((
+    "segment", "name", "members", "change", "previous_members", "entered", "exited", "last_run_id",
+    "last_run_as_of", "last_run_finished_at", "previous_run_id", "definition"))
 
 
 def segment_listing(paths: Paths) -> list[dict]:
@@ -30,45 +35,31 @@ def segment_listing(paths: Paths) -> list[dict]:
             """,
             {"previous": previous_run_id},
         ).fetchall()
-    listing = []
-    for segment, name, members, entered, exited, sha, previous in rows:
-        listing.append({
-            "segment": segment, "name": name, "members": members,
-            # None when the segment is new in the last run (or that run is the first)
-            "change": None if previous is None else members - previous,
-            "previous_members": previous, "entered": entered, "exited": exited,
-            "last_run_id": run_id, "last_run_as_of": as_of, "last_run_finished_at": finished,
-            "previous_run_id": previous_run_id, "definition": "unchanged", "_sha": sha,
-        })
-    _add_definitions(paths, listing)
-    for row in listing:
-        row.pop("_sha", None)
-    return listing
-
-
-def _add_definitions(paths: Paths, listing: list[dict]) -> None:
-    """Compare with the definitions folder, when there is one."""
     try:
-        defs = load_definitions(paths)
+        defs: Definitions | None = load_definitions(paths)
     except UserError:
-        for row in listing:
-            row["definition"] = None  # no definitions folder to compare with
-        return
-    project, files, published = defs.project, defs.files, {row["segment"] for row in listing}
-    for row in listing:
-        key = row["segment"]
-        if key not in files:
-            row["definition"] = "deleted"
-        elif key not in project.segments:
-            row["definition"] = "has problems"
-        elif project.segments[key].definition_sha256() != row["_sha"]:
-            row["definition"] = "edited"
-    for key in sorted(set(files) - set(published)):
-        segment = project.segments.get(key)
-        listing.append({
-            "segment": key, "name": segment.name if segment else None, "members": None, "change": None,
-            "previous_members": None, "entered": None, "exited": None, "last_run_id": None,
-            "last_run_as_of": None, "last_run_finished_at": None, "previous_run_id": None,
-            "definition": "not run yet" if segment else "has problems",
-        })
-    listing.sort(key=lambda row: row["segment"])
+        defs = None  # no definitions folder to compare with
+    listing = [{
+        "segment": segment, "name": name, "members": members,
+        # None when the segment is new in the last run (or that run is the first)
+        "change": None if previous is None else members - previous,
+        "previous_members": previous, "entered": entered, "exited": exited,
+        "last_run_id": run_id, "last_run_as_of": as_of, "last_run_finished_at": finished,
+        "previous_run_id": previous_run_id, "definition": _definition(defs, segment, sha),
+    } for segment, name, members, entered, exited, sha, previous in rows]
+    if defs is not None:
+        for key in defs.files.keys() - {row["segment"] for row in listing}:
+            segment = defs.project.segments.get(key)
+            listing.append({**EMPTY_ROW, "segment": key, "name": segment.name if segment else None,
+                            "definition": "not run yet" if segment else "has problems"})
+    return sorted(listing, key=lambda row: row["segment"])
+
+
+def _definition(defs: Definitions | None, key: str, published_sha: str) -> str | None:
+    if defs is None:
+        return None
+    if key not in defs.files:
+        return "deleted"
+    if key not in defs.project.segments:
+        return "has problems"
+    return "edited" if defs.project.segments[key].definition_sha256() != published_sha else "unchanged"

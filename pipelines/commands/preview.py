@@ -1,11 +1,7 @@
-"""`segments preview FILE|KEY`: a definition evaluated on the lake, writing nothing.
+"""`segments preview FILE|KEY`: a draft file or a saved segment evaluated on the lake, writing nothing.
 
-The definition may be a file anywhere (a draft; its segment references and
-declared fields resolve against the definitions folder) or the key of a saved
-segment. It is evaluated with the real engine, together with every segment it
-references, on the latest lake snapshot at or before `as_of` (default: the
-last published run's as_of, else now). Overlaps are measured against the
-published membership of the largest published segments.
+A draft's references and fields resolve against the definitions folder; overlaps are
+measured against the published membership of the largest published segments.
 """
 
 from __future__ import annotations
@@ -23,12 +19,11 @@ from ..core.settings import Paths
 from ..core.sql import identifier
 from ..errors import UserError
 from ..segments.loader import AUDIENCES_DIR, load_segment_file
-from ..segments.model import EventFilter, Segment
+from ..segments.model import Project, Segment
 from ..warehouse_query import open_warehouse
 from .common import (
     DefinitionProblems,
     Definitions,
-    closure,
     evaluate_segments,
     event_counts,
     load_definitions,
@@ -36,9 +31,6 @@ from .common import (
     require_segment,
     resolve_as_of,
 )
-
-# How many of the largest published segments the overlaps cover.
-OVERLAPS = 5
 
 
 @dataclass
@@ -72,10 +64,6 @@ class Preview:
     notes: list[str] = field(default_factory=list)
 
 
-def looks_like_file(target: str) -> bool:
-    return Path(target).is_file() or target.endswith((".yaml", ".yml")) or "/" in target or "\\" in target
-
-
 def load_draft(paths: Paths, defs: Definitions, file: Path) -> Segment:
     """A segment file anywhere, validated against the definitions folder."""
     if not file.is_file():
@@ -97,23 +85,9 @@ def load_draft(paths: Paths, defs: Definitions, file: Path) -> Segment:
     return segment
 
 
-def _sample_columns(segment: Segment, subscriber_columns: list[str]) -> list[str]:
-    fields = ["subscriber_id", "email", *(f.field for f in segment.field_filters())]
-    return [c for c in dict.fromkeys(fields) if c in subscriber_columns]
-
-
-def event_column_label(f: EventFilter) -> str:
-    label = f"{f.event} events"
-    if f.in_last_days is not None:
-        label += f" (last {f.in_last_days}d)"
-    if f.where:
-        label += " where " + ", ".join(f"{w.field} {w.op}" for w in f.where)
-    return label
-
-
 def preview(paths: Paths, target: str, *, as_of: str | None, engine: str, sample_size: int) -> Preview:
     defs = load_definitions(paths)
-    if looks_like_file(target):
+    if Path(target).is_file() or target.endswith((".yaml", ".yml")) or "/" in target or "\\" in target:
         file = Path(target)
         segment = load_draft(paths, defs, file)
         source = str(file)
@@ -123,12 +97,11 @@ def preview(paths: Paths, target: str, *, as_of: str | None, engine: str, sample
         source, saved = str(defs.files[target]), True
     key = segment.key
     project = defs.project
-    others = {k: s for k, s in project.segments.items() if k != key}
 
     clock, state = resolve_as_of(paths, as_of)
     inputs = load_inputs(paths, project, clock)
-    needed = {**closure(others, segment.references()), key: segment}
-    membership = evaluate_segments(project, needed, inputs, engine=engine)
+    with_draft = Project(catalog=project.catalog, segments={**project.segments, key: segment})
+    membership = evaluate_segments(with_draft, [key], inputs, engine)
     members = membership.filter(pc.equal(membership.column("segment"), key)).select(["subscriber_id"])
     total = pc.count_distinct(inputs.subscribers.column("subscriber_id")).as_py()
 
@@ -141,33 +114,29 @@ def preview(paths: Paths, target: str, *, as_of: str | None, engine: str, sample
 
     other_problems = [p for p in defs.problems if Path(p.path).resolve() != Path(source).resolve()]
     if other_problems:
-        result.notes.append(
-            f"{len(other_problems)} problem(s) in other definitions (see `segments validate`); "
-            "a run refuses to start until they are fixed"
-        )
+        result.notes.append(f"{len(other_problems)} problem(s) in other definitions "
+                            "(see `segments validate`); a run refuses to start until they are fixed")
     with open_warehouse(paths, required=False) as con:
         if con is None or state is None:
             result.notes.append("no published run yet: overlaps with other segments need `segments run`")
             return result
         result.overlap_run_id, result.overlap_as_of = state.run_id, state.as_of
         if state.as_of != inputs.as_of:
-            result.notes.append(
-                f"overlaps use the published membership of run {state.run_id} (as_of {format_ts(state.as_of)}), "
-                f"not membership as of {format_ts(inputs.as_of)}"
-            )
+            result.notes.append(f"overlaps use the published membership of run {state.run_id} (as_of "
+                                f"{format_ts(state.as_of)}), not membership as of {format_ts(inputs.as_of)}")
         rows = con.execute("SELECT members FROM segments WHERE segment = ?", [key]).fetchall()
         result.published_members = rows[0][0] if rows else None
-        result.overlaps = _overlaps(con, key, members, OVERLAPS)
+        result.overlaps = _overlaps(con, key, members)
     return result
 
 
 def _fill_sample(result: Preview, project, segment: Segment, inputs, members: pa.Table, size: int) -> None:
-    columns = _sample_columns(segment, inputs.subscribers.column_names)
+    fields = ["subscriber_id", "email", *(f.field for f in segment.field_filters())]
+    columns = [c for c in dict.fromkeys(fields) if c in inputs.subscribers.column_names]
     if size <= 0 or members.num_rows == 0:
         result.sample_columns = columns
         return
-    con = scratch_connection()
-    try:
+    with scratch_connection() as con:
         con.register("snapshot_subscribers", inputs.subscribers.select(columns))
         con.register("preview_members", members)
         quoted = ", ".join(f"s.{identifier(c)}" for c in columns)
@@ -178,8 +147,6 @@ def _fill_sample(result: Preview, project, segment: Segment, inputs, members: pa
                 ORDER BY md5(s.subscriber_id), s.subscriber_id LIMIT ?""",
             params=[int(size)],
         ).to_arrow_table()
-    finally:
-        con.close()
     rows = sample.to_pylist()
     for r in rows:  # a missing list is the empty list (spec, rule 2)
         for c in columns:
@@ -188,7 +155,9 @@ def _fill_sample(result: Preview, project, segment: Segment, inputs, members: pa
     filters = segment.event_filters()
     labels: dict[str, str] = {}
     for f in filters:
-        label = event_column_label(f)
+        label = f"{f.event} events" + (f" (last {f.in_last_days}d)" if f.in_last_days is not None else "")
+        if f.where:
+            label += " where " + ", ".join(f"{w.field} {w.op}" for w in f.where)
         while label in labels.values() or label in columns:
             label += "'"
         labels.setdefault(f.aggregate_key(), label)
@@ -203,25 +172,23 @@ def _fill_sample(result: Preview, project, segment: Segment, inputs, members: pa
     result.sample = rows
 
 
-def _overlaps(con, key: str, members: pa.Table, limit: int) -> list[Overlap]:
-    con.register("preview_members", members)
-    try:
-        rows = con.execute(
-            """
-            WITH top AS (
-                SELECT segment, name, members FROM segments
-                WHERE segment <> ? ORDER BY members DESC, segment LIMIT ?
-            )
-            SELECT t.segment, t.name, t.members,
-                   (SELECT count(*) FROM segment_membership m
-                    WHERE m.segment = t.segment
-                      AND m.subscriber_id IN (SELECT subscriber_id FROM preview_members)) AS shared
-            FROM top t ORDER BY t.members DESC, t.segment
-            """,
-            [key, limit],
-        ).fetchall()
-    finally:
-        con.unregister("preview_members")
+def _overlaps(con, key: str, members: pa.Table) -> list[Overlap]:
+    """Overlaps with the 5 largest published segments."""
+    con.register("preview_members", members)  # on the command's own connection, closed after
+    rows = con.execute(
+        """
+        WITH top AS (
+            SELECT segment, name, members FROM segments
+            WHERE segment <> ? ORDER BY members DESC, segment LIMIT 5
+        )
+        SELECT t.segment, t.name, t.members,
+               (SELECT count(*) FROM segment_membership m
+                WHERE m.segment = t.segment
+                  AND m.subscriber_id IN (SELECT subscriber_id FROM preview_members)) AS shared
+        FROM top t ORDER BY t.members DESC, t.segment
+        """,
+        [key],
+    ).fetchall()
     n = members.num_rows
     return [Overlap(segment=s, name=name, members=size, shared=shared,
                     share_of_preview=(shared / n) if n else None,

@@ -13,11 +13,7 @@ from ..publish.state import current_state
 from ..run.prepare import load_valid_project
 from ..segments.to_sql import compile_segment
 from ..warehouse_query import open_warehouse
-from .common import (
-    load_definitions,
-    published_segments,
-    unknown_segment_message,
-)
+from .common import load_definitions, published_segments, unknown_segment_message
 
 
 @dataclass
@@ -56,7 +52,6 @@ def show(paths: Paths, key: str, *, runs: int) -> ShowResult:
         if key not in defs.files and key not in published:
             raise UserError(unknown_segment_message(key, {*defs.files, *published}))
         sizes: list[SizePoint] = []
-        published_sql = None
         if con is not None:
             rows = con.execute(
                 """SELECT run_id, as_of, members, entered, exited FROM segment_sizes
@@ -64,8 +59,6 @@ def show(paths: Paths, key: str, *, runs: int) -> ShowResult:
                 [key, runs],
             ).fetchall()
             sizes = [SizePoint(*r) for r in reversed(rows)]
-            found = con.execute("SELECT sql FROM segments WHERE segment = ?", [key]).fetchall()
-            published_sql = found[0][0] if found else None
 
     file = defs.files.get(key)
     segment = defs.project.segments.get(key)
@@ -89,13 +82,12 @@ def show(paths: Paths, key: str, *, runs: int) -> ShowResult:
     )
     if file is None:
         result.notes.append("no definition file any more: the next run closes its memberships")
-        result.sql = published_sql
+        result.sql = published[key]["sql"]  # not in the definitions, so published
         result.sql_as_of = state.as_of if state is not None else None
     elif segment is None:
-        result.notes.append(
-            "the definition has problems (below); `segments validate` lists them all" if result.problems
-            else "it reads a segment whose definition has problems; `segments validate` lists them"
-        )
+        result.notes.append("the definition has problems (below); `segments validate` lists them all"
+                            if result.problems else "it reads a segment whose definition has problems; "
+                            "`segments validate` lists them")
     elif key not in published:
         result.notes.append("not published yet: `segments run` evaluates it")
     elif published[key]["definition_sha256"] != segment.definition_sha256():
