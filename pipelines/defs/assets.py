@@ -19,14 +19,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..core import schemas
-from ..core.clock import utc_now
+from ..core.clock import parse_as_of, utc_now
 from ..core.settings import Paths
 from ..errors import UserError
 from ..lake.snapshots import event_part_files
 from ..publish.catalog import open_warehouse
 from ..run import checks
 from ..run.execute import Run
-from ..run.params import RunContext, parse_params
+from ..run.params import RunContext, RunParams
 from ..run.prepare import prepare, record_failure
 from .resources import SegmentsResource
 
@@ -105,8 +105,9 @@ def _checked(asset: str, outcomes: list[tuple[str, checks.CheckOutcome]]):
 def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: SegmentsResource):
     """Ingest new landing files and choose this run's snapshot (the hold rule applies here)."""
     paths = segments.paths()
-    params = parse_params(
-        workspace_id(context.run), config.as_of, utc_now(),
+    started_at = utc_now()
+    params = RunParams(
+        run_id=workspace_id(context.run), as_of=parse_as_of(config.as_of) or started_at, started_at=started_at,
         engine=config.engine or segments.engine, force=config.force, full=config.full,
         allow_future=config.allow_future,
         overtaken_ok=context.run.tags.get("segments/trigger") in SCHEDULED_TRIGGERS,

@@ -5,13 +5,12 @@ subscriber-id range at a time."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 from .. import engine
-from ..core.flags import member_counts, sort_by_id
+from ..core.flags import sort_by_id
 from ..core.settings import Paths, range_rows
 from ..engine import incremental
 from ..engine.incremental import RECORD_FILE, EvaluationRecord, evaluate_incremental
@@ -25,11 +24,11 @@ from ..lake.snapshots import (
     snapshot_at_or_before,
     snapshot_ranges,
 )
-from ..publish.history_files import read_flags, write_flags
+from ..publish.history_files import read_flags
 from ..publish.state import current_state, history_base
 from ..segments.model import Project
 from ..segments.plan import build_plan
-from .params import RunContext, Workspace
+from .params import RunContext
 
 _IDS = ("subscriber_id", "event_id")
 
@@ -40,12 +39,6 @@ def run_snapshot(paths: Paths, ctx: RunContext):
     if snapshot is None or str(snapshot.file) != ctx.snapshot_file:
         raise UserError("the lake changed during the run; start the run again")
     return snapshot
-
-
-def read_subscribers(paths: Paths, ctx: RunContext, project: Project, columns: list[str] | None) -> pa.Table:
-    """The run's snapshot (only `columns`, with subscriber_id, if given), typed by the
-    catalog, in subscriber_id order."""
-    return sort_by_id(read_snapshot(run_snapshot(paths, ctx), project.catalog, columns))
 
 
 def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
@@ -129,22 +122,3 @@ def evaluate_flags(paths: Paths, ctx: RunContext, project: Project) -> pa.Table:
                                                engine=ctx.params.engine))
             del subscribers, events
     return pa.concat_tables(parts)
-
-
-@dataclass
-class Evaluation:
-    flags: pa.Table
-    counts: dict[str, int]  # segment -> members
-    compiled_sql: dict[str, str]  # segment -> its query
-
-
-def evaluate(paths: Paths, ctx: RunContext, project: Project, workspace: Workspace) -> Evaluation:
-    """The run's flags, written with their evaluation record to the workspace
-    (the new version links both in, and the next run builds on them)."""
-    record = EvaluationRecord.of(project, ctx.params.as_of, ctx.snapshot_file, event_part_files(paths),
-                                 root=Path(paths.data))
-    flags = evaluate_flags(paths, ctx, project)
-    workspace.dir.mkdir(parents=True, exist_ok=True)
-    write_flags(flags, workspace.flags_file)
-    record.save(workspace.dir / RECORD_FILE)
-    return Evaluation(flags, member_counts(flags), engine.compiled_sql_by_segment(project, ctx.params.as_of))

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..core.clock import parse_as_of
 from ..core.settings import Paths
 from ..errors import UserError
 from ..publish.audiences import RECIPIENTS_FILE
@@ -28,10 +25,6 @@ class RunParams:
     # A scheduled tick that a later run overtook (the sensor queued one first) has
     # nothing to do: it ends as unchanged instead of failing on "history only moves forward".
     overtaken_ok: bool = False
-
-
-def parse_params(run_id: str, as_of: str | datetime | None, started_at: datetime, **options) -> RunParams:
-    return RunParams(run_id=run_id, as_of=parse_as_of(as_of) or started_at, started_at=started_at, **options)
 
 
 @dataclass
@@ -81,13 +74,3 @@ class Workspace:
         params["as_of"] = datetime.fromisoformat(params["as_of"])
         params["started_at"] = datetime.fromisoformat(params["started_at"])
         return RunContext(params=RunParams(**params), **payload)
-
-
-def remove_stale_workspaces(paths: Paths, keep: Iterable[str]) -> None:
-    """Workspaces of other runs (those in `keep`, runs still in progress, stay)."""
-    root = Path(paths.data) / "work"
-    keep = set(keep)
-    if root.exists():
-        for child in root.iterdir():
-            if child.name not in keep:
-                shutil.rmtree(child, ignore_errors=True)
