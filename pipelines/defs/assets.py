@@ -127,28 +127,22 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
         _observe_unchanged(context, ctx)
         yield from _checked("lake_subscribers", quarantine)
         return
-    yield dg.MaterializeResult(
-        asset_key="lake_subscribers",
-        metadata={
-            "snapshot": ctx.snapshot_name,
-            "dagster/row_count": ctx.snapshot_rows,  # subscribers in the run's snapshot
-            "dagster/column_schema": column_schema(pq.read_schema(ctx.snapshot_file)),
-            "as_of": as_of_value(ctx),
-            "files_ingested": len(ctx.ingested),
-            "quarantined_rows": ctx.quarantined_rows,
-        },
-    )
+    yield dg.MaterializeResult(asset_key="lake_subscribers", metadata={
+        "snapshot": ctx.snapshot_name,
+        "dagster/row_count": ctx.snapshot_rows,  # subscribers in the run's snapshot
+        "dagster/column_schema": column_schema(pq.read_schema(ctx.snapshot_file)),
+        "as_of": as_of_value(ctx),
+        "files_ingested": len(ctx.ingested),
+        "quarantined_rows": ctx.quarantined_rows,
+    })
     yield from _checked("lake_subscribers", quarantine)
     event_files = event_part_files(paths)
-    yield dg.MaterializeResult(
-        asset_key="lake_events",
-        metadata={
-            "dagster/row_count": sum(pq.read_metadata(f).num_rows for f in event_files),  # events in the lake
-            "dagster/column_schema": column_schema(pq.read_schema(event_files[0]) if event_files else pa.schema([])),
-            "files_ingested": len(ctx.ingested),
-            "as_of": as_of_value(ctx),
-        },
-    )
+    yield dg.MaterializeResult(asset_key="lake_events", metadata={
+        "dagster/row_count": sum(pq.read_metadata(f).num_rows for f in event_files),  # events in the lake
+        "dagster/column_schema": column_schema(pq.read_schema(event_files[0]) if event_files else pa.schema([])),
+        "files_ingested": len(ctx.ingested),
+        "as_of": as_of_value(ctx),
+    })
 
 
 def _observe_unchanged(context: dg.AssetExecutionContext, ctx: RunContext):

@@ -1,7 +1,5 @@
-"""The refresh job's schedules (nightly full, hourly), the landing sensor and the two
-run-failure sensors (record in `runs`, alert a webhook), each described where defined.
-Runs never overlap: dagster.yaml limits the run queue to one run at a time.
-"""
+"""The refresh job, its schedules, the landing sensor and the run-failure sensors.
+Runs never overlap: dagster.yaml limits the run queue to one run at a time."""
 
 import hashlib
 import json
@@ -57,9 +55,7 @@ def hourly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
            description="Starts a refresh when new files land in DATA/landing/ (one run per new file set).")
 def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResource):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    # The landing files ingest would read (not sub-folders) in the data folder the runs
-    # will use, with size and modification time.
-    current: dict[str, str] = {}
+    current: dict[str, str] = {}  # the landing files ingest would read -> size:mtime
     for kind in KINDS:  # subscribers, events, suppressions
         for path in list_landing(segments.paths(), kind):
             stat = path.lstat()  # a link is listed, never followed
@@ -103,17 +99,13 @@ def record_failed_refresh(context: dg.RunFailureSensorContext, segments: Segment
     return None
 
 
-# How long the alert waits for the webhook: a slow receiver must not hold the sensor daemon.
-ALERT_TIMEOUT_SECONDS = 10
-
-
 @dg.run_failure_sensor(monitored_jobs=[refresh_job], minimum_interval_seconds=30,
                        default_status=dg.DefaultSensorStatus.RUNNING,
                        description="POSTs a JSON message to the `segments` resource's alert_webhook_url "
                                    "when a refresh run fails (off while the URL is empty).")
 def alert_failed_refresh(context: dg.RunFailureSensorContext, segments: SegmentsResource):
     """Tells people a run failed: nothing else would while the schedules run unattended.
-    The body has a `text` line (Slack and Teams incoming webhooks show it) and the details."""
+    `text` is the line Slack and Teams incoming webhooks show."""
     if not segments.alert_webhook_url:
         return dg.SkipReason("no alert_webhook_url configured")
     run = context.dagster_run
@@ -147,7 +139,8 @@ def post_json(url: str, payload: dict) -> None:
         raise ValueError("alert_webhook_url must be an http(s) URL")
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=ALERT_TIMEOUT_SECONDS) as response:  # noqa: S310 - checked above
+    # A slow receiver must not hold the sensor daemon.
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - checked above
         response.read()
 
 

@@ -16,6 +16,7 @@ from ..engine import incremental
 from ..engine.incremental import RECORD_FILE, EvaluationRecord, evaluate_incremental
 from ..errors import UserError
 from ..lake.snapshots import (
+    SnapshotInfo,
     event_part_files,
     read_event_rows,
     read_events,
@@ -33,7 +34,7 @@ from .params import RunContext
 _IDS = ("subscriber_id", "event_id")
 
 
-def run_snapshot(paths: Paths, ctx: RunContext):
+def run_snapshot(paths: Paths, ctx: RunContext) -> SnapshotInfo:
     """The snapshot ingest chose for this run (a UserError if the lake changed since)."""
     snapshot = snapshot_at_or_before(paths, ctx.params.as_of)
     if snapshot is None or str(snapshot.file) != ctx.snapshot_file:
@@ -41,7 +42,7 @@ def run_snapshot(paths: Paths, ctx: RunContext):
     return snapshot
 
 
-def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
+def _incremental_flags(paths: Paths, ctx: RunContext, project: Project, snapshot: SnapshotInfo):
     """Flags from the base version's, re-evaluating only affected subscribers
     (engine/incremental.py); None when the run must (or had better) evaluate in full."""
     previous = current_state(paths)
@@ -56,7 +57,6 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
     base_flags = read_flags(base.version_dir)
     if base_flags is None:
         return None
-    snapshot = run_snapshot(paths, ctx)
     as_of = ctx.params.as_of
 
     def subscribers(columns: list[str], ids):
@@ -78,12 +78,11 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
 
 
 def evaluate_flags(paths: Paths, ctx: RunContext, project: Project) -> pa.Table:
-    """Membership flags of every segment on the run's snapshot.
-
-    Unless the run is `--full`, the flags of the version it builds on are reused
-    for every subscriber whose inputs did not change (`ctx.mode` says which)."""
+    """Unless the run is `--full`, the flags of the version it builds on are reused for
+    every subscriber whose inputs did not change (`ctx.mode` says which)."""
+    snapshot = run_snapshot(paths, ctx)
     if not ctx.params.full:
-        incremental = _incremental_flags(paths, ctx, project)
+        incremental = _incremental_flags(paths, ctx, project, snapshot)
         if incremental is not None:
             flags, how = incremental
             ctx.mode = (f"incremental: {how.affected:,} subscriber(s) re-evaluated, "
@@ -94,7 +93,6 @@ def evaluate_flags(paths: Paths, ctx: RunContext, project: Project) -> pa.Table:
     # engines evaluate string filters once per distinct value anyway.
     subscriber_dicts = [c for c in plan.subscriber_fields if c not in _IDS]
     event_dicts = [c for c in plan.event_fields if c not in _IDS]
-    snapshot = run_snapshot(paths, ctx)
     ranges = snapshot_ranges(snapshot, range_rows())
     # A large snapshot is evaluated one id range at a time, so memory is bounded by
     # a range, not the snapshot: every predicate reads only its own subscriber's row,

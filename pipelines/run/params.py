@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from pydantic import TypeAdapter
 
 from ..core.settings import Paths
 from ..errors import UserError
@@ -50,6 +51,9 @@ class RunContext:
         return self.unchanged_run_id is not None
 
 
+_CONTEXT_JSON = TypeAdapter(RunContext)
+
+
 class Workspace:
     """Scratch space of one run, `DATA/work/<run_id>/`: the run's context (what ingest
     decided, for the publishing step and a re-execution) and the files the new
@@ -64,13 +68,9 @@ class Workspace:
 
     def save_context(self, ctx: RunContext) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.context_file.write_text(json.dumps(asdict(ctx), indent=2, default=datetime.isoformat))
+        self.context_file.write_bytes(_CONTEXT_JSON.dump_json(ctx, indent=2))
 
     def load_context(self) -> RunContext:
         if not self.context_file.exists():
             raise UserError(f"run workspace {self.dir} is missing: materialize the whole refresh job")
-        payload = json.loads(self.context_file.read_text())
-        params = payload.pop("params")
-        params["as_of"] = datetime.fromisoformat(params["as_of"])
-        params["started_at"] = datetime.fromisoformat(params["started_at"])
-        return RunContext(params=RunParams(**params), **payload)
+        return _CONTEXT_JSON.validate_json(self.context_file.read_bytes())

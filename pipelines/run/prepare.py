@@ -29,8 +29,7 @@ from .params import RunContext, RunParams, Workspace
 # A snapshot that loses more than this share of the previous one is held back.
 HOLD_DROP_SHARE = 0.5
 
-# The definitions are read once per process (and again whenever a file changes:
-# the key is every file's size and mtime).
+# The definitions are read once per process, again when a file's size or mtime changes.
 _projects: dict[str, tuple[tuple, Project]] = {}
 
 
@@ -128,17 +127,11 @@ def prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = (),
         "\n".join([snapshot.sha256, _events_fingerprint(paths), _definitions_fingerprint(project)]).encode()
     ).hexdigest()
     ctx = RunContext(
-        params=params,
-        snapshot_file=str(snapshot.file),
-        snapshot_name=snapshot.source,
-        snapshot_at=snapshot.snapshot_at.isoformat(),
-        snapshot_rows=snapshot.rows,
-        fingerprint=fingerprint,
-        parent_version=previous.version if previous else None,
-        ingested=list(report.ingested),
-        quarantined_rows=report.quarantined_rows,
-        row_counts=dict(report.row_counts),
-        warnings=list(report.warnings),
+        params=params, fingerprint=fingerprint, parent_version=previous.version if previous else None,
+        snapshot_file=str(snapshot.file), snapshot_name=snapshot.source,
+        snapshot_at=snapshot.snapshot_at.isoformat(), snapshot_rows=snapshot.rows,
+        ingested=list(report.ingested), quarantined_rows=report.quarantined_rows,
+        row_counts=dict(report.row_counts), warnings=list(report.warnings),
     )
     if previous is not None and previous.as_of == params.as_of and previous.fingerprint == fingerprint:
         ctx.unchanged_run_id = previous.run_id
@@ -151,9 +144,8 @@ def prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = (),
 
 
 def _hold_a_sudden_drop(paths: Paths, snapshot, previous) -> None:
-    """UserError (status "held") when `snapshot` lacks more than HOLD_DROP_SHARE of the
-    subscribers of the published snapshot: counted by id, so a snapshot that
-    replaces most subscribers with as many new ones is held too."""
+    """UserError (status "held") when `snapshot` lacks more than HOLD_DROP_SHARE of the published
+    snapshot's subscribers, by id: one that replaces most with as many new ones is held too."""
     published = next((s for s in list_snapshots(paths) if s.source == previous.snapshot), None)
     if published is None:  # its lake file is gone: only the counts can be compared
         dropped = max(previous.snapshot_rows - snapshot.rows, 0)

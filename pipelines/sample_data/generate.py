@@ -1,15 +1,10 @@
 """Deterministic, vectorized sample subscribers and events.
 
 Rows are made in fixed-size blocks, each drawing from its own generator seeded
-with (seed, stream, block number). So the data depends only on
-(n, as_of, seed), never on how a caller chunks its writes: the streaming
-writers in `landing.py` and the in-memory `generate_*` functions give the same
-rows, and memory stays bounded by one block however large n is.
-
-All times are whole UTC seconds relative to `as_of`; nothing reads the clock.
-Tables use the project's canonical Arrow types (`fields.ARROW_TYPES`):
-naive microsecond timestamps meaning UTC, tags as `list<string>` (never null,
-possibly empty), postal codes as strings.
+with (seed, stream, block number): the data depends only on (n, as_of, seed),
+never on how a caller chunks its writes, and memory stays bounded by one block.
+Times are whole UTC seconds relative to `as_of` (nothing reads the clock); tables
+use the project's canonical Arrow types (`fields.ARROW_TYPES`).
 """
 
 from __future__ import annotations
