@@ -41,11 +41,9 @@ OPEN_RUN_SHARDS = 8
 _ENGINE_LOCK = threading.Lock()
 
 
-def _set_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # a new run shard is WAL from its first write
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _set_pragmas(dbapi_connection: sqlite3.Connection, _record) -> None:
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")  # a new run shard is WAL from its first write
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def pooled_engine(conn_string: str) -> Engine:

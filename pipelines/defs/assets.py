@@ -107,8 +107,8 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
     paths = segments.paths()
     started_at = utc_now()
     params = RunParams(
-        run_id=workspace_id(context.run), as_of=parse_as_of(config.as_of) or started_at, started_at=started_at,
-        engine=config.engine or segments.engine, force=config.force, full=config.full,
+        run_id=workspace_id(context.run), as_of=parse_as_of(config.as_of) or started_at,
+        started_at=started_at, engine=config.engine or segments.engine, force=config.force, full=config.full,
         allow_future=config.allow_future,
         overtaken_ok=context.run.tags.get("segments/trigger") in SCHEDULED_TRIGGERS,
     )

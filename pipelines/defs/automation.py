@@ -31,24 +31,25 @@ refresh_job = dg.define_asset_job(
 AS_OF_TAG = "segments/as_of"
 
 
-def _run_config(as_of: str, *, full: bool = False) -> dict:
-    return {"ops": {"ingest": {"config": {"as_of": as_of, "full": full}}}}
+def _run_request(trigger: str, key: str, as_of: str, *, full: bool = False,
+                 tags: dict[str, str] | None = None) -> dg.RunRequest:
+    config = {"as_of": as_of, "full": full}
+    return dg.RunRequest(run_key=f"{trigger}-{key}", run_config={"ops": {"ingest": {"config": config}}},
+                         tags={"segments/trigger": trigger, **(tags or {}), AS_OF_TAG: as_of})
 
 
 @dg.schedule(job=refresh_job, cron_schedule="0 2 * * *", execution_timezone="UTC",
              description="Nightly full refresh at 02:00 UTC.")
 def nightly_full_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     as_of = format_ts(context.scheduled_execution_time)
-    return dg.RunRequest(run_key=f"nightly-{as_of}", run_config=_run_config(as_of, full=True),
-                         tags={"segments/trigger": "nightly", AS_OF_TAG: as_of})
+    return _run_request("nightly", as_of, as_of, full=True)
 
 
 @dg.schedule(job=refresh_job, cron_schedule="0 0,1,3-23 * * *", execution_timezone="UTC",
              description="Hourly incremental refresh (02:00 is the nightly full refresh).")
 def hourly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     as_of = format_ts(context.scheduled_execution_time)
-    return dg.RunRequest(run_key=f"hourly-{as_of}", run_config=_run_config(as_of),
-                         tags={"segments/trigger": "hourly", AS_OF_TAG: as_of})
+    return _run_request("hourly", as_of, as_of)
 
 
 @dg.sensor(job=refresh_job, minimum_interval_seconds=60,
@@ -63,8 +64,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResour
     new = {name: sig for name, sig in current.items() if seen.get(name) != sig}
     if not new:
         return dg.SkipReason("no new landing files")
-    run_key = hashlib.sha256(json.dumps(sorted(new.items())).encode()).hexdigest()[:16]
-    as_of = format_ts(utc_now())
+    key = hashlib.sha256(json.dumps(sorted(new.items())).encode()).hexdigest()[:16]
     # What the landing folder holds now: the `landing_files` asset's plots.
     observation = dg.AssetObservation("landing_files", metadata={
         "files": len(current),
@@ -75,10 +75,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResour
         "new": dg.MetadataValue.md("\n".join(f"- `{name}`" for name in sorted(new))),
     })
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(
-            run_key=f"landing-{run_key}", run_config=_run_config(as_of),
-            tags={"segments/trigger": "landing", "segments/new_files": str(len(new)), AS_OF_TAG: as_of},
-        )],
+        run_requests=[_run_request("landing", key, format_ts(utc_now()),
+                                   tags={"segments/new_files": str(len(new))})],
         asset_events=[observation],
         cursor=json.dumps({**seen, **new}, sort_keys=True),
     )
@@ -88,9 +86,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResour
                        default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Records a refresh run that failed after ingest in the `runs` relation.")
 def record_failed_refresh(context: dg.RunFailureSensorContext, segments: SegmentsResource):
-    """A run launched by a schedule or the sensor that fails (a step raised, a blocking
-    check stopped it) shows in `runs` as `failed`, as a `segments run` does. A run that
-    failed in ingest is recorded there already."""
+    """A run launched by a schedule or the sensor that fails after ingest (which records its
+    own failures) shows in `runs` as `failed`, as a `segments run` does."""
     paths = segments.paths()
     workspace = Workspace(paths, workspace_id(context.dagster_run))
     if not workspace.context_file.is_file():
@@ -112,19 +109,13 @@ def alert_failed_refresh(context: dg.RunFailureSensorContext, segments: Segments
     message = failure_reason(context)
     as_of = run.tags.get(AS_OF_TAG, "")
     trigger = run.tags.get("segments/trigger", "command line" if "segments/pid" in run.tags else "manual")
-    payload = {
-        "text": f"segments: refresh run {run.run_id} failed ({trigger}, as_of {as_of or 'unknown'}): {message}",
-        "run_id": run.run_id,
-        "job": run.job_name,
-        "as_of": as_of,
-        "trigger": trigger,
-        "message": message,
-    }
+    text = f"segments: refresh run {run.run_id} failed ({trigger}, as_of {as_of or 'unknown'}): {message}"
+    payload = {"text": text, "run_id": run.run_id, "job": run.job_name, "as_of": as_of, "trigger": trigger,
+               "message": message}
     try:
         post_json(segments.alert_webhook_url, payload)
     except (OSError, ValueError) as error:  # URLError (refused, unreachable), HTTPError, a timeout, a bad URL
-        # A URLError's reason, not its "<urlopen error ...>"; never the URL, which carries the
-        # webhook's secret token.
+        # A URLError's reason, not "<urlopen error ...>"; never the URL: it carries the secret token.
         reason = error if isinstance(error, urllib.error.HTTPError) else getattr(error, "reason", error)
         line = f"could not post the alert: {reason}"
         context.log.error(line)

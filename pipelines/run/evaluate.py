@@ -89,8 +89,6 @@ def evaluate_flags(paths: Paths, ctx: RunContext, project: Project) -> pa.Table:
                         f"{len(how.full_segments)} segment(s) in full")
             return flags
     plan = build_plan(project, ctx.params.as_of)
-    # String columns come as dictionaries where the lake stores them so: the
-    # engines evaluate string filters once per distinct value anyway.
     subscriber_dicts = [c for c in plan.subscriber_fields if c not in _IDS]
     event_dicts = [c for c in plan.event_fields if c not in _IDS]
     ranges = snapshot_ranges(snapshot, range_rows())

@@ -1,6 +1,5 @@
-"""The steps after ingest, over one run's data held in memory: evaluate, history,
-recipients, publish. The snapshot columns they share and the suppressions are
-read once; only the files the new version links in go to the workspace."""
+"""The steps after ingest: evaluate, history, recipients, publish. The snapshot columns
+they share and the suppressions are read once."""
 
 from __future__ import annotations
 
@@ -83,7 +82,8 @@ class Run:
         write_flags(flags, self.workspace.flags_file)
         record.save(self.workspace.dir / RECORD_FILE)
         self.workspace.save_context(ctx)  # how the flags were made, for the run's summary
-        return Evaluation(flags, member_counts(flags), engine.compiled_sql_by_segment(project, ctx.params.as_of))
+        compiled_sql = engine.compiled_sql_by_segment(project, ctx.params.as_of)
+        return Evaluation(flags, member_counts(flags), compiled_sql)
 
     def history(self, flags: pa.Table) -> HistoryDelta:
         """Stays, changes and sizes against the published state this run started from."""
@@ -91,9 +91,8 @@ class Run:
                               segments=self.project.segments, out_dir=self.workspace.history_dir)
 
     def recipients(self, flags: pa.Table) -> dict[str, int]:
-        """Recipients of every audience, written to the workspace as the version publishes
-        them (sorted by audience, subscriber_id); recipients per audience."""
-        # Written a part at a time: at 100M subscribers the table would not fit in memory.
+        """Recipients per audience; written to the workspace a part at a time (at 100M
+        subscribers the table would not fit in memory), as the version publishes them."""
         return write_recipients(self.project, flags, self.subscribers, self.run_id,
                                 self.workspace.recipients_file, self.suppressions)
 

@@ -23,9 +23,7 @@ class RunParams:
     force: bool = False
     full: bool = False
     allow_future: bool = False  # accept an as_of more than clock.FUTURE_TOLERANCE after started_at
-    # A scheduled tick that a later run overtook (the sensor queued one first) has
-    # nothing to do: it ends as unchanged instead of failing on "history only moves forward".
-    overtaken_ok: bool = False
+    overtaken_ok: bool = False  # a scheduled tick a later run overtook ends as unchanged, not refused
 
 
 @dataclass
@@ -55,9 +53,8 @@ _CONTEXT_JSON = TypeAdapter(RunContext)
 
 
 class Workspace:
-    """Scratch space of one run, `DATA/work/<run_id>/`: the run's context (what ingest
-    decided, for the publishing step and a re-execution) and the files the new
-    version links in. Removed when a later run starts."""
+    """`DATA/work/<run_id>/`: the run's context (for the publishing step and a re-execution)
+    and the files the new version links in. Removed when a later run starts."""
 
     def __init__(self, paths: Paths, run_id: str):
         self.dir = Path(paths.data) / "work" / run_id

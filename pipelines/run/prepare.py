@@ -87,9 +87,8 @@ def prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = (),
     for stale in workspace.dir.parent.glob("*"):  # other runs' scratch workspaces
         if stale.name not in keep:
             shutil.rmtree(stale, ignore_errors=True)
-    # A run killed after the swap left send lists of the run before: repair them
-    # first, whatever this run then does (data-contract.md, "A crash never leaves a
-    # wrong send list").
+    # A run killed after the swap left the send lists before it: repair them whatever this
+    # run then does (data-contract.md, "A crash never leaves a wrong send list").
     resync_audience_files(paths)
     if "\\" in str(Path(paths.data).resolve()):
         # DuckDB turns it into '/' in a database file's path, however quoted.
