@@ -1,15 +1,12 @@
 """Dagster's SQLite instance storage without an fsync per event (dagster.yaml, README).
 
-The stock layout under DAGSTER_HOME (history/runs.db, history/runs/<run>.db,
-schedules/schedules.db), so history written before stays in the UI; a process
-on the stock classes follows a live run's log only at checkpoints, so the
-webserver and daemon use this dagster.yaml too. Two things differ:
-
-- Pooled connections: closing the last connection to a WAL database
-  checkpoints it and deletes the WAL (~4 syncs per event with the stock
-  connection per transaction).
-- `synchronous=NORMAL` in WAL mode: a killed process loses nothing committed;
-  a power loss can roll back the last commits, never corrupt the database.
+The stock layout under DAGSTER_HOME, so history written before stays in the UI; a process on
+the stock classes follows a live run's log only at checkpoints, so the webserver and daemon
+use this dagster.yaml too. Two things differ:
+- Pooled connections: closing the last connection to a WAL database checkpoints it and
+  deletes the WAL (~4 syncs per event with the stock connection per transaction).
+- `synchronous=NORMAL` in WAL mode: a killed process loses nothing committed; a power
+  loss can roll back the last commits, never corrupt the database.
 """
 
 from __future__ import annotations

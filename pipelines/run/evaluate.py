@@ -1,6 +1,5 @@
-"""Membership flags of every segment on the run's snapshot (core/flags.py):
-incremental from the base version's flags when it can, else in full, one
-subscriber-id range at a time."""
+"""Membership flags of every segment on the run's snapshot (core/flags.py): incremental
+from the base version's flags when it can, else in full, one subscriber-id range at a time."""
 
 from __future__ import annotations
 
