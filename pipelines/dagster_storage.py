@@ -32,8 +32,7 @@ from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from sqlalchemy.engine import Connection, Engine
 from watchdog.observers import Observer
 
-# Run shards whose engines (one idle connection each) stay open in a process;
-# a webserver browsing old runs closes the least recently used.
+# Run shards whose engines stay open; a webserver browsing old runs closes the least recently used.
 OPEN_RUN_SHARDS = 8
 _ENGINE_LOCK = threading.Lock()
 
