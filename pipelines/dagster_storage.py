@@ -1,24 +1,12 @@
-"""Dagster's SQLite instance storage without an fsync per event.
+"""Dagster's SQLite instance storage without an fsync per event (dagster.yaml, README).
 
-dagster.yaml names `SqliteStorage` as the instance's storage. It keeps the
-stock layout under DAGSTER_HOME (history/runs.db, one history/runs/<run>.db
-per run plus index.db, schedules/schedules.db), so run history written before
-stays in the UI. (A process on the stock classes reads these files, but it
-follows a live run's log only at checkpoints: use this dagster.yaml for the
-webserver and daemon too, as `make dev` does.) Two things differ, both about
-syncing to disk:
-
-- Connections are pooled. The stock classes open and close a connection per
-  transaction, and closing the last connection to a WAL database checkpoints
-  it (two fsyncs) and deletes the WAL (a directory fsync): ~4 syncs per event,
-  ~550 per `segments run`.
-- `synchronous=NORMAL` in WAL mode: a commit is not synced; the WAL is synced
-  at checkpoints. SQLite's guarantee for this pair: a killed process loses
-  nothing committed, and a power loss can only roll back the last commits
-  (the latest events and run-status changes), never corrupt the database.
-
-The UI follows a run's events by watching its file; with pooled connections
-the events land in the WAL first, so that is watched too.
+The stock layout under DAGSTER_HOME, so history written before stays in the UI; a process on
+the stock classes follows a live run's log only at checkpoints, so the webserver and daemon
+use this dagster.yaml too. Two things differ:
+- Pooled connections: closing the last connection to a WAL database checkpoints it and
+  deletes the WAL (~4 syncs per event with the stock connection per transaction).
+- `synchronous=NORMAL` in WAL mode: a killed process loses nothing committed; a power
+  loss can roll back the last commits, never corrupt the database.
 """
 
 from __future__ import annotations
@@ -28,7 +16,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any
 
 import sqlalchemy as db
@@ -44,24 +32,19 @@ from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from sqlalchemy.engine import Connection, Engine
 from watchdog.observers import Observer
 
-# Run shards whose engines (one idle connection each) stay open in a process;
-# a webserver browsing old runs closes the least recently used.
+# Run shards whose engines stay open; a webserver browsing old runs closes the least recently used.
 OPEN_RUN_SHARDS = 8
 _ENGINE_LOCK = threading.Lock()
 
 
-def _set_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # a new run shard is WAL from its first write
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _set_pragmas(dbapi_connection: sqlite3.Connection, _record) -> None:
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")  # a new run shard is WAL from its first write
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def pooled_engine(conn_string: str) -> Engine:
-    """An engine keeping its connections open, committing with synchronous=NORMAL."""
-    # A few idle connections stay open (the last one closing would checkpoint the WAL);
-    # no cap on busy ones: the webserver answers on many threads, and the stock storage
-    # never made a caller wait for a connection.
+    # A few idle connections stay open; no cap on busy ones: the webserver answers on
+    # many threads, and the stock storage never made a caller wait for a connection.
     engine = db.create_engine(conn_string, pool_size=5, max_overflow=-1,
                               connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
     db.event.listen(engine, "connect", _set_pragmas)
@@ -141,8 +124,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
-        # As the stock method (one connection at a time, a shard's tables made on
-        # first use), with the shard's pooled engine.
+        # The stock method, on the shard's pooled engine.
         with self._db_lock:
             engine = self._engine(shard)
             if shard not in self._initialized_dbs:
@@ -152,14 +134,14 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 yield conn
 
     def has_table(self, table_name: str) -> bool:
-        # Asked for every event (whether pools are on), so not a connection each time.
+        # Asked for every event: not a connection each time.
         engine = self._engine(INDEX_SHARD_NAME)
         with engine.connect() as conn:
             return bool(engine.dialect.has_table(conn, table_name))
 
     def watch(self, run_id, cursor, callback) -> None:
-        # The stock watch() with the WAL-aware watchdog (scheduling the stock one
-        # first and swapping it could deliver an event twice).
+        # The stock watch() with the WAL-aware watchdog (swapping it in later could
+        # deliver an event twice).
         observer: Any = self._obs
         if not observer:
             observer = self._obs = Observer()  # type: ignore[assignment]  # stock annotates it None
@@ -185,7 +167,7 @@ class SqliteStorage(DagsterSqliteStorage):
     """DagsterSqliteStorage (same files, same config: base_dir) with pooled, NORMAL-sync connections."""
 
     def __init__(self, base_dir: str, inst_data=None):
-        # The stock __init__ with the pooled classes (calling it would open the stock ones too).
+        # The stock __init__ with the pooled classes (calling it would open the stock ones).
         self.base_dir = base_dir
         history, runs, schedules = (os.path.join(base_dir, *parts, "") for parts in
                                     (("history",), ("history", "runs"), ("schedules",)))
@@ -203,14 +185,10 @@ class SqliteStorage(DagsterSqliteStorage):
 
 
 def _create_in_wal_mode(path: str) -> None:
-    """An empty database in WAL mode, for the stock code to make its tables in: in
-    the default rollback mode each of their dozens of statements costs ~4 fsyncs
-    (a new DAGSTER_HOME: 260 fsyncs, ~70 this way)."""
+    """An empty database in WAL mode for the stock code's tables: in rollback mode each
+    of their dozens of statements costs ~4 fsyncs."""
     if os.path.exists(path):
         return
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    con = sqlite3.connect(path)
-    try:
+    with closing(sqlite3.connect(path)) as con:
         con.execute("PRAGMA journal_mode=WAL")
-    finally:
-        con.close()

@@ -114,14 +114,14 @@ def test_a_second_run_on_the_same_folder_stops_at_once(paths, monkeypatch):
 
     snapshot(paths, "20261102", [("s1", "NY")])
     entered, release = threading.Event(), threading.Event()
-    real_prepare = prepare.prepare_run
+    real_resync = prepare.resync_audience_files
 
     def slow_prepare(*args, **kwargs):
         entered.set()
         release.wait(60)
-        return real_prepare(*args, **kwargs)
+        return real_resync(*args, **kwargs)
 
-    monkeypatch.setattr(prepare, "prepare_run", slow_prepare)
+    monkeypatch.setattr(prepare, "resync_audience_files", slow_prepare)
     outcome = {}
     first = threading.Thread(target=lambda: outcome.setdefault("first", run(paths, "2026-11-02")))
     first.start()

@@ -1,25 +1,16 @@
 """The asset graph: landing files -> lake -> membership -> history -> recipients -> warehouse.
 
-Two steps, as the data is persisted: `ingest` writes the lake (and the run's
-decision: which snapshot, whether anything changed), and `segments` evaluates,
-records history, builds recipients and publishes the new version, its checks
-run in between (a failed blocking check stops it before the publish). Each
-yields a MaterializeResult per asset and an AssetCheckResult per check; the
-work itself is in `pipelines.run`.
-
-All segments are ONE asset (`segment_membership`), not one asset per
-segment: a team with hundreds of segments would otherwise get hundreds of
-nodes in the UI, and the engine evaluates them in one pass anyway. Per-segment
-sizes and changes are numeric metadata entries (`members/<segment>`,
-`entered/<segment>`, `exited/<segment>`, `recipients/<audience>`), listed in each
-materialization's metadata in the UI, plus a markdown table.
-
-A run whose inputs were already published materializes nothing: the ingest
-step records an observation of every asset instead (see `_observe_unchanged`).
+Two steps, as the data is persisted: `ingest` writes the lake and the run's decision
+(which snapshot, whether anything changed); `segments` evaluates, records history,
+builds recipients and publishes, its checks in between. The work is in `pipelines.run`.
+All segments are ONE asset, `segment_membership`: hundreds of segments would be hundreds
+of nodes in the UI, and the engine evaluates them in one pass anyway. What each asset
+records: README, "Running and scheduling".
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, timedelta
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -28,14 +19,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..core import schemas
-from ..core.clock import utc_now
+from ..core.clock import parse_as_of, utc_now
 from ..core.settings import Paths
 from ..errors import UserError
 from ..lake.snapshots import event_part_files
 from ..publish.catalog import open_warehouse
 from ..run import checks
 from ..run.execute import Run
-from ..run.params import RunContext, parse_params
+from ..run.params import RunContext, RunParams
 from ..run.prepare import prepare, record_failure
 from .resources import SegmentsResource
 
@@ -58,9 +49,13 @@ landing_files = dg.AssetSpec(
 )
 
 
-def _fail(error: UserError) -> dg.Failure:
-    # A one-line description, no stack trace: the CLI prints it as-is.
-    return dg.Failure(description=str(error), allow_retries=False)
+@contextmanager
+def _one_line_failure() -> Iterator[None]:
+    """A UserError fails the step with its one line, no stack trace: the CLI prints it as-is."""
+    try:
+        yield
+    except UserError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
 
 
 def workspace_id(run: dg.DagsterRun) -> str:
@@ -110,17 +105,20 @@ def _checked(asset: str, outcomes: list[tuple[str, checks.CheckOutcome]]):
 def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: SegmentsResource):
     """Ingest new landing files and choose this run's snapshot (the hold rule applies here)."""
     paths = segments.paths()
-    params = parse_params(
-        workspace_id(context.run), config.as_of, utc_now(),
-        engine=config.engine or segments.engine, force=config.force, full=config.full,
+    started_at = utc_now()
+    params = RunParams(
+        run_id=workspace_id(context.run), as_of=parse_as_of(config.as_of) or started_at,
+        started_at=started_at, engine=config.engine or segments.engine, force=config.force, full=config.full,
         allow_future=config.allow_future,
         overtaken_ok=context.run.tags.get("segments/trigger") in SCHEDULED_TRIGGERS,
     )
-    try:
-        ctx = prepare(paths, params, in_progress=_runs_in_progress(context), limits=segments.ingest_limits())
-    except UserError as error:
-        record_failure(paths, params, error)
-        raise _fail(error) from None
+    with _one_line_failure():
+        try:
+            ctx = prepare(paths, params, in_progress=_runs_in_progress(context),
+                          limits=segments.ingest_limits())
+        except UserError as error:
+            record_failure(paths, params, error)
+            raise
     for warning in ctx.warnings:
         context.log.warning(warning)
     # The files this run ingested, whether or not it goes on to publish (not blocking).
@@ -129,35 +127,27 @@ def ingest(context: dg.AssetExecutionContext, config: RefreshConfig, segments: S
         _observe_unchanged(context, ctx)
         yield from _checked("lake_subscribers", quarantine)
         return
-    yield dg.MaterializeResult(
-        asset_key="lake_subscribers",
-        metadata={
-            "snapshot": ctx.snapshot_name,
-            "dagster/row_count": ctx.snapshot_rows,  # subscribers in the run's snapshot
-            "dagster/column_schema": column_schema(pq.read_schema(ctx.snapshot_file)),
-            "as_of": as_of_value(ctx),
-            "files_ingested": len(ctx.ingested),
-            "quarantined_rows": ctx.quarantined_rows,
-        },
-    )
+    yield dg.MaterializeResult(asset_key="lake_subscribers", metadata={
+        "snapshot": ctx.snapshot_name,
+        "dagster/row_count": ctx.snapshot_rows,  # subscribers in the run's snapshot
+        "dagster/column_schema": column_schema(pq.read_schema(ctx.snapshot_file)),
+        "as_of": as_of_value(ctx),
+        "files_ingested": len(ctx.ingested),
+        "quarantined_rows": ctx.quarantined_rows,
+    })
     yield from _checked("lake_subscribers", quarantine)
     event_files = event_part_files(paths)
-    yield dg.MaterializeResult(
-        asset_key="lake_events",
-        metadata={
-            "dagster/row_count": sum(pq.read_metadata(f).num_rows for f in event_files),  # events in the lake
-            "dagster/column_schema": column_schema(pq.read_schema(event_files[0]) if event_files else pa.schema([])),
-            "files_ingested": len(ctx.ingested),
-            "as_of": as_of_value(ctx),
-        },
-    )
+    yield dg.MaterializeResult(asset_key="lake_events", metadata={
+        "dagster/row_count": sum(pq.read_metadata(f).num_rows for f in event_files),  # events in the lake
+        "dagster/column_schema": column_schema(pq.read_schema(event_files[0]) if event_files else pa.schema([])),
+        "files_ingested": len(ctx.ingested),
+        "as_of": as_of_value(ctx),
+    })
 
 
 def _observe_unchanged(context: dg.AssetExecutionContext, ctx: RunContext):
-    """A run whose inputs were already published (or that a later run overtook) publishes
-    nothing: it records an observation of each asset that carries the last real
-    materialization's metadata forward, not a materialization. So the plots keep their
-    values, and the freshness policy sees no publish."""
+    """An observation of each asset carrying the last materialization's metadata forward,
+    for a run with nothing to publish: the plots keep their values, the freshness policy sees no publish."""
     for key in [*ingest.keys, *segments_and_audiences.keys]:  # every asset of the job
         latest = context.instance.get_latest_materialization_event(key)
         carried = dict(latest.asset_materialization.metadata) if latest and latest.asset_materialization else {}
@@ -202,17 +192,13 @@ def _observe_unchanged(context: dg.AssetExecutionContext, ctx: RunContext):
 def segments_and_audiences(context: dg.AssetExecutionContext, segments: SegmentsResource):
     """Evaluate, record history, build recipients, check, publish: one version."""
     paths = segments.paths()
-    try:
+    with _one_line_failure():
         run = Run(paths, workspace_id(context.run))
         evaluation = run.evaluate()
-    except UserError as error:
-        raise _fail(error) from None
     ctx = run.ctx
     counts = evaluation.counts
     table = "| segment | members |\n|---|---:|\n" + "\n".join(f"| {k} | {v:,} |" for k, v in sorted(counts.items()))
-    # The query of each segment whose definition changed since the published run (every
-    # query is in the warehouse's `segments.sql`): not ~1 KB per segment on every run.
-    edited = edited_segments(paths, {key: s.definition_sha256() for key, s in run.project.segments.items()})
+    published = published_segments(paths)
     metadata: dict[str, Any] = {
         "dagster/row_count": sum(counts.values()),  # (segment, subscriber_id) pairs
         "dagster/column_schema": column_schema(schemas.MEMBERSHIP),
@@ -223,21 +209,23 @@ def segments_and_audiences(context: dg.AssetExecutionContext, segments: Segments
         # engine/incremental.py: whether only subscribers whose inputs changed were re-evaluated
         "evaluation": ctx.mode,
     }
+    # The query of each segment whose definition changed since the published run (every
+    # query is in the warehouse's `segments.sql`): not ~1 KB per segment on every run.
+    edited = {key for key, s in run.project.segments.items()
+              if published.get(key, (0, ""))[1] != s.definition_sha256()}
     changed = {key: sql for key, sql in sorted(evaluation.compiled_sql.items()) if key in edited}
     if changed:
         metadata["compiled_sql"] = dg.MetadataValue.md(
             "\n\n".join(f"**{key}**\n```sql\n{sql}\n```" for key, sql in changed.items()))
     yield dg.MaterializeResult(asset_key="segment_membership", metadata=metadata)
 
-    shrink = checks.no_sudden_shrink(paths, counts, segments.max_segment_shrink, segments.block_on_shrink)
+    shrink = checks.no_sudden_shrink(published, counts, segments.max_segment_shrink, segments.block_on_shrink)
     yield from _checked("segment_membership", [("unique_members", checks.unique_members(evaluation.flags)),
                                                ("no_sudden_shrink", shrink)])
 
-    try:
+    with _one_line_failure():
         history = run.history(evaluation.flags)
         recipients = run.recipients(evaluation.flags)
-    except UserError as error:
-        raise _fail(error) from None
     sizes = [(r["segment"], r["members"], r["entered"], r["exited"]) for r in history.sizes.to_pylist()]
     rows = [f"| {s} | {m:,} | +{e:,} | -{x:,} |" for s, m, e, x in sizes]
     yield dg.MaterializeResult(asset_key="segment_history", metadata={
@@ -253,7 +241,8 @@ def segments_and_audiences(context: dg.AssetExecutionContext, segments: Segments
     })
 
     recipients_file = run.workspace.recipients_file
-    holdout = holdout_counts(recipients_file)
+    held = pq.read_table(recipients_file, columns=["audience"], filters=[("group", "=", "holdout")])
+    holdout = {row["values"]: row["counts"] for row in pc.value_counts(held["audience"]).to_pylist()}
     yield dg.MaterializeResult(asset_key="audience_recipients", metadata={
         "dagster/row_count": sum(recipients.values()),  # rows of `recipients`, every audience
         "dagster/column_schema": column_schema(pq.read_schema(recipients_file)),
@@ -266,10 +255,8 @@ def segments_and_audiences(context: dg.AssetExecutionContext, segments: Segments
     yield from _checked("audience_recipients",
                         [("suppression", checks.suppression(recipients_file, run.subscribers, run.suppressions))])
 
-    try:
+    with _one_line_failure():
         result = run.publish(evaluation, history, keep_versions=segments.keep_versions)
-    except UserError as error:
-        raise _fail(error) from None
     relations = relation_schemas(paths)
     yield dg.MaterializeResult(asset_key="analyst_warehouse", metadata={
         "warehouse": dg.MetadataValue.path(str(paths.warehouse)),
@@ -280,10 +267,6 @@ def segments_and_audiences(context: dg.AssetExecutionContext, segments: Segments
         "dagster/column_schema": relations.pop("segments", dg.TableSchema(columns=[])),
         **{f"schema/{name}": schema for name, schema in sorted(relations.items())},
     })
-
-
-# What the assets record besides their results: column schemas, the run's clock,
-# which definitions changed, holdout counts.
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
@@ -297,29 +280,21 @@ def as_of_value(ctx: RunContext) -> dg.TimestampMetadataValue:
     return dg.MetadataValue.timestamp(ctx.params.as_of.replace(tzinfo=UTC))
 
 
-def edited_segments(paths: Paths, definitions: dict[str, str]) -> set[str]:
-    """Keys of `definitions` (segment -> definition sha256) that the published warehouse
-    lacks or has with another definition: every key before the first publish."""
-    if not Path(paths.warehouse).exists():
-        return set(definitions)
+def published_segments(paths: Paths) -> dict[str, tuple[int, str]]:
+    """segment -> (members, definition sha256) as last published; empty before the first publish."""
+    if not paths.warehouse.exists():
+        return {}
     with open_warehouse(paths) as con:
-        published = dict(con.execute("SELECT segment, definition_sha256 FROM segments").fetchall())
-    return {key for key, sha in definitions.items() if published.get(key) != sha}
-
-
-def holdout_counts(recipients_file: Path) -> dict[str, int]:
-    """Recipients per audience in the `holdout` group."""
-    held = pq.read_table(recipients_file, columns=["audience"], filters=[("group", "=", "holdout")])
-    return {row["values"]: row["counts"] for row in pc.value_counts(held["audience"]).to_pylist()}
+        rows = con.execute("SELECT segment, members, definition_sha256 FROM segments").fetchall()
+    return {segment: (members, sha) for segment, members, sha in rows}
 
 
 def relation_schemas(paths: Paths) -> dict[str, dg.TableSchema]:
     """Column schemas of the published warehouse's relations, as the catalog has them."""
     with open_warehouse(paths) as con:
         rows = con.execute(
-            """SELECT table_name, column_name, data_type FROM information_schema.columns
-               WHERE table_schema = 'main' ORDER BY table_name, ordinal_position""").fetchall()
-    columns: dict[str, list[dg.TableColumn]] = {}
-    for table, column, kind in rows:
-        columns.setdefault(table, []).append(dg.TableColumn(column, kind))
-    return {table: dg.TableSchema(columns=cols) for table, cols in columns.items()}
+            """SELECT table_name, list(column_name ORDER BY ordinal_position),
+                      list(data_type ORDER BY ordinal_position)
+               FROM information_schema.columns WHERE table_schema = 'main' GROUP BY table_name""").fetchall()
+    return {table: dg.TableSchema(columns=[dg.TableColumn(c, k) for c, k in zip(names, kinds, strict=True)])
+            for table, names, kinds in rows}

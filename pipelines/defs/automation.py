@@ -1,7 +1,5 @@
-"""The refresh job's schedules (nightly full, hourly), the landing sensor and the two
-run-failure sensors (record in `runs`, alert a webhook), each described where defined.
-Runs never overlap: dagster.yaml limits the run queue to one run at a time.
-"""
+"""The refresh job, its schedules, the landing sensor and the run-failure sensors.
+Runs never overlap: dagster.yaml limits the run queue to one run at a time."""
 
 import hashlib
 import json
@@ -33,33 +31,32 @@ refresh_job = dg.define_asset_job(
 AS_OF_TAG = "segments/as_of"
 
 
-def _run_config(as_of: str, *, full: bool = False) -> dict:
-    return {"ops": {"ingest": {"config": {"as_of": as_of, "full": full}}}}
+def _run_request(trigger: str, key: str, as_of: str, *, full: bool = False,
+                 tags: dict[str, str] | None = None) -> dg.RunRequest:
+    config = {"as_of": as_of, "full": full}
+    return dg.RunRequest(run_key=f"{trigger}-{key}", run_config={"ops": {"ingest": {"config": config}}},
+                         tags={"segments/trigger": trigger, **(tags or {}), AS_OF_TAG: as_of})
 
 
 @dg.schedule(job=refresh_job, cron_schedule="0 2 * * *", execution_timezone="UTC",
              description="Nightly full refresh at 02:00 UTC.")
 def nightly_full_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     as_of = format_ts(context.scheduled_execution_time)
-    return dg.RunRequest(run_key=f"nightly-{as_of}", run_config=_run_config(as_of, full=True),
-                         tags={"segments/trigger": "nightly", AS_OF_TAG: as_of})
+    return _run_request("nightly", as_of, as_of, full=True)
 
 
 @dg.schedule(job=refresh_job, cron_schedule="0 0,1,3-23 * * *", execution_timezone="UTC",
              description="Hourly incremental refresh (02:00 is the nightly full refresh).")
 def hourly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     as_of = format_ts(context.scheduled_execution_time)
-    return dg.RunRequest(run_key=f"hourly-{as_of}", run_config=_run_config(as_of),
-                         tags={"segments/trigger": "hourly", AS_OF_TAG: as_of})
+    return _run_request("hourly", as_of, as_of)
 
 
 @dg.sensor(job=refresh_job, minimum_interval_seconds=60,
            description="Starts a refresh when new files land in DATA/landing/ (one run per new file set).")
 def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResource):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    # The landing files ingest would read (not sub-folders) in the data folder the runs
-    # will use, with size and modification time.
-    current: dict[str, str] = {}
+    current: dict[str, str] = {}  # the landing files ingest would read -> size:mtime
     for kind in KINDS:  # subscribers, events, suppressions
         for path in list_landing(segments.paths(), kind):
             stat = path.lstat()  # a link is listed, never followed
@@ -67,8 +64,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResour
     new = {name: sig for name, sig in current.items() if seen.get(name) != sig}
     if not new:
         return dg.SkipReason("no new landing files")
-    run_key = hashlib.sha256(json.dumps(sorted(new.items())).encode()).hexdigest()[:16]
-    as_of = format_ts(utc_now())
+    key = hashlib.sha256(json.dumps(sorted(new.items())).encode()).hexdigest()[:16]
     # What the landing folder holds now: the `landing_files` asset's plots.
     observation = dg.AssetObservation("landing_files", metadata={
         "files": len(current),
@@ -79,10 +75,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResour
         "new": dg.MetadataValue.md("\n".join(f"- `{name}`" for name in sorted(new))),
     })
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(
-            run_key=f"landing-{run_key}", run_config=_run_config(as_of),
-            tags={"segments/trigger": "landing", "segments/new_files": str(len(new)), AS_OF_TAG: as_of},
-        )],
+        run_requests=[_run_request("landing", key, format_ts(utc_now()),
+                                   tags={"segments/new_files": str(len(new))})],
         asset_events=[observation],
         cursor=json.dumps({**seen, **new}, sort_keys=True),
     )
@@ -92,9 +86,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, segments: SegmentsResour
                        default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Records a refresh run that failed after ingest in the `runs` relation.")
 def record_failed_refresh(context: dg.RunFailureSensorContext, segments: SegmentsResource):
-    """A run launched by a schedule or the sensor that fails (a step raised, a blocking
-    check stopped it) shows in `runs` as `failed`, as a `segments run` does. A run that
-    failed in ingest is recorded there already."""
+    """A run launched by a schedule or the sensor that fails after ingest (which records its
+    own failures) shows in `runs` as `failed`, as a `segments run` does."""
     paths = segments.paths()
     workspace = Workspace(paths, workspace_id(context.dagster_run))
     if not workspace.context_file.is_file():
@@ -103,36 +96,26 @@ def record_failed_refresh(context: dg.RunFailureSensorContext, segments: Segment
     return None
 
 
-# How long the alert waits for the webhook: a slow receiver must not hold the sensor daemon.
-ALERT_TIMEOUT_SECONDS = 10
-
-
 @dg.run_failure_sensor(monitored_jobs=[refresh_job], minimum_interval_seconds=30,
                        default_status=dg.DefaultSensorStatus.RUNNING,
                        description="POSTs a JSON message to the `segments` resource's alert_webhook_url "
                                    "when a refresh run fails (off while the URL is empty).")
 def alert_failed_refresh(context: dg.RunFailureSensorContext, segments: SegmentsResource):
     """Tells people a run failed: nothing else would while the schedules run unattended.
-    The body has a `text` line (Slack and Teams incoming webhooks show it) and the details."""
+    `text` is the line Slack and Teams incoming webhooks show."""
     if not segments.alert_webhook_url:
         return dg.SkipReason("no alert_webhook_url configured")
     run = context.dagster_run
     message = failure_reason(context)
     as_of = run.tags.get(AS_OF_TAG, "")
     trigger = run.tags.get("segments/trigger", "command line" if "segments/pid" in run.tags else "manual")
-    payload = {
-        "text": f"segments: refresh run {run.run_id} failed ({trigger}, as_of {as_of or 'unknown'}): {message}",
-        "run_id": run.run_id,
-        "job": run.job_name,
-        "as_of": as_of,
-        "trigger": trigger,
-        "message": message,
-    }
+    text = f"segments: refresh run {run.run_id} failed ({trigger}, as_of {as_of or 'unknown'}): {message}"
+    payload = {"text": text, "run_id": run.run_id, "job": run.job_name, "as_of": as_of, "trigger": trigger,
+               "message": message}
     try:
         post_json(segments.alert_webhook_url, payload)
     except (OSError, ValueError) as error:  # URLError (refused, unreachable), HTTPError, a timeout, a bad URL
-        # A URLError's reason, not its "<urlopen error ...>"; never the URL, which carries the
-        # webhook's secret token.
+        # A URLError's reason, not "<urlopen error ...>"; never the URL: it carries the secret token.
         reason = error if isinstance(error, urllib.error.HTTPError) else getattr(error, "reason", error)
         line = f"could not post the alert: {reason}"
         context.log.error(line)
@@ -147,7 +130,8 @@ def post_json(url: str, payload: dict) -> None:
         raise ValueError("alert_webhook_url must be an http(s) URL")
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=ALERT_TIMEOUT_SECONDS) as response:  # noqa: S310 - checked above
+    # A slow receiver must not hold the sensor daemon.
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - checked above
         response.read()
 
 

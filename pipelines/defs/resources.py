@@ -1,9 +1,4 @@
-"""Resources: where definitions and data live, and which engine evaluates.
-
-Same code, swap the resource: a laptop uses the defaults (DuckDB, ./data); a
-deployment points `data_dir` elsewhere or sets `engine` to `polars`/`spark`
-without touching the assets.
-"""
+"""The `segments` resource: a deployment swaps it (data_dir, engine), not the assets."""
 
 from __future__ import annotations
 

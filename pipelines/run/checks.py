@@ -10,9 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..core.flags import flags_to_membership, is_sorted_unique
-from ..core.settings import Paths
 from ..publish.audiences import Suppressions, suppression_violations
-from ..publish.catalog import open_warehouse
 from .params import RunContext
 
 
@@ -41,26 +39,22 @@ def quarantine_rate(ctx: RunContext, threshold: float) -> CheckOutcome:
     )
 
 
-def _count_nonunique(table: pa.Table, columns: list[str]) -> int:
-    grouped = table.group_by(columns).aggregate([([], "count_all")])
-    return int(pc.sum(pc.greater(grouped.column("count_all"), 1)).as_py() or 0)
-
-
 def unique_members(flags: pa.Table) -> CheckOutcome:
     """Each (segment, subscriber_id) pair appears once."""
     # Flags hold one row per subscriber: pairs can only repeat if subscriber ids do.
-    duplicates = 0 if is_sorted_unique(flags.column("subscriber_id")) else _count_nonunique(
-        flags_to_membership(flags), ["segment", "subscriber_id"])
+    duplicates = 0
+    if not is_sorted_unique(flags.column("subscriber_id")):
+        pairs = flags_to_membership(flags).group_by(["segment", "subscriber_id"])
+        repeats = pairs.aggregate([([], "count_all")]).column("count_all")
+        duplicates = int(pc.sum(pc.greater(repeats, 1)).as_py() or 0)
     return CheckOutcome(passed=duplicates == 0, blocking=True, metadata={"duplicate_pairs": duplicates})
 
 
-def no_sudden_shrink(paths: Paths, counts: dict[str, int], threshold: float, block: bool) -> CheckOutcome:
-    """No segment lost more than `threshold` of its members since the published run."""
-    before: dict[str, int] = {}
-    if paths.warehouse.exists():
-        with open_warehouse(paths) as con:
-            before = dict(con.execute("SELECT segment, members FROM segments").fetchall())
-    shrunk = {key: (old, counts.get(key, 0)) for key, old in before.items()
+def no_sudden_shrink(published: dict[str, tuple[int, str]], counts: dict[str, int], threshold: float,
+                     block: bool) -> CheckOutcome:
+    """No segment lost more than `threshold` of its members since the published run
+    (`published`: segment -> (members, definition sha256))."""
+    shrunk = {key: (old, counts[key]) for key, (old, _) in published.items()
               if old > 0 and key in counts and counts[key] < old * (1 - threshold)}
     listing = ", ".join(f"{k}: {a:,} -> {b:,}" for k, (a, b) in sorted(shrunk.items()))
     return CheckOutcome(

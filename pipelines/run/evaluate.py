@@ -1,22 +1,21 @@
-"""Membership flags of every segment on the run's snapshot (core/flags.py):
-incremental from the base version's flags when it can, else in full, one
-subscriber-id range at a time."""
+"""Membership flags of every segment on the run's snapshot (core/flags.py): incremental
+from the base version's flags when it can, else in full, one subscriber-id range at a time."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 from .. import engine
-from ..core.flags import member_counts, sort_by_id
+from ..core.flags import sort_by_id
 from ..core.settings import Paths, range_rows
 from ..engine import incremental
 from ..engine.incremental import RECORD_FILE, EvaluationRecord, evaluate_incremental
 from ..errors import UserError
 from ..lake.snapshots import (
+    SnapshotInfo,
     event_part_files,
     read_events,
     read_rows,
@@ -24,16 +23,16 @@ from ..lake.snapshots import (
     snapshot_at_or_before,
     snapshot_ranges,
 )
-from ..publish.history_files import read_flags, write_flags
+from ..publish.history_files import read_flags
 from ..publish.state import current_state, history_base
 from ..segments.model import Project
 from ..segments.plan import build_plan
-from .params import RunContext, Workspace
+from .params import RunContext
 
 _IDS = ("subscriber_id", "event_id")
 
 
-def run_snapshot(paths: Paths, ctx: RunContext):
+def run_snapshot(paths: Paths, ctx: RunContext) -> SnapshotInfo:
     """The snapshot ingest chose for this run (a UserError if the lake changed since)."""
     snapshot = snapshot_at_or_before(paths, ctx.params.as_of)
     if snapshot is None or str(snapshot.file) != ctx.snapshot_file:
@@ -41,13 +40,7 @@ def run_snapshot(paths: Paths, ctx: RunContext):
     return snapshot
 
 
-def read_subscribers(paths: Paths, ctx: RunContext, project: Project, columns: list[str] | None) -> pa.Table:
-    """The run's snapshot (only `columns`, with subscriber_id, if given), typed by the
-    catalog, in subscriber_id order."""
-    return sort_by_id(read_snapshot(run_snapshot(paths, ctx), project.catalog, columns))
-
-
-def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
+def _incremental_flags(paths: Paths, ctx: RunContext, project: Project, snapshot: SnapshotInfo):
     """Flags from the base version's, re-evaluating only affected subscribers
     (engine/incremental.py); None when the run must (or had better) evaluate in full."""
     previous = current_state(paths)
@@ -62,7 +55,6 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
     base_flags = read_flags(base.version_dir)
     if base_flags is None:
         return None
-    snapshot = run_snapshot(paths, ctx)
     as_of = ctx.params.as_of
 
     def subscribers(columns: list[str], ids):
@@ -84,23 +76,19 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project):
 
 
 def evaluate_flags(paths: Paths, ctx: RunContext, project: Project) -> pa.Table:
-    """Membership flags of every segment on the run's snapshot.
-
-    Unless the run is `--full`, the flags of the version it builds on are reused
-    for every subscriber whose inputs did not change (`ctx.mode` says which)."""
+    """Unless the run is `--full`, the flags of the version it builds on are reused for
+    every subscriber whose inputs did not change (`ctx.mode` says which)."""
+    snapshot = run_snapshot(paths, ctx)
     if not ctx.params.full:
-        incremental = _incremental_flags(paths, ctx, project)
+        incremental = _incremental_flags(paths, ctx, project, snapshot)
         if incremental is not None:
             flags, how = incremental
             ctx.mode = (f"incremental: {how.affected:,} subscriber(s) re-evaluated, "
                         f"{len(how.full_segments)} segment(s) in full")
             return flags
     plan = build_plan(project, ctx.params.as_of)
-    # String columns come as dictionaries where the lake stores them so: the
-    # engines evaluate string filters once per distinct value anyway.
     subscriber_dicts = [c for c in plan.subscriber_fields if c not in _IDS]
     event_dicts = [c for c in plan.event_fields if c not in _IDS]
-    snapshot = run_snapshot(paths, ctx)
     ranges = snapshot_ranges(snapshot, range_rows())
     # A large snapshot is evaluated one id range at a time, so memory is bounded by
     # a range, not the snapshot: every predicate reads only its own subscriber's row,
@@ -128,22 +116,3 @@ def evaluate_flags(paths: Paths, ctx: RunContext, project: Project) -> pa.Table:
                                                engine=ctx.params.engine))
             del subscribers, events
     return pa.concat_tables(parts)
-
-
-@dataclass
-class Evaluation:
-    flags: pa.Table
-    counts: dict[str, int]  # segment -> members
-    compiled_sql: dict[str, str]  # segment -> its query
-
-
-def evaluate(paths: Paths, ctx: RunContext, project: Project, workspace: Workspace) -> Evaluation:
-    """The run's flags, written with their evaluation record to the workspace
-    (the new version links both in, and the next run builds on them)."""
-    record = EvaluationRecord.of(project, ctx.params.as_of, ctx.snapshot_file, event_part_files(paths),
-                                 root=Path(paths.data))
-    flags = evaluate_flags(paths, ctx, project)
-    workspace.dir.mkdir(parents=True, exist_ok=True)
-    write_flags(flags, workspace.flags_file)
-    record.save(workspace.dir / RECORD_FILE)
-    return Evaluation(flags, member_counts(flags), engine.compiled_sql_by_segment(project, ctx.params.as_of))

@@ -1,27 +1,39 @@
-"""The steps after ingest, over one run's data held in memory: evaluate, history,
-recipients, publish. The snapshot columns they share and the suppressions are
-read once; only the files the new version links in go to the workspace."""
+"""The steps after ingest: evaluate, history, recipients, publish. The snapshot columns
+they share and the suppressions are read once."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
 
+from .. import engine
+from ..core.flags import member_counts, sort_by_id
 from ..core.settings import Paths
+from ..engine.incremental import RECORD_FILE, EvaluationRecord
 from ..errors import UserError
+from ..lake.snapshots import event_part_files, read_snapshot
 from ..lake.suppressions import read_held_rows, read_suppression_list
 from ..publish.audiences import Suppressions, audience_field_columns, suppressions_table, write_recipients
 from ..publish.flag_history import HistoryDelta, extend_history
+from ..publish.history_files import write_flags
 from ..publish.lock import writer_lock
 from ..publish.runlog import RunRecord
 from ..publish.state import PublishedState, current_state
 from ..publish.warehouse import DEFAULT_KEEP_VERSIONS, lake_file_is_publishable, publish_version
-from .evaluate import Evaluation, evaluate, read_subscribers
+from .evaluate import evaluate_flags, run_snapshot
 from .params import Workspace
 from .prepare import load_valid_project
+
+
+@dataclass
+class Evaluation:
+    flags: pa.Table
+    counts: dict[str, int]  # segment -> members
+    compiled_sql: dict[str, str]  # segment -> its query
 
 
 class Run:
@@ -44,7 +56,8 @@ class Run:
         """The snapshot, read once for recipients, the suppression check and the publish:
         only the columns they use, unless the publish must write every column itself."""
         columns = ["subscriber_id", "status", "email", *audience_field_columns(self.project)]
-        return read_subscribers(self.paths, self.ctx, self.project, columns if self.linkable else None)
+        snapshot = run_snapshot(self.paths, self.ctx)
+        return sort_by_id(read_snapshot(snapshot, self.project.catalog, columns if self.linkable else None))
 
     @cached_property
     def suppressions(self) -> Suppressions:
@@ -60,9 +73,17 @@ class Run:
         return previous
 
     def evaluate(self) -> Evaluation:
-        evaluation = evaluate(self.paths, self.ctx, self.project, self.workspace)
-        self.workspace.save_context(self.ctx)  # how the flags were made, for the run's summary
-        return evaluation
+        """The run's flags, written with their evaluation record to the workspace
+        (the new version links both in, and the next run builds on them)."""
+        paths, ctx, project = self.paths, self.ctx, self.project
+        record = EvaluationRecord.of(project, ctx.params.as_of, ctx.snapshot_file, event_part_files(paths),
+                                     root=Path(paths.data))
+        flags = evaluate_flags(paths, ctx, project)
+        write_flags(flags, self.workspace.flags_file)
+        record.save(self.workspace.dir / RECORD_FILE)
+        self.workspace.save_context(ctx)  # how the flags were made, for the run's summary
+        compiled_sql = engine.compiled_sql_by_segment(project, ctx.params.as_of)
+        return Evaluation(flags, member_counts(flags), compiled_sql)
 
     def history(self, flags: pa.Table) -> HistoryDelta:
         """Stays, changes and sizes against the published state this run started from."""
@@ -70,9 +91,8 @@ class Run:
                               segments=self.project.segments, out_dir=self.workspace.history_dir)
 
     def recipients(self, flags: pa.Table) -> dict[str, int]:
-        """Recipients of every audience, written to the workspace as the version publishes
-        them (sorted by audience, subscriber_id); recipients per audience."""
-        # Written a part at a time: at 100M subscribers the table would not fit in memory.
+        """Recipients per audience; written to the workspace a part at a time (at 100M
+        subscribers the table would not fit in memory), as the version publishes them."""
         return write_recipients(self.project, flags, self.subscribers, self.run_id,
                                 self.workspace.recipients_file, self.suppressions)
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..core.clock import parse_as_of
+from pydantic import TypeAdapter
+
 from ..core.settings import Paths
 from ..errors import UserError
 from ..publish.audiences import RECIPIENTS_FILE
@@ -25,13 +23,7 @@ class RunParams:
     force: bool = False
     full: bool = False
     allow_future: bool = False  # accept an as_of more than clock.FUTURE_TOLERANCE after started_at
-    # A scheduled tick that a later run overtook (the sensor queued one first) has
-    # nothing to do: it ends as unchanged instead of failing on "history only moves forward".
-    overtaken_ok: bool = False
-
-
-def parse_params(run_id: str, as_of: str | datetime | None, started_at: datetime, **options) -> RunParams:
-    return RunParams(run_id=run_id, as_of=parse_as_of(as_of) or started_at, started_at=started_at, **options)
+    overtaken_ok: bool = False  # a scheduled tick a later run overtook ends as unchanged, not refused
 
 
 @dataclass
@@ -57,10 +49,12 @@ class RunContext:
         return self.unchanged_run_id is not None
 
 
+_CONTEXT_JSON = TypeAdapter(RunContext)
+
+
 class Workspace:
-    """Scratch space of one run, `DATA/work/<run_id>/`: the run's context (what ingest
-    decided, for the publishing step and a re-execution) and the files the new
-    version links in. Removed when a later run starts."""
+    """`DATA/work/<run_id>/`: the run's context (for the publishing step and a re-execution)
+    and the files the new version links in. Removed when a later run starts."""
 
     def __init__(self, paths: Paths, run_id: str):
         self.dir = Path(paths.data) / "work" / run_id
@@ -71,23 +65,9 @@ class Workspace:
 
     def save_context(self, ctx: RunContext) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.context_file.write_text(json.dumps(asdict(ctx), indent=2, default=datetime.isoformat))
+        self.context_file.write_bytes(_CONTEXT_JSON.dump_json(ctx, indent=2))
 
     def load_context(self) -> RunContext:
         if not self.context_file.exists():
             raise UserError(f"run workspace {self.dir} is missing: materialize the whole refresh job")
-        payload = json.loads(self.context_file.read_text())
-        params = payload.pop("params")
-        params["as_of"] = datetime.fromisoformat(params["as_of"])
-        params["started_at"] = datetime.fromisoformat(params["started_at"])
-        return RunContext(params=RunParams(**params), **payload)
-
-
-def remove_stale_workspaces(paths: Paths, keep: Iterable[str]) -> None:
-    """Workspaces of other runs (those in `keep`, runs still in progress, stay)."""
-    root = Path(paths.data) / "work"
-    keep = set(keep)
-    if root.exists():
-        for child in root.iterdir():
-            if child.name not in keep:
-                shutil.rmtree(child, ignore_errors=True)
+        return _CONTEXT_JSON.validate_json(self.context_file.read_bytes())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,13 +24,12 @@ from ..publish.state import current_state
 from ..segments.loader import load_project
 from ..segments.model import Project
 from ..segments.plan import naive_utc
-from .params import RunContext, RunParams, Workspace, remove_stale_workspaces
+from .params import RunContext, RunParams, Workspace
 
 # A snapshot that loses more than this share of the previous one is held back.
 HOLD_DROP_SHARE = 0.5
 
-# The definitions are read once per process (and again whenever a file changes:
-# the key is every file's size and mtime).
+# The definitions are read once per process, again when a file's size or mtime changes.
 _projects: dict[str, tuple[tuple, Project]] = {}
 
 
@@ -77,13 +77,19 @@ def _events_fingerprint(paths: Paths) -> str:
     return events + "".join(f"\nsuppressions:{sha}" for sha in suppressions)
 
 
-def prepare_run(paths: Paths, params: RunParams, limits: IngestLimits | None = None) -> RunContext:
-    """Ingest new landing files, pick the snapshot, apply the hold rule.
-
-    Raises UserError (and publishes nothing) when definitions are invalid, a
-    landing file was rejected in this run, no snapshot exists at or before
-    `as_of`, or the snapshot is held back.
-    """
+def prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = (),
+            limits: IngestLimits | None = None) -> RunContext:
+    """The first step, its decision saved in the run's workspace; a UserError (nothing
+    published) for invalid definitions, a rejected landing file, no snapshot, a held one.
+    `in_progress`: ids of other runs still going (their workspaces are not removed)."""
+    workspace = Workspace(paths, params.run_id)
+    keep = {params.run_id, *in_progress}
+    for stale in workspace.dir.parent.glob("*"):  # other runs' scratch workspaces
+        if stale.name not in keep:
+            shutil.rmtree(stale, ignore_errors=True)
+    # A run killed after the swap left the send lists before it: repair them whatever this
+    # run then does (data-contract.md, "A crash never leaves a wrong send list").
+    resync_audience_files(paths)
     if "\\" in str(Path(paths.data).resolve()):
         # DuckDB turns it into '/' in a database file's path, however quoted.
         raise UserError(f"the data folder {paths.data} has a backslash in its path, where DuckDB cannot open "
@@ -120,17 +126,11 @@ def prepare_run(paths: Paths, params: RunParams, limits: IngestLimits | None = N
         "\n".join([snapshot.sha256, _events_fingerprint(paths), _definitions_fingerprint(project)]).encode()
     ).hexdigest()
     ctx = RunContext(
-        params=params,
-        snapshot_file=str(snapshot.file),
-        snapshot_name=snapshot.source,
-        snapshot_at=snapshot.snapshot_at.isoformat(),
-        snapshot_rows=snapshot.rows,
-        fingerprint=fingerprint,
-        parent_version=previous.version if previous else None,
-        ingested=list(report.ingested),
-        quarantined_rows=report.quarantined_rows,
-        row_counts=dict(report.row_counts),
-        warnings=list(report.warnings),
+        params=params, fingerprint=fingerprint, parent_version=previous.version if previous else None,
+        snapshot_file=str(snapshot.file), snapshot_name=snapshot.source,
+        snapshot_at=snapshot.snapshot_at.isoformat(), snapshot_rows=snapshot.rows,
+        ingested=list(report.ingested), quarantined_rows=report.quarantined_rows,
+        row_counts=dict(report.row_counts), warnings=list(report.warnings),
     )
     if previous is not None and previous.as_of == params.as_of and previous.fingerprint == fingerprint:
         ctx.unchanged_run_id = previous.run_id
@@ -138,13 +138,13 @@ def prepare_run(paths: Paths, params: RunParams, limits: IngestLimits | None = N
         ctx.unchanged_run_id = previous.run_id
         ctx.warnings.append(f"run {previous.run_id} already published a later as_of ({format_ts(previous.as_of)}); "
                             "this scheduled run has nothing to do")
+    workspace.save_context(ctx)
     return ctx
 
 
 def _hold_a_sudden_drop(paths: Paths, snapshot, previous) -> None:
-    """UserError (status "held") when `snapshot` lacks more than HOLD_DROP_SHARE of the
-    subscribers of the published snapshot: counted by id, so a snapshot that
-    replaces most subscribers with as many new ones is held too."""
+    """UserError (status "held") when `snapshot` lacks more than HOLD_DROP_SHARE of the published
+    snapshot's subscribers, by id: one that replaces most with as many new ones is held too."""
     published = next((s for s in list_snapshots(paths) if s.source == previous.snapshot), None)
     if published is None:  # its lake file is gone: only the counts can be compared
         dropped = max(previous.snapshot_rows - snapshot.rows, 0)
@@ -168,17 +168,3 @@ def record_failure(paths: Paths, params: RunParams, error: UserError) -> None:
         run_id=params.run_id, as_of=naive_utc(params.as_of), started_at=naive_utc(params.started_at),
         finished_at=utc_now(),  # bookkeeping: the wall clock is fine here
         status=error.run_status, message=str(error) or None))
-
-
-def prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = (),
-            limits: IngestLimits | None = None) -> RunContext:
-    """The first step: `prepare_run`, its decision saved in the run's workspace.
-    `in_progress`: ids of other runs still going (their workspaces are not removed)."""
-    remove_stale_workspaces(paths, keep={params.run_id, *in_progress})
-    # A run killed after the swap left send lists of the run before: repair them
-    # first, whatever this run then does (data-contract.md, "A crash never leaves a
-    # wrong send list").
-    resync_audience_files(paths)
-    ctx = prepare_run(paths, params, limits)
-    Workspace(paths, params.run_id).save_context(ctx)
-    return ctx

@@ -1,15 +1,5 @@
-"""A later snapshot of the sample data with a share of subscribers changed,
-plus a small events export: the input of an hourly incremental run.
-
-`write_changed_landing` regenerates the base snapshot block by block (same
-rows as `write_landing` for the same n, as_of and seed), changes about
-`share` of the rows (one column each takes another row's value: a move, a
-new tag list, a status, an age, ...), drops a few subscribers, adds a few new
-ones, and writes an events export of new events for about `share` of the
-subscribers, dated between `since` and the new snapshot time. Deterministic
-for its arguments (`variant` picks another set of changes for the same base,
-say one per day); memory bounded by one block.
-"""
+"""A later snapshot of the sample data with a share of subscribers changed, plus a
+small events export: the input of an hourly incremental run."""
 
 from __future__ import annotations
 
@@ -54,7 +44,10 @@ def _changed_block(block: pa.Table, rng: np.random.Generator, share: float) -> t
 
 def write_changed_landing(paths: Paths, *, as_of: datetime, changed_as_of: datetime, since: datetime,
                           n_subscribers: int, share: float = 0.01, seed: int = 7, variant: int = 0) -> list[Path]:
-    """Landing files at `changed_as_of`: the changed snapshot and the new events."""
+    """Landing files at `changed_as_of`: the base snapshot of `write_landing` (same n, as_of
+    and seed) regenerated block by block, about `share` of its rows changed in one column,
+    a few dropped and a few added; and new events for about `share` of the subscribers,
+    dated between `since` and `changed_as_of`. `variant` picks another set of changes."""
     now = as_of_seconds(as_of)
     first, last = as_of_seconds(since), as_of_seconds(changed_as_of)
     subscribers_path, events_path = landing_file_paths(paths, as_of=changed_as_of, fmt="parquet")

@@ -1,15 +1,10 @@
 """Deterministic, vectorized sample subscribers and events.
 
 Rows are made in fixed-size blocks, each drawing from its own generator seeded
-with (seed, stream, block number). So the data depends only on
-(n, as_of, seed), never on how a caller chunks its writes: the streaming
-writers in `landing.py` and the in-memory `generate_*` functions give the same
-rows, and memory stays bounded by one block however large n is.
-
-All times are whole UTC seconds relative to `as_of`; nothing reads the clock.
-Tables use the project's canonical Arrow types (`fields.ARROW_TYPES`):
-naive microsecond timestamps meaning UTC, tags as `list<string>` (never null,
-possibly empty), postal codes as strings.
+with (seed, stream, block number): the data depends only on (n, as_of, seed),
+never on how a caller chunks its writes, and memory stays bounded by one block.
+Times are whole UTC seconds relative to `as_of` (nothing reads the clock); tables
+use the project's canonical Arrow types (`fields.ARROW_TYPES`).
 """
 
 from __future__ import annotations
@@ -32,9 +27,8 @@ from pipelines.segments.fields import ARROW_TYPES, FieldCatalog
 _T = TypeVar("_T")
 _U = TypeVar("_U")
 
-# Rows per block. Changing it changes the data for a given seed (tests shrink it
-# to exercise multi-block output on small n). Small blocks are faster than big
-# ones: their arrays stay in cache and freed memory is reused, not faulted in again.
+# Rows per block; changing it changes the data for a seed. Small blocks are faster than
+# big ones: their arrays stay in cache and freed memory is reused, not faulted in again.
 BLOCK_ROWS = 1 << 16
 # Worker threads making blocks; results never depend on it.
 THREADS = min(4, os.cpu_count() or 1)
@@ -84,11 +78,8 @@ _STATUS, _STATUS_P = _weighted(vocab.STATUS_WEIGHTS)
 _FIRST = _strings(vocab.FIRST_NAMES)
 _LAST = _strings(vocab.LAST_NAMES)
 # Every "first.last" local-part prefix, indexed by first * len(LAST_NAMES) + last.
-_NAME_SLUGS = _strings(
-    f"{first}.{last}"
-    for first in [vocab.email_slug(name) for name in vocab.FIRST_NAMES]
-    for last in [vocab.email_slug(name) for name in vocab.LAST_NAMES]
-)
+_NAME_SLUGS = _strings(f"{first}.{last}" for first in map(vocab.email_slug, vocab.FIRST_NAMES)
+                       for last in map(vocab.email_slug, vocab.LAST_NAMES))
 # Zipf-like: the first names of each list are the most common.
 _FIRST_P = _probabilities(1.0 / (np.arange(len(vocab.FIRST_NAMES)) + 8.0))
 _LAST_P = _probabilities(1.0 / (np.arange(len(vocab.LAST_NAMES)) + 8.0))
@@ -143,10 +134,8 @@ def _subscriber_block(block: int, start: int, stop: int, *, now: int, seed: int)
     last = rng.choice(len(_LAST), k, p=_LAST_P)
     domain = rng.choice(len(_AT_DOMAIN), k, p=_DOMAIN_P)
     # The number keeps addresses unique: maria.garcia1234@example.com
-    email = pc.binary_join_element_wise(
-        _NAME_SLUGS.take(first * len(_LAST) + last), pc.cast(pa.array(numbers), pa.string()),
-        _AT_DOMAIN.take(domain), "",
-    )
+    email = pc.binary_join_element_wise(_NAME_SLUGS.take(first * len(_LAST) + last),
+                                        pc.cast(pa.array(numbers), pa.string()), _AT_DOMAIN.take(domain), "")
 
     city = rng.choice(len(_CITY), k, p=_CITY_P)
     no_location = missing("location")
@@ -197,9 +186,8 @@ def _subscriber_block(block: int, start: int, stop: int, *, now: int, seed: int)
 
 def _tags(rng: np.random.Generator, k: int, *, form: np.ndarray, days_ago: np.ndarray, vip: np.ndarray,
           status: np.ndarray) -> pa.Array:
-    """Independent draws per (subscriber, tag), with probabilities that follow
-    the subscriber: webinar sign-ups attended webinars, fresh sign-ups are new
-    customers, VIPs carry the tag, lapsed subscribers look at risk."""
+    """Independent draws per (subscriber, tag), with probabilities that follow the subscriber:
+    webinar sign-ups attend webinars, fresh ones are new customers, lapsed ones at risk."""
     p = np.tile(_TAG_P, (k, 1))
     webinar_form = form == _FORM_INDEX["Webinar registration"]
     p[webinar_form, _TAG_INDEX["webinar-attendee"]] = 0.75
@@ -332,11 +320,8 @@ def generate_subscribers(n: int, *, as_of: datetime, seed: int = 7) -> pa.Table:
 
 def generate_events(subscribers: pa.Table, *, as_of: datetime, seed: int = 7, per_subscriber: float = 2.0
                     ) -> pa.Table:
-    """About `per_subscriber` events per subscriber over the year before `as_of`
-    (a few after it), with unique `event_id`s `evt_0000000001`..
-
-    Uses `subscriber_id`, `created_at` and `signup_form` of `subscribers`.
-    """
+    """About `per_subscriber` events per subscriber over the year before `as_of` (a few
+    after it), with unique `event_id`s `evt_0000000001`.."""
     now = as_of_seconds(as_of)
     parts, next_event = [EVENT_SCHEMA.empty_table()], 1
     for block, start, stop in _blocks(subscribers.num_rows):

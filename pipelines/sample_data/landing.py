@@ -1,11 +1,6 @@
 """Write sample data as landing files in the contract's format (data-contract.md,
-"Landing files"): one subscriber snapshot and one events export, stamped `as_of`.
-
-Files are streamed block by block (bounded memory at any size), written under
-a temporary name outside the landing folders and renamed into place, so an
-ingest never sees half a file. The same arguments give the same bytes, and an
-existing identical file is left as it is, so re-writing is a no-op.
-"""
+"Landing files"): one subscriber snapshot and one events export, stamped `as_of`,
+streamed block by block. The same arguments give the same bytes."""
 
 from __future__ import annotations
 
@@ -40,10 +35,8 @@ from pipelines.sample_data.generate import (
 
 # Parquet dictionary-encodes only columns with few distinct values: trying it on
 # ids and timestamps costs a third of the write time for nothing.
-_DICTIONARY_COLUMNS = frozenset({
-    "status", "first_name", "last_name", "signup_form", "city", "state", "country", "postal_code", "age",
-    "tags", "vip", "event", "product", "campaign", "coupon",
-})
+_DICTIONARY_COLUMNS = frozenset({"status", "first_name", "last_name", "signup_form", "city", "state", "country",
+                                 "postal_code", "age", "tags", "vip", "event", "product", "campaign", "coupon"})
 # RFC 4180: header row, comma, "..." with doubled quotes (pyarrow quotes every string value).
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=True, quoting_style="needed")
 
@@ -59,10 +52,7 @@ def landing_file_paths(paths: Paths, *, as_of: datetime, fmt: str = "csv") -> tu
 
 def write_landing(paths: Paths, *, as_of: datetime, n_subscribers: int = 10_000, seed: int = 7,
                   fmt: str = "csv", per_subscriber: float = 2.0) -> list[Path]:
-    """Write one subscriber snapshot and one events export; returns their paths.
-
-    Streams in blocks, so any size (100M subscribers) fits in memory.
-    """
+    """Write one subscriber snapshot and one events export; returns their paths."""
     if n_subscribers < 0:
         raise ValueError(f"n_subscribers must be >= 0, got {n_subscribers}")
     subscribers_path, events_path = landing_file_paths(paths, as_of=as_of, fmt=fmt)
@@ -103,10 +93,7 @@ def render_for(table: pa.Table, fmt: str) -> pa.Table:
 
 def iso_utc(column: pa.ChunkedArray) -> pa.Array:
     """Timestamps as `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, years 1000..9999), null stays null.
-
-    pyarrow's `strftime` costs seconds per million values; its cast writes
-    `YYYY-MM-DD HH:MM:SS`, fixed-width, so numpy swaps the space for `T` and adds `Z`.
-    """
+    pyarrow's `strftime` costs seconds per million values: numpy edits its cast's fixed-width text."""
     column = column.combine_chunks()
     seconds = pc.cast(column, pa.timestamp("s"), safe=False)
     text = pc.cast(seconds.fill_null(pa.scalar(0, seconds.type)), pa.string())
@@ -123,7 +110,7 @@ def iso_utc(column: pa.ChunkedArray) -> pa.Array:
 @contextlib.contextmanager
 def _landing_writer(path: Path, schema: pa.Schema, fmt: str) -> Iterator:
     """Yield `write(table)` taking tables already `render_for`-ed; on success the
-    file appears at `path` in one rename."""
+    file appears at `path` in one rename, so an ingest never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # Beside the landing folder, not in it: ingest must never pick up a partial file.
     partial = path.parent.parent / f".{path.name}.partial"

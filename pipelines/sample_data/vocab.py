@@ -1,9 +1,5 @@
-"""Word lists the sample-data generator draws from.
-
-Kept apart from the generator so the tables read as data. Weights are relative
-(normalised where used); order matters, because the generator draws indices
-into these lists: reordering changes the generated data for a given seed.
-"""
+"""Word lists the sample-data generator draws from. Weights are relative; order
+matters: the generator draws indices, so reordering changes the data for a seed."""
 
 from __future__ import annotations
 
@@ -40,9 +36,8 @@ LAST_NAMES: tuple[str, ...] = (
     "O'Brien", "O'Connor", "Smith-Jones", "McDonald", "Chen", "Wang", "Singh", "Müller", "Núñez", "Kowalski",
 )
 
-# (city, state, first ZIP of a plausible range, number of ZIPs in the range, weight).
-# New York State is ~12% of subscribers; New England / New Jersey ZIPs start with 0
-# so the files exercise leading-zero postal codes.
+# (city, state, first ZIP of a plausible range, number of ZIPs in it, weight). New York State
+# is ~12% of subscribers; New England / New Jersey ZIPs exercise leading-zero postal codes.
 CITIES: tuple[tuple[str, str, int, int, float], ...] = (
     ("New York", "NY", 10001, 40, 8.5),    ("Brooklyn", "NY", 11201, 39, 1.6),
     ("Buffalo", "NY", 14201, 27, 0.5),     ("Rochester", "NY", 14604, 23, 0.4),
