@@ -24,7 +24,7 @@ from sim.scenario import Sim
 # (slot -> what happens before and instead of that slot's run; slot 0 is the first run).
 FAST = {
     1: {1: ["suppression_file", "reland", "move", "edit", "kill:publish:swapped"]},
-    2: {1: ["rejected_name", "rejected_unreadable", "edit", "held"]},
+    2: {1: ["rejected_name", "rejected_unreadable", "bad_rows", "edit", "held"]},
 }
 
 

@@ -26,6 +26,7 @@ import gzip
 import io
 import json
 import re
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -326,6 +327,10 @@ class JsonlReader(SourceReader):
                     broken.append(BrokenRecord(line_number, f"the line is not valid JSON ({exc.msg} at "
                                                             f"column {exc.colno})", text))
                     continue
+                except ValueError:  # Python's own bound on the digits of an integer it parses
+                    broken.append(BrokenRecord(line_number, "the line is not valid JSON (a number of more "
+                                                            f"than {sys.get_int_max_str_digits():,} digits)", text))
+                    continue
                 if not isinstance(obj, dict):
                     broken.append(BrokenRecord(line_number, f"the line is {_json_kind(obj)}, not a JSON object",
                                                text))
@@ -401,7 +406,8 @@ def _from_json(name: str, field_type: str | None, value: object) -> tuple[object
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
     if field_type in ("string", "date", "timestamp") and isinstance(value, str):
         return value, None
-    if field_type == "integer" and isinstance(value, int | float) and is_number and float(value).is_integer():
+    # (an int is tested as it is: float() of one with 400 digits overflows)
+    if field_type == "integer" and is_number and (isinstance(value, int) or float(value).is_integer()):
         return str(int(value)), None
     if field_type == "number" and is_number:
         return repr(value), None

@@ -129,6 +129,10 @@ CASES: list[Case] = [
         Q(3, "column 'age': expected an integer, got a JSON string \"41\""),
         Q(4, "column 'vip': expected true or false, got a JSON string \"true\""),
     ), rows={"s1": {"postal_code": "02134", "tags": ["vip", "b"], "age": 41, "vip": True}}),
+    Case(f"{S}json_huge_number_{T}.jsonl", "loaded", loaded=1, quarantine=(
+        Q(2, "column 'age': '1" + "0" * 56 + "...' is not an integer"),
+        Q(3, "the line is not valid JSON (a number of more than 4,300 digits)"),
+    ), rows={"s1": {"age": 41}}, absent=("s2", "s3")),
     # JSONL row numbers are line numbers (the blank line 2 counts).
     Case(f"{S}json_not_object_{T}.jsonl", "loaded", loaded=2, quarantine=(
         Q(3, "the line is a JSON array, not a JSON object", "[1, 2]"),

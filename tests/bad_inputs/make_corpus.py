@@ -107,6 +107,11 @@ def subscribers() -> None:
           '{"subscriber_id": "s2", "email": "b@example.com", "status": "active", "postal_code": 2134}\n'
           '{"subscriber_id": "s3", "email": "c@example.com", "status": "active", "age": "41"}\n'
           '{"subscriber_id": "s4", "email": "d@example.com", "status": "active", "vip": "true"}\n')
+    # Integers too big for a float, and longer than Python parses by default (4,300 digits).
+    write(f"{s}json_huge_number_{T}.jsonl",
+          '{"subscriber_id": "s1", "email": "a@example.com", "status": "active", "age": 41}\n'
+          '{"subscriber_id": "s2", "email": "b@example.com", "status": "active", "age": 1' + "0" * 400 + '}\n'
+          '{"subscriber_id": "s3", "email": "c@example.com", "status": "active", "age": 1' + "0" * 5000 + '}\n')
     write(f"{s}json_not_object_{T}.jsonl",
           '{"subscriber_id": "s1", "email": "a@example.com", "status": "active"}\n\n[1, 2]\n"s3"\n'
           '{"Subscriber_Id": "s4", "email": "d@example.com", "status": "Bounced", "shoe_size": 42}\n')

@@ -14,6 +14,7 @@ is checked (sim/check.py); a failure names seed, run number, as_of and step.
 from __future__ import annotations
 
 import copy
+import json
 import random
 import shutil
 import time
@@ -30,12 +31,12 @@ from .check import Expected, SimFailure, check_published
 from .cli import AFTER_SWAP, BEFORE_SWAP, Outcome, Runner
 from .defs import Definitions
 from .features import Features
-from .world import FORMATS, World, stamp
+from .world import EVENT_TYPES, FORMATS, World, encode, stamp
 
 START = datetime(2026, 10, 1)
 # A run special replaces the slot's run with its own runs; extras happen before it.
 RUN_SPECIALS = ["held", "kill_random", "future", "replace"]
-EXTRAS = ["edit", "rejected_name", "rejected_unreadable", "suppression_file", "reland", "move"]
+EXTRAS = ["edit", "rejected_name", "rejected_unreadable", "suppression_file", "reland", "move", "bad_rows"]
 
 
 def iso(ts: datetime) -> str:
@@ -166,7 +167,8 @@ class Sim:
         return Expected(runs=runs, subscribers=subscribers, audiences=copy.deepcopy(self.defs.audiences),
                         suppression_list=self.world.suppressed_list(), by_address=self.features.suppression_list,
                         holdout=self.features.holdout,
-                        landed_sha256={f.name: f.sha256 for f in self.world.landed})
+                        landed_sha256={f.name: f.sha256 for f in self.world.landed},
+                        quarantine={(f.name, row) for f in self.world.landed if f.accepted for row in f.quarantined})
 
     def cli(self, step: str, as_of: datetime, **options) -> Outcome:
         self.run_no += 1
@@ -258,6 +260,21 @@ class Sim:
         self.note(f"landed {name} (corrupt gzip)")
         self.pending_rejection = True
 
+    def extra_bad_rows(self, as_of: datetime) -> None:
+        """An events export whose last lines hold numbers no float (or Python) reads:
+        those lines are quarantined, the others land."""
+        at = as_of - timedelta(minutes=4)
+        rows = self.world.make_events(at, 3)
+        good = encode(rows, EVENT_TYPES, "jsonl", self.rng)
+        bad = [{"event_id": f"zq{self.run_no}_{i}", "subscriber_id": rows[0]["subscriber_id"], "event": "purchase",
+                "occurred_at": iso(at)} for i in (1, 2)]
+        lines = [json.dumps(bad[0])[:-1] + ', "amount": 1' + "0" * 400 + "}",
+                 json.dumps(bad[1])[:-1] + ', "amount": 1' + "0" * 5000 + "}"]
+        landed = self.world.land(self.data, "events", rows, at, name=f"events_{self.run_no}_bad_{stamp(at)}.jsonl",
+                                 body=good + "\n".join(lines).encode() + b"\n",
+                                 quarantined=(len(rows) + 1, len(rows) + 2))
+        self.note(f"landed {landed.name} (2 rows with overlong numbers)")
+
     def extra_move(self, as_of: datetime) -> None:
         target = self.root / f"moved_{self.run_no}" / "data"
         target.parent.mkdir(parents=True)
@@ -276,7 +293,7 @@ class Sim:
         self.note(f"suppressions {landed.name}: {picked}")
 
     def extra_reland(self, as_of: datetime) -> None:
-        earlier = [f for f in self.world.landed if f.kind == "events" and f.accepted]
+        earlier = [f for f in self.world.landed if f.kind == "events" and f.accepted and not f.quarantined]
         source = self.rng.choice(earlier)
         at = as_of - timedelta(minutes=3)
         body = (self.data / "landing" / "events" / source.name).read_bytes()

@@ -67,6 +67,7 @@ class LandedFile:
     rows: list[dict]
     accepted: bool = True  # False: it must be rejected (bad name, unreadable)
     held: bool = False  # a snapshot the drop rule holds back until a forced run
+    quarantined: tuple[int, ...] = ()  # row numbers ingest must quarantine
 
 
 @dataclass
@@ -158,7 +159,7 @@ class World:
 
     def land(self, data: Path, kind: str, rows: list[dict], at: datetime, *, fmt: str | None = None,
              name: str | None = None, body: bytes | None = None, accepted: bool = True,
-             held: bool = False) -> LandedFile:
+             held: bool = False, quarantined: tuple[int, ...] = ()) -> LandedFile:
         fmt = fmt or self.rng.choice(FORMATS)
         if name is None:
             self.name_counter += 1
@@ -170,7 +171,7 @@ class World:
         folder = data / "landing" / kind
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(body)
-        landed = LandedFile(kind, name, hashlib.sha256(body).hexdigest(), at, rows, accepted, held)
+        landed = LandedFile(kind, name, hashlib.sha256(body).hexdigest(), at, rows, accepted, held, quarantined)
         self.landed.append(landed)
         return landed
 
