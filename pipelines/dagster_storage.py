@@ -88,7 +88,8 @@ class PooledSqliteScheduleStorage(_PooledConnect, SqliteScheduleStorage):
 
 
 class _WalWatchdog(SqliteEventLogStorageWatchdog):
-    """The stock watchdog, also woken by writes to the run's WAL."""
+    """The stock watchdog, also woken by writes to the run's WAL: with pooled connections a
+    run's events land there first, and the stock one watches the database file only."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

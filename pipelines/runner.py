@@ -253,9 +253,14 @@ def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: 
                       min_width=None if h == "name" else max([len(h)] + [len(row[i]) for row in rows]))
                for i, h in enumerate(("segment", "name", "members", "entered", "exited"))]
     print_table(console, rows, *columns, title="Segments")
-    before = summary.audiences_before  # a new audience is "new", but not in the first run
-    print_table(console, [(escape(key), f"{count:,}", f"{count - before[key]:+,}" if key in before
-                           else "new" if before else "") for key, count in audiences],
+    before = summary.audiences_before
+
+    def change(key: str, count: int) -> str:  # a new audience is "new", but not in the first run
+        if key in before:
+            return f"{count - before[key]:+,}"
+        return "new" if before else ""
+
+    print_table(console, [(escape(key), f"{count:,}", change(key, count)) for key, count in audiences],
                 Column("audience", no_wrap=True), Column("recipients", justify="right", no_wrap=True),
                 Column("change", justify="right", no_wrap=True),
                 title="Audiences (recipients after suppression)")

@@ -88,6 +88,7 @@ class SourceReader:
 
 
 def open_reader(path: Path, fmt: str, spec: TableSpec, block_size: int, limits: IngestLimits) -> SourceReader:
+    # The only size bound on a JSONL file (its reader bounds lines); CSV also counts while it reads.
     if fmt in ("csv", "jsonl") and path.stat().st_size > limits.max_file_bytes:
         raise too_large(limits)
     if fmt in ("csv", "csv.gz"):
@@ -407,7 +408,8 @@ def _from_json(name: str, field_type: str | None, value: object) -> tuple[object
     if field_type in ("string", "date", "timestamp") and isinstance(value, str):
         return value, None
     # (an int is tested as it is: float() of one with 400 digits overflows)
-    if field_type == "integer" and is_number and (isinstance(value, int) or float(value).is_integer()):
+    if field_type == "integer" and is_number and isinstance(value, int | float) \
+            and (isinstance(value, int) or value.is_integer()):
         return str(int(value)), None
     if field_type == "number" and is_number:
         return repr(value), None

@@ -30,9 +30,13 @@ def _int_bound(op: str, value: int | float) -> Bound:
         return ("is", value) if INT64_MIN <= value <= INT64_MAX else False
     if op in ("gt", "gte"):  # the least integer that holds, against the stored range
         least = value + 1 if op == "gt" else value
-        return False if least > INT64_MAX else True if least <= INT64_MIN else (op, value)
+        if least > INT64_MAX:
+            return False
+        return True if least <= INT64_MIN else (op, value)
     most = value - 1 if op == "lt" else value  # lt, lte: the greatest integer that holds
-    return False if most < INT64_MIN else True if most >= INT64_MAX else (op, value)
+    if most < INT64_MIN:
+        return False
+    return True if most >= INT64_MAX else (op, value)
 
 
 def _double_bound(op: str, value: int | float) -> Bound:

@@ -147,7 +147,9 @@ def event_counts_cte(aggregates: dict[str, EventFilter], catalog: FieldCatalog, 
     )
 
 
-_count_column = "n_{}".format  # an aggregate's column in the standalone query
+def _count_column(aggregate_key: str) -> str:
+    """An aggregate's column in the standalone query."""
+    return f"n_{aggregate_key}"
 
 
 def segment_query(project: Project, key: str, as_of: datetime) -> exp.Select:
