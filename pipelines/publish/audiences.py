@@ -72,10 +72,12 @@ def audience_field_columns(project: Project) -> list[str]:
 def recipients_schema(project: Project, subscribers_schema: pa.Schema) -> pa.Schema:
     """FIXED_COLUMNS with every audience field before `run_id`, typed as the snapshot
     column when present, else as the catalog declares it (never guessed)."""
-    fields = [(name, pa.string()) for name in FIXED_COLUMNS]
-    fields[-1:-1] = [(name, subscribers_schema.field(name).type if name in subscribers_schema.names
-                      else arrow_type(project.catalog.subscriber[name]))
-                     for name in audience_field_columns(project)]
+    *leading, last = FIXED_COLUMNS
+    fields = [(name, pa.string()) for name in leading]
+    fields += [(name, subscribers_schema.field(name).type if name in subscribers_schema.names
+                else arrow_type(project.catalog.subscriber[name]))
+               for name in audience_field_columns(project)]
+    fields.append((last, pa.string()))
     return pa.schema(fields)
 
 

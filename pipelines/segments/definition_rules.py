@@ -40,8 +40,9 @@ def read_fields_file(log: ProblemLog, root: Data | None) -> DeclaredFields:
     for key in root:
         if key not in FIELDS_FILE_SECTIONS:
             log.node(root.key_nodes[key], unknown_key(key, tuple(FIELDS_FILE_SECTIONS)))
-    sections = (_section(log, name, standard, root.get(name)) for name, standard in FIELDS_FILE_SECTIONS.items())
-    (subscriber, broken_subscriber), (event, broken_event) = sections
+    subscriber, broken_subscriber = _section(log, "subscriber_fields", STANDARD_SUBSCRIBER_FIELDS,
+                                             root.get("subscriber_fields"))
+    event, broken_event = _section(log, "event_fields", STANDARD_EVENT_FIELDS, root.get("event_fields"))
     return DeclaredFields(FieldCatalog.with_custom(subscriber, event), broken_subscriber, broken_event)
 
 
