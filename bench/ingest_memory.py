@@ -85,7 +85,7 @@ def generate(path: Path, rows: int) -> None:
 
 def ingest_child(data: Path) -> None:
     from pipelines.core.settings import Paths
-    from pipelines.lake import ingest_landing
+    from pipelines.lake.ingest import ingest_landing
     from pipelines.segments.fields import FieldCatalog
 
     started = time.perf_counter()
@@ -123,7 +123,7 @@ def main() -> None:
     result = json.loads(child.stdout.strip().splitlines()[-1])
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux reports KiB
     from pipelines.core.settings import Paths
-    from pipelines.lake import list_snapshots
+    from pipelines.lake.snapshots import list_snapshots
 
     snapshot = list_snapshots(Paths(defs=Path("segment_defs"), data=data))[0]
     verdict = "OK" if peak <= LIMIT_BYTES else "OVER"

@@ -1,41 +1,30 @@
-"""Run the Dagster refresh job in-process, the way `segments run` and `segments demo` do.
+"""`segments run` and `segments demo`: one refresh and its summary.
 
-The instance is DAGSTER_HOME's (default DATA/dagster_home, with the repo's dagster.yaml),
-so runs started from the command line appear in the Dagster UI.
+A run at the `as_of` of the published version, on the very inputs it was made
+from, ends here before Dagster is even imported (run/inputs.py): a no-op costs
+well under a second. Any other run executes the refresh job in-process
+(dagster_run.py), so it appears in the Dagster UI.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
 import time
-import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dagster as dg
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column
 
 from .cli_render import escape, print_table
 from .core.clock import format_ts, parse_as_of, refuse_future, utc_now
 from .core.files import private_umask
 from .core.settings import Paths
-from .definitions import defs
-from .defs.automation import AS_OF_TAG
-from .defs.resources import SegmentsResource
-from .errors import UserError
+from .publish.audience_files import resync_audience_files
 from .publish.catalog import open_warehouse
 from .publish.lock import writer_lock
 from .publish.state import open_catalog_read_only
-from .run.params import RunContext, Workspace
-from .run.prepare import record_failure
-
-REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+from .run.inputs import published_unchanged
+from .run.params import RunContext, RunParams
 
 
 @dataclass
@@ -50,59 +39,34 @@ class RunSummary:
         return "unchanged" if self.ctx.unchanged else "published"
 
 
-def dagster_instance(paths: Paths):
-    home = os.environ.get("DAGSTER_HOME") or str(Path(paths.data).resolve() / "dagster_home")
-    os.environ["DAGSTER_HOME"] = home
-    Path(home).mkdir(parents=True, exist_ok=True)
-    config = Path(home) / "dagster.yaml"
-    if not config.exists() and REPO_DAGSTER_YAML.exists():
-        shutil.copyfile(REPO_DAGSTER_YAML, config)
-    return dg.DagsterInstance.get()
-
-
 def execute_refresh(paths: Paths, *, as_of: str | None = None, full: bool = False, force: bool = False,
                     allow_future: bool = False, engine: str = "duckdb", console: Console | None = None,
                     instance=None) -> RunSummary:
-    """Execute the `refresh` job in-process; a failed step becomes one UserError line."""
+    """One refresh at `as_of` (default now); a failed step becomes one UserError line."""
     resolved = parse_as_of(as_of) or utc_now()  # one clock for the whole run
     private_umask()  # before the data folder and the Dagster instance's files are made
     # Opening the warehouse re-points a moved data folder's views, even for a run refused below.
     audiences_before = _published_audiences(paths)
     refuse_future(resolved, utc_now(), allowed=allow_future)  # before a run exists: a usage error
     Path(paths.data).mkdir(parents=True, exist_ok=True)
-    job = defs.resolve_job_def("refresh")
-    run_config = {
-        "ops": {"ingest": {"config": {"as_of": format_ts(resolved), "full": full, "force": force,
-                                      "allow_future": allow_future, "engine": engine}}},
-        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-    }
-    # The resource as the Definitions configure it (thresholds, blocking checks, versions
-    # kept), pointed at this command's folders and engine: the same job the schedules run.
-    configured = (defs.resources or {}).get("segments")
-    overrides = {"defs_dir": str(paths.defs), "data_dir": str(paths.data), "engine": engine}
-    # Built anew (not model_copy): Dagster configures a resource from its constructor arguments.
-    settings = configured.model_dump() if isinstance(configured, SegmentsResource) else {}
-    resource = SegmentsResource(**{**settings, **overrides})
-    instance = instance or dagster_instance(paths)
     started = time.monotonic()
-    run_id = str(uuid.uuid4())
-    # The whole run holds the writer lock (the steps re-enter it): a second `segments run`
-    # on the same folder stops at once with one line, instead of colliding in ingest.
-    with writer_lock(paths), step_progress(console, instance, run_id):
-        release_dead_command_runs(instance)
-        tags = {COMMAND_HOST_TAG: socket.gethostname(), COMMAND_PID_TAG: str(os.getpid()),
-                AS_OF_TAG: format_ts(resolved)}
-        result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags, run_id=run_id,
-                                        resources={"segments": resource}, raise_on_error=False)
-    if not result.success:
-        error = UserError(_failure_message(result))
-        workspace = Workspace(paths, result.run_id)
-        if workspace.context_file.exists():  # failed after the first step: note it in `runs`
-            record_failure(paths, workspace.load_context().params, error)
-        raise error
-    ctx = Workspace(paths, result.run_id).load_context()
-    return RunSummary(ctx, duration_s=time.monotonic() - started,
-                      warnings=ctx.warnings + _check_warnings(result), audiences_before=audiences_before)
+    with writer_lock(paths):
+        published = published_unchanged(paths, resolved)
+        if published is not None:
+            # A run killed after its swap left the send lists before it: repaired, as any run does.
+            resync_audience_files(paths)
+    if published is not None:
+        params = RunParams(run_id=published.run_id, as_of=resolved, started_at=utc_now(), engine=engine,
+                           force=force, full=full, allow_future=allow_future)
+        ctx = RunContext(params, snapshot_name=published.snapshot, snapshot_rows=published.snapshot_rows,
+                         fingerprint=published.fingerprint, unchanged_run_id=published.run_id)
+        return RunSummary(ctx, duration_s=time.monotonic() - started, audiences_before=audiences_before)
+    from .dagster_run import run_refresh_job  # importing Dagster alone takes longer than a no-op run
+
+    ctx, warnings = run_refresh_job(paths, resolved, full=full, force=force, allow_future=allow_future,
+                                    engine=engine, console=console, instance=instance)
+    return RunSummary(ctx, duration_s=time.monotonic() - started, warnings=warnings,
+                      audiences_before=audiences_before)
 
 
 def _published_audiences(paths: Paths) -> dict[str, int]:
@@ -111,106 +75,6 @@ def _published_audiences(paths: Paths) -> dict[str, int]:
         return {}
     with open_warehouse(paths) as con:
         return dict(con.execute("SELECT audience, recipients FROM audiences").fetchall())
-
-
-def _check_warnings(result) -> list[str]:
-    """One line per asset check that failed without blocking (a warning)."""
-    lines = []
-    for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed:
-            detail = evaluation.description or ", ".join(
-                f"{k} {v.value}" for k, v in evaluation.metadata.items() if not k.startswith("dagster/"))
-            lines.append(f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} failed: {detail}")
-    return lines
-
-
-# What the refresh job is doing once a step has started or an asset was materialized.
-PROGRESS_LABELS = {
-    "ingest": "ingesting landing files",
-    "segments": "evaluating segments",
-    "segment_membership": "recording history",
-    "segment_history": "building audiences",
-    "audience_recipients": "publishing",
-}
-
-PROGRESS_AFTER_S = 1.0  # a quicker run prints no progress line at all
-
-
-@contextmanager
-def step_progress(console: Console | None, instance, run_id: str):
-    """A rich progress line naming the running step, on a terminal only."""
-    if console is None or not console.is_terminal:
-        yield
-        return
-    stop = threading.Event()
-    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.ASSET_MATERIALIZATION}
-
-    def watch() -> None:
-        if stop.wait(PROGRESS_AFTER_S):
-            return
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                      transient=True) as progress:
-            task = progress.add_task("refresh: starting", total=None)
-            while not stop.wait(0.25):
-                events = [e.dagster_event for e in instance.all_logs(run_id, of_type=kinds)]
-                names = [e.asset_key.to_user_string() if e.asset_key else e.step_key for e in events]
-                current = next((PROGRESS_LABELS[n] for n in reversed(names) if n in PROGRESS_LABELS), "starting")
-                progress.update(task, description=f"refresh: {current}")
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-# Runs started by `segments run` carry the host and process that execute them in-process.
-COMMAND_HOST_TAG = "segments/host"
-COMMAND_PID_TAG = "segments/pid"
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        pass
-    return True
-
-
-def release_dead_command_runs(instance) -> None:
-    """Fail the runs of `segments run` processes on this host that died mid-run (SIGKILL, OOM) and
-    free their pool slots: else every later publish waits for the dead run's slot (no daemon notices)."""
-    in_progress = instance.get_runs(filters=dg.RunsFilter(
-        statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
-        tags={COMMAND_HOST_TAG: socket.gethostname()}))
-    for run in in_progress:
-        pid = int(run.tags.get(COMMAND_PID_TAG) or 0)
-        if pid and pid != os.getpid() and not _process_alive(pid):
-            instance.report_run_failed(run, message=f"the `segments run` process (pid {pid}) died during the run")
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-
-
-def _failure_message(result) -> str:
-    """The first failed blocking check, else the first failed step, as one line."""
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
-            if not evaluation.passed and evaluation.severity.value == "ERROR":
-                return (f"blocking check '{evaluation.check_name}' failed on "
-                        f"{evaluation.asset_key.to_user_string()}; nothing was published")
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            data = event.step_failure_data
-            if data.user_failure_data is not None and data.user_failure_data.description:
-                return data.user_failure_data.description
-            if data.error is not None:
-                cause = data.error.cause or data.error
-                return f"step {event.step_key} failed: {cause.message.strip().splitlines()[0]}"
-    return "the refresh run failed; see the Dagster UI (make dev) for details"
 
 
 def print_run_summary(paths: Paths, summary: RunSummary, console: Console, err: Console | None = None) -> None:

@@ -22,7 +22,7 @@ from pipelines.core.duck import scratch_connection
 from pipelines.publish.relations import RELATIONS
 from pipelines.publish.state import PublishedState, history_base
 from pipelines.publish.versions import relation_path
-from pipelines.segments.plan import naive_utc
+from pipelines.segments.utc import naive_utc
 
 
 @dataclass

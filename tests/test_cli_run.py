@@ -120,10 +120,10 @@ def test_progress_names_the_steps_on_a_terminal_only(project_paths, monkeypatch)
     import dagster as dg
     from rich.console import Console
 
-    from pipelines import runner
+    from pipelines import dagster_run
     from pipelines.runner import execute_refresh
 
-    monkeypatch.setattr(runner, "PROGRESS_AFTER_S", 0.0)  # the tiny fixture may finish within a second
+    monkeypatch.setattr(dagster_run, "PROGRESS_AFTER_S", 0.0)  # the tiny fixture may finish within a second
     terminal, pipe = io.StringIO(), io.StringIO()
     with dg.instance_for_test() as instance:
         execute_refresh(project_paths, as_of=AS_OF, instance=instance,

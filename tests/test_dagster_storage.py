@@ -20,8 +20,9 @@ from dagster._core.events.log import EventLogEntry
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
+from pipelines.dagster_run import dagster_instance
 from pipelines.dagster_storage import SqliteStorage
-from pipelines.runner import dagster_instance, execute_refresh
+from pipelines.runner import execute_refresh
 
 
 def _sqlite_files(home):

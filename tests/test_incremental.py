@@ -341,12 +341,12 @@ def test_incremental_run_publishes_what_a_full_run_does(tmp_path):
     assert _query(paths, f"SELECT count(*) FROM membership_changes WHERE run_id = '{run_id}'")[0][0] > 0
 
 
-def test_flags_of_older_semantics_are_not_reused(tmp_path, monkeypatch):
+def test_flags_of_older_semantics_are_not_reused(tmp_path):
     """A base version evaluated by code that decided membership differently
     (another SEMANTICS_VERSION, or none recorded) is not built on: the run is full."""
     import json
 
-    from pipelines.core.settings import Paths
+    from pipelines.core.settings import SEMANTICS_VERSION, Paths
     from pipelines.engine import incremental
     from pipelines.publish.state import current_state
     from pipelines.sample_data import write_landing
@@ -356,12 +356,16 @@ def test_flags_of_older_semantics_are_not_reused(tmp_path, monkeypatch):
     first = AS_OF + timedelta(hours=1)
     run(paths, first)
     record_file = current_state(paths).version_dir / incremental.RECORD_FILE
-    assert json.loads(record_file.read_text())["semantics"] == incremental.SEMANTICS_VERSION
+    assert json.loads(record_file.read_text())["semantics"] == SEMANTICS_VERSION
     later = first + timedelta(hours=1)
     summary = run(paths, later)
     assert summary.ctx.mode.startswith("incremental:")
 
-    monkeypatch.setattr(incremental, "SEMANTICS_VERSION", "next")
+    # The published flags as an older version of the code recorded them.
+    record_file = current_state(paths).version_dir / incremental.RECORD_FILE
+    record = json.loads(record_file.read_text())
+    record_file.unlink()  # a hard link to the run's workspace file: not written through
+    record_file.write_text(json.dumps({**record, "semantics": "2"}))
     latest = later + timedelta(hours=1)
     summary = run(paths, latest)
     assert summary.ctx.mode == "full"

@@ -16,14 +16,9 @@ from pathlib import Path
 import pytest
 
 from pipelines.core.settings import Paths
-from pipelines.lake import (
-    ingest_landing,
-    list_snapshots,
-    quarantine_table,
-    read_events,
-    read_snapshot,
-)
+from pipelines.lake.ingest import ingest_landing
 from pipelines.lake.ledger import Ledger
+from pipelines.lake.snapshots import list_snapshots, quarantine_table, read_events, read_snapshot
 from pipelines.segments.fields import FieldCatalog
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.core.settings import Paths
-from pipelines.lake import ingest_landing, list_snapshots, read_events, read_snapshot
+from pipelines.lake.ingest import ingest_landing
+from pipelines.lake.snapshots import list_snapshots, read_events, read_snapshot
 from pipelines.segments.fields import FieldCatalog
 
 CATALOG = FieldCatalog.with_custom({"loyalty_points": "integer", "vip": "boolean", "birthday": "date"},

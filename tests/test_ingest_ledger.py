@@ -9,16 +9,10 @@ from datetime import datetime
 import pytest
 
 from pipelines.core.settings import Paths
-from pipelines.lake import (
-    Rejection,
-    ingest_landing,
-    list_snapshots,
-    quarantine_table,
-    read_events,
-    read_snapshot,
-)
 from pipelines.lake import ingest as ingest_module
+from pipelines.lake.ingest import Rejection, ingest_landing
 from pipelines.lake.ledger import Ledger
+from pipelines.lake.snapshots import list_snapshots, quarantine_table, read_events, read_snapshot
 from pipelines.segments.fields import FieldCatalog
 
 CATALOG = FieldCatalog()

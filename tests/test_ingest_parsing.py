@@ -12,10 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.core.settings import Paths
-from pipelines.lake import ingest_landing, list_snapshots, quarantine_table, read_snapshot, readers
+from pipelines.lake import readers
 from pipelines.lake.columns import TableSpec
+from pipelines.lake.ingest import ingest_landing
 from pipelines.lake.naming import BadLandingName, parse_landing_name
 from pipelines.lake.problems import RecordTooLarge
+from pipelines.lake.snapshots import list_snapshots, quarantine_table, read_snapshot
 from pipelines.lake.textparse import (
     _TIMESTAMP,
     _only_matching,

@@ -10,13 +10,8 @@ import pytest
 
 from pipelines.core.settings import Paths
 from pipelines.errors import UserError
-from pipelines.lake import (
-    ingest_landing,
-    list_snapshots,
-    read_events,
-    read_snapshot,
-    snapshot_at_or_before,
-)
+from pipelines.lake.ingest import ingest_landing
+from pipelines.lake.snapshots import list_snapshots, read_events, read_snapshot, snapshot_at_or_before
 from pipelines.segments.fields import FieldCatalog
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.segments import (
+from pipelines.segments.fields import STANDARD_EVENT_FIELDS, STANDARD_SUBSCRIBER_FIELDS
+from pipelines.segments.loader import load_project, load_segment_file
+from pipelines.segments.model import (
     Audience,
     EventCount,
     EventFilter,
@@ -16,10 +18,7 @@ from pipelines.segments import (
     Group,
     Segment,
     SegmentFilter,
-    load_project,
-    load_segment_file,
 )
-from pipelines.segments.fields import STANDARD_EVENT_FIELDS, STANDARD_SUBSCRIBER_FIELDS
 
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "spec_examples" / "segment_defs"
 OK_SEGMENT = "name: Fine\ngroups:\n  - filters:\n      - {field: state, op: is, value: NY}\n"

@@ -15,16 +15,9 @@ import pytest
 from pydantic import ValidationError
 
 from pipelines.errors import UserError
-from pipelines.segments import (
-    EventCount,
-    FieldCatalog,
-    FieldFilter,
-    Group,
-    Segment,
-    SegmentFilter,
-    load_project,
-    load_segment_file,
-)
+from pipelines.segments.fields import FieldCatalog
+from pipelines.segments.loader import load_project, load_segment_file
+from pipelines.segments.model import EventCount, FieldFilter, Group, Segment, SegmentFilter
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "tests" / "fixtures" / "spec_examples" / "segment_defs"
@@ -635,7 +628,7 @@ def test_models_built_in_python_validate() -> None:
 def test_loading_never_imports_pyyaml() -> None:
     """ruamel is the one YAML parser: loading definitions never imports PyYAML."""
     code = ("import sys\n"
-            "from pipelines.segments import load_project\n"
+            "from pipelines.segments.loader import load_project\n"
             f"assert load_project({str(EXAMPLES)!r})[1] == []\n"
             "assert 'yaml' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})

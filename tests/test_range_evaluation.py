@@ -19,9 +19,9 @@ import pytest
 from test_incremental import run, write_definitions
 
 from pipelines.core.settings import Paths
-from pipelines.lake import ingest_landing, list_snapshots, read_events, read_snapshot
 from pipelines.lake import parts as lake_parts
-from pipelines.lake.snapshots import snapshot_ranges
+from pipelines.lake.ingest import ingest_landing
+from pipelines.lake.snapshots import list_snapshots, read_events, read_snapshot, snapshot_ranges
 from pipelines.run.prepare import load_valid_project
 from pipelines.sample_data import write_landing
 

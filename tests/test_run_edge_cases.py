@@ -208,7 +208,7 @@ def test_a_killed_command_run_does_not_block_the_next_one(paths):
     import socket
     import subprocess
 
-    from pipelines.runner import COMMAND_HOST_TAG, COMMAND_PID_TAG
+    from pipelines.dagster_run import COMMAND_HOST_TAG, COMMAND_PID_TAG
 
     snapshot(paths, "20261102", [("s1", "NY")])
     dead = subprocess.Popen(["true"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from ..errors import UserError
-from ..segments.plan import naive_utc
+from ..segments.utc import naive_utc
 
 # How far past the wall clock a run's as_of may be without --allow-future
 # (data-contract.md, "Sending safely"): room for clocks a little apart.

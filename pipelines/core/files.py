@@ -13,9 +13,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 # Failpoints: with SEGMENTS_PUBLISH_PAUSE_AT=<name> a process that reaches the
 # failpoint <name> writes `<name>.reached` into SEGMENTS_PUBLISH_PAUSE_DIR and
 # sleeps, so a crash test can SIGKILL it at exactly that step. Unset (always, in
@@ -81,12 +78,6 @@ def copy_atomically(source: Path, target: Path) -> None:
     tmp = temp_sibling(target)
     shutil.copyfile(source, tmp)
     replace_durably(tmp, target)
-
-
-def write_parquet(table: pa.Table, target: Path) -> None:
-    """Write and fsync one Parquet file (zstd: small files, fast to read)."""
-    pq.write_table(table, target, compression="zstd")
-    fsync_file(target)
 
 
 def sha256_file(path: Path) -> str:

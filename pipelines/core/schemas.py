@@ -17,6 +17,13 @@ TS = pa.timestamp("us")
 STR = pa.string()
 STR_LIST = pa.list_(pa.string())
 
+# Columns every recipient row has; the audiences' `fields` go before `run_id`.
+FIXED_COLUMNS = ("audience", "subscriber_id", "email", "group", "run_id")
+# The recipients' groups: who to mail, and who is held out of an audience.
+SEND, HOLDOUT = "send", "holdout"
+# Recipient columns with one value per row (never worth a Parquet dictionary).
+UNIQUE_COLUMNS = ("subscriber_id", "email")
+
 MEMBERSHIP = pa.schema([("segment", STR), ("subscriber_id", STR)])
 
 HISTORY = pa.schema([

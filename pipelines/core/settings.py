@@ -48,6 +48,13 @@ def resolve_paths(defs: str | os.PathLike | None = None, data: str | os.PathLike
                  data=Path(data or os.environ.get("SEGMENTS_DATA") or "data"))
 
 
+# Bumped whenever a change to the compilers changes who is a member of the same
+# definition on the same data (2: case folding, segments/case.py; 3: case.py's pinned
+# table, exact numeric comparisons, segments/numeric.py). Flags computed under
+# another version are not reused (the next run evaluates in full), and the same
+# inputs are not the same run (run/prepare.py, run/inputs.py).
+SEMANTICS_VERSION = "3"
+
 # Subscribers evaluated at a time: memory follows this, not the snapshot (100M
 # subscribers fit a 24 GiB machine). At 10M, ranges of 2M were faster than 4M (24-27 s
 # against 29-32 s): the first range, read before anything overlaps, is smaller, and

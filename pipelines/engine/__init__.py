@@ -13,8 +13,8 @@ from ..core.flags import flags_to_membership, membership_to_flags, sort_by_id
 from ..errors import UserError
 from ..segments.gc_pause import gc_paused
 from ..segments.model import Project
-from ..segments.plan import naive_utc
 from ..segments.to_sql import compile_segment
+from ..segments.utc import naive_utc
 from .duckdb_engine import evaluate_flags_duckdb
 from .polars_engine import evaluate_flags_polars
 from .spark_engine import evaluate_spark  # imports pyspark only when it runs

@@ -42,21 +42,18 @@ from sqlglot import exp
 
 from ..core.duck import parquet_scan, scratch_connection
 from ..core.flags import ID, align_ids, bitmap, bools, flag_keys, move_positions, moved, one_array
+from ..core.settings import SEMANTICS_VERSION
 from ..lake.layout import row_hashes_path
 from ..segments.model import FieldFilter, Project
 from ..segments.operators import OPERATORS, between_open, window_start
-from ..segments.plan import build_plan, naive_utc, segment_column
+from ..segments.plan import build_plan, segment_column
 from ..segments.project_rules import dependents_of
 from ..segments.to_sql import string_literal, timestamp_literal
+from ..segments.utc import naive_utc
 from . import evaluate_flags
 
 RECORD_FILE = "evaluation.json"
 ROW_HASH = "row_hash"
-# Bumped whenever a change to the compilers changes who is a member of the same
-# definition on the same data (2: case folding, segments/case.py; 3: case.py's pinned
-# table, exact numeric comparisons, segments/numeric.py). Flags computed under
-# another version are not reused: the next run evaluates in full.
-SEMANTICS_VERSION = "3"
 # Above this share of affected subscribers, a full evaluation is as cheap.
 MAX_AFFECTED_SHARE = 0.5
 # Fewer affected subscribers than this are evaluated without per-distinct-value encoding.

@@ -22,7 +22,7 @@ from ..core.schemas import MEMBERSHIP, conform, membership_table
 from ..segments.dialects import render
 from ..segments.fields import REQUIRED_EVENT_FIELDS
 from ..segments.model import EventFilter, Project
-from ..segments.plan import EvaluationPlan, build_plan, event_count_column, naive_utc, segment_column
+from ..segments.plan import EvaluationPlan, build_plan, event_count_column, segment_column
 from ..segments.to_sql import (
     EVENT_COUNTS,
     EVENTS,
@@ -33,6 +33,7 @@ from ..segments.to_sql import (
     string_literal,
     with_cte,
 )
+from ..segments.utc import naive_utc
 from .spark_session import get_spark_session
 
 # Spark SQL type of each catalog field type (timestamps are naive UTC: TIMESTAMP_NTZ).

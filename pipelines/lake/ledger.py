@@ -22,6 +22,7 @@ from ..core.files import write_text_atomically
 from ..core.settings import Paths
 from ..errors import UserError
 
+_FOLDER = "_ledger"
 INGESTED = "ingested"
 REJECTED = "rejected"
 
@@ -59,17 +60,22 @@ def _entry_name(sha256: str, name: str | None) -> str:
     return f"{sha256}.{hashlib.sha256(name.encode()).hexdigest()[:16]}.json"
 
 
+def entry_files(paths: Paths) -> list[Path]:
+    """The entries' files, sorted (not the temporaries of an entry being written)."""
+    folder = paths.lake / _FOLDER
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
 class Ledger:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
-        self.folder = paths.lake / "_ledger"
+        self.folder = paths.lake / _FOLDER
         self._entries: dict[str, LedgerEntry] = {}
-        if self.folder.is_dir():
-            for path in sorted(self.folder.glob("*.json")):
-                try:
-                    self._entries[path.name] = LedgerEntry.from_json(path.read_text(encoding="utf-8"))
-                except (ValueError, TypeError, KeyError) as exc:
-                    raise UserError(f"{path}: unreadable ingest ledger entry ({exc})") from None
+        for path in entry_files(paths):
+            try:
+                self._entries[path.name] = LedgerEntry.from_json(path.read_text(encoding="utf-8"))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise UserError(f"{path}: unreadable ingest ledger entry ({exc})") from None
 
     def find(self, sha256: str, name: str) -> LedgerEntry | None:
         # This content under this name first: a snapshot's content may also be known under another name.

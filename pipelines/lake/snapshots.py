@@ -28,7 +28,7 @@ from ..core.schemas import conform
 from ..core.settings import Paths
 from ..errors import UserError
 from ..segments.fields import FieldCatalog, arrow_type
-from ..segments.plan import naive_utc
+from ..segments.utc import naive_utc
 from .ledger import INGESTED, Ledger
 from .textparse import coerce_leniently
 

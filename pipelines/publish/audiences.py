@@ -40,15 +40,10 @@ from ..core.flags import (
     sort_by_id,
     take_rows,
 )
+from ..core.schemas import FIXED_COLUMNS, HOLDOUT, SEND, UNIQUE_COLUMNS
 from ..segments.fields import arrow_type
 from ..segments.model import Holdout, Project
 from ..segments.plan import segment_column
-
-# Columns every recipient row has; the audiences' `fields` go before `run_id`.
-FIXED_COLUMNS = ("audience", "subscriber_id", "email", "group", "run_id")
-# The file a run writes them to (in its workspace), linked into the version it publishes.
-RECIPIENTS_FILE = "recipients.parquet"
-SEND, HOLDOUT = "send", "holdout"
 
 
 @dataclass(frozen=True)
@@ -318,9 +313,6 @@ def active_mask(status: pa.ChunkedArray | pa.Array) -> np.ndarray:
     codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False)
     return lut[codes]
 
-
-# Columns with one value per recipient (never worth a Parquet dictionary).
-UNIQUE_COLUMNS = ("subscriber_id", "email")
 
 # Recipient rows made (and written) at a time: a 100M-subscriber audience is never whole in memory.
 PART_ROWS = 4_000_000

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 import duckdb
 import pyarrow as pa
@@ -20,10 +20,12 @@ from sqlglot import exp
 
 from ..core.files import fsync_file, remove_path, replace_durably
 from ..core.settings import Paths
-from ..segments.model import Project
 from .lock import writer_lock
 from .relations import EMPTY_EVENTS, EVENT_FILES, MACROS, RELATIONS, Relation, data_root
 from .state import STATE_TABLE, PublishedState, current_state, open_catalog_read_only
+
+if TYPE_CHECKING:  # the model (and sqlglot's dialects) are not needed to open the warehouse
+    from ..segments.model import Project
 
 TEMP_CATALOG_PREFIX = ".warehouse.duckdb."
 
@@ -52,7 +54,7 @@ def build_catalog(target: Path, state: PublishedState) -> None:
             con.execute(macro)
         con.execute(f"""CREATE TABLE {STATE_TABLE} (version VARCHAR, version_dir VARCHAR, run_id VARCHAR,
             as_of TIMESTAMP, snapshot VARCHAR, snapshot_rows BIGINT, fingerprint VARCHAR,
-            base_version VARCHAR, replaces_run_id VARCHAR, format_version INTEGER)""")
+            base_version VARCHAR, replaces_run_id VARCHAR, inputs_signature VARCHAR, format_version INTEGER)""")
         con.register("state_row", pa.Table.from_pylist([state.to_record()]))
         con.execute(f"INSERT INTO {STATE_TABLE} BY NAME SELECT * FROM state_row")
         # Touch every relation before anyone else can: a view that does not

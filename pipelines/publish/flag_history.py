@@ -49,7 +49,8 @@ from ..core.flags import (
     one_array,
     take_rows,
 )
-from ..segments.plan import naive_utc, segment_column
+from ..segments.plan import segment_column
+from ..segments.utc import naive_utc
 from .history_files import KIND_SCHEMAS, read_flags
 from .membership_files import PartsWriter
 from .state import PublishedState, history_base

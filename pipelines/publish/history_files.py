@@ -27,10 +27,10 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from ..core import schemas
+from .versions import FLAGS_FILE
 
 HISTORY_DIR = "history"
 MANIFEST = "manifest.json"
-FLAGS_FILE = "membership_flags.arrow"
 COMPACT_AFTER = 32
 # Per kind, its rows: membership_changes, closed stays (segment_membership_history
 # rows with a valid_to) and segment_sizes.

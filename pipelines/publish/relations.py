@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from ..core import schemas
 from ..core.duck import parquet_scan
-from .audiences import FIXED_COLUMNS
+from ..core.schemas import FIXED_COLUMNS
 from .history_files import HISTORY_DIR, read_manifest
 from .membership_files import membership_files
 from .versions import relation_path

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ..core import schemas
 from ..core.settings import Paths
-from ..segments.plan import naive_utc
+from ..segments.utc import naive_utc
 
 
 @dataclass(frozen=True)

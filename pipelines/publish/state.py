@@ -40,6 +40,8 @@ class PublishedState:
     # replacing this one builds on it too (history_base).
     base_version: str | None = None
     replaces_run_id: str | None = None
+    # The run's inputs as they lay on disk (run/inputs.py): the same again is a no-op.
+    inputs_signature: str | None = None
     # The version folder as the catalog recorded it; differs from `version_dir`
     # when the data folder was moved since (catalog.relink_if_moved).
     recorded_dir: str | None = field(default=None, compare=False)
@@ -70,6 +72,7 @@ class PublishedState:
             fingerprint=record["fingerprint"],
             base_version=record.get("base_version"),
             replaces_run_id=record.get("replaces_run_id"),
+            inputs_signature=record.get("inputs_signature"),
             recorded_dir=record.get("version_dir"),
         )
 

@@ -17,6 +17,10 @@ from pathlib import Path
 from ..core.files import fsync_dir, remove_path
 from ..core.settings import Paths
 
+# Files of a version that a run writes to its workspace first, then links in.
+FLAGS_FILE = "membership_flags.arrow"
+RECIPIENTS_FILE = "recipients.parquet"
+
 STAGING_PREFIX = ".staging-"
 _VERSION_NAME = re.compile(r"^(\d{6,})-\d{8}T\d{6}Z\Z")
 

@@ -20,15 +20,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..core import schemas
-from ..core.files import failpoint, fsync_dir, remove_path, write_parquet
+from ..core.files import failpoint, fsync_dir, fsync_file, remove_path
 from ..core.settings import Paths
 from ..engine.incremental import RECORD_FILE
 from ..errors import UserError
 from ..lake.snapshots import event_part_files, quarantine_table
 from ..segments.model import Project
-from ..segments.plan import naive_utc
+from ..segments.utc import naive_utc
 from .audience_files import sync_audience_files
-from .audiences import RECIPIENTS_FILE, audiences_table
+from .audiences import audiences_table
 from .catalog import (
     build_catalog,
     remove_temp_catalogs,
@@ -37,14 +37,29 @@ from .catalog import (
     write_event_file_list,
 )
 from .flag_history import STAYS_FILE, HistoryDelta
-from .history_files import FLAGS_FILE, extend_manifest, link_or_copy
+from .history_files import extend_manifest, link_or_copy
 from .lock import writer_lock
 from .membership_files import membership_files, part_path
 from .runlog import RunRecord, append_run_record, merge_runs, read_run_log, records_from_table
 from .state import PublishedState, current_state, history_base, write_state_file
-from .versions import finish_staging, new_staging_dir, next_seq, prune_versions, relation_path, version_name
+from .versions import (
+    FLAGS_FILE,
+    RECIPIENTS_FILE,
+    finish_staging,
+    new_staging_dir,
+    next_seq,
+    prune_versions,
+    relation_path,
+    version_name,
+)
 
 DEFAULT_KEEP_VERSIONS = 5
+
+
+def write_parquet(table: pa.Table, target: Path) -> None:
+    """Write and fsync one Parquet file (zstd: small files, fast to read)."""
+    pq.write_table(table, target, compression="zstd")
+    fsync_file(target)
 
 
 def _subscribers_table(project: Project, subscribers: pa.Table) -> pa.Table:
@@ -84,15 +99,16 @@ def lake_file_is_publishable(project: Project, snapshot_file: Path) -> bool:
 
 def publish_version(paths: Paths, project: Project, record: RunRecord, workdir: Path,
                     history: HistoryDelta, *, subscribers: pa.Table | Path, suppressions: pa.Table, compiled_sql: dict[str, str],
-                    keep_versions: int = DEFAULT_KEEP_VERSIONS) -> PublishedState:
+                    keep_versions: int = DEFAULT_KEEP_VERSIONS, inputs_signature: str | None = None) -> PublishedState:
     """Stage the run's version, swap it in, then export audiences and prune. The run's
     files (in `workdir` and `history`) are linked, not rewritten; `subscribers` is the lake's
-    snapshot file when `lake_file_is_publishable`, else the snapshot as a table."""
+    snapshot file when `lake_file_is_publishable`, else the snapshot as a table;
+    `inputs_signature`: the run's (run/inputs.py), kept in the state."""
     if keep_versions < 1:
         raise UserError(f"keep_versions must be at least 1, got {keep_versions}")
     with writer_lock(paths, run_id=record.run_id):
         state, records = _stage(paths, project, record, workdir, history, subscribers, suppressions,
-                                compiled_sql)
+                                compiled_sql, inputs_signature)
         catalog = temp_catalog_path(paths, state.version)
         build_catalog(catalog, state)
         failpoint("publish:catalog_built")
@@ -112,8 +128,8 @@ def publish_version(paths: Paths, project: Project, record: RunRecord, workdir: 
 
 
 def _stage(paths: Paths, project: Project, record: RunRecord, workdir: Path, history: HistoryDelta,
-           subscribers: pa.Table | Path, suppressions: pa.Table,
-           compiled_sql: dict[str, str]) -> tuple[PublishedState, list[RunRecord]]:
+           subscribers: pa.Table | Path, suppressions: pa.Table, compiled_sql: dict[str, str],
+           inputs_signature: str | None) -> tuple[PublishedState, list[RunRecord]]:
     """The new version directory (invisible to readers until the swap), and the run
     records to append once it is published (the replaced run's first)."""
     as_of = naive_utc(record.as_of)
@@ -134,7 +150,7 @@ def _stage(paths: Paths, project: Project, record: RunRecord, workdir: Path, his
         version=name, version_dir=final.absolute(), run_id=run_id, as_of=as_of,
         snapshot_rows=int(record.snapshot_rows or 0), snapshot=record.snapshot or "",
         fingerprint=record.fingerprint or "", base_version=base_version,
-        replaces_run_id=replaces,
+        replaces_run_id=replaces, inputs_signature=inputs_signature,
     )
     started_at = record.started_at and naive_utc(record.started_at)
     run_record = replace(record, as_of=as_of, started_at=started_at, version=name,

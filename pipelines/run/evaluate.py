@@ -10,8 +10,7 @@ import pyarrow as pa
 
 from .. import engine
 from ..core.flags import sort_by_id
-from ..core.settings import Paths, range_rows
-from ..engine import incremental
+from ..core.settings import SEMANTICS_VERSION, Paths, range_rows
 from ..engine.incremental import RECORD_FILE, EvaluationRecord, evaluate_incremental
 from ..errors import UserError
 from ..lake.snapshots import (
@@ -50,7 +49,7 @@ def _incremental_flags(paths: Paths, ctx: RunContext, project: Project, snapshot
     if base is None:
         return None
     record = EvaluationRecord.load(base.version_dir / RECORD_FILE)
-    if record is None or record.semantics != incremental.SEMANTICS_VERSION:  # flags of older code: evaluate in full
+    if record is None or record.semantics != SEMANTICS_VERSION:  # flags of older code: evaluate in full
         return None
     base_flags = read_flags(base.version_dir)
     if base_flags is None:

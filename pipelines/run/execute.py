@@ -110,4 +110,5 @@ class Run:
                 subscribers=Path(ctx.snapshot_file) if self.linkable else self.subscribers,
                 suppressions=suppressions_table(self.subscribers, self.suppressions),
                 compiled_sql=evaluation.compiled_sql, keep_versions=keep_versions,
+                inputs_signature=ctx.inputs_signature,
             )

@@ -10,8 +10,7 @@ from pydantic import TypeAdapter
 
 from ..core.settings import Paths
 from ..errors import UserError
-from ..publish.audiences import RECIPIENTS_FILE
-from ..publish.history_files import FLAGS_FILE
+from ..publish.versions import FLAGS_FILE, RECIPIENTS_FILE
 
 
 @dataclass
@@ -35,7 +34,8 @@ class RunContext:
     snapshot_name: str = ""
     snapshot_at: str = ""
     snapshot_rows: int = 0
-    fingerprint: str = ""
+    fingerprint: str = ""  # the inputs' content (run/prepare.py)
+    inputs_signature: str | None = None  # the inputs as they lie on disk (run/inputs.py)
     parent_version: str | None = None
     unchanged_run_id: str | None = None  # set when the same inputs were already published
     ingested: list[str] = field(default_factory=list)

@@ -4,14 +4,12 @@ hold rule, and decide whether the inputs were already published."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..core.clock import format_ts, refuse_future, utc_now
-from ..core.settings import IngestLimits, Paths
-from ..engine import incremental
+from ..core.settings import SEMANTICS_VERSION, IngestLimits, Paths
 from ..errors import UserError
 from ..lake.ingest import ingest_landing
 from ..lake.ledger import INGESTED, Ledger
@@ -23,30 +21,21 @@ from ..publish.runlog import RunRecord, append_run_record
 from ..publish.state import current_state
 from ..segments.loader import load_project
 from ..segments.model import Project
-from ..segments.plan import naive_utc
+from ..segments.utc import naive_utc
+from .inputs import definitions_digest, inputs_signature
 from .params import RunContext, RunParams, Workspace
 
 # A snapshot that loses more than this share of the previous one is held back.
 HOLD_DROP_SHARE = 0.5
 
-# The definitions are read once per process, again when a file's size or mtime changes.
-_projects: dict[str, tuple[tuple, Project]] = {}
-
-
-def _defs_signature(root: Path) -> tuple:
-    entries = []
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            if name.endswith(".yaml"):
-                stat = os.stat(os.path.join(folder, name))
-                entries.append((os.path.join(folder, name), stat.st_mtime_ns, stat.st_size))
-    return tuple(sorted(entries))
+# The definitions are parsed once per process, again when a file's bytes change.
+_projects: dict[str, tuple[str, Project]] = {}
 
 
 def load_valid_project(paths: Paths) -> Project:
     """The definitions, or a UserError when any file has a problem (nothing runs on a broken set)."""
     root = Path(paths.defs)
-    signature = _defs_signature(root) if root.is_dir() else None
+    signature = definitions_digest(root) if root.is_dir() else None
     cached = _projects.get(str(root.absolute()))
     if signature is not None and cached is not None and cached[0] == signature:
         return cached[1]
@@ -55,7 +44,7 @@ def load_valid_project(paths: Paths) -> Project:
         first = problems[0]
         more = f" (and {len(problems) - 1} more; run `segments validate`)" if len(problems) > 1 else ""
         raise UserError(f"{first}{more}")
-    if signature is not None:
+    if signature is not None and signature == definitions_digest(root):  # not edited while being read
         _projects[str(root.absolute())] = (signature, project)
     return project
 
@@ -64,7 +53,7 @@ def _definitions_fingerprint(project: Project) -> str:
     parts = [f"s:{k}:{s.definition_sha256()}" for k, s in sorted(project.segments.items())]
     parts += [f"a:{k}:{a.definition_sha256()}" for k, a in sorted(project.audiences.items())]
     parts.append(f"fields:{sorted(project.catalog.subscriber.items())}:{sorted(project.catalog.event.items())}")
-    parts.append(f"semantics:{incremental.SEMANTICS_VERSION}")  # new code that evaluates differently: not the same inputs
+    parts.append(f"semantics:{SEMANTICS_VERSION}")  # new code that evaluates differently: not the same inputs
     return "\n".join(parts)
 
 
@@ -96,9 +85,12 @@ def prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = (),
                         "warehouse.duckdb; use a folder without one")
     relink_if_moved(paths)  # a moved data folder, even when this run is refused below
     refuse_future(params.as_of, params.started_at, allowed=params.allow_future)
+    definitions = definitions_digest(Path(paths.defs)) if Path(paths.defs).is_dir() else None  # before reading them
     project = load_valid_project(paths)
     with writer_lock(paths, run_id=params.run_id):  # ingest writes the lake: one run at a time
         report = ingest_landing(paths, project.catalog, limits)
+        # After ingest hashed the landing files, under the lock that keeps other runs out.
+        signature = inputs_signature(paths, params.as_of, definitions)
     if report.rejected:
         first = report.rejected[0]
         more = f" (and {len(report.rejected) - 1} more)" if len(report.rejected) > 1 else ""
@@ -130,7 +122,7 @@ def prepare(paths: Paths, params: RunParams, in_progress: Iterable[str] = (),
         snapshot_file=str(snapshot.file), snapshot_name=snapshot.source,
         snapshot_at=snapshot.snapshot_at.isoformat(), snapshot_rows=snapshot.rows,
         ingested=list(report.ingested), quarantined_rows=report.quarantined_rows,
-        row_counts=dict(report.row_counts), warnings=list(report.warnings),
+        row_counts=dict(report.row_counts), warnings=list(report.warnings), inputs_signature=signature,
     )
     if previous is not None and previous.as_of == params.as_of and previous.fingerprint == fingerprint:
         ctx.unchanged_run_id = previous.run_id

@@ -10,7 +10,7 @@ folding does: `ΟΔΟΣ`, `οδος` and `οδοσ` all match). Other characters
 Polars (`replace_many`) and Spark (`TRANSLATE`) apply the table; DuckDB's `lower()`
 follows it exactly (tests/test_engine_differential.py checks every code point), and a
 per-row `translate` of 1,400 characters is ~1,000 times slower there. A changed
-table changes membership: bump incremental.SEMANTICS_VERSION with it.
+table changes membership: bump core/settings.py SEMANTICS_VERSION with it.
 """
 
 from __future__ import annotations

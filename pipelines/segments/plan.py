@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from graphlib import TopologicalSorter
 
 from ..errors import UserError
 from .model import EventFilter, Project, Segment
 from .project_rules import find_cycles
+from .utc import naive_utc
 
 # Names the engines give to computed columns. A ':' cannot occur in a field name
 # or a segment key, so these never collide with subscriber columns.
@@ -24,16 +25,6 @@ def event_count_column(aggregate_key: str) -> str:
 
 def segment_column(segment_key: str) -> str:
     return SEGMENT_PREFIX + segment_key
-
-
-def naive_utc(as_of: datetime | date) -> datetime:
-    """`as_of` as a naive datetime meaning UTC (the project-wide convention): an aware
-    datetime is converted to UTC; a bare date means its midnight UTC."""
-    if not isinstance(as_of, datetime):
-        return datetime.combine(as_of, time())
-    if as_of.tzinfo is not None:
-        return as_of.astimezone(UTC).replace(tzinfo=None)
-    return as_of
 
 
 def evaluation_waves(project: Project) -> list[list[str]]:

@@ -17,8 +17,9 @@ from . import tree
 from .dialects import DATE, LITERALS, TIMESTAMP, cast, fold_sql, render, string_literal, timestamp_literal
 from .fields import FieldCatalog
 from .model import EventFilter, Project
-from .plan import distinct_event_aggregates, naive_utc
+from .plan import distinct_event_aggregates
 from .tree import Language
+from .utc import naive_utc
 
 # Relations a standalone segment query reads (in the run and the published warehouse alike).
 SUBSCRIBERS = "subscribers"

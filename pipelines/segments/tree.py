@@ -20,7 +20,7 @@ from ..errors import UserError
 from .fields import FieldCatalog
 from .model import EventFilter, FieldFilter, Filter, Segment, SegmentFilter
 from .operators import operator_for, window_start
-from .plan import naive_utc
+from .utc import naive_utc
 
 X = TypeVar("X")
 

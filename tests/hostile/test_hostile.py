@@ -30,7 +30,8 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.core.settings import Paths
-from pipelines.lake import ingest_landing, list_snapshots, quarantine_table
+from pipelines.lake.ingest import ingest_landing
+from pipelines.lake.snapshots import list_snapshots, quarantine_table
 from pipelines.publish.catalog import open_warehouse
 from pipelines.runner import execute_refresh
 from pipelines.segments.definition_rules import CUSTOM_FIELD_PATTERN, KEY_PATTERN

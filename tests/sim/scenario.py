@@ -357,6 +357,11 @@ class Sim:
 
     def special_replace(self, as_of: datetime, special: str, nightly: bool) -> None:
         self.publish(as_of, "hourly", full=nightly)
+        # The same run again: nothing new to publish (ended before Dagster starts, issue 20).
+        again = self.cli("the same run again", as_of, full=nightly)
+        if again.returncode != 0 or not again.stdout.startswith("Nothing changed"):
+            self.fail("the same run again", as_of, ["expected exit 0 and 'Nothing changed'"], again)
+        self.verify("the same run again", as_of, self.current, again)
         self.note(f"edits: {', '.join(self.defs.edit()) or 'none'}")
         self.defs.write(self.defs_dir)
         at = as_of - timedelta(minutes=1)
